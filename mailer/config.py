@@ -1,0 +1,120 @@
+"""Settings from ``MAILER_*`` environment variables and ``.env``.
+
+Nothing is read at import time: call :func:`get_settings` (cached) where a value is needed, so
+tests can point mailer at another database or outbox by setting the environment first and calling
+``get_settings.cache_clear()``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from typing_extensions import Annotated
+
+from mailer.errors import ConfigError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# templates/ sits at the top of the project (mailer is installed editable from its checkout).
+DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
+DEFAULT_ISSUES_DIR = PROJECT_ROOT / "examples"
+
+# The secret shipped in .env.example and the built-in development default. The web app refuses
+# to start with either: anyone who has read this file could forge unsubscribe tokens.
+EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"
+DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
+INSECURE_SECRET_KEYS = frozenset({EXAMPLE_SECRET_KEY, DEV_SECRET_KEY})
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="MAILER_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        populate_by_name=True,
+    )
+
+    # -- issues and rendering ------------------------------------------------------------------
+    issues_dir: Path = DEFAULT_ISSUES_DIR
+    templates_dir: Path = DEFAULT_TEMPLATES_DIR
+    site_url: str = "https://this-week-in-rust.org"
+    newsletter_name: str = "This Week in Rust"
+    sender_line: str = (
+        "You receive This Week in Rust because you subscribed to it. "
+        "This Week in Rust, a community newsletter about the Rust programming language."
+    )
+
+    # -- storage -------------------------------------------------------------------------------
+    database_url: str = "sqlite:///subscribers.db"
+
+    # -- identity and public URLs --------------------------------------------------------------
+    from_: str = Field(default="This Week in Rust <newsletter@example.org>", alias="MAILER_FROM")
+    reply_to: str | None = None
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEV_SECRET_KEY
+    list_id: str = "This Week in Rust <newsletter.this-week-in-rust.example.org>"
+    unsubscribe_mailto: str | None = None
+    feedback_id_sender: str = "twir"
+
+    # -- transport -----------------------------------------------------------------------------
+    transport: Literal["outbox", "ses", "smtp"] = "outbox"
+    outbox_dir: Path = Path("outbox")
+    ses_region: str = "us-east-1"
+    ses_configuration_set: str | None = None
+    ses_endpoint_url: str | None = None
+    smtp_url: str | None = None
+
+    # -- sending -------------------------------------------------------------------------------
+    send_rate: float = Field(default=14.0, gt=0)
+    send_concurrency: int = Field(default=16, ge=1, le=256)
+
+    # -- subscriptions and the public web app --------------------------------------------------
+    confirm_token_max_age: int = Field(default=7 * 24 * 3600, gt=0)  # seconds
+    confirm_mail_interval: int = Field(default=3600, ge=0)  # seconds between mails per address
+    subscribe_rate_per_ip: int = Field(default=10, ge=1)  # requests per minute per client IP
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    check_deliverability: bool = False  # DNS look-ups when validating addresses
+
+    # -- SES events ----------------------------------------------------------------------------
+    sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    transient_bounce_limit: int = Field(default=3, ge=1)
+    transient_bounce_window: int = Field(default=5, ge=1)
+
+    # -- operators -----------------------------------------------------------------------------
+    admin_user: str | None = None
+    admin_password: str | None = None
+    admin_token: str | None = None
+
+    _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
+
+    @property
+    def secret_is_insecure(self) -> bool:
+        return self.secret_key in INSECURE_SECRET_KEYS or len(self.secret_key) < 16
+
+
+def _describe(error: ValidationError) -> str:
+    first = error.errors()[0]
+    loc = first.get("loc") or ("?",)
+    name = str(loc[0])
+    var = name if name.startswith("MAILER_") else f"MAILER_{name.upper().rstrip('_')}"
+    return f"{var}: {first.get('msg', 'invalid value')} (got {first.get('input')!r})"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings now, turning a validation error into a one-line :class:`ConfigError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(f"bad setting {_describe(error)}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

@@ -1,0 +1,150 @@
+"""Pure domain types shared by every layer. Imports nothing from mailer but errors.
+
+Times are aware UTC ``datetime`` values everywhere (see :func:`utcnow`); the store's columns
+refuse naive ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+
+def utcnow() -> datetime:
+    """Aware UTC now, the one clock every stored timestamp uses."""
+    return datetime.now(UTC)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"  # signed up, confirmation mail sent, not confirmed yet
+    ACTIVE = "active"  # confirmed: receives the newsletter
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"  # suppressed after a permanent bounce (or repeated transient ones)
+    COMPLAINED = "complained"  # marked us as spam: never mailed again
+
+    @property
+    def receives_mail(self) -> bool:
+        return self is SubscriberStatus.ACTIVE
+
+    @property
+    def suppressed(self) -> bool:
+        return self in (SubscriberStatus.BOUNCED, SubscriberStatus.COMPLAINED)
+
+
+class DeliveryStatus(StrEnum):
+    """One ledger row per (campaign, subscriber). See dispatch for the transitions."""
+
+    QUEUED = "queued"
+    SENDING = "sending"  # claimed by a worker, in flight
+    SENT = "sent"  # the transport accepted it (provider message id kept)
+    FAILED = "failed"  # gave up on it (reason kept)
+    SKIPPED = "skipped"  # unsubscribed / suppressed before its turn
+    UNKNOWN = "unknown"  # was in flight when the process died: maybe sent, maybe not
+
+    @property
+    def final(self) -> bool:
+        return self in (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+
+
+class CampaignStatus(StrEnum):
+    SENDING = "sending"
+    STOPPED = "stopped"  # paused by an account error, a signal or --limit; resumable
+    FINISHED = "finished"
+
+
+class EventKind(StrEnum):
+    """SES event types, normalised (``"Rendering Failure"`` becomes ``rendering_failure``)."""
+
+    SEND = "send"
+    DELIVERY = "delivery"
+    BOUNCE = "bounce"
+    COMPLAINT = "complaint"
+    REJECT = "reject"
+    RENDERING_FAILURE = "rendering_failure"
+    DELIVERY_DELAY = "delivery_delay"
+    OPEN = "open"
+    CLICK = "click"
+    SUBSCRIPTION = "subscription"
+
+
+class BounceType(StrEnum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+    UNDETERMINED = "undetermined"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One newsletter issue, whatever file it came from.
+
+    ``body`` is Markdown (TWiR source, or the Markdown-like text of a standard.site record) or an
+    HTML fragment (the article body of a rendered page), as ``body_format`` says. Editor HTML
+    comments may still be in a Markdown body; rendering drops them.
+    """
+
+    title: str
+    body: str
+    body_format: Literal["markdown", "html"] = "markdown"
+    number: int | None = None
+    date: date | None = None
+    published_at: datetime | None = None  # Date header with its time, when it has one
+    category: str | None = None
+    tags: tuple[str, ...] = ()
+    web_url: str | None = None  # where the issue lives on the web
+    source_path: Path | None = None
+    source_kind: Literal["markdown", "standard-site", "html"] = "markdown"
+    # True when the body lost its link targets (standard.site text): the email must then point
+    # readers at the web version prominently.
+    links_stripped: bool = False
+
+
+@dataclass(frozen=True)
+class OutgoingEmail:
+    """One message for one recipient, fully personalised, ready for a transport."""
+
+    to: str
+    sender: str  # the From header
+    subject: str
+    html: str
+    text: str
+    reply_to: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)  # List-Unsubscribe, List-Id, ...
+    tags: dict[str, str] = field(default_factory=dict)  # campaign / delivery ids for SES events
+
+
+@dataclass(frozen=True)
+class SendQuota:
+    """What the provider allows right now (SES GetAccount)."""
+
+    max_send_rate: float | None  # messages per second; None = no limit known
+    max_24h: float | None  # None or -1 = unlimited
+    sent_last_24h: float = 0.0
+    sending_enabled: bool = True
+    enforcement_status: str | None = None
+
+    @property
+    def remaining_24h(self) -> float | None:
+        if self.max_24h is None or self.max_24h < 0:
+            return None
+        return max(0.0, self.max_24h - self.sent_last_24h)
+
+
+@dataclass(frozen=True)
+class DeliveryEvent:
+    """One provider event about one recipient of one message (anymail's normalised event)."""
+
+    kind: EventKind
+    recipient: str
+    occurred_at: datetime
+    provider_message_id: str | None
+    tags: dict[str, str] = field(default_factory=dict)
+    delivery_id: int | None = None  # from our tag / header when present
+    campaign_id: int | None = None
+    bounce_type: BounceType | None = None
+    bounce_subtype: str | None = None
+    diagnostic: str | None = None  # DSN diagnostic / reject reason / complaint type
+    raw: dict = field(default_factory=dict)  # the provider payload, kept whole
+    event_id: str | None = None  # SNS MessageId (or another stable id), for dedup

@@ -1,0 +1,134 @@
+"""Every error mailer raises on purpose, in one tree.
+
+A ``MailerError`` is a user-facing failure: the CLI prints its message on one line and exits
+non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps its traceback.
+
+    MailerError
+    ├── ConfigError              a setting is missing or malformed (names the MAILER_* variable)
+    ├── IssueError
+    │   ├── IssueNotFound        no file in MAILER_ISSUES_DIR claims that number
+    │   ├── AmbiguousIssue       two files claim the same number
+    │   └── MalformedIssue       a header or a record that cannot be read
+    ├── RenderError              the template or MJML failed to compile
+    ├── SubscriberError
+    │   ├── InvalidAddress       not a deliverable e-mail address
+    │   ├── UnknownSubscriber    no such subscriber
+    │   └── TokenError           a confirm / unsubscribe token that cannot be used
+    │       ├── TokenInvalid     forged, truncated or for something else
+    │       ├── TokenExpired     signed by us, but too old
+    │       └── TokenUsed        single-use token already spent
+    ├── StoreError
+    │   └── DatabaseTooNew       the database was migrated by a newer mailer
+    ├── SendError                a send cannot start or must stop (state is saved)
+    ├── TransportError           a transport could not hand a message over
+    │   ├── TemporaryFailure     network error or 5xx: retry with backoff
+    │   │   └── Throttled        429 / SMTP 454: slow down, retry, nothing is lost
+    │   ├── Rejected             permanent for this recipient: fail the row, go on
+    │   └── AccountError         credentials, paused, suspended: stop the whole send
+    │       └── QuotaExhausted   the 24-hour quota is used up: stop, resume later
+    └── WebhookRejected          an SNS message we will not act on (forged, wrong topic, ...)
+"""
+
+from __future__ import annotations
+
+
+class MailerError(Exception):
+    """Base of every error meant for a user rather than a developer."""
+
+    exit_code = 1
+
+
+class ConfigError(MailerError):
+    exit_code = 2
+
+
+class IssueError(MailerError):
+    pass
+
+
+class IssueNotFound(IssueError):
+    pass
+
+
+class AmbiguousIssue(IssueError):
+    pass
+
+
+class MalformedIssue(IssueError):
+    pass
+
+
+class RenderError(MailerError):
+    pass
+
+
+class SubscriberError(MailerError):
+    pass
+
+
+class InvalidAddress(SubscriberError):
+    pass
+
+
+class UnknownSubscriber(SubscriberError):
+    pass
+
+
+class TokenError(SubscriberError):
+    pass
+
+
+class TokenInvalid(TokenError):
+    pass
+
+
+class TokenExpired(TokenError):
+    pass
+
+
+class TokenUsed(TokenError):
+    pass
+
+
+class StoreError(MailerError):
+    pass
+
+
+class DatabaseTooNew(StoreError):
+    pass
+
+
+class SendError(MailerError):
+    pass
+
+
+class TransportError(MailerError):
+    pass
+
+
+class TemporaryFailure(TransportError):
+    pass
+
+
+class Throttled(TemporaryFailure):
+    pass
+
+
+class Rejected(TransportError):
+    pass
+
+
+class AccountError(TransportError):
+    pass
+
+
+class QuotaExhausted(AccountError):
+    pass
+
+
+class WebhookRejected(MailerError):
+    """Carries the HTTP status the web hook should answer with (always 4xx)."""
+
+    def __init__(self, message: str, status_code: int = 400) -> None:
+        super().__init__(message)
+        self.status_code = status_code

@@ -1,0 +1,1 @@
+"""Issue → MJML → HTML (inlined) and plaintext, once per issue; personalised per recipient."""

@@ -1,0 +1,130 @@
+"""The database engine, sessions and schema version checks.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on, so the web app and a running
+send can write at the same time. PostgreSQL URLs (``postgresql+psycopg://``) work unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlmodel import Session, create_engine
+
+from mailer.errors import ConfigError, DatabaseTooNew, StoreError
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API types
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with mailer's connection settings; a bad URL is a ConfigError."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"bad setting MAILER_DATABASE_URL: cannot parse {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    except Exception as error:  # missing driver and the like: the URL is the user's to fix
+        raise ConfigError(f"bad setting MAILER_DATABASE_URL: {error}") from None
+
+
+def alembic_config(url: str) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def head_revision() -> str:
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except OperationalError as error:
+        raise StoreError(f"cannot open the database: {error.orig}") from None
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Migrate the database to the newest schema; returns (before, after) revisions."""
+    before = current_revision(engine)
+    check_not_newer(before)
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as connection:
+        cfg.attributes["connection"] = connection
+        command.upgrade(cfg, "head")
+    return before, head_revision()
+
+
+def check_not_newer(revision: str | None) -> None:
+    if revision is None:
+        return
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    try:
+        script.get_revision(revision)
+    except Exception:
+        raise DatabaseTooNew(
+            f"the database is at schema revision {revision}, which this mailer does not know: "
+            "it was migrated by a newer version. Upgrade mailer."
+        ) from None
+
+
+def ensure_schema(engine: Engine) -> None:
+    """Create a fresh database's schema; refuse an outdated or a newer one with a clear error."""
+    revision = current_revision(engine)
+    if revision is None:
+        upgrade(engine)
+        return
+    check_not_newer(revision)
+    if revision != head_revision():
+        raise StoreError(
+            f"the database schema is out of date (revision {revision}); run `mailer db upgrade`"
+        )
+
+
+_ENGINES: dict[str, Engine] = {}
+
+
+def get_engine(url: str) -> Engine:
+    """The shared, schema-checked engine for ``url`` (one per process and URL)."""
+    engine = _ENGINES.get(url)
+    if engine is None:
+        engine = make_engine(url)
+        ensure_schema(engine)
+        _ENGINES[url] = engine
+    return engine
+
+
+def reset_engines() -> None:
+    """Dispose of cached engines (tests switch databases between cases)."""
+    while _ENGINES:
+        _ENGINES.popitem()[1].dispose()
+
+
+def session(engine: Engine) -> Session:
+    return Session(engine, expire_on_commit=False)

@@ -1,0 +1,146 @@
+"""sqlmodel tables. Every schema change also needs an alembic revision in ``migrations/``.
+
+Times are aware UTC datetimes (``mailer.domain.utcnow``); sqlmodel refuses naive ones and reads
+every timestamp back in UTC on SQLite and PostgreSQL alike. Enum columns are plain strings so a
+new state never needs a PostgreSQL ``ALTER TYPE``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+
+
+class Subscriber(SQLModel, table=True):
+    __tablename__ = "subscriber"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=320, unique=True, index=True)  # normalised
+    status: SubscriberStatus = Field(default=SubscriberStatus.PENDING, sa_type=String(16), index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    confirmed_at: datetime | None = None
+    # Single-use confirm tokens: the token carries this nonce; confirming clears it, and a new
+    # subscribe request replaces it, so old links stop working.
+    confirm_nonce: str | None = Field(default=None, max_length=64)
+    confirm_sent_at: datetime | None = None  # rate limit on confirmation mails per address
+    source: str | None = Field(default=None, max_length=64)  # web / cli / import
+    # consent record: where the sign-up and the confirmation came from
+    signup_ip: str | None = Field(default=None, max_length=64)
+    confirm_ip: str | None = Field(default=None, max_length=64)
+    attrs: str | None = Field(default=None, sa_column=Column(Text))  # JSON: extra import columns
+
+
+class SubscriberChange(SQLModel, table=True):
+    """Every state change of a subscriber: the consent and suppression history."""
+
+    __tablename__ = "subscriber_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True, ondelete="CASCADE")
+    at: datetime = Field(default_factory=utcnow, index=True)
+    from_status: SubscriberStatus | None = Field(default=None, sa_type=String(16))
+    to_status: SubscriberStatus = Field(sa_type=String(16))
+    source: str = Field(max_length=64)  # web, one-click, cli, import, ses-bounce, ses-complaint ...
+    detail: str | None = Field(default=None, sa_column=Column(Text))  # JSON: ip, campaign, reason
+
+
+class ForgottenAddress(SQLModel, table=True):
+    """Erased subscribers: only a keyed hash remains, so an import never brings them back."""
+
+    __tablename__ = "forgotten_address"
+
+    address_hash: str = Field(primary_key=True, max_length=128)
+    forgotten_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    """One send of one issue. A finished issue is sent again only as a new campaign."""
+
+    __tablename__ = "campaign"
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_number: int = Field(index=True)
+    subject: str = Field(max_length=500)
+    status: CampaignStatus = Field(default=CampaignStatus.SENDING, sa_type=String(16))
+    transport: str = Field(max_length=16)
+    content_sha256: str = Field(max_length=64)  # of the rendered HTML, to spot edits mid-send
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    note: str | None = Field(default=None, sa_column=Column(Text))  # why it stopped
+
+
+class Delivery(SQLModel, table=True):
+    """The ledger: one row per recipient of a campaign. Never a cursor."""
+
+    __tablename__ = "delivery"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "subscriber_id", name="uq_delivery_campaign_subscriber"),
+        Index("ix_delivery_campaign_status", "campaign_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    email: str = Field(max_length=320)  # the address it went to, kept for the record
+    status: DeliveryStatus = Field(default=DeliveryStatus.QUEUED, sa_type=String(16))
+    attempts: int = 0
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    provider_message_id: str | None = Field(default=None, max_length=255, index=True)
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    # what SES said afterwards (events/apply)
+    delivered_at: datetime | None = None
+    bounce_type: str | None = Field(default=None, max_length=16)
+    bounced_at: datetime | None = None
+    complained_at: datetime | None = None
+    delayed_at: datetime | None = None
+    opened_at: datetime | None = None
+    clicked_at: datetime | None = None
+
+
+class DeliveryEventRecord(SQLModel, table=True):
+    """Every provider event received, normalised, with its raw payload."""
+
+    __tablename__ = "delivery_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=300, unique=True)  # dedup: SNS MessageId + recipient + kind
+    kind: str = Field(max_length=32, index=True)
+    recipient: str = Field(max_length=320, index=True)
+    occurred_at: datetime = Field(index=True)
+    received_at: datetime = Field(default_factory=utcnow)
+    provider_message_id: str | None = Field(default=None, max_length=255, index=True)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+    bounce_type: str | None = Field(default=None, max_length=16)
+    bounce_subtype: str | None = Field(default=None, max_length=64)
+    diagnostic: str | None = Field(default=None, sa_column=Column(Text))
+    raw: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+
+
+class SnsMessage(SQLModel, table=True):
+    """SNS messages already handled, so a replay is acknowledged and ignored."""
+
+    __tablename__ = "sns_message"
+
+    message_id: str = Field(primary_key=True, max_length=128)
+    message_type: str = Field(max_length=32)
+    topic_arn: str = Field(max_length=256)
+    received_at: datetime = Field(default_factory=utcnow)
+
+
+class SendWorker(SQLModel, table=True):
+    """Processes sending a campaign right now; they share the rate budget between them."""
+
+    __tablename__ = "send_worker"
+
+    id: str = Field(primary_key=True, max_length=128)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    heartbeat_at: datetime = Field(default_factory=utcnow)
+    rate: float = 0.0

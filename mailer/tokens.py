@@ -1,0 +1,61 @@
+"""Signed tokens for the links in mail. Pure: no database, no clock but the signature's own.
+
+- Confirm tokens carry (subscriber id, nonce), are timestamped and expire; the store makes them
+  single-use by clearing the nonce when one is spent.
+- Unsubscribe tokens carry the subscriber id only and never expire (RFC 8058 links in old mail
+  must keep working); they are bound to one subscriber and cannot be forged without the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+
+from mailer.errors import TokenExpired, TokenInvalid
+
+_CONFIRM_SALT = "mailer.confirm.v1"
+_UNSUBSCRIBE_SALT = "mailer.unsubscribe.v1"
+MAX_TOKEN_LENGTH = 512
+
+
+def make_confirm_token(secret: str, subscriber_id: int, nonce: str) -> str:
+    return URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT).dumps([subscriber_id, nonce])
+
+
+def read_confirm_token(secret: str, token: str, max_age: int) -> tuple[int, str]:
+    """Return (subscriber id, nonce); raise TokenExpired or TokenInvalid."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("this confirmation link is not valid")
+    try:
+        value = URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenExpired("this confirmation link has expired; please subscribe again") from None
+    except (BadSignature, ValueError, TypeError):
+        raise TokenInvalid("this confirmation link is not valid") from None
+    if not (isinstance(value, list) and len(value) == 2 and isinstance(value[0], int)
+            and isinstance(value[1], str)):
+        raise TokenInvalid("this confirmation link is not valid")
+    return value[0], value[1]
+
+
+def make_unsubscribe_token(secret: str, subscriber_id: int) -> str:
+    return URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT).dumps(subscriber_id)
+
+
+def read_unsubscribe_token(secret: str, token: str) -> int:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("this unsubscribe link is not valid")
+    try:
+        value = URLSafeSerializer(secret, salt=_UNSUBSCRIBE_SALT).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise TokenInvalid("this unsubscribe link is not valid") from None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TokenInvalid("this unsubscribe link is not valid")
+    return value
+
+
+def address_hash(secret: str, email: str) -> str:
+    """Keyed hash of a normalised address: what remains of a forgotten subscriber."""
+    return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,1 @@
+"""pytest plugin: ses_peer fixtures."""

@@ -1,0 +1,1 @@
+"""pytest plugin: web_peer fixtures."""
