@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mailer.cli import (  # noqa: F401 - each module registers its commands on ``app``
     db_cmd,
+    doctor_cmd,
     events_cmd,
     render_cmd,
     send_cmd,
