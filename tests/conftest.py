@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.plugins.ses_peer",
     "tests.plugins.web_peer",
     "tests.plugins.browser",
+    "tests.plugins.sns_signing",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

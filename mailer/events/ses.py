@@ -1,1 +1,261 @@
-"""events/ses."""
+"""SES notifications → normalised :class:`~mailer.domain.DeliveryEvent` values. Pure.
+
+Reads both formats SES publishes: classic feedback notifications (``notificationType``: Bounce,
+Complaint, Delivery) and configuration-set event publishing (``eventType``: Send, Delivery,
+Bounce, Complaint, Reject, "Rendering Failure", DeliveryDelay, Open, Click, Subscription). One
+event per recipient the notification is about; the whole payload is kept on each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+from mailer.domain import BounceType, DeliveryEvent, EventKind
+from mailer.errors import WebhookRejected
+
+DELIVERY_HEADER = "X-Mailer-Delivery"
+CAMPAIGN_TAG = "campaign"
+DELIVERY_TAG = "delivery"
+
+KINDS = {
+    "send": EventKind.SEND,
+    "delivery": EventKind.DELIVERY,
+    "bounce": EventKind.BOUNCE,
+    "complaint": EventKind.COMPLAINT,
+    "reject": EventKind.REJECT,
+    "rendering failure": EventKind.RENDERING_FAILURE,
+    "renderingfailure": EventKind.RENDERING_FAILURE,
+    "deliverydelay": EventKind.DELIVERY_DELAY,
+    "open": EventKind.OPEN,
+    "click": EventKind.CLICK,
+    "subscription": EventKind.SUBSCRIPTION,
+}
+
+# Notification types that say something about the SNS set-up, not about a message.
+SETUP_NOTIFICATIONS = {"amazonsnssubscriptionsucceeded"}
+
+# The object of the payload that holds each kind's details.
+DETAIL_KEYS = {
+    EventKind.SEND: "send",
+    EventKind.DELIVERY: "delivery",
+    EventKind.BOUNCE: "bounce",
+    EventKind.COMPLAINT: "complaint",
+    EventKind.REJECT: "reject",
+    EventKind.RENDERING_FAILURE: "failure",
+    EventKind.DELIVERY_DELAY: "deliveryDelay",
+    EventKind.OPEN: "open",
+    EventKind.CLICK: "click",
+    EventKind.SUBSCRIPTION: "subscription",
+}
+
+BOUNCE_TYPES = {
+    "permanent": BounceType.PERMANENT,
+    "transient": BounceType.TRANSIENT,
+    "undetermined": BounceType.UNDETERMINED,
+}
+
+
+class MalformedEvent(WebhookRejected):
+    """An SES payload mailer cannot read (always 400)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, 400)
+
+
+def load_payload(payload: dict | str | bytes) -> dict:
+    if isinstance(payload, dict):
+        return payload
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        raise MalformedEvent("the SES notification is not JSON") from None
+    if not isinstance(document, dict):
+        raise MalformedEvent("the SES notification is not a JSON object")
+    return document
+
+
+def payload_digest(payload: dict) -> str:
+    """A stable id for a payload: the same SES event published twice gets the same digest."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def event_kind(payload: dict) -> EventKind | None:
+    """The normalised kind, or None for set-up notices that concern no message."""
+    name = payload.get("eventType", payload.get("notificationType"))
+    if not isinstance(name, str):
+        raise MalformedEvent("the SES notification has neither eventType nor notificationType")
+    folded = name.strip().lower()
+    if folded in SETUP_NOTIFICATIONS:
+        return None
+    kind = KINDS.get(folded) or KINDS.get(folded.replace(" ", ""))
+    if kind is None:
+        raise MalformedEvent(f"unknown SES event type {name[:40]!r}")
+    return kind
+
+
+def parse_time(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def flatten_tags(mail: dict) -> dict[str, str]:
+    """SES gives each tag as a list of values; ours have exactly one."""
+    tags = mail.get("tags")
+    if not isinstance(tags, dict):
+        return {}
+    flat: dict[str, str] = {}
+    for name, values in tags.items():
+        if isinstance(values, list) and values:
+            flat[str(name)] = str(values[0])
+        elif isinstance(values, str):
+            flat[str(name)] = values
+    return flat
+
+
+def header_value(mail: dict, name: str) -> str | None:
+    """A header from ``mail.headers`` (present unless the headers were truncated)."""
+    headers = mail.get("headers")
+    if not isinstance(headers, list):
+        return None
+    for header in headers:
+        if isinstance(header, dict) and str(header.get("name", "")).lower() == name.lower():
+            value = header.get("value")
+            return value if isinstance(value, str) else None
+    return None
+
+
+def as_id(value: object) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value > 0 else None
+    if isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+        return number if 0 < number < 2**63 else None
+    return None
+
+
+def delivery_id_of(mail: dict, tags: dict[str, str]) -> int | None:
+    """Our delivery id: from the EmailTags first, then from the X-Mailer-Delivery header."""
+    return as_id(tags.get(DELIVERY_TAG)) or as_id(header_value(mail, DELIVERY_HEADER))
+
+
+def recipient_entries(kind: EventKind, payload: dict, detail: dict) -> list[dict]:
+    """One entry per recipient: ``{"address": ..., "diagnostic": ..., "status": ...}``."""
+    if kind is EventKind.BOUNCE:
+        listed = detail.get("bouncedRecipients")
+    elif kind is EventKind.COMPLAINT:
+        listed = detail.get("complainedRecipients")
+    elif kind is EventKind.DELIVERY:
+        listed = detail.get("recipients")
+    elif kind is EventKind.DELIVERY_DELAY:
+        listed = detail.get("delayedRecipients")
+    else:
+        listed = None
+    if not isinstance(listed, list) or not listed:
+        listed = payload.get("mail", {}).get("destination")
+    entries = []
+    for item in listed if isinstance(listed, list) else []:
+        if isinstance(item, str):
+            entries.append({"address": item})
+        elif isinstance(item, dict) and isinstance(item.get("emailAddress"), str):
+            entries.append({
+                "address": item["emailAddress"],
+                "diagnostic": item.get("diagnosticCode"),
+                "status": item.get("status"),
+            })
+    return [entry for entry in entries if entry["address"].strip()]
+
+
+def kind_diagnostic(kind: EventKind, detail: dict) -> str | None:
+    """What the event says for all its recipients: a reason, a complaint type, a link."""
+    if kind is EventKind.COMPLAINT:
+        return detail.get("complaintFeedbackType")
+    if kind is EventKind.REJECT:
+        return detail.get("reason")
+    if kind is EventKind.RENDERING_FAILURE:
+        return detail.get("errorMessage")
+    if kind is EventKind.DELIVERY_DELAY:
+        return detail.get("delayType")
+    if kind is EventKind.DELIVERY:
+        return detail.get("smtpResponse")
+    if kind is EventKind.CLICK:
+        return detail.get("link")
+    if kind is EventKind.SUBSCRIPTION:
+        preferences = detail.get("newTopicPreferences")
+        if isinstance(preferences, dict) and preferences.get("unsubscribeAll") is True:
+            return "unsubscribeAll"
+        return detail.get("source")
+    return None
+
+
+def bounce_type_of(detail: dict) -> BounceType | None:
+    value = detail.get("bounceType")
+    if not isinstance(value, str):
+        return None
+    return BOUNCE_TYPES.get(value.lower(), BounceType.UNDETERMINED)
+
+
+def parse_notification(
+    payload: dict | str | bytes, *, event_id: str | None = None
+) -> list[DeliveryEvent]:
+    """One :class:`DeliveryEvent` per recipient of an SES notification (bare JSON or dict).
+
+    ``event_id`` defaults to a digest of the payload, so the same notification always yields
+    the same ids whatever route it came by (web hook, queue, replay file).
+    """
+    document = load_payload(payload)
+    kind = event_kind(document)
+    if kind is None:
+        return []
+    mail = document.get("mail")
+    if not isinstance(mail, dict):
+        raise MalformedEvent("the SES notification has no mail object")
+    detail = document.get(DETAIL_KEYS[kind])
+    detail = detail if isinstance(detail, dict) else {}
+    occurred_at = parse_time(detail.get("timestamp")) or parse_time(mail.get("timestamp"))
+    if occurred_at is None:
+        raise MalformedEvent("the SES notification has no readable timestamp")
+    entries = recipient_entries(kind, document, detail)
+    if not entries:
+        raise MalformedEvent("the SES notification names no recipient")
+    tags = flatten_tags(mail)
+    message_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else None
+    common = {
+        "kind": kind,
+        "occurred_at": occurred_at,
+        "provider_message_id": message_id,
+        "tags": tags,
+        "delivery_id": delivery_id_of(mail, tags),
+        "campaign_id": as_id(tags.get(CAMPAIGN_TAG)),
+        "bounce_type": bounce_type_of(detail) if kind is EventKind.BOUNCE else None,
+        "bounce_subtype": detail.get("bounceSubType") if kind is EventKind.BOUNCE else None,
+        "raw": document,
+        "event_id": event_id or f"sha256:{payload_digest(document)}",
+    }
+    shared_diagnostic = kind_diagnostic(kind, detail)
+    return [
+        DeliveryEvent(
+            recipient=entry["address"].strip(),
+            diagnostic=entry.get("diagnostic") or entry.get("status") or shared_diagnostic,
+            **common,
+        )
+        for entry in entries
+    ]
+
+
+def event_key(event: DeliveryEvent) -> str:
+    """The dedup key of one event: the same key means the same event, seen again."""
+    source = event.event_id or f"sha256:{payload_digest(event.raw)}"
+    digest = hashlib.sha256(
+        f"{source}\n{event.kind.value}\n{event.recipient.lower()}".encode()
+    ).hexdigest()
+    return f"{event.kind.value}:{digest}"
