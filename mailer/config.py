@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     subscribe_rate_per_ip: int = Field(default=10, ge=1)  # requests per minute per client IP
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     check_deliverability: bool = False  # DNS look-ups when validating addresses
+    # Reverse proxies (IPs or CIDRs) whose X-Forwarded-For is believed; empty: the socket peer.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # -- SES events ----------------------------------------------------------------------------
     sns_topic_arns: Annotated[list[str], NoDecode] = Field(default_factory=list)
@@ -93,6 +95,16 @@ class Settings(BaseSettings):
     admin_token: str | None = None
 
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
+    _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxy_networks(cls, value: list[str]) -> list[str]:
+        import ipaddress
+
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # a ValueError names the bad entry
+        return value
 
     @property
     def secret_is_insecure(self) -> bool:

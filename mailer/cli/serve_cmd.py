@@ -1,5 +1,60 @@
-"""`mailer serve` commands."""
+"""`mailer serve`: the public web app (subscribe, confirm, unsubscribe, web hook) on uvicorn."""
 
 from __future__ import annotations
 
-from mailer.cli._app import app  # noqa: F401
+import errno
+import socket
+
+import typer
+
+from mailer.cli._app import app, engine, settings
+from mailer.errors import ConfigError
+
+# An import string, not an import: the CLI and the web app are sibling entry points.
+APP_FACTORY = "mailer.web.app:create_app"
+
+
+def check_can_listen(host: str, port: int) -> None:
+    """Fail with one line now rather than a uvicorn traceback after start-up."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as error:
+        raise ConfigError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            reason = "the port is in use" if error.errno == errno.EADDRINUSE else error.strerror
+            raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+
+
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="address to listen on"),
+    port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
+) -> None:
+    """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
+    current = settings()
+    if current.secret_is_insecure:
+        raise ConfigError(
+            "MAILER_SECRET_KEY is the example or development key (or shorter than 16 characters): "
+            "anyone could forge unsubscribe links. Set a long random one, e.g. "
+            "python -c \"import secrets; print(secrets.token_urlsafe(48))\""
+        )
+    engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
+    check_can_listen(host, port)
+
+    import uvicorn
+
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        # X-Forwarded-For is believed only for MAILER_TRUSTED_PROXIES, by the app itself
+        proxy_headers=False,
+        server_header=False,
+        log_level="info",
+    )

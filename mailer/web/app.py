@@ -1,23 +1,173 @@
-"""FastAPI application factory."""
+"""FastAPI application factory: routes, defences and the error pages.
+
+No request gets a 500 for a user's mistake: a MailerError becomes a friendly 4xx page (or JSON for
+JSON callers), a malformed request a 4xx page. Operator-side failures (database, transport) answer
+503 "try again later" without details.
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+import threading
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 from mailer.config import Settings, get_settings
+from mailer.errors import (
+    ConfigError,
+    InvalidAddress,
+    MailerError,
+    RenderError,
+    StoreError,
+    SubscriberError,
+    TokenExpired,
+    TokenInvalid,
+    TokenUsed,
+    TransportError,
+    UnknownSubscriber,
+)
 from mailer.web import admin, public, webhook
+from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
+from mailer.web.security import (
+    BodySizeLimitMiddleware,
+    BodyTooLarge,
+    RateLimiter,
+    SecurityHeadersMiddleware,
+    content_security_policy,
+    describe_limit,
+    parse_networks,
+    security_headers,
+)
+
+log = logging.getLogger("mailer.web")
+
+PUBLIC_PREFIXES = ("/subscribe", "/confirm", "/unsubscribe")
+# Everything else (the SNS web hook, operator pages) takes bigger bodies: an SES notification
+# carries the mail's headers.
+OTHER_BODY_LIMIT = 1024 * 1024
+
+# (status, page title) per error; the first matching class wins, so subclasses come first.
+ERROR_PAGES: tuple[tuple[type[MailerError], int, str], ...] = (
+    (TokenExpired, 410, "This link has expired"),
+    (TokenUsed, 410, "This link was already used"),
+    (TokenInvalid, 400, "This link is not valid"),
+    (InvalidAddress, 422, "Check the address"),
+    (UnknownSubscriber, 404, "Not on our list"),
+    (SubscriberError, 400, "That did not work"),
+    (StoreError, 503, "Please try again later"),
+    (ConfigError, 503, "Please try again later"),
+    (RenderError, 503, "Please try again later"),
+    (TransportError, 503, "Please try again later"),
+    (MailerError, 400, "That did not work"),
+)
+
+HTTP_TITLES = {
+    400: "Bad request",
+    404: "Page not found",
+    405: "Method not allowed",
+    413: "Too much data",
+    415: "Unsupported format",
+    422: "Check your input",
+    429: "Too many requests",
+}
+
+
+def error_page_for(error: MailerError) -> tuple[int, str]:
+    for cls, status, title in ERROR_PAGES:
+        if isinstance(error, cls):
+            return status, title
+    return 400, "That did not work"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url="/openapi.json")
-    app.state.settings = settings
+    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
+    _init_state(app, settings)
     app.include_router(public.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
+    _add_error_handlers(app)
+    _add_middleware(app, settings)
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     return app
+
+
+def _init_state(app: FastAPI, settings: Settings) -> None:
+    app.state.settings = settings
+    app.state.pages = Pages(settings.templates_dir, settings.newsletter_name, settings.site_url)
+    app.state.subscribe_limiter = RateLimiter(settings.subscribe_rate_per_ip, window=60.0)
+    app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
+    app.state.transport = None
+    app.state.transport_lock = threading.Lock()
+
+
+def _add_middleware(app: FastAPI, settings: Settings) -> None:
+    def limit_for(path: str) -> int:
+        if path.startswith(PUBLIC_PREFIXES):
+            return settings.max_body_bytes
+        return max(settings.max_body_bytes, OTHER_BODY_LIMIT)
+
+    async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
+        limit = limit_for(scope.get("path", ""))
+        response = _too_large_response(StarletteRequest(scope, receive), limit)
+        await response(scope, receive, send)
+
+    # added last = outermost: the 413 answers get the security headers too
+    app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for, too_large=too_large)
+    headers = security_headers(content_security_policy([PAGE_CSS_HASH]))
+    app.add_middleware(SecurityHeadersMiddleware, headers=headers)
+
+
+def _too_large_response(request: Request, limit: int) -> Response:
+    return error_response(
+        request, 413, HTTP_TITLES[413],
+        f"The request is larger than this page accepts ({describe_limit(limit)}).",
+        headers={"Connection": "close"},
+    )
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MailerError)
+    async def mailer_error(request: Request, error: MailerError) -> Response:
+        status, title = error_page_for(error)
+        if status >= 500:
+            log.error("%s on %s %s: %s", type(error).__name__, request.method, request.url.path, error)
+            message = "Something on our side is not working right now. Please try again later."
+        else:
+            message = str(error) or title
+        return error_response(request, status, title, message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        title = HTTP_TITLES.get(error.status_code, "That did not work")
+        message = error.detail if isinstance(error.detail, str) else title
+        if error.status_code == 404:
+            message = "There is no page at this address."
+        elif error.status_code == 405:
+            message = "This page cannot be used that way."
+        return error_response(request, error.status_code, title, message, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, _error: RequestValidationError) -> Response:
+        return error_response(request, 422, HTTP_TITLES[422], "Some of the data sent is not valid.")
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(request: Request, error: BodyTooLarge) -> Response:
+        return _too_large_response(request, error.limit)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, _error: Exception) -> Response:
+        # a bug: the traceback goes to the log (ServerErrorMiddleware re-raises), never the page
+        return error_response(
+            request, 500, "Something went wrong",
+            "Something on our side went wrong. Please try again later.",
+        )

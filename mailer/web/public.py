@@ -1,7 +1,283 @@
-"""Routes: public."""
+"""Public routes: subscribe, confirm, unsubscribe (the site's form and the links in every mail).
+
+Rules every route keeps:
+- ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
+  nobody can learn who reads the newsletter from it.
+- A GET never changes state: mail scanners follow links. Changes happen on POST only.
+- The confirmation mail goes out after the answer is decided, in the background; a transport
+  failure is logged and never reaches the client.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import json
+import logging
+import unicodedata
+from typing import Any
 
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from starlette.responses import JSONResponse, RedirectResponse, Response
+
+from mailer.config import Settings
+from mailer.domain import SubscriberStatus
+from mailer.errors import InvalidAddress, UnknownSubscriber
+from mailer.render.confirm import confirmation_email
+from mailer.store import subscribers as store
+from mailer.store.db import get_engine, session
+from mailer.store.models import Subscriber
+from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
+from mailer.transports import get_transport
+from mailer.web.pages import Pages
+from mailer.web.security import client_ip, rate_limit_key
+
+log = logging.getLogger("mailer.web")
 router = APIRouter()
+
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+JSON_TYPES = ("application/json",)
+# what mail clients may send for RFC 8058 one-click (the RFC prefers multipart)
+ONE_CLICK_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+HONEYPOT_FIELD = "website"
+MAX_ADDRESS_LENGTH = 320
+ACCEPTED_MESSAGE = (
+    "Check your inbox: if the address can receive the newsletter, a confirmation link is on its way."
+)
+BAD_ADDRESS_MESSAGE = "That does not look like an e-mail address. Please check it and try again."
+
+
+# -- helpers -------------------------------------------------------------------------------------
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _pages(request: Request) -> Pages:
+    return request.app.state.pages
+
+
+def _engine(request: Request):  # noqa: ANN202 - sqlalchemy Engine
+    return get_engine(_settings(request).database_url)
+
+
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+def _client_ip(request: Request) -> str:
+    return client_ip(request, request.app.state.trusted_proxies)
+
+
+def _check_rate(request: Request) -> None:
+    retry_after = request.app.state.subscribe_limiter.hit(rate_limit_key(_client_ip(request)))
+    if retry_after is not None:
+        raise HTTPException(
+            429,
+            "Too many sign-up attempts from your network. Please wait a minute and try again.",
+            headers={"Retry-After": str(max(1, round(retry_after)))},
+        )
+
+
+def clean_address_field(value: object) -> str:
+    """The raw address as typed: one string, not absurdly long, no control characters.
+
+    CR/LF in an address would be a header injection by the time it reached a mail header; any
+    control character is refused here, before the store's own validation.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidAddress("Please enter your e-mail address.")
+    if len(value) > MAX_ADDRESS_LENGTH:
+        raise InvalidAddress(BAD_ADDRESS_MESSAGE)
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in value):
+        raise InvalidAddress(BAD_ADDRESS_MESSAGE)
+    return value.strip()
+
+
+async def _read_subscribe_fields(request: Request) -> dict[str, Any]:
+    media_type = _media_type(request)
+    if media_type in FORM_TYPES:
+        return _single_values(await request.form())
+    if media_type in JSON_TYPES:
+        try:
+            payload = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise HTTPException(400, "The request body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise HTTPException(422, 'Send a JSON object like {"email": "you@example.org"}.')
+        return payload
+    raise HTTPException(
+        415, "Send the form as application/x-www-form-urlencoded, or JSON as application/json."
+    )
+
+
+def _single_values(form: FormData) -> dict[str, Any]:
+    fields: dict[str, Any] = {}
+    for key in form.keys():
+        values = form.getlist(key)
+        # a repeated field is ambiguous: which address did they mean?
+        fields[key] = values[0] if len(values) == 1 else values
+    return fields
+
+
+def _honeypot_filled(fields: dict[str, Any]) -> bool:
+    value = fields.get(HONEYPOT_FIELD)
+    return bool(value.strip()) if isinstance(value, str) else value not in (None, "", [], {})
+
+
+def _accepted(request: Request) -> Response:
+    """The one answer to every acceptable sign-up, whatever the address's state."""
+    if _media_type(request) in JSON_TYPES:
+        return JSONResponse({"status": "ok", "message": ACCEPTED_MESSAGE}, status_code=202)
+    return RedirectResponse("/subscribe/thanks", status_code=303)
+
+
+def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> Response:
+    message = str(error) or BAD_ADDRESS_MESSAGE
+    if _media_type(request) in JSON_TYPES:
+        return JSONResponse({"status": "error", "error": message}, status_code=422)
+    shown = typed if isinstance(typed, str) and len(typed) <= MAX_ADDRESS_LENGTH else ""
+    return _pages(request).response("subscribe", 422, email=shown, error=message)
+
+
+def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transport
+    state = request.app.state
+    with state.transport_lock:
+        if state.transport is None:
+            state.transport = get_transport(state.settings)
+        return state.transport
+
+
+def send_confirmation(request: Request, subscriber_id: int | None, to: str, token: str) -> None:
+    """Render and hand over the confirmation mail; runs after the response has gone out."""
+    try:
+        settings = _settings(request)
+        confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
+        _transport(request).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
+    except Exception:  # noqa: BLE001 - the reader already has their answer; operators get the log
+        log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
+
+
+# -- subscribe -----------------------------------------------------------------------------------
+
+
+@router.get("/subscribe")
+def subscribe_form(request: Request) -> Response:
+    return _pages(request).response("subscribe", email="", error=None)
+
+
+@router.get("/subscribe/thanks")
+def subscribe_thanks(request: Request) -> Response:
+    return _pages(request).response("thanks")
+
+
+@router.post("/subscribe")
+async def subscribe(request: Request, background: BackgroundTasks) -> Response:
+    _check_rate(request)
+    fields = await _read_subscribe_fields(request)
+    if _honeypot_filled(fields):
+        return _accepted(request)  # a bot: let it believe it worked, store nothing
+    typed = fields.get("email")
+    try:
+        raw_email = clean_address_field(typed)
+        outcome = await run_in_threadpool(_request_subscription, request, raw_email)
+    except InvalidAddress as error:
+        return _invalid_address(request, error, typed)
+    if outcome.confirm_token:
+        subscriber = outcome.subscriber
+        background.add_task(
+            send_confirmation, request, subscriber.id, subscriber.email, outcome.confirm_token
+        )
+    return _accepted(request)
+
+
+def _request_subscription(request: Request, raw_email: str):  # noqa: ANN202 - SubscribeOutcome
+    settings = _settings(request)
+    with session(_engine(request)) as db:
+        return store.request_subscription(
+            db,
+            raw_email,
+            secret=settings.secret_key,
+            source="web",
+            ip=_client_ip(request),
+            min_interval=settings.confirm_mail_interval,
+        )
+
+
+# -- confirm -------------------------------------------------------------------------------------
+
+
+@router.get("/confirm/{token}")
+def confirm_page(request: Request, token: str) -> Response:
+    settings = _settings(request)
+    with session(_engine(request)) as db:
+        subscriber = store.check_confirm_token(
+            db, token, secret=settings.secret_key, max_age=settings.confirm_token_max_age
+        )
+    return _pages(request).response("confirm", email=subscriber.email, token=token)
+
+
+@router.post("/confirm/{token}")
+def confirm(request: Request, token: str) -> Response:
+    settings = _settings(request)
+    with session(_engine(request)) as db:
+        subscriber = store.confirm_subscription(
+            db,
+            token,
+            secret=settings.secret_key,
+            max_age=settings.confirm_token_max_age,
+            ip=_client_ip(request),
+        )
+    manage_url = f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+    return _pages(request).response("confirmed", email=subscriber.email, manage_url=manage_url)
+
+
+# -- unsubscribe (and the "manage subscription" page) --------------------------------------------
+
+
+@router.get("/unsubscribe/{token}")
+def unsubscribe_page(request: Request, token: str) -> Response:
+    settings = _settings(request)
+    subscriber_id = read_unsubscribe_token(settings.secret_key, token)
+    with session(_engine(request)) as db:
+        subscriber = db.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+    state = SubscriberStatus(subscriber.status)
+    return _pages(request).response(
+        "unsubscribe",
+        email=subscriber.email,
+        state=state.value,
+        token=token,
+        can_unsubscribe=state in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
+    )
+
+
+@router.post("/unsubscribe/{token}")
+async def unsubscribe(request: Request, token: str) -> Response:
+    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent."""
+    source = "one-click" if await _is_one_click(request) else "web"
+    try:
+        subscriber = await run_in_threadpool(_unsubscribe, request, token, source)
+    except UnknownSubscriber:
+        # erased since the mail went out: the reader wanted no more mail, and gets none
+        return _pages(request).response("unsubscribed", email=None)
+    return _pages(request).response("unsubscribed", email=subscriber.email)
+
+
+async def _is_one_click(request: Request) -> bool:
+    if _media_type(request) not in ONE_CLICK_TYPES:
+        return False
+    try:
+        form = await request.form()
+    except (HTTPException, ValueError, KeyError, AssertionError):
+        return False  # an unreadable body is still a request to unsubscribe, from the page
+    return form.get("List-Unsubscribe") == "One-Click"
+
+
+def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:
+    settings = _settings(request)
+    with session(_engine(request)) as db:
+        return store.unsubscribe_with_token(db, token, secret=settings.secret_key, source=source)
+
