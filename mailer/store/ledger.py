@@ -1,0 +1,477 @@
+"""The ledger: a campaign per issue send and one delivery row per recipient. Never a cursor.
+
+A row moves ``queued`` → ``sending`` → ``sent`` | ``failed``, or ``queued`` → ``skipped`` when the
+reader left before their turn. Crash safety comes from *when* rows move:
+
+- A worker first *leases* a small batch of queued rows (``claimed_by``, ``claimed_at``); the rows
+  stay ``queued``, so a crash here loses nothing: a dead worker's leases are simply released.
+- A row becomes ``sending`` only right before its transport call and ``sent`` right after it, so
+  after a SIGKILL only the rows really in flight (at most the concurrency) are ``sending``; the
+  next start turns them into ``unknown`` (maybe sent, maybe not) and reports them.
+- Every write checks that the lease is still ours, so a worker that was wrongly declared dead
+  (stalled past the heartbeat timeout) cannot send a row someone else has taken over.
+
+SQLite claims with ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``; PostgreSQL adds
+``FOR UPDATE SKIP LOCKED`` so several processes on several machines share one campaign.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import uuid
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import (
+    Integer, String, and_, bindparam, delete, exists, func, insert, literal, or_, select, text,
+    true, update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
+
+D = Delivery.__table__
+C = Campaign.__table__
+S = Subscriber.__table__
+W = SendWorker.__table__
+
+OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value)
+PENDING_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+DEFAULT_STALE_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True)
+class ClaimedDelivery:
+    """One leased row: enough to build and send its message without another query."""
+
+    id: int
+    subscriber_id: int
+    email: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class CampaignStart:
+    campaign: Campaign
+    created: bool  # False: an open campaign was resumed, or the issue is already finished
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a start found left behind by workers that died."""
+
+    unknown: int  # rows that were in flight: maybe sent, now `unknown`
+    released: int  # leased but untouched rows, back in the queue
+    dead_workers: tuple[str, ...]
+
+
+# -- worker identity ---------------------------------------------------------------------------
+
+def new_worker_id() -> str:
+    """host:pid:random — the host and pid let a restart on the same machine see a dead peer at
+    once instead of waiting for its heartbeat to go stale."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def worker_is_dead_locally(worker_id: str) -> bool:
+    """True when ``worker_id`` names a process on this host that no longer exists."""
+    host, _, rest = worker_id.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # exists, owned by someone else
+        return False
+    return _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
+
+
+# -- SQLite needs one writer at a time; serialising in-process beats its busy-wait sleeps -------
+
+_SQLITE_WRITE_LOCKS: dict[int, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def _write_lock(engine: Engine):  # noqa: ANN202 - a context manager
+    if not _is_sqlite(engine):
+        return nullcontext()
+    with _LOCKS_GUARD:
+        return _SQLITE_WRITE_LOCKS.setdefault(id(engine), threading.Lock())
+
+
+@contextmanager
+def _writing(engine: Engine) -> Iterator[Connection]:
+    with _write_lock(engine), engine.begin() as connection:
+        yield connection
+
+
+# -- campaigns ---------------------------------------------------------------------------------
+
+def get_campaign(engine: Engine, campaign_id: int) -> Campaign | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(C).where(C.c.id == campaign_id)).mappings().first()
+    return Campaign.model_validate(dict(row)) if row else None
+
+
+def latest_campaign(engine: Engine, issue_number: int) -> Campaign | None:
+    with engine.connect() as connection:
+        return _latest_campaign(connection, issue_number)
+
+
+def _latest_campaign(connection: Connection, issue_number: int) -> Campaign | None:
+    row = connection.execute(
+        select(C).where(C.c.issue_number == issue_number).order_by(C.c.id.desc()).limit(1)
+    ).mappings().first()
+    return Campaign.model_validate(dict(row)) if row else None
+
+
+def open_campaigns(engine: Engine) -> list[Campaign]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(C).where(C.c.status == CampaignStatus.SENDING.value).order_by(C.c.id)
+        ).mappings().all()
+    return [Campaign.model_validate(dict(row)) for row in rows]
+
+
+def audience_size(engine: Engine) -> int:
+    """Readers a new campaign would go to right now."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(S).where(S.c.status == SubscriberStatus.ACTIVE.value)
+        ).scalar_one()
+
+
+def begin_campaign(
+    engine: Engine,
+    *,
+    issue_number: int,
+    subject: str,
+    transport: str,
+    content_sha256: str,
+    again: bool = False,
+) -> CampaignStart:
+    """Resume the issue's open campaign, or create one with its whole audience queued.
+
+    Runs under a per-issue lock so two starts at once (two cron jobs, three workers) end up on
+    the same campaign. A finished issue is returned as it is unless ``again`` is true.
+    """
+    with _writing(engine) as connection:
+        _lock_issue(connection, issue_number)
+        latest = _latest_campaign(connection, issue_number)
+        if latest is not None and latest.status in OPEN_STATUSES:
+            return CampaignStart(latest, created=False)
+        if latest is not None and not again:
+            return CampaignStart(latest, created=False)
+        now = utcnow()
+        campaign_id = connection.execute(
+            insert(C).values(
+                issue_number=issue_number, subject=subject, transport=transport,
+                content_sha256=content_sha256, status=CampaignStatus.SENDING.value,
+                created_at=now, started_at=now,
+            ).returning(C.c.id)
+        ).scalar_one()
+        _enqueue_audience(connection, campaign_id)
+        campaign = _latest_campaign(connection, issue_number)
+    assert campaign is not None and campaign.id == campaign_id
+    return CampaignStart(campaign, created=True)
+
+
+def _lock_issue(connection: Connection, issue_number: int) -> None:
+    if connection.dialect.name == "postgresql":
+        key = zlib.crc32(f"mailer.campaign.{issue_number}".encode())
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        # SQLite: a write as the first statement takes the database's write lock for the
+        # whole transaction, so the read that follows sees every committed campaign.
+        connection.execute(update(C).where(C.c.id == -1).values(note=None))
+
+
+def _enqueue_audience(connection: Connection, campaign_id: int) -> None:
+    """The audience is the active readers at this instant, copied in one INSERT … SELECT."""
+    source = select(
+        literal(campaign_id, Integer), S.c.id, S.c.email,
+        literal(DeliveryStatus.QUEUED.value, String), literal(0, Integer),
+    ).where(S.c.status == SubscriberStatus.ACTIVE.value).order_by(S.c.id)
+    connection.execute(
+        insert(D).from_select(["campaign_id", "subscriber_id", "email", "status", "attempts"],
+                              source)
+    )
+
+
+def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | None = None) -> None:
+    """Mark a stopped (or finished, for --resend-unknown) campaign as sending again."""
+    values: dict = {"status": CampaignStatus.SENDING.value, "note": None, "finished_at": None}
+    if content_sha256:
+        values["content_sha256"] = content_sha256
+    with _writing(engine) as connection:
+        connection.execute(update(C).where(C.c.id == campaign_id).values(**values))
+
+
+def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
+    with _writing(engine) as connection:
+        connection.execute(
+            update(C).where(C.c.id == campaign_id, C.c.status != CampaignStatus.FINISHED.value)
+            .values(status=CampaignStatus.STOPPED.value, note=note)
+        )
+
+
+def finish_if_done(engine: Engine, campaign_id: int) -> bool:
+    """Finish the campaign when no row is queued or in flight; True when it is finished."""
+    pending = exists().where(D.c.campaign_id == campaign_id, D.c.status.in_(PENDING_STATUSES))
+    with _writing(engine) as connection:
+        connection.execute(
+            update(C).where(C.c.id == campaign_id, C.c.status != CampaignStatus.FINISHED.value,
+                            ~pending)
+            .values(status=CampaignStatus.FINISHED.value, finished_at=utcnow(), note=None)
+        )
+        status = connection.execute(select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
+    return status == CampaignStatus.FINISHED.value
+
+
+def campaign_status(engine: Engine, campaign_id: int) -> CampaignStatus:
+    with engine.connect() as connection:
+        return CampaignStatus(
+            connection.execute(select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
+        )
+
+
+def count_by_status(engine: Engine, campaign_id: int) -> dict[DeliveryStatus, int]:
+    counts = {status: 0 for status in DeliveryStatus}
+    with engine.connect() as connection:
+        for status, count in connection.execute(
+            select(D.c.status, func.count()).where(D.c.campaign_id == campaign_id)
+            .group_by(D.c.status)
+        ):
+            counts[DeliveryStatus(status)] = count
+    return counts
+
+
+def failures(engine: Engine, campaign_id: int, limit: int = 10) -> list[tuple[str, str]]:
+    """(address, reason) of some failed rows, for the summary."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(D.c.email, D.c.error).where(D.c.campaign_id == campaign_id,
+                                               D.c.status == DeliveryStatus.FAILED.value)
+            .order_by(D.c.id).limit(limit)
+        ).all()
+    return [(email, error or "") for email, error in rows]
+
+
+# -- workers and recovery ----------------------------------------------------------------------
+
+def register_worker(engine: Engine, worker_id: str, campaign_id: int, rate: float) -> None:
+    with _writing(engine) as connection:
+        connection.execute(insert(W).values(id=worker_id, campaign_id=campaign_id,
+                                             heartbeat_at=utcnow(), rate=rate))
+
+
+def heartbeat(engine: Engine, worker_id: str, rate: float,
+              *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> int:
+    """Refresh our heartbeat; return how many live workers share our campaign (us included)."""
+    now = utcnow()
+    with _writing(engine) as connection:
+        connection.execute(update(W).where(W.c.id == worker_id).values(heartbeat_at=now, rate=rate))
+        campaign_id = connection.execute(
+            select(W.c.campaign_id).where(W.c.id == worker_id)
+        ).scalar_one_or_none()
+        if campaign_id is None:
+            return 1
+        peers = connection.execute(
+            select(W.c.id).where(W.c.campaign_id == campaign_id,
+                                 W.c.heartbeat_at >= now - stale_after)
+        ).scalars().all()
+    return max(1, sum(1 for peer in peers if not worker_is_dead_locally(peer)))
+
+
+def live_workers(engine: Engine, campaign_id: int,
+                 *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> int:
+    with engine.connect() as connection:
+        peers = connection.execute(
+            select(W.c.id).where(W.c.campaign_id == campaign_id,
+                                 W.c.heartbeat_at >= utcnow() - stale_after)
+        ).scalars().all()
+    return sum(1 for peer in peers if not worker_is_dead_locally(peer))
+
+
+def unregister_worker(engine: Engine, worker_id: str) -> None:
+    """Leave cleanly: give back leased rows we never started, drop our worker row."""
+    with _writing(engine) as connection:
+        _release(connection, D.c.claimed_by == worker_id)
+        connection.execute(delete(W).where(W.c.id == worker_id))
+
+
+def recover_abandoned(
+    engine: Engine,
+    campaign_id: int,
+    *,
+    stale_after: timedelta = DEFAULT_STALE_AFTER,
+    is_dead: Callable[[str], bool] = worker_is_dead_locally,
+) -> Recovery:
+    """Clean up after workers that died: their in-flight rows become ``unknown``, their leased
+    queued rows go back to the queue. A worker is dead when its heartbeat is older than
+    ``stale_after`` or its pid on this host is gone; rows leased by a worker with no row at all
+    count as abandoned too."""
+    cutoff = utcnow() - stale_after
+    with _writing(engine) as connection:
+        workers = connection.execute(
+            select(W.c.id, W.c.heartbeat_at).where(W.c.campaign_id == campaign_id)
+        ).all()
+        dead = tuple(wid for wid, beat in workers if beat < cutoff or is_dead(wid))
+        live = [wid for wid, _ in workers if wid not in dead]
+        abandoned = or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(live)) if live else true()
+        unknown = connection.execute(
+            update(D).where(D.c.campaign_id == campaign_id,
+                            D.c.status == DeliveryStatus.SENDING.value, abandoned)
+            .values(status=DeliveryStatus.UNKNOWN.value,
+                    error="in flight when its worker died: maybe sent, maybe not")
+        ).rowcount
+        released = _release(
+            connection,
+            and_(D.c.campaign_id == campaign_id, D.c.claimed_by.is_not(None), abandoned),
+        )
+        if dead:
+            connection.execute(delete(W).where(W.c.id.in_(dead)))
+    return Recovery(unknown=unknown, released=released, dead_workers=dead)
+
+
+def _release(connection: Connection, condition) -> int:  # noqa: ANN001 - a SQL expression
+    return connection.execute(
+        update(D).where(condition, D.c.status == DeliveryStatus.QUEUED.value)
+        .values(claimed_by=None, claimed_at=None)
+    ).rowcount
+
+
+def requeue_unknown(engine: Engine, campaign_id: int) -> int:
+    """--resend-unknown: the operator accepts a possible second copy for these rows."""
+    with _writing(engine) as connection:
+        return connection.execute(
+            update(D).where(D.c.campaign_id == campaign_id,
+                            D.c.status == DeliveryStatus.UNKNOWN.value)
+            .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None)
+        ).rowcount
+
+
+# -- the hot path: claim, then one short write per state change ---------------------------------
+
+def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int) -> list[ClaimedDelivery]:
+    """Lease up to ``limit`` unleased queued rows, lowest id first."""
+    if limit <= 0:
+        return []
+    candidates = (
+        select(D.c.id)
+        .where(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.QUEUED.value,
+               D.c.claimed_by.is_(None))
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    if not _is_sqlite(engine):
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(D)
+        .where(D.c.id.in_(candidates.scalar_subquery()))
+        .values(claimed_by=worker_id, claimed_at=utcnow())
+        .returning(D.c.id, D.c.subscriber_id, D.c.email, D.c.attempts)
+    )
+    with _writing(engine) as connection:
+        rows = connection.execute(statement).all()
+    return sorted((ClaimedDelivery(*row) for row in rows), key=lambda claimed: claimed.id)
+
+
+_ours = and_(D.c.id == bindparam("delivery_id"), D.c.claimed_by == bindparam("worker_id"))
+_subscriber_active = exists().where(S.c.id == D.c.subscriber_id,
+                                    S.c.status == SubscriberStatus.ACTIVE.value)
+
+
+def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryStatus | None:
+    """Move a leased row to ``sending`` right before its transport call, re-checking the
+    reader in the same statement. Returns SENDING (go), SKIPPED (the reader left: marked so) or
+    None (the lease is no longer ours: do not send)."""
+    params = {"delivery_id": delivery_id, "worker_id": worker_id}
+    with _writing(engine) as connection:
+        started = connection.execute(
+            update(D).where(_ours, D.c.status == DeliveryStatus.QUEUED.value, _subscriber_active)
+            .values(status=DeliveryStatus.SENDING.value, attempts=D.c.attempts + 1,
+                    claimed_at=utcnow()),
+            params,
+        ).rowcount
+        if started:
+            return DeliveryStatus.SENDING
+        reason = select(func.coalesce(S.c.status, "deleted")).where(
+            S.c.id == D.c.subscriber_id).scalar_subquery()
+        skipped = connection.execute(
+            update(D).where(_ours, D.c.status == DeliveryStatus.QUEUED.value)
+            .values(status=DeliveryStatus.SKIPPED.value,
+                    error=func.coalesce("subscriber is " + reason, "subscriber was deleted")),
+            params,
+        ).rowcount
+    return DeliveryStatus.SKIPPED if skipped else None
+
+
+def mark_sent(engine: Engine, delivery_id: int, worker_id: str, provider_message_id: str) -> bool:
+    return _finish_row(engine, delivery_id, worker_id, status=DeliveryStatus.SENT,
+                       sent_at=utcnow(), provider_message_id=provider_message_id[:255], error=None)
+
+
+def mark_failed(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
+    return _finish_row(engine, delivery_id, worker_id, status=DeliveryStatus.FAILED,
+                       error=reason[:2000])
+
+
+def mark_retry(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
+    """Not sent (a throttle or a temporary failure): back to queued, still leased by us, so a
+    crash during the backoff loses nothing and sends nothing twice."""
+    return _finish_row(engine, delivery_id, worker_id, status=DeliveryStatus.QUEUED,
+                       error=reason[:2000])
+
+
+def mark_unknown(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
+    return _finish_row(engine, delivery_id, worker_id, status=DeliveryStatus.UNKNOWN,
+                       error=reason[:2000])
+
+
+def _finish_row(engine: Engine, delivery_id: int, worker_id: str, *, status: DeliveryStatus,
+                **values: object) -> bool:
+    with _writing(engine) as connection:
+        changed = connection.execute(
+            update(D).where(_ours, D.c.status == DeliveryStatus.SENDING.value)
+            .values(status=status.value, **values),
+            {"delivery_id": delivery_id, "worker_id": worker_id},
+        ).rowcount
+    return bool(changed)
+
+
+def release_claims(engine: Engine, worker_id: str) -> int:
+    with _writing(engine) as connection:
+        return _release(connection, D.c.claimed_by == worker_id)
+
+
+def pending_elsewhere(engine: Engine, campaign_id: int) -> int:
+    """Rows queued or in flight that are not ours to send now (leased by live peers)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(D)
+            .where(D.c.campaign_id == campaign_id, D.c.status.in_(PENDING_STATUSES))
+        ).scalar_one()
