@@ -57,5 +57,9 @@ def read_unsubscribe_token(secret: str, token: str) -> int:
 
 
 def address_hash(secret: str, email: str) -> str:
-    """Keyed hash of a normalised address: what remains of a forgotten subscriber."""
-    return hmac.new(secret.encode(), email.encode(), hashlib.sha256).hexdigest()
+    """Keyed hash of a normalised address: what remains of a forgotten subscriber.
+
+    Case-folded first: ``Ann@example.org`` and ``ann@example.org`` reach the same person at
+    nearly every provider, so forgetting one must keep both from being imported again.
+    """
+    return hmac.new(secret.encode(), email.casefold().encode(), hashlib.sha256).hexdigest()

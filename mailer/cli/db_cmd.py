@@ -26,7 +26,8 @@ def upgrade() -> None:
 @db_app.command("current")
 def current() -> None:
     """Show the database's schema revision and the newest one this mailer knows."""
-    from mailer.store.db import current_revision, head_revision, make_engine
+    from mailer.store.db import check_not_newer, current_revision, head_revision, make_engine
 
     revision = current_revision(make_engine(settings().database_url))
+    check_not_newer(revision)
     console.print(f"database schema: {revision or 'empty'}; newest known: {head_revision()}")

@@ -1,5 +1,215 @@
-"""`mailer subscribers` commands."""
+"""`mailer subscribers` commands: add, import, export, list, count, show, remove, forget."""
 
 from __future__ import annotations
 
-from mailer.cli._app import app  # noqa: F401
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from mailer.cli._app import app, console, engine, settings
+from mailer.domain import SubscriberStatus
+
+subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
+                              no_args_is_help=True)
+app.add_typer(subscribers_app, name="subscribers")
+
+StatusOption = Annotated[Optional[SubscriberStatus],
+                         typer.Option("--status", help="only subscribers in this state")]
+JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+INVALID_ROWS_SHOWN = 20
+
+
+def _session():  # noqa: ANN202 - sqlmodel Session
+    from mailer.store.db import session
+
+    return session(engine())
+
+
+def _print_json(value: object) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+@subscribers_app.command("add")
+def add(
+    email: str,
+    confirmed: Annotated[bool, typer.Option(
+        "--confirmed", help="they already consented: active now, no confirmation needed")] = False,
+    allow_forgotten: Annotated[bool, typer.Option(
+        "--allow-forgotten", help="add an address erased with `forget` (they asked again)")] = False,
+) -> None:
+    """Add one address. An address already there is left as it is (exit 0)."""
+    from mailer.store.subscribers import add_subscriber
+
+    with _session() as db:
+        subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
+                                             secret=settings().secret_key,
+                                             allow_forgotten=allow_forgotten)
+    address = escape(subscriber.email)
+    if created:
+        note = "" if confirmed else " (no mail is sent: it stays pending until confirmed)"
+        console.print(f"added {address} as {subscriber.status}{note}")
+    else:
+        console.print(f"{address} is already there ({subscriber.status}); nothing added")
+
+
+@subscribers_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row and an 'email' column")],
+    confirmed: Annotated[bool, typer.Option(
+        "--confirmed", help="they already consented: import them as active")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Import addresses from a CSV file; other columns are kept. Safe to run again."""
+    from mailer.store.subscribers import import_csv
+
+    report = import_csv(engine(), file, confirmed=confirmed, source="import",
+                        secret=settings().secret_key)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    console.print(f"{report.rows} rows: {report.added} added, {report.existing} already there, "
+                  f"{report.duplicates} repeated in the file, {len(report.forgotten)} forgotten "
+                  f"(skipped), {len(report.invalid)} invalid", soft_wrap=True)
+    for line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
+        console.print(f"  line {line}: {escape(address)} was forgotten at their request; skipped")
+    for line, reason in report.invalid[:INVALID_ROWS_SHOWN]:
+        console.print(f"  line {line}: {escape(reason)}", soft_wrap=True)
+    hidden = len(report.invalid) - INVALID_ROWS_SHOWN
+    if hidden > 0:
+        console.print(f"  … and {hidden} more invalid rows (--json lists them all)")
+
+
+@subscribers_app.command("export")
+def export(
+    status: StatusOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
+) -> None:
+    """Write subscribers to standard output (email, status, dates, source, attrs)."""
+    from mailer.errors import MailerError
+    from mailer.store.subscribers import export_subscribers
+
+    if fmt not in ("csv", "json"):
+        raise MailerError(f"unknown export format {fmt!r}: use csv or json")
+    with _session() as db:
+        rows = export_subscribers(db, status=status)
+        if fmt == "csv":
+            _write_csv(rows)
+        else:
+            _write_json_array(rows)
+
+
+def _write_csv(rows) -> None:  # noqa: ANN001 - iterator of dicts
+    from mailer.store.subscribers import spreadsheet_safe
+
+    columns = ["email", "status", "created_at", "confirmed_at", "source", "attrs"]
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        cells = {**row, "attrs": json.dumps(row["attrs"], ensure_ascii=False) if row["attrs"]
+                 else ""}
+        writer.writerow([spreadsheet_safe(str(cells[c] or "")) for c in columns])
+
+
+def _write_json_array(rows) -> None:  # noqa: ANN001 - iterator of dicts
+    # Streamed element by element: the whole list never sits in memory.
+    sys.stdout.write("[")
+    for index, row in enumerate(rows):
+        sys.stdout.write(("," if index else "") + "\n  " + json.dumps(row, ensure_ascii=False))
+    sys.stdout.write("\n]\n")
+
+
+@subscribers_app.command("list")
+def list_(
+    status: StatusOption = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Show subscribers, oldest first."""
+    from mailer.store.subscribers import list_subscribers
+
+    with _session() as db:
+        subscribers = list_subscribers(db, status=status, limit=limit)
+    if as_json:
+        _print_json([{"id": s.id, "email": s.email, "status": str(s.status),
+                      "source": s.source, "created_at": s.created_at.isoformat(),
+                      "updated_at": s.updated_at.isoformat()} for s in subscribers])
+        return
+    table = Table("id", "email", "status", "since", "source")
+    for s in subscribers:
+        # Text(), not markup: an address may contain "[" and must print as it is.
+        table.add_row(str(s.id), Text(s.email), str(s.status),
+                      s.updated_at.strftime("%Y-%m-%d %H:%M"), Text(s.source or ""))
+    console.print(table)
+
+
+@subscribers_app.command("count")
+def count(as_json: JsonOption = False) -> None:
+    """How many subscribers are in each state."""
+    from mailer.store.subscribers import count_by_status
+
+    with _session() as db:
+        counts = count_by_status(db)
+    if as_json:
+        _print_json({**counts, "total": sum(counts.values())})
+        return
+    table = Table("status", "subscribers")
+    for status, number in counts.items():
+        table.add_row(status, str(number))
+    table.add_row("total", str(sum(counts.values())), style="bold")
+    console.print(table)
+
+
+@subscribers_app.command("show")
+def show(email: str, as_json: JsonOption = False) -> None:
+    """One subscriber and the history of its changes (the consent record)."""
+    from mailer.store.subscribers import history
+
+    with _session() as db:
+        subscriber, changes = history(db, email)
+    record = [{"at": c.at.isoformat(), "from": c.from_status and str(c.from_status),
+               "to": str(c.to_status), "source": c.source,
+               "detail": json.loads(c.detail) if c.detail else None} for c in changes]
+    if as_json:
+        _print_json({"email": subscriber.email, "status": str(subscriber.status),
+                     "changes": record})
+        return
+    console.print(Text(f"{subscriber.email}: {subscriber.status}"))
+    table = Table("at", "from", "to", "source", "detail")
+    for change in record:
+        table.add_row(change["at"][:19], change["from"] or "-", change["to"],
+                      Text(change["source"]),
+                      Text(json.dumps(change["detail"]) if change["detail"] else ""))
+    console.print(table)
+
+
+@subscribers_app.command("remove")
+def remove(email: str) -> None:
+    """Unsubscribe an address (bounced and complained ones stay suppressed)."""
+    from mailer.store.subscribers import remove_subscriber
+
+    with _session() as db:
+        subscriber = remove_subscriber(db, email, source="cli")
+    console.print(f"{escape(subscriber.email)} is {subscriber.status}")
+
+
+@subscribers_app.command("forget")
+def forget(
+    email: str,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
+) -> None:
+    """Erase an address and its history; only a keyed hash stays, so it is never re-imported."""
+    from mailer.store.subscribers import forget_subscriber, normalise_address
+
+    address = normalise_address(email)
+    if not yes:
+        typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
+    with _session() as db:
+        forget_subscriber(db, address, secret=settings().secret_key)
+    console.print(f"forgot {escape(address)}: it will not be added or imported again")

@@ -13,8 +13,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
 from sqlmodel import Session, create_engine
 
 from mailer.errors import ConfigError, DatabaseTooNew, StoreError
@@ -70,15 +70,55 @@ def current_revision(engine: Engine) -> str | None:
         raise StoreError(f"cannot open the database: {error.orig}") from None
 
 
-def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Migrate the database to the newest schema; returns (before, after) revisions."""
+def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Migrate the database in place to ``revision`` (the newest by default).
+
+    Returns the (before, after) revisions. Refuses a database migrated by a newer mailer.
+    """
     before = current_revision(engine)
     check_not_newer(before)
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-    with engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, "head")
-    return before, head_revision()
+    try:
+        with engine.connect() as connection:
+            if connection.dialect.name == "sqlite":
+                _upgrade_sqlite(connection, cfg, revision)
+            else:
+                with connection.begin():
+                    cfg.attributes["connection"] = connection
+                    command.upgrade(cfg, revision)
+    except IntegrityError as error:  # rows the new schema forbids (say, duplicate addresses)
+        raise StoreError(
+            f"migration aborted, the database is unchanged: existing rows break a new rule "
+            f"({_first_line(error.orig)}); fix them and run `mailer db upgrade` again"
+        ) from None
+    return before, current_revision(engine) or ""
+
+
+def _first_line(error: object) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def _upgrade_sqlite(connection: Connection, cfg: Config, revision: str) -> None:
+    # SQLite rebuilds a table to alter it; dropping the old copy with foreign keys on would
+    # cascade-delete the rows that point at it. The pragma only takes effect outside a
+    # transaction, and the result is checked before the commit (SQLite's documented procedure).
+    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+    connection.commit()
+    try:
+        with connection.begin():
+            # Explicit, so the DDL before the first row copy is inside the transaction too.
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise StoreError(
+                    f"migration aborted: it would leave {len(broken)} broken references "
+                    f"(first in table {broken[0][0]}); the database is unchanged"
+                )
+    finally:
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
 
 
 def check_not_newer(revision: str | None) -> None:

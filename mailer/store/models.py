@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
@@ -17,6 +17,12 @@ from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcn
 
 class Subscriber(SQLModel, table=True):
     __tablename__ = "subscriber"
+    # Unsubscribe links name a subscriber by id and never expire: ids must never be reused.
+    # One row per address whatever the case of its local part (migration 0002).
+    __table_args__ = (
+        Index("ux_subscriber_email_lower", text("lower(email)"), unique=True),
+        {"sqlite_autoincrement": True},
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320, unique=True, index=True)  # normalised
