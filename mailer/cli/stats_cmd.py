@@ -1,5 +1,177 @@
-"""`mailer stats` commands."""
+"""`mailer stats`: what happened to each issue after it was sent, and how the list grows."""
 
 from __future__ import annotations
 
-from mailer.cli._app import app  # noqa: F401
+import json
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.table import Table
+
+from mailer.cli._app import app, console, engine
+from mailer.errors import MailerError
+from mailer.store.db import session
+from mailer.store.stats import (
+    CampaignStats,
+    IssueDetail,
+    WeekGrowth,
+    campaign_stats,
+    issue_detail,
+    subscriber_growth,
+    subscriber_totals,
+)
+
+STATS_HELP = """\
+Delivery stats per issue (one row per campaign), one issue in detail, or the list's growth.
+
+Rates are fractions of the messages sent (bounce = bounced / sent, complaint = complained / sent).
+Warnings appear at half SES's review thresholds (bounce 5 %, complaint 0.1 %) and above, and at
+Gmail's 0.3 % spam line.
+
+--json prints one JSON object with stable keys:
+
+\b
+  mailer stats --json
+    {"campaigns": [CAMPAIGN, ...]}
+  CAMPAIGN
+    {"campaign_id", "issue_number", "subject", "status", "started_at", "finished_at",
+     "recipients", "queued", "sending", "sent", "failed", "skipped", "unknown", "delivered",
+     "bounced", "bounced_hard", "bounced_soft", "bounced_undetermined", "complained",
+     "unsubscribed",
+     "rates": {"delivery", "bounce", "hard_bounce", "complaint", "unsubscribe"},
+     "warnings": [{"code", "level", "message"}]}
+    times are ISO 8601 UTC; a rate is null when nothing was sent
+  mailer stats --issue N --json
+    {"issue_number", "summary": CAMPAIGN (all campaigns of the issue added up),
+     "campaigns": [CAMPAIGN, ...],
+     "bounce_reasons": [{"bounce_type", "bounce_subtype", "diagnostic", "count"}],
+     "domains": [{"domain", "recipients", "sent", "delivered", "bounced", "complained",
+                  "bounce_rate"}],
+     "sent_per_minute": [{"minute", "sent"}]}
+  mailer stats --subscribers --json
+    {"totals": {"pending", "active", "unsubscribed", "bounced", "complained"},
+     "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "suppressed", "net"}]}
+"""
+
+
+def _pct(rate: float | None) -> str:
+    return "–" if rate is None else f"{rate * 100:.2f}%"
+
+
+def _print_json(data: dict) -> None:
+    # plain print: rich would wrap long lines and colour the keys
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
+    # short headings: the table has to fit an 80-column terminal
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
+                  caption="bnc h/s: bounced hard/soft · unsub: unsubscribed after it · % of sent",
+                  caption_justify="left")
+    for name in ("issue", "rcpt", "sent", "deliv", "bnc h/s", "compl", "unsub", "fail",
+                 "unkn", "bounce%", "compl%"):
+        table.add_column(name, justify="left" if name == "issue" else "right", no_wrap=True)
+    issues = [c.issue_number for c in campaigns]
+    for c in campaigns:
+        resent = issues.count(c.issue_number) > 1 and c.campaign_id
+        table.add_row(
+            f"{c.issue_number} #{c.campaign_id}" if resent else str(c.issue_number),
+            str(c.recipients), str(c.sent), str(c.delivered),
+            f"{c.bounced} {c.bounced_hard}/{c.bounced_soft}", str(c.complained),
+            str(c.unsubscribed), str(c.failed), str(c.unknown),
+            _pct(c.bounce_rate), _pct(c.complaint_rate),
+        )
+    return table
+
+
+def _print_warnings(campaigns: list[CampaignStats]) -> None:
+    for c in campaigns:
+        for warning in c.warnings:
+            colour = "red" if warning.level == "critical" else "yellow"
+            console.print(f"[{colour}]{warning.level}:[/] issue {c.issue_number}: "
+                          f"{warning.message}", highlight=False, soft_wrap=True)
+
+
+def _show_overview(as_json: bool) -> None:
+    with session(engine()) as db:
+        campaigns = campaign_stats(db)
+    if as_json:
+        _print_json({"campaigns": [c.as_dict() for c in campaigns]})
+        return
+    if not campaigns:
+        console.print("No issue has been sent yet.")
+        return
+    console.print(_campaign_table(campaigns, "Issues sent"))
+    _print_warnings(campaigns)
+
+
+def _show_issue(number: int, as_json: bool) -> None:
+    with session(engine()) as db:
+        detail = issue_detail(db, number)
+    if as_json:
+        _print_json(detail.as_dict())
+        return
+    _print_issue_tables(detail)
+    _print_warnings([detail.summary])
+
+
+def _print_issue_tables(detail: IssueDetail) -> None:
+    console.print(_campaign_table(detail.campaigns, f"Issue {detail.summary.issue_number}"))
+    reasons = Table(title="Top bounce reasons", title_justify="left")
+    for name in ("type", "subtype", "diagnostic", "count"):
+        reasons.add_column(name, justify="right" if name == "count" else "left")
+    for r in detail.bounce_reasons:
+        reasons.add_row(r.bounce_type or "–", r.bounce_subtype or "–", r.diagnostic or "–",
+                        str(r.count))
+    console.print(reasons if detail.bounce_reasons else "No bounces.")
+    domains = Table(title="Recipient domains", title_justify="left")
+    for name in ("domain", "recipients", "sent", "delivered", "bounced", "complained",
+                 "bounce rate"):
+        domains.add_column(name, justify="left" if name == "domain" else "right")
+    for d in detail.domains:
+        domains.add_row(d.domain, str(d.recipients), str(d.sent), str(d.delivered),
+                        str(d.bounced), str(d.complained), _pct(d.bounce_rate))
+    console.print(domains)
+    timeline = Table(title="Sent per minute (UTC)", title_justify="left")
+    timeline.add_column("minute")
+    timeline.add_column("sent", justify="right")
+    for bucket in detail.timeline:
+        timeline.add_row(bucket.start.strftime("%Y-%m-%d %H:%M"), str(bucket.sent))
+    console.print(timeline if detail.timeline else "Nothing sent yet.")
+
+
+def _show_subscribers(weeks: int, as_json: bool) -> None:
+    with session(engine()) as db:
+        growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
+        totals = subscriber_totals(db)
+    if as_json:
+        _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
+        return
+    table = Table(title="List growth per week (UTC, weeks start on Monday)", title_justify="left")
+    for name in ("week", "new", "confirmed", "unsubscribed", "suppressed", "net"):
+        table.add_column(name, justify="left" if name == "week" else "right")
+    for w in growth:
+        table.add_row(w.week_start.isoformat(), str(w.new), str(w.confirmed),
+                      str(w.unsubscribed), str(w.suppressed), f"{w.net:+d}")
+    console.print(table)
+    console.print("Now: " + ", ".join(f"{n} {status}" for status, n in totals.items()),
+                  highlight=False)
+
+
+@app.command("stats", help=STATS_HELP)
+def stats(
+    issue: Annotated[int | None, typer.Option("--issue", help="one issue in detail", min=1)] = None,
+    subscribers: Annotated[bool, typer.Option("--subscribers", help="list growth per week")] = False,
+    weeks: Annotated[int, typer.Option("--weeks", min=0,
+                                       help="with --subscribers: the last N weeks (0 = all)")] = 12,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts (keys above)")] = False,
+) -> None:
+    if issue is not None and subscribers:
+        raise MailerError("choose one of --issue and --subscribers")
+    if subscribers:
+        _show_subscribers(weeks, as_json)
+    elif issue is not None:
+        _show_issue(issue, as_json)
+    else:
+        _show_overview(as_json)
