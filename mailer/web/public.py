@@ -28,7 +28,6 @@ from mailer.store import subscribers as store
 from mailer.store.db import get_engine, session
 from mailer.store.models import Subscriber
 from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
-from mailer.transports import get_transport
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
 
@@ -145,6 +144,9 @@ def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transpor
     state = request.app.state
     with state.transport_lock:
         if state.transport is None:
+            # imported on first use: the SES transport pulls in boto3, which start-up can skip
+            from mailer.transports import get_transport
+
             state.transport = get_transport(state.settings)
         return state.transport
 
@@ -278,6 +280,9 @@ async def _is_one_click(request: Request) -> bool:
 
 def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:
     settings = _settings(request)
+    subscriber_id = read_unsubscribe_token(settings.secret_key, token)  # forged: TokenInvalid
     with session(_engine(request)) as db:
+        if db.get(Subscriber, subscriber_id) is None:
+            raise UnknownSubscriber("this address is no longer on the list")
         return store.unsubscribe_with_token(db, token, secret=settings.secret_key, source=source)
 
