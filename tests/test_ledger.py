@@ -1,0 +1,229 @@
+"""The ledger on a real SQLite file: audience, leases, recovery after a dead worker, finishing."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.store import ledger
+from mailer.store.db import make_engine
+from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
+
+
+def add_readers(engine, count: int, *, status: str = "active", start: int = 0) -> list[int]:
+    now = utcnow()
+    rows = [dict(email=f"reader{n}@example.org", status=status, created_at=now, updated_at=now)
+            for n in range(start, start + count)]
+    with engine.begin() as connection:
+        connection.execute(insert(Subscriber.__table__), rows)
+        return list(connection.execute(
+            select(Subscriber.__table__.c.id).where(
+                Subscriber.__table__.c.email.in_([row["email"] for row in rows]))
+            .order_by(Subscriber.__table__.c.id)).scalars())
+
+
+def set_status(engine, subscriber_id: int, status: SubscriberStatus) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(Subscriber.__table__)
+                           .where(Subscriber.__table__.c.id == subscriber_id)
+                           .values(status=status.value))
+
+
+def start(engine, issue: int = 644, **kwargs) -> ledger.CampaignStart:
+    return ledger.begin_campaign(engine, issue_number=issue, subject="TWiR 644",
+                                 transport="outbox", content_sha256="0" * 64, **kwargs)
+
+
+def rows(engine, campaign_id: int) -> list[Delivery]:
+    with engine.connect() as connection:
+        found = connection.execute(select(Delivery.__table__)
+                                   .where(Delivery.__table__.c.campaign_id == campaign_id)
+                                   .order_by(Delivery.__table__.c.id)).mappings().all()
+    return [Delivery.model_validate(dict(row)) for row in found]
+
+
+def test_audience_is_the_active_readers_when_the_send_starts(engine):
+    active = add_readers(engine, 5)
+    add_readers(engine, 2, status="pending", start=100)
+    add_readers(engine, 1, status="unsubscribed", start=200)
+
+    first = start(engine)
+    assert first.created
+    assert sorted(row.subscriber_id for row in rows(engine, first.campaign.id)) == active
+    assert all(row.status == DeliveryStatus.QUEUED for row in rows(engine, first.campaign.id))
+
+    add_readers(engine, 3, start=300)  # joined after the start: not part of this issue's send
+    again = start(engine)
+    assert not again.created and again.campaign.id == first.campaign.id
+    assert len(rows(engine, first.campaign.id)) == 5
+
+
+def test_a_finished_issue_is_not_started_again_without_again(engine):
+    add_readers(engine, 2)
+    campaign = start(engine).campaign
+    worker = "w1"
+    ledger.register_worker(engine, worker, campaign.id, 10)
+    for row in ledger.claim_batch(engine, campaign.id, worker, 10):
+        assert ledger.start_sending(engine, row.id, worker) is DeliveryStatus.SENDING
+        assert ledger.mark_sent(engine, row.id, worker, f"msg-{row.id}")
+    ledger.unregister_worker(engine, worker)
+    assert ledger.finish_if_done(engine, campaign.id)
+
+    same = start(engine)
+    assert not same.created and same.campaign.status == CampaignStatus.FINISHED
+    fresh = start(engine, again=True)
+    assert fresh.created and fresh.campaign.id != campaign.id
+    assert len(rows(engine, fresh.campaign.id)) == 2
+
+
+def test_workers_lease_disjoint_batches_that_cover_everyone(engine):
+    add_readers(engine, 120)
+    campaign = start(engine).campaign
+    seen: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+    while True:
+        progressed = False
+        for worker, claimed in seen.items():
+            batch = ledger.claim_batch(engine, campaign.id, worker, 7)
+            claimed.extend(row.id for row in batch)
+            progressed = progressed or bool(batch)
+        if not progressed:
+            break
+    everyone = [row.id for row in rows(engine, campaign.id)]
+    claimed_ids = seen["a"] + seen["b"] + seen["c"]
+    assert sorted(claimed_ids) == everyone
+    assert len(set(claimed_ids)) == len(claimed_ids)
+
+
+def test_claims_from_separate_connections_at_once_never_overlap(settings, engine):
+    add_readers(engine, 600)
+    campaign = start(engine).campaign
+    results: dict[int, list[int]] = {}
+
+    def claim_all(n: int) -> None:
+        own = make_engine(settings.database_url)  # its own pool, as another process would have
+        got = results.setdefault(n, [])
+        while batch := ledger.claim_batch(own, campaign.id, f"worker-{n}", 25):
+            got.extend(row.id for row in batch)
+        own.dispose()
+
+    threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    claimed = [row_id for got in results.values() for row_id in got]
+    assert len(claimed) == 600 and len(set(claimed)) == 600
+
+
+def test_a_reader_who_left_before_their_turn_is_skipped(engine):
+    ids = add_readers(engine, 2)
+    campaign = start(engine).campaign
+    batch = ledger.claim_batch(engine, campaign.id, "w", 10)
+    set_status(engine, ids[1], SubscriberStatus.UNSUBSCRIBED)
+
+    assert ledger.start_sending(engine, batch[0].id, "w") is DeliveryStatus.SENDING
+    assert ledger.start_sending(engine, batch[1].id, "w") is DeliveryStatus.SKIPPED
+    skipped = rows(engine, campaign.id)[1]
+    assert skipped.status == DeliveryStatus.SKIPPED and "unsubscribed" in skipped.error
+
+
+def test_only_in_flight_rows_of_a_dead_worker_become_unknown(engine):
+    add_readers(engine, 10)
+    campaign = start(engine).campaign
+    ledger.register_worker(engine, "dead", campaign.id, 10)
+    ledger.register_worker(engine, "alive", campaign.id, 10)
+    dead_batch = ledger.claim_batch(engine, campaign.id, "dead", 4)
+    alive_batch = ledger.claim_batch(engine, campaign.id, "alive", 4)
+    ledger.start_sending(engine, dead_batch[0].id, "dead")  # in flight when it died
+    ledger.start_sending(engine, dead_batch[1].id, "dead")
+    ledger.mark_sent(engine, dead_batch[1].id, "dead", "m-1")  # finished before it died
+    ledger.start_sending(engine, alive_batch[0].id, "alive")
+
+    recovery = ledger.recover_abandoned(engine, campaign.id, is_dead=lambda wid: wid == "dead")
+
+    assert recovery.unknown == 1 and recovery.released == 2
+    assert recovery.dead_workers == ("dead",)
+    by_id = {row.id: row for row in rows(engine, campaign.id)}
+    assert by_id[dead_batch[0].id].status == DeliveryStatus.UNKNOWN
+    assert by_id[dead_batch[1].id].status == DeliveryStatus.SENT
+    assert all(by_id[r.id].claimed_by is None for r in dead_batch[2:])
+    assert by_id[alive_batch[0].id].status == DeliveryStatus.SENDING  # a live peer's: untouched
+    assert all(by_id[r.id].claimed_by == "alive" for r in alive_batch[1:])
+    # The dead worker's lease is gone: if it was only stalled, it can no longer send those rows.
+    assert ledger.start_sending(engine, dead_batch[2].id, "dead") is None
+    assert not ledger.mark_sent(engine, dead_batch[0].id, "dead", "late")
+
+
+def test_a_stale_heartbeat_counts_as_dead(engine):
+    add_readers(engine, 3)
+    campaign = start(engine).campaign
+    ledger.register_worker(engine, "sleepy", campaign.id, 10)
+    batch = ledger.claim_batch(engine, campaign.id, "sleepy", 3)
+    ledger.start_sending(engine, batch[0].id, "sleepy")
+    with engine.begin() as connection:
+        connection.execute(update(SendWorker.__table__).values(
+            heartbeat_at=utcnow() - timedelta(minutes=5)))
+
+    recovery = ledger.recover_abandoned(engine, campaign.id, stale_after=timedelta(seconds=60))
+    assert (recovery.unknown, recovery.released) == (1, 2)
+    assert ledger.requeue_unknown(engine, campaign.id) == 1
+    assert ledger.count_by_status(engine, campaign.id)[DeliveryStatus.QUEUED] == 3
+
+
+def test_a_process_that_exited_on_this_host_is_dead_at_once():
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    pid = int(child.stdout)
+    host = ledger.new_worker_id().split(":")[0]
+    assert ledger.worker_is_dead_locally(f"{host}:{pid}:abcd")
+    assert not ledger.worker_is_dead_locally(ledger.new_worker_id())  # ourselves
+    assert not ledger.worker_is_dead_locally(f"another-host:{pid}:abcd")
+
+
+def test_campaign_finishes_only_when_nothing_is_pending(engine):
+    add_readers(engine, 2)
+    campaign = start(engine).campaign
+    batch = ledger.claim_batch(engine, campaign.id, "w", 2)
+    ledger.start_sending(engine, batch[0].id, "w")
+    ledger.mark_failed(engine, batch[0].id, "w", "rejected: bad mailbox")
+    assert not ledger.finish_if_done(engine, campaign.id)
+    ledger.start_sending(engine, batch[1].id, "w")
+    assert not ledger.finish_if_done(engine, campaign.id)  # in flight
+    ledger.mark_sent(engine, batch[1].id, "w", "m")
+    assert ledger.finish_if_done(engine, campaign.id)
+    assert ledger.get_campaign(engine, campaign.id).finished_at is not None
+
+
+def test_two_starts_at_once_share_one_campaign(settings, engine):
+    add_readers(engine, 50)
+    ids: list[int] = []
+    barrier = threading.Barrier(4)
+
+    def begin() -> None:
+        own = make_engine(settings.database_url)
+        barrier.wait()
+        ids.append(start(own).campaign.id)
+        own.dispose()
+
+    threads = [threading.Thread(target=begin) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(ids)) == 1
+    with engine.connect() as connection:
+        assert connection.execute(select(Campaign.__table__.c.id)).all() == [(ids[0],)]
+    assert len(rows(engine, ids[0])) == 50
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_claiming_nothing_is_harmless(engine, limit):
+    add_readers(engine, 1)
+    campaign = start(engine).campaign
+    assert ledger.claim_batch(engine, campaign.id, "w", limit) == []
