@@ -1,0 +1,201 @@
+"""An issue's body → one clean, email-ready HTML fragment (a BeautifulSoup tree).
+
+The same tree feeds both parts of the mail: the HTML part serialises it into the MJML template,
+the plaintext part walks it (see :mod:`mailer.render.text`), so both say the same thing.
+
+What "clean" means here:
+
+* editor HTML comments are gone (they hold notes for contributors, never for readers);
+* every link and image is absolute (relative ones resolved against the site), links that only
+  jump inside the web page (heading anchors, ``#fragment``) are unwrapped, and links with a
+  scheme a mail client should not follow (``javascript:``, ``data:``) lose their target;
+* raw HTML that has no place in a mail (scripts, forms, frames, event handlers) is removed:
+  issue files are written by many contributors and an HTML page may come from the web;
+* ``<code>``, tables and images get the inline styles they need when a client drops ``<style>``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urljoin, urlsplit
+
+import markdown
+from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+
+from mailer.render.palette import LIGHT
+
+# Python-Markdown with "extra" is what TWiR's site (Pelican) renders issues with.
+MARKDOWN_EXTENSIONS = ("extra",)
+
+SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+SAFE_IMAGE_SCHEMES = frozenset({"http", "https"})
+DANGEROUS_TAGS = (
+    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
+    "input", "button", "select", "textarea", "link", "meta", "base", "noscript", "template",
+    "svg", "math",
+)
+# Heading anchors and permalinks on web pages: a glyph that means nothing in a mail.
+ANCHOR_GLYPHS = frozenset({"", "#", "¶", "§", "🔗", "link", "permalink"})
+HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+UNRESOLVED_REFERENCE = re.compile(r"\[([^\[\]\n]+)\]\[([^\[\]\n]*)\]")
+
+# Inline styles that must survive clients that drop <style> (the Gmail apps for non-Google
+# accounts, many webmails): code must still look like code.
+# Kept short: TWiR issues hold ~100 inline code spans and this is repeated on each.
+CODE_STYLE = f"font-family:Menlo,Consolas,monospace;background:{LIGHT['code']};padding:0 3px"
+PRE_STYLE = (
+    "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:14px;line-height:1.45;"
+    f"background-color:{LIGHT['code']};padding:12px;border-radius:6px;white-space:pre-wrap;"
+    "word-break:break-word"
+)
+IMAGE_STYLE = "max-width:100%;height:auto"
+# A wide table scrolls inside itself rather than widening the whole mail on a phone.
+TABLE_WRAPPER_STYLE = "overflow-x:auto;max-width:100%"
+
+
+@dataclass
+class Body:
+    """The cleaned fragment and what the clean-up noticed on the way."""
+
+    soup: BeautifulSoup
+    warnings: list[str] = field(default_factory=list)
+
+    def html(self) -> str:
+        return minify_fragment(str(self.soup))
+
+
+def markdown_to_html(source: str) -> str:
+    """TWiR Markdown → HTML, editor comments removed first so Markdown never renders them."""
+    without_comments = HTML_COMMENT.sub("", source)
+    return markdown.markdown(without_comments, extensions=list(MARKDOWN_EXTENSIONS))
+
+
+def build_body(body: str, body_format: str, site_url: str) -> Body:
+    """Parse an issue body (Markdown or an HTML fragment) and clean it for mail."""
+    html = markdown_to_html(body) if body_format == "markdown" else body
+    soup = BeautifulSoup(html, "html.parser")
+    result = Body(soup)
+    remove_comments(soup)
+    remove_dangerous_markup(soup)
+    fix_links(soup, site_url, result.warnings)
+    fix_images(soup, site_url, result.warnings)
+    style_code(soup)
+    wrap_tables(soup)
+    warn_unresolved_references(soup, result.warnings)
+    return result
+
+
+def remove_comments(soup: BeautifulSoup) -> None:
+    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
+        comment.extract()
+
+
+def remove_dangerous_markup(soup: BeautifulSoup) -> None:
+    for tag in soup.find_all(DANGEROUS_TAGS):
+        tag.decompose()
+    # MJML tags inside the body would be read by MJML as layout, not shown as text.
+    for tag in soup.find_all(lambda tag: tag.name.startswith("mj-")):
+        tag.decompose()
+    for tag in soup.find_all(True):
+        for name in list(tag.attrs):
+            if name.lower().startswith("on") or name.lower() in {"srcdoc", "formaction"}:
+                del tag.attrs[name]
+
+
+def absolute_url(url: str, site_url: str) -> str:
+    return urljoin(site_url.rstrip("/") + "/", url.strip())
+
+
+def url_scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+def fix_links(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
+    for link in soup.find_all("a"):
+        href = (link.get("href") or "").strip()
+        text = link.get_text(" ", strip=True)
+        if href.startswith("#"):
+            drop_anchor_link(link, text)
+            continue
+        if not href:
+            warnings.append(f"link without a target: {text!r}")
+            link.unwrap()
+            continue
+        url = absolute_url(href, site_url)
+        if url_scheme(url) not in SAFE_LINK_SCHEMES:
+            warnings.append(f"link with an unsafe target removed: {text!r} ({href[:40]})")
+            link.unwrap()
+            continue
+        # Only the target and a title are kept: ids, classes and rels from a page mean nothing.
+        title = link.get("title")
+        link.attrs = {"href": url, "title": title} if title else {"href": url}
+
+
+def drop_anchor_link(link: Tag, text: str) -> None:
+    """A link into the web page itself: keep its words, lose the jump (or the ¶ glyph)."""
+    if text.lower() in ANCHOR_GLYPHS:
+        link.decompose()
+    else:
+        link.unwrap()
+
+
+def fix_images(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
+    for image in soup.find_all("img"):
+        src = (image.get("src") or "").strip()
+        url = absolute_url(src, site_url) if src else ""
+        if not url or url_scheme(url) not in SAFE_IMAGE_SCHEMES:
+            warnings.append(f"image without a usable source removed: {src[:60]!r}")
+            image.decompose()
+            continue
+        alt = (image.get("alt") or "").strip()
+        if not alt:
+            warnings.append(f"image without alt text: {url}")
+        attrs = {"src": url, "alt": alt, "style": IMAGE_STYLE}
+        for size in ("width", "height"):
+            if image.get(size, "").isdigit():
+                attrs[size] = image[size]
+        image.attrs = attrs
+
+
+def style_code(soup: BeautifulSoup) -> None:
+    for pre in soup.find_all("pre"):
+        pre["style"] = PRE_STYLE
+        for code in pre.find_all("code"):
+            code.attrs = {}
+    for code in soup.find_all("code"):
+        if code.find_parent("pre") is None:
+            code.attrs = {"style": CODE_STYLE}
+
+
+def wrap_tables(soup: BeautifulSoup) -> None:
+    for table in soup.find_all("table"):
+        table["class"] = "data"
+        wrapper = soup.new_tag("div", style=TABLE_WRAPPER_STYLE)
+        table.wrap(wrapper)
+
+
+def warn_unresolved_references(soup: BeautifulSoup, warnings: list[str]) -> None:
+    """``[text][ref]`` with no ``[ref]: url`` line: Markdown leaves it as literal brackets."""
+    for node in soup.find_all(string=True):
+        if isinstance(node, NavigableString) and node.find_parent(["code", "pre"]) is None:
+            for match in UNRESOLVED_REFERENCE.finditer(str(node)):
+                label = match.group(2) or match.group(1)
+                warnings.append(f"link without a target: {match.group(0)!r} (no [{label}]: line)")
+
+
+BLOCK_TAGS = (
+    "p|div|ul|ol|li|h[1-6]|table|thead|tbody|tfoot|tr|td|th|blockquote|hr|dl|dt|dd|br"
+)
+BETWEEN_BLOCKS = re.compile(rf"(</?(?:{BLOCK_TAGS})\b[^>]*>)\s+(?=</?(?:{BLOCK_TAGS})\b)")
+PRE_BLOCK = re.compile(r"(<pre\b.*?</pre>)", re.DOTALL)
+WHITESPACE_RUN = re.compile(r"\s*\n\s*")
+
+
+def minify_fragment(html: str) -> str:
+    """Drop whitespace between block tags and fold line breaks in prose; ``<pre>`` untouched."""
+    parts = PRE_BLOCK.split(html)
+    for index in range(0, len(parts), 2):  # even indexes are outside <pre>
+        folded = WHITESPACE_RUN.sub("\n", parts[index])
+        parts[index] = BETWEEN_BLOCKS.sub(r"\1", folded)
+    return "".join(parts)

@@ -1,0 +1,236 @@
+"""Issue → (MJML, HTML, text), once per issue; :func:`personalise` per recipient.
+
+Per-recipient values (the unsubscribe and manage URLs) are placeholders in the rendered parts, so
+a send to 20,000 readers renders once and fills each message with two ``str.replace`` calls.
+"""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import jinja2
+from markupsafe import Markup
+
+from mailer.config import Settings
+from mailer.domain import Issue
+from mailer.errors import RenderError
+from mailer.render.body import Body, build_body
+from mailer.render.mjml import mjml_to_lean_email_html
+from mailer.render.palette import DARK, LIGHT
+from mailer.render.text import WIDTH, body_to_text, wrap
+
+# Tokens that survive Jinja, MJML, premailer and lxml untouched (lxml keeps % and letters in
+# href attributes) and that no issue will ever contain.
+UNSUBSCRIBE_PLACEHOLDER = "%%MAILER_UNSUBSCRIBE_URL%%"
+MANAGE_PLACEHOLDER = "%%MAILER_MANAGE_URL%%"
+
+GMAIL_CLIP_BYTES = 102_400
+SIZE_WARNING_BYTES = 90_000
+# The real unsubscribe and manage URLs replace the placeholders: leave room for them.
+PERSONALISATION_ALLOWANCE = 600
+TEMPLATE_NAME = "issue.mjml.j2"
+PREHEADER_MAX = 140
+SENTENCE_END = re.compile(r"^(.+?[.!?])(?=\s|$)")
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    site_url: str
+    base_url: str
+    newsletter_name: str
+    sender_line: str
+    templates_dir: Path
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "RenderOptions":
+        return cls(
+            site_url=settings.site_url,
+            base_url=settings.base_url,
+            newsletter_name=settings.newsletter_name,
+            sender_line=settings.sender_line,
+            templates_dir=Path(settings.templates_dir),
+        )
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    issue: Issue
+    subject: str
+    preheader: str
+    mjml: str
+    html: str
+    text: str
+    warnings: tuple[str, ...]
+
+    @property
+    def html_bytes(self) -> int:
+        return len(self.html.encode("utf-8"))
+
+    @property
+    def text_bytes(self) -> int:
+        return len(self.text.encode("utf-8"))
+
+
+def render_issue(issue: Issue, options: RenderOptions) -> RenderedIssue:
+    """Render one issue into its MJML source, inlined HTML and plaintext. Pure: no I/O but the
+    templates."""
+    body = build_body(issue.body, issue.body_format, options.site_url)
+    warnings = list(body.warnings)
+    web_url = issue_web_url(issue, options, warnings)
+    context = template_context(issue, options, body, web_url)
+    mjml_source = render_template(options.templates_dir, context)
+    html = finish_document(mjml_to_lean_email_html(mjml_source))
+    text = render_text(issue, options, body, web_url, context["issue_line"])
+    warnings.extend(size_warnings(len(html.encode("utf-8"))))
+    return RenderedIssue(
+        issue=issue, subject=context["subject"], preheader=context["preheader"],
+        mjml=mjml_source, html=html, text=text, warnings=tuple(warnings),
+    )
+
+
+def personalise(rendered: RenderedIssue, *, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
+    """Fill one recipient's links into the rendered parts: ``(html, text)``."""
+    html = rendered.html.replace(
+        UNSUBSCRIBE_PLACEHOLDER, html_lib.escape(unsubscribe_url, quote=True)
+    ).replace(MANAGE_PLACEHOLDER, html_lib.escape(manage_url, quote=True))
+    text = rendered.text.replace(UNSUBSCRIBE_PLACEHOLDER, unsubscribe_url).replace(
+        MANAGE_PLACEHOLDER, manage_url
+    )
+    return html, text
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def issue_web_url(issue: Issue, options: RenderOptions, warnings: list[str]) -> str | None:
+    url = issue.web_url or (options.site_url if issue.links_stripped else None)
+    if url and urlsplit(url).scheme not in ("http", "https"):
+        warnings.append(f"web address of the issue ignored, not http(s): {url[:60]!r}")
+        return None
+    return url
+
+
+def issue_line(issue: Issue) -> str:
+    parts = []
+    if issue.number is not None:
+        parts.append(f"Issue {issue.number}")
+    if issue.date is not None:
+        parts.append(long_date(issue.date))
+    return " · ".join(parts)
+
+
+def long_date(day: date) -> str:
+    return f"{day.day} {day:%B %Y}"
+
+
+def preheader_of(body: Body) -> str:
+    """The first sentence of the intro: what inboxes show next to the subject."""
+    first = body.soup.find("p")
+    text = " ".join(first.get_text(" ").split()) if first else ""
+    text = text.replace(" !", "!").replace(" .", ".").replace(" ,", ",")
+    match = SENTENCE_END.match(text)
+    sentence = match.group(1) if match else text
+    if len(sentence) > PREHEADER_MAX:
+        sentence = sentence[:PREHEADER_MAX].rsplit(" ", 1)[0] + "…"
+    return sentence
+
+
+def template_context(issue: Issue, options: RenderOptions, body: Body, web_url: str | None) -> dict:
+    return {
+        "subject": issue.title,
+        "preheader": preheader_of(body),
+        "newsletter_name": options.newsletter_name,
+        "issue_line": issue_line(issue),
+        "web_url": web_url,
+        "links_stripped": issue.links_stripped,
+        "sender_line": options.sender_line,
+        "unsubscribe_url": UNSUBSCRIBE_PLACEHOLDER,
+        "manage_url": MANAGE_PLACEHOLDER,
+        "body_html": Markup(body.html()),
+        "colors": LIGHT,
+        "dark": DARK,
+    }
+
+
+@lru_cache(maxsize=8)
+def template_environment(templates_dir: Path) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_template(templates_dir: Path, context: dict) -> str:
+    try:
+        template = template_environment(Path(templates_dir)).get_template(TEMPLATE_NAME)
+        return template.render(context)
+    except jinja2.TemplateNotFound as error:
+        raise RenderError(f"template {error.name} not found in {templates_dir}") from None
+    except jinja2.TemplateError as error:
+        raise RenderError(f"template {TEMPLATE_NAME} failed: {error}") from None
+
+
+STYLE_BLOCK = re.compile(r"(<style[^>]*>)(.*?)(</style>)", re.DOTALL)
+CSS_SPACE_AROUND = re.compile(r"\s*([{};,>])\s*")
+CSS_WHITESPACE = re.compile(r"\s+")
+
+
+def minify_css(css: str) -> str:
+    css = CSS_WHITESPACE.sub(" ", css)
+    css = CSS_SPACE_AROUND.sub(r"\1", css)
+    return css.replace(";}", "}").strip()
+
+
+def finish_document(html: str) -> str:
+    """Squeeze the whitespace premailer and cssutils pretty-print into the style sheets."""
+    return STYLE_BLOCK.sub(lambda m: m.group(1) + minify_css(m.group(2)) + m.group(3), html)
+
+
+def size_warnings(html_bytes: int) -> list[str]:
+    expected = html_bytes + PERSONALISATION_ALLOWANCE
+    if expected > GMAIL_CLIP_BYTES:
+        return [
+            f"error: HTML is {html_bytes:,} bytes; with the reader's links it passes Gmail's "
+            f"{GMAIL_CLIP_BYTES:,}-byte clip, which hides the rest of the mail and the "
+            "unsubscribe link"
+        ]
+    if expected > SIZE_WARNING_BYTES:
+        return [
+            f"HTML is {html_bytes:,} bytes, close to Gmail's {GMAIL_CLIP_BYTES:,}-byte clip"
+        ]
+    return []
+
+
+# -- plaintext --------------------------------------------------------------------------------
+
+
+def render_text(issue: Issue, options: RenderOptions, body: Body, web_url: str | None,
+                line: str) -> str:
+    header = [issue.title, "=" * min(len(issue.title), WIDTH)]
+    if line:
+        header.append(line)
+    if web_url:
+        header.append(f"Read it on the web: <{web_url}>")
+    blocks = ["\n".join(header)]
+    if issue.links_stripped and web_url:
+        blocks.append(wrap(
+            f"This copy of the issue has no links. Read this issue on the web to follow them: "
+            f"<{web_url}>", WIDTH))
+    blocks.append(body_to_text(body.soup))
+    blocks.append("\n".join([
+        "-- ",
+        wrap(options.sender_line, WIDTH),
+        "",
+        f"Unsubscribe: <{UNSUBSCRIBE_PLACEHOLDER}>",
+        f"Manage your subscription: <{MANAGE_PLACEHOLDER}>",
+    ]))
+    return "\n\n".join(blocks) + "\n"
