@@ -1,0 +1,236 @@
+"""Amazon SES v2 through boto3: ``send_email`` with a Raw MIME message.
+
+Raw keeps every header of ours verbatim (List-Unsubscribe, Feedback-ID, X-Mailer-Delivery, ...),
+which SES's Simple content would limit or drop. Credentials come from the standard AWS chain.
+
+botocore is told never to retry on its own: a throttled send must reach the dispatcher, which
+owns the rate and the backoff, instead of being hidden (and slowed) inside botocore.
+"""
+
+from __future__ import annotations
+
+import re
+from email.utils import parseaddr
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    PartialCredentialsError,
+)
+
+from mailer.domain import OutgoingEmail, SendQuota
+from mailer.errors import (
+    AccountError,
+    QuotaExhausted,
+    Rejected,
+    TemporaryFailure,
+    Throttled,
+    TransportError,
+)
+from mailer.message import build_mime
+
+NO_CREDENTIALS = (
+    "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, "
+    "or run with an instance role)"
+)
+
+_THROTTLE_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
+_ACCOUNT_CODES = {
+    "SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException",
+    "NotFoundException", "AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidSignatureException",
+    "MissingAuthenticationTokenException", "ExpiredTokenException", "ExpiredToken",
+}
+_UNKNOWN_OPERATION = {"404", "UnknownOperationException", "UnknownOperation"}
+_TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
+_TAG_MAX = 256
+
+
+class SesTransport:
+    name = "ses"
+    notice = None
+
+    def __init__(
+        self,
+        *,
+        sender: str,
+        region: str = "us-east-1",
+        configuration_set: str | None = None,
+        endpoint_url: str | None = None,
+        max_connections: int = 32,
+    ) -> None:
+        self.sender = sender
+        self.region = region
+        self.configuration_set = configuration_set
+        self.endpoint_url = endpoint_url
+        self._session = boto3.session.Session()
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(1, max_connections),
+            connect_timeout=10,
+            read_timeout=30,
+        )
+        # One client for every thread: botocore clients are thread-safe, sessions are not.
+        self._client = self._session.client(
+            "sesv2", region_name=region, endpoint_url=endpoint_url or None, config=config)
+
+    # -- before a send -------------------------------------------------------------------------
+
+    def preflight(self) -> SendQuota | None:
+        """Credentials, account state, sender identity and configuration set, in that order."""
+        if self._session.get_credentials() is None:
+            raise AccountError(NO_CREDENTIALS)
+        quota = self._account_quota()
+        self._check_sender_verified()
+        if self.configuration_set:
+            self._check_configuration_set()
+        return quota
+
+    def _account_quota(self) -> SendQuota | None:
+        try:
+            account = self._call(self._client.get_account)
+        except TransportError as error:
+            if getattr(error, "ses_code", None) in _UNKNOWN_OPERATION:
+                return None  # a local endpoint without GetAccount (moto_server): quota unknown
+            raise
+        if account.get("SendingEnabled") is False:
+            raise AccountError(f"sending is paused for this SES account in {self.region} "
+                               "(GetAccount: SendingEnabled is false)")
+        if account.get("EnforcementStatus") == "SHUTDOWN":
+            raise AccountError(f"this SES account in {self.region} is shut down "
+                               "(EnforcementStatus SHUTDOWN)")
+        limits = account.get("SendQuota") or {}
+        return SendQuota(
+            max_send_rate=limits.get("MaxSendRate"),
+            max_24h=limits.get("Max24HourSend"),
+            sent_last_24h=limits.get("SentLast24Hours") or 0.0,
+            sending_enabled=account.get("SendingEnabled", True),
+            enforcement_status=account.get("EnforcementStatus"),
+        )
+
+    def _check_sender_verified(self) -> None:
+        address = _bare_address(self.sender)
+        domain = address.rpartition("@")[2]
+        for identity in (address, domain):
+            if self._identity_verified(identity):
+                return
+        raise AccountError(
+            f"sender {address} is not a verified SES identity in {self.region} (neither the "
+            f"address nor the domain {domain}): verify it in SES or change MAILER_FROM")
+
+    def _identity_verified(self, identity: str) -> bool:
+        try:
+            found = self._call(self._client.get_email_identity, EmailIdentity=identity)
+        except AccountError as error:
+            if getattr(error, "ses_code", None) == "NotFoundException":
+                return False
+            raise
+        return bool(found.get("VerifiedForSendingStatus")
+                    or found.get("VerificationStatus") == "SUCCESS")
+
+    def _check_configuration_set(self) -> None:
+        try:
+            self._call(self._client.get_configuration_set,
+                       ConfigurationSetName=self.configuration_set)
+        except AccountError as error:
+            if getattr(error, "ses_code", None) == "NotFoundException":
+                raise AccountError(
+                    f"SES configuration set {self.configuration_set!r} "
+                    f"(MAILER_SES_CONFIGURATION_SET) does not exist in {self.region}") from None
+            raise
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, message: OutgoingEmail) -> str:
+        mime = build_mime(message)
+        request = {
+            "FromEmailAddress": mime.envelope_from,
+            "Destination": {"ToAddresses": [mime.recipient]},
+            "Content": {"Raw": {"Data": mime.data}},
+        }
+        tags = ses_tags(message.tags)
+        if tags:
+            request["EmailTags"] = tags
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        response = self._call(self._client.send_email, sender=mime.envelope_from, **request)
+        return response["MessageId"]
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def _call(self, operation, sender: str | None = None, **kwargs):
+        try:
+            return operation(**kwargs)
+        except ClientError as error:
+            raise ses_error(error, sender) from None
+        except (NoCredentialsError, PartialCredentialsError):
+            raise AccountError(NO_CREDENTIALS) from None
+        except EndpointConnectionError as error:
+            raise TemporaryFailure(f"cannot reach SES at {error.kwargs.get('endpoint_url')}: "
+                                   f"{error}") from None
+        except BotoCoreError as error:  # connection reset, read timeout, ...
+            raise TemporaryFailure(f"SES request failed: {error}") from None
+
+
+def ses_error(error: ClientError, sender: str | None = None) -> TransportError:
+    """Map a botocore ClientError onto mailer's error tree, keeping SES's own message."""
+    details = error.response.get("Error") or {}
+    code = str(details.get("Code") or "")
+    text = str(details.get("Message") or "").strip() or code
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    line = f"SES {code or status}: {_one_line(text)}"
+    mapped: TransportError
+    if "daily message quota" in text.lower() or code == "LimitExceededException":
+        mapped = QuotaExhausted(line)
+    elif code in _THROTTLE_CODES or status == 429:
+        mapped = Throttled(line)
+    elif code in _ACCOUNT_CODES or status in (401, 403):
+        mapped = AccountError(line)
+    elif code == "MessageRejected":
+        mapped = _rejected_or_account(line, text, sender)
+    elif code in _UNKNOWN_OPERATION or status == 404:
+        mapped = AccountError(line)
+    elif status >= 500 or code in ("InternalFailure", "ServiceUnavailable"):
+        mapped = TemporaryFailure(line)
+    elif code == "BadRequestException":
+        mapped = Rejected(line)
+    else:
+        mapped = TemporaryFailure(line)
+    mapped.ses_code = code or str(status)  # type: ignore[attr-defined]
+    return mapped
+
+
+def _rejected_or_account(line: str, text: str, sender: str | None) -> TransportError:
+    # SES answers an unverified *sender* with MessageRejected too; that stops every message,
+    # not just this recipient's.
+    lowered = text.lower()
+    if sender and sender.lower() in lowered and ("not verified" in lowered
+                                                 or "authority" in lowered):
+        return AccountError(line)
+    return Rejected(line)
+
+
+def ses_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+    """EmailTags from message tags, with characters SES refuses replaced by ``_``."""
+    result = []
+    for name, value in tags.items():
+        clean_name = _TAG_FORBIDDEN.sub("_", str(name))[:_TAG_MAX]
+        clean_value = _TAG_FORBIDDEN.sub("_", str(value))[:_TAG_MAX]
+        if clean_name and clean_value:
+            result.append({"Name": clean_name, "Value": clean_value})
+    return result
+
+
+def _bare_address(sender: str) -> str:
+    return parseaddr(sender)[1] or sender
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:500]

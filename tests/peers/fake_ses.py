@@ -1,0 +1,413 @@
+"""A small SES v2-compatible HTTP endpoint with injectable faults, for tests and benchmarks.
+
+Run it::
+
+    python -m tests.peers.fake_ses --port 0 --latency 0.05 --rate 200 [--keep] ...
+
+The first line on stdout is ``fake_ses listening on http://127.0.0.1:PORT``. Point boto3's
+``sesv2`` client (or ``MAILER_SES_ENDPOINT_URL``) at that URL with any credentials.
+
+SES v2 operations (the REST paths and JSON shapes of botocore's sesv2 model, errors with the
+``x-amzn-ErrorType`` header so botocore raises the right modelled exception):
+
+* ``POST /v2/email/outbound-emails`` SendEmail → ``{"MessageId": ...}``
+* ``GET  /v2/email/account`` GetAccount (SendQuota, SendingEnabled, EnforcementStatus)
+* ``GET  /v2/email/identities/{identity}`` GetEmailIdentity
+* ``GET  /v2/email/configuration-sets/{name}`` GetConfigurationSet
+
+Faults, set by option at start or at run time with ``POST /_control`` (a JSON object with any of
+the option names below, ``-`` written as ``_``):
+
+* ``latency`` seconds added to every SendEmail answer
+* ``rate`` requests per second (token bucket of ``burst`` tokens, default one second's worth)
+  above which SendEmail answers 429 TooManyRequestsException "Maximum sending rate exceeded."
+* ``error_rate`` probability and ``errors`` count (the next N) of 500 InternalFailure answers
+* ``daily_quota`` accepted messages after which SendEmail answers LimitExceededException
+  "Daily message quota exceeded." (also GetAccount's Max24HourSend; -1 = unlimited)
+* ``paused`` SendingPausedException, and GetAccount says SendingEnabled false
+* ``reject`` list of fnmatch patterns: a recipient matching one gets MessageRejected
+* ``identities`` / ``configuration_sets`` lists: when given, only those exist
+* ``max_send_rate`` what GetAccount reports as MaxSendRate (default: ``rate``, or 14)
+* ``keep`` keep every accepted raw message (``GET /_messages``)
+
+``GET /_stats`` → ``{"accepted", "per_recipient", "throttled", "errors", "rejected",
+"quota_refused", "paused_refused", "requests", "max_in_flight", "first_accepted",
+"last_accepted"}``; ``POST /_reset`` forgets counters and messages and restores the options the
+process started with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import fnmatch
+import json
+import random
+import re
+import sys
+import threading
+import time
+import uuid
+from email.parser import BytesHeaderParser
+from email.utils import getaddresses
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote
+
+DEFAULTS = {
+    "latency": 0.0,
+    "rate": 0.0,  # 0 = no cap
+    "burst": 0.0,  # 0 = one second's worth of ``rate``
+    "error_rate": 0.0,
+    "errors": 0,
+    "daily_quota": -1,
+    "sent_last_24h": 0,
+    "paused": False,
+    "reject": [],
+    "identities": None,
+    "configuration_sets": None,
+    "max_send_rate": None,
+    "keep": False,
+    "seed": None,
+}
+
+_IDENTITY_PATH = re.compile(r"/v2/email/identities/([^/?]+)\Z")
+_CONFIG_SET_PATH = re.compile(r"/v2/email/configuration-sets/([^/?]+)\Z")
+
+
+class State:
+    """Options, counters and the token bucket, shared by every handler thread."""
+
+    def __init__(self, options: dict) -> None:
+        self.initial = dict(options)
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.options = dict(self.initial)
+            self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self.accepted = 0
+        self.per_recipient: dict[str, int] = {}
+        self.throttled = self.errors = self.rejected = 0
+        self.quota_refused = self.paused_refused = self.requests = 0
+        self.in_flight = self.max_in_flight = 0
+        self.first_accepted: float | None = None
+        self.last_accepted: float | None = None
+        self.messages: list[dict] = []
+        self.random = random.Random(self.options.get("seed"))
+        self._tokens = self._capacity()
+        self._refilled = time.monotonic()
+
+    def update(self, changes: dict) -> None:
+        unknown = set(changes) - set(DEFAULTS)
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        with self.lock:
+            self.options.update(changes)
+            if {"rate", "burst"} & changes.keys():
+                self._tokens = self._capacity()
+                self._refilled = time.monotonic()
+            if "seed" in changes:
+                self.random = random.Random(changes["seed"])
+
+    def _capacity(self) -> float:
+        rate = float(self.options["rate"] or 0)
+        return float(self.options["burst"] or max(1.0, rate))
+
+    def take_token(self) -> bool:
+        """Token bucket: False when the caller is over the rate cap (called with the lock)."""
+        rate = float(self.options["rate"] or 0)
+        if rate <= 0:
+            return True
+        now = time.monotonic()
+        self._tokens = min(self._capacity(), self._tokens + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
+
+    def stats(self) -> dict:
+        with self.lock:
+            return {
+                "accepted": self.accepted,
+                "per_recipient": dict(self.per_recipient),
+                "throttled": self.throttled,
+                "errors": self.errors,
+                "rejected": self.rejected,
+                "quota_refused": self.quota_refused,
+                "paused_refused": self.paused_refused,
+                "requests": self.requests,
+                "max_in_flight": self.max_in_flight,
+                "first_accepted": self.first_accepted,
+                "last_accepted": self.last_accepted,
+            }
+
+
+class SesError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def _recipients(request: dict, raw: bytes | None) -> list[str]:
+    listed = (request.get("Destination") or {}).get("ToAddresses") or []
+    if listed or raw is None:
+        return [address.lower() for address in listed]
+    headers = BytesHeaderParser().parsebytes(raw)
+    fields = headers.get_all("To", []) + headers.get_all("Cc", [])
+    return [address.lower() for _, address in getaddresses(fields) if address]
+
+
+def _raw_data(request: dict) -> bytes | None:
+    data = ((request.get("Content") or {}).get("Raw") or {}).get("Data")
+    return base64.b64decode(data) if data else None
+
+
+def send_email(state: State, request: dict) -> dict:
+    """SendEmail, faults first in the order SES would meet them."""
+    options = state.options
+    raw = _raw_data(request)
+    recipients = _recipients(request, raw)
+    sender = request.get("FromEmailAddress") or ""
+    with state.lock:
+        if options["paused"]:
+            state.paused_refused += 1
+            raise SesError(400, "SendingPausedException",
+                           "Sending is paused for this account.")
+        config_set = request.get("ConfigurationSetName")
+        if config_set and options["configuration_sets"] is not None \
+                and config_set not in options["configuration_sets"]:
+            raise SesError(404, "NotFoundException",
+                           f"Configuration set <{config_set}> does not exist.")
+        if options["errors"] > 0 or (options["error_rate"]
+                                     and state.random.random() < options["error_rate"]):
+            options["errors"] = max(0, options["errors"] - 1)
+            state.errors += 1
+            raise SesError(500, "InternalFailure", "Internal failure (injected).")
+        if not state.take_token():
+            state.throttled += 1
+            raise SesError(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
+        quota = options["daily_quota"]
+        if quota is not None and quota >= 0 and \
+                state.accepted + options["sent_last_24h"] >= quota:
+            state.quota_refused += 1
+            raise SesError(400, "LimitExceededException", "Daily message quota exceeded.")
+        if options["identities"] is not None and not _verified(sender, options["identities"]):
+            state.rejected += 1
+            raise SesError(400, "MessageRejected",
+                           "Email address is not verified. The following identities failed "
+                           f"the check in region US-EAST-1: {sender}")
+        refused = [r for r in recipients
+                   if any(fnmatch.fnmatch(r, pattern.lower()) for pattern in options["reject"])]
+        if refused:
+            state.rejected += 1
+            raise SesError(400, "MessageRejected", f"Address rejected: {refused[0]}")
+        message_id = f"{uuid.uuid4().hex}-fake-ses"
+        _count_accepted(state, recipients)
+        if options["keep"]:
+            state.messages.append({
+                "id": message_id, "destinations": recipients, "source": sender,
+                "raw": (raw or b"").decode("utf-8", "replace"),
+                "tags": request.get("EmailTags") or [],
+                "configuration_set": request.get("ConfigurationSetName"),
+            })
+    return {"MessageId": message_id}
+
+
+def _count_accepted(state: State, recipients: list[str]) -> None:
+    now = time.time()
+    state.accepted += 1
+    state.first_accepted = state.first_accepted or now
+    state.last_accepted = now
+    for recipient in recipients:
+        state.per_recipient[recipient] = state.per_recipient.get(recipient, 0) + 1
+
+
+def _verified(identity: str, identities: list[str]) -> bool:
+    identity = identity.lower()
+    domain = identity.rpartition("@")[2]
+    known = {i.lower() for i in identities}
+    return identity in known or domain in known
+
+
+def get_account(state: State) -> dict:
+    options = state.options
+    with state.lock:
+        sent = state.accepted + options["sent_last_24h"]
+    max_rate = options["max_send_rate"] or options["rate"] or 14.0
+    return {
+        "SendQuota": {"Max24HourSend": float(options["daily_quota"]),
+                      "MaxSendRate": float(max_rate), "SentLast24Hours": float(sent)},
+        "SendingEnabled": not options["paused"],
+        "EnforcementStatus": "HEALTHY",
+        "ProductionAccessEnabled": True,
+        "DedicatedIpAutoWarmupEnabled": False,
+    }
+
+
+def get_identity(state: State, identity: str) -> dict:
+    identities = state.options["identities"]
+    if identities is not None and identity.lower() not in {i.lower() for i in identities}:
+        raise SesError(404, "NotFoundException", f"Email identity <{identity}> does not exist.")
+    kind = "EMAIL_ADDRESS" if "@" in identity else "DOMAIN"
+    return {"IdentityType": kind, "VerifiedForSendingStatus": True,
+            "VerificationStatus": "SUCCESS", "FeedbackForwardingStatus": True}
+
+
+def get_configuration_set(state: State, name: str) -> dict:
+    known = state.options["configuration_sets"]
+    if known is not None and name not in known:
+        raise SesError(404, "NotFoundException", f"Configuration set <{name}> does not exist.")
+    return {"ConfigurationSetName": name}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: botocore reuses its pooled connections
+    server_version = "fake-ses"
+    state: State  # set on the subclass made by serve()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet under load
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        path = self.path.split("?", 1)[0]
+        self._drain()
+        try:
+            if path == "/v2/email/account":
+                self._reply(200, get_account(self.state))
+            elif match := _IDENTITY_PATH.match(path):
+                self._reply(200, get_identity(self.state, unquote(match.group(1))))
+            elif match := _CONFIG_SET_PATH.match(path):
+                self._reply(200, get_configuration_set(self.state, unquote(match.group(1))))
+            elif path == "/_stats":
+                self._reply(200, self.state.stats())
+            elif path == "/_messages":
+                with self.state.lock:
+                    self._reply(200, {"messages": list(self.state.messages)})
+            else:
+                raise SesError(404, "UnknownOperationException", f"no operation at {path}")
+        except SesError as error:
+            self._error(error)
+
+    def do_POST(self) -> None:  # noqa: N802
+        path = self.path.split("?", 1)[0]
+        body = self._drain()
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            self._error(SesError(400, "BadRequestException", "body is not JSON"))
+            return
+        try:
+            if path == "/v2/email/outbound-emails":
+                self._send_email(payload)
+            elif path == "/_control":
+                self.state.update(payload)
+                self._reply(200, dict(self.state.options))
+            elif path == "/_reset":
+                self.state.reset()
+                self._reply(200, {"reset": True})
+            else:
+                raise SesError(404, "UnknownOperationException", f"no operation at {path}")
+        except SesError as error:
+            self._error(error)
+        except ValueError as error:
+            self._error(SesError(400, "BadRequestException", str(error)))
+
+    def _send_email(self, payload: dict) -> None:
+        state = self.state
+        with state.lock:
+            state.requests += 1
+            state.in_flight += 1
+            state.max_in_flight = max(state.max_in_flight, state.in_flight)
+        try:
+            try:
+                answer = send_email(state, payload)
+            finally:
+                latency = float(state.options["latency"] or 0)
+                if latency > 0:
+                    time.sleep(latency)
+            self._reply(200, answer)
+        finally:
+            with state.lock:
+                state.in_flight -= 1
+
+    def _drain(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, status: int, payload: dict) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-RequestId", uuid.uuid4().hex)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _error(self, error: SesError) -> None:
+        body = json.dumps({"message": error.message}).encode()
+        self.send_response(error.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("x-amzn-ErrorType", error.code)
+        self.send_header("x-amzn-RequestId", uuid.uuid4().hex)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+
+def serve(options: dict, host: str = "127.0.0.1", port: int = 0) -> Server:
+    handler = type("BoundHandler", (Handler,), {"state": State(options)})
+    return Server((host, port), handler)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[str, int, dict]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--rate", type=float, default=0.0)
+    parser.add_argument("--burst", type=float, default=0.0)
+    parser.add_argument("--error-rate", type=float, default=0.0)
+    parser.add_argument("--errors", type=int, default=0)
+    parser.add_argument("--daily-quota", type=int, default=-1)
+    parser.add_argument("--sent-last-24h", type=int, default=0)
+    parser.add_argument("--max-send-rate", type=float, default=None)
+    parser.add_argument("--paused", action="store_true")
+    parser.add_argument("--reject", action="append", default=[], metavar="PATTERN")
+    parser.add_argument("--identities", default=None, help="comma-separated; default: all")
+    parser.add_argument("--configuration-sets", default=None, help="comma-separated")
+    parser.add_argument("--keep", action="store_true", help="keep raw messages for /_messages")
+    parser.add_argument("--seed", type=int, default=None)
+    args = parser.parse_args(argv)
+    options = dict(DEFAULTS)
+    for key in DEFAULTS:
+        if hasattr(args, key):
+            options[key] = getattr(args, key)
+    for key in ("identities", "configuration_sets"):
+        if options[key] is not None:
+            options[key] = [part.strip() for part in options[key].split(",") if part.strip()]
+    return args.host, args.port, options
+
+
+def main(argv: list[str] | None = None) -> None:
+    host, port, options = parse_args(argv)
+    server = serve(options, host, port)
+    print(f"fake_ses listening on http://{host}:{server.server_address[1]}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
