@@ -577,15 +577,16 @@ def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str
 def _rows(reader, report: ImportReport) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each data row; unreadable rows go to the report."""
     while True:
+        start = reader.line_num + 1  # a quoted cell may span lines: report where it starts
         try:
             cells = next(reader)
         except StopIteration:
             return
         except csv.Error as error:
-            report.invalid.append((reader.line_num, f"unreadable CSV row: {error}"))
+            report.invalid.append((start, f"unreadable CSV row: {error}"))
             continue
         if cells and any(cell.strip() for cell in cells):
-            yield reader.line_num, cells
+            yield start, cells
 
 
 def _candidate(line: int, cells: list[str], email_index: int, header: list[str],
