@@ -1,0 +1,106 @@
+"""Property: whatever arrives at the public endpoints, the answer is never 5xx and nobody
+becomes an active subscriber without a valid confirmation link."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import quote
+
+import pytest
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from sqlalchemy import func
+from sqlmodel import select
+
+from mailer.config import load_settings
+from mailer.domain import SubscriberStatus
+from mailer.store.db import get_engine, session
+from mailer.store.models import Subscriber
+from mailer.web.app import create_app
+
+pytestmark = pytest.mark.slow
+
+text = st.text(max_size=80)
+addresses = st.one_of(st.emails(), text, st.just("a@example.org\r\nBcc: x@example.org"))
+json_values = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+    max_leaves=12,
+)
+form_fields = st.dictionaries(st.sampled_from(["email", "website", "List-Unsubscribe", "x"]) | text,
+                              st.one_of(addresses, text), max_size=5)
+tokens = st.one_of(
+    text.filter(bool),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=200),
+)
+content_types = st.sampled_from([
+    "application/x-www-form-urlencoded", "application/json", "text/plain", "multipart/form-data",
+    "application/json; charset=latin-1", "", "application/x-www-form-urlencoded; charset=utf-16",
+])
+
+
+@pytest.fixture
+def client(mailer_env):
+    app_settings = load_settings(subscribe_rate_per_ip=1_000_000)  # the limiter is tested elsewhere
+    app = create_app(app_settings)
+    app.state.transport = type("Null", (), {"send": lambda self, m: "id", "name": "null"})()
+    with TestClient(app, follow_redirects=False) as test_client:
+        yield test_client, get_engine(app_settings.database_url)
+
+
+def assert_no_active_subscriber(engine) -> None:
+    with session(engine) as db:
+        active = db.exec(select(func.count()).select_from(Subscriber).where(
+            Subscriber.status == SubscriberStatus.ACTIVE)).one()
+    assert active == 0
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fields=form_fields, as_json=st.booleans(), raw_json=json_values, content_type=content_types)
+def test_subscribe_never_fails_with_5xx(client, fields, as_json, raw_json, content_type):
+    test_client, engine = client
+    if as_json:
+        body = json.dumps(raw_json if raw_json is not None else fields).encode()
+    else:
+        body = "&".join(f"{k}={v}" for k, v in fields.items()).encode("utf-8", "surrogatepass")
+    response = test_client.post("/subscribe", content=body, headers={"content-type": content_type})
+    assert response.status_code < 500, response.text
+    assert response.status_code in (202, 303, 400, 413, 415, 422)
+    assert_no_active_subscriber(engine)
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(token=tokens, endpoint=st.sampled_from(["confirm", "unsubscribe"]),
+       method=st.sampled_from(["GET", "POST"]), fields=form_fields)
+def test_token_endpoints_never_fail_with_5xx(client, token, endpoint, method, fields):
+    test_client, engine = client
+    test_client.post("/subscribe", json={"email": "pending@example.org"})
+    kwargs = {"data": {k: v for k, v in fields.items() if isinstance(v, str)}} if method == "POST" else {}
+    response = test_client.request(method, f"/{endpoint}/{quote(token, safe='')}", **kwargs)
+    assert response.status_code < 500, response.text
+    assert_no_active_subscriber(engine)
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cut=st.integers(min_value=1, max_value=200), position=st.integers(min_value=0, max_value=200),
+       replacement=st.sampled_from("AZaz09-_."), method=st.sampled_from(["GET", "POST"]))
+def test_damaged_real_confirm_tokens_never_confirm(client, cut, position, replacement, method):
+    """Truncated or altered links from a real confirmation mail: refused, nobody activated."""
+    from mailer.tokens import make_confirm_token
+
+    test_client, engine = client
+    test_client.post("/subscribe", json={"email": "victim@example.org"})
+    with session(engine) as db:
+        row = db.exec(select(Subscriber).where(Subscriber.email == "victim@example.org")).one()
+    secret = test_client.app.state.settings.secret_key
+    token = make_confirm_token(secret, row.id, row.confirm_nonce)
+    # The signature's last base64 character carries padding bits: some changes there decode to
+    # the same signature, so that one place is left alone.
+    at = position % (len(token) - 1)
+    damaged = token[: max(1, len(token) - cut)] if cut % 2 else (
+        token[:at] + replacement + token[at + 1:])
+    if damaged == token:
+        return
+    response = test_client.request(method, f"/confirm/{quote(damaged, safe='')}")
+    assert 400 <= response.status_code < 500
+    assert_no_active_subscriber(engine)
