@@ -139,11 +139,14 @@ def _not_found_message(issues_dir: Path, number: int, claims: list[_Candidate], 
         message = f"no issue {number} in {issues_dir}: it holds no issue files (*.md, *.markdown with a Title: header)"
     else:
         known = sorted({c.number for c in claims})
-        nearest = sorted(sorted(known, key=lambda n: (abs(n - number), n))[:3])
-        message = (
-            f"no issue {number} in {issues_dir} ({len(known)} issues, {known[0]}–{known[-1]}; "
-            f"nearest: {', '.join(map(str, nearest))})"
-        )
+        if len(known) == 1:
+            message = f"no issue {number} in {issues_dir} (it holds only issue {known[0]})"
+        else:
+            nearest = sorted(sorted(known, key=lambda n: (abs(n - number), n))[:3])
+            message = (
+                f"no issue {number} in {issues_dir} ({len(known)} issues, {known[0]}–{known[-1]}; "
+                f"nearest: {', '.join(map(str, nearest))})"
+            )
     if unreadable:
         message += f"; files with unreadable headers: {'; '.join(unreadable)}"
     return message

@@ -495,3 +495,8 @@ def test_format_is_detected_from_content_when_the_extension_says_nothing(tmp_pat
     assert load_issue(tmp_path / "record").source_kind == "standard-site"
     assert load_issue(tmp_path / "page").source_kind == "html"
     assert load_issue(tmp_path / "issue").source_kind == "markdown"
+
+
+def test_not_found_in_a_folder_of_one_issue_names_it():
+    with pytest.raises(IssueNotFound, match=re.escape(f"no issue 643 in {SAMPLE.parent} (it holds only issue 644)")):
+        load_issue_by_number(SAMPLE.parent, 643)
