@@ -500,3 +500,20 @@ def test_format_is_detected_from_content_when_the_extension_says_nothing(tmp_pat
 def test_not_found_in_a_folder_of_one_issue_names_it():
     with pytest.raises(IssueNotFound, match=re.escape(f"no issue 643 in {SAMPLE.parent} (it holds only issue 644)")):
         load_issue_by_number(SAMPLE.parent, 643)
+
+
+def test_cli_reports_a_missing_source_in_one_line(mailer_env, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    mailer = Path(sys.executable).with_name("mailer")  # the console script beside this interpreter
+    missing = tmp_path / "no-such-issue.md"
+    result = subprocess.run(
+        [str(mailer), "render", "--source", str(missing), "--out", str(tmp_path / "out")],
+        env={**os.environ, **mailer_env}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip() == f"error: no such issue file: {missing}"
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
