@@ -1,0 +1,188 @@
+"""Schema migrations on real SQLite files: in-place upgrades keep every row; a database from a
+newer mailer, or one not yet upgraded, stops every command with one line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from typer.testing import CliRunner
+
+from mailer.cli import app
+from mailer.store.db import current_revision, get_engine, head_revision, make_engine, upgrade
+
+MAILER = str(Path(sys.executable).parent / "mailer")
+NOW = "2026-01-05 10:00:00.000000"
+
+
+def run_mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, timeout=120)
+
+
+def fill_at_first_revision(url: str) -> None:
+    """A subscribers.db as the first release left it: readers, their history, a sent issue."""
+    engine = make_engine(url)
+    upgrade(engine, "0001")
+    with engine.begin() as connection:
+        for n in range(1, 31):
+            connection.execute(text(
+                "INSERT INTO subscriber (id, email, status, created_at, updated_at, source) "
+                "VALUES (:id, :email, 'active', :now, :now, 'import')"),
+                {"id": n * 3, "email": f"reader{n}@example.org", "now": NOW})
+            connection.execute(text(
+                "INSERT INTO subscriber_change (subscriber_id, at, to_status, source) "
+                "VALUES (:id, :now, 'active', 'import')"), {"id": n * 3, "now": NOW})
+        connection.execute(text(
+            "INSERT INTO campaign (id, issue_number, subject, status, transport, content_sha256,"
+            " created_at) VALUES (1, 630, 'TWiR 630', 'finished', 'outbox', 'abc', :now)"),
+            {"now": NOW})
+        connection.execute(text(
+            "INSERT INTO delivery (campaign_id, subscriber_id, email, status, attempts) "
+            "SELECT 1, id, email, 'sent', 1 FROM subscriber"))
+    engine.dispose()
+
+
+def table_rows(url: str, query: str) -> list[tuple]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return [tuple(row) for row in connection.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def test_a_new_database_gets_the_newest_schema_and_safe_sqlite_settings(engine):
+    assert current_revision(engine) == head_revision() == "0002"
+    for _ in range(3):  # every pooled connection, including the one that ran the migration
+        with engine.connect() as connection:
+            pragma = lambda name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()  # noqa: E731
+            assert pragma("journal_mode") == "wal"
+            assert pragma("busy_timeout") == 30_000
+            assert pragma("foreign_keys") == 1
+
+
+def test_foreign_keys_are_enforced(engine):
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO subscriber_change (subscriber_id, at, to_status, source) "
+                "VALUES (12345, '2026-01-01 00:00:00', 'active', 'cli')"))
+
+
+@pytest.mark.slow
+def test_upgrade_in_place_keeps_every_row(mailer_env):
+    url = mailer_env["MAILER_DATABASE_URL"]
+    fill_at_first_revision(url)
+    before = {query: table_rows(url, query) for query in (
+        "SELECT id, email, status, created_at FROM subscriber ORDER BY id",
+        "SELECT subscriber_id, to_status FROM subscriber_change ORDER BY id",
+        "SELECT campaign_id, subscriber_id, email FROM delivery ORDER BY id")}
+
+    result = run_mailer(mailer_env, "db", "upgrade")
+    assert result.returncode == 0, result.stderr
+    assert "upgraded from schema 0001 to 0002" in result.stdout
+
+    for query, rows in before.items():
+        assert table_rows(url, query) == rows, query  # history did not cascade away either
+    assert table_rows(url, "PRAGMA foreign_key_check") == []
+    assert table_rows(url, "PRAGMA foreign_keys") == [(1,)]
+
+    # the upgraded file works: readers are there and the new rules hold
+    counted = run_mailer(mailer_env, "subscribers", "count", "--json")
+    assert counted.returncode == 0, counted.stderr
+    assert '"active": 30' in counted.stdout
+    added = run_mailer(mailer_env, "subscribers", "add", "READER1@example.org")
+    assert "already there" in added.stdout
+    assert run_mailer(mailer_env, "db", "upgrade").stdout.startswith("database is up to date")
+
+
+def test_upgrade_stops_on_rows_the_new_schema_forbids_and_changes_nothing(mailer_env):
+    url = mailer_env["MAILER_DATABASE_URL"]
+    fill_at_first_revision(url)
+    engine = make_engine(url)
+    with engine.begin() as connection:  # two rows for one reader, written before 0002
+        connection.execute(text(
+            "INSERT INTO subscriber (email, status, created_at, updated_at) "
+            "VALUES ('Reader1@example.org', 'active', :now, :now)"), {"now": NOW})
+    engine.dispose()
+    rows = table_rows(url, "SELECT * FROM subscriber ORDER BY id")
+
+    result = CliRunner().invoke(app, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and "database is unchanged" in result.stderr
+    assert table_rows(url, "SELECT version_num FROM alembic_version") == [("0001",)]
+    assert table_rows(url, "SELECT * FROM subscriber ORDER BY id") == rows
+    assert table_rows(url, "SELECT name FROM sqlite_master WHERE name LIKE '_alembic_tmp%'") == []
+
+
+def test_an_outdated_database_asks_for_an_upgrade(mailer_env):
+    fill_at_first_revision(mailer_env["MAILER_DATABASE_URL"])
+    result = CliRunner().invoke(app, ["subscribers", "count"])
+    assert result.exit_code == 1
+    assert "run `mailer db upgrade`" in result.stderr and "Traceback" not in result.output
+
+
+def stamp_unknown_revision(url: str) -> None:
+    engine = get_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '0099_from_the_future'"))
+    from mailer.store.db import reset_engines
+
+    reset_engines()
+
+
+@pytest.mark.parametrize("command", [
+    ["subscribers", "count"],
+    ["subscribers", "add", "reader@example.org"],
+    ["subscribers", "list", "--json"],
+    ["db", "upgrade"],
+    ["db", "current"],
+])
+def test_a_database_from_a_newer_mailer_is_refused_by_every_command(mailer_env, command):
+    stamp_unknown_revision(mailer_env["MAILER_DATABASE_URL"])
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "0099_from_the_future" in lines[0] and "newer" in lines[0]
+    assert table_rows(mailer_env["MAILER_DATABASE_URL"],
+                      "SELECT version_num FROM alembic_version") == [("0099_from_the_future",)]
+    assert table_rows(mailer_env["MAILER_DATABASE_URL"], "SELECT count(*) FROM subscriber") == [(0,)]
+
+
+def test_the_installed_command_refuses_a_newer_database_in_one_line(mailer_env):
+    stamp_unknown_revision(mailer_env["MAILER_DATABASE_URL"])
+    result = run_mailer(mailer_env, "subscribers", "count")
+    assert result.returncode == 1
+    assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_downgrade_and_upgrade_again_keep_the_rows(tmp_path):
+    url = f"sqlite:///{tmp_path / 'roundtrip.db'}"
+    fill_at_first_revision(url)
+    engine = make_engine(url)
+    upgrade(engine)
+    from alembic import command
+
+    from mailer.store.db import alembic_config
+
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+        cfg = alembic_config(url)
+        cfg.attributes["connection"] = connection
+        with connection.begin():
+            command.downgrade(cfg, "0001")
+        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+        connection.commit()
+    assert current_revision(engine) == "0001"
+    assert upgrade(engine) == ("0001", "0002")
+    assert table_rows(url, "SELECT count(*) FROM subscriber_change") == [(30,)]
+    engine.dispose()
