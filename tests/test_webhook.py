@@ -1,0 +1,277 @@
+"""POST /webhooks/ses: signed SES events change the store; forgeries change nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import func, select
+
+from mailer.config import get_settings, load_settings
+from mailer.domain import SubscriberStatus, utcnow
+from mailer.errors import WebhookRejected
+from mailer.events.sns import CertificateCache
+from mailer.store.db import get_engine, session
+from mailer.store.models import (
+    Campaign,
+    Delivery,
+    DeliveryEventRecord,
+    SnsMessage,
+    Subscriber,
+    SubscriberChange,
+)
+from mailer.web.app import create_app
+from mailer.web.webhook import SnsUnreachable
+from tests.conftest import FIXTURES
+from tests.plugins.sns_signing import TOPIC_ARN, serve_app
+
+URL = "/webhooks/ses"
+READER = "reader@example.net"
+MESSAGE_ID = "0102019a-webhook-test-000001-000000"
+
+
+@pytest.fixture
+def hook_settings(mailer_env, monkeypatch):
+    monkeypatch.setenv("MAILER_SNS_TOPIC_ARNS", f"{TOPIC_ARN},arn:aws:sns:us-east-1:1:other")
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture
+def reader(hook_settings) -> int:
+    """One active subscriber with one sent delivery whose SES message id is MESSAGE_ID."""
+    engine = get_engine(hook_settings.database_url)
+    with session(engine) as db:
+        subscriber = Subscriber(email=READER, status=SubscriberStatus.ACTIVE, confirmed_at=utcnow())
+        campaign = Campaign(issue_number=644, subject="TWiR 644", transport="ses",
+                            content_sha256="0" * 64)
+        db.add(subscriber)
+        db.add(campaign)
+        db.flush()
+        db.add(Delivery(campaign_id=campaign.id, subscriber_id=subscriber.id, email=READER,
+                        status="sent", provider_message_id=MESSAGE_ID, sent_at=utcnow()))
+        db.commit()
+        return subscriber.id
+
+
+@pytest.fixture
+def app(hook_settings, sns_signer, reader):
+    app = create_app(hook_settings)
+    app.state.sns_cert_fetcher = sns_signer.fetcher
+    app.state.confirmed = []
+    app.state.sns_subscription_confirmer = app.state.confirmed.append
+    return app
+
+
+@pytest.fixture
+def client(app):
+    with TestClient(app) as client:
+        yield client
+
+
+def ses_payload(name: str = "event-bounce") -> dict:
+    payload = json.loads((FIXTURES / "ses" / f"{name}.json").read_text())
+    payload["mail"]["messageId"] = MESSAGE_ID
+    payload["mail"]["destination"] = [READER]
+    if "bounce" in payload:
+        payload["bounce"]["bouncedRecipients"][0]["emailAddress"] = READER
+    if "complaint" in payload:
+        payload["complaint"]["complainedRecipients"][0]["emailAddress"] = READER
+    if "delivery" in payload:
+        payload["delivery"]["recipients"] = [READER]
+    return payload
+
+
+def post(client, document, *, message_type: str | None = None):
+    body = document if isinstance(document, (bytes, str)) else json.dumps(document)
+    headers = {"content-type": "text/plain; charset=UTF-8"}
+    if message_type or isinstance(document, dict) and "Type" in document:
+        headers["x-amz-sns-message-type"] = message_type or document["Type"]
+    return client.post(URL, content=body, headers=headers)
+
+
+def snapshot(settings) -> tuple:
+    """Everything a message could change."""
+    with session(get_engine(settings.database_url)) as db:
+        counts = tuple(db.exec(select(func.count()).select_from(model)).one()
+                       for model in (DeliveryEventRecord, SnsMessage, SubscriberChange))
+        statuses = tuple(db.exec(select(Subscriber.email, Subscriber.status)).all())
+        rows = tuple(db.exec(select(Delivery.bounce_type, Delivery.status,
+                                    Delivery.delivered_at)).all())
+        return counts, statuses, rows
+
+
+def reader_status(settings) -> SubscriberStatus:
+    with session(get_engine(settings.database_url)) as db:
+        return SubscriberStatus(db.exec(select(Subscriber.status)
+                                        .where(Subscriber.email == READER)).one())
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_signed_bounce_suppresses_the_reader(client, sns_signer, hook_settings, version):
+    envelope = sns_signer.notification(ses_payload(), version=version,
+                                       subject="Amazon SES Email Event Notification")
+    reply = post(client, envelope)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["events"] == {"bounce": 1}
+    assert reader_status(hook_settings) is SubscriberStatus.BOUNCED
+
+
+def test_a_replayed_message_is_acknowledged_and_ignored(client, sns_signer, hook_settings):
+    envelope = sns_signer.notification(ses_payload("event-delivery"))
+    assert post(client, envelope).status_code == 200
+    before = snapshot(hook_settings)
+    reply = post(client, envelope)
+    assert reply.status_code == 200
+    assert reply.json()["status"] == "duplicate"
+    assert snapshot(hook_settings) == before
+
+
+def forged(kind: str, signer) -> tuple[bytes | dict, int]:
+    """A message the web hook must refuse, and the status it must refuse it with."""
+    payload = ses_payload()
+    good = signer.notification(payload)
+    if kind == "unsigned":
+        return {k: v for k, v in good.items() if k != "Signature"}, 400
+    if kind == "empty signature":
+        return dict(good, Signature=""), 403
+    if kind == "wrong signature":
+        other = signer.notification(ses_payload("event-complaint"))
+        return dict(good, Signature=other["Signature"]), 403
+    if kind == "tampered message":
+        return dict(good, Message=json.dumps(ses_payload("event-complaint"))), 403
+    if kind == "v1 labelled 2":
+        return dict(signer.notification(payload, version=1), SignatureVersion="2"), 403
+    if kind == "v2 labelled 1":
+        return dict(signer.notification(payload, version=2), SignatureVersion="1"), 403
+    if kind == "http cert url":
+        return signer.notification(payload, cert_url=good["SigningCertURL"].replace(
+            "https:", "http:")), 403
+    if kind == "look-alike host":
+        return signer.notification(
+            payload, cert_url="https://sns.us-east-1.amazonaws.com.evil.example/c.pem"), 403
+    if kind == "userinfo trick":
+        return signer.notification(
+            payload, cert_url="https://sns.us-east-1.amazonaws.com@evil.example/c.pem"), 403
+    if kind == "port":
+        return signer.notification(
+            payload, cert_url="https://sns.us-east-1.amazonaws.com:8443/c.pem"), 403
+    if kind == "topic not on the list":
+        return signer.notification(payload, topic_arn="arn:aws:sns:eu-west-1:666:evil"), 403
+    if kind == "malformed json":
+        return json.dumps(good)[:-7].encode(), 400
+    if kind == "raw delivery":
+        return json.dumps(payload).encode(), 400
+    if kind == "huge body":
+        return signer.notification(dict(payload, padding="x" * 300_000)), 413
+    if kind == "type header mismatch":
+        return good, 400
+    raise AssertionError(kind)
+
+
+FORGERIES = ["unsigned", "empty signature", "wrong signature", "tampered message",
+             "v1 labelled 2", "v2 labelled 1", "http cert url", "look-alike host",
+             "userinfo trick", "port", "topic not on the list", "malformed json", "raw delivery",
+             "huge body", "type header mismatch"]
+
+
+@pytest.mark.parametrize("kind", FORGERIES)
+def test_forgeries_are_refused_and_change_nothing(client, sns_signer, hook_settings, kind):
+    document, status = forged(kind, sns_signer)
+    before = snapshot(hook_settings)
+    message_type = "SubscriptionConfirmation" if kind == "type header mismatch" else None
+    reply = post(client, document, message_type=message_type)
+    assert reply.status_code == status, reply.text
+    assert reply.json()["error"]
+    assert snapshot(hook_settings) == before
+    assert reader_status(hook_settings) is SubscriberStatus.ACTIVE
+
+
+def test_raw_delivery_is_explained(client):
+    reply = post(client, json.dumps(ses_payload()))
+    assert reply.status_code == 400
+    assert "raw message delivery" in reply.json()["error"]
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_subscription_confirmation_is_confirmed(client, app, sns_signer, version):
+    confirmation = sns_signer.confirmation(version=version)
+    reply = post(client, confirmation)
+    assert reply.status_code == 200
+    assert app.state.confirmed == [confirmation["SubscribeURL"]]
+
+
+def test_confirmations_for_other_topics_or_hosts_are_never_visited(client, app, sns_signer,
+                                                                   hook_settings):
+    before = snapshot(hook_settings)
+    other_topic = sns_signer.confirmation(topic_arn="arn:aws:sns:eu-west-1:666:evil")
+    assert post(client, other_topic).status_code == 403
+    elsewhere = sns_signer.confirmation(
+        subscribe_url="https://169.254.169.254/latest/meta-data/iam/")
+    assert post(client, elsewhere).status_code == 403
+    assert app.state.confirmed == []
+    assert snapshot(hook_settings) == before
+
+
+def test_an_unsubscribe_confirmation_is_logged(client, app, sns_signer, caplog):
+    with caplog.at_level(logging.WARNING, logger="mailer.webhook"):
+        reply = post(client, sns_signer.confirmation("UnsubscribeConfirmation"))
+    assert reply.status_code == 200
+    assert "unsubscribed this web hook" in caplog.text
+    assert app.state.confirmed == []
+
+
+def test_an_unreachable_database_asks_sns_to_retry(sns_signer, hook_settings, tmp_path):
+    broken = load_settings(database_url=f"sqlite:///{tmp_path / 'no' / 'such' / 'dir.db'}",
+                           sns_topic_arns=[TOPIC_ARN])
+    app = create_app(broken)
+    app.state.sns_cert_fetcher = sns_signer.fetcher
+    with TestClient(app) as client:
+        reply = post(client, sns_signer.notification(ses_payload()))
+    assert reply.status_code == 503
+
+
+def test_an_unreachable_sns_asks_sns_to_retry(app, sns_signer):
+    def offline(url: str) -> bytes:
+        raise SnsUnreachable("network down")
+
+    app.state.sns_cert_fetcher = offline
+    with TestClient(app) as client:
+        assert post(client, sns_signer.notification(ses_payload())).status_code == 503
+
+
+def test_the_app_installs_the_real_https_fetcher(hook_settings):
+    fetcher = create_app(hook_settings).state.sns_cert_fetcher
+    assert isinstance(fetcher, CertificateCache)
+    with pytest.raises(WebhookRejected):
+        fetcher("https://sns.us-east-1.amazonaws.com.evil.example/c.pem")
+
+
+@pytest.mark.peer
+def test_through_uvicorn_signed_events_apply_and_forgeries_do_not(app, sns_signer,
+                                                                  hook_settings):
+    with serve_app(app) as base:
+        with httpx.Client(base_url=base, timeout=10) as http:
+            before = snapshot(hook_settings)
+            for kind in ("wrong signature", "look-alike host", "topic not on the list",
+                         "raw delivery", "huge body"):
+                document, status = forged(kind, sns_signer)
+                body = document if isinstance(document, bytes) else json.dumps(document)
+                assert http.post(URL, content=body).status_code == status, kind
+
+            def chunks():  # no Content-Length: the cap must hold while streaming
+                for _ in range(40):
+                    yield b"x" * 10_000
+
+            assert http.post(URL, content=chunks()).status_code == 413
+            assert snapshot(hook_settings) == before
+
+            envelope = sns_signer.notification(ses_payload("event-complaint"))
+            reply = http.post(URL, content=json.dumps(envelope),
+                              headers={"x-amz-sns-message-type": "Notification"})
+            assert reply.status_code == 200, reply.text
+            assert http.post(URL, content=json.dumps(envelope)).json()["status"] == "duplicate"
+    assert reader_status(hook_settings) is SubscriberStatus.COMPLAINED
