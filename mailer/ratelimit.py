@@ -25,6 +25,7 @@ class RateLimiter:
         burst: float = 1.0,
         floor: float = 0.5,
         increase_fraction: float = 0.05,
+        decrease_cooldown: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if rate <= 0:
@@ -36,6 +37,8 @@ class RateLimiter:
         self._burst = max(1.0, burst)
         self._floor = min(floor, rate)
         self._increase_fraction = increase_fraction
+        self._decrease_cooldown = decrease_cooldown
+        self._last_decrease = float("-inf")
         self._next_slot = clock()
         self._last_adjust = clock()
 
@@ -76,10 +79,15 @@ class RateLimiter:
         return not (stop is not None and stop.is_set())
 
     def throttled(self) -> None:
-        """The provider said slow down: halve the rate and push the schedule back."""
+        """The provider said slow down: halve the rate and push the schedule back.
+
+        Messages already in flight at the old rate get throttled too; counting each of them
+        would collapse the rate, so one halving per ``decrease_cooldown`` seconds."""
         with self._lock:
             now = self._clock()
-            self._rate = max(self._floor, self._rate / 2.0)
+            if now - self._last_decrease >= self._decrease_cooldown:
+                self._rate = max(self._floor, self._rate / 2.0)
+                self._last_decrease = now
             self._last_adjust = now
             self._next_slot = max(self._next_slot, now) + 1.0 / self._rate
 

@@ -1,0 +1,368 @@
+"""The dispatcher with an in-process transport double, on a real SQLite ledger.
+
+End-to-end proof against real SES endpoints lives in test_send_ses.py and test_send_crash.py;
+these cases pin down each rule of the send loop one at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from mailer.dispatch import Dispatcher, MessageComposer, SendOptions, effective_rate
+from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota, SubscriberStatus
+from mailer.errors import AccountError, QuotaExhausted, Rejected, TemporaryFailure, Throttled
+from mailer.ratelimit import RateLimiter, backoff_delay
+from mailer.store import ledger
+from mailer.tokens import read_unsubscribe_token
+from tests.test_ledger import add_readers, rows, set_status, start
+
+PLACEHOLDER = "%%UNSUB%%"
+
+
+@dataclass(frozen=True)
+class FakeRendered:
+    subject: str = "This Week in Rust 644"
+    html: str = f"<p>Issue 644</p><a href='{PLACEHOLDER}'>unsubscribe</a>"
+    text: str = f"Issue 644\nUnsubscribe: {PLACEHOLDER}\n"
+
+
+def fake_personalise(rendered, *, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
+    return (rendered.html.replace(PLACEHOLDER, unsubscribe_url),
+            rendered.text.replace(PLACEHOLDER, unsubscribe_url))
+
+
+class RecordingTransport:
+    """Accepts every message unless ``script`` (address → list of errors to raise) says not."""
+
+    name = "fake"
+
+    def __init__(self, *, latency: float = 0.0, script: dict | None = None,
+                 on_send=None) -> None:
+        self.latency = latency
+        self.script = script or {}
+        self.on_send = on_send
+        self.accepted: list = []
+        self.attempts = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._lock = threading.Lock()
+
+    def preflight(self):
+        return None
+
+    def send(self, message) -> str:
+        with self._lock:
+            self.attempts += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            planned = self.script.get(message.to)
+            error = planned.pop(0) if planned else None
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if error is not None:
+                raise error
+            if self.on_send:
+                self.on_send(message)
+            with self._lock:
+                self.accepted.append(message)
+                return f"provider-{len(self.accepted)}"
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def close(self) -> None:
+        pass
+
+    def copies(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for message in self.accepted:
+            counts[message.to] = counts.get(message.to, 0) + 1
+        return counts
+
+
+def run(engine, settings, transport, campaign, *, quota=None, **options):
+    composer = MessageComposer(FakeRendered(), settings, campaign_id=campaign.id,
+                               issue_number=campaign.issue_number, personalise=fake_personalise)
+    opts = dict(rate=10_000, concurrency=4, backoff_base=0.001, backoff_cap=0.01,
+                heartbeat_interval=0.05)
+    opts.update(options)
+    dispatcher = Dispatcher(engine, transport, composer, campaign.id, SendOptions(**opts),
+                            quota=quota)
+    return dispatcher.run()
+
+
+def statuses(engine, campaign_id) -> dict[DeliveryStatus, int]:
+    return {k: v for k, v in ledger.count_by_status(engine, campaign_id).items() if v}
+
+
+# -- every reader once, with the headers that let them leave and SES map events back -----------
+
+def test_every_reader_gets_one_personalised_copy_with_list_headers(engine, settings):
+    ids = add_readers(engine, 30)
+    campaign = start(engine).campaign
+    transport = RecordingTransport()
+
+    report = run(engine, settings, transport, campaign)
+
+    assert report.finished and report.sent == 30 and report.ok
+    assert transport.copies() == {f"reader{n}@example.org": 1 for n in range(30)}
+    ledger_rows = {row.email: row for row in rows(engine, campaign.id)}
+    by_address = dict(zip((f"reader{n}@example.org" for n in range(30)), ids))
+    links = set()
+    for message in transport.accepted:
+        row = ledger_rows[message.to]
+        assert row.status == DeliveryStatus.SENT and row.provider_message_id.startswith("provider-")
+        url = message.headers["List-Unsubscribe"].strip("<>")
+        assert url.startswith(settings.base_url + "/unsubscribe/")
+        token = url.rsplit("/", 1)[1]
+        assert read_unsubscribe_token(settings.secret_key, token) == by_address[message.to]
+        assert url in message.html and url in message.text
+        links.add(url)
+        assert message.headers["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message.headers["List-Id"] == settings.list_id
+        assert message.headers["Feedback-ID"] == f"{campaign.id}:644:newsletter:twir"
+        assert message.headers["X-Mailer-Delivery"] == str(row.id)
+        assert message.tags == {"campaign": str(campaign.id), "delivery": str(row.id)}
+        assert message.sender == settings.from_
+    assert len(links) == 30
+    assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.FINISHED
+
+
+def test_mailto_unsubscribe_is_added_when_configured(engine, monkeypatch, mailer_env):
+    from mailer.config import get_settings
+
+    monkeypatch.setenv("MAILER_UNSUBSCRIBE_MAILTO", "leave@example.org")
+    get_settings.cache_clear()
+    add_readers(engine, 1)
+    campaign = start(engine).campaign
+    transport = RecordingTransport()
+    run(engine, get_settings(), transport, campaign)
+    header = transport.accepted[0].headers["List-Unsubscribe"]
+    assert header.startswith("<http") and header.endswith(", <mailto:leave@example.org?subject=unsubscribe>")
+
+
+def test_sends_overlap_up_to_the_concurrency(engine, settings):
+    add_readers(engine, 40)
+    campaign = start(engine).campaign
+    transport = RecordingTransport(latency=0.03)
+    run(engine, settings, transport, campaign, concurrency=8)
+    assert transport.max_in_flight == 8
+    assert len(transport.accepted) == 40
+
+
+# -- provider errors ---------------------------------------------------------------------------
+
+def test_throttling_slows_down_and_loses_nothing(engine, settings):
+    add_readers(engine, 20)
+    campaign = start(engine).campaign
+    script = {f"reader{n}@example.org": [Throttled("Maximum sending rate exceeded.")] * 2
+              for n in range(0, 20, 3)}
+    transport = RecordingTransport(script=script)
+    composer = MessageComposer(FakeRendered(), settings, campaign_id=campaign.id,
+                               issue_number=644, personalise=fake_personalise)
+    dispatcher = Dispatcher(engine, transport, composer, campaign.id,
+                            SendOptions(rate=500, concurrency=4, backoff_base=0.001,
+                                        backoff_cap=0.01))
+    report = dispatcher.run()
+
+    assert report.finished and report.failed == 0 and report.throttled == 14
+    assert transport.copies() == {f"reader{n}@example.org": 1 for n in range(20)}
+    assert dispatcher.limiter.rate < 500
+
+
+def test_temporary_failures_are_retried_then_the_row_fails_with_the_reason(engine, settings):
+    add_readers(engine, 3)
+    campaign = start(engine).campaign
+    script = {"reader0@example.org": [TemporaryFailure("HTTP 503")] * 2,  # recovers
+              "reader1@example.org": [TemporaryFailure("HTTP 500 boom")] * 10}  # never does
+    transport = RecordingTransport(script=script)
+
+    report = run(engine, settings, transport, campaign, max_attempts=3)
+
+    assert transport.copies() == {"reader0@example.org": 1, "reader2@example.org": 1}
+    assert report.failed == 1 and not report.ok and report.finished
+    failed = [row for row in rows(engine, campaign.id) if row.status == DeliveryStatus.FAILED]
+    assert [row.email for row in failed] == ["reader1@example.org"]
+    assert "3 attempts" in failed[0].error and "HTTP 500 boom" in failed[0].error
+    assert failed[0].attempts == 3
+
+
+def test_a_rejected_recipient_fails_and_the_send_goes_on(engine, settings):
+    add_readers(engine, 4)
+    campaign = start(engine).campaign
+    transport = RecordingTransport(script={"reader1@example.org": [Rejected("Email address is not verified")]})
+    report = run(engine, settings, transport, campaign)
+    assert report.sent == 3 and report.failed == 1 and report.finished
+    assert transport.attempts == 4  # a permanent rejection is not retried
+
+
+def test_an_account_error_stops_everything_and_a_resume_sends_the_rest_once(engine, settings):
+    add_readers(engine, 30)
+    campaign = start(engine).campaign
+    paused = RecordingTransport(script={"reader10@example.org": [AccountError("sending paused")]})
+
+    first = run(engine, settings, paused, campaign, concurrency=1, batch_size=5)
+
+    assert first.account_error and not first.finished and "sending paused" in first.stop_reason
+    stopped = ledger.get_campaign(engine, campaign.id)
+    assert stopped.status == CampaignStatus.STOPPED and "sending paused" in stopped.note
+    assert len(paused.accepted) == 10
+    assert statuses(engine, campaign.id) == {DeliveryStatus.SENT: 10, DeliveryStatus.QUEUED: 20}
+    assert all(row.claimed_by is None for row in rows(engine, campaign.id)
+               if row.status == DeliveryStatus.QUEUED)
+
+    ledger.resume_campaign(engine, campaign.id)
+    healthy = RecordingTransport()
+    second = run(engine, settings, healthy, campaign)
+    assert second.finished and second.sent == 20
+    everyone = paused.copies() | healthy.copies()
+    assert sum(paused.copies().values()) + sum(healthy.copies().values()) == 30
+    assert everyone == {f"reader{n}@example.org": 1 for n in range(30)}
+
+
+def test_the_24_hour_quota_stops_the_send_cleanly(engine, settings):
+    add_readers(engine, 12)
+    campaign = start(engine).campaign
+    transport = RecordingTransport()
+    quota = SendQuota(max_send_rate=100, max_24h=1000, sent_last_24h=995)
+
+    report = run(engine, settings, transport, campaign, quota=quota, concurrency=2)
+
+    assert len(transport.accepted) == 5
+    assert report.account_error and "quota" in report.stop_reason
+    assert statuses(engine, campaign.id) == {DeliveryStatus.SENT: 5, DeliveryStatus.QUEUED: 7}
+
+
+def test_quota_exhausted_from_the_provider_stops_too(engine, settings):
+    add_readers(engine, 6)
+    campaign = start(engine).campaign
+    transport = RecordingTransport(
+        script={"reader2@example.org": [QuotaExhausted("Daily message quota exceeded")]})
+    report = run(engine, settings, transport, campaign, concurrency=1, batch_size=2)
+    assert report.account_error and len(transport.accepted) == 2
+    assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.STOPPED
+
+
+# -- readers who leave mid-send, canaries and signals ------------------------------------------
+
+def test_an_unsubscribe_during_the_send_is_honoured(engine, settings):
+    ids = add_readers(engine, 10)
+
+    def first_message_unsubscribes_the_last_reader(message) -> None:
+        if message.to == "reader0@example.org":
+            set_status(engine, ids[-1], SubscriberStatus.UNSUBSCRIBED)
+            set_status(engine, ids[-2], SubscriberStatus.COMPLAINED)
+
+    campaign = start(engine).campaign
+    transport = RecordingTransport(on_send=first_message_unsubscribes_the_last_reader)
+    report = run(engine, settings, transport, campaign, concurrency=1, batch_size=2)
+
+    assert report.skipped == 2 and report.sent == 8 and report.finished
+    assert "reader9@example.org" not in transport.copies()
+    assert "reader8@example.org" not in transport.copies()
+
+
+def test_a_canary_sends_the_limit_and_leaves_the_campaign_resumable(engine, settings):
+    add_readers(engine, 10)
+    campaign = start(engine).campaign
+    transport = RecordingTransport()
+    report = run(engine, settings, transport, campaign, limit=3, batch_size=2)
+
+    assert report.sent == 3 and report.limit_reached and not report.finished
+    assert "canary" in report.stop_reason
+    assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.STOPPED
+    assert statuses(engine, campaign.id) == {DeliveryStatus.SENT: 3, DeliveryStatus.QUEUED: 7}
+
+
+def test_stop_finishes_the_messages_in_flight_and_leaves_nothing_sending(engine, settings):
+    add_readers(engine, 200)
+    campaign = start(engine).campaign
+    transport = RecordingTransport(latency=0.02)
+    composer = MessageComposer(FakeRendered(), settings, campaign_id=campaign.id,
+                               issue_number=644, personalise=fake_personalise)
+    dispatcher = Dispatcher(engine, transport, composer, campaign.id,
+                            SendOptions(rate=10_000, concurrency=4))
+
+    def stop_after_some() -> None:
+        while len(transport.accepted) < 20:
+            time.sleep(0.005)
+        dispatcher.stop("interrupted by SIGTERM")
+
+    stopper = threading.Thread(target=stop_after_some)
+    stopper.start()
+    report = dispatcher.run()
+    stopper.join()
+
+    counts = statuses(engine, campaign.id)
+    assert DeliveryStatus.SENDING not in counts and DeliveryStatus.UNKNOWN not in counts
+    assert counts[DeliveryStatus.SENT] == len(transport.accepted) == report.sent
+    assert 20 <= report.sent < 200
+    assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.STOPPED
+    assert all(row.claimed_by is None for row in rows(engine, campaign.id)
+               if row.status == DeliveryStatus.QUEUED)
+
+
+# -- rate --------------------------------------------------------------------------------------
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limiter_hands_out_slots_at_the_rate():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock)
+    waits = [limiter.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4])
+
+
+def test_rate_limiter_halves_on_throttle_and_recovers_gradually():
+    clock = FakeClock()
+    limiter = RateLimiter(100, clock=clock, increase_fraction=0.1)
+    limiter.throttled()
+    assert limiter.rate == 50
+    limiter.throttled()  # the same burst of in-flight messages: not another halving
+    assert limiter.rate == 50
+    clock.now += 0.5
+    limiter.throttled()
+    assert limiter.rate == 25
+    clock.now += 2.0
+    limiter.reserve()
+    assert limiter.rate == pytest.approx(45)  # +10 % of the ceiling per second
+    clock.now += 60
+    limiter.reserve()
+    assert limiter.rate == 100  # never above the ceiling
+
+
+def test_rate_limiter_share_shrinks_with_more_workers():
+    limiter = RateLimiter(90, clock=FakeClock())
+    limiter.set_ceiling(30)
+    assert limiter.rate == 30 and limiter.ceiling == 30
+
+
+def test_idle_time_earns_only_a_small_burst():
+    clock = FakeClock()
+    limiter = RateLimiter(10, burst=3, clock=clock)
+    clock.now += 100  # a long idle period
+    waits = [limiter.reserve() for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.1, 0.2])
+
+
+def test_backoff_grows_and_is_capped():
+    assert backoff_delay(1, base=1, cap=8, rand=lambda: 0.0) == 0.5
+    assert backoff_delay(3, base=1, cap=8, rand=lambda: 1.0) == 4
+    assert backoff_delay(10, base=1, cap=8, rand=lambda: 1.0) == 8
+
+
+def test_effective_rate_is_the_lower_of_setting_and_account():
+    assert effective_rate(14, SendQuota(max_send_rate=1, max_24h=200)) == 1
+    assert effective_rate(14, SendQuota(max_send_rate=500, max_24h=-1)) == 14
+    assert effective_rate(14, None) == 14
