@@ -82,7 +82,7 @@ def build_body(body: str, body_format: str, site_url: str) -> Body:
     fix_images(soup, site_url, result.warnings)
     style_code(soup)
     wrap_tables(soup)
-    warn_unresolved_references(soup, result.warnings)
+    unwrap_dangling_references(soup, result.warnings)
     return result
 
 
@@ -175,13 +175,21 @@ def wrap_tables(soup: BeautifulSoup) -> None:
         table.wrap(wrapper)
 
 
-def warn_unresolved_references(soup: BeautifulSoup, warnings: list[str]) -> None:
-    """``[text][ref]`` with no ``[ref]: url`` line: Markdown leaves it as literal brackets."""
-    for node in soup.find_all(string=True):
-        if isinstance(node, NavigableString) and node.find_parent(["code", "pre"]) is None:
-            for match in UNRESOLVED_REFERENCE.finditer(str(node)):
-                label = match.group(2) or match.group(1)
-                warnings.append(f"link without a target: {match.group(0)!r} (no [{label}]: line)")
+def unwrap_dangling_references(soup: BeautifulSoup, warnings: list[str]) -> None:
+    """``[text][ref]`` with no ``[ref]: url`` line: Markdown leaves literal brackets, which
+    readers should not see. Keep the words, warn the editor."""
+    for node in list(soup.find_all(string=True)):
+        if not isinstance(node, NavigableString) or isinstance(node, Comment):
+            continue
+        if node.find_parent(["code", "pre"]) is not None:
+            continue
+        text = str(node)
+        if not UNRESOLVED_REFERENCE.search(text):
+            continue
+        for match in UNRESOLVED_REFERENCE.finditer(text):
+            label = match.group(2) or match.group(1)
+            warnings.append(f"link without a target: {match.group(0)!r} (no [{label}]: line)")
+        node.replace_with(NavigableString(UNRESOLVED_REFERENCE.sub(r"\1", text)))
 
 
 BLOCK_TAGS = (

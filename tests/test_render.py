@@ -1,0 +1,216 @@
+"""The HTML part: what a reader of the mail sees, and what it must never see."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+from mailer.config import load_settings
+from mailer.domain import Issue
+from mailer.errors import RenderError
+from mailer.issues import load_issue
+from mailer.render import (
+    MANAGE_PLACEHOLDER,
+    UNSUBSCRIBE_PLACEHOLDER,
+    RenderOptions,
+    personalise,
+    render_issue,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "render"
+QUIRKS = FIXTURES / "quirks-901.md"
+
+
+@pytest.fixture(scope="module")
+def options() -> RenderOptions:
+    return RenderOptions.from_settings(load_settings())
+
+
+@pytest.fixture(scope="module")
+def rendered(options):
+    return render_issue(load_issue(QUIRKS), options)
+
+
+@pytest.fixture(scope="module")
+def soup(rendered) -> BeautifulSoup:
+    return BeautifulSoup(rendered.html, "html.parser")
+
+
+def body_links(soup: BeautifulSoup) -> list[str]:
+    return [a["href"] for a in soup.find_all("a", href=True)]
+
+
+def test_subject_preheader_number_and_date(rendered, soup):
+    assert rendered.subject == "This Week in Rust 901"
+    assert rendered.preheader == "Hello and welcome to a test issue of This Week in Rust!"
+    hidden = soup.find("div", style=re.compile("display:none"))
+    assert hidden.get_text(strip=True) == rendered.preheader
+    assert "Issue 901 · 5 February 2031" in soup.get_text()
+    assert soup.title.get_text() == "This Week in Rust 901"
+
+
+def test_view_on_the_web_link_is_the_issue_page(rendered, soup):
+    web = soup.find("a", string="View this issue on the web")
+    assert web["href"] == rendered.issue.web_url
+
+
+def test_editor_comments_never_reach_readers(rendered):
+    for secret in ("SECRET-EDITOR-NOTE", "HIDDEN-CONTRIBUTOR-GUIDE", "example.com/hidden"):
+        assert secret not in rendered.html
+        assert secret not in rendered.text
+        assert secret not in rendered.mjml
+
+
+def test_every_source_link_survives_as_an_absolute_url(soup):
+    links = body_links(soup)
+    for expected in (
+        "https://this-week-in-rust.org/blog/archives/index.html",  # relative in the source
+        "https://doc.rust-lang.org/book/",  # reference-style
+        "https://video.example.org/watch?v=traits&t=42",
+        "https://github.com/rust-lang/cargo/issues?q=is%3Aopen&label=fcp",  # heading link
+        "https://www.meetup.com/rust-berlin/events/2/",  # nested list
+        "https://forum.example.org/t/1",
+        "https://www.reddit.com/r/rust/comments/x/this_week_in_rust_901/",  # inside <small>
+    ):
+        assert expected in links
+    assert all(href.startswith(("https://", "http://", "mailto:", "%%")) for href in links)
+
+
+def test_ampersands_in_links_are_escaped_in_the_markup(rendered):
+    assert 'href="https://video.example.org/watch?v=traits&amp;t=42"' in rendered.html
+
+
+def test_images_keep_alt_text_and_shrink_to_the_screen(soup, rendered):
+    ferris = soup.find("img", alt="Ferris the crab")
+    assert ferris["src"] == "https://this-week-in-rust.org/images/ferris.png"
+    assert "max-width:100%" in ferris["style"]
+    assert any("without alt text" in warning for warning in rendered.warnings)
+
+
+def test_scripts_and_javascript_links_are_removed(rendered, soup):
+    assert "<script" not in rendered.html.lower()
+    assert "javascript:" not in rendered.html.lower()
+    assert "click me" in soup.get_text()  # the words stay, the target goes
+    assert any("unsafe target" in warning for warning in rendered.warnings)
+
+
+def test_dangling_reference_shows_words_not_brackets(rendered):
+    assert "[dangling][nowhere]" not in rendered.html
+    assert "dangling stays visible" in BeautifulSoup(rendered.html, "html.parser").get_text()
+    assert any("[dangling][nowhere]" in warning for warning in rendered.warnings)
+
+
+def test_inline_code_looks_like_code_without_a_style_sheet(rendered):
+    without_style_sheets = re.sub(r"<style.*?</style>", "", rendered.html, flags=re.DOTALL)
+    code = BeautifulSoup(without_style_sheets, "html.parser").find(
+        "code", string="replace_is_method_with_if_let_method")
+    style = code["style"]
+    assert "monospace" in style and "background" in style and "padding" in style
+
+
+def test_accessible_structure(soup):
+    assert soup.html["lang"] == "en"
+    layout = [t for t in soup.find_all("table") if "data" not in (t.get("class") or [])]
+    assert layout and all(t.get("role") == "presentation" for t in layout)
+    data = soup.find("table", class_="data")
+    assert data.get("role") is None  # a data table stays a table for screen readers
+    for level in ("h1", "h2", "h3", "h4", "h5"):
+        assert soup.find(level) is not None, level
+
+
+def test_dark_mode_rules_win_over_inline_styles(rendered, soup):
+    assert soup.find("meta", attrs={"name": "color-scheme"})["content"] == "light dark"
+    assert soup.find("meta", attrs={"name": "supported-color-schemes"}) is not None
+    css = " ".join(style.get_text() for style in soup.find_all("style"))
+    dark = css[css.index("prefers-color-scheme:dark"):]
+    for selector in (".hdr", ".txt>div", "code", "a{"):
+        assert selector in dark
+    assert dark.count("!important") >= 8
+
+
+def test_table_sits_in_a_box_that_scrolls_by_itself(soup):
+    wrapper = soup.find("table", class_="data").parent
+    assert wrapper.name == "div" and "overflow-x:auto" in wrapper["style"]
+    assert "❌" in soup.find("table", class_="data").get_text()
+
+
+def test_footer_has_sender_line_and_placeholders(rendered, options):
+    assert options.sender_line in rendered.html
+    assert rendered.html.count(UNSUBSCRIBE_PLACEHOLDER) == 1
+    assert rendered.html.count(MANAGE_PLACEHOLDER) == 1
+
+
+def test_personalise_fills_links_escaped_for_html(rendered):
+    unsubscribe = "https://news.example.org/unsubscribe/tok?a=1&b=2"
+    manage = "https://news.example.org/manage/tok"
+    html, text = personalise(rendered, unsubscribe_url=unsubscribe, manage_url=manage)
+    assert 'href="https://news.example.org/unsubscribe/tok?a=1&amp;b=2"' in html
+    assert f"<{unsubscribe}>" in text and f"<{manage}>" in text
+    for part in (html, text):
+        assert UNSUBSCRIBE_PLACEHOLDER not in part and MANAGE_PLACEHOLDER not in part
+    footer = BeautifulSoup(html, "html.parser").find("a", string="Unsubscribe")
+    assert footer["href"] == unsubscribe
+
+
+def test_personalise_cannot_inject_markup(rendered):
+    html, _ = personalise(rendered, unsubscribe_url='https://x.example/"><script>x</script>',
+                          manage_url="https://x.example/m")
+    assert "<script>" not in html
+
+
+def test_example_issue_is_well_under_twir_current_size(options):
+    rendered = render_issue(load_issue(Path(__file__).parent.parent / "examples"
+                                       / "2026-03-25-this-week-in-rust.md"), options)
+    assert rendered.html_bytes <= 70_000  # TWiR's own mail for 644 is 88,783 bytes
+    assert not rendered.warnings
+
+
+def test_standard_site_text_points_readers_at_the_web(options):
+    issue = Issue(title="This Week in Rust 644", body="Hello there.\n\n## Updates\n\n* A post",
+                  number=644, web_url="https://this-week-in-rust.org/blog/644/",
+                  source_kind="standard-site", links_stripped=True)
+    rendered = render_issue(issue, options)
+    soup = BeautifulSoup(rendered.html, "html.parser")
+    call = soup.find("a", string="Read this issue on the web")
+    assert call["href"] == "https://this-week-in-rust.org/blog/644/"
+    # prominent: before the first line of the issue itself (the preheader aside)
+    body = rendered.html[rendered.html.index('class="main"'):]
+    assert body.index("Read this issue on the web") < body.index("Hello there.")
+    assert "Read this issue on the web" in rendered.text
+
+
+def test_html_fragment_body_is_cleaned_the_same_way(options):
+    fragment = ('<h2 id="news">News <a class="headerlink" href="#news">¶</a></h2>'
+                '<p>See <a href="/blog/x/">x</a> and <a href="#news">the news</a>.'
+                '<img src="data:image/png;base64,AAAA" alt="tracker"></p>'
+                '<iframe src="https://evil.example/"></iframe><p onclick="steal()">Bye</p>')
+    rendered = render_issue(Issue(title="T", body=fragment, body_format="html"), options)
+    soup = BeautifulSoup(rendered.html, "html.parser")
+    assert "¶" not in soup.get_text() and "the news" in soup.get_text()
+    assert "https://this-week-in-rust.org/blog/x/" in body_links(soup)
+    assert not any(href.startswith("#") for href in body_links(soup))
+    assert "iframe" not in rendered.html and "onclick" not in rendered.html
+    assert "data:image" not in rendered.html
+
+
+def test_oversized_issue_warns_before_gmail_clips_it(options):
+    items = "\n".join(f"* [Item number {n} with a title](https://example.org/posts/{n:05d}/long-slug)"
+                      for n in range(1400))
+    rendered = render_issue(Issue(title="Huge", body=f"Hello.\n\n{items}"), options)
+    assert rendered.html_bytes > 102_400
+    assert any(w.startswith("error:") and "102,400" in w for w in rendered.warnings)
+
+
+def test_missing_templates_are_a_render_error(tmp_path):
+    options = RenderOptions("https://s.example", "https://b.example", "N", "S", tmp_path)
+    with pytest.raises(RenderError, match="not found"):
+        render_issue(Issue(title="T", body="x"), options)
+
+
+def test_mjml_tags_in_the_body_cannot_change_the_layout(options):
+    issue = Issue(title="T", body='Hi\n\n<mj-section><mj-column><mj-text>X</mj-text></mj-column></mj-section>')
+    rendered = render_issue(issue, options)
+    assert rendered.mjml.count("<mj-section") == 3
