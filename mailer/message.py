@@ -36,6 +36,9 @@ BASE64_LINE = 76  # RFC 2045 6.8
 # Anything str.splitlines() or a mail parser could treat as the end of a header line.
 _LINE_BREAKS = re.compile("[\r\n\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _HEADER_NAME = re.compile(r"[!-9;-~]+\Z")  # printable ASCII except ":" (RFC 5322 2.2)
+# What may go into a header unencoded: printable ASCII and blanks, and no "=?" that a reader
+# would decode as an RFC 2047 encoded word.
+_NEEDS_ENCODING = re.compile(r"[^\t\x20-\x7e]|=\?")
 
 # Headers built from OutgoingEmail fields or by this module; ``message.headers`` may override
 # only Date and Message-ID (a caller may want a stable Message-ID per delivery).
@@ -182,7 +185,7 @@ def _custom_headers(headers: dict[str, str]) -> tuple[dict[str, str], list[tuple
 @lru_cache(maxsize=256)  # the Subject and the List-Id repeat for every message of a send
 def _encode_if_needed(name: str, value: str) -> str:
     _refuse_line_breaks(name, value)
-    if value.isascii():
+    if not _NEEDS_ENCODING.search(value):
         return value
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
@@ -252,7 +255,8 @@ def _encode_part(body: str, subtype: str) -> bytes:
     raw = body.encode("utf-8")
     if "\r" in body:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    if body.isascii() and _longest_line(raw) <= MAX_LINE:
+    # 7bit: ASCII, no NUL, short lines (RFC 2045 2.7); anything else goes out as base64.
+    if body.isascii() and "\x00" not in body and _longest_line(raw) <= MAX_LINE:
         encoding = "7bit"
         payload = raw.replace(b"\n", b"\r\n")
         if not payload.endswith(b"\r\n"):

@@ -52,8 +52,10 @@ class OutboxTransport:
 
     def _ensure_maildir(self) -> None:
         try:
+            self.directory.parent.mkdir(parents=True, exist_ok=True)
+            self.directory.mkdir(mode=_DIR_MODE, exist_ok=True)
             for sub in ("tmp", "new", "cur"):
-                (self.directory / sub).mkdir(mode=_DIR_MODE, parents=True, exist_ok=True)
+                (self.directory / sub).mkdir(mode=_DIR_MODE, exist_ok=True)
         except OSError as error:
             raise ConfigError(f"MAILER_OUTBOX_DIR: cannot create the Maildir {self.directory}: "
                               f"{error.strerror or error}") from None
