@@ -97,6 +97,12 @@ def test_subscribe_confirm_and_one_click_unsubscribe_over_http(web_server, maile
     assert db_rows(mailer_env, "SELECT source FROM subscriber_change WHERE to_status = 'unsubscribed'") == [("one-click",)]
     assert httpx.post(f"{web_server}{manage}", content=b"List-Unsubscribe=One-Click", headers=FORM).status_code == 200
 
+    # the server's access log shows the requests, never a working link
+    [log] = Path(mailer_env["MAILER_DATABASE_URL"].removeprefix("sqlite:///")).parent.glob("web-*.log")
+    log_text = log.read_text()
+    assert "POST /confirm/…" in log_text and "POST /unsubscribe/…" in log_text
+    assert link.rsplit("/", 1)[1] not in log_text and manage.rsplit("/", 1)[1] not in log_text
+
 
 def test_json_subscribe_answers_202_and_mails_once_per_hour(web_server, mailer_env):
     for _ in range(3):

@@ -86,3 +86,17 @@ def test_a_bad_trusted_proxy_setting_is_one_clear_config_error(monkeypatch):
     with pytest.raises(ConfigError, match="MAILER_TRUSTED_PROXIES"):
         load_settings(trusted_proxies="10.0.0.0/8, not-a-network")
     assert load_settings(trusted_proxies="10.0.0.0/8,::1").trusted_proxies == ["10.0.0.0/8", "::1"]
+
+
+def test_tokens_are_redacted_from_access_log_lines():
+    import logging
+
+    from mailer.web.security import RedactTokensFilter, redact_token_path
+
+    assert redact_token_path("/confirm/abc.def-ghi") == "/confirm/…"
+    assert redact_token_path("/unsubscribe/xyz?utm=1") == "/unsubscribe/…?utm=1"
+    assert redact_token_path("/subscribe") == "/subscribe"
+    record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
+                               '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "POST", "/confirm/SECRET", "1.1", 200), None)
+    RedactTokensFilter().filter(record)
+    assert "SECRET" not in record.getMessage() and "/confirm/…" in record.getMessage()

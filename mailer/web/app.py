@@ -41,6 +41,7 @@ from mailer.web.security import (
     content_security_policy,
     describe_limit,
     parse_networks,
+    redact_access_log,
     security_headers,
 )
 
@@ -93,6 +94,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin.router)
     _add_error_handlers(app)
     _add_middleware(app, settings)
+    redact_access_log()
 
     @app.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -108,6 +110,7 @@ def _init_state(app: FastAPI, settings: Settings) -> None:
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.transport = None
     app.state.transport_lock = threading.Lock()
+    app.state.sns_cert_fetcher = webhook.production_cert_fetcher()  # https, SNS hosts, cached
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

@@ -7,6 +7,8 @@ weekly newsletter's sign-up form needs. Behind several workers each gets its own
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import threading
 import time
 from collections import deque
@@ -229,6 +231,32 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+# -- logs --------------------------------------------------------------------------------------
+
+_TOKEN_PATH = re.compile(r"^(/(?:confirm|unsubscribe)/)[^/?#\s]+")
+
+
+def redact_token_path(path: str) -> str:
+    """``/confirm/<token>`` → ``/confirm/…``: whoever reads the logs must not get working links."""
+    return _TOKEN_PATH.sub(r"\1…", path)
+
+
+class RedactTokensFilter(logging.Filter):
+    """Rewrites the path in uvicorn's access log lines (args: client, method, path, ...)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_token_path(args[2]), *args[3:])
+        return True
+
+
+def redact_access_log(logger_name: str = "uvicorn.access") -> None:
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(existing, RedactTokensFilter) for existing in logger.filters):
+        logger.addFilter(RedactTokensFilter())
+
+
 def describe_limit(limit: int) -> str:
     return f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
 
@@ -241,6 +269,7 @@ __all__ = [
     "client_ip",
     "content_security_policy",
     "parse_networks",
+    "redact_access_log",
     "rate_limit_key",
     "security_headers",
 ]
