@@ -29,6 +29,15 @@ _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 # -- small helpers -----------------------------------------------------------------------------
 
+def _out(message: str, **_: object) -> None:
+    # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
+    console.print(message, highlight=False, soft_wrap=True)
+
+
+def _err(message: str, **_: object) -> None:
+    err_console.print(message, highlight=False, soft_wrap=True)
+
+
 def parse_duration(text: str) -> timedelta:
     """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
     match = _DURATION.match(text or "")
@@ -58,9 +67,14 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _say_where_mail_goes(transport_name: str, s) -> None:  # noqa: ANN001 - Settings
-    if transport_name == "outbox":
-        console.print(f"outbox transport: no mail leaves this machine; messages are written to "
+def _say_where_mail_goes(transport, s) -> None:  # noqa: ANN001 - Transport, Settings
+    from mailer.transports import transport_notice
+
+    notice = transport_notice(transport)
+    if notice:
+        _out(notice, highlight=False)
+    elif transport.name == "outbox":
+        _out(f"outbox transport: no mail leaves this machine; messages are written to "
                       f"{s.outbox_dir}/ (set MAILER_TRANSPORT=ses to send for real)")
 
 
@@ -92,7 +106,7 @@ def send(
         due = issue_moment(the_issue) + parse_duration(not_before)
         now = datetime.now(UTC)
         if now < due:
-            console.print(f"issue {number} is not due yet: it will be sent after "
+            _out(f"issue {number} is not due yet: it will be sent after "
                           f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration((due - now).total_seconds())}); "
                           "nothing sent")
             return
@@ -106,13 +120,13 @@ def send(
         return
 
     rendered = _render(the_issue, s)
-    transport = _open_transport(s)
+    transport = _open_transport(s, concurrency)
     try:
         quota = transport.preflight()
         from mailer.dispatch import effective_rate
 
         send_rate = effective_rate(rate or s.send_rate, quota)
-        _say_where_mail_goes(transport.name, s)
+        _say_where_mail_goes(transport, s)
         if to:
             _send_test(to, rendered, transport, s, number)
             return
@@ -124,10 +138,10 @@ def send(
         print_plan(rendered, the_issue, audience, transport.name, send_rate,
                                quota, resuming=open_campaign is not None and not again)
         if dry_run:
-            console.print("dry run: nothing sent")
+            _out("dry run: nothing sent")
             return
         if audience == 0 and (open_campaign is None or again):
-            console.print("no confirmed readers: nothing to send (no campaign created)")
+            _out("no confirmed readers: nothing to send (no campaign created)")
             return
         _confirm(yes)
         start = ledger.begin_campaign(db, issue_number=number, subject=rendered.subject,
@@ -161,17 +175,17 @@ def worker(
     db = engine()
     campaign = _pick_open_campaign(db, campaign_id)
     if campaign is None:
-        console.print("no campaign is being sent: nothing to do")
+        _out("no campaign is being sent: nothing to do")
         return
     the_issue = load_issue_by_number(s.issues_dir, campaign.issue_number, site_url=s.site_url)
     rendered = _render(the_issue, s)
     if _sha256(rendered.html) != campaign.content_sha256:
-        err_console.print(f"warning: issue {campaign.issue_number} renders differently here than "
+        _err(f"warning: issue {campaign.issue_number} renders differently here than "
                           "where the campaign started (edited file or different templates?)")
-    transport = _open_transport(s)
+    transport = _open_transport(s, concurrency)
     try:
         quota = transport.preflight()
-        _say_where_mail_goes(transport.name, s)
+        _say_where_mail_goes(transport, s)
         recovery = ledger.recover_abandoned(db, campaign.id)
         print_recovery(db, campaign.id, recovery)
         report = _run(db, transport, rendered, s, campaign.id, campaign.issue_number,
@@ -190,14 +204,15 @@ def _render(the_issue, s):  # noqa: ANN001, ANN202
 
     rendered = render_issue(the_issue, RenderOptions.from_settings(s))
     for warning in getattr(rendered, "warnings", ()) or ():
-        err_console.print(f"warning: {warning}", highlight=False)
+        _err(f"warning: {warning}", highlight=False)
     return rendered
 
 
-def _open_transport(s):  # noqa: ANN001, ANN202
+def _open_transport(s, concurrency: int | None):  # noqa: ANN001, ANN202
     from mailer.transports import get_transport
 
-    return get_transport(s)
+    # One pooled connection per sender thread, plus a few for preflight.
+    return get_transport(s, max_connections=(concurrency or s.send_concurrency) + 4)
 
 
 def _confirm(yes: bool) -> None:
@@ -231,19 +246,19 @@ def _prepare_resume(db, campaign, rendered, created: bool, resend_unknown: bool)
     from mailer.store import ledger
 
     if created:
-        console.print(f"campaign {campaign.id} started for issue {campaign.issue_number}")
+        _out(f"campaign {campaign.id} started for issue {campaign.issue_number}")
         return
-    console.print(f"resuming campaign {campaign.id} (issue {campaign.issue_number}, "
+    _out(f"resuming campaign {campaign.id} (issue {campaign.issue_number}, "
                   f"{campaign.status}{': ' + campaign.note if campaign.note else ''})")
     recovery = ledger.recover_abandoned(db, campaign.id)
     print_recovery(db, campaign.id, recovery, resend_unknown=resend_unknown)
     if resend_unknown:
         requeued = ledger.requeue_unknown(db, campaign.id)
         if requeued:
-            console.print(f"re-sending {requeued} deliveries whose fate was unknown (--resend-unknown)")
+            _out(f"re-sending {requeued} deliveries whose fate was unknown (--resend-unknown)")
     sha = _sha256(rendered.html)
     if sha != campaign.content_sha256:
-        err_console.print("warning: the issue changed since this campaign started; the readers "
+        _err("warning: the issue changed since this campaign started; the readers "
                           "still waiting get the new version")
     ledger.resume_campaign(db, campaign.id, content_sha256=sha)
 
@@ -258,7 +273,7 @@ def _send_test(address: str, rendered, transport, s, number: int) -> None:  # no
         subscriber = get_by_email(db_session, clean)
     composer = MessageComposer(rendered, s, campaign_id="test", issue_number=number)
     provider_id = transport.send(composer.compose_test(clean, subscriber.id if subscriber else None))
-    console.print(f"test copy of issue {number} sent to {clean} (message id {provider_id}); "
+    _out(f"test copy of issue {number} sent to {clean} (message id {provider_id}); "
                   "no campaign was started")
 
 
@@ -303,7 +318,7 @@ def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
         if dispatcher.stopping and signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)
         dispatcher.stop(f"interrupted by {name}")
-        err_console.print(f"{name}: finishing the messages in flight, then stopping "
+        _err(f"{name}: finishing the messages in flight, then stopping "
                           "(Ctrl-C again to abort at once)")
 
     for sig in previous:
@@ -316,4 +331,126 @@ def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
     return restore
 
 
-_ = time  # time is used by follow through this module's namespace in tests
+# -- what the operator sees --------------------------------------------------------------------
+
+def unknown_count(db, campaign_id: int) -> int:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
+
+
+def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, campaign_id)
+    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
+
+
+def print_already_sent(db, campaign) -> None:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, campaign.id)
+    when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
+    line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
+            f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
+            f"{counts[DeliveryStatus.SKIPPED]} skipped); nothing to do. Pass --again to send "
+            "it again")
+    if counts[DeliveryStatus.UNKNOWN]:
+        line += (f"; {counts[DeliveryStatus.UNKNOWN]} deliveries are unknown (in flight during a "
+                 "crash): pass --resend-unknown to send them again")
+    _out(line, highlight=False)
+
+
+def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
+               quota, *, resuming: bool) -> None:
+    who = "readers still waiting" if resuming else "confirmed readers"
+    _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
+    _out(f"  audience:  {audience} {who}", highlight=False)
+    _out(f"  transport: {transport_name}, {send_rate:g} messages/s", highlight=False)
+    if quota is not None and quota.remaining_24h is not None:
+        _out(f"  24-hour quota left: {quota.remaining_24h:g}", highlight=False)
+        if quota.remaining_24h < audience:
+            _err(f"warning: the quota runs out after {quota.remaining_24h:g} "
+                              "messages; the send will stop there and resume later")
+    if audience and send_rate:
+        _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
+
+
+def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:  # noqa: ANN001
+    if recovery.released:
+        _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
+    unknown = unknown_count(db, campaign_id)
+    if unknown and not resend_unknown:
+        _err(f"warning: {unknown} deliveries are unknown: they were in flight when a "
+                          "send died, so they may or may not have arrived. They are not re-sent; "
+                          "pass --resend-unknown to send them again (risking a second copy)")
+
+
+def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
+    p = dispatcher.progress
+    rate = p.rate()
+    left = max(0, total - p.done)
+    eta = _fmt_duration(left / rate) if rate > 0 and left else "-"
+    return (f"sent {p.sent}/{total}  failed {p.failed}  skipped {p.skipped}  "
+            f"{rate:.1f}/s  ETA {eta}")
+
+
+def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:  # noqa: ANN001
+    """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
+    line every ``plain_every`` seconds (cron mail and log files stay readable)."""
+    if console.is_terminal:
+        _follow_with_bar(dispatcher, thread, total)
+        return
+    last = time.monotonic()
+    while thread.is_alive():
+        thread.join(0.25)
+        if time.monotonic() - last >= plain_every:
+            _out(_progress_line(dispatcher, total), highlight=False)
+            last = time.monotonic()
+
+
+def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:  # noqa: ANN001
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task(_progress_line(dispatcher, total), total=total or 1)
+        while thread.is_alive():
+            thread.join(0.2)
+            bar.update(task, completed=dispatcher.progress.done,
+                       description=_progress_line(dispatcher, total))
+
+
+def print_summary(db, report) -> None:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, report.campaign_id)
+    rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
+    _out(f"this run: {report.sent} sent, {report.failed} failed, {report.skipped} skipped "
+                  f"(unsubscribed meanwhile), {report.throttled} throttled and retried, in "
+                  f"{_fmt_duration(report.elapsed)} ({rate:.1f}/s)", highlight=False)
+    waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    _out(f"campaign {report.campaign_id}: {counts[DeliveryStatus.SENT]} sent, "
+                  f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
+                  f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
+                  highlight=False)
+    for address, reason in ledger.failures(db, report.campaign_id, limit=5):
+        _err(f"  failed: {address}: {reason}", highlight=False)
+    if report.finished:
+        _out(f"campaign {report.campaign_id} finished")
+    elif report.stop_reason:
+        _err(f"stopped: {report.stop_reason}. State is saved: run the same "
+                          "`mailer send` command again to resume", highlight=False)
+
+
+def exit_code(report) -> int:  # noqa: ANN001
+    if report.account_error or report.failed:
+        return 1
+    if report.stop_reason and report.stop_reason.startswith("interrupted"):
+        return 130
+    return 0
