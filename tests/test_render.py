@@ -76,7 +76,7 @@ def test_every_source_link_survives_as_an_absolute_url(soup):
         "https://www.reddit.com/r/rust/comments/x/this_week_in_rust_901/",  # inside <small>
     ):
         assert expected in links
-    assert all(href.startswith(("https://", "http://", "mailto:", "%%")) for href in links)
+    assert all(href.startswith(("https://", "http://", "mailto:", "%%")) for href in links), links
 
 
 def test_ampersands_in_links_are_escaped_in_the_markup(rendered):

@@ -28,7 +28,8 @@ from mailer.render.palette import LIGHT
 # Python-Markdown with "extra" is what TWiR's site (Pelican) renders issues with.
 MARKDOWN_EXTENSIONS = ("extra",)
 
-SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+# An allow-list: javascript:, data:, vbscript: and file: never become a link in a mail.
+SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto", "irc", "ircs", "ftp", "tel", "xmpp", "matrix"})
 SAFE_IMAGE_SCHEMES = frozenset({"http", "https"})
 DANGEROUS_TAGS = (
     "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",

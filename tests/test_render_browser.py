@@ -1,0 +1,112 @@
+"""The rendered mail in headless Chromium: no sideways scrolling on a phone, readable colours in
+light and dark mode."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mailer.config import load_settings
+from mailer.issues import load_issue
+from mailer.render import RenderOptions, personalise, render_issue
+
+pytestmark = [pytest.mark.browser, pytest.mark.peer]
+
+ROOT = Path(__file__).resolve().parent.parent
+ISSUES = [ROOT / "tests" / "fixtures" / "render" / "quirks-901.md",
+          ROOT / "examples" / "2026-03-25-this-week-in-rust.md"]
+
+# For each sample element: its colour and the first opaque background behind it.
+COLOURS_JS = """
+() => {
+  const opaque = (el) => {
+    for (; el; el = el.parentElement) {
+      const bg = getComputedStyle(el).backgroundColor;
+      if (bg && bg !== 'rgba(0, 0, 0, 0)' && bg !== 'transparent') return bg;
+    }
+    return 'rgb(255, 255, 255)';
+  };
+  const pick = {
+    body: document.querySelector('.main .txt p'),
+    link: document.querySelector('.main .txt li a'),
+    heading: document.querySelector('.main h2'),
+    code: document.querySelector('.main code'),
+    title: document.querySelector('.hdr h1'),
+    issue_line: document.querySelector('.hdr .meta'),
+    web_link: document.querySelector('.hdr a'),
+    footer: document.querySelector('.ftr p'),
+    footer_link: document.querySelector('.ftr a'),
+    table: document.querySelector('table.data td'),
+  };
+  const out = {};
+  for (const [name, el] of Object.entries(pick)) {
+    if (el) out[name] = [getComputedStyle(el).color, opaque(el)];
+  }
+  out.page = ['', opaque(document.querySelector('.main td'))];
+  out.header = ['', opaque(document.querySelector('.hdr td'))];
+  return out;
+}
+"""
+
+
+def rgb(css: str) -> tuple[float, float, float]:
+    return tuple(float(v) for v in re.findall(r"[\d.]+", css)[:3])
+
+
+def luminance(css: str) -> float:
+    def channel(value: float) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+    r, g, b = (channel(v) for v in rgb(css))
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(foreground: str, background: str) -> float:
+    a, b = sorted((luminance(foreground), luminance(background)), reverse=True)
+    return (a + 0.05) / (b + 0.05)
+
+
+@pytest.fixture(scope="module", params=ISSUES, ids=lambda p: p.stem)
+def mail_file(request, tmp_path_factory) -> Path:
+    rendered = render_issue(load_issue(request.param), RenderOptions.from_settings(load_settings()))
+    html, _ = personalise(rendered, unsubscribe_url="https://n.example/u/t",
+                          manage_url="https://n.example/m/t")
+    path = tmp_path_factory.mktemp("mail") / "mail.html"
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize("width", [320, 375, 414])
+def test_no_horizontal_scrolling_on_a_phone(page, mail_file, width):
+    page.set_viewport_size({"width": width, "height": 800})
+    page.goto(mail_file.as_uri())
+    scroll_width, inner_width = page.evaluate(
+        "[document.documentElement.scrollWidth, window.innerWidth]")
+    assert scroll_width <= inner_width
+    # the long inline code and URLs wrapped instead of running off the screen
+    widest = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('.main code, .main a')]"
+        ".map(e => e.getBoundingClientRect().right))")
+    assert widest <= width
+
+
+def test_desktop_width_keeps_a_readable_column(page, mail_file):
+    page.set_viewport_size({"width": 1000, "height": 800})
+    page.goto(mail_file.as_uri())
+    column = page.evaluate("document.querySelector('.main').getBoundingClientRect().width")
+    assert 560 <= column <= 640
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_text_contrast_at_least_4_5_to_1(page, mail_file, scheme):
+    page.emulate_media(color_scheme=scheme)
+    page.goto(mail_file.as_uri())
+    colours = page.evaluate(COLOURS_JS)
+    for name, (foreground, background) in colours.items():
+        if foreground:
+            assert contrast(foreground, background) >= 4.5, (scheme, name, foreground, background)
+    expect_dark = scheme == "dark"
+    for area in ("page", "header"):
+        assert (luminance(colours[area][1]) < 0.05) == expect_dark, (scheme, area, colours[area])
