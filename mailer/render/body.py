@@ -182,10 +182,9 @@ def unwrap_dangling_references(soup: BeautifulSoup, warnings: list[str]) -> None
     for node in list(soup.find_all(string=True)):
         if not isinstance(node, NavigableString) or isinstance(node, Comment):
             continue
-        if node.find_parent(["code", "pre"]) is not None:
-            continue
         text = str(node)
-        if not UNRESOLVED_REFERENCE.search(text):
+        # the cheap test first: looking up the parents of every string is what costs here
+        if not UNRESOLVED_REFERENCE.search(text) or node.find_parent(["code", "pre"]) is not None:
             continue
         for match in UNRESOLVED_REFERENCE.finditer(text):
             label = match.group(2) or match.group(1)
