@@ -2,4 +2,50 @@
 
 from __future__ import annotations
 
-from mailer.cli._app import app  # noqa: F401
+import json
+from dataclasses import asdict
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from mailer.cli._app import app, console, settings
+from mailer.transports.ses_doctor import Check, run_checks
+
+STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
+
+DOCTOR_HELP = """\
+Check the SES side before a send, one line per check (ok / warn / FAIL), and say what is missing:
+the web app's secret, the sender identity and its DKIM, the configuration set
+(MAILER_SES_CONFIGURATION_SET) with an SNS event destination for Bounce, Complaint and Delivery,
+the SNS topic with a confirmed HTTPS subscription to MAILER_BASE_URL/webhooks/ses (raw delivery
+off), the topic on MAILER_SNS_TOPIC_ARNS, and the account's quota and enforcement status.
+
+Reads only; changes nothing. Uses MAILER_SES_ENDPOINT_URL for SES and SNS when set.
+Exits 1 when a check FAILs. --json prints {"ok": bool, "checks": [{"name", "status", "message"}]}.
+"""
+
+
+def _print(check: Check) -> None:
+    status = f"[{STYLE[check.status]}]{check.status:<4}[/]"
+    console.print(f"{status}  {escape(check.name)}: {escape(check.message)}", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command("doctor", help=DOCTOR_HELP)
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
+) -> None:
+    checks = run_checks(settings())
+    failed = any(check.status == "FAIL" for check in checks)
+    if as_json:
+        typer.echo(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))
+    else:
+        for check in checks:
+            _print(check)
+        fails = sum(check.status == "FAIL" for check in checks)
+        warns = sum(check.status == "warn" for check in checks)
+        console.print(f"{fails} failed, {warns} warnings, "
+                      f"{len(checks) - fails - warns} ok", highlight=False)
+    if failed:
+        raise typer.Exit(1)

@@ -1,0 +1,193 @@
+"""`mailer doctor` against moto_server: a complete SES + SNS set-up passes, each missing piece is
+named in plain words."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+
+pytestmark = pytest.mark.peer
+
+MAILER = str(Path(sys.executable).parent / "mailer")
+BASE_URL = "https://news.example.org"
+HOOK = f"{BASE_URL}/webhooks/ses"
+CONFIG_SET = "twir"
+
+
+class Aws:
+    """boto3 clients on the moto_server, and the complete set-up an operator would make."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        def client(service: str):  # noqa: ANN202
+            return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint_url,
+                                aws_access_key_id="testing", aws_secret_access_key="testing")
+
+        self.sesv2, self.ses, self.sns = client("sesv2"), client("ses"), client("sns")
+        self.topic = ""
+        self.subscription = ""
+
+    def add_configuration_set(self, name: str, events: list[str]) -> None:
+        self.sesv2.create_configuration_set(ConfigurationSetName=name)
+        if events:
+            self.add_destination(name, events)
+
+    def add_destination(self, config_set: str, events: list[str]) -> None:
+        self.ses.create_configuration_set_event_destination(
+            ConfigurationSetName=config_set,
+            EventDestination={"Name": f"{config_set}-to-sns", "Enabled": True, "MatchingEventTypes": events,
+                              "SNSDestination": {"TopicARN": self.topic}})
+
+    def set_up_everything(self) -> None:
+        self.sesv2.create_email_identity(EmailIdentity="example.org")
+        self.topic = self.sns.create_topic(Name="ses-events")["TopicArn"]
+        self.add_configuration_set(CONFIG_SET, ["bounce", "complaint", "delivery", "send"])
+        self.subscription = self.sns.subscribe(TopicArn=self.topic, Protocol="https",
+                                               Endpoint=HOOK, ReturnSubscriptionArn=True
+                                               )["SubscriptionArn"]
+
+
+@pytest.fixture
+def aws(moto_ses, mailer_env, monkeypatch) -> Aws:
+    from mailer.config import get_settings
+
+    aws = Aws(moto_ses.endpoint_url)
+    aws.set_up_everything()
+    env = {**moto_ses.env, "MAILER_FROM": "This Week in Rust <newsletter@example.org>",
+           "MAILER_BASE_URL": BASE_URL, "MAILER_SES_CONFIGURATION_SET": CONFIG_SET,
+           "MAILER_SNS_TOPIC_ARNS": aws.topic}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    get_settings.cache_clear()
+    return aws
+
+
+def _checks(monkeypatch, **env: str) -> dict[str, tuple[str, str]]:
+    from mailer.config import load_settings
+    from mailer.transports.ses_doctor import run_checks
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return {c.name: (c.status, c.message) for c in run_checks(load_settings())}
+
+
+def test_a_complete_setup_passes_every_check(aws, monkeypatch):
+    checks = _checks(monkeypatch)
+    assert {name: status for name, (status, _) in checks.items()} == {
+        "web app secret": "ok", "transport": "ok", "web hook URL": "ok", "AWS access": "ok",
+        "sender identity": "ok", "DKIM": "ok", "configuration set": "ok",
+        "event destination": "ok", "SNS topic": "ok", "web hook subscription": "ok",
+        "topic allow-list": "ok",
+        "account": "warn",  # moto has no GetAccount: unknown, not a failure
+    }
+    assert "example.org is verified" in checks["sender identity"][1]
+    assert "enforcement status unknown" in checks["account"][1]
+    assert "200 per 24 h" in checks["account"][1]  # moto's classic GetSendQuota still answers
+
+
+BREAKAGES = {
+    "no identity": (
+        lambda aws: aws.sesv2.delete_email_identity(EmailIdentity="example.org"), {},
+        "sender identity", "neither newsletter@example.org nor example.org is an SES identity"),
+    "address only, no DKIM": (
+        lambda aws: (aws.sesv2.delete_email_identity(EmailIdentity="example.org"),
+                     aws.sesv2.create_email_identity(EmailIdentity="newsletter@example.org")),
+        {}, "DKIM", "DKIM is not set up for example.org"),
+    "configuration set missing": (
+        lambda aws: None, {"MAILER_SES_CONFIGURATION_SET": "typo"},
+        "configuration set", "configuration set 'typo' (MAILER_SES_CONFIGURATION_SET) does not "
+                             "exist"),
+    "configuration set not configured": (
+        lambda aws: None, {"MAILER_SES_CONFIGURATION_SET": ""},
+        "configuration set", "MAILER_SES_CONFIGURATION_SET is not set"),
+    "no event destination": (
+        lambda aws: aws.add_configuration_set("bare", []),
+        {"MAILER_SES_CONFIGURATION_SET": "bare"},
+        "event destination", "'bare' has no enabled event destination to SNS"),
+    "deliveries not published": (
+        lambda aws: aws.add_configuration_set("partial", ["bounce", "complaint"]),
+        {"MAILER_SES_CONFIGURATION_SET": "partial"},
+        "event destination", "does not publish Delivery events"),
+    "topic deleted": (
+        lambda aws: aws.sns.delete_topic(TopicArn=aws.topic), {},
+        "SNS topic", "does not exist"),
+    "not subscribed": (
+        lambda aws: aws.sns.unsubscribe(SubscriptionArn=aws.subscription), {},
+        "web hook subscription", f"has no HTTPS subscription to {HOOK}"),
+    "subscribed over http": (
+        lambda aws: (aws.sns.unsubscribe(SubscriptionArn=aws.subscription),
+                     aws.sns.subscribe(TopicArn=aws.topic, Protocol="http",
+                                       Endpoint="http://news.example.org/webhooks/ses")), {},
+        "web hook subscription", "has no HTTPS subscription"),
+    "raw delivery on": (
+        lambda aws: aws.sns.set_subscription_attributes(
+            SubscriptionArn=aws.subscription, AttributeName="RawMessageDelivery",
+            AttributeValue="true"), {},
+        "web hook subscription", "raw message delivery turned on: turn it off"),
+    "topic not allowed": (
+        lambda aws: None, {"MAILER_SNS_TOPIC_ARNS": "arn:aws:sns:us-east-1:123456789012:other"},
+        "topic allow-list", "is not on MAILER_SNS_TOPIC_ARNS"),
+    "example secret": (
+        lambda aws: None, {"MAILER_SECRET_KEY": "change-me-to-a-long-random-string"},
+        "web app secret", "is the example or development key"),
+    "plain http base URL": (
+        lambda aws: None, {"MAILER_BASE_URL": "http://news.example.org"},
+        "web hook URL", "is not https"),
+}
+
+
+@pytest.mark.parametrize("breakage", list(BREAKAGES))
+def test_each_missing_piece_is_named(aws, monkeypatch, breakage):
+    damage, env, name, words = BREAKAGES[breakage]
+    damage(aws)
+    checks = _checks(monkeypatch, **env)
+    status, message = checks[name]
+    assert status == "FAIL", (name, message)
+    assert words in message
+    failed = [n for n, (s, _) in checks.items() if s == "FAIL"]
+    # the other checks keep their verdict: one breakage, one (or two closely tied) FAILs
+    assert len(failed) <= 3, failed
+
+
+def test_without_credentials_it_stops_at_access(aws, monkeypatch):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    checks = _checks(monkeypatch)
+    assert checks["AWS access"][0] == "FAIL" and "no AWS credentials" in checks["AWS access"][1]
+    assert "sender identity" not in checks
+
+
+def test_an_unreachable_endpoint_is_one_failure(aws, monkeypatch):
+    checks = _checks(monkeypatch, MAILER_SES_ENDPOINT_URL="http://127.0.0.1:9")
+    assert checks["AWS access"][0] == "FAIL" and "cannot reach SES" in checks["AWS access"][1]
+
+
+def _doctor(*args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items()}
+    return subprocess.run([MAILER, "doctor", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_the_command_exits_zero_when_nothing_fails(aws):
+    result = _doctor()
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("ok") and "DKIM" in line for line in lines)
+    assert any(line.startswith("warn") and "account" in line for line in lines)
+    assert "0 failed" in result.stdout
+
+
+def test_the_command_exits_non_zero_and_says_what_is_missing(aws):
+    aws.sns.set_subscription_attributes(SubscriptionArn=aws.subscription,
+                                        AttributeName="RawMessageDelivery", AttributeValue="true")
+    result = _doctor()
+    assert result.returncode == 1
+    assert "FAIL  web hook subscription" in result.stdout and "Traceback" not in result.stderr
+    data = json.loads(_doctor("--json").stdout)
+    assert data["ok"] is False
+    assert [c["name"] for c in data["checks"] if c["status"] == "FAIL"] == ["web hook subscription"]
