@@ -168,3 +168,22 @@ def test_forwarded_for_counts_only_behind_a_trusted_proxy(web_server_factory, ma
     assert [post(10 + i, "203.0.113.50") for i in range(3)] == [202, 202, 429]  # one client
     signup_ips = {ip for (ip,) in db_rows(mailer_env, "SELECT signup_ip FROM subscriber")}
     assert "203.0.113.0" in signup_ips and "127.0.0.1" not in signup_ips
+
+
+@pytest.mark.postgres
+def test_the_same_flow_on_postgresql(web_server_factory, mailer_env, pg_url):
+    url = web_server_factory({"MAILER_DATABASE_URL": pg_url})
+    assert httpx.post(f"{url}/subscribe", json={"email": "pg@example.org"}).status_code == 202
+    link = confirm_link(wait_for_mail(mailer_env)[0], url)
+    assert httpx.post(link).status_code == 200
+    assert httpx.post(link).status_code == 410
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.connect() as connection:
+            status = connection.execute(text("SELECT status FROM subscriber WHERE email = 'pg@example.org'")).scalar_one()
+    finally:
+        engine.dispose()
+    assert status == "active"
