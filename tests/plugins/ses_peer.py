@@ -120,6 +120,8 @@ class MotoSes(_SesEndpoint):
 
 
 class FakeSes(_SesEndpoint):
+    pid: int | None = None  # of the fake_ses process (benchmarks read its CPU time)
+
     def control(self, **options: object) -> dict:
         return json.loads(_http("POST", f"{self.endpoint_url}/_control", options))
 
@@ -178,7 +180,9 @@ def start_fake_ses(*args: str) -> Iterator[FakeSes]:
             raise RuntimeError(f"fake_ses did not start (said {line!r})")
         url = line.rsplit(" ", 1)[1].strip()
         _wait_until_answering(f"{url}/_stats", process, "fake_ses")
-        yield FakeSes(url)
+        handle = FakeSes(url)
+        handle.pid = process.pid
+        yield handle
     finally:
         _stop(process)
         if process.stdout:
