@@ -111,6 +111,29 @@ def test_normalise_address_raises_only_invalid_address_and_is_idempotent(raw):
     assert len(once) <= 254 and "\n" not in once and "\r" not in once
 
 
+ADDRESS_LIKE = st.builds(
+    lambda local, domain: f"{local}@{domain}",
+    st.text(alphabet="abcXYZ09.+-_'=!#~`{}|\"@ ", min_size=0, max_size=70),
+    st.sampled_from(["example.org", "EXAMPLE.org", "bücher.example", "xn--bcher-kva.example",
+                     "localhost", "-bad.example", "a..b.example", "ex ample.org", "1.2.3.4",
+                     "x" * 64 + ".example"]),
+)
+
+
+@given(ADDRESS_LIKE | st.emails() | st.text(max_size=80))
+@hsettings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_the_fast_path_answers_exactly_as_email_validator(raw):
+    def answer(validate):
+        try:
+            return validate(raw.strip(" \t"), False)
+        except InvalidAddress:
+            return "invalid"
+
+    if "\r" in raw or "\n" in raw or not raw.strip(" \t"):
+        return
+    assert answer(subs._validated_ascii_address) == answer(subs._validated_by_email_validator)
+
+
 # -- double opt-in -----------------------------------------------------------------------------
 
 
