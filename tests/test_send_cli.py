@@ -1,0 +1,169 @@
+"""`mailer send` as an operator (or cron) runs it: a real process, a real SQLite file, the outbox."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from sqlalchemy import insert, select, update
+
+from mailer.domain import DeliveryStatus, utcnow
+from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
+
+MAILER = str(Path(sys.executable).with_name("mailer"))
+
+pytestmark = pytest.mark.slow
+
+
+def mailer(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
+                          text=True, input=stdin, timeout=120, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
+
+
+def outbox_messages(env: dict) -> list[email.message.EmailMessage]:
+    folder = Path(env["MAILER_OUTBOX_DIR"]) / "new"
+    if not folder.is_dir():
+        return []
+    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            for path in sorted(folder.iterdir())]
+
+
+def add_readers(engine, *addresses: str, status: str = "active") -> None:
+    """Straight into the database: a subprocess per reader would cost seconds each."""
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(insert(Subscriber.__table__), [
+            dict(email=address, status=status, created_at=now, updated_at=now)
+            for address in addresses])
+
+
+def campaigns(engine) -> list[Campaign]:
+    with engine.connect() as connection:
+        return [Campaign.model_validate(dict(row)) for row in
+                connection.execute(select(Campaign.__table__)).mappings()]
+
+
+def test_make_demo_sends_once_and_a_second_run_says_it_is_done(mailer_env):
+    assert mailer(mailer_env, "db", "upgrade").returncode == 0
+    added = mailer(mailer_env, "subscribers", "add", "demo-reader@example.org", "--confirmed")
+    assert added.returncode == 0, added.stderr
+
+    first = mailer(mailer_env, "send", "--issue", "644", "--yes")
+    assert first.returncode == 0, first.stderr
+    assert "no mail leaves" in first.stdout
+    assert "Traceback" not in first.stderr
+    messages = outbox_messages(mailer_env)
+    assert [m["To"] for m in messages] == ["demo-reader@example.org"]
+    assert "644" in messages[0]["Subject"]
+    assert messages[0]["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+    second = mailer(mailer_env, "send", "--issue", "644", "--yes")
+    assert second.returncode == 0
+    assert "already sent" in second.stdout
+    assert len(outbox_messages(mailer_env)) == 1
+
+
+def test_without_a_terminal_and_without_yes_nothing_is_sent(mailer_env, engine):
+    add_readers(engine, "a@example.org")
+    result = mailer(mailer_env, "send", "--issue", "644", stdin="")
+    assert result.returncode != 0
+    assert result.stderr.count("error:") == 1 and "--yes" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert outbox_messages(mailer_env) == [] and campaigns(engine) == []
+
+
+def test_dry_run_counts_the_audience_and_sends_nothing(mailer_env, engine):
+    add_readers(engine, "a@example.org", "b@example.org")
+    add_readers(engine, "pending@example.org", status="pending")
+    result = mailer(mailer_env, "send", "--issue", "644", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "2 confirmed readers" in result.stdout and "nothing sent" in result.stdout
+    assert outbox_messages(mailer_env) == [] and campaigns(engine) == []
+
+
+def test_a_test_send_goes_to_one_address_outside_the_campaign(mailer_env, engine):
+    add_readers(engine, "a@example.org")
+    result = mailer(mailer_env, "send", "--issue", "644", "--to", "Editor@Example.org")
+    assert result.returncode == 0, result.stderr
+    assert [m["To"] for m in outbox_messages(mailer_env)] == ["Editor@example.org"]
+    assert campaigns(engine) == []
+    # the real send afterwards still goes to everyone
+    assert mailer(mailer_env, "send", "--issue", "644", "--yes").returncode == 0
+    assert len(outbox_messages(mailer_env)) == 2
+
+
+def test_a_canary_then_a_resume_reaches_everyone_once(mailer_env, engine):
+    readers = [f"r{n}@example.org" for n in range(5)]
+    add_readers(engine, *readers)
+    canary = mailer(mailer_env, "send", "--issue", "644", "--yes", "--limit", "2")
+    assert canary.returncode == 0, canary.stderr
+    assert len(outbox_messages(mailer_env)) == 2
+    assert "resume" in canary.stderr
+
+    rest = mailer(mailer_env, "send", "--issue", "644", "--yes")
+    assert rest.returncode == 0, rest.stderr
+    assert "resuming campaign" in rest.stdout
+    assert sorted(m["To"] for m in outbox_messages(mailer_env)) == readers
+
+
+def test_not_before_waits_for_the_grace_period(mailer_env, engine):
+    add_readers(engine, "a@example.org")
+    early = mailer(mailer_env, "send", "--issue", "latest", "--yes", "--not-before", "999999h")
+    assert early.returncode == 0
+    assert "not due yet" in early.stdout
+    assert outbox_messages(mailer_env) == [] and campaigns(engine) == []
+
+    due = mailer(mailer_env, "send", "--issue", "latest", "--yes", "--not-before", "24h")
+    assert due.returncode == 0, due.stderr  # the sample issue is from March 2026
+    again = mailer(mailer_env, "send", "--issue", "latest", "--yes", "--not-before", "24h")
+    assert again.returncode == 0 and "already sent" in again.stdout
+    assert len(outbox_messages(mailer_env)) == 1
+
+
+def test_bad_input_is_one_error_line_and_changes_nothing(mailer_env, engine):
+    add_readers(engine, "a@example.org")
+    for args, words in [
+        (["--issue", "99999", "--yes"], "99999"),
+        (["--issue", "six", "--yes"], "issue number"),
+        (["--issue", "644", "--yes", "--not-before", "soon"], "--not-before"),
+        (["--issue", "644", "--to", "not-an-address"], "not-an-address"),
+    ]:
+        result = mailer(mailer_env, "send", *args)
+        assert result.returncode != 0, args
+        assert "Traceback" not in result.stderr
+        assert result.stderr.count("error:") == 1 and words in result.stderr, result.stderr
+    assert outbox_messages(mailer_env) == [] and campaigns(engine) == []
+
+
+def test_unknown_rows_are_reported_and_resent_only_when_asked(mailer_env, engine):
+    add_readers(engine, "a@example.org", "b@example.org", "c@example.org")
+    assert mailer(mailer_env, "send", "--issue", "644", "--yes", "--limit", "1").returncode == 0
+    # As a SIGKILL would leave it: b's row in flight under a worker whose process is gone.
+    dead = "otherhost:1:dead"
+    with engine.begin() as connection:
+        campaign_id = connection.execute(select(Campaign.__table__.c.id)).scalar_one()
+        connection.execute(update(Delivery.__table__)
+                           .where(Delivery.__table__.c.email == "b@example.org")
+                           .values(status=DeliveryStatus.SENDING.value, claimed_by=dead))
+        from mailer.domain import utcnow
+        from datetime import timedelta
+        connection.execute(SendWorker.__table__.insert().values(
+            id=dead, campaign_id=campaign_id, heartbeat_at=utcnow() - timedelta(hours=1), rate=1))
+
+    resumed = mailer(mailer_env, "send", "--issue", "644", "--yes")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "1 deliveries are unknown" in resumed.stderr and "--resend-unknown" in resumed.stderr
+    assert sorted(m["To"] for m in outbox_messages(mailer_env)) == ["a@example.org", "c@example.org"]
+
+    again = mailer(mailer_env, "send", "--issue", "644", "--yes")
+    assert "already sent" in again.stdout and "--resend-unknown" in again.stdout
+
+    forced = mailer(mailer_env, "send", "--issue", "644", "--yes", "--resend-unknown")
+    assert forced.returncode == 0, forced.stderr
+    assert sorted(m["To"] for m in outbox_messages(mailer_env)) == [
+        "a@example.org", "b@example.org", "c@example.org"]

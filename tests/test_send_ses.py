@@ -1,0 +1,174 @@
+"""`mailer send` through the SES transport against real local SES v2 endpoint processes:
+moto_server (messages read back whole) and fake_ses (throttling, 5xx, latency, pauses)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
+from mailer.store.models import Campaign, Delivery, Subscriber
+from mailer.tokens import read_unsubscribe_token
+from tests.test_send_cli import add_readers
+
+MAILER = str(Path(sys.executable).with_name("mailer"))
+
+pytestmark = [pytest.mark.slow, pytest.mark.peer]
+
+
+def command(env: dict, *args: str) -> list[str]:
+    return [MAILER, "send", "--issue", "644", "--yes", *args]
+
+
+def run_send(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(command(env, *args), env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
+
+
+def start_send(env: dict, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(command(env, *args), env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
+
+
+def wait_for_accepted(fake_ses, count: int, process: subprocess.Popen, limit: float = 120) -> None:
+    deadline = time.monotonic() + limit
+    while fake_ses.stats()["accepted"] < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the send did not get going"
+        time.sleep(0.05)
+
+
+def readers(count: int) -> list[str]:
+    return [f"reader{n:04d}@example.org" for n in range(count)]
+
+
+def ledger_rows(engine) -> dict[str, Delivery]:
+    with engine.connect() as connection:
+        found = connection.execute(select(Delivery.__table__)).mappings().all()
+    return {row["email"]: Delivery.model_validate(dict(row)) for row in found}
+
+
+def subscriber_ids(engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        table = Subscriber.__table__
+        return dict(connection.execute(select(table.c.email, table.c.id)).all())
+
+
+def test_messages_read_back_from_moto_carry_per_reader_links_and_list_headers(
+        mailer_env, engine, moto_ses):
+    moto_ses.verify_identity("newsletter@example.org")
+    add_readers(engine, "ada@example.org", "brendan@example.org", "carol@example.org")
+    env = {**os.environ, **mailer_env, **moto_ses.env}
+
+    result = run_send(env)
+    assert result.returncode == 0, result.stderr
+    ids = subscriber_ids(engine)
+    rows = ledger_rows(engine)
+    messages = moto_ses.sent_mime()
+    assert sorted(m["To"] for m in messages) == sorted(ids)
+    links = set()
+    for message in messages:
+        to = str(message["To"])
+        header = str(message["List-Unsubscribe"])
+        url = header.split(",")[0].strip().strip("<>")
+        token = url.rsplit("/unsubscribe/", 1)[1]
+        assert read_unsubscribe_token(mailer_env["MAILER_SECRET_KEY"], token) == ids[to]
+        links.add(url)
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert "newsletter.this-week-in-rust.example.org" in message["List-Id"]
+        assert message["Feedback-ID"].endswith(":644:newsletter:twir")
+        assert message["X-Mailer-Delivery"] == str(rows[to].id)
+        text = message.get_body(("plain",)).get_content()
+        html = message.get_body(("html",)).get_content()
+        assert url in text and url.replace("&", "&amp;") in html
+        assert rows[to].status == DeliveryStatus.SENT and rows[to].provider_message_id
+    assert len(links) == 3
+
+    again = run_send(env)
+    assert again.returncode == 0 and "already sent" in again.stdout
+    assert len(moto_ses.sent_messages()) == 3
+
+
+def test_throttling_and_5xx_from_the_endpoint_still_give_everyone_one_copy(
+        mailer_env, engine, fake_ses):
+    # The account claims 1000/s but the endpoint allows 40/s and fails 10 % of requests.
+    fake_ses.control(rate=40, max_send_rate=1000, error_rate=0.1, latency=0.02, seed=7)
+    add_readers(engine, *readers(150))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+
+    result = run_send(env, "--rate", "120", "--concurrency", "8")
+
+    assert result.returncode == 0, result.stderr
+    stats = fake_ses.stats()
+    assert stats["throttled"] > 0 and stats["errors"] > 0  # the faults really happened
+    assert stats["per_recipient"] == {address: 1 for address in readers(150)}
+    assert "campaign 1 finished" in result.stdout
+
+
+def test_a_pause_mid_send_stops_everything_and_a_later_run_resumes(mailer_env, engine, fake_ses):
+    fake_ses.control(latency=0.02, max_send_rate=50)
+    add_readers(engine, *readers(120))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+
+    process = start_send(env, "--concurrency", "4")
+    wait_for_accepted(fake_ses, 20, process)
+    fake_ses.control(paused=True)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert "Traceback" not in err and "resume" in err
+    with engine.connect() as connection:
+        status, note = connection.execute(
+            select(Campaign.__table__.c.status, Campaign.__table__.c.note)).one()
+    assert status == CampaignStatus.STOPPED and "paus" in note.lower()
+    sent_before = fake_ses.stats()["accepted"]
+    assert sent_before < 120
+
+    fake_ses.control(paused=False)
+    resumed = run_send(env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in readers(120)}
+
+
+def test_the_daily_quota_stops_the_send_and_tomorrow_it_resumes(mailer_env, engine, fake_ses):
+    fake_ses.control(daily_quota=30, max_send_rate=100)
+    add_readers(engine, *readers(50))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+
+    first = run_send(env)
+    assert first.returncode != 0
+    assert "quota" in first.stderr and "Traceback" not in first.stderr
+    assert fake_ses.stats()["accepted"] == 30
+
+    fake_ses.control(daily_quota=-1)  # a day later
+    second = run_send(env)
+    assert second.returncode == 0, second.stderr
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in readers(50)}
+
+
+def test_readers_who_unsubscribe_during_the_send_are_skipped(mailer_env, engine, fake_ses):
+    fake_ses.control(latency=0.02, max_send_rate=20)
+    add_readers(engine, *readers(80))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+    leaving = readers(80)[-5:]
+
+    process = start_send(env, "--concurrency", "2")
+    wait_for_accepted(fake_ses, 10, process)
+    with engine.begin() as connection:
+        connection.execute(update(Subscriber.__table__)
+                           .where(Subscriber.__table__.c.email.in_(leaving))
+                           .values(status=SubscriberStatus.UNSUBSCRIBED.value))
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err
+
+    copies = fake_ses.stats()["per_recipient"]
+    assert not set(leaving) & set(copies)
+    assert copies == {address: 1 for address in readers(75)}
+    rows = ledger_rows(engine)
+    assert all(rows[address].status == DeliveryStatus.SKIPPED for address in leaving)
