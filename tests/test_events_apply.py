@@ -349,3 +349,43 @@ def test_the_rules_hold_on_postgresql(pg_url, settings):
     assert ledger.apply(payload).duplicates == 1
     assert ledger.status(subscriber) is SubscriberStatus.COMPLAINED
     assert ledger.row(delivery).complained_at is not None
+
+
+def test_the_same_sns_message_delivered_concurrently_applies_once(ledger, settings):
+    deliver_concurrently(ledger, settings)
+
+
+@pytest.mark.postgres
+def test_concurrent_deliveries_apply_once_on_postgresql(pg_url, settings):
+    deliver_concurrently(Ledger(get_engine(pg_url), settings), settings)
+
+
+def deliver_concurrently(ledger: Ledger, settings) -> None:
+    import threading
+
+    subscriber, _, message_id = sent_to(ledger, "race@example.net")
+    payload = retarget(twin("event-complaint"), "race@example.net", message_id)
+    envelope = envelope_from_fields({
+        "Type": "Notification", "MessageId": "m-race", "TopicArn": "arn:aws:sns:eu-west-1:1:t",
+        "Message": json.dumps(payload), "Timestamp": "2026-03-05T00:00:00Z",
+        "SignatureVersion": "2", "Signature": "x", "SigningCertURL": "https://x",
+    })
+    start = threading.Barrier(4)
+    results, errors = [], []
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            results.append(ingest_sns_message(ledger.engine, envelope, settings))
+        except Exception as error:  # noqa: BLE001 - collected for the assertion
+            errors.append(error)
+
+    threads = [threading.Thread(target=deliver) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    assert sum(result.total for result in results) == 1
+    assert len(ledger.events()) == 1
+    assert len(ledger.changes(subscriber)) == 1

@@ -42,6 +42,7 @@ PROOF_OF_SENDING = frozenset({
     EventKind.DELIVERY_DELAY, EventKind.OPEN, EventKind.CLICK,
 })
 NOT_SPAM = "not-spam"
+CONFLICT_ATTEMPTS = 3
 
 
 @dataclass
@@ -76,13 +77,16 @@ def ingest_sns_message(engine: Engine, envelope: SnsEnvelope, settings: Settings
     events = parse_notification(envelope.message) if envelope.type == NOTIFICATION else []
 
     def work(db: Session) -> ApplyResult:
-        if db.get(SnsMessage, envelope.message_id) is not None:
+        if db.get(SnsMessage, envelope.message_id[:128]) is not None:
             return ApplyResult(replayed_messages=1)
+        # Claim the message id before anything else: a concurrent delivery of the same message
+        # waits here for ours to commit, fails on the key, and its retry sees a replay.
+        db.add(SnsMessage(message_id=envelope.message_id[:128], message_type=envelope.type,
+                          topic_arn=envelope.topic_arn[:256]))
+        db.flush()
         result = apply_events(db, events, settings)
         if not events:
             result.ignored_messages += 1
-        db.add(SnsMessage(message_id=envelope.message_id[:128], message_type=envelope.type,
-                          topic_arn=envelope.topic_arn[:256]))
         return result
 
     return run_in_transaction(engine, work)
@@ -119,14 +123,14 @@ def envelope_from_unsigned(document: dict) -> SnsEnvelope:
 def run_in_transaction(engine: Engine, work):  # noqa: ANN001, ANN201 - (Session) -> T
     """Run ``work`` in one transaction. A unique-key clash means a concurrent delivery of the
     same message won the race: run again, and the second pass sees its rows as duplicates."""
-    for attempt in range(2):
+    for attempt in range(CONFLICT_ATTEMPTS):
         try:
             with open_session(engine) as db:
                 result = work(db)
                 db.commit()
                 return result
         except IntegrityError:
-            if attempt:
+            if attempt == CONFLICT_ATTEMPTS - 1:
                 raise
         except (OperationalError, InterfaceError) as error:
             raise StoreError(f"the database is unreachable: {error.orig}") from None
@@ -258,7 +262,8 @@ def apply_policy(db: Session, event: DeliveryEvent, delivery: Delivery | None,
     detail = {"reason": reason, "message_id": event.provider_message_id,
               "delivery": delivery.id if delivery else None,
               "campaign": delivery.campaign_id if delivery else None}
-    if not subscribers.change_status(db, subscriber, status, source=source, detail=detail):
+    if not subscribers.change_status(db, subscriber, status, source=source, detail=detail,
+                                     commit=False):
         return None
     log.info("%s is now %s (%s)", subscriber.email, status.value, reason)
     return f"{subscriber.email} → {status.value}"

@@ -180,15 +180,18 @@ def is_forgotten(session: Session, email: str, *, secret: str | None = None) -> 
 
 
 def change_status(session: Session, subscriber: Subscriber, to: SubscriberStatus, *,
-                  source: str, detail: dict | None = None) -> bool:
+                  source: str, detail: dict | None = None, commit: bool = True) -> bool:
     """Move ``subscriber`` to ``to`` and record why; False when nothing changed.
 
     Suppressions hold: a complained subscriber changes only by an operator's command, and a
     bounced one becomes pending or active again only by an operator's command.
+    ``commit=False`` leaves the change in the caller's transaction (events/apply keeps an SES
+    event, its ledger row and the suppression in one).
     """
     changed = _apply_status(session, subscriber, SubscriberStatus(to), source=source,
                             detail=detail)
-    session.commit()
+    if commit:
+        session.commit()
     return changed
 
 
