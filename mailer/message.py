@@ -67,6 +67,7 @@ def build_mime(
     to_header, recipient = _address_header("To", message.to)
     overrides, extra = _custom_headers(message.headers)
     message_id = overrides.get("message-id") or message_id or new_message_id(sender_addr)
+    _refuse_line_breaks("Message-ID", message_id)
     date_value = overrides.get("date") or format_datetime(date or utcnow())
     boundary = "=_" + os.urandom(12).hex()
 

@@ -167,6 +167,11 @@ def test_to_must_be_exactly_one_plain_address(to):
         build_mime(make(to=to))
 
 
+def test_a_given_message_id_with_a_line_break_is_refused():
+    with pytest.raises(Rejected, match="Message-ID"):
+        build_mime(make(), message_id="<a@example.org>\r\nBcc: victim@example.net")
+
+
 def test_extra_headers_may_set_a_stable_message_id():
     built = build_mime(make(headers={"Message-ID": "<delivery-42@example.org>"}))
     assert built.message_id == "<delivery-42@example.org>"
