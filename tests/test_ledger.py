@@ -195,8 +195,11 @@ def test_campaign_finishes_only_when_nothing_is_pending(engine):
     assert not ledger.finish_if_done(engine, campaign.id)
     ledger.start_sending(engine, batch[1].id, "w")
     assert not ledger.finish_if_done(engine, campaign.id)  # in flight
+    before = utcnow()
     ledger.mark_sent(engine, batch[1].id, "w", "m")
     assert ledger.finish_if_done(engine, campaign.id)
+    sent = rows(engine, campaign.id)[1]
+    assert sent.provider_message_id == "m" and before <= sent.sent_at <= utcnow()
     assert ledger.get_campaign(engine, campaign.id).finished_at is not None
 
 
