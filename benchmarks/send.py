@@ -1,0 +1,321 @@
+"""Send benchmark: the dispatcher against a local SES v2 endpoint (tests/peers/fake_ses.py).
+
+Prints, all measured in this one run:
+
+1. rate: messages/s the pipeline sustains against an endpoint with ``--latency`` and a rate cap
+   of ``--rate``, as a fraction of ``--rate`` (goal >= 95 % of 200/s at 50 ms), next to a naive
+   sequential boto3 loop against the same endpoint (it reaches about 1 / latency);
+2. ceiling: the pipeline with no latency and no cap (ledger writes, personalisation, MIME, boto3)
+   as a ratio of a bare boto3 loop sending the same prebuilt messages with the same number of
+   threads (goal >= 0.8);
+3. memory: peak RSS of a child process that queues and sends ``--memory-recipients`` (100,000)
+   through the whole pipeline into a transport that builds each MIME message and drops it
+   (goal < 150 MB; boto3 is imported and a client created, so its footprint counts too).
+
+    .venv/bin/python benchmarks/send.py                    # the full run, about 4-5 minutes
+    .venv/bin/python benchmarks/send.py --recipients 2000 --memory-recipients 10000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+FAKE_AWS = {
+    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull, "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+# -- set-up ------------------------------------------------------------------------------------
+
+def configure(workdir: Path, endpoint: str | None) -> None:
+    os.environ.update(FAKE_AWS)
+    os.environ["MAILER_DATABASE_URL"] = f"sqlite:///{workdir / 'bench.db'}"
+    os.environ["MAILER_SECRET_KEY"] = "benchmark-secret-key-0123456789"
+    os.environ["MAILER_OUTBOX_DIR"] = str(workdir / "outbox")
+    if endpoint:
+        os.environ["MAILER_TRANSPORT"] = "ses"
+        os.environ["MAILER_SES_ENDPOINT_URL"] = endpoint
+    from mailer.config import get_settings
+    from mailer.store.db import reset_engines
+
+    get_settings.cache_clear()
+    reset_engines()
+
+
+def add_readers(engine, count: int, offset: int = 0) -> None:
+    from sqlalchemy import insert
+
+    from mailer.domain import utcnow
+    from mailer.store.models import Subscriber
+
+    now = utcnow()
+    step = 10_000
+    with engine.begin() as connection:
+        for start in range(offset, offset + count, step):
+            connection.execute(insert(Subscriber.__table__), [
+                dict(email=f"reader{n:06d}@example.org", status="active", created_at=now,
+                     updated_at=now)
+                for n in range(start, min(start + step, offset + count))])
+
+
+def render_644():
+    from mailer.config import get_settings
+    from mailer.issues import load_issue_by_number
+    from mailer.render import RenderOptions, render_issue
+
+    settings = get_settings()
+    issue = load_issue_by_number(settings.issues_dir, 644, site_url=settings.site_url)
+    return render_issue(issue, RenderOptions.from_settings(settings))
+
+
+def new_campaign(engine, rendered, issue_number: int):
+    from mailer.store import ledger
+
+    return ledger.begin_campaign(engine, issue_number=issue_number, subject=rendered.subject,
+                                 transport="ses", content_sha256="0" * 64, again=True).campaign
+
+
+def dispatch(engine, transport, rendered, campaign, *, rate: float, concurrency: int,
+             quota=None):
+    from mailer.config import get_settings
+    from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
+
+    composer = MessageComposer(rendered, get_settings(), campaign_id=campaign.id,
+                               issue_number=campaign.issue_number)
+    dispatcher = Dispatcher(engine, transport, composer, campaign.id,
+                            SendOptions(rate=rate, concurrency=concurrency), quota=quota)
+    started = time.perf_counter()
+    report = dispatcher.run()
+    return report, time.perf_counter() - started
+
+
+def boto_client(endpoint: str, pool: int):
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client("sesv2", region_name="us-east-1", endpoint_url=endpoint,
+                        config=Config(max_pool_connections=pool,
+                                      retries={"total_max_attempts": 1, "mode": "standard"}))
+
+
+def prebuilt_requests(rendered, count: int) -> list[dict]:
+    """Finished send_email requests for ``count`` readers: the bare loop only calls boto3."""
+    from mailer.config import get_settings
+    from mailer.dispatch import MessageComposer
+    from mailer.message import build_mime
+    from mailer.store.ledger import ClaimedDelivery
+
+    composer = MessageComposer(rendered, get_settings(), campaign_id=0, issue_number=644)
+    requests = []
+    for n in range(count):
+        message = composer.compose(ClaimedDelivery(n + 1, n + 1, f"bare{n}@example.org", 0))
+        mime = build_mime(message)
+        requests.append({"FromEmailAddress": mime.envelope_from,
+                         "Destination": {"ToAddresses": [mime.recipient]},
+                         "Content": {"Raw": {"Data": mime.data}}})
+    return requests
+
+
+def bare_loop(client, requests: list[dict], total: int, threads: int) -> float:
+    """Messages/s of ``threads`` plain loops calling send_email on prebuilt requests."""
+    counter = iter(range(total))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            client.send_email(**requests[n % len(requests)])
+
+    workers = [threading.Thread(target=loop) for _ in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return total / (time.perf_counter() - started)
+
+
+# -- the three measurements --------------------------------------------------------------------
+
+def measure_rate(args, fake, engine, transport, rendered) -> dict:
+    fake.control(latency=args.latency, rate=args.rate, max_send_rate=args.rate)
+    from mailer.dispatch import effective_rate
+
+    quota = transport.preflight()
+    rate = effective_rate(args.rate, quota)
+    campaign = new_campaign(engine, rendered, 644)
+    report, elapsed = dispatch(engine, transport, rendered, campaign, rate=rate,
+                               concurrency=args.concurrency, quota=quota)
+    stats = fake.stats()
+    achieved = report.sent / elapsed
+    naive_count = max(20, int(args.naive_seconds / max(args.latency, 0.001)))
+    client = boto_client(fake.endpoint_url, 2)
+    requests = prebuilt_requests(rendered, 20)
+    naive = bare_loop(client, requests, naive_count, threads=1)
+    return {"recipients": args.recipients, "sent": report.sent, "failed": report.failed,
+            "throttled": stats["throttled"], "seconds": round(elapsed, 1),
+            "messages_per_s": round(achieved, 1), "fraction_of_rate": round(achieved / args.rate, 3),
+            "naive_sequential_per_s": round(naive, 1),
+            "speed_up_over_naive": round(achieved / naive, 1)}
+
+
+def measure_ceiling(args, fake, engine, transport, rendered) -> dict:
+    fake.control(latency=0, rate=0, max_send_rate=None, error_rate=0)
+    client = boto_client(fake.endpoint_url, args.concurrency + 2)
+    requests = prebuilt_requests(rendered, 50)
+    bare_loop(client, requests, 200, threads=args.concurrency)  # warm connections and caches
+    bare = bare_loop(client, requests, args.ceiling_messages, threads=args.concurrency)
+    bare_sequential = bare_loop(client, requests, args.ceiling_messages // 2, threads=1)
+
+    add_readers(engine, args.ceiling_messages, offset=args.recipients)
+    campaign = new_campaign(engine, rendered, 645)
+    report, elapsed = dispatch(engine, transport, rendered, campaign, rate=1e9,
+                               concurrency=args.concurrency)
+    pipeline = report.sent / elapsed
+    return {"messages": report.sent, "pipeline_per_s": round(pipeline, 1),
+            "bare_boto3_threads_per_s": round(bare, 1),
+            "bare_boto3_sequential_per_s": round(bare_sequential, 1),
+            "ratio_to_bare": round(pipeline / bare, 3)}
+
+
+def measure_memory(args) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--memory-child",
+                             "--memory-recipients", str(args.memory_recipients),
+                             "--concurrency", str(args.concurrency)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=1800)
+    if result.returncode != 0:
+        raise SystemExit(f"memory child failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+class MimeOnlyTransport:
+    """Does everything the SES transport does before the network: builds the MIME bytes."""
+
+    name = "mime-only"
+
+    def __init__(self) -> None:
+        from mailer.message import build_mime
+
+        self._build = build_mime
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def preflight(self):
+        return None
+
+    def send(self, message) -> str:
+        self._build(message)
+        with self._lock:
+            self._count += 1
+            return f"m{self._count}"
+
+    def close(self) -> None:
+        pass
+
+
+def memory_child(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="mailer-bench-mem-") as tmp:
+        configure(Path(tmp), None)
+        import boto3
+
+        boto3.client("sesv2", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
+        from mailer.config import get_settings
+        from mailer.store.db import get_engine
+
+        engine = get_engine(get_settings().database_url)
+        rendered = render_644()
+        add_readers(engine, args.memory_recipients)
+        campaign = new_campaign(engine, rendered, 644)
+        report, elapsed = dispatch(engine, MimeOnlyTransport(), rendered, campaign, rate=1e9,
+                                   concurrency=args.concurrency)
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        print(json.dumps({"recipients": args.memory_recipients, "sent": report.sent,
+                          "seconds": round(elapsed, 1), "peak_rss_mb": round(peak_kb / 1024, 1)}))
+
+
+# -- main --------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipients", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=200.0, help="endpoint cap and --rate")
+    parser.add_argument("--latency", type=float, default=0.05, help="seconds per SendEmail")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--naive-seconds", type=float, default=10.0)
+    parser.add_argument("--ceiling-messages", type=int, default=3000)
+    parser.add_argument("--memory-recipients", type=int, default=100_000)
+    parser.add_argument("--skip", action="append", default=[],
+                        choices=["rate", "ceiling", "memory"])
+    parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.memory_child:
+        memory_child(args)
+        return
+
+    from tests.plugins.ses_peer import start_fake_ses
+
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="mailer-bench-") as tmp, start_fake_ses() as fake:
+        configure(Path(tmp), fake.endpoint_url)
+        from mailer.config import get_settings
+        from mailer.store.db import get_engine
+        from mailer.transports import get_transport
+
+        settings = get_settings()
+        engine = get_engine(settings.database_url)
+        rendered = render_644()
+        print(f"issue 644 rendered: {len(rendered.html.encode()) // 1024} KB of HTML")
+        add_readers(engine, args.recipients)
+        transport = get_transport(settings, max_connections=args.concurrency + 4)
+        try:
+            if "rate" not in args.skip:
+                results["rate"] = measure_rate(args, fake, engine, transport, rendered)
+                report_rate(results["rate"], args)
+            if "ceiling" not in args.skip:
+                results["ceiling"] = measure_ceiling(args, fake, engine, transport, rendered)
+                report_ceiling(results["ceiling"])
+        finally:
+            transport.close()
+    if "memory" not in args.skip:
+        results["memory"] = measure_memory(args)
+        report_memory(results["memory"])
+    print(json.dumps(results))
+
+
+def report_rate(r: dict, args) -> None:
+    print(f"rate:    {r['sent']} sent in {r['seconds']} s = {r['messages_per_s']}/s, "
+          f"{r['fraction_of_rate'] * 100:.1f} % of {args.rate:g}/s at {args.latency * 1000:g} ms "
+          f"latency (goal >= 95 %); {r['throttled']} throttled; naive sequential boto3 loop "
+          f"{r['naive_sequential_per_s']}/s -> x{r['speed_up_over_naive']}")
+
+
+def report_ceiling(r: dict) -> None:
+    print(f"ceiling: pipeline {r['pipeline_per_s']}/s vs bare boto3 with the same threads "
+          f"{r['bare_boto3_threads_per_s']}/s = {r['ratio_to_bare']:.2f} (goal >= 0.8); bare "
+          f"sequential loop {r['bare_boto3_sequential_per_s']}/s")
+
+
+def report_memory(r: dict) -> None:
+    print(f"memory:  peak RSS {r['peak_rss_mb']} MB queueing and sending {r['recipients']} "
+          f"recipients ({r['seconds']} s) (goal < 150 MB)")
+
+
+if __name__ == "__main__":
+    main()
