@@ -176,7 +176,7 @@ def measure_rate(args, fake, engine, transport, rendered) -> dict:
             "speed_up_over_naive": round(achieved / naive, 1)}
 
 
-def measure_ceiling(args, fake, engine, transport, rendered) -> dict:
+def measure_ceiling(args, fake, workdir: Path, transport, rendered) -> dict:
     fake.control(latency=0, rate=0, max_send_rate=None, error_rate=0)
     client = boto_client(fake.endpoint_url, args.concurrency + 2)
     requests = prebuilt_requests(rendered, 50)
@@ -184,8 +184,11 @@ def measure_ceiling(args, fake, engine, transport, rendered) -> dict:
     bare = bare_loop(client, requests, args.ceiling_messages, threads=args.concurrency)
     bare_sequential = bare_loop(client, requests, args.ceiling_messages // 2, threads=1)
 
-    add_readers(engine, args.ceiling_messages, offset=args.recipients)
-    campaign = new_campaign(engine, rendered, 645)
+    from mailer.store.db import get_engine
+
+    engine = get_engine(f"sqlite:///{workdir / 'ceiling.db'}")  # exactly this audience
+    add_readers(engine, args.ceiling_messages)
+    campaign = new_campaign(engine, rendered, 644)
     report, elapsed = dispatch(engine, transport, rendered, campaign, rate=1e9,
                                concurrency=args.concurrency)
     pipeline = report.sent / elapsed
@@ -289,7 +292,7 @@ def main() -> None:
                 results["rate"] = measure_rate(args, fake, engine, transport, rendered)
                 report_rate(results["rate"], args)
             if "ceiling" not in args.skip:
-                results["ceiling"] = measure_ceiling(args, fake, engine, transport, rendered)
+                results["ceiling"] = measure_ceiling(args, fake, Path(tmp), transport, rendered)
                 report_ceiling(results["ceiling"])
         finally:
             transport.close()

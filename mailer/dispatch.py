@@ -161,8 +161,19 @@ class SendReport:
         return self.failed == 0 and not self.account_error
 
 
-class _Stop(Exception):
-    pass
+_M_ARENA_MAX = -8  # glibc mallopt parameter
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives each sender thread its own malloc arena, each keeping freed ~100 KB message
+    buffers: with 16 threads that is ~25 MB of RSS for nothing. Two arenas cost no measurable
+    speed here (the GIL serialises the allocations anyway). No-op off glibc."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(_M_ARENA_MAX, arenas)
+    except (OSError, AttributeError):
+        pass
 
 
 # -- the dispatcher ----------------------------------------------------------------------------
@@ -205,6 +216,7 @@ class Dispatcher:
 
     # -- run -------------------------------------------------------------------------------
     def run(self) -> SendReport:
+        limit_malloc_arenas()
         ledger.register_worker(self.engine, self.worker_id, self.campaign_id, self.options.rate)
         beat = threading.Thread(target=self._heartbeat_loop, name="mailer-heartbeat", daemon=True)
         senders = [threading.Thread(target=self._sender_loop, name=f"mailer-send-{n}", daemon=True)
