@@ -25,6 +25,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/send.py
+	$(BIN)/python benchmarks/import.py
+	$(BIN)/python benchmarks/stats.py
 
 serve: $(STAMP)
 	$(BIN)/mailer serve
