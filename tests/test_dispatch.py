@@ -146,6 +146,24 @@ def test_mailto_unsubscribe_is_added_when_configured(engine, monkeypatch, mailer
     assert header.startswith("<http") and header.endswith(", <mailto:leave@example.org?subject=unsubscribe>")
 
 
+def test_fast_personalisation_gives_exactly_what_render_personalise_gives(engine, settings):
+    from mailer.render import MANAGE_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER, personalise
+    from mailer.render.pipeline import RenderedIssue
+
+    html = (f"<a href=\"{UNSUBSCRIBE_PLACEHOLDER}\">leave</a> <p>x &amp; y</p>"
+            f"<a href=\"{MANAGE_PLACEHOLDER}\">manage</a> {UNSUBSCRIBE_PLACEHOLDER}")
+    text = f"Leave: {UNSUBSCRIBE_PLACEHOLDER}\nManage: {MANAGE_PLACEHOLDER}\n"
+    rendered = RenderedIssue(issue=None, subject="s", preheader="", mjml="", html=html,
+                             text=text, warnings=())
+    composer = MessageComposer(rendered, settings, campaign_id=1, issue_number=644)
+    delivery = ledger.ClaimedDelivery(id=5, subscriber_id=42, email="a@example.org", attempts=0)
+    message = composer.compose(delivery)
+    url = composer.unsubscribe_url(42)
+    assert (message.html, message.text) == personalise(rendered, unsubscribe_url=url,
+                                                       manage_url=url)
+    assert message.html.count(url) == 3 and message.text.count(url) == 2
+
+
 def test_sends_overlap_up_to_the_concurrency(engine, settings):
     add_readers(engine, 40)
     campaign = start(engine).campaign
