@@ -432,9 +432,18 @@ def _hot(engine: Engine, name: str) -> str:
     return sql
 
 
-def _bind_time(engine: Engine):  # noqa: ANN202 - the column type's own conversion
-    processor = D.c.sent_at.type.bind_processor(engine.dialect)
-    return (lambda value: processor(value)) if processor else (lambda value: value)
+_TIME_BINDERS: dict[str, Callable] = {}
+
+
+def _bind_time(engine: Engine) -> Callable:
+    """The timestamp column's own conversion to the driver's format (cached: building it costs
+    more than the UPDATE)."""
+    binder = _TIME_BINDERS.get(engine.dialect.name)
+    if binder is None:
+        processor = D.c.sent_at.type.bind_processor(engine.dialect)
+        binder = processor if processor else (lambda value: value)
+        _TIME_BINDERS[engine.dialect.name] = binder
+    return binder
 
 
 def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryStatus | None:
