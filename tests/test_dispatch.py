@@ -9,14 +9,17 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 
 from mailer.dispatch import Dispatcher, MessageComposer, SendOptions, effective_rate
-from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota, SubscriberStatus
+from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota, SubscriberStatus, utcnow
 from mailer.errors import AccountError, QuotaExhausted, Rejected, TemporaryFailure, Throttled
 from mailer.ratelimit import RateLimiter, backoff_delay
 from mailer.store import ledger
+from mailer.store.models import SendWorker
 from mailer.tokens import read_unsubscribe_token
 from tests.test_ledger import add_readers, rows, set_status, start
 
@@ -384,3 +387,29 @@ def test_effective_rate_is_the_lower_of_setting_and_account():
     assert effective_rate(14, SendQuota(max_send_rate=1, max_24h=200)) == 1
     assert effective_rate(14, SendQuota(max_send_rate=500, max_24h=-1)) == 14
     assert effective_rate(14, None) == 14
+
+
+def test_live_peers_share_the_rate_and_a_dead_peers_rows_are_taken_over(engine, settings):
+    add_readers(engine, 6)
+    campaign = start(engine).campaign
+    ledger.register_worker(engine, "peer-a", campaign.id, 50)
+    ledger.register_worker(engine, "peer-b", campaign.id, 50)
+    composer = MessageComposer(FakeRendered(), settings, campaign_id=campaign.id,
+                               issue_number=644, personalise=fake_personalise)
+    dispatcher = Dispatcher(engine, RecordingTransport(), composer, campaign.id,
+                            SendOptions(rate=90, concurrency=2))
+    ledger.register_worker(engine, dispatcher.worker_id, campaign.id, 90)
+
+    dispatcher._beat()
+    assert dispatcher.limiter.ceiling == pytest.approx(30)  # three live workers
+
+    ledger.claim_batch(engine, campaign.id, "peer-b", 3)
+    ledger.unregister_worker(engine, "peer-a")
+    with engine.begin() as connection:  # peer-b stopped beating a while ago
+        connection.execute(update(SendWorker.__table__)
+                           .where(SendWorker.__table__.c.id == "peer-b")
+                           .values(heartbeat_at=utcnow() - timedelta(minutes=10)))
+    dispatcher._beat()
+    assert dispatcher.limiter.ceiling == pytest.approx(90)
+    assert all(row.claimed_by is None for row in rows(engine, campaign.id))
+    ledger.unregister_worker(engine, dispatcher.worker_id)

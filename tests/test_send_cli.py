@@ -167,3 +167,19 @@ def test_unknown_rows_are_reported_and_resent_only_when_asked(mailer_env, engine
     assert forced.returncode == 0, forced.stderr
     assert sorted(m["To"] for m in outbox_messages(mailer_env)) == [
         "a@example.org", "b@example.org", "c@example.org"]
+
+
+def test_worker_joins_a_campaign_being_sent_and_finishes_it(mailer_env, engine):
+    idle = mailer(mailer_env, "worker")
+    assert idle.returncode == 0 and "nothing to do" in idle.stdout
+
+    add_readers(engine, "a@example.org", "b@example.org", "c@example.org")
+    assert mailer(mailer_env, "send", "--issue", "644", "--yes", "--limit", "1").returncode == 0
+    with engine.begin() as connection:  # as if another machine were still sending it
+        connection.execute(update(Campaign.__table__).values(status="sending"))
+
+    joined = mailer(mailer_env, "worker")
+    assert joined.returncode == 0, joined.stderr
+    assert "finished" in joined.stdout
+    assert sorted(m["To"] for m in outbox_messages(mailer_env)) == [
+        "a@example.org", "b@example.org", "c@example.org"]
