@@ -33,7 +33,7 @@ from sqlalchemy.engine import Engine
 
 from mailer.config import Settings
 from mailer.domain import DeliveryStatus, OutgoingEmail, SendQuota
-from mailer.errors import AccountError, QuotaExhausted, Rejected, TemporaryFailure, Throttled
+from mailer.errors import AccountError, Rejected, TemporaryFailure, Throttled
 from mailer.ratelimit import RateLimiter, backoff_delay
 from mailer.store import ledger
 from mailer.store.ledger import ClaimedDelivery
@@ -241,7 +241,10 @@ class Dispatcher:
         self.campaign_id = campaign_id
         self.options = options
         self.worker_id = worker_id or ledger.new_worker_id()
-        self.limiter = RateLimiter(options.rate, burst=min(options.rate, options.concurrency))
+        # At most 100 ms worth of credit after a pause: enough to absorb thread scheduling
+        # jitter, too little to trip a provider that counts its rate over one second.
+        self.limiter = RateLimiter(options.rate,
+                                   burst=max(1.0, min(options.rate * 0.1, options.concurrency)))
         self.progress = Progress()
         self._lock = threading.Lock()
         self._stop = threading.Event()
