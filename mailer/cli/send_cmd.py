@@ -127,6 +127,9 @@ def send(
 
         send_rate = effective_rate(rate or s.send_rate, quota)
         _say_where_mail_goes(transport, s)
+        if to and dry_run:
+            _out(f"dry run: a test copy would go to {to}; nothing sent")
+            return
         if to:
             _send_test(to, rendered, transport, s, number)
             return
