@@ -214,3 +214,28 @@ def test_mjml_tags_in_the_body_cannot_change_the_layout(options):
     issue = Issue(title="T", body='Hi\n\n<mj-section><mj-column><mj-text>X</mj-text></mj-column></mj-section>')
     rendered = render_issue(issue, options)
     assert rendered.mjml.count("<mj-section") == 3
+
+
+def test_every_readers_copy_goes_out_7bit_with_its_characters_intact(rendered):
+    """Emoji and accents survive as character references, and the personalised HTML needs no
+    base64 pass per reader (and no line over the 998 octets mail allows)."""
+    import email
+    from email import policy
+
+    from mailer.domain import OutgoingEmail
+    from mailer.message import build_mime
+
+    html, text = personalise(rendered, unsubscribe_url="https://x.example/unsubscribe/" + "t" * 80,
+                             manage_url="https://x.example/unsubscribe/" + "t" * 80)
+    assert html.isascii()
+    assert max(len(line) for line in html.split("\n")) <= 998
+    mime = build_mime(OutgoingEmail(to="r@example.org", sender="n@example.org",
+                                    subject=rendered.subject, html=html, text=text)).data
+    message = email.message_from_bytes(mime, policy=policy.default)
+    html_part = message.get_body(preferencelist=("html",))
+    assert html_part["Content-Transfer-Encoding"] == "7bit"
+    shown = BeautifulSoup(html_part.get_content(), "html.parser").get_text()
+    source = BeautifulSoup(rendered.html, "html.parser").get_text()
+    non_ascii = {c for c in source if ord(c) > 127}
+    assert non_ascii, "the fixture issue should hold emoji or accents"
+    assert non_ascii <= set(shown)
