@@ -230,3 +230,44 @@ def test_claiming_nothing_is_harmless(engine, limit):
     add_readers(engine, 1)
     campaign = start(engine).campaign
     assert ledger.claim_batch(engine, campaign.id, "w", limit) == []
+
+
+def test_many_threads_writing_at_once_each_get_their_own_committed_answer(engine):
+    """The per-message writes of 16 sender threads share commits; none is lost or mixed up."""
+    add_readers(engine, 160)
+    campaign = start(engine).campaign
+    rows = ledger.claim_batch(engine, campaign.id, "w", 160)
+    answers: dict[int, tuple] = {}
+
+    def sender(mine):
+        for row in mine:
+            started = ledger.start_sending(engine, row.id, "w")
+            sent = ledger.mark_sent(engine, row.id, "w", f"ses-{row.id}")
+            answers[row.id] = (started, sent)
+
+    threads = [threading.Thread(target=sender, args=(rows[n::16],)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == {row.id: (DeliveryStatus.SENDING, True) for row in rows}
+    with engine.connect() as connection:
+        stored = dict(connection.execute(
+            select(Delivery.id, Delivery.provider_message_id).where(Delivery.status == "sent")).all())
+    assert stored == {row.id: f"ses-{row.id}" for row in rows}
+
+
+def test_a_write_that_fails_raises_in_its_caller_and_commits_nothing(engine):
+    add_readers(engine, 1)
+    campaign = start(engine).campaign
+    (row,) = ledger.claim_batch(engine, campaign.id, "w", 1)
+    assert ledger.start_sending(engine, row.id, "w") is DeliveryStatus.SENDING
+
+    def broken(connection):
+        connection.exec_driver_sql("UPDATE delivery SET status = 'sent' WHERE id = %d" % row.id)
+        connection.exec_driver_sql("SELECT * FROM no_such_table")
+
+    with pytest.raises(Exception, match="no_such_table"):
+        ledger._group(engine).run(broken)
+    with engine.connect() as connection:
+        assert connection.execute(select(Delivery.status)).scalar_one() == "sending"

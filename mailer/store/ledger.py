@@ -23,6 +23,7 @@ import threading
 import uuid
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Any
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import timedelta
@@ -126,6 +127,70 @@ def _write_lock(engine: Engine):  # noqa: ANN202 - a context manager
 def _writing(engine: Engine) -> Iterator[Connection]:
     with _write_lock(engine), engine.begin() as connection:
         yield connection
+
+
+class _GroupCommit:
+    """Group commit for the per-message writes of many sender threads.
+
+    Each caller queues its statement and waits until it is committed, exactly as if it had
+    committed alone, so a row is ``sending`` in the database before its transport call and
+    ``sent`` before its thread moves on: the crash guarantees do not change. But whichever
+    waiting thread gets the lock first commits everybody's pending statements in one
+    transaction. With 16 threads that is up to 16 rows per commit instead of one, and no
+    convoy of threads queueing on SQLite's single writer.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._pending: list[_Write] = []
+        self._pending_lock = threading.Lock()
+        self._leader = threading.Lock()
+
+    def run(self, statement: Callable[[Connection], Any]) -> Any:
+        write = _Write(statement)
+        with self._pending_lock:
+            self._pending.append(write)
+        with self._leader:
+            if not write.done:
+                self._commit_pending()
+        if write.error is not None:
+            raise write.error
+        return write.result
+
+    def _commit_pending(self) -> None:
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        try:
+            with _writing(self._engine) as connection:
+                for write in batch:
+                    write.result = write.statement(connection)
+        except Exception as error:  # the transaction is gone for every write in it
+            for write in batch:
+                write.error = error
+        finally:
+            for write in batch:
+                write.done = True
+
+
+@dataclass
+class _Write:
+    statement: Callable[[Connection], Any]
+    result: Any = None
+    error: Exception | None = None
+    done: bool = False
+
+
+_GROUPS: dict[int, _GroupCommit] = {}
+
+
+def _group(engine: Engine) -> _GroupCommit:
+    group = _GROUPS.get(id(engine))
+    if group is None or group._engine is not engine:
+        with _LOCKS_GUARD:
+            group = _GROUPS.get(id(engine))
+            if group is None or group._engine is not engine:
+                group = _GROUPS[id(engine)] = _GroupCommit(engine)
+    return group
 
 
 # -- campaigns ---------------------------------------------------------------------------------
@@ -451,18 +516,21 @@ def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryS
     reader in the same statement. Returns SENDING (go), SKIPPED (the reader left: marked so) or
     None (the lease is no longer ours: do not send)."""
     params = {"id": delivery_id, "worker": worker_id}
-    with _writing(engine) as connection:
-        if connection.exec_driver_sql(_hot(engine, "start"), params).rowcount:
+    start_sql, skip_sql = _hot(engine, "start"), _hot(engine, "skip")
+
+    def statement(connection: Connection) -> DeliveryStatus | None:
+        if connection.exec_driver_sql(start_sql, params).rowcount:
             return DeliveryStatus.SENDING
-        skipped = connection.exec_driver_sql(_hot(engine, "skip"), params).rowcount
-    return DeliveryStatus.SKIPPED if skipped else None
+        skipped = connection.exec_driver_sql(skip_sql, params).rowcount
+        return DeliveryStatus.SKIPPED if skipped else None
+
+    return _group(engine).run(statement)
 
 
 def mark_sent(engine: Engine, delivery_id: int, worker_id: str, provider_message_id: str) -> bool:
     params = {"id": delivery_id, "worker": worker_id,
               "sent_at": _bind_time(engine)(utcnow()), "provider_id": provider_message_id[:255]}
-    with _writing(engine) as connection:
-        return bool(connection.exec_driver_sql(_hot(engine, "sent"), params).rowcount)
+    return _run_hot(engine, "sent", params)
 
 
 def mark_failed(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
@@ -483,8 +551,13 @@ def _finish_row(engine: Engine, delivery_id: int, worker_id: str, status: Delive
                 error: str) -> bool:
     params = {"id": delivery_id, "worker": worker_id, "status": status.value,
               "error": error[:2000]}
-    with _writing(engine) as connection:
-        return bool(connection.exec_driver_sql(_hot(engine, "finish"), params).rowcount)
+    return _run_hot(engine, "finish", params)
+
+
+def _run_hot(engine: Engine, name: str, params: dict) -> bool:
+    sql = _hot(engine, name)
+    return _group(engine).run(
+        lambda connection: bool(connection.exec_driver_sql(sql, params).rowcount))
 
 
 def release_claims(engine: Engine, worker_id: str) -> int:
