@@ -263,9 +263,9 @@ def test_a_write_that_fails_raises_in_its_caller_and_commits_nothing(engine):
     (row,) = ledger.claim_batch(engine, campaign.id, "w", 1)
     assert ledger.start_sending(engine, row.id, "w") is DeliveryStatus.SENDING
 
-    def broken(connection):
-        connection.exec_driver_sql("UPDATE delivery SET status = 'sent' WHERE id = %d" % row.id)
-        connection.exec_driver_sql("SELECT * FROM no_such_table")
+    def broken(cursor):
+        cursor.execute("UPDATE delivery SET status = 'sent' WHERE id = %d" % row.id)
+        cursor.execute("SELECT * FROM no_such_table")
 
     with pytest.raises(Exception, match="no_such_table"):
         ledger._group(engine).run(broken)

@@ -146,7 +146,9 @@ class _GroupCommit:
         self._pending_lock = threading.Lock()
         self._leader = threading.Lock()
 
-    def run(self, statement: Callable[[Connection], Any]) -> Any:
+    def run(self, statement: Callable[[Any], Any]) -> Any:
+        """Run ``statement(cursor)`` (a DB-API cursor: these writes are hot enough that
+        SQLAlchemy's per-statement work shows) in the next group commit; return its result."""
         write = _Write(statement)
         with self._pending_lock:
             self._pending.append(write)
@@ -162,8 +164,12 @@ class _GroupCommit:
             batch, self._pending = self._pending, []
         try:
             with _writing(self._engine) as connection:
-                for write in batch:
-                    write.result = write.statement(connection)
+                cursor = connection.connection.cursor()
+                try:
+                    for write in batch:
+                        write.result = write.statement(cursor)
+                finally:
+                    cursor.close()
         except Exception as error:  # the transaction is gone for every write in it
             for write in batch:
                 write.error = error
@@ -174,7 +180,7 @@ class _GroupCommit:
 
 @dataclass
 class _Write:
-    statement: Callable[[Connection], Any]
+    statement: Callable[[Any], Any]
     result: Any = None
     error: Exception | None = None
     done: bool = False
@@ -518,11 +524,12 @@ def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryS
     params = {"id": delivery_id, "worker": worker_id}
     start_sql, skip_sql = _hot(engine, "start"), _hot(engine, "skip")
 
-    def statement(connection: Connection) -> DeliveryStatus | None:
-        if connection.exec_driver_sql(start_sql, params).rowcount:
+    def statement(cursor: Any) -> DeliveryStatus | None:
+        cursor.execute(start_sql, params)
+        if cursor.rowcount:
             return DeliveryStatus.SENDING
-        skipped = connection.exec_driver_sql(skip_sql, params).rowcount
-        return DeliveryStatus.SKIPPED if skipped else None
+        cursor.execute(skip_sql, params)
+        return DeliveryStatus.SKIPPED if cursor.rowcount else None
 
     return _group(engine).run(statement)
 
@@ -556,8 +563,12 @@ def _finish_row(engine: Engine, delivery_id: int, worker_id: str, status: Delive
 
 def _run_hot(engine: Engine, name: str, params: dict) -> bool:
     sql = _hot(engine, name)
-    return _group(engine).run(
-        lambda connection: bool(connection.exec_driver_sql(sql, params).rowcount))
+
+    def statement(cursor: Any) -> bool:
+        cursor.execute(sql, params)
+        return bool(cursor.rowcount)
+
+    return _group(engine).run(statement)
 
 
 def release_claims(engine: Engine, worker_id: str) -> int:
