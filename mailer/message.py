@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.header import Header
 from email.utils import format_datetime, formataddr, getaddresses
+from collections.abc import Callable
 from functools import lru_cache
 
 from mailer.domain import OutgoingEmail, utcnow
@@ -68,7 +69,7 @@ def build_mime(
     overrides, extra = _custom_headers(message.headers)
     message_id = overrides.get("message-id") or message_id or new_message_id(sender_addr)
     _refuse_line_breaks("Message-ID", message_id)
-    date_value = overrides.get("date") or format_datetime(date or utcnow())
+    date_value = overrides.get("date") or (format_datetime(date) if date else _date_now())
     boundary = "=_" + os.urandom(12).hex()
 
     lines = [
@@ -95,6 +96,20 @@ def build_mime(
         b"--", boundary.encode(), b"--\r\n",
     ))
     return Mime(data=data, message_id=message_id, envelope_from=sender_addr, recipient=recipient)
+
+
+def _date_now() -> str:
+    """The Date header for now; formatted once a second, not once a message."""
+    global _date_cache
+    now = utcnow().replace(microsecond=0)
+    stamp, text = _date_cache
+    if stamp != now:
+        text = format_datetime(now)
+        _date_cache = (now, text)  # one tuple: threads never see half an update
+    return text
+
+
+_date_cache: tuple[datetime | None, str] = (None, "")
 
 
 def new_message_id(sender_address: str) -> str:
@@ -257,18 +272,28 @@ def _encode_part(body: str, subtype: str) -> bytes:
     if "\r" in body:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
     # 7bit: ASCII, no NUL, short lines (RFC 2045 2.7); anything else goes out as base64.
-    if body.isascii() and "\x00" not in body and _longest_line(raw) <= MAX_LINE:
+    payload = None
+    if body.isascii() and "\x00" not in body:
+        payload = _seven_bit_starts.encode(subtype, raw)
+    if payload is not None:
         encoding = "7bit"
-        payload = raw.replace(b"\n", b"\r\n")
         if not payload.endswith(b"\r\n"):
             payload += b"\r\n"
     else:
         encoding = "base64"
         # Line ends are insignificant in HTML, so only plain text pays for canonical CRLF.
-        payload = _base64_lines(raw if subtype == "html" else raw.replace(b"\n", b"\r\n"))
+        payload = _base64_starts.encode(
+            subtype, raw if subtype == "html" else raw.replace(b"\n", b"\r\n"))
     head = (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii")
     return head + payload
+
+
+def _seven_bit(data: bytes) -> bytes | None:
+    """ASCII ``data`` with CRLF line ends, or None when a line is too long for 7bit."""
+    if _longest_line(data) > MAX_LINE:
+        return None
+    return data.replace(b"\n", b"\r\n")
 
 
 def _longest_line(data: bytes) -> int:
@@ -276,6 +301,64 @@ def _longest_line(data: bytes) -> int:
 
 
 _BASE64_LINES = re.compile(b".{1,%d}" % BASE64_LINE, re.DOTALL)
+_BASE64_LINE_BYTES = BASE64_LINE // 4 * 3  # 57 input bytes make one whole 76-character line
+
+
+class _SharedStarts:
+    """Reuse the encoding of the part that every reader's copy shares.
+
+    A newsletter's bodies differ only in a reader's own links, near the end, so once two bodies
+    of a subtype have been seen, their common start, cut where the encoding can be resumed, is
+    encoded once; each later body that starts with it pays only for its own tail. The result is
+    byte for byte what encoding the whole body gives: base64 is cut at a whole line (57 input
+    bytes encode independently), 7bit after a line end.
+    """
+
+    MIN_SHARED = 1024  # below this, caching is not worth a comparison
+
+    def __init__(self, encode: Callable[[bytes], bytes | None],
+                 cut: Callable[[bytes, int], int]) -> None:
+        self._encode = encode
+        self._cut = cut  # (body, common length) -> where the shared start may end
+        self._last: dict[str, bytes] = {}  # the previous body of each subtype
+        self._shared: dict[str, tuple[bytes, bytes]] = {}  # subtype -> (start, its encoding)
+        self._lock = threading.Lock()
+
+    def encode(self, subtype: str, data: bytes) -> bytes | None:
+        shared = self._shared.get(subtype)
+        if shared is not None and data.startswith(shared[0]):
+            tail = self._encode(data[len(shared[0]):])
+            return None if tail is None else shared[1] + tail
+        self._learn(subtype, data)
+        return self._encode(data)
+
+    def _learn(self, subtype: str, data: bytes) -> None:
+        with self._lock:
+            previous, self._last[subtype] = self._last.get(subtype), data
+        if previous is None:
+            return
+        length = self._cut(data, _common_prefix_length(previous, data))
+        if length < self.MIN_SHARED:
+            return
+        start = data[:length]
+        encoded = self._encode(start)
+        if encoded is not None:
+            with self._lock:
+                self._shared[subtype] = (start, encoded)
+
+
+def _common_prefix_length(a: bytes, b: bytes) -> int:
+    """Length of the common start of two byte strings, by bisection over C comparisons."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        middle = (low + high + 1) // 2
+        if a[:middle] == b[:middle]:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
 
 
 def _base64_lines(data: bytes) -> bytes:
@@ -283,3 +366,9 @@ def _base64_lines(data: bytes) -> bytes:
     # times faster than base64.encodebytes, which loops over 57-byte chunks in Python.
     encoded = binascii.b2a_base64(data, newline=False)
     return b"\r\n".join(_BASE64_LINES.findall(encoded)) + b"\r\n"
+
+
+_base64_starts = _SharedStarts(
+    _base64_lines, lambda data, length: length - length % _BASE64_LINE_BYTES)
+_seven_bit_starts = _SharedStarts(
+    _seven_bit, lambda data, length: data.rfind(b"\n", 0, length) + 1)
