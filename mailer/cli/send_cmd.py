@@ -370,7 +370,8 @@ def print_already_sent(db, campaign) -> None:  # noqa: ANN001
 
 def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
                quota, *, resuming: bool) -> None:
-    who = "readers still waiting" if resuming else "confirmed readers"
+    reader = "reader" if audience == 1 else "readers"
+    who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
     _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
     _out(f"  audience:  {audience} {who}", highlight=False)
     _out(f"  transport: {transport_name}, {send_rate:g} messages/s", highlight=False)
