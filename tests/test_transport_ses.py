@@ -224,7 +224,7 @@ def test_an_unverified_sender_at_send_time_stops_everything(fake_ses):
 
 
 def test_an_unreachable_endpoint_is_a_temporary_failure(aws_credentials):
-    from tests.plugins.ses_peer import free_port
+    from tests.plugins.processes import free_port
 
     transport = SesTransport(sender=SENDER, endpoint_url=f"http://127.0.0.1:{free_port()}")
     with pytest.raises(TemporaryFailure, match="cannot reach SES"):

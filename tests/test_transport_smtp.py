@@ -173,7 +173,7 @@ def test_starttls_required_but_not_offered(tmp_path):
 
 
 def test_nothing_listening_is_a_temporary_failure(tmp_path):
-    from tests.plugins.ses_peer import free_port
+    from tests.plugins.processes import free_port
 
     transport = SmtpTransport.from_url(f"smtp://127.0.0.1:{free_port()}")
     with pytest.raises(TemporaryFailure, match="cannot connect"):

@@ -35,7 +35,6 @@ import email
 import email.policy
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -45,6 +44,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.plugins.processes import free_port, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -61,28 +62,12 @@ _UNSET = ("AWS_PROFILE", "AWS_SECURITY_TOKEN", "AWS_CONTAINER_CREDENTIALS_RELATI
           "AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN")
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _http(method: str, url: str, payload: dict | None = None, timeout: float = 10.0) -> bytes:
     data = None if payload is None else json.dumps(payload).encode()
     request = urllib.request.Request(url, data=data, method=method,
                                      headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - localhost
         return response.read()
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class _SesEndpoint:
@@ -165,7 +150,7 @@ def start_moto_server() -> Iterator[MotoSes]:
         _wait_until_answering(f"{url}/moto-api/data.json", process, "moto_server")
         yield MotoSes(url)
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @contextlib.contextmanager
@@ -184,7 +169,7 @@ def start_fake_ses(*args: str) -> Iterator[FakeSes]:
         handle.pid = process.pid
         yield handle
     finally:
-        _stop(process)
+        stop_process(process)
         if process.stdout:
             process.stdout.close()
 

@@ -9,7 +9,6 @@ module, or call ``web_server_factory(extra_env)`` for a second server.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -19,13 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.plugins.processes import free_port, stop_process
+
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path) -> None:
@@ -42,16 +37,6 @@ def _wait_until_healthy(process: subprocess.Popen, url: str, log_path: Path) -> 
             pass
         time.sleep(0.1)
     raise RuntimeError(f"mailer serve did not answer within {STARTUP_TIMEOUT}s:\n{log_path.read_text()}")
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 @pytest.fixture
@@ -87,7 +72,7 @@ def web_server_factory(
 
     yield start
     for process in started:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture
