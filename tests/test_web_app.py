@@ -258,7 +258,8 @@ def test_forged_truncated_expired_and_foreign_tokens_are_refused(client, engine,
     cases = {
         "forged": (forged, 400),
         "truncated": (token[:-4], 400),
-        "tampered": (token[:-1] + ("A" if token[-1] != "A" else "B"), 400),
+        # a character inside the signature: the last one may only carry base64 padding bits
+        "tampered": (token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:], 400),
         "unsubscribe token used to confirm": (unsubscribe_token, 400),
         "garbage": ("%00%0d%0a<script>", 400),
         "too long": ("a" * 5000, 400),
