@@ -20,10 +20,14 @@ CONCURRENCY = 8
 
 def test_sigkill_mid_send_then_restart_sends_everyone_once_except_reported_unknowns(
         mailer_env, engine, fake_ses):
+    sigkill_mid_send_then_restart(engine, {**os.environ, **mailer_env, **fake_ses.env}, fake_ses)
+
+
+def sigkill_mid_send_then_restart(engine, env: dict, fake_ses) -> None:
+    """Shared by the SQLite test here and the PostgreSQL one in test_send_postgres."""
     fake_ses.control(latency=0.05, max_send_rate=100)
     everyone = readers(300)
     add_readers(engine, *everyone)
-    env = {**os.environ, **mailer_env, **fake_ses.env}
 
     process = start_send(env, "--concurrency", str(CONCURRENCY))
     wait_for_accepted(fake_ses, 60, process)

@@ -79,3 +79,11 @@ def test_three_processes_share_one_campaign_without_duplicates_or_gaps(
     assert {row.status for row in rows.values()} == {DeliveryStatus.SENT}
     senders = {row.claimed_by for row in rows.values()}
     assert len(senders) >= 2  # the work was shared, not done by one process alone
+
+
+@pytest.mark.slow
+def test_sigkill_mid_send_then_restart_on_postgres(pg_env, pg_url, fake_ses):
+    from tests.test_send_crash import sigkill_mid_send_then_restart
+
+    sigkill_mid_send_then_restart(get_engine(pg_url), {**os.environ, **pg_env, **fake_ses.env},
+                                  fake_ses)
