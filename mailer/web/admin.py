@@ -249,7 +249,8 @@ def chart_description(timeline: list[TimeBucket]) -> str:
         return "Nothing has been sent yet."
     total = sum(b.sent for b in timeline)
     peak = max(timeline, key=lambda b: b.sent)
-    return (f"{total} messages sent between {timeline[0].start:%Y-%m-%d %H:%M} and "
+    messages = "message" if total == 1 else "messages"
+    return (f"{total} {messages} sent between {timeline[0].start:%Y-%m-%d %H:%M} and "
             f"{timeline[-1].start:%H:%M} UTC; the busiest minute, {_clock(peak.start)}, "
             f"sent {peak.sent}.")
 
