@@ -100,16 +100,16 @@ def test_workers_lease_disjoint_batches_that_cover_everyone(engine):
     assert len(set(claimed_ids)) == len(claimed_ids)
 
 
-def test_claims_from_separate_connections_at_once_never_overlap(settings, engine):
-    add_readers(engine, 600)
-    campaign = start(engine).campaign
+def claim_from_four_connections(url: str, campaign_id: int, batch: int) -> dict[int, list[int]]:
+    """Four threads, each with its own engine (as another process would have), claim until the
+    campaign is drained; returns the row ids each one got. Shared with the PostgreSQL test."""
     results: dict[int, list[int]] = {}
 
     def claim_all(n: int) -> None:
-        own = make_engine(settings.database_url)  # its own pool, as another process would have
+        own = make_engine(url)
         got = results.setdefault(n, [])
-        while batch := ledger.claim_batch(own, campaign.id, f"worker-{n}", 25):
-            got.extend(row.id for row in batch)
+        while claimed := ledger.claim_batch(own, campaign_id, f"worker-{n}", batch):
+            got.extend(row.id for row in claimed)
         own.dispose()
 
     threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(4)]
@@ -117,6 +117,13 @@ def test_claims_from_separate_connections_at_once_never_overlap(settings, engine
         thread.start()
     for thread in threads:
         thread.join()
+    return results
+
+
+def test_claims_from_separate_connections_at_once_never_overlap(settings, engine):
+    add_readers(engine, 600)
+    campaign = start(engine).campaign
+    results = claim_from_four_connections(settings.database_url, campaign.id, 25)
     claimed = [row_id for got in results.values() for row_id in got]
     assert len(claimed) == 600 and len(set(claimed)) == 600
 

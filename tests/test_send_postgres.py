@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import threading
 
 import pytest
 from sqlalchemy import select
 
 from mailer.domain import CampaignStatus, DeliveryStatus
-from mailer.store import ledger
-from mailer.store.db import get_engine, make_engine
+from mailer.store.db import get_engine
 from mailer.store.models import Campaign, SendWorker
 from tests.test_ledger import add_readers as add_reader_rows
-from tests.test_ledger import start
+from tests.test_ledger import claim_from_four_connections, start
 from tests.test_send_cli import add_readers
 from tests.test_send_ses import ledger_rows, readers, start_send
 
@@ -33,20 +31,7 @@ def test_concurrent_claims_on_postgres_never_overlap(pg_env, pg_url):
     engine = get_engine(pg_url)
     add_reader_rows(engine, 400)
     campaign = start(engine).campaign
-    got: dict[int, list[int]] = {}
-
-    def claim_all(n: int) -> None:
-        own = make_engine(pg_url)
-        mine = got.setdefault(n, [])
-        while batch := ledger.claim_batch(own, campaign.id, f"w{n}", 20):
-            mine.extend(row.id for row in batch)
-        own.dispose()
-
-    threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    got = claim_from_four_connections(pg_url, campaign.id, 20)
     claimed = [row_id for ids in got.values() for row_id in ids]
     assert len(claimed) == 400 and len(set(claimed)) == 400
     assert sum(1 for ids in got.values() if ids) >= 2  # really shared
