@@ -110,3 +110,15 @@ def test_text_contrast_at_least_4_5_to_1(page, mail_file, scheme):
     expect_dark = scheme == "dark"
     for area in ("page", "header"):
         assert (luminance(colours[area][1]) < 0.05) == expect_dark, (scheme, area, colours[area])
+
+
+def test_non_ascii_survives_the_7bit_document_in_text_and_in_style_sheets(page):
+    from mailer.render.pipeline import finish_document
+
+    html = finish_document('<html><head><style>p::after { content: " · 🦀"; }</style></head>'
+                           "<body><p>Crème brûlée</p></body></html>")
+    assert html.isascii()
+    page.set_content(html)
+    assert page.inner_text("p") == "Crème brûlée"
+    after = page.evaluate("getComputedStyle(document.querySelector('p'), '::after').content")
+    assert after == '" · 🦀"'

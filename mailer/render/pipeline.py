@@ -187,7 +187,16 @@ CSS_WHITESPACE = re.compile(r"\s+")
 def minify_css(css: str) -> str:
     css = CSS_WHITESPACE.sub(" ", css)
     css = CSS_SPACE_AROUND.sub(r"\1", css)
-    return css.replace(";}", "}").strip()
+    return ascii_css(css.replace(";}", "}").strip())
+
+
+def ascii_css(css: str) -> str:
+    """Non-ASCII as CSS escapes: a style sheet is raw text in HTML, where the character
+    references seven_bit_safe uses elsewhere would be read literally. Each escape ends with a
+    space, which CSS consumes as its terminator, so a space after the character survives."""
+    if css.isascii():
+        return css
+    return "".join(ch if ch.isascii() else f"\\{ord(ch):X} " for ch in css)
 
 
 SEVEN_BIT_LINE = 900  # under RFC 5322's 998 octets, leaving room for a reader's links
