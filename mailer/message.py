@@ -277,8 +277,9 @@ def _encode_part(body: str, subtype: str) -> bytes:
         payload = _seven_bit_starts.encode(subtype, raw)
     if payload is not None:
         encoding = "7bit"
-        if not payload.endswith(b"\r\n"):
-            payload += b"\r\n"
+        # The CRLF before the next boundary belongs to the boundary (RFC 2046 5.1.1): without
+        # one of its own, a body's last line break would be lost.
+        payload += b"\r\n"
     else:
         encoding = "base64"
         # Line ends are insignificant in HTML, so only plain text pays for canonical CRLF.

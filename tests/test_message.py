@@ -206,3 +206,22 @@ def test_any_subject_and_body_round_trip(subject, text):
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
     assert body(parsed, "html").rstrip("\n") == normalised.rstrip("\n")
     assert body(parsed, "plain").rstrip("\n") == normalised.rstrip("\n")
+
+
+def test_readers_copies_decode_to_their_own_bodies_when_the_shared_start_is_reused():
+    """Bodies that share a long start (a newsletter with each reader's links at the end) reuse
+    its encoding; each message must still decode to exactly its own text and HTML, and a
+    reader whose link makes an over-long line gets base64 instead of a broken 7bit part."""
+    shared_text = "Crab news 🦀 and more.\n" * 400
+    shared_html = "<p>Crab news &#129408; and more.</p>\n" * 400
+    for n in range(12):
+        link = "https://example.org/unsubscribe/" + "t" * (n * 100)
+        message = make(to=f"reader{n}@example.org", text=shared_text + f"Leave: {link}\n",
+                       html=shared_html + f'<a href="{link}">leave</a>\n')
+        parsed = email.message_from_bytes(build_mime(message).data, policy=email.policy.default)
+        text = parsed.get_body(preferencelist=("plain",))
+        html = parsed.get_body(preferencelist=("html",))
+        assert text.get_content().replace("\r\n", "\n") == message.text
+        assert html.get_content().replace("\r\n", "\n") == message.html
+        long_line = len(f'<a href="{link}">leave</a>') > 998
+        assert html["Content-Transfer-Encoding"] == ("base64" if long_line else "7bit")
