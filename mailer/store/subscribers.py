@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -574,12 +574,14 @@ class _Candidate:
 
 
 def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: str = "import",
-               secret: str | None = None) -> ImportReport:
+               secret: str | None = None,
+               on_rows: Callable[[int], None] | None = None) -> ImportReport:
     """Add the addresses of a CSV file with an ``email`` column; other columns go to attrs.
 
     Streams the file and commits chunk by chunk, so a large file never sits in memory and an
     interrupted import is simply run again: rows already there are counted, never changed.
-    A bad row is reported with its line number and skipped.
+    A bad row is reported with its line number and skipped. ``on_rows`` hears how many more
+    lines were read after each chunk (progress for the caller to show).
     """
     path = Path(path)
     key = _secret(secret)
@@ -593,6 +595,7 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
         email_index, header = _read_header(reader, path)
         seen: set[str] = set()
         chunk: list[_Candidate] = []
+        told = 0
         for line, cells in _rows(reader, report):
             candidate = _candidate(line, cells, email_index, header, report, seen)
             if candidate is not None:
@@ -601,10 +604,19 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
                 _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
                               secret=key, file_name=path.name)
                 chunk = []
+                told = _tell_progress(on_rows, reader.line_num, told)
         if chunk:
             _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
                           secret=key, file_name=path.name)
+        _tell_progress(on_rows, reader.line_num, told)
     return report
+
+
+def _tell_progress(on_rows: Callable[[int], None] | None, line: int, told: int) -> int:
+    """Tell ``on_rows`` the data lines read since ``told`` (the header is not a row)."""
+    if on_rows is not None and line - 1 > told:
+        on_rows(line - 1 - told)
+    return max(told, line - 1)
 
 
 def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str]]:
