@@ -26,14 +26,16 @@ from sqlmodel import Session
 from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mailchimp_export
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress
-from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
+from mailer.store.models import Subscriber, SubscriberChange
 from mailer.store.subscribers import (
     IMPORT_CHUNK_ROWS,
+    ImportReport,
+    _Candidate,
     _insert_ignoring_duplicates,
     change_status,
     normalise_address,
 )
-from mailer.tokens import address_hash
+from mailer.store.subscribers import _drop_forgotten as _drop_forgotten_candidates
 
 SOURCE = "mailchimp"
 TARGET = {MemberKind.SUBSCRIBED: SubscriberStatus.ACTIVE,
@@ -179,11 +181,11 @@ def _import_chunk(session: Session, rows: list[_Row], report: MailchimpReport, *
     existing = _existing(session, [row.email for row in rows])
     new: list[_Row] = []
     for row in rows:
-        subscriber = existing.get(row.email.lower())
-        if subscriber is None:
+        found = existing.get(row.email.lower())
+        if found is None:
             new.append(row)
         else:
-            _update_existing(session, subscriber, row, report, dry_run=dry_run)
+            _update_existing(session, found, row, report, dry_run=dry_run)
     if dry_run:
         for row in new:
             report.added[TARGET[row.member.kind].value] += 1
@@ -194,26 +196,33 @@ def _import_chunk(session: Session, rows: list[_Row], report: MailchimpReport, *
 
 def _drop_forgotten(session: Session, rows: list[_Row], report: MailchimpReport, *,
                     secret: str) -> list[_Row]:
-    hashes = {address_hash(secret, row.email): row for row in rows}
-    forgotten = set(session.execute(select(ForgottenAddress.address_hash).where(
-        ForgottenAddress.address_hash.in_(list(hashes)))).scalars()) if hashes else set()
-    for key in forgotten:
-        row = hashes[key]
-        report.forgotten.append((row.member.file, row.member.line, row.email))
-    return [row for key, row in hashes.items() if key not in forgotten]
+    # The CSV import's own check, so both imports always agree on who was forgotten.
+    by_email = {row.email: row for row in rows}
+    found = ImportReport()
+    kept = _drop_forgotten_candidates(
+        session, [_Candidate(row.member.line, row.email, None) for row in rows], found,
+        secret=secret)
+    for _line, email in found.forgotten:
+        row = by_email[email]
+        report.forgotten.append((row.member.file, row.member.line, email))
+    return [by_email[candidate.email] for candidate in kept]
 
 
-def _existing(session: Session, emails: list[str]) -> dict[str, Subscriber]:
+def _existing(session: Session, emails: list[str]) -> dict[str, tuple[int, str]]:
+    """lower(email) → (id, status) of the addresses already here: plain rows, no ORM objects
+    (a re-run reads every address once)."""
     if not emails:
         return {}
-    found = session.execute(select(Subscriber).where(
-        func.lower(Subscriber.email).in_([e.lower() for e in emails]))).scalars()
-    return {subscriber.email.lower(): subscriber for subscriber in found}
+    table = Subscriber.__table__
+    found = session.execute(select(table.c.id, table.c.email, table.c.status).where(
+        func.lower(table.c.email).in_([e.lower() for e in emails])))
+    return {email.lower(): (subscriber_id, status) for subscriber_id, email, status in found}
 
 
-def _update_existing(session: Session, subscriber: Subscriber, row: _Row,
+def _update_existing(session: Session, existing: tuple[int, str], row: _Row,
                      report: MailchimpReport, *, dry_run: bool) -> None:
-    current = SubscriberStatus(subscriber.status)
+    subscriber_id, status = existing
+    current = SubscriberStatus(status)
     target = TARGET[row.member.kind]
     if current is target:
         report.unchanged += 1
@@ -221,8 +230,8 @@ def _update_existing(session: Session, subscriber: Subscriber, row: _Row,
         # pending is no decision yet: Mailchimp's confirmed consent or refusal settles it
         report.changed[f"{current.value} → {target.value}"] += 1
         if not dry_run:
-            change_status(session, subscriber, target, source=SOURCE,
-                          detail=consent_detail(row.member), commit=False)
+            change_status(session, session.get(Subscriber, subscriber_id), target,
+                          source=SOURCE, detail=consent_detail(row.member), commit=False)
     else:
         report.kept[current.value] += 1
 

@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from mailer.audience_files import data_rows
 from mailer.config import get_settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import (
@@ -636,17 +637,11 @@ def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str
 
 def _rows(reader, report: ImportReport) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each data row; unreadable rows go to the report."""
-    while True:
-        start = reader.line_num + 1  # a quoted cell may span lines: report where it starts
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            report.invalid.append((start, f"unreadable CSV row: {error}"))
-            continue
-        if cells and any(cell.strip() for cell in cells):
-            yield start, cells
+    for line, cells in data_rows(reader):  # the same reading as the Mailchimp import's
+        if isinstance(cells, str):
+            report.invalid.append((line, cells))
+        else:
+            yield line, cells
 
 
 def _candidate(line: int, cells: list[str], email_index: int, header: list[str],
