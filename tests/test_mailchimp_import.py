@@ -148,15 +148,16 @@ def test_no_reader_already_here_becomes_less_restricted(run, engine, tmp_path, s
 def test_invalid_rows_are_reported_with_file_and_line_and_the_rest_is_imported(
         run, engine, tmp_path):
     export = write_zip(tmp_path / "a.zip", {file_name("subscribed"): csv_bytes("subscribed", [
-        member(1), member(2, email="not an address"), member(3, OPTIN_TIME="03/02/2020"),
+        member(1, NOTES="met at RustConf,\r\nsecond line of the note"),  # spans two lines
+        member(2, email="not an address"), member(3, OPTIN_TIME="03/02/2020"),
         member(4, email=""), member(5)])})
     result = run("import-mailchimp", str(export))
     assert result.exit_code == 0, result.output
     assert set(subscribers(engine)) == {"reader1@example.org", "reader5@example.org"}
     name = file_name("subscribed")
-    assert f"{name} line 3: not an address is not a valid e-mail address" in result.stdout
-    assert f"{name} line 4: OPTIN_TIME: '03/02/2020' is not a time" in result.stdout
-    assert f"{name} line 5: the e-mail address is empty" in result.stdout
+    assert f"{name} line 4: not an address is not a valid e-mail address" in result.stdout
+    assert f"{name} line 5: OPTIN_TIME: '03/02/2020' is not a time" in result.stdout
+    assert f"{name} line 6: the e-mail address is empty" in result.stdout
     assert "3 invalid" in result.stdout
 
 

@@ -98,11 +98,16 @@ def import_mailchimp(
         "--dry-run", help="print the same report and write nothing")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Move a Mailchimp audience over with its consent, unsubscribe and bounce history.
+    """Move a Mailchimp audience over, consent and history included.
 
-    subscribed → active, unsubscribed → unsubscribed, cleaned → bounced, nonsubscribed →
-    skipped. Nobody is mailed or asked to confirm, and no address already here is made less
-    restricted. Safe to run again."""
+    subscribed → active (with the opt-in and confirm record), unsubscribed → unsubscribed,
+    cleaned → bounced, nonsubscribed → skipped. Nobody is mailed or asked to confirm, and no
+    address already here is made less restricted. Safe to run again.
+
+    Examples:
+      mailer subscribers import-mailchimp audience.zip --dry-run
+      mailer subscribers import-mailchimp audience.zip
+      mailer subscribers import-mailchimp unpacked-export/ --json"""
     from mailer.cli.progress import Progress
     from mailer.store.mailchimp_import import import_mailchimp as run_import
 
