@@ -189,6 +189,7 @@ def _import_chunk(session: Session, rows: list[_Row], report: MailchimpReport, *
     if dry_run:
         for row in new:
             report.added[TARGET[row.member.kind].value] += 1
+        session.rollback()  # end the read transaction: a long dry run holds nothing open
         return
     _insert_new(session, new, report)
     session.commit()
