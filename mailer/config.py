@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     admin_token: str | None = None
 
+    # -- progress of long commands (imports, exports, replays) ---------------------------------
+    # Seconds between plain progress lines when the output is not a terminal.
+    progress_every: float = Field(default=10.0, gt=0)
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
 
