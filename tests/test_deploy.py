@@ -20,7 +20,7 @@ from mailer.config import load_settings
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 UNITS = ["mailer-serve.service", "mailer-send.service", "mailer-send.timer",
-         "mailer-events.service"]
+         "mailer-events.service", "mailer-backup.service", "mailer-backup.timer"]
 INSTALLED_PROGRAM = "/opt/mailer/bin/mailer"
 
 
@@ -79,15 +79,19 @@ def test_units_run_the_documented_commands() -> None:
         f"{INSTALLED_PROGRAM} send --issue latest --yes --not-before 24h"]
     assert _exec_lines("mailer-events.service") == [
         f"{INSTALLED_PROGRAM} events poll --queue-url ${{MAILER_SQS_QUEUE_URL}}"]
+    assert _exec_lines("mailer-backup.service") == [
+        f"{INSTALLED_PROGRAM} db backup /var/lib/mailer/backups"]
     timer = (DEPLOY / "mailer-send.timer").read_text()
     assert "OnCalendar=hourly" in timer and "Unit=mailer-send.service" in timer
+    assert "Unit=mailer-backup.service" in (DEPLOY / "mailer-backup.timer").read_text()
 
 
 def test_unit_commands_are_accepted_by_the_cli() -> None:
     """Each ExecStart's arguments parse: `--help` after them proves the options exist."""
     mailer = shutil.which("mailer", path=str(Path(sys.executable).parent))
     assert mailer, "the mailer program is not installed beside this Python"
-    for name in ("mailer-serve.service", "mailer-send.service", "mailer-events.service"):
+    for name in ("mailer-serve.service", "mailer-send.service", "mailer-events.service",
+                 "mailer-backup.service"):
         args = _exec_lines(name)[0].split()[1:]
         args = [arg.replace("${MAILER_SQS_QUEUE_URL}", "https://sqs.example/q") for arg in args]
         result = subprocess.run([mailer, *args, "--help"], capture_output=True, text=True,
