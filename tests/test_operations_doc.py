@@ -73,3 +73,49 @@ def test_the_json_in_the_runbook_is_valid():
         for match in re.finditer(r"--event-destination '([^']+)'", block):
             destination = json.loads(match.group(1))
             assert {"BOUNCE", "COMPLAINT", "DELIVERY"} <= set(destination["MatchingEventTypes"])
+
+
+AWS_GLOBAL_OPTIONS = {"query", "output", "region", "profile"}
+# Options the AWS CLI renames from the API's parameter names (awscli's argrename customisation).
+AWS_CLI_RENAMES = {("sns", "subscribe", "notification-endpoint"): "endpoint"}
+
+
+def aws_invocations() -> list[list[str]]:
+    found = []
+    for block in code_blocks("sh"):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if words[:1] == ["aws"] and len(words) >= 3:
+                found.append(words[1:])
+    for span in re.findall(r"`(aws [^`]+)`", DOC.read_text()):
+        found.append(shlex.split(span)[1:])
+    return found
+
+
+AWS_CALLS = aws_invocations()
+
+
+@pytest.mark.parametrize("words", AWS_CALLS, ids=[" ".join(w[:2]) for w in AWS_CALLS])
+def test_every_aws_command_in_the_runbook_matches_the_api(words):
+    """The AWS CLI builds its commands from botocore's service models: the operation and each
+    option must exist there (botocore comes with boto3)."""
+    import botocore.session
+    from botocore import xform_name
+
+    service = botocore.session.get_session().get_service_model(words[0])
+    operations = {xform_name(name, "-"): name for name in service.operation_names}
+    assert words[1] in operations, f"aws {words[0]} has no {words[1]}"
+    shape = service.operation_model(operations[words[1]]).input_shape
+    members = {xform_name(name, "-"): member for name, member in shape.members.items()}
+    for word in words[2:]:
+        if not word.startswith("--"):
+            continue
+        option = word[2:].removeprefix("no-")
+        option = AWS_CLI_RENAMES.get((words[0], words[1], option), option)
+        assert option in members or option in AWS_GLOBAL_OPTIONS, f"{words[:2]}: --{option}"
+    if "--event-destination" in words:
+        definition = json.loads(words[words.index("--event-destination") + 1])
+        destination_shape = members["event-destination"]
+        assert set(definition) <= set(destination_shape.members)
+        allowed = set(destination_shape.members["MatchingEventTypes"].member.enum)
+        assert set(definition["MatchingEventTypes"]) <= allowed
