@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,10 @@ def test_a_backup_taken_during_writes_is_one_consistent_snapshot(mailer_env, tmp
     fill_readers(url, 20_000)
     writer = Writer(url)
     writer.start()
-    while writer.committed < 20:  # the writer is under way before the backup starts
-        pass
+    deadline = time.monotonic() + 30
+    while writer.committed < 20 and time.monotonic() < deadline:  # under way before the backup
+        time.sleep(0.01)
+    assert writer.committed >= 20, "the writer did not get going"
     committed_before = writer.committed
     seen_during: list[int] = []
 
