@@ -11,6 +11,7 @@ PostgreSQL has its own tool for this; :func:`pg_dump_command` says which command
 from __future__ import annotations
 
 import os
+import shlex
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,8 +61,8 @@ def pg_dump_command(url: str, target: str = "PATH") -> str:
     parsed = parse_database_url(url)
     libpq_url = URL.create("postgresql", username=parsed.username, host=parsed.host,
                            port=parsed.port, database=parsed.database, query=parsed.query)
-    return (f"pg_dump --format=custom --file={target} "
-            f"'{libpq_url.render_as_string(hide_password=False)}'")
+    return (f"pg_dump --format=custom --file={shlex.quote(target)} "
+            f"{shlex.quote(libpq_url.render_as_string(hide_password=False))}")
 
 
 def timestamped_name(database: Path, label: str = "backup") -> str:
