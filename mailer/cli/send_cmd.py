@@ -98,6 +98,8 @@ def send(
     from mailer.store import ledger
 
     s = settings()
+    if not dry_run:
+        s.require_secret_key()  # before anything: links signed with no real key fail for all
     the_issue = load_issue_by_number(s.issues_dir, issue, site_url=s.site_url)
     number = the_issue.number
     if number is None:
@@ -175,6 +177,7 @@ def worker(
     from mailer.store import ledger
 
     s = settings()
+    s.require_secret_key()
     db = engine()
     campaign = _pick_open_campaign(db, campaign_id)
     if campaign is None:

@@ -36,13 +36,7 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
 ) -> None:
     """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
-    current = settings()
-    if current.secret_is_insecure:
-        raise ConfigError(
-            "MAILER_SECRET_KEY is the example or development key (or shorter than 16 characters): "
-            "anyone could forge unsubscribe links. Set a long random one, e.g. "
-            "python -c \"import secrets; print(secrets.token_urlsafe(48))\""
-        )
+    settings().require_secret_key()  # the example or no key: anyone could forge links
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
     check_can_listen(host, port)
 

@@ -49,7 +49,7 @@ def add(
 
     with _session() as db:
         subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
-                                             secret=settings().secret_key,
+                                             secret=settings().require_secret_key(),
                                              allow_forgotten=allow_forgotten)
     address = escape(subscriber.email)
     if created:
@@ -70,7 +70,7 @@ def import_(
     from mailer.store.subscribers import import_csv
 
     report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                        secret=settings().secret_key)
+                        secret=settings().require_secret_key())
     if as_json:
         _print_json(report.as_dict())
         return
@@ -207,9 +207,10 @@ def forget(
     """Erase an address and its history; only a keyed hash stays, so it is never re-imported."""
     from mailer.store.subscribers import forget_subscriber, normalise_address
 
+    secret = settings().require_secret_key()  # checks old-style hashes; fail before asking
     address = normalise_address(email)
     if not yes:
         typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
     with _session() as db:
-        forget_subscriber(db, address, secret=settings().secret_key)
+        forget_subscriber(db, address, secret=secret)
     console.print(f"forgot {escape(address)}: it will not be added or imported again")
