@@ -7,7 +7,7 @@ import socket
 
 import typer
 
-from mailer.cli._app import app, engine, settings
+from mailer.cli._app import app, engine, examples, settings
 from mailer.errors import ConfigError
 
 # An import string, not an import: the CLI and the web app are sibling entry points.
@@ -30,7 +30,9 @@ def check_can_listen(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
-@app.command()
+@app.command("serve", short_help="Run the web app: subscribe, unsubscribe, SES web hook.",
+             epilog=examples("mailer serve                      # http://127.0.0.1:8000",
+                             "mailer serve --host 0.0.0.0 --port 8080"))
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),

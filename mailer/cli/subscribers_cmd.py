@@ -13,11 +13,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import app, console, engine, settings
+from mailer.cli._app import app, console, engine, examples, settings
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
-                              no_args_is_help=True)
+                              no_args_is_help=True,
+                              epilog=examples("mailer subscribers add ann@example.org --confirmed",
+                                              "mailer subscribers import readers.csv --confirmed",
+                                              "mailer subscribers count"))
 app.add_typer(subscribers_app, name="subscribers")
 
 StatusOption = Annotated[Optional[SubscriberStatus],
@@ -36,7 +39,9 @@ def _print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-@subscribers_app.command("add")
+@subscribers_app.command("add", short_help="Add one address (pending, or active with --confirmed).",
+                         epilog=examples("mailer subscribers add ann@example.org",
+                                         "mailer subscribers add ann@example.org --confirmed"))
 def add(
     email: str,
     confirmed: Annotated[bool, typer.Option(
@@ -59,7 +64,9 @@ def add(
         console.print(f"{address} is already there ({subscriber.status}); nothing added")
 
 
-@subscribers_app.command("import")
+@subscribers_app.command("import", short_help="Import addresses from a CSV file; safe to run again.",
+                         epilog=examples("mailer subscribers import readers.csv",
+                                         "mailer subscribers import readers.csv --confirmed --json"))
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV with a header row and an 'email' column")],
     confirmed: Annotated[bool, typer.Option(
@@ -86,7 +93,9 @@ def import_(
         console.print(f"  … and {hidden} more invalid rows (--json lists them all)")
 
 
-@subscribers_app.command("export")
+@subscribers_app.command("export", short_help="Write subscribers to standard output (CSV or JSON).",
+                         epilog=examples("mailer subscribers export > readers.csv",
+                                         "mailer subscribers export --status active --format json"))
 def export(
     status: StatusOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
@@ -125,7 +134,9 @@ def _write_json_array(rows) -> None:  # noqa: ANN001 - iterator of dicts
     sys.stdout.write("\n]\n")
 
 
-@subscribers_app.command("list")
+@subscribers_app.command("list", short_help="Show subscribers, oldest first.",
+                         epilog=examples("mailer subscribers list",
+                                         "mailer subscribers list --status pending --limit 20"))
 def list_(
     status: StatusOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 50,
@@ -149,7 +160,9 @@ def list_(
     console.print(table)
 
 
-@subscribers_app.command("count")
+@subscribers_app.command("count", short_help="How many subscribers are in each state.",
+                         epilog=examples("mailer subscribers count",
+                                         "mailer subscribers count --json"))
 def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
     from mailer.store.subscribers import count_by_status
@@ -166,7 +179,9 @@ def count(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@subscribers_app.command("show")
+@subscribers_app.command("show", short_help="One subscriber and its consent record.",
+                         epilog=examples("mailer subscribers show ann@example.org",
+                                         "mailer subscribers show ann@example.org --json"))
 def show(email: str, as_json: JsonOption = False) -> None:
     """One subscriber and the history of its changes (the consent record)."""
     from mailer.store.subscribers import history
@@ -189,7 +204,9 @@ def show(email: str, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@subscribers_app.command("remove")
+@subscribers_app.command("remove", short_help="Unsubscribe an address.",
+                         epilog=examples("mailer subscribers remove ann@example.org",
+                                         "mailer subscribers remove Ann@Example.org   # any case"))
 def remove(email: str) -> None:
     """Unsubscribe an address (bounced and complained ones stay suppressed)."""
     from mailer.store.subscribers import remove_subscriber
@@ -199,7 +216,9 @@ def remove(email: str) -> None:
     console.print(f"{escape(subscriber.email)} is {subscriber.status}")
 
 
-@subscribers_app.command("forget")
+@subscribers_app.command("forget", short_help="Erase an address for good; it is never re-imported.",
+                         epilog=examples("mailer subscribers forget ann@example.org",
+                                         "mailer subscribers forget ann@example.org --yes"))
 def forget(
     email: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
