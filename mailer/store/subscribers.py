@@ -186,7 +186,8 @@ def is_forgotten(session: Session, email: str, *, secret: str | None = None) -> 
 # A forgotten address leaves forget_hash(pepper, address): the pepper is random and lives in
 # this database, so rotating MAILER_SECRET_KEY (or a cron job run without it) never lets the
 # address back in. Rows from earlier versions were keyed by the signing key; they are checked
-# with the current key and the old built-in ones, and rewritten when their address comes by.
+# with the current key and the old built-in ones, and rewritten with the pepper when an import
+# or a forget meets their address again (a hash cannot be rewritten without its address).
 
 FORGET_PEPPER = "forget-pepper"
 
