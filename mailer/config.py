@@ -36,11 +36,13 @@ DEFAULT_TEMPLATES_DIR = shipped_dir("templates")
 # points MAILER_ISSUES_DIR at the TWiR content folder (deploy/mailer.env does).
 DEFAULT_ISSUES_DIR = shipped_dir("examples")
 
-# The secret shipped in .env.example and the built-in development default. The web app refuses
-# to start with either: anyone who has read this file could forge unsubscribe tokens.
+# The secret shipped in .env.example and the development default of earlier versions. Nothing
+# signs or checks a link with either: anyone who has read this file could forge unsubscribe
+# tokens. (DEV_SECRET_KEY stays known so forget hashes made with it are still honoured.)
 EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"
 DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 INSECURE_SECRET_KEYS = frozenset({EXAMPLE_SECRET_KEY, DEV_SECRET_KEY})
+MIN_SECRET_KEY_LENGTH = 16
 
 
 def _split_csv(value: object) -> object:
@@ -72,7 +74,8 @@ class Settings(BaseSettings):
     from_: str = Field(default="This Week in Rust <newsletter@example.org>", alias="MAILER_FROM")
     reply_to: str | None = None
     base_url: str = "http://127.0.0.1:8000"
-    secret_key: str = DEV_SECRET_KEY
+    # No default: a link signed with a built-in key fails at the production web app.
+    secret_key: str = ""
     list_id: str = "This Week in Rust <newsletter.this-week-in-rust.example.org>"
     unsubscribe_mailto: str | None = None
     feedback_id_sender: str = "twir"
@@ -126,7 +129,31 @@ class Settings(BaseSettings):
 
     @property
     def secret_is_insecure(self) -> bool:
-        return self.secret_key in INSECURE_SECRET_KEYS or len(self.secret_key) < 16
+        return secret_key_problem(self.secret_key) is not None
+
+    def require_secret_key(self) -> str:
+        """The signing key, or a one-line ConfigError when it is missing or not a real one."""
+        return require_real_secret(self.secret_key)
+
+
+def secret_key_problem(secret: str | None) -> str | None:
+    """Why ``secret`` must not sign links, or None when it is a real key."""
+    if not secret:
+        return "is not set"
+    if secret in INSECURE_SECRET_KEYS:
+        return "is the example or old development key, which anyone can read"
+    if len(secret) < MIN_SECRET_KEY_LENGTH:
+        return f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+    return None
+
+
+def require_real_secret(secret: str | None) -> str:
+    problem = secret_key_problem(secret)
+    if problem is not None:
+        raise ConfigError(
+            f"MAILER_SECRET_KEY {problem}: links would not match the web app's. Run `mailer "
+            "init` to write a .env with a random key, or set MAILER_SECRET_KEY to the web app's")
+    return secret  # type: ignore[return-value]
 
 
 def _describe(error: ValidationError) -> str:

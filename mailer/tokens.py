@@ -4,6 +4,10 @@
   single-use by clearing the nonce when one is spent.
 - Unsubscribe tokens carry the subscriber id only and never expire (RFC 8058 links in old mail
   must keep working); they are bound to one subscriber and cannot be forged without the key.
+- Nothing is signed or checked with a missing, example or old built-in key: a link signed with
+  a key the web app does not have fails for every reader (ConfigError naming MAILER_SECRET_KEY).
+- Forget hashes are keyed by the database's own pepper, not by the signing key, so rotating
+  MAILER_SECRET_KEY never lets a forgotten address back in.
 """
 
 from __future__ import annotations
@@ -15,19 +19,25 @@ from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from mailer.config import require_real_secret
 from mailer.errors import TokenExpired, TokenInvalid
 
 _CONFIRM_SALT = "mailer.confirm.v1"
 _UNSUBSCRIBE_SALT = "mailer.unsubscribe.v1"
+_FORGET_SALT = b"mailer.forget.v2\0"
+# Marks hashes keyed by the pepper; rows without it are earlier versions' address_hash().
+FORGET_HASH_PREFIX = "f2:"
 MAX_TOKEN_LENGTH = 512
 
 
 def make_confirm_token(secret: str, subscriber_id: int, nonce: str) -> str:
+    require_real_secret(secret)
     return URLSafeTimedSerializer(secret, salt=_CONFIRM_SALT).dumps([subscriber_id, nonce])
 
 
 def read_confirm_token(secret: str, token: str, max_age: int) -> tuple[int, str]:
     """Return (subscriber id, nonce); raise TokenExpired or TokenInvalid."""
+    require_real_secret(secret)
     if not token or len(token) > MAX_TOKEN_LENGTH:
         raise TokenInvalid("this confirmation link is not valid")
     try:
@@ -44,7 +54,8 @@ def read_confirm_token(secret: str, token: str, max_age: int) -> tuple[int, str]
 
 @lru_cache(maxsize=4)
 def _unsubscribe_key(secret: str) -> bytes:
-    # Derived once per secret: a send signs one token per reader.
+    # Derived once per secret: a send signs one token per reader (and checks the key once).
+    require_real_secret(secret)
     return hmac.new(secret.encode(), _UNSUBSCRIBE_SALT.encode(), hashlib.sha256).digest()
 
 
@@ -73,8 +84,18 @@ def read_unsubscribe_token(secret: str, token: str) -> int:
     return int(id_text)
 
 
+def forget_hash(pepper: str, email: str) -> str:
+    """What remains of a forgotten subscriber: a hash of the normalised address keyed by the
+    database's random pepper (never by MAILER_SECRET_KEY, which an operator may rotate).
+
+    Case-folded first, as :func:`address_hash`.
+    """
+    digest = hmac.new(pepper.encode(), _FORGET_SALT + email.casefold().encode(), hashlib.sha256)
+    return FORGET_HASH_PREFIX + digest.hexdigest()
+
+
 def address_hash(secret: str, email: str) -> str:
-    """Keyed hash of a normalised address: what remains of a forgotten subscriber.
+    """Earlier versions' forget hash, keyed by the signing key; still checked for old rows.
 
     Case-folded first: ``Ann@example.org`` and ``ann@example.org`` reach the same person at
     nearly every provider, so forgetting one must keep both from being imported again.

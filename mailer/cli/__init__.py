@@ -6,6 +6,7 @@ from mailer.cli import (  # noqa: F401 - each module registers its commands on `
     db_cmd,
     doctor_cmd,
     events_cmd,
+    init_cmd,
     render_cmd,
     send_cmd,
     serve_cmd,

@@ -1,10 +1,14 @@
 """The typer application every command module registers on, and its shared helpers.
 
 User mistakes (any :class:`~mailer.errors.MailerError`) become one ``error:`` line on stderr and
-a non-zero exit, never a traceback.
+a non-zero exit, never a traceback. Help stays quiet: one short line per command in the list, no
+type tags beside options, and a few real examples at the end of each ``--help``.
 """
 
 from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version as package_version
+from typing import Annotated
 
 import click
 import typer
@@ -19,7 +23,17 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+# The order a newcomer meets the commands in; any command not named here follows.
+COMMAND_ORDER = ("init", "render", "preview", "subscribers", "send", "worker", "serve", "events",
+                 "stats", "doctor", "db")
+
+
 class MailerGroup(TyperGroup):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
     def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
         try:
             return super().invoke(ctx)
@@ -28,13 +42,73 @@ class MailerGroup(TyperGroup):
             raise typer.Exit(error.exit_code) from None
 
 
+def examples(*lines: str) -> str:
+    """An epilog of real command lines (``command  # what it does``) for a ``--help``."""
+    return "Examples:\n" + "\n".join(lines)
+
+
+def _hide_type_tags() -> None:
+    """Newer typer prints a tag beside every option (``<bool>``, ``<str>``, ``<int range>``); the
+    help texts already say what a value is. Keep only choices (``outbox|ses|smtp``) and
+    explicit metavars. Older typer has no such tags and no ``display_type_rich``."""
+    from typer import core
+
+    for cls in (core.TyperOption, core.TyperArgument):
+        original = getattr(cls, "display_type_rich", None)
+        if original is None or getattr(original, "_mailer_quiet", False):
+            continue
+
+        def display_type_rich(self, ctx, _original=original):  # noqa: ANN001, ANN202
+            if self.metavar is not None:
+                return self.metavar
+            descriptor = getattr(self, "type_descriptor", None)
+            if descriptor is not None and descriptor.is_choice:
+                return (_original(self, ctx) or "").strip("<>") or None
+            return None
+
+        display_type_rich._mailer_quiet = True  # type: ignore[attr-defined]
+        cls.display_type_rich = display_type_rich
+
+
+_hide_type_tags()
+
 app = typer.Typer(
     cls=MailerGroup,
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion (README: shell completion)
     pretty_exceptions_show_locals=False,  # locals may hold secrets
     help="mailer: render, send and follow up This Week in Rust by e-mail.",
+    epilog=examples(
+        "mailer init                        # write .env with a random key",
+        "mailer send --issue 644 --dry-run",
+        "mailer subscribers --help          # each command has help and examples",
+    ),
 )
+
+
+def mailer_version() -> str:
+    try:
+        return package_version("mailer")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        from mailer import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mailer {mailer_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True,
+        help="Show mailer's version and exit.")] = False,
+) -> None:
+    # Only --version lives here; the group's help is the Typer's help= above.
+    del version
 
 
 def settings() -> Settings:

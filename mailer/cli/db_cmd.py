@@ -8,16 +8,19 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli._app import app, console, settings
+from mailer.cli._app import app, console, examples, settings
 from mailer.errors import StoreError
 
-db_app = typer.Typer(help="Database schema and backups.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema and backups.", no_args_is_help=True,
+                     epilog=examples("mailer db upgrade", "mailer db backup backups/"))
 app.add_typer(db_app, name="db")
 
 PLAIN_PROGRESS_STEP = 10  # percent between progress lines when stdout is not a terminal
 
 
-@db_app.command("upgrade")
+@db_app.command("upgrade", short_help="Create the database or migrate it to the newest schema.",
+                epilog=examples("mailer db upgrade",
+                                "MAILER_DATABASE_URL=sqlite:///other.db mailer db upgrade"))
 def upgrade() -> None:
     """Create the database or migrate it in place to the newest schema (no row is lost).
 
@@ -42,7 +45,10 @@ def upgrade() -> None:
         console.print(f"database upgraded from schema {before or 'empty'} to {after}")
 
 
-@db_app.command("current")
+@db_app.command("current", short_help="Show the schema revision, and the newest known.",
+                epilog=examples(
+                    "mailer db current",
+                    "MAILER_DATABASE_URL=postgresql+psycopg://mailer@db/twir mailer db current"))
 def current() -> None:
     """Show the database's schema revision and the newest one this mailer knows."""
     from mailer.store.db import check_not_newer, current_revision, head_revision, make_engine
@@ -52,7 +58,9 @@ def current() -> None:
     console.print(f"database schema: {revision or 'empty'}; newest known: {head_revision()}")
 
 
-@db_app.command("backup")
+@db_app.command("backup", short_help="Copy the SQLite database safely while the app runs.",
+                epilog=examples("mailer db backup backups/",
+                                "mailer db backup /var/backups/mailer/subscribers-2026-11-29.db"))
 def backup(
     path: Annotated[Path, typer.Argument(
         help="The copy to write (must not exist), or a folder to put a dated copy in.")],

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from mailer.cli._app import app, console, settings
+from mailer.cli._app import app, console, examples, settings
 from mailer.transports.ses_doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
@@ -32,7 +32,8 @@ def _print(check: Check) -> None:
                   soft_wrap=True)
 
 
-@app.command("doctor", help=DOCTOR_HELP)
+@app.command("doctor", help=DOCTOR_HELP, short_help="Check that the SES side is ready for a send.",
+             epilog=examples("mailer doctor", "mailer doctor --json | jq .ok"))
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
 ) -> None:

@@ -19,12 +19,14 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, err_console, settings
+from mailer.cli._app import app, console, engine, err_console, examples, settings
 from mailer.errors import MailerError, StoreError
 from mailer.events.apply import ApplyResult, ingest_document
 
 events_app = typer.Typer(no_args_is_help=True,
-                         help="SES events: replay saved notifications or poll an SQS queue.")
+                         help="SES events: replay saved notifications or poll an SQS queue.",
+                         epilog=examples("mailer events replay ses-events.jsonl",
+                                         'mailer events poll --queue-url "$QUEUE" --once'))
 app.add_typer(events_app, name="events")
 
 MAX_PROBLEMS_SHOWN = 50
@@ -104,7 +106,9 @@ def print_report(report: Report, *, as_json: bool, title: str) -> None:
         err_console.print(f"... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problems")
 
 
-@events_app.command("replay")
+@events_app.command("replay", short_help="Apply saved SES notifications from a file.",
+                    epilog=examples("mailer events replay ses-events.jsonl",
+                                    "mailer events replay - --json < ses-events.jsonl"))
 def replay(
     file: Annotated[Path, typer.Argument(help="JSON Lines, one SES notification per line (bare "
                                               "or inside its SNS envelope); '-' reads stdin.")],
@@ -169,7 +173,11 @@ def delete(client, queue_url: str, message: dict) -> None:  # noqa: ANN001
                           f"{message.get('MessageId')}: {error}", highlight=False)
 
 
-@events_app.command("poll")
+@events_app.command("poll", short_help="Apply SES notifications from an SQS queue.",
+                    epilog=examples(
+                        "QUEUE=https://sqs.us-east-1.amazonaws.com/123456789012/twir-events",
+                        'mailer events poll --queue-url "$QUEUE"',
+                        'mailer events poll --queue-url "$QUEUE" --once --json   # from cron'))
 def poll(
     queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue subscribed to "
                                                              "the SES events topic.")],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from mailer.cli._app import app, console, err_console, settings
+from mailer.cli._app import app, console, err_console, examples, settings
 from mailer.errors import MailerError
 
 DEFAULT_OUT = Path("out")
@@ -27,7 +27,11 @@ class Written:
     clipped: bool
 
 
-@app.command("render")
+@app.command("render", short_help="Render an issue to HTML, plaintext and MJML files.",
+             epilog=examples(
+                 "mailer render --issue 644             # out/644.html, 644.txt, 644.mjml",
+                 "mailer render --issue latest --out build/",
+                 "mailer render --source examples/2026-03-25-this-week-in-rust.md"))
 def render(issue: str = IssueOption, source: Path = SourceOption, out: Path = OutOption) -> None:
     """Render an issue to HTML, plaintext and MJML files and report their sizes and warnings."""
     written = render_to_files(issue, source, out)
@@ -35,7 +39,8 @@ def render(issue: str = IssueOption, source: Path = SourceOption, out: Path = Ou
         raise typer.Exit(1)
 
 
-@app.command("preview")
+@app.command("preview", short_help="Render an issue and say which file to open.",
+             epilog=examples("mailer preview --issue 644", "mailer preview --issue latest"))
 def preview(issue: str = IssueOption, source: Path = SourceOption, out: Path = OutOption) -> None:
     """Render an issue like `mailer render` and say which file to open in a browser."""
     written = render_to_files(issue, source, out)

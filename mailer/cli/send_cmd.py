@@ -19,7 +19,7 @@ from datetime import UTC, datetime, time as day_time, timedelta
 
 import typer
 
-from mailer.cli._app import app, console, engine, err_console, settings
+from mailer.cli._app import app, console, engine, err_console, examples, settings
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
@@ -80,7 +80,11 @@ def _say_where_mail_goes(transport, s) -> None:  # noqa: ANN001 - Transport, Set
 
 # -- the command -------------------------------------------------------------------------------
 
-@app.command("send")
+@app.command("send", short_help="Send an issue to every confirmed reader, exactly once.",
+             epilog=examples(
+                 "mailer send --issue 644 --dry-run          # count readers, send nothing",
+                 "mailer send --issue 644 --to you@example.org   # one test copy",
+                 "mailer send --issue latest --yes --not-before 24h   # hourly cron"))
 def send(
     issue: str = typer.Option(..., "--issue", help="Issue number, or 'latest'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render and count the audience; send nothing."),
@@ -98,6 +102,8 @@ def send(
     from mailer.store import ledger
 
     s = settings()
+    if not dry_run:
+        s.require_secret_key()  # before anything: links signed with no real key fail for all
     the_issue = load_issue_by_number(s.issues_dir, issue, site_url=s.site_url)
     number = the_issue.number
     if number is None:
@@ -163,7 +169,8 @@ def send(
     raise typer.Exit(exit_code(report))
 
 
-@app.command("worker")
+@app.command("worker", short_help="Join a send from another machine (PostgreSQL).",
+             epilog=examples("mailer worker", "mailer worker --campaign 3 --rate 5"))
 def worker(
     campaign_id: int | None = typer.Option(None, "--campaign", help="Campaign id (default: the one being sent)."),
     rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second for the whole campaign."),
@@ -175,6 +182,7 @@ def worker(
     from mailer.store import ledger
 
     s = settings()
+    s.require_secret_key()
     db = engine()
     campaign = _pick_open_campaign(db, campaign_id)
     if campaign is None:

@@ -7,7 +7,7 @@ import socket
 
 import typer
 
-from mailer.cli._app import app, engine, settings
+from mailer.cli._app import app, engine, examples, settings
 from mailer.errors import ConfigError
 
 # An import string, not an import: the CLI and the web app are sibling entry points.
@@ -30,19 +30,15 @@ def check_can_listen(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
-@app.command()
+@app.command("serve", short_help="Run the web app: subscribe, unsubscribe, SES web hook.",
+             epilog=examples("mailer serve                      # http://127.0.0.1:8000",
+                             "mailer serve --host 0.0.0.0 --port 8080"))
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
 ) -> None:
     """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
-    current = settings()
-    if current.secret_is_insecure:
-        raise ConfigError(
-            "MAILER_SECRET_KEY is the example or development key (or shorter than 16 characters): "
-            "anyone could forge unsubscribe links. Set a long random one, e.g. "
-            "python -c \"import secrets; print(secrets.token_urlsafe(48))\""
-        )
+    settings().require_secret_key()  # the example or no key: anyone could forge links
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
     check_can_listen(host, port)
 

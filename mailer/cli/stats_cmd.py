@@ -9,7 +9,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine
+from mailer.cli._app import app, console, engine, examples
 from mailer.errors import MailerError
 from mailer.store.db import session
 from mailer.store.stats import (
@@ -159,7 +159,10 @@ def _show_subscribers(weeks: int, as_json: bool) -> None:
                   highlight=False)
 
 
-@app.command("stats", help=STATS_HELP)
+@app.command("stats", help=STATS_HELP,
+             short_help="Delivery figures per issue, and the list's growth.",
+             epilog=examples("mailer stats", "mailer stats --issue 644",
+                             "mailer stats --subscribers --weeks 52 --json"))
 def stats(
     issue: Annotated[int | None, typer.Option("--issue", help="one issue in detail", min=1)] = None,
     subscribers: Annotated[bool, typer.Option("--subscribers", help="list growth per week")] = False,

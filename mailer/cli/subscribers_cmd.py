@@ -14,11 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import app, console, engine, settings
+from mailer.cli._app import app, console, engine, examples, settings
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
-                              no_args_is_help=True)
+                              no_args_is_help=True,
+                              epilog=examples("mailer subscribers add ann@example.org --confirmed",
+                                              "mailer subscribers import readers.csv --confirmed",
+                                              "mailer subscribers count"))
 app.add_typer(subscribers_app, name="subscribers")
 
 StatusOption = Annotated[Optional[SubscriberStatus],
@@ -37,7 +40,9 @@ def _print_json(value: object) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
 
 
-@subscribers_app.command("add")
+@subscribers_app.command("add", short_help="Add one address (pending, or active with --confirmed).",
+                         epilog=examples("mailer subscribers add ann@example.org",
+                                         "mailer subscribers add ann@example.org --confirmed"))
 def add(
     email: str,
     confirmed: Annotated[bool, typer.Option(
@@ -50,7 +55,7 @@ def add(
 
     with _session() as db:
         subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
-                                             secret=settings().secret_key,
+                                             secret=settings().require_secret_key(),
                                              allow_forgotten=allow_forgotten)
     address = escape(subscriber.email)
     if created:
@@ -60,7 +65,9 @@ def add(
         console.print(f"{address} is already there ({subscriber.status}); nothing added")
 
 
-@subscribers_app.command("import")
+@subscribers_app.command("import", short_help="Import addresses from a CSV file; safe to run again.",
+                         epilog=examples("mailer subscribers import readers.csv",
+                                         "mailer subscribers import readers.csv --confirmed --json"))
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV with a header row and an 'email' column")],
     confirmed: Annotated[bool, typer.Option(
@@ -74,7 +81,7 @@ def import_(
     lines = count_lines(file)
     with Progress("imported", total=max(0, lines - 1) if lines else None) as progress:
         report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                            secret=settings().secret_key, on_rows=progress.advance)
+                            secret=settings().require_secret_key(), on_rows=progress.advance)
     if as_json:
         _print_json(report.as_dict())
         return
@@ -90,7 +97,11 @@ def import_(
         console.print(f"  … and {hidden} more invalid rows (--json lists them all)")
 
 
-@subscribers_app.command("import-mailchimp")
+@subscribers_app.command(
+    "import-mailchimp", short_help="Move a Mailchimp audience over, consent and history included.",
+    epilog=examples("mailer subscribers import-mailchimp audience.zip --dry-run",
+                    "mailer subscribers import-mailchimp audience.zip",
+                    "mailer subscribers import-mailchimp unpacked-export/ --json"))
 def import_mailchimp(
     export: Annotated[Path, typer.Argument(
         help="Mailchimp's audience export: the .zip as downloaded, or the folder it unpacks to")],
@@ -102,18 +113,13 @@ def import_mailchimp(
 
     subscribed → active (with the opt-in and confirm record), unsubscribed → unsubscribed,
     cleaned → bounced, nonsubscribed → skipped. Nobody is mailed or asked to confirm, and no
-    address already here is made less restricted. Safe to run again.
-
-    Examples:
-      mailer subscribers import-mailchimp audience.zip --dry-run
-      mailer subscribers import-mailchimp audience.zip
-      mailer subscribers import-mailchimp unpacked-export/ --json"""
+    address already here is made less restricted. Safe to run again."""
     from mailer.cli.progress import Progress
     from mailer.store.mailchimp_import import import_mailchimp as run_import
 
     with Progress("imported") as progress:
-        report = run_import(engine(), export, secret=settings().secret_key, dry_run=dry_run,
-                            on_total=progress.set_total, on_rows=progress.advance)
+        report = run_import(engine(), export, secret=settings().require_secret_key(),
+                            dry_run=dry_run, on_total=progress.set_total, on_rows=progress.advance)
     if as_json:
         _print_json(report.as_dict())
         return
@@ -158,7 +164,9 @@ def _more(lines: list[str], total: int, what: str) -> None:
         lines.append(f"  … and {total - INVALID_ROWS_SHOWN:,} more {what} (--json lists them all)")
 
 
-@subscribers_app.command("export")
+@subscribers_app.command("export", short_help="Write subscribers to standard output (CSV or JSON).",
+                         epilog=examples("mailer subscribers export > readers.csv",
+                                         "mailer subscribers export --status active --format json"))
 def export(
     status: StatusOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
@@ -212,7 +220,9 @@ def _write_json_array(rows) -> None:  # noqa: ANN001 - iterator of dicts
     sys.stdout.write("\n]\n")
 
 
-@subscribers_app.command("list")
+@subscribers_app.command("list", short_help="Show subscribers, oldest first.",
+                         epilog=examples("mailer subscribers list",
+                                         "mailer subscribers list --status pending --limit 20"))
 def list_(
     status: StatusOption = None,
     limit: Annotated[int, typer.Option("--limit", min=1, help="at most this many")] = 50,
@@ -236,7 +246,9 @@ def list_(
     console.print(table)
 
 
-@subscribers_app.command("count")
+@subscribers_app.command("count", short_help="How many subscribers are in each state.",
+                         epilog=examples("mailer subscribers count",
+                                         "mailer subscribers count --json"))
 def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
     from mailer.store.subscribers import count_by_status
@@ -253,7 +265,9 @@ def count(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@subscribers_app.command("show")
+@subscribers_app.command("show", short_help="One subscriber and its consent record.",
+                         epilog=examples("mailer subscribers show ann@example.org",
+                                         "mailer subscribers show ann@example.org --json"))
 def show(email: str, as_json: JsonOption = False) -> None:
     """One subscriber and the history of its changes (the consent record)."""
     from mailer.store.subscribers import history
@@ -276,7 +290,9 @@ def show(email: str, as_json: JsonOption = False) -> None:
     console.print(table)
 
 
-@subscribers_app.command("remove")
+@subscribers_app.command("remove", short_help="Unsubscribe an address.",
+                         epilog=examples("mailer subscribers remove ann@example.org",
+                                         "mailer subscribers remove Ann@Example.org   # any case"))
 def remove(email: str) -> None:
     """Unsubscribe an address (bounced and complained ones stay suppressed)."""
     from mailer.store.subscribers import remove_subscriber
@@ -286,7 +302,9 @@ def remove(email: str) -> None:
     console.print(f"{escape(subscriber.email)} is {subscriber.status}")
 
 
-@subscribers_app.command("forget")
+@subscribers_app.command("forget", short_help="Erase an address for good; it is never re-imported.",
+                         epilog=examples("mailer subscribers forget ann@example.org",
+                                         "mailer subscribers forget ann@example.org --yes"))
 def forget(
     email: str,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask")] = False,
@@ -294,9 +312,10 @@ def forget(
     """Erase an address and its history; only a keyed hash stays, so it is never re-imported."""
     from mailer.store.subscribers import forget_subscriber, normalise_address
 
+    secret = settings().require_secret_key()  # checks old-style hashes; fail before asking
     address = normalise_address(email)
     if not yes:
         typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
     with _session() as db:
-        forget_subscriber(db, address, secret=settings().secret_key)
+        forget_subscriber(db, address, secret=secret)
     console.print(f"forgot {escape(address)}: it will not be added or imported again")

@@ -8,16 +8,20 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli._app import app, console
+from mailer.cli._app import app, console, examples
 from mailer.config import DEFAULT_TEMPLATES_DIR
 from mailer.errors import ConfigError
 
 templates_app = typer.Typer(no_args_is_help=True,
-                            help="The e-mail and web page templates mailer ships with.")
+                            help="The e-mail and web page templates mailer ships with.",
+                            epilog=examples("mailer templates copy my-templates",
+                                            "mailer templates path"))
 app.add_typer(templates_app, name="templates")
 
 
-@templates_app.command("copy")
+@templates_app.command("copy", short_help="Start your own templates from the shipped ones.",
+                        epilog=examples("mailer templates copy my-templates",
+                                        "MAILER_TEMPLATES_DIR=my-templates mailer render --issue 644"))
 def copy(
     folder: Annotated[Path, typer.Argument(help="A new folder (or an empty one) for the copy.")],
 ) -> None:
@@ -37,7 +41,9 @@ def copy(
                   soft_wrap=True)
 
 
-@templates_app.command("path")
+@templates_app.command("path", short_help="Print the folder of the shipped templates.",
+                        epilog=examples("mailer templates path",
+                                        "mailer templates copy my-templates"))
 def path() -> None:
     """Print the folder of the shipped templates."""
     typer.echo(str(DEFAULT_TEMPLATES_DIR))

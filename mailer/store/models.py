@@ -64,6 +64,17 @@ class ForgottenAddress(SQLModel, table=True):
     forgotten_at: datetime = Field(default_factory=utcnow)
 
 
+class StoreSecret(SQLModel, table=True):
+    """Random values a database keeps for itself, made on first use. ``forget-pepper`` keys
+    the forget hashes, so they outlive a rotation of MAILER_SECRET_KEY."""
+
+    __tablename__ = "store_secret"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class Campaign(SQLModel, table=True):
     """One send of one issue. A finished issue is sent again only as a new campaign."""
 

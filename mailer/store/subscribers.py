@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailer.audience_files import data_rows
-from mailer.config import get_settings
+from mailer.config import INSECURE_SECRET_KEYS, get_settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import (
     InvalidAddress,
@@ -42,10 +42,17 @@ from mailer.store.models import (
     Delivery,
     DeliveryEventRecord,
     ForgottenAddress,
+    StoreSecret,
     Subscriber,
     SubscriberChange,
 )
-from mailer.tokens import address_hash, read_confirm_token, read_unsubscribe_token
+from mailer.tokens import (
+    FORGET_HASH_PREFIX,
+    address_hash,
+    forget_hash,
+    read_confirm_token,
+    read_unsubscribe_token,
+)
 
 MAX_ADDRESS_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
 # Sources that stand for a person at the console: only they may lift a suppression.
@@ -173,8 +180,67 @@ def _secret(secret: str | None) -> str:
 
 
 def is_forgotten(session: Session, email: str, *, secret: str | None = None) -> bool:
-    key = address_hash(_secret(secret), email)
-    return session.get(ForgottenAddress, key) is not None
+    return _forgotten_hash(session, email, _forget_keys(session, _secret(secret))) is not None
+
+
+# -- forget hashes -----------------------------------------------------------------------------
+# A forgotten address leaves forget_hash(pepper, address): the pepper is random and lives in
+# this database, so rotating MAILER_SECRET_KEY (or a cron job run without it) never lets the
+# address back in. Rows from earlier versions were keyed by the signing key; they are checked
+# with the current key and the old built-in ones, and rewritten with the pepper when an import
+# or a forget meets their address again (a hash cannot be rewritten without its address).
+
+FORGET_PEPPER = "forget-pepper"
+
+
+@dataclass(frozen=True)
+class _ForgetKeys:
+    pepper: str | None  # None until the first address is forgotten
+    legacy_secrets: tuple[str, ...]  # empty when no old-style row is left
+
+    def hashes(self, email: str) -> list[str]:
+        """Every hash this address may have been stored under, the current kind first."""
+        current = [forget_hash(self.pepper, email)] if self.pepper else []
+        return current + [address_hash(secret, email) for secret in self.legacy_secrets]
+
+
+def _forget_keys(session: Session, secret: str | None, *, create: bool = False) -> _ForgetKeys:
+    legacy: tuple[str, ...] = ()
+    if session.execute(select(ForgottenAddress.address_hash).where(
+            ~ForgottenAddress.address_hash.startswith(FORGET_HASH_PREFIX)).limit(1)).first():
+        legacy = tuple(dict.fromkeys(k for k in (secret, *sorted(INSECURE_SECRET_KEYS)) if k))
+    return _ForgetKeys(_forget_pepper(session, create=create), legacy)
+
+
+def _forget_pepper(session: Session, *, create: bool) -> str | None:
+    row = session.get(StoreSecret, FORGET_PEPPER)
+    if row is None and create:
+        dialect = session.get_bind().dialect.name
+        builder = pg_insert if dialect == "postgresql" else sqlite_insert
+        # Two processes forgetting at once: the first pepper written wins, both use it.
+        session.execute(builder(StoreSecret.__table__).values(
+            name=FORGET_PEPPER, value=secrets.token_hex(32), created_at=utcnow(),
+        ).on_conflict_do_nothing())
+        row = session.get(StoreSecret, FORGET_PEPPER)
+    return row.value if row is not None else None
+
+
+def _forgotten_hash(session: Session, email: str, keys: _ForgetKeys) -> str | None:
+    """The stored hash that forgets ``email``, or None."""
+    hashes = keys.hashes(email)
+    if not hashes:
+        return None
+    return session.execute(select(ForgottenAddress.address_hash).where(
+        ForgottenAddress.address_hash.in_(hashes)).limit(1)).scalars().first()
+
+
+def _remember_forgotten(session: Session, email: str, keys: _ForgetKeys) -> None:
+    """Store the current hash of ``email`` and drop old-style ones (needs ``keys.pepper``)."""
+    current, *legacy = keys.hashes(email)
+    if legacy:
+        session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(legacy)))
+    if session.get(ForgottenAddress, current) is None:
+        session.add(ForgottenAddress(address_hash=current, forgotten_at=utcnow()))
 
 
 # -- state changes -----------------------------------------------------------------------------
@@ -368,8 +434,9 @@ def confirm_subscription(session: Session, token: str, *, secret: str, max_age: 
 
 def _unforget(session: Session, email: str, *, secret: str) -> None:
     # They confirmed anew: the erasure no longer stands in the way of their own wish.
-    session.execute(delete(ForgottenAddress).where(
-        ForgottenAddress.address_hash == address_hash(secret, email)))
+    hashes = _forget_keys(session, secret).hashes(email)
+    if hashes:
+        session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(hashes)))
 
 
 def unsubscribe_with_token(session: Session, token: str, *, secret: str,
@@ -406,12 +473,11 @@ def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
             change_status(session, existing, SubscriberStatus.ACTIVE, source=source,
                           detail={"confirmed_by": "operator"})
         return existing, False
-    key = address_hash(_secret(secret), email)
-    if session.get(ForgottenAddress, key) is not None:
+    if _forgotten_hash(session, email, _forget_keys(session, _secret(secret))) is not None:
         if not allow_forgotten:
             raise SubscriberError(f"{email} was forgotten at their request and is not added "
                                   "again (pass --allow-forgotten if they asked to return)")
-        session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash == key))
+        _unforget(session, email, secret=_secret(secret))
     now = utcnow()
     status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
     subscriber = Subscriber(email=email, status=status, created_at=now, updated_at=now,
@@ -439,13 +505,12 @@ def forget_subscriber(session: Session, raw_email: str, *, secret: str) -> None:
     subscriber is remembered too, so it is never imported.
     """
     email = normalise_address(raw_email)
+    keys = _forget_keys(session, secret, create=True)  # before the erasure's writes
     subscriber = get_by_email(session, email)
     if subscriber is not None:
         _erase(session, subscriber)
     _redact_events(session, email=email, delivery_ids=())
-    key = address_hash(secret, email)
-    if session.get(ForgottenAddress, key) is None:
-        session.add(ForgottenAddress(address_hash=key, forgotten_at=utcnow()))
+    _remember_forgotten(session, email, keys)
     session.commit()
 
 
@@ -721,9 +786,26 @@ def _insert_ignoring_duplicates(session: Session):  # noqa: ANN202 - dialect-spe
 
 def _drop_forgotten(session: Session, chunk: list[_Candidate], report: ImportReport, *,
                     secret: str) -> list[_Candidate]:
-    hashes = {address_hash(secret, c.email): c for c in chunk}
-    forgotten = set(session.execute(select(ForgottenAddress.address_hash).where(
+    keys = session.info.get("forget_keys")  # one look-up per import, not per chunk
+    if keys is None:
+        keys = session.info["forget_keys"] = _forget_keys(session, secret)
+    hashes = {h: c for c in chunk for h in keys.hashes(c.email)}
+    if not hashes:
+        return chunk
+    found = set(session.execute(select(ForgottenAddress.address_hash).where(
         ForgottenAddress.address_hash.in_(list(hashes)))).scalars())
-    for key in forgotten:
-        report.forgotten.append((hashes[key].line, hashes[key].email))
-    return [c for key, c in hashes.items() if key not in forgotten]
+    forgotten = {hashes[h].line: hashes[h] for h in found}
+    for line in sorted(forgotten):
+        report.forgotten.append((line, forgotten[line].email))
+    old_style = {hashes[h].line: hashes[h] for h in found if not h.startswith(FORGET_HASH_PREFIX)}
+    if old_style:
+        _upgrade_forget_hashes(session, list(old_style.values()), secret)
+    return [c for c in chunk if c.line not in forgotten]
+
+
+def _upgrade_forget_hashes(session: Session, candidates: list[_Candidate], secret: str) -> None:
+    # Met again, so they can be rehashed with the pepper: then a key rotation cannot free them.
+    keys = session.info["forget_keys"] = _forget_keys(session, secret, create=True)
+    for candidate in candidates:
+        _remember_forgotten(session, candidate.email, keys)
+    session.commit()
