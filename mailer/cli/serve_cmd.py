@@ -44,6 +44,9 @@ def serve(
             "python -c \"import secrets; print(secrets.token_urlsafe(48))\""
         )
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
+    from mailer.store.db import check_integrity
+
+    check_integrity(engine())  # a damaged page fails here, not on some reader's request
     check_can_listen(host, port)
 
     import uvicorn
