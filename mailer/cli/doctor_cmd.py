@@ -7,9 +7,8 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from mailer.cli._app import app, console, settings
+from mailer.cli._app import app, console, settings, shown
 from mailer.transports.ses_doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
@@ -28,7 +27,7 @@ Exits 1 when a check FAILs. --json prints {"ok": bool, "checks": [{"name", "stat
 
 def _print(check: Check) -> None:
     status = f"[{STYLE[check.status]}]{check.status:<4}[/]"
-    console.print(f"{status}  {escape(check.name)}: {escape(check.message)}", highlight=False,
+    console.print(f"{status}  {shown(check.name)}: {shown(check.message)}", highlight=False,
                   soft_wrap=True)
 
 
