@@ -235,6 +235,12 @@ def _verified(identity: str, identities: list[str]) -> bool:
     return identity in known or domain in known
 
 
+# -- account standing (for the doctor's account checks) --------------------------------------
+# ``enforcement_status`` HEALTHY / PROBATION / SHUTDOWN and ``production_access`` (False: the
+# SES sandbox) are what GetAccount reports; they change nothing else.
+DEFAULTS.update({"enforcement_status": "HEALTHY", "production_access": True})
+
+
 def get_account(state: State) -> dict:
     options = state.options
     with state.lock:
@@ -244,8 +250,8 @@ def get_account(state: State) -> dict:
         "SendQuota": {"Max24HourSend": float(options["daily_quota"]),
                       "MaxSendRate": float(max_rate), "SentLast24Hours": float(sent)},
         "SendingEnabled": not options["paused"],
-        "EnforcementStatus": "HEALTHY",
-        "ProductionAccessEnabled": True,
+        "EnforcementStatus": options["enforcement_status"],
+        "ProductionAccessEnabled": bool(options["production_access"]),
         "DedicatedIpAutoWarmupEnabled": False,
     }
 
