@@ -191,3 +191,32 @@ def test_the_command_exits_non_zero_and_says_what_is_missing(aws):
     data = json.loads(_doctor("--json").stdout)
     assert data["ok"] is False
     assert [c["name"] for c in data["checks"] if c["status"] == "FAIL"] == ["web hook subscription"]
+
+
+# -- the account's standing, from GetAccount on the project's own SES endpoint ----------------
+
+ACCOUNT_STATES = {
+    "healthy": ({}, "ok", "enforcement status HEALTHY; quota 500 per 24 h, 20 per second, "
+                          "3 sent in the last 24 h"),
+    "paused": ({"paused": True}, "FAIL", "sending is paused for this account"),
+    "shut down": ({"enforcement_status": "SHUTDOWN"}, "FAIL", "the account is shut down"),
+    "probation": ({"enforcement_status": "PROBATION"}, "warn", "the account is on probation"),
+    "sandbox": ({"production_access": False}, "warn", "the account is in the SES sandbox"),
+    # the worse standing wins: a paused account in the sandbox is a FAIL, not a warning
+    "paused in the sandbox": ({"paused": True, "production_access": False}, "FAIL",
+                              "sending is paused"),
+}
+
+
+@pytest.mark.parametrize("state", list(ACCOUNT_STATES))
+def test_account_standing_from_get_account(fake_ses, mailer_env, monkeypatch, state):
+    from mailer.config import load_settings
+    from mailer.transports.ses_doctor import check_account, make_clients
+
+    faults, status, words = ACCOUNT_STATES[state]
+    fake_ses.control(daily_quota=500, max_send_rate=20, sent_last_24h=3, **faults)
+    for name, value in fake_ses.env.items():
+        monkeypatch.setenv(name, value)
+    check = check_account(make_clients(load_settings()))
+    assert (check.status, check.name) == (status, "account"), check.message
+    assert words in check.message

@@ -211,25 +211,30 @@ def test_campaign_finishes_only_when_nothing_is_pending(engine):
 
 
 def test_two_starts_at_once_share_one_campaign(settings, engine):
+    from concurrent.futures import ThreadPoolExecutor
+
     add_readers(engine, 50)
-    ids: list[int] = []
-    barrier = threading.Barrier(4)
+    barrier = threading.Barrier(4, timeout=30)
 
-    def begin() -> None:
+    def begin() -> ledger.CampaignStart:
         own = make_engine(settings.database_url)
-        barrier.wait()
-        ids.append(start(own).campaign.id)
-        own.dispose()
+        try:
+            barrier.wait()
+            return start(own)
+        finally:
+            own.dispose()
 
-    threads = [threading.Thread(target=begin) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(set(ids)) == 1
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = [pool.submit(begin) for _ in range(4)]
+        # .result() re-raises what a thread raised; the timeout catches one that never returns
+        starts = [future.result(timeout=60) for future in futures]
+    assert len(starts) == 4
+    assert len({s.campaign.id for s in starts}) == 1
+    assert sorted(s.created for s in starts) == [False, False, False, True]
+    campaign_id = starts[0].campaign.id
     with engine.connect() as connection:
-        assert connection.execute(select(Campaign.__table__.c.id)).all() == [(ids[0],)]
-    assert len(rows(engine, ids[0])) == 50
+        assert connection.execute(select(Campaign.__table__.c.id)).all() == [(campaign_id,)]
+    assert len(rows(engine, campaign_id)) == 50
 
 
 @pytest.mark.parametrize("limit", [0, -1])

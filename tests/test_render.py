@@ -239,3 +239,34 @@ def test_every_readers_copy_goes_out_7bit_with_its_characters_intact(rendered):
     non_ascii = {c for c in source if ord(c) > 127}
     assert non_ascii, "the fixture issue should hold emoji or accents"
     assert non_ascii <= set(shown)
+
+
+def _declarations(style: str | None) -> dict[str, str]:
+    pairs = (part.split(":", 1) for part in (style or "").split(";") if ":" in part)
+    return {name.strip().lower(): value.strip().lower() for name, value in pairs}
+
+
+def test_preheader_is_hidden_in_every_client_without_a_low_contrast_colour(rendered, soup):
+    hidden = soup.find("div", string=rendered.preheader)
+    declared = _declarations(hidden.get("style"))
+    # SpamAssassin's HTML_FONT_LOW_CONTRAST: text coloured like its background (MJML's
+    # mj-preview made it white on white).
+    assert "color" not in declared, declared
+    assert declared["display"] == "none"        # Gmail, Apple Mail
+    assert declared["mso-hide"] == "all"        # Outlook for Windows ignores display:none
+    assert declared["max-height"] in ("0", "0px") and declared["overflow"] == "hidden"
+    assert declared["opacity"] == "0"
+    # the preview text comes first in the body, before the header's "View this issue on the web"
+    first_text = next(s for s in soup.body.stripped_strings)
+    assert first_text == rendered.preheader
+
+
+def test_no_inline_text_colour_equals_the_background_behind_it(soup):
+    for element in soup.body.find_all(style=re.compile(r"(^|;)\s*color\s*:")):
+        colour = _declarations(element["style"])["color"]
+        for ancestor in [element, *element.parents]:
+            background = (_declarations(ancestor.get("style")).get("background-color")
+                          or (ancestor.get("bgcolor") or "").lower() or None)
+            if background:
+                assert colour != background, (element.name, element.get("class"), colour)
+                break

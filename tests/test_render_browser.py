@@ -122,3 +122,27 @@ def test_non_ascii_survives_the_7bit_document_in_text_and_in_style_sheets(page):
     assert page.inner_text("p") == "Crème brûlée"
     after = page.evaluate("getComputedStyle(document.querySelector('p'), '::after').content")
     assert after == '" · 🦀"'
+
+
+PREHEADER_JS = """
+() => {
+  const el = document.querySelector('.preheader');
+  const box = (node) => { const r = node.getBoundingClientRect(); return [r.width, r.height]; };
+  const seen = (node) => node.checkVisibility({opacityProperty: true, visibilityProperty: true});
+  const hidden = box(el), visible = seen(el);
+  // a client that strips display:none keeps the rest of the style
+  el.style.display = 'block';
+  const style = getComputedStyle(el);
+  return {hidden, visible, stripped: box(el), strippedVisible: seen(el), opacity: style.opacity,
+          visibility: style.visibility, text: el.textContent.trim()};
+}
+"""
+
+
+def test_preheader_is_invisible_even_where_display_none_is_dropped(page, mail_file):
+    page.goto(mail_file.as_uri())
+    found = page.evaluate(PREHEADER_JS)
+    assert found["text"]  # the preview line is in the mail
+    assert found["hidden"] == [0, 0] and not found["visible"]
+    assert found["stripped"][1] == 0 and found["opacity"] == "0"
+    assert found["visibility"] == "hidden" and not found["strippedVisible"]

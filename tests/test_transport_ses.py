@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -118,24 +119,40 @@ def test_a_missing_configuration_set_is_named_before_sending(moto_ses):
     assert transport.preflight() is None
 
 
-def test_cli_send_without_credentials_prints_one_line(moto_ses, mailer_env, tmp_path):
+def _ledger(engine) -> tuple:
+    from sqlmodel import func, select
+
+    from mailer.store.db import session
+    from mailer.store.models import Campaign, Delivery
+
+    with session(engine) as db:
+        return tuple(db.exec(select(func.count()).select_from(model)).one()
+                     for model in (Campaign, Delivery))
+
+
+def test_cli_send_without_credentials_prints_one_line(moto_ses, mailer_env, engine, tmp_path):
+    """The installed `mailer send`, with no AWS credentials anywhere: one line, nothing sent."""
+    from tests.conftest import ROOT
+
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(mailer_env)
     env.update({"MAILER_TRANSPORT": "ses", "MAILER_SES_ENDPOINT_URL": moto_ses.endpoint_url,
+                "MAILER_ISSUES_DIR": str(ROOT / "examples"),
                 "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                "AWS_EC2_METADATA_DISABLED": "true"})
-    code = ("from mailer.config import get_settings\n"
-            "from mailer.transports import get_transport\n"
-            "from mailer.errors import MailerError\n"
-            "try:\n    get_transport(get_settings()).preflight()\n"
-            "except MailerError as e:\n    print(f'error: {e}'); raise SystemExit(1)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
-    assert result.returncode == 1
-    assert result.stdout.strip().splitlines() == [
+                "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path)})
+    mailer = str(Path(sys.executable).parent / "mailer")
+    added = subprocess.run([mailer, "subscribers", "add", "reader@example.com", "--confirmed"],
+                           env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    before = _ledger(engine)
+    result = subprocess.run([mailer, "send", "--issue", "644", "--yes"], env=env,
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert result.stderr.strip().splitlines() == [
         "error: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
-        "(or AWS_PROFILE, or run with an instance role)"]
-    assert "Traceback" not in result.stderr
+        "(or AWS_PROFILE, or run with an instance role)"], result.stderr
+    assert moto_ses.sent_messages() == []
+    assert _ledger(engine) == before
 
 
 def test_get_transport_builds_ses_from_settings(moto_ses, mailer_env, monkeypatch):

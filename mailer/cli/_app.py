@@ -1,19 +1,28 @@
 """The typer application every command module registers on, and its shared helpers.
 
 User mistakes (any :class:`~mailer.errors.MailerError`) become one ``error:`` line on stderr and
-a non-zero exit, never a traceback. Help stays quiet: one short line per command in the list, no
-type tags beside options, and a few real examples at the end of each ``--help``.
+a non-zero exit, never a traceback; so does a database file that is damaged or cannot be read,
+at whatever point of a command it shows. Help stays quiet: one short line per command in the
+list, no type tags beside options, and a few real examples at the end of each ``--help``.
+
+Text that came from outside (bounce diagnostics, addresses, subjects, SMTP answers, file
+contents) goes through :func:`shown` before it is printed: Rich would read ``[/]`` in it as
+markup, and a terminal would obey the escape sequences in it.
 """
 
 from __future__ import annotations
 
+import json
+import re
 from importlib.metadata import PackageNotFoundError, version as package_version
 from typing import Annotated
 
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
 from mailer.config import Settings, get_settings
@@ -27,6 +36,41 @@ err_console = Console(stderr=True)
 COMMAND_ORDER = ("init", "render", "preview", "subscribers", "send", "worker", "serve", "events",
                  "stats", "doctor", "db")
 
+# C0 and C1 controls, DEL, and the bidirectional overrides that make text read in another order
+# than it is stored ("Trojan Source"); each is shown as its Python escape instead.
+_INVISIBLE = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible_controls(value: object) -> str:
+    """``value`` as text with every control character written out (ESC becomes ``\\x1b``)."""
+    return _INVISIBLE.sub(_visible, str(value))
+
+
+def shown(value: object) -> str:
+    """Outside text made safe to put in a Rich markup string or a table cell: shown as is."""
+    return escape(visible_controls(value))
+
+
+# JSON escapes C0 controls itself but lets these through raw; they can only occur inside strings.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def json_text(data: object, indent: int | None = 2) -> str:
+    """JSON for scripts; the controls JSON allows raw are escaped as well (``\\u009b``)."""
+    text = json.dumps(data, indent=indent, ensure_ascii=False)
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _print_error(error: MailerError) -> None:
+    err_console.print(f"[bold red]error:[/] {shown(error)}", highlight=False, soft_wrap=True)
+
 
 class MailerGroup(TyperGroup):
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -38,8 +82,25 @@ class MailerGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MailerError as error:
-            err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+            _print_error(error)
             raise typer.Exit(error.exit_code) from None
+        except DBAPIError as error:
+            readable = _unusable_database(error)
+            if readable is None:
+                raise
+            _print_error(readable)
+            raise typer.Exit(readable.exit_code) from None
+
+
+def _unusable_database(error: DBAPIError) -> MailerError | None:
+    """A damaged or unreadable database met mid-command, as a one-line error (else None)."""
+    from mailer.store.db import unusable_database
+
+    try:
+        url = settings().database_url
+    except MailerError:
+        return None
+    return unusable_database(error, url)
 
 
 def examples(*lines: str) -> str:

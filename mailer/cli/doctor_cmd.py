@@ -7,9 +7,8 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from mailer.cli._app import app, console, examples, settings
+from mailer.cli._app import app, console, examples, settings, shown
 from mailer.transports.ses_doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
@@ -23,12 +22,19 @@ off), the topic on MAILER_SNS_TOPIC_ARNS, and the account's quota and enforcemen
 
 Reads only; changes nothing. Uses MAILER_SES_ENDPOINT_URL for SES and SNS when set.
 Exits 1 when a check FAILs. --json prints {"ok": bool, "checks": [{"name", "status", "message"}]}.
+
+--live instead proves the whole loop: one message to each SES mailbox simulator address
+(success, bounce, complaint, suppressionlist, ooto @simulator.amazonses.com) through the
+configuration set, then it waits up to --wait seconds for their Delivery, Bounce and Complaint
+events to reach mailer's database (through the web hook, the SQS poller or a replay) and reports
+each as ok, late (after --late-after seconds) or missing, with the likeliest cause. Exits 1 when
+one is missing. Simulator events never suppress anyone and never count in an issue's stats.
 """
 
 
 def _print(check: Check) -> None:
     status = f"[{STYLE[check.status]}]{check.status:<4}[/]"
-    console.print(f"{status}  {escape(check.name)}: {escape(check.message)}", highlight=False,
+    console.print(f"{status}  {shown(check.name)}: {shown(check.message)}", highlight=False,
                   soft_wrap=True)
 
 
@@ -36,7 +42,17 @@ def _print(check: Check) -> None:
              epilog=examples("mailer doctor", "mailer doctor --json | jq .ok"))
 def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
+    live: Annotated[bool, typer.Option("--live", help="send to the SES mailbox simulator and "
+                                                      "wait for the events")] = False,
+    wait: Annotated[float, typer.Option("--wait", min=1, help="with --live: seconds to wait "
+                                                              "for the events")] = 300,
+    late_after: Annotated[float, typer.Option("--late-after", min=0, help="with --live: an "
+                                              "event later than this is 'late'")] = 60,
 ) -> None:
+    if live:
+        from mailer.cli.doctor_live import run_live
+
+        raise typer.Exit(run_live(settings(), wait=wait, late_after=late_after))
     checks = run_checks(settings())
     failed = any(check.status == "FAIL" for check in checks)
     if as_json:

@@ -19,7 +19,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, err_console, examples, settings
+from mailer.cli._app import app, console, engine, err_console, examples, json_text, settings, shown
 from mailer.errors import MailerError, StoreError
 from mailer.events.apply import ApplyResult, ingest_document
 
@@ -81,27 +81,27 @@ def read_lines(path: Path) -> Iterator[tuple[int, str | None]]:
 def print_report(report: Report, *, as_json: bool, title: str) -> None:
     result = report.result
     if as_json:
-        typer.echo(json.dumps({
+        typer.echo(json_text({
             "handled": report.handled, "events": dict(result.recorded),
             "duplicates": result.duplicates, "unmatched": result.unmatched,
             "replayed_messages": result.replayed_messages,
             "ignored_messages": result.ignored_messages,
             "suppressed": result.suppressed, "problems": report.problems,
-        }))
+        }, indent=None))
         return
     table = Table(title=title, box=box.SIMPLE)
     table.add_column("event")
     table.add_column("new", justify="right")
     for kind, count in sorted(result.recorded.items()):
-        table.add_row(kind, str(count))
+        table.add_row(shown(kind), str(count))
     table.add_row("[dim]already seen[/]", str(result.duplicates + result.replayed_messages))
     table.add_row("[dim]no ledger row[/]", str(result.unmatched))
     table.add_row("[dim]no event (confirmations)[/]", str(result.ignored_messages))
     console.print(table)
     for change in result.suppressed:
-        console.print(f"  {change}", highlight=False)
+        console.print(f"  {shown(change)}", highlight=False)
     for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
-        err_console.print(f"[yellow]skipped[/] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]skipped[/] {shown(problem)}", highlight=False, soft_wrap=True)
     if len(report.problems) > MAX_PROBLEMS_SHOWN:
         err_console.print(f"... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more problems")
 
@@ -126,7 +126,7 @@ def replay(
                 report.problems.append(f"line {number}: not UTF-8 text")
                 continue
             apply_text(text, report, f"line {number}")
-    print_report(report, as_json=as_json, title=f"{file}: {report.handled} notifications")
+    print_report(report, as_json=as_json, title=f"{shown(file)}: {report.handled} notifications")
     if report.problems:
         raise typer.Exit(1)
 
@@ -170,7 +170,7 @@ def delete(client, queue_url: str, message: dict) -> None:  # noqa: ANN001
     except (BotoCoreError, ClientError) as error:
         # applied already: when SQS hands it out again, the dedup makes it a no-op
         err_console.print(f"[yellow]warning:[/] could not delete message "
-                          f"{message.get('MessageId')}: {error}", highlight=False)
+                          f"{shown(message.get('MessageId'))}: {shown(error)}", highlight=False)
 
 
 @events_app.command("poll", short_help="Apply SES notifications from an SQS queue.",
@@ -211,6 +211,7 @@ def poll(
                 break
     except KeyboardInterrupt:
         err_console.print("stopped")
-    print_report(report, as_json=as_json, title=f"{queue_url}: {report.handled} notifications")
+    print_report(report, as_json=as_json,
+                 title=f"{shown(queue_url)}: {report.handled} notifications")
     if report.problems:
         raise typer.Exit(1)

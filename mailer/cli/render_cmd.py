@@ -7,7 +7,8 @@ from pathlib import Path
 
 import typer
 
-from mailer.cli._app import app, console, err_console, examples, settings
+from mailer.cli._app import (app, console, err_console, examples, settings, shown,
+                             visible_controls)
 from mailer.errors import MailerError
 
 DEFAULT_OUT = Path("out")
@@ -44,8 +45,9 @@ def render(issue: str = IssueOption, source: Path = SourceOption, out: Path = Ou
 def preview(issue: str = IssueOption, source: Path = SourceOption, out: Path = OutOption) -> None:
     """Render an issue like `mailer render` and say which file to open in a browser."""
     written = render_to_files(issue, source, out)
-    console.print(f"open {written.html.resolve().as_uri()} in a browser to see the mail", highlight=False)
-    console.print(f"plaintext part: {written.text.resolve()}", highlight=False)
+    console.print(f"open {shown(written.html.resolve().as_uri())} in a browser to see the mail",
+                  highlight=False)
+    console.print(f"plaintext part: {shown(written.text.resolve())}", highlight=False)
     console.print("the unsubscribe and manage links are placeholders until a send fills them in")
     if written.clipped:
         raise typer.Exit(1)
@@ -61,13 +63,14 @@ def render_to_files(issue_number: str | None, source: Path | None, out: Path) ->
     written = write_outputs(out, stem, rendered.html, rendered.text, rendered.mjml)
     html_bytes = rendered.html_bytes
     share = 100 * html_bytes / GMAIL_CLIP_BYTES
-    console.print(f"{rendered.subject}", highlight=False)
-    console.print(f"  {written.html}  {html_bytes:,} bytes ({share:.1f}% of Gmail's "
+    console.print(shown(rendered.subject), highlight=False)
+    console.print(f"  {shown(written.html)}  {html_bytes:,} bytes ({share:.1f}% of Gmail's "
                   f"{GMAIL_CLIP_BYTES:,}-byte clip)", highlight=False)
-    console.print(f"  {written.text}  {rendered.text_bytes:,} bytes", highlight=False)
-    console.print(f"  {written.mjml}  {len(rendered.mjml.encode()):,} bytes", highlight=False)
+    console.print(f"  {shown(written.text)}  {rendered.text_bytes:,} bytes", highlight=False)
+    console.print(f"  {shown(written.mjml)}  {len(rendered.mjml.encode()):,} bytes", highlight=False)
     for warning in rendered.warnings:
-        err_console.print(f"warning: {warning}", highlight=False, soft_wrap=True, markup=False)
+        err_console.print(f"warning: {visible_controls(warning)}", highlight=False, soft_wrap=True,
+                          markup=False)
     clipped = any(warning.startswith("error:") for warning in rendered.warnings)
     return Written(written.html, written.text, written.mjml, clipped)
 

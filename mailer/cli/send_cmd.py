@@ -19,7 +19,8 @@ from datetime import UTC, datetime, time as day_time, timedelta
 
 import typer
 
-from mailer.cli._app import app, console, engine, err_console, examples, settings
+from mailer.cli._app import (app, console, engine, err_console, examples, settings,
+                             visible_controls)
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
@@ -31,11 +32,12 @@ _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def _out(message: str, **_: object) -> None:
     # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
-    console.print(message, highlight=False, soft_wrap=True)
+    # No markup, controls shown: subjects, addresses and SMTP / SES answers are outside text.
+    console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
 
 
 def _err(message: str, **_: object) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
+    err_console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -40,6 +40,9 @@ def serve(
     """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
     settings().require_secret_key()  # the example or no key: anyone could forge links
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
+    from mailer.store.db import check_integrity
+
+    check_integrity(engine())  # a damaged page fails here, not on some reader's request
     check_can_listen(host, port)
 
     import uvicorn

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, examples
+from mailer.cli._app import app, console, engine, examples, json_text, shown
 from mailer.errors import MailerError
 from mailer.store.db import session
 from mailer.store.stats import (
@@ -61,7 +60,7 @@ def _pct(rate: float | None) -> str:
 
 def _print_json(data: dict) -> None:
     # plain print: rich would wrap long lines and colour the keys
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    typer.echo(json_text(data))
 
 
 def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
@@ -90,7 +89,7 @@ def _print_warnings(campaigns: list[CampaignStats]) -> None:
         for warning in c.warnings:
             colour = "red" if warning.level == "critical" else "yellow"
             console.print(f"[{colour}]{warning.level}:[/] issue {c.issue_number}: "
-                          f"{warning.message}", highlight=False, soft_wrap=True)
+                          f"{shown(warning.message)}", highlight=False, soft_wrap=True)
 
 
 def _show_overview(as_json: bool) -> None:
@@ -122,7 +121,9 @@ def _print_issue_tables(detail: IssueDetail) -> None:
     for name in ("type", "subtype", "diagnostic", "count"):
         reasons.add_column(name, justify="right" if name == "count" else "left")
     for r in detail.bounce_reasons:
-        reasons.add_row(r.bounce_type or "–", r.bounce_subtype or "–", r.diagnostic or "–",
+        # remote text: a diagnostic may hold "[/]" or terminal escape sequences
+        reasons.add_row(shown(r.bounce_type or "–"), shown(r.bounce_subtype or "–"),
+                        shown(r.diagnostic or "–"),
                         str(r.count))
     console.print(reasons if detail.bounce_reasons else "No bounces.")
     domains = Table(title="Recipient domains", title_justify="left")
@@ -130,7 +131,7 @@ def _print_issue_tables(detail: IssueDetail) -> None:
                  "bounce rate"):
         domains.add_column(name, justify="left" if name == "domain" else "right")
     for d in detail.domains:
-        domains.add_row(d.domain, str(d.recipients), str(d.sent), str(d.delivered),
+        domains.add_row(shown(d.domain), str(d.recipients), str(d.sent), str(d.delivered),
                         str(d.bounced), str(d.complained), _pct(d.bounce_rate))
     console.print(domains)
     timeline = Table(title="Sent per minute (UTC)", title_justify="left")

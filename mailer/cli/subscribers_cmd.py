@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import app, console, engine, examples, settings
+from mailer.cli._app import (app, console, engine, examples, json_text, settings, shown,
+                             visible_controls)
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
@@ -37,7 +37,7 @@ def _session():  # noqa: ANN202 - sqlmodel Session
 
 
 def _print_json(value: object) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write(json_text(value) + "\n")
 
 
 @subscribers_app.command("add", short_help="Add one address (pending, or active with --confirmed).",
@@ -57,7 +57,7 @@ def add(
         subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
                                              secret=settings().require_secret_key(),
                                              allow_forgotten=allow_forgotten)
-    address = escape(subscriber.email)
+    address = shown(subscriber.email)
     if created:
         note = "" if confirmed else " (no mail is sent: it stays pending until confirmed)"
         console.print(f"added {address} as {subscriber.status}{note}")
@@ -89,9 +89,9 @@ def import_(
                   f"{report.duplicates} repeated in the file, {len(report.forgotten)} forgotten "
                   f"(skipped), {len(report.invalid)} invalid", soft_wrap=True)
     for line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
-        console.print(f"  line {line}: {escape(address)} was forgotten at their request; skipped")
+        console.print(f"  line {line}: {shown(address)} was forgotten at their request; skipped")
     for line, reason in report.invalid[:INVALID_ROWS_SHOWN]:
-        console.print(f"  line {line}: {escape(reason)}", soft_wrap=True)
+        console.print(f"  line {line}: {shown(reason)}", soft_wrap=True)
     hidden = len(report.invalid) - INVALID_ROWS_SHOWN
     if hidden > 0:
         console.print(f"  … and {hidden} more invalid rows (--json lists them all)")
@@ -241,8 +241,8 @@ def list_(
     table = Table("id", "email", "status", "since", "source")
     for s in subscribers:
         # Text(), not markup: an address may contain "[" and must print as it is.
-        table.add_row(str(s.id), Text(s.email), str(s.status),
-                      s.updated_at.strftime("%Y-%m-%d %H:%M"), Text(s.source or ""))
+        table.add_row(str(s.id), Text(visible_controls(s.email)), str(s.status),
+                      s.updated_at.strftime("%Y-%m-%d %H:%M"), Text(visible_controls(s.source or "")))
     console.print(table)
 
 
@@ -281,12 +281,12 @@ def show(email: str, as_json: JsonOption = False) -> None:
         _print_json({"email": subscriber.email, "status": str(subscriber.status),
                      "changes": record})
         return
-    console.print(Text(f"{subscriber.email}: {subscriber.status}"))
+    console.print(Text(visible_controls(f"{subscriber.email}: {subscriber.status}")))
     table = Table("at", "from", "to", "source", "detail")
     for change in record:
         table.add_row(change["at"][:19], change["from"] or "-", change["to"],
-                      Text(change["source"]),
-                      Text(json.dumps(change["detail"]) if change["detail"] else ""))
+                      Text(visible_controls(change["source"])),
+                      Text(json_text(change["detail"], indent=None) if change["detail"] else ""))
     console.print(table)
 
 
@@ -299,7 +299,7 @@ def remove(email: str) -> None:
 
     with _session() as db:
         subscriber = remove_subscriber(db, email, source="cli")
-    console.print(f"{escape(subscriber.email)} is {subscriber.status}")
+    console.print(f"{shown(subscriber.email)} is {subscriber.status}")
 
 
 @subscribers_app.command("forget", short_help="Erase an address for good; it is never re-imported.",
@@ -318,4 +318,4 @@ def forget(
         typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
     with _session() as db:
         forget_subscriber(db, address, secret=secret)
-    console.print(f"forgot {escape(address)}: it will not be added or imported again")
+    console.print(f"forgot {shown(address)}: it will not be added or imported again")

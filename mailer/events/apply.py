@@ -33,6 +33,7 @@ from mailer.events.sns import NOTIFICATION, SnsEnvelope, envelope_from_fields, i
 from mailer.store import subscribers
 from mailer.store.db import session as open_session
 from mailer.store.models import Delivery, DeliveryEventRecord, SnsMessage, Subscriber
+from mailer.transports.ses_live import is_simulator
 
 log = logging.getLogger("mailer.events")
 
@@ -252,6 +253,8 @@ def subscriber_for(db: Session, event: DeliveryEvent, delivery: Delivery | None)
 def apply_policy(db: Session, event: DeliveryEvent, delivery: Delivery | None,
                  settings: Settings) -> str | None:
     """Change the subscriber's status if the event calls for it; say what changed."""
+    if is_simulator(event.recipient):  # SES's mailbox simulator (`mailer doctor --live`)
+        return None
     target = policy_target(db, event, delivery, settings)
     if target is None:
         return None

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
 from mailer.errors import ConfigError, DatabaseTooNew, StoreError
@@ -66,8 +66,10 @@ def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
-    except OperationalError as error:
-        raise StoreError(f"cannot open the database: {error.orig}") from None
+    except DBAPIError as error:
+        raise unusable_database(error, engine.url.render_as_string(hide_password=False)) or (
+            StoreError(f"cannot open the database {_describe(engine.url)}: {_first_line(error.orig)}")
+        ) from None
 
 
 def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
@@ -164,6 +166,84 @@ def reset_engines() -> None:
     """Dispose of cached engines (tests switch databases between cases)."""
     while _ENGINES:
         _ENGINES.popitem()[1].dispose()
+
+
+# --- a database that cannot be read ---------------------------------------------------------
+# SQLite's own result codes (Python 3.11 names them) tell a damaged file from a busy one, so
+# only real damage, or a file that cannot be opened, is reported as such.
+_CORRUPT_CODES = ("SQLITE_CORRUPT", "SQLITE_NOTADB")
+_UNOPENABLE_CODES = ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_IOERR", "SQLITE_AUTH",
+                     "SQLITE_READONLY")
+_RESTORE_HINT = (
+    "restore the latest backup (made by `mailer db backup`) in its place, "
+    "or point MAILER_DATABASE_URL at a good copy"
+)
+
+
+def _describe(url: object) -> str:
+    """The file of a SQLite URL (absolute), or the URL without its password."""
+    parsed = make_url(url) if isinstance(url, str) else url
+    if parsed.get_backend_name() == "sqlite":
+        return str(Path(parsed.database or ":memory:").absolute())
+    return parsed.render_as_string(hide_password=True)
+
+
+def unusable_database(error: BaseException, url: str) -> StoreError | None:
+    """A one-line StoreError for a damaged or unopenable SQLite file, else None.
+
+    ``error`` is a SQLAlchemy DBAPIError or a bare sqlite3 error, raised at any point of a
+    command: a damaged page may only be read long after the database was opened.
+    """
+    original = getattr(error, "orig", error)
+    code = getattr(original, "sqlite_errorname", "") or ""
+    if not code:
+        return None
+    where = _describe(url)
+    if code.startswith(_CORRUPT_CODES):
+        return StoreError(
+            f"the database file {where} is damaged ({_first_line(original)}): {_RESTORE_HINT}"
+        )
+    if code.startswith(_UNOPENABLE_CODES):
+        return StoreError(
+            f"cannot open the database file {where} ({_why_unopenable(where, original)}): it "
+            f"must be a file this user can read and write, in a folder it can write; if it is "
+            f"lost, restore the latest backup (made by `mailer db backup`)"
+        )
+    return None
+
+
+def _why_unopenable(where: str, original: BaseException) -> str:
+    path = Path(where)
+    if path.is_dir():
+        return "it is a folder"
+    if not path.parent.is_dir():
+        return f"the folder {path.parent} does not exist"
+    return _first_line(original)
+
+
+def check_integrity(engine: Engine) -> None:
+    """Read every page of a SQLite database once; raise a one-line StoreError if one is bad.
+
+    Opening a database reads only its first pages, so a long-running process (``mailer
+    serve``) checks the whole file before it starts rather than failing on its first request.
+    """
+    if engine.dialect.name != "sqlite":
+        return
+    url = engine.url.render_as_string(hide_password=False)
+    try:
+        with engine.connect() as connection:
+            problems = connection.exec_driver_sql("PRAGMA quick_check(1)").scalar()
+    except DBAPIError as error:
+        raise unusable_database(error, url) or StoreError(
+            f"cannot check the database file {_describe(url)}: {_first_line(error.orig)}"
+        ) from None
+    if problems != "ok":
+        # "*** in database main ***\nPage 33: btreeInitPage() returns error code 11"
+        detail = [line for line in str(problems).splitlines() if not line.startswith("***")]
+        raise StoreError(
+            f"the database file {_describe(url)} is damaged ({(detail or ['?'])[0]}): "
+            f"{_RESTORE_HINT}"
+        )
 
 
 def session(engine: Engine) -> Session:

@@ -306,6 +306,11 @@ def _unsubscribed_after(session: Session, campaign_ids: list[int]) -> dict[int, 
     return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
 
 
+# SES's mailbox simulator (`mailer doctor --live`, mailer.transports.ses_live): its deliveries
+# are tests, never part of an issue's figures, even when an operator put one on the list.
+_NOT_SIMULATOR = ~func.lower(Delivery.email).like("%@simulator.amazonses.com")
+
+
 def campaign_stats(session: Session, issue_number: int | None = None) -> list[CampaignStats]:
     """One row per campaign, newest issue first; only that issue's campaigns when given."""
     campaign_columns = [Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
@@ -313,7 +318,7 @@ def campaign_stats(session: Session, issue_number: int | None = None) -> list[Ca
     query = (
         select(*campaign_columns, *_delivery_counts())
         .select_from(Campaign)
-        .outerjoin(Delivery, Delivery.campaign_id == Campaign.id)
+        .outerjoin(Delivery, (Delivery.campaign_id == Campaign.id) & _NOT_SIMULATOR)
         .group_by(*campaign_columns)
         .order_by(Campaign.issue_number.desc(), Campaign.id.desc())
     )
@@ -363,7 +368,7 @@ def bounce_reasons(session: Session, campaign_ids: list[int],
                DeliveryEventRecord.diagnostic, count)
         .join(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
         .where(Delivery.campaign_id.in_(campaign_ids),
-               DeliveryEventRecord.kind == EventKind.BOUNCE.value)
+               DeliveryEventRecord.kind == EventKind.BOUNCE.value, _NOT_SIMULATOR)
         .group_by(DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
                   DeliveryEventRecord.diagnostic)
         .order_by(count.desc(), DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype)
@@ -386,7 +391,7 @@ def domain_stats(session: Session, campaign_ids: list[int],
             _count_where(Delivery.bounced_at.is_not(None)),
             _count_where(Delivery.complained_at.is_not(None)),
         )
-        .where(Delivery.campaign_id.in_(campaign_ids))
+        .where(Delivery.campaign_id.in_(campaign_ids), _NOT_SIMULATOR)
         .group_by(domain)
         .order_by(recipients.desc(), domain)
         .limit(limit)
@@ -399,7 +404,8 @@ def sent_per_minute(session: Session, campaign_ids: list[int]) -> list[TimeBucke
     minute = _minute_bucket(session, Delivery.sent_at).label("minute")
     query = (
         select(minute, func.count(Delivery.id))
-        .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None))
+        .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None),
+               _NOT_SIMULATOR)
         .group_by(minute)
         .order_by(minute)
     )

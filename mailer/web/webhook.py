@@ -40,6 +40,8 @@ def fetch_https(url: str, *, limit: int = MAX_CERT_BYTES) -> bytes:
     """GET an SNS URL (already checked by the caller), no redirects, bounded size and time."""
     try:
         with httpx.stream("GET", url, timeout=SNS_FETCH_TIMEOUT, follow_redirects=False) as reply:
+            if reply.status_code >= 500:  # SNS's host failing for a moment: let SNS retry
+                raise SnsUnreachable(f"SNS answered {reply.status_code} for {url[:200]}")
             if reply.status_code != 200:
                 raise WebhookRejected(f"SNS answered {reply.status_code} for {url[:200]}", 403)
             body = b""

@@ -219,6 +219,62 @@ def send_email(state: State, request: dict) -> dict:
     return {"MessageId": message_id}
 
 
+# -- mailbox simulator events (for `mailer doctor --live`) -----------------------------------
+# With ``simulator_events`` set to a file path, a message accepted for an address at
+# simulator.amazonses.com appends the SES events the real simulator would publish (bare SES
+# event JSON, one per line: what `mailer events replay` reads). ``simulator_drop`` lists event
+# types never written (a destination that does not publish them).
+DEFAULTS.update({"simulator_events": None, "simulator_drop": []})
+_SIMULATED = {"success": ("Delivery",), "bounce": ("Bounce",), "complaint": ("Delivery", "Complaint"),
+              "suppressionlist": ("Bounce",), "ooto": ("Delivery",)}
+
+
+def _simulator_event(kind: str, recipient: str, message_id: str, config_set: str | None) -> dict:
+    now = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime())
+    mail = {"timestamp": now, "messageId": message_id, "destination": [recipient],
+            "source": "newsletter@example.org", "tags": {"ses:configuration-set": [config_set or ""]}}
+    details = {
+        "Delivery": ("delivery", {"timestamp": now, "recipients": [recipient],
+                                  "smtpResponse": "250 2.6.0 Message received"}),
+        "Bounce": ("bounce", {"bounceType": "Permanent", "bounceSubType": (
+            "OnAccountSuppressionList" if recipient.startswith("suppressionlist@") else "General"),
+            "bouncedRecipients": [{"emailAddress": recipient, "status": "5.1.1",
+                                   "diagnosticCode": "smtp; 550 5.1.1 user unknown"}],
+            "timestamp": now, "feedbackId": f"{message_id}-bounce"}),
+        "Complaint": ("complaint", {"complainedRecipients": [{"emailAddress": recipient}],
+                                    "timestamp": now, "feedbackId": f"{message_id}-complaint",
+                                    "complaintFeedbackType": "abuse"}),
+    }
+    key, detail = details[kind]
+    return {"eventType": kind, "mail": mail, key: detail}
+
+
+def _write_simulator_events(state: State, request: dict, message_id: str) -> None:
+    path = state.options.get("simulator_events")
+    if not path:
+        return
+    config_set = request.get("ConfigurationSetName")
+    lines = []
+    for recipient in _recipients(request, _raw_data(request)):
+        mailbox, _, domain = recipient.partition("@")
+        for kind in _SIMULATED.get(mailbox, ()) if domain == "simulator.amazonses.com" else ():
+            if kind not in state.options["simulator_drop"]:
+                lines.append(json.dumps(_simulator_event(kind, recipient, message_id, config_set)))
+    if lines:
+        with state.lock, open(path, "a", encoding="utf-8") as events:
+            events.write("\n".join(lines) + "\n")
+
+
+_send_email_without_simulator = send_email
+
+
+def send_email(state: State, request: dict) -> dict:  # noqa: F811 - wraps the one above
+    reply = _send_email_without_simulator(state, request)
+    _write_simulator_events(state, request, reply["MessageId"])
+    return reply
+# -- end of mailbox simulator events ----------------------------------------------------------
+
+
 def _count_accepted(state: State, recipients: list[str]) -> None:
     now = time.time()
     state.accepted += 1
@@ -235,6 +291,12 @@ def _verified(identity: str, identities: list[str]) -> bool:
     return identity in known or domain in known
 
 
+# -- account standing (for the doctor's account checks) --------------------------------------
+# ``enforcement_status`` HEALTHY / PROBATION / SHUTDOWN and ``production_access`` (False: the
+# SES sandbox) are what GetAccount reports; they change nothing else.
+DEFAULTS.update({"enforcement_status": "HEALTHY", "production_access": True})
+
+
 def get_account(state: State) -> dict:
     options = state.options
     with state.lock:
@@ -244,8 +306,8 @@ def get_account(state: State) -> dict:
         "SendQuota": {"Max24HourSend": float(options["daily_quota"]),
                       "MaxSendRate": float(max_rate), "SentLast24Hours": float(sent)},
         "SendingEnabled": not options["paused"],
-        "EnforcementStatus": "HEALTHY",
-        "ProductionAccessEnabled": True,
+        "EnforcementStatus": options["enforcement_status"],
+        "ProductionAccessEnabled": bool(options["production_access"]),
         "DedicatedIpAutoWarmupEnabled": False,
     }
 
