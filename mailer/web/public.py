@@ -18,6 +18,7 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mailer.config import Settings
@@ -101,7 +102,7 @@ async def _read_subscribe_fields(request: Request) -> dict[str, Any]:
     if media_type in JSON_TYPES:
         try:
             payload = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise HTTPException(400, "The request body is not valid JSON.") from None
         if not isinstance(payload, dict):
             raise HTTPException(422, 'Send a JSON object like {"email": "you@example.org"}.')
@@ -258,23 +259,44 @@ def unsubscribe_page(request: Request, token: str) -> Response:
 
 @router.post("/unsubscribe/{token}")
 async def unsubscribe(request: Request, token: str) -> Response:
-    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent."""
-    source = "one-click" if await _is_one_click(request) else "web"
+    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent.
+
+    Any POST to a valid link unsubscribes, whatever its body: the body only tells a mail client's
+    one-click from the page's button for the consent record. A change that cannot be written
+    (disk full, read-only database) is a 503, never a success page.
+    """
+    body, complete = await _read_bounded(request, _settings(request).max_body_bytes)
+    source = "one-click" if await _is_one_click(request, body) else "web"
+    headers = None if complete else {"Connection": "close"}  # the rest of the body is unread
     try:
         subscriber = await run_in_threadpool(_unsubscribe, request, token, source)
     except UnknownSubscriber:
         # erased since the mail went out: the reader wanted no more mail, and gets none
-        return _pages(request).response("unsubscribed", email=None)
-    return _pages(request).response("unsubscribed", email=subscriber.email)
+        return _pages(request).response("unsubscribed", headers=headers, email=None)
+    return _pages(request).response("unsubscribed", headers=headers, email=subscriber.email)
 
 
-async def _is_one_click(request: Request) -> bool:
+async def _read_bounded(request: Request, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether that was all of it."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
+
+
+async def _is_one_click(request: Request, body: bytes) -> bool:
     if _media_type(request) not in ONE_CLICK_TYPES:
         return False
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form()
-    except (HTTPException, ValueError, KeyError, AssertionError):
-        return False  # an unreadable body is still a request to unsubscribe, from the page
+        form = await StarletteRequest(request.scope, replay).form()
+    except Exception:  # noqa: BLE001 - a broken body still asks to unsubscribe, from the page
+        return False
     return form.get("List-Unsubscribe") == "One-Click"
 
 

@@ -88,11 +88,12 @@ class BodyTooLarge(Exception):
 class BodySizeLimitMiddleware:
     """Refuse bodies over a cap, by Content-Length up front or while streaming (chunked bodies).
 
-    ``limit_for(path)`` picks the cap, so the public forms can be strict while the SNS web hook
+    ``limit_for(path)`` picks the cap (None: the route bounds its own reading), so the public forms can be strict while the SNS web hook
     still takes SES notifications with their full headers.
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], too_large: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None],
+                 too_large: ASGIApp) -> None:
         self.app = app
         self.limit_for = limit_for
         self.too_large = too_large
@@ -102,6 +103,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
+        if limit is None:  # the route reads a bounded part of the body itself
+            await self.app(scope, receive, send)
+            return
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await self.too_large(scope, receive, send)
