@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     admin_failed_logins_global: int = Field(default=100, ge=1)
     # Sign-up requests that may lead to a confirmation mail, per hour: per mailbox (sub-addresses
     # and Gmail's dots count as one), per domain, and in total. Over the total, sign-ups pause.
-    confirm_mails_per_mailbox: int = Field(default=3, ge=1)
+    confirm_mails_per_mailbox: int = Field(default=2, ge=1)
     confirm_mails_per_domain: int = Field(default=100, ge=1)
     confirm_mails_per_hour: int = Field(default=500, ge=1)
     # Pages the embeddable form may send a reader back to (exact origins or URL prefixes).

@@ -34,6 +34,7 @@ from mailer.store.stats import (
     issue_detail,
     subscriber_totals,
 )
+from mailer.web.public import signup_pressure
 from mailer.web.limiter import FailedLoginGuard, SlidingWindowLimiter
 from mailer.web.security import client_ip, rate_limit_key
 
@@ -272,7 +273,8 @@ def _campaigns(request: Request) -> tuple[list[CampaignStats], dict[str, int]]:
 def admin_index(request: Request) -> HTMLResponse:
     require_operator(request)
     campaigns, totals = _campaigns(request)
-    return _page(request, "admin_index.html", campaigns=campaigns, totals=totals)
+    return _page(request, "admin_index.html", campaigns=campaigns, totals=totals,
+                 signups=signup_pressure(request.app))
 
 
 @router.get("/admin/stats.json", include_in_schema=False)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -95,7 +98,8 @@ def error_page_for(error: MailerError) -> tuple[int, str]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_lifespan)
     _init_state(app, settings)
     app.include_router(public.router)
     app.include_router(webhook.router)
@@ -109,6 +113,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # sign-ups accepted before a stop or a crash and not handled yet: handle them now
+    await run_in_threadpool(public.handle_leftover_signups, app)
+    yield
 
 
 def _init_state(app: FastAPI, settings: Settings) -> None:

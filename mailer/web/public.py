@@ -25,7 +25,9 @@ from mailer.config import Settings
 from mailer.domain import SubscriberStatus
 from mailer.errors import InvalidAddress, UnknownSubscriber
 from mailer.render.confirm import confirmation_email
+from mailer.store import signups
 from mailer.store import subscribers as store
+from mailer.store.signups import SignupLimits, SignupRefused
 from mailer.store.db import get_engine, session
 from mailer.store.models import Subscriber
 from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
@@ -141,8 +143,8 @@ def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> 
     return _pages(request).response("subscribe", 422, email=shown, error=message)
 
 
-def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transport
-    state = request.app.state
+def _transport(app):  # noqa: ANN001, ANN202 - the FastAPI app; a mailer.transports Transport
+    state = app.state
     with state.transport_lock:
         if state.transport is None:
             # imported on first use: the SES transport pulls in boto3, which start-up can skip
@@ -152,12 +154,12 @@ def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transpor
         return state.transport
 
 
-def send_confirmation(request: Request, subscriber_id: int | None, to: str, token: str) -> None:
+def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:  # noqa: ANN001
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
-        settings = _settings(request)
+        settings = app.state.settings
         confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
-        _transport(request).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
+        _transport(app).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
     except Exception:  # noqa: BLE001 - the reader already has their answer; operators get the log
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
 
@@ -184,28 +186,94 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
-        outcome = await run_in_threadpool(_request_subscription, request, raw_email)
+        request_id = await run_in_threadpool(_queue_signup, request, raw_email)
     except InvalidAddress as error:
         return _invalid_address(request, error, typed)
-    if outcome.confirm_token:
-        subscriber = outcome.subscriber
-        background.add_task(
-            send_confirmation, request, subscriber.id, subscriber.email, outcome.confirm_token
-        )
+    except SignupRefused as error:
+        return _refused(request, error)
+    if request_id is not None:
+        background.add_task(handle_queued_signup, request.app, request_id)
     return _accepted(request)
 
 
-def _request_subscription(request: Request, raw_email: str):  # noqa: ANN202 - SubscribeOutcome
+def signup_limits(settings: Settings) -> SignupLimits:
+    return SignupLimits(per_mailbox=settings.confirm_mails_per_mailbox,
+                        per_domain=settings.confirm_mails_per_domain,
+                        per_hour=settings.confirm_mails_per_hour)
+
+
+def _queue_signup(request: Request, raw_email: str) -> int | None:
+    """The same work for every address (see mailer.store.signups); the rest follows the answer."""
     settings = _settings(request)
     with session(_engine(request)) as db:
-        return store.request_subscription(
-            db,
-            raw_email,
-            secret=settings.secret_key,
-            source="web",
-            ip=_client_ip(request),
-            min_interval=settings.confirm_mail_interval,
-        )
+        return signups.queue_signup(db, raw_email, ip=_client_ip(request),
+                                    secret=settings.secret_key, limits=signup_limits(settings))
+
+
+def _refused(request: Request, error: SignupRefused) -> Response:
+    if error.paused:
+        _warn_paused_once(request.app)
+    status = 503 if error.paused else 429
+    headers = {"Retry-After": str(error.retry_after)}
+    if _media_type(request) in JSON_TYPES:
+        return JSONResponse({"status": "error", "error": str(error)}, status_code=status,
+                            headers=headers)
+    return _pages(request).response("subscribe", status, headers=headers, email="",
+                                    error=str(error))
+
+
+def _warn_paused_once(app) -> None:  # noqa: ANN001 - the FastAPI app
+    state = app.state
+    with state.transport_lock:
+        if getattr(state, "signups_paused_logged", False):
+            return
+        state.signups_paused_logged = True
+    log.warning("sign-ups are paused: %s confirmation requests in the last hour reached "
+                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later",
+                state.settings.confirm_mails_per_hour)
+
+
+def signup_pressure(app) -> signups.SignupPressure:  # noqa: ANN001 - the FastAPI app
+    """Sign-ups in the last hour against the hourly cap: what /admin shows the operator."""
+    settings = app.state.settings
+    with session(get_engine(settings.database_url)) as db:
+        pressure = signups.signup_pressure(db, settings.confirm_mails_per_hour)
+    if not pressure.paused:
+        app.state.signups_paused_logged = False  # the next trip is logged again
+    return pressure
+
+
+def handle_queued_signup(app, request_id: int) -> None:  # noqa: ANN001 - the FastAPI app
+    """After the answer: the subscriber row, and the confirmation mail when one is due."""
+    settings = app.state.settings
+    try:
+        with session(get_engine(settings.database_url)) as db:
+            outcome = signups.handle_signup(db, request_id, secret=settings.secret_key,
+                                            min_interval=settings.confirm_mail_interval)
+    except Exception as error:  # noqa: BLE001 - the row stays queued; start-up handles it again
+        log.error("sign-up request %s is kept for later: %s", request_id, _first_line(error))
+        return
+    if outcome is not None and outcome.confirm_token:
+        subscriber = outcome.subscriber
+        send_confirmation(app, subscriber.id, subscriber.email, outcome.confirm_token)
+
+
+def handle_leftover_signups(app) -> None:  # noqa: ANN001 - the FastAPI app
+    """Requests accepted before a stop or crash and not yet handled: nobody is dropped."""
+    settings = app.state.settings
+    try:
+        with session(get_engine(settings.database_url)) as db:
+            leftovers = signups.queued_requests(db)
+    except Exception as error:  # noqa: BLE001 - serving goes on; the next start tries again
+        log.error("cannot read queued sign-ups: %s", _first_line(error))
+        return
+    for request_id in leftovers:
+        handle_queued_signup(app, request_id)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 # -- confirm -------------------------------------------------------------------------------------
