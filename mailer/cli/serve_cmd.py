@@ -12,6 +12,9 @@ from mailer.errors import ConfigError
 
 # An import string, not an import: the CLI and the web app are sibling entry points.
 APP_FACTORY = "mailer.web.app:create_app"
+# h11 with a deadline for request headers (slow or idle clients), see mailer/web/server.py
+HTTP_PROTOCOL = "mailer.web.server:HeaderTimeoutH11Protocol"
+MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request head; larger ones get a 400
 
 
 def check_can_listen(host: str, port: int) -> None:
@@ -57,4 +60,8 @@ def serve(
         proxy_headers=False,
         server_header=False,
         log_level="info",
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=current.http_keep_alive_timeout,
+        timeout_graceful_shutdown=10,
     )

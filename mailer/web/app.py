@@ -42,6 +42,7 @@ from mailer.web.security import (
     BodyTooLarge,
     RateLimiter,
     SecurityHeadersMiddleware,
+    UntrustedForwardedForWarning,
     content_security_policy,
     describe_limit,
     parse_networks,
@@ -147,6 +148,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
 
     # added last = outermost: the 413 answers get the security headers too
     app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for, too_large=too_large)
+    if not settings.trusted_proxies:
+        app.add_middleware(UntrustedForwardedForWarning, logger=log)
     headers = security_headers(content_security_policy([PAGE_CSS_HASH]))
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
 

@@ -195,6 +195,35 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
+# -- a proxy nobody told us about ------------------------------------------------------------------
+
+
+class UntrustedForwardedForWarning:
+    """Log once when requests carry X-Forwarded-For but MAILER_TRUSTED_PROXIES is empty.
+
+    Then a reverse proxy is probably in front, every visitor has the proxy's address, and one
+    abuser would use up the subscribe limit for everyone.
+    """
+
+    def __init__(self, app: ASGIApp, logger: logging.Logger) -> None:
+        self.app = app
+        self.logger = logger
+        self.warned = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.warned and scope["type"] == "http" and any(
+            name == b"x-forwarded-for" for name, _ in scope.get("headers", [])
+        ):
+            self.warned = True
+            client = scope.get("client") or ("?", 0)
+            self.logger.warning(
+                "requests from %s carry X-Forwarded-For but MAILER_TRUSTED_PROXIES is empty: "
+                "every visitor counts as the proxy's address, so one abuser can use up the "
+                "subscribe limit for all. Set MAILER_TRUSTED_PROXIES to the proxy's address.",
+                client[0])
+        await self.app(scope, receive, send)
+
+
 # -- logs --------------------------------------------------------------------------------------
 
 _TOKEN_PATH = re.compile(r"^(/(?:confirm|unsubscribe)/)[^/?#\s]+")
