@@ -35,7 +35,7 @@ from mailer.errors import (
     TransportError,
     UnknownSubscriber,
 )
-from mailer.web import admin, public, webhook
+from mailer.web import admin, embed, public, webhook
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
@@ -102,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=_lifespan)
     _init_state(app, settings)
+    app.include_router(embed.router)  # before public: /subscribe/embed is not a form post
     app.include_router(public.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)

@@ -31,6 +31,7 @@ from mailer.store.signups import SignupLimits, SignupRefused
 from mailer.store.db import get_engine, session
 from mailer.store.models import Subscriber
 from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
+from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
 
@@ -128,11 +129,16 @@ def _honeypot_filled(fields: dict[str, Any]) -> bool:
     return bool(value.strip()) if isinstance(value, str) else value not in (None, "", [], {})
 
 
-def _accepted(request: Request) -> Response:
-    """The one answer to every acceptable sign-up, whatever the address's state."""
+def _accepted(request: Request, fields: dict[str, Any]) -> Response:
+    """The one answer to every acceptable sign-up, whatever the address's state.
+
+    A form from another site (the /subscribe/embed snippet) may name a page to return to; it is
+    followed only when it is on MAILER_ALLOWED_RETURN_URLS, never an open redirect.
+    """
     if _media_type(request) in JSON_TYPES:
         return JSONResponse({"status": "ok", "message": ACCEPTED_MESSAGE}, status_code=202)
-    return RedirectResponse("/subscribe/thanks", status_code=303)
+    back = allowed_return_url(fields.get(RETURN_FIELD), _settings(request).allowed_return_urls)
+    return RedirectResponse(back or "/subscribe/thanks", status_code=303)
 
 
 def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> Response:
@@ -182,7 +188,7 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     _check_rate(request)
     fields = await _read_subscribe_fields(request)
     if _honeypot_filled(fields):
-        return _accepted(request)  # a bot: let it believe it worked, store nothing
+        return _accepted(request, fields)  # a bot: let it believe it worked, store nothing
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
@@ -193,7 +199,7 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         return _refused(request, error)
     if request_id is not None:
         background.add_task(handle_queued_signup, request.app, request_id)
-    return _accepted(request)
+    return _accepted(request, fields)
 
 
 def signup_limits(settings: Settings) -> SignupLimits:
