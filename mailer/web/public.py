@@ -197,6 +197,7 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
         return _invalid_address(request, error, typed)
     except SignupRefused as error:
         return _refused(request, error)
+    request.app.state.signups_paused_logged = False  # accepted again: log the next pause
     if request_id is not None:
         background.add_task(handle_queued_signup, request.app, request_id)
     return _accepted(request, fields)
@@ -244,8 +245,6 @@ def signup_pressure(app) -> signups.SignupPressure:  # noqa: ANN001 - the FastAP
     settings = app.state.settings
     with session(get_engine(settings.database_url)) as db:
         pressure = signups.signup_pressure(db, settings.confirm_mails_per_hour)
-    if not pressure.paused:
-        app.state.signups_paused_logged = False  # the next trip is logged again
     return pressure
 
 
