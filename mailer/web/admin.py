@@ -34,8 +34,8 @@ from mailer.store.stats import (
     issue_detail,
     subscriber_totals,
 )
-from mailer.web.public import signup_pressure
 from mailer.web.limiter import FailedLoginGuard, SlidingWindowLimiter
+from mailer.web.public import signup_pressure
 from mailer.web.security import client_ip, rate_limit_key
 
 router = APIRouter()
