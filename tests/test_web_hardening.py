@@ -92,6 +92,55 @@ def test_an_unsubscribe_that_cannot_be_written_is_never_answered_with_success(re
     _no_traceback(caplog)
 
 
+def _fill_to_the_last_page(engine) -> None:
+    """From now on the SQLite file may not grow (SQLite's own "database or disk is full"), and
+    the tables the public routes write are filled up to their last page."""
+    from sqlalchemy import event
+    from sqlalchemy.exc import OperationalError
+
+    def cap(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+        pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
+        dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
+
+    event.listen(engine, "connect", cap)
+    engine.dispose()
+    fillers = {
+        "signup_request": "INSERT INTO signup_request (at, state, mailbox_key, domain) "
+                          "VALUES ('2000-01-01 00:00:00', 'done', :pad, 'x')",
+        "subscriber_change": "INSERT INTO subscriber_change (subscriber_id, at, to_status, source) "
+                             "VALUES (:id, '2000-01-01 00:00:00', 'active', :pad)",
+    }
+    with engine.connect() as connection:
+        subscriber_id = connection.exec_driver_sql("SELECT min(id) FROM subscriber").scalar()
+        tables = set(connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table'").scalars())
+        for sql in (sql for table, sql in fillers.items() if table in tables):
+            for size in (60, 8, 1):  # big rows first, then the last crumbs of free space
+                try:
+                    while True:
+                        connection.exec_driver_sql(sql.replace(":pad", f"'{'p' * size}'")
+                                                   .replace(":id", str(subscriber_id)))
+                        connection.commit()
+                except OperationalError as error:
+                    assert "full" in str(error)
+                    connection.rollback()
+
+
+def test_a_full_disk_answers_503_and_never_success(settings, engine, caplog):
+    reader = _add(engine, "full@example.org", SubscriberStatus.ACTIVE)
+    _fill_to_the_last_page(engine)
+    client = _client(settings)
+    _assert_try_later(client.post("/subscribe", json={"email": "new@example.org"}))
+    response = client.post(f"/unsubscribe/{make_unsubscribe_token(TEST_SECRET, reader)}",
+                           content=b"List-Unsubscribe=One-Click",
+                           headers={"content-type": "application/x-www-form-urlencoded"})
+    _assert_try_later(response)
+    assert "You are unsubscribed" not in response.text
+    assert _status(engine, reader) == SubscriberStatus.ACTIVE
+    assert "database or disk is full" in caplog.text
+    _no_traceback(caplog)
+
+
 # -- finding 7: hostile bodies -----------------------------------------------------------------
 
 

@@ -2,10 +2,12 @@
 
 Rules every route keeps:
 - ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
-  nobody can learn who reads the newsletter from it.
+  nobody can learn who reads the newsletter from it, and in the same time: while the reader
+  waits it only queues the request (mailer.store.signups, the same work for every address).
 - A GET never changes state: mail scanners follow links. Changes happen on POST only.
-- The confirmation mail goes out after the answer is decided, in the background; a transport
-  failure is logged and never reaches the client.
+- The subscriber row and the confirmation mail follow after the answer, in the background; a
+  transport failure is logged and never reaches the client.
+- A database that cannot be written is a 503 with Retry-After (mailer.web.app), never a success.
 """
 
 from __future__ import annotations
