@@ -115,8 +115,23 @@ class Settings(BaseSettings):
     # Seconds between plain progress lines when the output is not a terminal.
     progress_every: float = Field(default=10.0, gt=0)
 
+    # -- abuse limits and the embeddable form (issue 9, issue 8 section 4) ------------------------
+    # Failed operator log-ins per hour, all clients together (each network: 10 per minute).
+    admin_failed_logins_global: int = Field(default=100, ge=1)
+    # Sign-up requests that may lead to a confirmation mail, per hour: per mailbox (sub-addresses
+    # and Gmail's dots count as one), per domain, and in total. Over the total, sign-ups pause.
+    confirm_mails_per_mailbox: int = Field(default=2, ge=1)
+    confirm_mails_per_domain: int = Field(default=100, ge=1)
+    confirm_mails_per_hour: int = Field(default=500, ge=1)
+    # Pages the embeddable form may send a reader back to (exact origins or URL prefixes).
+    allowed_return_urls: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Seconds an idle keep-alive connection / a request's headers may take before `serve` hangs up.
+    http_keep_alive_timeout: float = Field(default=5.0, gt=0)
+    http_header_timeout: float = Field(default=10.0, gt=0)
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
+    _split_return_urls = field_validator("allowed_return_urls", mode="before")(_split_csv)
 
     @field_validator("trusted_proxies")
     @classmethod

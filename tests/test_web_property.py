@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings as hypothesis_settings, strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -41,7 +41,9 @@ content_types = st.sampled_from([
 
 @pytest.fixture
 def client(mailer_env):
-    app_settings = load_settings(subscribe_rate_per_ip=1_000_000)  # the limiter is tested elsewhere
+    # the limiters are tested elsewhere
+    app_settings = load_settings(subscribe_rate_per_ip=1_000_000, confirm_mails_per_hour=1_000_000,
+                                 confirm_mails_per_domain=1_000_000)
     app = create_app(app_settings)
     app.state.transport = type("Null", (), {"send": lambda self, m: "id", "name": "null"})()
     with TestClient(app, follow_redirects=False) as test_client:
@@ -103,4 +105,51 @@ def test_damaged_real_confirm_tokens_never_confirm(client, cut, position, replac
         return
     response = test_client.request(method, f"/confirm/{quote(damaged, safe='')}")
     assert 400 <= response.status_code < 500
+    assert_no_active_subscriber(engine)
+
+
+# -- every public route, whatever arrives (issue 9: zero 5xx) -----------------------------------
+
+ROUTES = ["/subscribe", "/subscribe/thanks", "/subscribe/embed", "/confirm/{token}",
+          "/unsubscribe/{token}", "/webhooks/ses", "/healthz", "/admin", "/admin/stats.json",
+          "/admin/issues/{number}", "/{junk}"]
+header_text = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7e), max_size=60)
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda value: json.dumps(value).encode()),
+    st.integers(min_value=500, max_value=5000).map(lambda depth: b"[" * depth),
+    st.integers(min_value=500, max_value=5000).map(lambda depth: b'{"a":' * depth),
+    form_fields.map(lambda fields: "&".join(f"{k}={v}" for k, v in fields.items()).encode(
+        "utf-8", "surrogatepass")),
+)
+extra_headers = st.dictionaries(
+    st.sampled_from(["authorization", "x-forwarded-for", "accept", "x-amz-sns-message-type",
+                     "origin", "cookie", "content-encoding", "transfer-encoding"]),
+    header_text, max_size=3)
+
+
+NASTY = {"token": "x", "number": 1, "headers": {}, "query": {}}
+
+
+@hypothesis_settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@example(route="/subscribe", method="POST", body=b"[" * 1500, content_type="application/json", **NASTY)
+@example(route="/webhooks/ses", method="POST", body=b"[" * 100_000, content_type="text/plain", **NASTY)
+@example(route="/unsubscribe/{token}", method="POST", body=b"x", content_type="multipart/form-data",
+         **NASTY)
+@given(route=st.sampled_from(ROUTES),
+       method=st.sampled_from(["POST", "POST", "POST", "GET", "GET", "PUT", "HEAD", "OPTIONS", "DELETE"]),
+       token=tokens, number=st.integers(min_value=-(2**70), max_value=2**70), body=bodies,
+       content_type=content_types | header_text, headers=extra_headers,
+       query=st.dictionaries(st.sampled_from(["return", "email", "x"]) | text, text, max_size=3))
+def test_every_public_route_answers_without_5xx(client, caplog, route, method, token, number, body,
+                                                content_type, headers, query):
+    test_client, engine = client
+    path = route.format(token=quote(token, safe=""), number=number, junk=quote(token, safe=""))
+    request_headers = {**headers, "content-type": content_type}
+    if "transfer-encoding" in request_headers:
+        del request_headers["transfer-encoding"]  # the test client frames the body itself
+    response = test_client.request(method, path, content=body if method != "GET" else None,
+                                   headers=request_headers, params=query)
+    assert response.status_code < 500, (method, path, response.status_code, response.text[:300])
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
     assert_no_active_subscriber(engine)

@@ -12,6 +12,9 @@ from mailer.errors import ConfigError
 
 # An import string, not an import: the CLI and the web app are sibling entry points.
 APP_FACTORY = "mailer.web.app:create_app"
+# h11 with a deadline for request headers (slow or idle clients), see mailer/web/server.py
+HTTP_PROTOCOL = "mailer.web.server:HeaderTimeoutH11Protocol"
+MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request head; larger ones get a 400
 
 
 def check_can_listen(host: str, port: int) -> None:
@@ -38,7 +41,8 @@ def serve(
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
 ) -> None:
     """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
-    settings().require_secret_key()  # the example or no key: anyone could forge links
+    current = settings()
+    current.require_secret_key()  # the example or no key: anyone could forge links
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
     from mailer.store.db import check_integrity
 
@@ -56,4 +60,8 @@ def serve(
         proxy_headers=False,
         server_header=False,
         log_level="info",
+        http=HTTP_PROTOCOL,
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+        timeout_keep_alive=current.http_keep_alive_timeout,
+        timeout_graceful_shutdown=10,
     )

@@ -94,6 +94,8 @@ def parse_envelope(body: bytes | str) -> SnsEnvelope:
         document = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise WebhookRejected("the body is not JSON: expected an SNS message", 400) from None
+    except RecursionError:  # [[[[…: nested deeper than any SNS message
+        raise WebhookRejected("the body is nested too deeply to be an SNS message", 400) from None
     if looks_like_ses_payload(document):
         raise WebhookRejected(RAW_DELIVERY_HINT, 400)
     if not isinstance(document, dict) or "Type" not in document:
@@ -145,8 +147,13 @@ def string_to_sign(envelope: SnsEnvelope) -> bytes:
     return "".join(parts).encode("utf-8")
 
 
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x20\x7f]")
+
+
 def is_sns_https_url(url: str) -> bool:
     """https on exactly an SNS host: no userinfo, no port, no look-alike suffix."""
+    if not isinstance(url, str) or _CONTROL_CHARACTER.search(url):
+        return False  # urlsplit silently drops tab, CR and LF; an HTTP client would not
     try:
         parts = urlsplit(url)
         hostname = parts.hostname

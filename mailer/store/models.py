@@ -161,3 +161,23 @@ class SendWorker(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     heartbeat_at: datetime = Field(default_factory=utcnow)
     rate: float = 0.0
+
+
+class SignupRequest(SQLModel, table=True):
+    """One sign-up from the public form, written the same way whatever the address's state.
+
+    The request path only adds this row (so known and new addresses cost the same, and a database
+    that cannot be written is noticed while the reader waits); the subscriber row and the
+    confirmation mail follow after the answer. The rows of the last hour are the counts behind
+    the per-mailbox, per-domain and hourly limits. Migration 0004.
+    """
+
+    __tablename__ = "signup_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    state: str = Field(default="queued", max_length=16, index=True)  # queued, done, limited
+    email: str | None = Field(default=None, max_length=320)  # cleared once handled
+    ip: str | None = Field(default=None, max_length=64)
+    mailbox_key: str = Field(max_length=64, index=True)  # keyed hash of the canonical mailbox
+    domain: str = Field(max_length=255, index=True)

@@ -16,9 +16,6 @@ import binascii
 import hashlib
 import hmac
 import math
-import threading
-import time
-from collections import deque
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -37,7 +34,9 @@ from mailer.store.stats import (
     issue_detail,
     subscriber_totals,
 )
-from mailer.web.security import client_ip
+from mailer.web.limiter import FailedLoginGuard, SlidingWindowLimiter
+from mailer.web.public import signup_pressure
+from mailer.web.security import client_ip, rate_limit_key
 
 router = APIRouter()
 
@@ -130,47 +129,19 @@ def _credentials_valid(settings: Settings, authorization: str) -> bool:
     return False
 
 
-class FailedLogins:
-    """Failed log-ins per client over the last minute; a blocked client's guesses are not even
-    checked, so a right guess after the limit does not get in either."""
-
-    def __init__(self, limit: int = FAILED_LOGINS_PER_MINUTE, window: float = 60.0) -> None:
-        self.limit, self.window = limit, window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        failures = self._failures.setdefault(key, deque())
-        while failures and failures[0] <= now - self.window:
-            failures.popleft()
-        return failures
-
-    def retry_after(self, key: str) -> float | None:
-        now = time.monotonic()
-        with self._lock:
-            failures = self._recent(key, now)
-            if len(failures) < self.limit:
-                return None
-            return max(failures[0] + self.window - now, 1.0)
-
-    def record(self, key: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            if len(self._failures) > 10_000:  # a flood of addresses: forget the idle ones
-                for idle in [k for k, v in self._failures.items() if not self._recent(k, now)]:
-                    del self._failures[idle]
-            self._recent(key, now).append(now)
-
-
-def _failed_logins(request: Request) -> FailedLogins:
+def _failed_logins(request: Request) -> FailedLoginGuard:
     state = request.app.state
     if getattr(state, "admin_failed_logins", None) is None:
-        state.admin_failed_logins = FailedLogins()
+        settings = _settings(request)
+        state.admin_failed_logins = FailedLoginGuard(
+            per_network=SlidingWindowLimiter(FAILED_LOGINS_PER_MINUTE, window=60.0),
+            overall=SlidingWindowLimiter(settings.admin_failed_logins_global, window=3600.0))
     return state.admin_failed_logins
 
 
 def _client_key(request: Request) -> str:
-    return client_ip(request, getattr(request.app.state, "trusted_proxies", ()))
+    # a whole IPv6 /64 is one client, as for the subscribe form
+    return rate_limit_key(client_ip(request, getattr(request.app.state, "trusted_proxies", ())))
 
 
 def require_operator(request: Request) -> None:
@@ -188,7 +159,7 @@ def require_operator(request: Request) -> None:
                                 headers={"Retry-After": str(math.ceil(retry_after))})
         if _credentials_valid(settings, authorization):
             return
-        failed.record(client)
+        failed.record_failure(client)
     raise HTTPException(401, "Log in as an operator to see this page.",
                         headers={"WWW-Authenticate": REALM})
 
@@ -302,7 +273,8 @@ def _campaigns(request: Request) -> tuple[list[CampaignStats], dict[str, int]]:
 def admin_index(request: Request) -> HTMLResponse:
     require_operator(request)
     campaigns, totals = _campaigns(request)
-    return _page(request, "admin_index.html", campaigns=campaigns, totals=totals)
+    return _page(request, "admin_index.html", campaigns=campaigns, totals=totals,
+                 signups=signup_pressure(request.app))
 
 
 @router.get("/admin/stats.json", include_in_schema=False)

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, NotSupportedError, ProgrammingError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
@@ -31,13 +35,14 @@ from mailer.errors import (
     TransportError,
     UnknownSubscriber,
 )
-from mailer.web import admin, public, webhook
+from mailer.web import admin, embed, public, webhook
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
     BodyTooLarge,
     RateLimiter,
     SecurityHeadersMiddleware,
+    UntrustedForwardedForWarning,
     content_security_policy,
     describe_limit,
     parse_networks,
@@ -48,6 +53,13 @@ from mailer.web.security import (
 log = logging.getLogger("mailer.web")
 
 PUBLIC_PREFIXES = ("/subscribe", "/confirm", "/unsubscribe")
+# A POST to an unsubscribe link unsubscribes whatever its body (RFC 8058 one-click): the route
+# reads at most MAILER_MAX_BODY_BYTES of it itself instead of refusing a large one with a 413.
+READS_OWN_BODY_PREFIX = "/unsubscribe/"
+# Seconds a client is asked to wait when the database cannot be written (disk full, read-only).
+RETRY_AFTER_SECONDS = 60
+# Database errors that are bugs (a constraint, bad SQL), not an unwritable or unreachable database.
+DATABASE_BUGS = (IntegrityError, ProgrammingError, DataError, NotSupportedError)
 # Everything else (the SNS web hook, operator pages) takes bigger bodies: an SES notification
 # carries the mail's headers.
 OTHER_BODY_LIMIT = 1024 * 1024
@@ -87,8 +99,10 @@ def error_page_for(error: MailerError) -> tuple[int, str]:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="mailer", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=_lifespan)
     _init_state(app, settings)
+    app.include_router(embed.router)  # before public: /subscribe/embed is not a form post
     app.include_router(public.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
@@ -103,6 +117,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    # sign-ups accepted before a stop or a crash and not handled yet: handle them now
+    await run_in_threadpool(public.handle_leftover_signups, app)
+    yield
+
+
 def _init_state(app: FastAPI, settings: Settings) -> None:
     app.state.settings = settings
     app.state.pages = Pages(settings.templates_dir, settings.newsletter_name, settings.site_url)
@@ -114,18 +135,22 @@ def _init_state(app: FastAPI, settings: Settings) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:
-    def limit_for(path: str) -> int:
+    def limit_for(path: str) -> int | None:
+        if path.startswith(READS_OWN_BODY_PREFIX):
+            return None
         if path.startswith(PUBLIC_PREFIXES):
             return settings.max_body_bytes
         return max(settings.max_body_bytes, OTHER_BODY_LIMIT)
 
     async def too_large(scope: Scope, receive: Receive, send: Send) -> None:
-        limit = limit_for(scope.get("path", ""))
+        limit = limit_for(scope.get("path", "")) or settings.max_body_bytes
         response = _too_large_response(StarletteRequest(scope, receive), limit)
         await response(scope, receive, send)
 
     # added last = outermost: the 413 answers get the security headers too
     app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for, too_large=too_large)
+    if not settings.trusted_proxies:
+        app.add_middleware(UntrustedForwardedForWarning, logger=log)
     headers = security_headers(content_security_policy([PAGE_CSS_HASH]))
     app.add_middleware(SecurityHeadersMiddleware, headers=headers)
 
@@ -138,16 +163,31 @@ def _too_large_response(request: Request, limit: int) -> Response:
     )
 
 
+def _try_later(request: Request) -> Response:
+    return error_response(
+        request, 503, "Please try again later",
+        "Something on our side is not working right now. Please try again later.",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(MailerError)
     async def mailer_error(request: Request, error: MailerError) -> Response:
         status, title = error_page_for(error)
         if status >= 500:
             log.error("%s on %s %s: %s", type(error).__name__, request.method, request.url.path, error)
-            message = "Something on our side is not working right now. Please try again later."
-        else:
-            message = str(error) or title
-        return error_response(request, status, title, message)
+            return _try_later(request)
+        return error_response(request, status, title, str(error) or title)
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, error: DBAPIError) -> Response:
+        if isinstance(error, DATABASE_BUGS):
+            raise error  # a bug: the 500 handler below, with its traceback in the log
+        # disk full, read-only file, database gone: one line for the operator, never success
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
+        log.error("database unavailable on %s %s: %s", request.method, request.url.path, reason)
+        return _try_later(request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:

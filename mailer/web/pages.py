@@ -31,6 +31,7 @@ button.danger{background:#a4160b}
 .note{color:#444}
 .trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}
 footer{margin-top:2.5rem;font-size:.9rem;color:#444}
+pre{overflow-x:auto;padding:.8rem;border-radius:6px;background:#f0f0f0;font-size:.85rem}
 @media (prefers-color-scheme:dark){
 body{background:#161616;color:#ececec}
 a{color:#8ab8ff}
@@ -39,6 +40,7 @@ button{background:#2f6fc0}
 button.danger{background:#c0392b}
 .error{background:#3a1512;color:#ffd9d4}
 .note,footer{color:#bbb}
+pre{background:#222}
 }
 """.strip()
 

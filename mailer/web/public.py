@@ -2,10 +2,12 @@
 
 Rules every route keeps:
 - ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
-  nobody can learn who reads the newsletter from it.
+  nobody can learn who reads the newsletter from it, and in the same time: while the reader
+  waits it only queues the request (mailer.store.signups, the same work for every address).
 - A GET never changes state: mail scanners follow links. Changes happen on POST only.
-- The confirmation mail goes out after the answer is decided, in the background; a transport
-  failure is logged and never reaches the client.
+- The subscriber row and the confirmation mail follow after the answer, in the background; a
+  transport failure is logged and never reaches the client.
+- A database that cannot be written is a 503 with Retry-After (mailer.web.app), never a success.
 """
 
 from __future__ import annotations
@@ -18,16 +20,20 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mailer.config import Settings
 from mailer.domain import SubscriberStatus
 from mailer.errors import InvalidAddress, UnknownSubscriber
 from mailer.render.confirm import confirmation_email
+from mailer.store import signups
 from mailer.store import subscribers as store
+from mailer.store.signups import SignupLimits, SignupRefused
 from mailer.store.db import get_engine, session
 from mailer.store.models import Subscriber
 from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
+from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
 
@@ -101,7 +107,7 @@ async def _read_subscribe_fields(request: Request) -> dict[str, Any]:
     if media_type in JSON_TYPES:
         try:
             payload = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise HTTPException(400, "The request body is not valid JSON.") from None
         if not isinstance(payload, dict):
             raise HTTPException(422, 'Send a JSON object like {"email": "you@example.org"}.')
@@ -125,11 +131,16 @@ def _honeypot_filled(fields: dict[str, Any]) -> bool:
     return bool(value.strip()) if isinstance(value, str) else value not in (None, "", [], {})
 
 
-def _accepted(request: Request) -> Response:
-    """The one answer to every acceptable sign-up, whatever the address's state."""
+def _accepted(request: Request, fields: dict[str, Any]) -> Response:
+    """The one answer to every acceptable sign-up, whatever the address's state.
+
+    A form from another site (the /subscribe/embed snippet) may name a page to return to; it is
+    followed only when it is on MAILER_ALLOWED_RETURN_URLS, never an open redirect.
+    """
     if _media_type(request) in JSON_TYPES:
         return JSONResponse({"status": "ok", "message": ACCEPTED_MESSAGE}, status_code=202)
-    return RedirectResponse("/subscribe/thanks", status_code=303)
+    back = allowed_return_url(fields.get(RETURN_FIELD), _settings(request).allowed_return_urls)
+    return RedirectResponse(back or "/subscribe/thanks", status_code=303)
 
 
 def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> Response:
@@ -140,8 +151,8 @@ def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> 
     return _pages(request).response("subscribe", 422, email=shown, error=message)
 
 
-def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transport
-    state = request.app.state
+def _transport(app):  # noqa: ANN001, ANN202 - the FastAPI app; a mailer.transports Transport
+    state = app.state
     with state.transport_lock:
         if state.transport is None:
             # imported on first use: the SES transport pulls in boto3, which start-up can skip
@@ -151,12 +162,12 @@ def _transport(request: Request):  # noqa: ANN202 - a mailer.transports Transpor
         return state.transport
 
 
-def send_confirmation(request: Request, subscriber_id: int | None, to: str, token: str) -> None:
+def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:  # noqa: ANN001
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
-        settings = _settings(request)
+        settings = app.state.settings
         confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
-        _transport(request).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
+        _transport(app).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
     except Exception:  # noqa: BLE001 - the reader already has their answer; operators get the log
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
 
@@ -179,32 +190,97 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     _check_rate(request)
     fields = await _read_subscribe_fields(request)
     if _honeypot_filled(fields):
-        return _accepted(request)  # a bot: let it believe it worked, store nothing
+        return _accepted(request, fields)  # a bot: let it believe it worked, store nothing
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
-        outcome = await run_in_threadpool(_request_subscription, request, raw_email)
+        request_id = await run_in_threadpool(_queue_signup, request, raw_email)
     except InvalidAddress as error:
         return _invalid_address(request, error, typed)
-    if outcome.confirm_token:
-        subscriber = outcome.subscriber
-        background.add_task(
-            send_confirmation, request, subscriber.id, subscriber.email, outcome.confirm_token
-        )
-    return _accepted(request)
+    except SignupRefused as error:
+        return _refused(request, error)
+    request.app.state.signups_paused_logged = False  # accepted again: log the next pause
+    if request_id is not None:
+        background.add_task(handle_queued_signup, request.app, request_id)
+    return _accepted(request, fields)
 
 
-def _request_subscription(request: Request, raw_email: str):  # noqa: ANN202 - SubscribeOutcome
+def signup_limits(settings: Settings) -> SignupLimits:
+    return SignupLimits(per_mailbox=settings.confirm_mails_per_mailbox,
+                        per_domain=settings.confirm_mails_per_domain,
+                        per_hour=settings.confirm_mails_per_hour)
+
+
+def _queue_signup(request: Request, raw_email: str) -> int | None:
+    """The same work for every address (see mailer.store.signups); the rest follows the answer."""
     settings = _settings(request)
     with session(_engine(request)) as db:
-        return store.request_subscription(
-            db,
-            raw_email,
-            secret=settings.secret_key,
-            source="web",
-            ip=_client_ip(request),
-            min_interval=settings.confirm_mail_interval,
-        )
+        return signups.queue_signup(db, raw_email, ip=_client_ip(request),
+                                    secret=settings.secret_key, limits=signup_limits(settings))
+
+
+def _refused(request: Request, error: SignupRefused) -> Response:
+    if error.paused:
+        _warn_paused_once(request.app)
+    status = 503 if error.paused else 429
+    headers = {"Retry-After": str(error.retry_after)}
+    if _media_type(request) in JSON_TYPES:
+        return JSONResponse({"status": "error", "error": str(error)}, status_code=status,
+                            headers=headers)
+    return _pages(request).response("subscribe", status, headers=headers, email="",
+                                    error=str(error))
+
+
+def _warn_paused_once(app) -> None:  # noqa: ANN001 - the FastAPI app
+    state = app.state
+    with state.transport_lock:
+        if getattr(state, "signups_paused_logged", False):
+            return
+        state.signups_paused_logged = True
+    log.warning("sign-ups are paused: %s confirmation requests in the last hour reached "
+                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later",
+                state.settings.confirm_mails_per_hour)
+
+
+def signup_pressure(app) -> signups.SignupPressure:  # noqa: ANN001 - the FastAPI app
+    """Sign-ups in the last hour against the hourly cap: what /admin shows the operator."""
+    settings = app.state.settings
+    with session(get_engine(settings.database_url)) as db:
+        pressure = signups.signup_pressure(db, settings.confirm_mails_per_hour)
+    return pressure
+
+
+def handle_queued_signup(app, request_id: int) -> None:  # noqa: ANN001 - the FastAPI app
+    """After the answer: the subscriber row, and the confirmation mail when one is due."""
+    settings = app.state.settings
+    try:
+        with session(get_engine(settings.database_url)) as db:
+            outcome = signups.handle_signup(db, request_id, secret=settings.secret_key,
+                                            min_interval=settings.confirm_mail_interval)
+    except Exception as error:  # noqa: BLE001 - the row stays queued; start-up handles it again
+        log.error("sign-up request %s is kept for later: %s", request_id, _first_line(error))
+        return
+    if outcome is not None and outcome.confirm_token:
+        subscriber = outcome.subscriber
+        send_confirmation(app, subscriber.id, subscriber.email, outcome.confirm_token)
+
+
+def handle_leftover_signups(app) -> None:  # noqa: ANN001 - the FastAPI app
+    """Requests accepted before a stop or crash and not yet handled: nobody is dropped."""
+    settings = app.state.settings
+    try:
+        with session(get_engine(settings.database_url)) as db:
+            leftovers = signups.queued_requests(db)
+    except Exception as error:  # noqa: BLE001 - serving goes on; the next start tries again
+        log.error("cannot read queued sign-ups: %s", _first_line(error))
+        return
+    for request_id in leftovers:
+        handle_queued_signup(app, request_id)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 # -- confirm -------------------------------------------------------------------------------------
@@ -258,23 +334,44 @@ def unsubscribe_page(request: Request, token: str) -> Response:
 
 @router.post("/unsubscribe/{token}")
 async def unsubscribe(request: Request, token: str) -> Response:
-    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent."""
-    source = "one-click" if await _is_one_click(request) else "web"
+    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent.
+
+    Any POST to a valid link unsubscribes, whatever its body: the body only tells a mail client's
+    one-click from the page's button for the consent record. A change that cannot be written
+    (disk full, read-only database) is a 503, never a success page.
+    """
+    body, complete = await _read_bounded(request, _settings(request).max_body_bytes)
+    source = "one-click" if await _is_one_click(request, body) else "web"
+    headers = None if complete else {"Connection": "close"}  # the rest of the body is unread
     try:
         subscriber = await run_in_threadpool(_unsubscribe, request, token, source)
     except UnknownSubscriber:
         # erased since the mail went out: the reader wanted no more mail, and gets none
-        return _pages(request).response("unsubscribed", email=None)
-    return _pages(request).response("unsubscribed", email=subscriber.email)
+        return _pages(request).response("unsubscribed", headers=headers, email=None)
+    return _pages(request).response("unsubscribed", headers=headers, email=subscriber.email)
 
 
-async def _is_one_click(request: Request) -> bool:
+async def _read_bounded(request: Request, limit: int) -> tuple[bytes, bool]:
+    """At most ``limit`` bytes of the body, and whether that was all of it."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), False
+    return bytes(body), True
+
+
+async def _is_one_click(request: Request, body: bytes) -> bool:
     if _media_type(request) not in ONE_CLICK_TYPES:
         return False
+
+    async def replay() -> dict:
+        return {"type": "http.request", "body": body, "more_body": False}
+
     try:
-        form = await request.form()
-    except (HTTPException, ValueError, KeyError, AssertionError):
-        return False  # an unreadable body is still a request to unsubscribe, from the page
+        form = await StarletteRequest(request.scope, replay).form()
+    except Exception:  # noqa: BLE001 - a broken body still asks to unsubscribe, from the page
+        return False
     return form.get("List-Unsubscribe") == "One-Click"
 
 

@@ -1,7 +1,7 @@
 """Defences of the public web app: per-IP rate limit, body-size cap, client IP, security headers.
 
-The rate limiter lives in process memory: `mailer serve` runs one uvicorn worker, which is all a
-weekly newsletter's sign-up form needs. Behind several workers each gets its own budget.
+The rate limiter (mailer.web.limiter) lives in process memory: `mailer serve` runs one uvicorn
+worker, which is all a weekly newsletter's sign-up form needs.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ from __future__ import annotations
 import ipaddress
 import logging
 import re
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailer.web.limiter import SlidingWindowLimiter
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -71,47 +70,8 @@ def rate_limit_key(ip: str) -> str:
 
 # -- rate limit ----------------------------------------------------------------------------------
 
-
-class RateLimiter:
-    """At most ``limit`` hits per ``window`` seconds per key (a sliding window), thread-safe."""
-
-    def __init__(
-        self,
-        limit: int,
-        window: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-        max_keys: int = 100_000,
-    ) -> None:
-        self.limit = limit
-        self.window = window
-        self._clock = clock
-        self._max_keys = max_keys
-        self._hits: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def hit(self, key: str) -> float | None:
-        """Count one hit; return None when allowed, else the seconds until the next is allowed."""
-        now = self._clock()
-        with self._lock:
-            if len(self._hits) >= self._max_keys:
-                self._forget_idle(now)
-            hits = self._hits.setdefault(key, deque())
-            self._drop_old(hits, now)
-            if len(hits) >= self.limit:
-                return max(hits[0] + self.window - now, 0.001)
-            hits.append(now)
-            return None
-
-    def _drop_old(self, hits: deque[float], now: float) -> None:
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-
-    def _forget_idle(self, now: float) -> None:
-        for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
-            del self._hits[key]
-        if len(self._hits) >= self._max_keys:
-            # a flood of distinct keys: losing counts is better than unbounded memory
-            self._hits.clear()
+# The one sliding-window limiter (mailer.web.limiter), under the name this module always exported.
+RateLimiter = SlidingWindowLimiter
 
 
 # -- body-size cap -------------------------------------------------------------------------------
@@ -128,11 +88,12 @@ class BodyTooLarge(Exception):
 class BodySizeLimitMiddleware:
     """Refuse bodies over a cap, by Content-Length up front or while streaming (chunked bodies).
 
-    ``limit_for(path)`` picks the cap, so the public forms can be strict while the SNS web hook
+    ``limit_for(path)`` picks the cap (None: the route bounds its own reading), so the public forms can be strict while the SNS web hook
     still takes SES notifications with their full headers.
     """
 
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int], too_large: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None],
+                 too_large: ASGIApp) -> None:
         self.app = app
         self.limit_for = limit_for
         self.too_large = too_large
@@ -142,6 +103,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.limit_for(scope.get("path", ""))
+        if limit is None:  # the route reads a bounded part of the body itself
+            await self.app(scope, receive, send)
+            return
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await self.too_large(scope, receive, send)
@@ -229,6 +193,35 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+# -- a proxy nobody told us about ------------------------------------------------------------------
+
+
+class UntrustedForwardedForWarning:
+    """Log once when requests carry X-Forwarded-For but MAILER_TRUSTED_PROXIES is empty.
+
+    Then a reverse proxy is probably in front, every visitor has the proxy's address, and one
+    abuser would use up the subscribe limit for everyone.
+    """
+
+    def __init__(self, app: ASGIApp, logger: logging.Logger) -> None:
+        self.app = app
+        self.logger = logger
+        self.warned = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self.warned and scope["type"] == "http" and any(
+            name == b"x-forwarded-for" for name, _ in scope.get("headers", [])
+        ):
+            self.warned = True
+            client = scope.get("client") or ("?", 0)
+            self.logger.warning(
+                "requests from %s carry X-Forwarded-For but MAILER_TRUSTED_PROXIES is empty: "
+                "every visitor counts as the proxy's address, so one abuser can use up the "
+                "subscribe limit for all. Set MAILER_TRUSTED_PROXIES to the proxy's address.",
+                client[0])
+        await self.app(scope, receive, send)
 
 
 # -- logs --------------------------------------------------------------------------------------

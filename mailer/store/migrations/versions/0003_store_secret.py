@@ -6,7 +6,7 @@ database keeps for itself, created on first use. Rows hashed the old way stay an
 checked (with the current key and the old built-in ones) and are rewritten to the new hash
 whenever their address comes by again.
 
-Revision ID: 0008
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-29 09:00:00
 """
@@ -14,7 +14,7 @@ from alembic import op
 import sqlalchemy as sa
 import sqlmodel
 
-revision = '0008'
+revision = '0003'
 down_revision = '0002'
 branch_labels = None
 depends_on = None

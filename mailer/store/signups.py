@@ -1,0 +1,156 @@
+"""Sign-ups from the public form: queued the same way for every address, then handled.
+
+``queue_signup`` runs while the reader waits. It does the same work whatever the address's state
+(normalise, count, insert one ``SignupRequest`` row, commit), so the answer's timing tells nobody
+who reads the newsletter, and it enforces the limits on confirmation mails:
+
+- per mailbox: ``bomb+1@…`` … ``bomb+10@…``, Gmail's dots and googlemail.com are one mailbox;
+  over its limit a request is recorded as ``limited`` and answered like any other;
+- per domain and per hour in total: over these the reader is refused politely (the caller says
+  so), which reveals nothing about the address.
+
+The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
+moved only for new addresses would itself tell known from new.
+
+``handle_signup`` then does what the request asked for (the subscriber row, a confirmation mail
+when one is due) after the answer has gone out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import case, delete, func, select
+from sqlmodel import Session
+
+from mailer.domain import utcnow
+from mailer.errors import SubscriberError
+from mailer.store.models import SignupRequest
+from mailer.store.subscribers import SubscribeOutcome, normalise_address, request_subscription
+
+WINDOW = timedelta(hours=1)
+KEEP = timedelta(days=1)
+QUEUED, DONE, LIMITED = "queued", "done", "limited"
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+
+
+def canonical_mailbox(email: str) -> str:
+    """The mailbox an address delivers to: no ``+tag``, lower case; Gmail without dots. Pure."""
+    local, _, domain = email.rpartition("@")
+    local, domain = local.lower(), domain.lower().rstrip(".")
+    base = local.split("+", 1)[0]
+    local = base or local  # "+tag@" has nothing before its tag: keep it whole
+    if domain in GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+@dataclass(frozen=True)
+class SignupLimits:
+    per_mailbox: int
+    per_domain: int
+    per_hour: int
+
+
+class SignupRefused(SubscriberError):
+    """Too many sign-ups right now (one domain, or all together): try again later."""
+
+    def __init__(self, message: str, retry_after: int, *, paused: bool) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.paused = paused  # the hourly cap, not one domain
+
+
+@dataclass(frozen=True)
+class SignupPressure:
+    """Sign-up requests in the last hour against the hourly cap (for /admin and the log)."""
+
+    last_hour: int
+    cap: int
+
+    @property
+    def paused(self) -> bool:
+        return self.last_hour >= self.cap
+
+
+def _mailbox_key(secret: str, mailbox: str) -> str:
+    return hmac.new(secret.encode(), mailbox.encode(), hashlib.sha256).hexdigest()
+
+
+def _counts(session: Session, mailbox_key: str, domain: str, since) -> tuple[int, int, int, object]:
+    """(all counted requests, those for ``domain``, all rows for the mailbox, the oldest time)."""
+    counted = SignupRequest.state != LIMITED
+    row = session.execute(
+        select(
+            func.sum(case((counted, 1), else_=0)),
+            func.sum(case((counted & (SignupRequest.domain == domain), 1), else_=0)),
+            func.sum(case((SignupRequest.mailbox_key == mailbox_key, 1), else_=0)),
+            func.min(SignupRequest.at),
+        ).where(SignupRequest.at >= since)
+    ).one()
+    return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3]
+
+
+def _seconds_until_window_frees(oldest, now) -> int:
+    if oldest is None:
+        return 60
+    if oldest.tzinfo is None:
+        oldest = oldest.replace(tzinfo=now.tzinfo)
+    return max(60, int((oldest + WINDOW - now).total_seconds()) + 1)
+
+
+def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: str,
+                 limits: SignupLimits) -> int | None:
+    """Record one sign-up; return the request's id to handle, or None when its mailbox is over
+    its limit. Raises InvalidAddress, or SignupRefused over the domain or hourly limit."""
+    email = normalise_address(raw_email)
+    mailbox = canonical_mailbox(email)
+    domain = mailbox.rpartition("@")[2]
+    key = _mailbox_key(secret, mailbox)
+    now = utcnow()
+    total, in_domain, in_mailbox, oldest = _counts(session, key, domain, now - WINDOW)
+    if total >= limits.per_hour:
+        raise SignupRefused(
+            "Sign-ups are paused for a while: we received unusually many. Please try again later.",
+            _seconds_until_window_frees(oldest, now), paused=True)
+    if in_domain >= limits.per_domain:
+        raise SignupRefused(
+            f"We received unusually many sign-ups for addresses at {domain} in the last hour. "
+            "Please try again later.", 600, paused=False)
+    state = LIMITED if in_mailbox >= limits.per_mailbox else QUEUED
+    row = SignupRequest(at=now, state=state, email=email if state == QUEUED else None, ip=ip,
+                        mailbox_key=key, domain=domain)
+    session.add(row)
+    session.execute(delete(SignupRequest).where(SignupRequest.at < now - KEEP))
+    session.commit()
+    return row.id if state == QUEUED else None
+
+
+def handle_signup(session: Session, request_id: int, *, secret: str,
+                  min_interval: int) -> SubscribeOutcome | None:
+    """Do what a queued request asked for; None when it was handled already."""
+    row = session.get(SignupRequest, request_id)
+    if row is None or row.state != QUEUED or row.email is None:
+        return None
+    outcome = request_subscription(session, row.email, secret=secret, source="web", ip=row.ip,
+                                   min_interval=min_interval)
+    row.state, row.email = DONE, None
+    session.add(row)
+    session.commit()
+    return outcome
+
+
+def queued_requests(session: Session) -> list[int]:
+    """Requests accepted but not handled (the app stopped in between): handled at start-up."""
+    return list(session.scalars(select(SignupRequest.id).where(SignupRequest.state == QUEUED)
+                                .order_by(SignupRequest.id)))
+
+
+def signup_pressure(session: Session, cap: int) -> SignupPressure:
+    since = utcnow() - WINDOW
+    count = session.scalar(select(func.count()).select_from(SignupRequest).where(
+        SignupRequest.at >= since, SignupRequest.state != LIMITED))
+    return SignupPressure(int(count or 0), cap)

@@ -1,0 +1,107 @@
+"""The one sliding-window limiter of the web app: sign-ups per network, failed operator log-ins
+per network and in total, confirmation mails per mailbox, per domain and per hour.
+
+Counts live in process memory: `mailer serve` runs one uvicorn worker. Keys are whatever the
+caller groups by (an IPv4 address, an IPv6 /64, a mailbox, "*" for everyone).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+GLOBAL_KEY = "*"
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` hits per ``window`` seconds per key (a sliding window), thread-safe."""
+
+    def __init__(
+        self,
+        limit: int,
+        window: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = 100_000,
+    ) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._max_keys = max_keys
+        self._hits: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key: str) -> float | None:
+        """Count one hit; return None when allowed, else the seconds until the next is allowed."""
+        now = self._clock()
+        with self._lock:
+            hits = self._recent(key, now)
+            if len(hits) >= self.limit:
+                return self._wait(hits, now)
+            hits.append(now)
+            return None
+
+    def blocked(self, key: str) -> float | None:
+        """The seconds until ``key`` may hit again, or None when it may now; counts nothing."""
+        now = self._clock()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                return None
+            self._drop_old(hits, now)
+            return self._wait(hits, now) if len(hits) >= self.limit else None
+
+    def record(self, key: str) -> None:
+        """Count one hit whatever the limit (a failed log-in happened, allowed or not)."""
+        now = self._clock()
+        with self._lock:
+            self._recent(key, now).append(now)
+
+    def count(self, key: str) -> int:
+        now = self._clock()
+        with self._lock:
+            hits = self._hits.get(key)
+            if hits is None:
+                return 0
+            self._drop_old(hits, now)
+            return len(hits)
+
+    def _recent(self, key: str, now: float) -> deque[float]:
+        if key not in self._hits and len(self._hits) >= self._max_keys:
+            self._forget_idle(now)
+        hits = self._hits.setdefault(key, deque())
+        self._drop_old(hits, now)
+        return hits
+
+    def _wait(self, hits: deque[float], now: float) -> float:
+        return max(hits[-self.limit] + self.window - now, 0.001)
+
+    def _drop_old(self, hits: deque[float], now: float) -> None:
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+
+    def _forget_idle(self, now: float) -> None:
+        for key in [key for key, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
+            del self._hits[key]
+        if len(self._hits) >= self._max_keys:
+            # a flood of distinct keys: losing counts is better than unbounded memory
+            self._hits.clear()
+
+
+class FailedLoginGuard:
+    """Failed operator log-ins, per client network and in total. While either is over its limit
+    no guess is even checked, so a right guess after the limit does not get in either."""
+
+    def __init__(self, per_network: SlidingWindowLimiter, overall: SlidingWindowLimiter) -> None:
+        self.per_network = per_network
+        self.overall = overall
+
+    def retry_after(self, network: str) -> float | None:
+        waits = [wait for wait in (self.per_network.blocked(network),
+                                   self.overall.blocked(GLOBAL_KEY)) if wait is not None]
+        return max(waits) if waits else None
+
+    def record_failure(self, network: str) -> None:
+        self.per_network.record(network)
+        self.overall.record(GLOBAL_KEY)

@@ -1,0 +1,81 @@
+"""Admin brute force: failed log-ins are limited per network (/64 for IPv6) and globally, by the
+same sliding-window limiter the subscribe form uses (issue 9, finding 5)."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from fastapi.testclient import TestClient
+
+USER, PASSWORD = "operator", "a long operator password"
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+@pytest.fixture
+def make_app(mailer_env, engine, monkeypatch):
+    from mailer.config import get_settings
+    from mailer.web.app import create_app
+
+    def build(**env: str):
+        for name, value in {"MAILER_ADMIN_USER": USER, "MAILER_ADMIN_PASSWORD": PASSWORD,
+                            **env}.items():
+            monkeypatch.setenv(name, value)
+        get_settings.cache_clear()
+        return create_app(get_settings())
+
+    return build
+
+
+def _from(app, ip: str) -> TestClient:
+    return TestClient(app, client=(ip, 40000))
+
+
+def test_thirty_guesses_from_one_ipv6_64_are_locked_out(make_app):
+    app = make_app()
+    answers = [_from(app, f"2001:db8:5:7::{n:x}").get("/admin", headers=_basic(USER, "guess")).status_code
+               for n in range(1, 31)]
+    assert answers[:10] == [401] * 10
+    assert set(answers[10:]) == {429}
+    # the right password from yet another address in that /64 waits too
+    assert _from(app, "2001:db8:5:7::ffff").get("/admin", headers=_basic(USER, PASSWORD)).status_code == 429
+    # another network is not punished for it
+    assert _from(app, "2001:db8:5:8::1").get("/admin", headers=_basic(USER, PASSWORD)).status_code == 200
+
+
+def test_a_global_cap_stops_guesses_spread_over_many_networks(make_app):
+    app = make_app(MAILER_ADMIN_FAILED_LOGINS_GLOBAL="20")
+    answers = [_from(app, f"198.51.{n}.7").get("/admin", headers=_basic(USER, "guess")).status_code
+               for n in range(40)]
+    assert answers[:20] == [401] * 20
+    assert set(answers[20:]) == {429}
+    blocked = _from(app, "203.0.113.9").get("/admin", headers=_basic(USER, PASSWORD))
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
+
+
+def test_right_logins_do_not_count_against_anyone(make_app):
+    app = make_app(MAILER_ADMIN_FAILED_LOGINS_GLOBAL="3")
+    client = _from(app, "192.0.2.1")
+    for _ in range(30):
+        assert client.get("/admin", headers=_basic(USER, PASSWORD)).status_code == 200
+
+
+def test_the_limiter_slides_and_reports_the_wait():
+    from mailer.web.limiter import SlidingWindowLimiter
+
+    now = [1000.0]
+    limiter = SlidingWindowLimiter(2, window=60, clock=lambda: now[0])
+    assert limiter.hit("a") is None and limiter.hit("a") is None
+    assert limiter.hit("a") == pytest.approx(60.0)
+    assert limiter.blocked("b") is None
+    now[0] += 30
+    assert limiter.blocked("a") == pytest.approx(30.0)
+    now[0] += 30.5
+    assert limiter.blocked("a") is None
+    limiter.record("c")
+    limiter.record("c")
+    assert limiter.blocked("c") is not None

@@ -1,0 +1,90 @@
+"""Slow clients (issue 9, finding 10) against the real `mailer serve`: idle connections and
+trickled headers are closed; X-Forwarded-For without MAILER_TRUSTED_PROXIES is warned about once."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.peer]
+
+TIMEOUTS = {"MAILER_HTTP_HEADER_TIMEOUT": "1", "MAILER_HTTP_KEEP_ALIVE_TIMEOUT": "1"}
+
+
+def _connect(url: str) -> socket.socket:
+    parts = urlsplit(url)
+    connection = socket.create_connection((parts.hostname, parts.port), timeout=8)
+    return connection
+
+
+def _closed_within(connection: socket.socket, seconds: float) -> float:
+    """Seconds until the server closed the connection (read gives b''); fails after ``seconds``."""
+    started = time.monotonic()
+    connection.settimeout(seconds)
+    try:
+        while connection.recv(65536):
+            pass
+    except TimeoutError:
+        pytest.fail(f"the server kept the connection open for over {seconds}s")
+    except ConnectionResetError:
+        pass
+    return time.monotonic() - started
+
+
+def test_a_connection_that_sends_nothing_is_closed(web_server_factory):
+    url = web_server_factory(TIMEOUTS)
+    with _connect(url) as connection:
+        assert _closed_within(connection, 6) < 5
+
+
+def test_headers_trickled_a_byte_at_a_time_are_cut_off(web_server_factory):
+    url = web_server_factory(TIMEOUTS)
+    with _connect(url) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        with pytest.raises(OSError):  # reset or broken pipe once the server hung up
+            while time.monotonic() - started < 8:
+                connection.sendall(b"X")
+                time.sleep(0.2)
+                connection.setblocking(False)
+                try:
+                    if connection.recv(1) == b"":
+                        raise ConnectionResetError("closed")
+                except BlockingIOError:
+                    pass
+                finally:
+                    connection.setblocking(True)
+        assert time.monotonic() - started < 6
+
+
+def test_an_idle_keep_alive_connection_is_closed_after_the_timeout(web_server_factory):
+    url = web_server_factory(TIMEOUTS)
+    with _connect(url) as connection:
+        connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.2)
+        assert b"200 OK" in connection.recv(65536)
+        assert _closed_within(connection, 4) < 3  # uvicorn's default would be 5 s
+
+
+def test_forwarded_for_without_trusted_proxies_is_warned_about_once(web_server_factory, tmp_path):
+    url = web_server_factory()
+    for n in range(3):
+        response = httpx.get(f"{url}/subscribe", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+        assert response.status_code == 200
+    time.sleep(0.3)
+    port = urlsplit(url).port
+    log = (tmp_path / f"web-{port}.log").read_text()
+    assert log.count("MAILER_TRUSTED_PROXIES is empty") == 1, log
+
+
+def test_no_warning_when_the_proxy_is_trusted(web_server_factory, tmp_path):
+    url = web_server_factory({"MAILER_TRUSTED_PROXIES": "127.0.0.1"})
+    httpx.get(f"{url}/subscribe", headers={"X-Forwarded-For": "203.0.113.1"})
+    time.sleep(0.3)
+    log = (tmp_path / f"web-{urlsplit(url).port}.log").read_text()
+    assert "MAILER_TRUSTED_PROXIES is empty" not in log
