@@ -104,6 +104,19 @@ def _reader_deliveries(session: Session, subscriber_id: int) -> list[ReaderDeliv
     return [ReaderDelivery(*row) for row in session.execute(query)]
 
 
+def detail_text(detail: str | None) -> str | None:
+    """A change's JSON detail as "reason: …; operator: …" for people."""
+    if not detail:
+        return None
+    try:
+        data = json.loads(detail)
+    except ValueError:
+        return detail
+    if not isinstance(data, dict):
+        return detail
+    return "; ".join(f"{key}: {value}" for key, value in data.items() if value not in (None, ""))
+
+
 def _change_text(change: SubscriberChange) -> str:
     before = f"{change.from_status} → " if change.from_status else "created as "
     return f"{before}{change.to_status}"
@@ -113,7 +126,8 @@ def _reader_history(session: Session, subscriber: Subscriber,
                     delivery_ids: list[int]) -> list[HistoryEntry]:
     changes = session.execute(select(SubscriberChange)
                               .where(SubscriberChange.subscriber_id == subscriber.id)).scalars()
-    entries = [HistoryEntry(c.at, "change", _change_text(c), c.source, c.detail) for c in changes]
+    entries = [HistoryEntry(c.at, "change", _change_text(c), c.source, detail_text(c.detail))
+               for c in changes]
     matches = [func.lower(DeliveryEventRecord.recipient) == subscriber.email.lower()]
     if delivery_ids:
         matches.append(DeliveryEventRecord.delivery_id.in_(delivery_ids))

@@ -36,7 +36,7 @@ p,li,dd{overflow-wrap:anywhere}
 .cards div{background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.5rem .7rem}
 .cards dt{font-size:.85rem;color:var(--muted)}
 .cards dd{margin:0;font-size:1.35rem;font-weight:600;text-align:right;font-variant-numeric:tabular-nums}
-.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr));gap:1rem}
+.charts{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(100%,30rem),1fr));gap:1rem;align-items:start}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:6px;padding:.5rem .6rem;min-width:0}
 figure h3{font-size:1rem;margin:0 0 .3rem}
 figcaption{font-size:.9rem;margin-top:.3rem}
@@ -59,7 +59,7 @@ svg.chart{display:block;width:100%;overflow:visible}
 @media (max-width:40rem){.chart .minor{display:none}}
 .scroll{overflow-x:auto;max-width:100%}
 table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;background:var(--card)}
-caption{text-align:left;font-size:.9rem;padding:.2rem 0}
+caption{text-align:left;font-size:.9rem;padding:.2rem 0;max-width:calc(100vw - 2.5rem)}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;vertical-align:top}
 th:first-child,td:first-child,.text,.left{text-align:left}
 td.text{white-space:normal;overflow-wrap:anywhere;min-width:8rem}

@@ -19,6 +19,7 @@ from markupsafe import Markup, escape
 HEIGHT = 220
 TOP, BOTTOM = 22, 190  # the plot's pixel rows; labels go below BOTTOM
 LEFT, RIGHT = 0.5, 99.5  # the plot's width in percent
+LABEL_GAP = 14  # px between the labels of two reference lines
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,15 @@ def _gridlines(top: float, fmt: Callable[[float], str], bottom: float = 0.0) -> 
 
 
 def _limit_lines(lines: Sequence[Line], top: float) -> list[str]:
-    parts = []
-    for line in lines:
+    parts, label_y = [], float("inf")
+    for line in sorted(lines, key=lambda line: line.value):
         if line.value > top:
             continue
         y = _y(line.value, top)
+        # lines close together: lift each label clear of the one below it
+        label_y = min(y - 4, label_y - LABEL_GAP)
         parts.append(f'<line class="{line.css}" x1="0%" x2="100%" y1="{y:.1f}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="{line.css}-label" x="100%" y="{y - 4:.1f}" '
+        parts.append(f'<text class="{line.css}-label" x="100%" y="{label_y:.1f}" '
                      f'text-anchor="end">{escape(line.label)}</text>')
     return parts
 
@@ -95,16 +98,25 @@ def _slot(index: int, total: int) -> tuple[float, float]:
 
 def _x_label(text: str, x: float, minor: bool) -> str:
     css = "xlabel minor" if minor else "xlabel"
+    anchor = "middle"
+    if len(text) > 5 and x > 92:  # a long label at an edge would run off the chart
+        anchor, x = "end", 100.0
+    elif len(text) > 5 and x < 8:
+        anchor, x = "start", 0.0
     return (f'<text class="{css}" x="{x:.2f}%" y="{HEIGHT - 12}" '
-            f'text-anchor="middle">{escape(text)}</text>')
+            f'text-anchor="{anchor}">{escape(text)}</text>')
 
 
 def bar_chart(title: str, description: str, bars: Sequence[Bar], *,
               fmt: Callable[[float], str], lines: Sequence[Line] = (),
-              floor_top: float = 0.0) -> Markup:
-    """Vertical bars from zero; ``lines`` are drawn across and the scale always shows them."""
-    peak = max([b.value for b in bars] + [line.value for line in lines] + [floor_top, 0.0])
-    top = nice_ceiling(peak * 1.05) if peak else 1.0
+              counts: bool = False) -> Markup:
+    """Vertical bars from zero; ``lines`` are drawn across and the scale always shows them.
+    ``counts``: the values are whole numbers, and so are the ticks."""
+    peak = max([b.value for b in bars] + [line.value for line in lines] + [0.0])
+    if counts:
+        top = 2 * whole_step(max(peak * 1.05, 1) / 2)
+    else:
+        top = nice_ceiling(peak * 1.05) if peak else 1.0
     _, parts = _open(title, description)
     parts += _gridlines(top, fmt)
     for i, bar in enumerate(bars):
@@ -119,14 +131,29 @@ def bar_chart(title: str, description: str, bars: Sequence[Bar], *,
     return Markup("".join(parts))
 
 
+def whole_step(span: float) -> int:
+    """A whole-number step of 1, 2 or 5 times a power of ten, at least ``span``."""
+    step = 1
+    while step < span:
+        for factor in (2, 5 / 2, 2):
+            step = int(step * factor)
+            if step >= span:
+                break
+    return step
+
+
 def line_chart(title: str, description: str, points: Sequence[Bar], *,
                fmt: Callable[[float], str]) -> Markup:
-    """A line through ``points`` on a scale that starts near their lowest value, not zero."""
+    """A line through ``points`` (counts) on a scale that starts near their lowest value, not
+    at zero, so a list of 20,000 that grows by 50 shows the growth. Ticks are whole numbers."""
     values = [p.value for p in points] or [0.0]
     low, high = min(values), max(values)
-    span = nice_ceiling((high - low) or max(high, 1) * 0.1)
-    bottom = max(0.0, math.floor(low / span) * span - span / 2) if low else 0.0
-    top = bottom + nice_ceiling((high - bottom) * 1.1 or 1)
+    step = whole_step(max((high - low) / 2, 1))
+    bottom = max(0, math.floor(low / step) * step)
+    while bottom + 2 * step < high:
+        step = whole_step(step + 1)
+        bottom = max(0, math.floor(low / step) * step)
+    top = bottom + 2 * step
     _, parts = _open(title, description)
     parts += _gridlines(top, fmt, bottom)
     previous = None

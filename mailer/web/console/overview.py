@@ -112,7 +112,7 @@ def overview_charts(trends: list[IssueTrend], weeks: list[ListWeek]) -> dict[str
                    Line(COMPLAINT_PAUSE, "SES pause 0.5 %", "pause")]),
         "delivered": bar_chart(
             "Delivered per issue", f"Messages delivered for {first_last}.", delivered,
-            fmt=fmt_number),
+            fmt=fmt_number, counts=True),
         "list_size": _list_size_chart(weeks),
         "flows": _flows_chart(weeks),
     }
@@ -239,7 +239,7 @@ def send_chart(issue_number: int, buckets: list[SendBucket], seconds: int) -> Ma
         bars.append(Bar(f"{bucket.start:%H:%M}" if shown else "", bucket.sent,
                         f"{bucket.start:%H:%M}: {fmt_number(bucket.sent)} sent", minor=minor))
     return bar_chart(f"Issue {issue_number}: messages sent per {unit_name(seconds)} (UTC)",
-                     send_description(buckets, seconds), bars, fmt=fmt_number)
+                     send_description(buckets, seconds), bars, fmt=fmt_number, counts=True)
 
 
 def funnel(summary: CampaignStats) -> Markup:
