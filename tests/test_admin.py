@@ -133,8 +133,9 @@ def test_what_the_database_holds_is_escaped(admin, engine):
 def test_a_long_send_is_drawn_in_wider_bars_of_a_readable_unit():
     from datetime import UTC, datetime, timedelta
 
-    from mailer.store.console import SendBucket
-    from mailer.web.console.overview import bucket_width, fill_buckets, unit_name
+    from mailer.store.console import rebin
+    from mailer.store.stats import TimeBucket
+    from mailer.web.console.overview import bucket_width, unit_name
 
     start = datetime(2026, 11, 18, 10, tzinfo=UTC)
     # ten hours: 5-minute bars would be 120, too many; 15-minute ones make 40
@@ -142,9 +143,9 @@ def test_a_long_send_is_drawn_in_wider_bars_of_a_readable_unit():
     assert (seconds, unit_name(seconds)) == (900, "15 minutes")
     assert unit_name(bucket_width(start, start + timedelta(minutes=3))) == "minute"
     assert unit_name(bucket_width(start, start + timedelta(days=2))) == "hour"
-    buckets = [SendBucket(start, 5), SendBucket(start + timedelta(minutes=45), 7)]
-    filled = fill_buckets(buckets, seconds)
-    assert [b.sent for b in filled] == [5, 0, 0, 7]
+    minutes = [TimeBucket(start, 5), TimeBucket(start + timedelta(minutes=7), 1),
+               TimeBucket(start + timedelta(minutes=45), 7)]
+    assert [b.sent for b in rebin(minutes, seconds)] == [6, 0, 0, 7]
 
 
 @pytest.mark.browser

@@ -25,13 +25,17 @@ from mailer.store.models import (
 )
 from mailer.store.stats import (
     CampaignStats,
+    IssueDetail,
+    TimeBucket,
     _count_where,
-    _domain_of,
     _iso,
     _rate,
     _week_bucket,
+    bounce_reasons,
     campaign_stats,
     combine,
+    domain_stats,
+    sent_per_minute,
     subscriber_totals,
 )
 
@@ -39,6 +43,11 @@ OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
 SIGNUP_WINDOW_DAYS = 28  # the headline confirmation rate covers the last four weeks
 ISSUE_UNSUBSCRIBES = 20
+# subscriber_change.to_status → the ListWeek field counting arrivals in that status
+STATUS_SERIES = {SubscriberStatus.ACTIVE.value: "confirmed",
+                 SubscriberStatus.UNSUBSCRIBED.value: "unsubscribed",
+                 SubscriberStatus.BOUNCED.value: "bounced",
+                 SubscriberStatus.COMPLAINED.value: "complained"}
 SIGNUP_SOURCE = "web"  # the public form: its confirmation rate falls when it is abused
 # Column names a campaign may carry to say why it is paused (added by the send path).
 PAUSE_REASON_COLUMNS = ("pause_reason", "paused_reason", "stop_reason", "note")
@@ -119,34 +128,39 @@ class ListWeek:
                 "confirmation_rate": self.confirmation_rate}
 
 
-def _week_series(session: Session, column, *conditions) -> dict[str, int]:  # noqa: ANN001
-    week = _week_bucket(session, column).label("week")
-    query = select(week, func.count()).where(*conditions).group_by(week)
-    return {str(key): int(n) for key, n in session.execute(query)}
-
-
-def _active_net_per_week(session: Session) -> dict[str, int]:
-    """Per week: changes into ``active`` minus changes out of it."""
-    active = SubscriberStatus.ACTIVE.value
+def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """One pass over the window's status changes: per week, arrivals in each status and the
+    net change of the active list."""
     week = _week_bucket(session, SubscriberChange.at).label("week")
-    net = func.sum(case((SubscriberChange.to_status == active, 1), else_=0)
-                   - case((SubscriberChange.from_status == active, 1), else_=0))
-    query = (select(week, net)
-             .where(or_(SubscriberChange.to_status == active,
-                        SubscriberChange.from_status == active))
-             .group_by(week))
-    return {str(key): int(n or 0) for key, n in session.execute(query)}
+    left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
+    query = (select(week, SubscriberChange.to_status, left_active, func.count())
+             .where(SubscriberChange.at >= since)
+             .group_by(week, SubscriberChange.to_status, left_active))
+    series: dict[str, dict[str, int]] = {name: {} for name in (*STATUS_SERIES.values(), "net")}
+    for key, to_status, left, n in session.execute(query):
+        key, n = str(key), int(n)
+        name = STATUS_SERIES.get(str(to_status))
+        if name:
+            series[name][key] = series[name].get(key, 0) + n
+        delta = (n if str(to_status) == SubscriberStatus.ACTIVE.value else 0) - (n if left else 0)
+        series["net"][key] = series["net"].get(key, 0) + delta
+    return series
 
 
-def _signup_series(session: Session) -> tuple[dict[str, int], dict[str, int]]:
+def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """Per week: new readers, and the sign-ups through the form and how many confirmed."""
     week = _week_bucket(session, Subscriber.created_at).label("week")
-    query = (select(week, func.count(), _count_where(Subscriber.confirmed_at.is_not(None)))
-             .where(Subscriber.source == SIGNUP_SOURCE)
+    form = Subscriber.source == SIGNUP_SOURCE
+    query = (select(week, func.count(), _count_where(form),
+                    _count_where(and_(form, Subscriber.confirmed_at.is_not(None))))
+             .where(Subscriber.created_at >= since)
              .group_by(week))
-    signups, confirmed = {}, {}
-    for key, total, done in session.execute(query):
-        signups[str(key)], confirmed[str(key)] = int(total), int(done)
-    return signups, confirmed
+    series: dict[str, dict[str, int]] = {"new": {}, "signups": {}, "signups_confirmed": {}}
+    for key, new, signups, confirmed in session.execute(query):
+        series["new"][str(key)] = int(new)
+        series["signups"][str(key)] = int(signups)
+        series["signups_confirmed"][str(key)] = int(confirmed)
+    return series
 
 
 def _monday(day: date) -> date:
@@ -157,33 +171,22 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
                today: date | None = None) -> list[ListWeek]:
     """The last ``weeks`` weeks up to this one, every week listed (quiet ones with zeros).
 
-    The list size is counted back from today's active readers, so it always ends at the true
-    figure even for readers imported without a history.
+    Only the window's rows are read. The list size is counted back from today's active
+    readers, so it always ends at the true figure, even for readers imported without a history.
     """
-    to_status = SubscriberChange.to_status
-    series = {
-        "new": _week_series(session, Subscriber.created_at),
-        "confirmed": _week_series(session, SubscriberChange.at,
-                                  to_status == SubscriberStatus.ACTIVE.value),
-        "unsubscribed": _week_series(session, SubscriberChange.at,
-                                     to_status == SubscriberStatus.UNSUBSCRIBED.value),
-        "bounced": _week_series(session, SubscriberChange.at,
-                                to_status == SubscriberStatus.BOUNCED.value),
-        "complained": _week_series(session, SubscriberChange.at,
-                                   to_status == SubscriberStatus.COMPLAINED.value),
-    }
-    signups, signups_confirmed = _signup_series(session)
-    net = _active_net_per_week(session)
     this_monday = _monday(today or utcnow().date())
-    keys = [(this_monday - timedelta(weeks=n)).isoformat() for n in range(weeks - 1, -1, -1)]
+    first = this_monday - timedelta(weeks=weeks - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    series = {**_change_series(session, since), **_signup_series(session, since)}
+    net = series.pop("net")
+    keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
     size = subscriber_totals(session)[SubscriberStatus.ACTIVE.value]
     sizes: dict[str, int] = {}
     for key in reversed(keys):  # walk back from now
         sizes[key] = size
         size -= net.get(key, 0)
     return [
-        ListWeek(date.fromisoformat(key), list_size=sizes[key], signups=signups.get(key, 0),
-                 signups_confirmed=signups_confirmed.get(key, 0),
+        ListWeek(date.fromisoformat(key), list_size=sizes[key],
                  **{name: counts.get(key, 0) for name, counts in series.items()})
         for key in keys
     ]
@@ -283,30 +286,29 @@ class ProviderStats:
         return _rate(self.bounced, self.sent)
 
 
+def _provider_of(domain: str) -> tuple[int, str]:
+    for rank, (name, domains) in enumerate(PROVIDERS):
+        if domain in domains:
+            return rank, name
+    return len(PROVIDERS), domain
+
+
 def provider_stats(session: Session, campaign_ids: list[int], limit: int = 20) -> list[ProviderStats]:
-    """Recipients per mailbox provider (Gmail, Outlook, Yahoo ... first), then other domains."""
-    domain = _domain_of(session, Delivery.email)
-    label = case(*[(domain.in_(domains), literal(name)) for name, domains in PROVIDERS],
-                 else_=domain).label("label")
-    order = case(*[(domain.in_(domains), literal(i)) for i, (_, domains) in enumerate(PROVIDERS)],
-                 else_=literal(len(PROVIDERS))).label("rank")
-    recipients = func.count(Delivery.id)
-    grouped = (
-        select(label, func.min(order).label("rank"), recipients.label("recipients"),
-               _count_where(Delivery.status == DeliveryStatus.SENT.value).label("sent"),
-               _count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
-               _count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
-               _count_where(Delivery.complained_at.is_not(None)).label("complained"))
-        .where(Delivery.campaign_id.in_(campaign_ids))
-        .group_by(label)
-        .subquery()
-    )
-    query = select(grouped).order_by(grouped.c.rank, grouped.c.recipients.desc(),
-                                     grouped.c.label).limit(limit)
-    return [ProviderStats(row.label, row.rank < len(PROVIDERS), int(row.recipients),
-                          int(row.sent), int(row.delivered), int(row.bounced),
-                          int(row.complained))
-            for row in session.execute(query)]
+    """Recipients per mailbox provider (Gmail, Outlook, Yahoo ... first), then the largest
+    other domains. SQL groups by domain (one pass, the domain computed once per row); the few
+    thousand domains are then folded into providers here."""
+    merged: dict[str, list[int]] = {}
+    ranks: dict[str, int] = {}
+    for domain in domain_stats(session, campaign_ids, limit=None):
+        rank, name = _provider_of(domain.domain)
+        ranks[name] = rank
+        counts = merged.setdefault(name, [0, 0, 0, 0, 0])
+        for i, n in enumerate((domain.recipients, domain.sent, domain.delivered, domain.bounced,
+                               domain.complained)):
+            counts[i] += n
+    order = sorted(merged, key=lambda name: (ranks[name], -merged[name][0], name))
+    return [ProviderStats(name, ranks[name] < len(PROVIDERS), *merged[name])
+            for name in order[:limit]]
 
 
 @dataclass(frozen=True)
@@ -326,7 +328,10 @@ def _next_issue_start(session: Session, issue_number: int) -> datetime | None:
 def issue_unsubscribes(session: Session, issue_number: int, campaign_ids: list[int],
                        started_at: datetime | None) -> tuple[int, dict[str, int], list[Unsubscribe]]:
     """Recipients of this issue who unsubscribed after it went out and before the next issue
-    did: (how many, how many per source, the latest few)."""
+    did: (how many, how many per source, the latest few).
+
+    Driven from the window's unsubscribes (an index range on the change time), each checked
+    against the ledger, so the cost follows the unsubscribes, not the size of the send."""
     if not campaign_ids or started_at is None:
         return 0, {}, []
     conditions = [SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value,
@@ -334,19 +339,24 @@ def issue_unsubscribes(session: Session, issue_number: int, campaign_ids: list[i
     until = _next_issue_start(session, issue_number)
     if until is not None:
         conditions.append(SubscriberChange.at < until)
-    recipients = (select(Delivery.subscriber_id)
-                  .where(Delivery.campaign_id.in_(campaign_ids)).scalar_subquery())
-    base = and_(*conditions, SubscriberChange.subscriber_id.in_(recipients))
-    per_source = {str(source): int(n) for source, n in session.execute(
-        select(SubscriberChange.source, func.count(func.distinct(SubscriberChange.subscriber_id)))
-        .where(base).group_by(SubscriberChange.source))}
-    total = session.execute(select(func.count(func.distinct(SubscriberChange.subscriber_id)))
-                            .where(base)).scalar() or 0
-    latest = session.execute(
+    received = (select(Delivery.id)
+                .where(Delivery.subscriber_id == SubscriberChange.subscriber_id,
+                       Delivery.campaign_id.in_(campaign_ids)).exists())
+    rows = session.execute(
         select(Subscriber.id, Subscriber.email, SubscriberChange.at, SubscriberChange.source)
         .join(Subscriber, Subscriber.id == SubscriberChange.subscriber_id)
-        .where(base).order_by(SubscriberChange.at.desc()).limit(ISSUE_UNSUBSCRIBES))
-    return int(total), per_source, [Unsubscribe(*row) for row in latest]
+        .where(*conditions, received).order_by(SubscriberChange.at.desc()))
+    seen: set[int] = set()
+    per_source: dict[str, int] = {}
+    latest: list[Unsubscribe] = []
+    for reader_id, email, at, source in rows:
+        if reader_id in seen:
+            continue  # unsubscribed twice in the window (re-subscribed between): once here
+        seen.add(reader_id)
+        per_source[str(source)] = per_source.get(str(source), 0) + 1
+        if len(latest) < ISSUE_UNSUBSCRIBES:
+            latest.append(Unsubscribe(reader_id, email, at, str(source)))
+    return len(seen), per_source, latest
 
 
 @dataclass(frozen=True)
@@ -355,42 +365,50 @@ class SendBucket:
     sent: int
 
 
-def send_buckets(session: Session, campaign_ids: list[int], seconds: int) -> list[SendBucket]:
-    """Messages sent per ``seconds``-wide bucket (aligned to the epoch), empty ones left out."""
-    epoch = _epoch_seconds(session, Delivery.sent_at)
-    bucket = (func.floor(epoch / seconds) * seconds).label("bucket")
-    query = (select(bucket, func.count(Delivery.id))
-             .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None))
-             .group_by(bucket).order_by(bucket))
-    return [SendBucket(datetime.fromtimestamp(int(start), UTC), int(n))
-            for start, n in session.execute(query)]
+def rebin(timeline: list[TimeBucket], seconds: int) -> list[SendBucket]:
+    """Minute buckets (from ``stats.sent_per_minute``) merged into ``seconds``-wide ones
+    aligned to the epoch, every one between the first and the last listed (quiet ones with 0)."""
+    if not timeline:
+        return []
+
+    def floor(at: datetime) -> int:
+        return int(at.timestamp()) // seconds * seconds
+
+    counts: dict[int, int] = {}
+    for bucket in timeline:
+        counts[floor(bucket.start)] = counts.get(floor(bucket.start), 0) + bucket.sent
+    first, last = floor(timeline[0].start), floor(timeline[-1].start)
+    return [SendBucket(datetime.fromtimestamp(at, UTC), counts.get(at, 0))
+            for at in range(first, last + 1, seconds)]
 
 
-def send_span(session: Session, campaign_ids: list[int]) -> tuple[datetime | None, datetime | None]:
-    query = select(func.min(Delivery.sent_at), func.max(Delivery.sent_at)).where(
-        Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None))
-    first, last = session.execute(query).one()
-    return _aware(first), _aware(last)
+@dataclass(frozen=True)
+class IssueBundle:
+    """Everything the issue page shows, from one pass over each breakdown."""
+
+    detail: IssueDetail  # summary, campaigns, bounce reasons and the minute timeline
+    providers: list[ProviderStats]
+    unsubscribes: tuple[int, dict[str, int], list[Unsubscribe]]
+    states: dict[int, CampaignState]
+
+    @property
+    def settled(self) -> bool:
+        """Every send of it finished: only provider events can change its figures now."""
+        return all(c.status == CampaignStatus.FINISHED.value for c in self.detail.campaigns)
 
 
-def _aware(value: datetime | str | None) -> datetime | None:
-    if value is None:
+def issue_bundle(session: Session, issue_number: int) -> IssueBundle | None:
+    campaigns = campaign_stats(session, issue_number)
+    if not campaigns:
         return None
-    if isinstance(value, str):  # SQLite's min() of a datetime column comes back as text
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _epoch_seconds(session: Session, column):  # noqa: ANN001, ANN202 - SQL expressions
-    if session.get_bind().dialect.name == "postgresql":
-        return func.extract("epoch", column)
-    return func.cast(func.strftime("%s", column), _integer())
-
-
-def _integer():  # noqa: ANN202
-    from sqlalchemy import Integer
-
-    return Integer
+    ids = [c.campaign_id for c in campaigns if c.campaign_id is not None]
+    summary = combine(campaigns)
+    detail = IssueDetail(summary=summary, campaigns=campaigns,
+                         bounce_reasons=bounce_reasons(session, ids),
+                         timeline=sent_per_minute(session, ids))
+    return IssueBundle(detail, provider_stats(session, ids),
+                       issue_unsubscribes(session, issue_number, ids, summary.started_at),
+                       campaign_states(session, ids))
 
 
 @dataclass(frozen=True)
@@ -419,21 +437,25 @@ class Progress:
         return {**asdict(self), "done": self.done}
 
 
-def issue_progress(session: Session, issue_number: int) -> Progress | None:
-    campaigns = campaign_stats(session, issue_number)
-    if not campaigns:
-        return None
+def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]) -> Progress:
     total = combine(campaigns)
-    states = campaign_states(session, [c.campaign_id for c in campaigns if c.campaign_id])
     running = any(state.running for state in states.values())
-    return Progress(issue_number, total.recipients, total.queued, total.sending, total.sent,
+    return Progress(total.issue_number, total.recipients, total.queued, total.sending, total.sent,
                     total.failed, total.skipped, total.unknown, total.delivered, total.bounced,
                     total.complained, running, campaigns[0].status)
 
 
+def issue_progress(session: Session, issue_number: int) -> Progress | None:
+    campaigns = campaign_stats(session, issue_number)
+    if not campaigns:
+        return None
+    states = campaign_states(session, [c.campaign_id for c in campaigns if c.campaign_id])
+    return progress_of(campaigns, states)
+
+
 __all__ = [
     "CampaignState", "IssueTrend", "ListWeek", "Progress", "ProviderStats", "SendBucket",
-    "SignupHealth", "Unsubscribe", "campaign_states", "issue_progress", "issue_trends",
+    "SignupHealth", "Unsubscribe", "campaign_states", "issue_progress", "progress_of", "issue_trends",
     "issue_unsubscribes", "list_weeks", "needs_attention", "overview_document", "pause_reason",
-    "provider_stats", "send_buckets", "send_span", "signup_health", "storable_id",
+    "provider_stats", "rebin", "signup_health", "storable_id", "IssueBundle", "issue_bundle",
 ]

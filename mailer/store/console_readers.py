@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from mailer.domain import BounceType, SubscriberStatus
 from mailer.errors import SubscriberError
 from mailer.store import subscribers
-from mailer.store.console import MAX_STORE_INT, _aware, storable_id
+from mailer.store.console import MAX_STORE_INT, storable_id
 from mailer.store.models import (
     Campaign,
     Delivery,
@@ -115,6 +115,14 @@ def detail_text(detail: str | None) -> str | None:
     if not isinstance(data, dict):
         return detail
     return "; ".join(f"{key}: {value}" for key, value in data.items() if value not in (None, ""))
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _change_text(change: SubscriberChange) -> str:

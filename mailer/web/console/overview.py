@@ -4,7 +4,7 @@ how is this send going."""
 from __future__ import annotations
 
 import math
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -16,17 +16,14 @@ from mailer.store.console import (
     SendBucket,
     campaign_states,
     issue_progress,
-    issue_unsubscribes,
     issue_trends,
-    list_weeks,
     needs_attention,
-    overview_document,
-    provider_stats,
-    send_buckets,
-    send_span,
+    progress_of,
+    rebin,
     signup_health,
     storable_id,
 )
+from mailer.store.console_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
 from mailer.store.stats import (
     BOUNCE_PAUSE,
@@ -35,10 +32,7 @@ from mailer.store.stats import (
     COMPLAINT_REVIEW,
     GMAIL_SPAM_LINE,
     CampaignStats,
-    campaign_stats,
-    combine,
-    issue_detail,
-    subscriber_totals,
+    TimeBucket,
 )
 from mailer.web.admin import require_operator
 from mailer.web.console.charts import (
@@ -50,7 +44,7 @@ from mailer.web.console.charts import (
     funnel_chart,
     line_chart,
 )
-from mailer.web.console.render import fmt_number, fmt_pct, fmt_time, page, settings_of
+from mailer.web.console.render import fmt_number, fmt_pct, page, settings_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -154,13 +148,20 @@ def _flows_chart(weeks: list[ListWeek]) -> Markup:
         ups, downs, fmt=fmt_number)
 
 
+def figure_cache(request: Request) -> ConsoleCache:
+    state = request.app.state
+    if getattr(state, "console_cache", None) is None:
+        state.console_cache = ConsoleCache()
+    return state.console_cache
+
+
 @router.get("/admin", response_class=HTMLResponse)
 def overview(request: Request) -> HTMLResponse:
     require_operator(request)
+    cache = figure_cache(request)
     with _db(request) as db:
-        campaigns = campaign_stats(db)
-        weeks = list_weeks(db)
-        totals = subscriber_totals(db)
+        campaigns = cache.campaign_stats(db)
+        weeks, totals = cache.list_parts(db)
         signups = signup_health(db)
         states = campaign_states(db, [c.campaign_id for c in campaigns
                                       if c.campaign_id and (needs_attention(c)
@@ -179,7 +180,7 @@ def stats_json(request: Request) -> JSONResponse:
     """The same document as ``mailer stats --json``."""
     require_operator(request)
     with _db(request) as db:
-        document = overview_document(db)
+        document = cached_overview_document(db, figure_cache(request))
     return JSONResponse(document, headers={"cache-control": "no-store"})
 
 
@@ -206,16 +207,11 @@ def unit_name(seconds: int) -> str:
     return "minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def fill_buckets(buckets: list[SendBucket], seconds: int) -> list[SendBucket]:
-    """Every bucket between the first and the last, the quiet ones with zero."""
-    if not buckets:
-        return []
-    counts = {b.start: b.sent for b in buckets}
-    filled, at = [], buckets[0].start
-    while at <= buckets[-1].start:
-        filled.append(SendBucket(at, counts.get(at, 0)))
-        at += timedelta(seconds=seconds)
-    return filled
+def send_buckets(timeline: list[TimeBucket]) -> tuple[list[SendBucket], int]:
+    """The minute timeline in bars of a readable width, and that width in seconds."""
+    first, last = (timeline[0].start, timeline[-1].start) if timeline else (None, None)
+    seconds = bucket_width(first, last)
+    return rebin(timeline, seconds), seconds
 
 
 def send_description(buckets: list[SendBucket], seconds: int) -> str:
@@ -274,22 +270,17 @@ def issue_page(request: Request, number: int) -> HTMLResponse:
     require_operator(request)
     number = _issue_number(number)
     with _db(request) as db:
-        if not campaign_stats(db, number):
-            raise HTTPException(404, f"Issue {number} has not been sent.")
-        detail = issue_detail(db, number)
-        ids = [c.campaign_id for c in detail.campaigns if c.campaign_id]
-        first, last = send_span(db, ids)
-        seconds = bucket_width(first, last)
-        buckets = fill_buckets(send_buckets(db, ids, seconds), seconds)
-        providers = provider_stats(db, ids)
-        unsubscribed = issue_unsubscribes(db, number, ids, detail.summary.started_at)
-        states = campaign_states(db, ids)
-        progress = issue_progress(db, number)
+        bundle = figure_cache(request).issue_bundle(db, number)
+    if bundle is None:
+        raise HTTPException(404, f"Issue {number} has not been sent.")
+    detail = bundle.detail
+    buckets, seconds = send_buckets(detail.timeline)
+    progress = progress_of(detail.campaigns, bundle.states)
     return page(request, "admin_issue.html", detail=detail, summary=detail.summary,
                 funnel=funnel(detail.summary), chart=send_chart(number, buckets, seconds),
-                chart_text=send_description(buckets, seconds), providers=providers,
-                unsubscribed=unsubscribed, states=states, progress=progress,
-                live=bool(progress and progress.running))
+                chart_text=send_description(buckets, seconds), providers=bundle.providers,
+                unsubscribed=bundle.unsubscribes, states=bundle.states, progress=progress,
+                live=progress.running)
 
 
 @router.get("/admin/issues/{number}/progress.json")
@@ -304,5 +295,5 @@ def issue_progress_json(request: Request, number: int) -> JSONResponse:
     return JSONResponse(progress.as_dict(), headers={"cache-control": "no-store"})
 
 
-__all__ = ["bucket_width", "combine", "fill_buckets", "router", "send_description", "unit_name",
-           "fmt_time"]
+__all__ = ["bucket_width", "figure_cache", "router", "send_buckets", "send_description",
+           "unit_name"]
