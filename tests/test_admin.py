@@ -133,7 +133,7 @@ def test_what_the_database_holds_is_escaped(admin, engine):
 def test_a_long_send_is_drawn_in_wider_bars_of_a_readable_unit():
     from datetime import UTC, datetime, timedelta
 
-    from mailer.store.console import rebin
+    from mailer.store.console_issue import rebin
     from mailer.store.stats import TimeBucket
     from mailer.web.console.overview import bucket_width, unit_name
 

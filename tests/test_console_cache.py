@@ -106,7 +106,8 @@ def test_a_quiet_console_counts_nothing_again(console_engine, monkeypatch):
 
 
 def test_console_queries_agree_on_both_databases(console_engine):
-    from mailer.store.console import issue_bundle, list_weeks, provider_stats
+    from mailer.store.console import list_weeks
+    from mailer.store.console_issue import issue_bundle, provider_stats
     from mailer.store.db import session
 
     build_console_data(console_engine, now=NOW)

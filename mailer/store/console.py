@@ -1,5 +1,6 @@
-"""Read-only queries behind the operator console (``/admin``): trends across issues, the list
-over time, one send's progress, readers and the event log.
+"""Read-only queries behind the operator console's overview (``/admin``): trends across issues,
+the list over time, sign-up health, and campaigns that need a look. The issue page's queries
+are in ``console_issue``, readers and events in ``console_readers``.
 
 Like ``stats``, every figure is aggregated in SQL; a page reads a few grouped rows, never the
 ledger. ``overview_document`` is the one source of ``mailer stats --json`` and
@@ -8,41 +9,28 @@ ledger. ``overview_document`` is the one source of ``mailer stats --json`` and
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import and_, case, func, literal, or_, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import BounceType, CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
-from mailer.store.models import (
-    Campaign,
-    Delivery,
-    DeliveryEventRecord,
-    Subscriber,
-    SubscriberChange,
-)
+from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.store.models import Campaign, Subscriber, SubscriberChange
 from mailer.store.stats import (
     CampaignStats,
-    IssueDetail,
-    TimeBucket,
     _count_where,
     _iso,
     _rate,
     _week_bucket,
-    bounce_reasons,
     campaign_stats,
     combine,
-    domain_stats,
-    sent_per_minute,
     subscriber_totals,
 )
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
 SIGNUP_WINDOW_DAYS = 28  # the headline confirmation rate covers the last four weeks
-ISSUE_UNSUBSCRIBES = 20
 # subscriber_change.to_status → the ListWeek field counting arrivals in that status
 STATUS_SERIES = {SubscriberStatus.ACTIVE.value: "confirmed",
                  SubscriberStatus.UNSUBSCRIBED.value: "unsubscribed",
@@ -268,194 +256,8 @@ def needs_attention(campaign: CampaignStats) -> bool:
     return campaign.unknown > 0 or campaign.status not in settled
 
 
-# -- one issue --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProviderStats:
-    name: str  # "Gmail", or a domain for the rest
-    provider: bool
-    recipients: int
-    sent: int
-    delivered: int
-    bounced: int
-    complained: int
-
-    @property
-    def bounce_rate(self) -> float | None:
-        return _rate(self.bounced, self.sent)
-
-
-def _provider_of(domain: str) -> tuple[int, str]:
-    for rank, (name, domains) in enumerate(PROVIDERS):
-        if domain in domains:
-            return rank, name
-    return len(PROVIDERS), domain
-
-
-def provider_stats(session: Session, campaign_ids: list[int], limit: int = 20) -> list[ProviderStats]:
-    """Recipients per mailbox provider (Gmail, Outlook, Yahoo ... first), then the largest
-    other domains. SQL groups by domain (one pass, the domain computed once per row); the few
-    thousand domains are then folded into providers here."""
-    merged: dict[str, list[int]] = {}
-    ranks: dict[str, int] = {}
-    for domain in domain_stats(session, campaign_ids, limit=None):
-        rank, name = _provider_of(domain.domain)
-        ranks[name] = rank
-        counts = merged.setdefault(name, [0, 0, 0, 0, 0])
-        for i, n in enumerate((domain.recipients, domain.sent, domain.delivered, domain.bounced,
-                               domain.complained)):
-            counts[i] += n
-    order = sorted(merged, key=lambda name: (ranks[name], -merged[name][0], name))
-    return [ProviderStats(name, ranks[name] < len(PROVIDERS), *merged[name])
-            for name in order[:limit]]
-
-
-@dataclass(frozen=True)
-class Unsubscribe:
-    subscriber_id: int
-    email: str
-    at: datetime
-    source: str
-
-
-def _next_issue_start(session: Session, issue_number: int) -> datetime | None:
-    start = func.coalesce(Campaign.started_at, Campaign.created_at)
-    return session.execute(select(func.min(start))
-                           .where(Campaign.issue_number > issue_number)).scalar()
-
-
-def issue_unsubscribes(session: Session, issue_number: int, campaign_ids: list[int],
-                       started_at: datetime | None) -> tuple[int, dict[str, int], list[Unsubscribe]]:
-    """Recipients of this issue who unsubscribed after it went out and before the next issue
-    did: (how many, how many per source, the latest few).
-
-    Driven from the window's unsubscribes (an index range on the change time), each checked
-    against the ledger, so the cost follows the unsubscribes, not the size of the send."""
-    if not campaign_ids or started_at is None:
-        return 0, {}, []
-    conditions = [SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value,
-                  SubscriberChange.at >= started_at]
-    until = _next_issue_start(session, issue_number)
-    if until is not None:
-        conditions.append(SubscriberChange.at < until)
-    received = (select(Delivery.id)
-                .where(Delivery.subscriber_id == SubscriberChange.subscriber_id,
-                       Delivery.campaign_id.in_(campaign_ids)).exists())
-    rows = session.execute(
-        select(Subscriber.id, Subscriber.email, SubscriberChange.at, SubscriberChange.source)
-        .join(Subscriber, Subscriber.id == SubscriberChange.subscriber_id)
-        .where(*conditions, received).order_by(SubscriberChange.at.desc()))
-    seen: set[int] = set()
-    per_source: dict[str, int] = {}
-    latest: list[Unsubscribe] = []
-    for reader_id, email, at, source in rows:
-        if reader_id in seen:
-            continue  # unsubscribed twice in the window (re-subscribed between): once here
-        seen.add(reader_id)
-        per_source[str(source)] = per_source.get(str(source), 0) + 1
-        if len(latest) < ISSUE_UNSUBSCRIBES:
-            latest.append(Unsubscribe(reader_id, email, at, str(source)))
-    return len(seen), per_source, latest
-
-
-@dataclass(frozen=True)
-class SendBucket:
-    start: datetime
-    sent: int
-
-
-def rebin(timeline: list[TimeBucket], seconds: int) -> list[SendBucket]:
-    """Minute buckets (from ``stats.sent_per_minute``) merged into ``seconds``-wide ones
-    aligned to the epoch, every one between the first and the last listed (quiet ones with 0)."""
-    if not timeline:
-        return []
-
-    def floor(at: datetime) -> int:
-        return int(at.timestamp()) // seconds * seconds
-
-    counts: dict[int, int] = {}
-    for bucket in timeline:
-        counts[floor(bucket.start)] = counts.get(floor(bucket.start), 0) + bucket.sent
-    first, last = floor(timeline[0].start), floor(timeline[-1].start)
-    return [SendBucket(datetime.fromtimestamp(at, UTC), counts.get(at, 0))
-            for at in range(first, last + 1, seconds)]
-
-
-@dataclass(frozen=True)
-class IssueBundle:
-    """Everything the issue page shows, from one pass over each breakdown."""
-
-    detail: IssueDetail  # summary, campaigns, bounce reasons and the minute timeline
-    providers: list[ProviderStats]
-    unsubscribes: tuple[int, dict[str, int], list[Unsubscribe]]
-    states: dict[int, CampaignState]
-
-    @property
-    def settled(self) -> bool:
-        """Every send of it finished: only provider events can change its figures now."""
-        return all(c.status == CampaignStatus.FINISHED.value for c in self.detail.campaigns)
-
-
-def issue_bundle(session: Session, issue_number: int) -> IssueBundle | None:
-    campaigns = campaign_stats(session, issue_number)
-    if not campaigns:
-        return None
-    ids = [c.campaign_id for c in campaigns if c.campaign_id is not None]
-    summary = combine(campaigns)
-    detail = IssueDetail(summary=summary, campaigns=campaigns,
-                         bounce_reasons=bounce_reasons(session, ids),
-                         timeline=sent_per_minute(session, ids))
-    return IssueBundle(detail, provider_stats(session, ids),
-                       issue_unsubscribes(session, issue_number, ids, summary.started_at),
-                       campaign_states(session, ids))
-
-
-@dataclass(frozen=True)
-class Progress:
-    """A running send, for the issue page's live figures."""
-
-    issue_number: int
-    recipients: int
-    queued: int
-    sending: int
-    sent: int
-    failed: int
-    skipped: int
-    unknown: int
-    delivered: int
-    bounced: int
-    complained: int
-    running: bool
-    status: str
-
-    @property
-    def done(self) -> int:
-        return self.sent + self.failed + self.skipped + self.unknown
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "done": self.done}
-
-
-def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]) -> Progress:
-    total = combine(campaigns)
-    running = any(state.running for state in states.values())
-    return Progress(total.issue_number, total.recipients, total.queued, total.sending, total.sent,
-                    total.failed, total.skipped, total.unknown, total.delivered, total.bounced,
-                    total.complained, running, campaigns[0].status)
-
-
-def issue_progress(session: Session, issue_number: int) -> Progress | None:
-    campaigns = campaign_stats(session, issue_number)
-    if not campaigns:
-        return None
-    states = campaign_states(session, [c.campaign_id for c in campaigns if c.campaign_id])
-    return progress_of(campaigns, states)
-
-
 __all__ = [
-    "CampaignState", "IssueTrend", "ListWeek", "Progress", "ProviderStats", "SendBucket",
-    "SignupHealth", "Unsubscribe", "campaign_states", "issue_progress", "progress_of", "issue_trends",
-    "issue_unsubscribes", "list_weeks", "needs_attention", "overview_document", "pause_reason",
-    "provider_stats", "rebin", "signup_health", "storable_id", "IssueBundle", "issue_bundle",
+    "CampaignState", "IssueTrend", "ListWeek", "SignupHealth", "campaign_states",
+    "issue_trends", "list_weeks", "needs_attention", "overview_document", "pause_reason",
+    "signup_health", "storable_id",
 ]

@@ -25,15 +25,9 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import CampaignStatus, utcnow
-from mailer.store.console import (
-    IssueBundle,
-    ListWeek,
-    issue_bundle,
-    issue_trends,
-    list_weeks,
-    signup_health,
-)
+from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.store.console import ListWeek, issue_trends, list_weeks, signup_health
+from mailer.store.console_issue import IssueBundle, issue_bundle
 from mailer.store.models import (
     Campaign,
     Delivery,
@@ -51,9 +45,9 @@ from mailer.store.stats import (
 )
 
 FULL_REFRESH_SECONDS = 600.0
-# Events are re-examined this far below the last mark: on PostgreSQL a transaction holding a
-# lower id may commit after a higher one was read.
-EVENT_SLACK = 1_000
+# Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction
+# holding a lower id may commit after a higher one was read.
+EVENT_SLACK = 100
 
 
 @dataclass(frozen=True)
@@ -82,6 +76,14 @@ def touched_campaigns(session: Session, after_event_id: int) -> set[int]:
              .join(DeliveryEventRecord, DeliveryEventRecord.delivery_id == Delivery.id)
              .where(DeliveryEventRecord.id > after_event_id))
     return set(session.execute(query).scalars())
+
+
+def new_unsubscribes(session: Session, after_change_id: int) -> bool:
+    """Did anyone unsubscribe since ``after_change_id``? (Only that moves "unsubscribed after".)"""
+    query = (select(SubscriberChange.id)
+             .where(SubscriberChange.id > max(0, after_change_id - EVENT_SLACK),
+                    SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value).limit(1))
+    return session.execute(query).first() is not None
 
 
 def delivery_counts(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
@@ -134,9 +136,12 @@ class ConsoleCache:
                 store.counts.pop(campaign_id, None)
             store.bundles = {n: b for n, b in store.bundles.items()
                              if not touched & {c.campaign_id for c in b.detail.campaigns}}
-        if marks.change_id != previous.change_id or marks.campaign_id != previous.campaign_id:
+        if marks.campaign_id != previous.campaign_id or (
+                marks.change_id != previous.change_id
+                and new_unsubscribes(session, previous.change_id)):
             store.unsubscribed = None  # who unsubscribed after which campaign
             store.bundles.clear()
+        if marks.change_id != previous.change_id:
             store.list_parts = None
         if marks.subscriber_id != previous.subscriber_id:
             store.list_parts = None

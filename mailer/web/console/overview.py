@@ -13,16 +13,13 @@ from markupsafe import Markup
 from mailer.store.console import (
     IssueTrend,
     ListWeek,
-    SendBucket,
     campaign_states,
-    issue_progress,
     issue_trends,
     needs_attention,
-    progress_of,
-    rebin,
     signup_health,
     storable_id,
 )
+from mailer.store.console_issue import SendBucket, issue_progress, progress_of, rebin
 from mailer.store.console_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
 from mailer.store.stats import (
