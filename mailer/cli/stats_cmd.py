@@ -39,9 +39,11 @@ Gmail's 0.3 % spam line.
      "issues": [{"issue_number", "subject", "started_at", "sent", "delivered", "bounced",
                  "complained", "bounce_rate", "complaint_rate"}]  (the last 12, oldest first),
      "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "bounced", "complained",
-                "list_size", "signups", "signups_confirmed", "confirmation_rate"}]
+                "list_size", "signups", "signups_confirmed", "signups_pending",
+                "confirmation_rate"}]
               (the last 26 weeks; list_size = active readers at the week's end),
-     "signups": {"window_days", "signups", "confirmed", "pending", "confirmation_rate"}}
+     "signups": {"window_weeks", "signups", "confirmed", "pending", "confirmation_rate"}}
+              (sign-ups through the form in the last 4 weeks, this one included)
   CAMPAIGN
     {"campaign_id", "issue_number", "subject", "status", "started_at", "finished_at",
      "recipients", "queued", "sending", "sent", "failed", "skipped", "unknown", "delivered",

@@ -30,7 +30,7 @@ from mailer.store.stats import (
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
-SIGNUP_WINDOW_DAYS = 28  # the headline confirmation rate covers the last four weeks
+SIGNUP_WINDOW_WEEKS = 4  # the headline confirmation rate covers the last four weeks
 # subscriber_change.to_status → the ListWeek field counting arrivals in that status
 STATUS_SERIES = {SubscriberStatus.ACTIVE.value: "confirmed",
                  SubscriberStatus.UNSUBSCRIBED.value: "unsubscribed",
@@ -106,6 +106,7 @@ class ListWeek:
     list_size: int  # active readers at the end of the week
     signups: int  # sign-ups through the public form this week
     signups_confirmed: int  # ... of which confirmed (by now)
+    signups_pending: int = 0  # ... and still waiting to confirm
 
     @property
     def confirmation_rate(self) -> float | None:
@@ -136,18 +137,19 @@ def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int
 
 
 def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
-    """Per week: new readers, and the sign-ups through the form and how many confirmed."""
+    """Per week: new readers, and the sign-ups through the form: confirmed, still pending."""
     week = _week_bucket(session, Subscriber.created_at).label("week")
     form = Subscriber.source == SIGNUP_SOURCE
     query = (select(week, func.count(), _count_where(form),
-                    _count_where(and_(form, Subscriber.confirmed_at.is_not(None))))
+                    _count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
+                    _count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
              .where(Subscriber.created_at >= since)
              .group_by(week))
-    series: dict[str, dict[str, int]] = {"new": {}, "signups": {}, "signups_confirmed": {}}
-    for key, new, signups, confirmed in session.execute(query):
-        series["new"][str(key)] = int(new)
-        series["signups"][str(key)] = int(signups)
-        series["signups_confirmed"][str(key)] = int(confirmed)
+    names = ("new", "signups", "signups_confirmed", "signups_pending")
+    series: dict[str, dict[str, int]] = {name: {} for name in names}
+    for key, *counts in session.execute(query):
+        for name, n in zip(names, counts, strict=True):
+            series[name][str(key)] = int(n)
     return series
 
 
@@ -182,7 +184,9 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
 
 @dataclass(frozen=True)
 class SignupHealth:
-    window_days: int
+    """Sign-ups through the form over the last few weeks (this one included)."""
+
+    window_weeks: int
     signups: int
     confirmed: int
     pending: int
@@ -195,26 +199,26 @@ class SignupHealth:
         return {**asdict(self), "confirmation_rate": self.confirmation_rate}
 
 
-def signup_health(session: Session, days: int = SIGNUP_WINDOW_DAYS,
-                  now: datetime | None = None) -> SignupHealth:
-    """Sign-ups through the form in the last ``days`` days and how many confirmed."""
-    since = (now or utcnow()) - timedelta(days=days)
-    query = (select(func.count(), _count_where(Subscriber.confirmed_at.is_not(None)),
-                    _count_where(Subscriber.status == SubscriberStatus.PENDING.value))
-             .where(Subscriber.source == SIGNUP_SOURCE, Subscriber.created_at >= since))
-    total, confirmed, pending = session.execute(query).one()
-    return SignupHealth(days, int(total or 0), int(confirmed or 0), int(pending or 0))
+def signup_health(weeks: list[ListWeek], window: int = SIGNUP_WINDOW_WEEKS) -> SignupHealth:
+    recent = weeks[-window:]
+    return SignupHealth(len(recent), sum(w.signups for w in recent),
+                        sum(w.signups_confirmed for w in recent),
+                        sum(w.signups_pending for w in recent))
 
 
 def overview_document(session: Session) -> dict:
     """``mailer stats --json`` and ``/admin/stats.json``: one dictionary, the same keys."""
-    campaigns = campaign_stats(session)
+    return overview_from(campaign_stats(session), list_weeks(session), subscriber_totals(session))
+
+
+def overview_from(campaigns: list[CampaignStats], weeks: list[ListWeek],
+                  totals: dict[str, int]) -> dict:
     return {
         "campaigns": [c.as_dict() for c in campaigns],
-        "subscribers": subscriber_totals(session),
+        "subscribers": totals,
         "issues": [t.as_dict() for t in issue_trends(campaigns)],
-        "weeks": [w.as_dict() for w in list_weeks(session)],
-        "signups": signup_health(session).as_dict(),
+        "weeks": [w.as_dict() for w in weeks],
+        "signups": signup_health(weeks).as_dict(),
     }
 
 
@@ -259,5 +263,5 @@ def needs_attention(campaign: CampaignStats) -> bool:
 __all__ = [
     "CampaignState", "IssueTrend", "ListWeek", "SignupHealth", "campaign_states",
     "issue_trends", "list_weeks", "needs_attention", "overview_document", "pause_reason",
-    "signup_health", "storable_id",
+    "overview_from", "signup_health", "storable_id",
 ]

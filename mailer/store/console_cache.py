@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
-from mailer.store.console import ListWeek, issue_trends, list_weeks, signup_health
+from mailer.store.console import ListWeek, list_weeks, overview_from
 from mailer.store.console_issue import IssueBundle, issue_bundle
 from mailer.store.models import (
     Campaign,
@@ -205,13 +205,7 @@ def cached_overview_document(session: Session, cache: ConsoleCache) -> dict:
     """``console.overview_document`` through the cache: the same keys, the same figures."""
     campaigns = cache.campaign_stats(session)
     weeks, totals = cache.list_parts(session)
-    return {
-        "campaigns": [c.as_dict() for c in campaigns],
-        "subscribers": totals,
-        "issues": [t.as_dict() for t in issue_trends(campaigns)],
-        "weeks": [w.as_dict() for w in weeks],
-        "signups": signup_health(session).as_dict(),
-    }
+    return overview_from(campaigns, weeks, totals)
 
 
 __all__ = ["ConsoleCache", "Marks", "cached_overview_document", "current_marks",

@@ -159,14 +159,13 @@ def overview(request: Request) -> HTMLResponse:
     with _db(request) as db:
         campaigns = cache.campaign_stats(db)
         weeks, totals = cache.list_parts(db)
-        signups = signup_health(db)
         states = campaign_states(db, [c.campaign_id for c in campaigns
                                       if c.campaign_id and (needs_attention(c)
                                                             or c.status == "sending")])
     trends = issue_trends(campaigns)
     shown = {t.issue_number for t in trends[-WARNED_ISSUES:]}
     return page(request, "admin_index.html", campaigns=campaigns, totals=totals, weeks=weeks,
-                trends=trends, signups=signups, charts=overview_charts(trends, weeks),
+                trends=trends, signups=signup_health(weeks), charts=overview_charts(trends, weeks),
                 attention=[c for c in campaigns if needs_attention(c)],
                 running=[s for s in states.values() if s.running], states=states,
                 warned=[c for c in campaigns if c.issue_number in shown])
