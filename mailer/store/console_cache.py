@@ -44,7 +44,7 @@ from mailer.store.stats import (
     subscriber_totals,
 )
 
-FULL_REFRESH_SECONDS = 600.0
+FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
 # Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction
 # holding a lower id may commit after a higher one was read.
 EVENT_SLACK = 100
