@@ -153,7 +153,7 @@ def test_send_events_and_stats_end_to_end(mailer_env, moto_ses, sns_signer, brow
             assert page.goto(f"{base_url}/admin/issues/644").status == 200
             chart = page.get_by_role("img", name=re.compile("Issue 644: messages sent per"))
             assert chart.is_visible()
-            assert "4 messages sent" in page.locator("svg desc").text_content()
+            assert "4 messages sent" in chart.locator("desc").text_content()
             assert page.get_by_text("bounce.example").is_visible()
         finally:
             context.close()

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from mailer.cli._app import app, console, engine, examples, json_text, shown
 from mailer.errors import MailerError
+from mailer.store.console import overview_document
 from mailer.store.db import session
 from mailer.store.stats import (
     CampaignStats,
@@ -31,8 +32,17 @@ Gmail's 0.3 % spam line.
 --json prints one JSON object with stable keys:
 
 \b
-  mailer stats --json
-    {"campaigns": [CAMPAIGN, ...]}
+  mailer stats --json  (the same document as /admin/stats.json)
+    {"campaigns": [CAMPAIGN, ...],
+     "subscribers": {"pending", "active", "unsubscribed", "bounced", "complained"},
+     "issues": [{"issue_number", "subject", "started_at", "sent", "delivered", "bounced",
+                 "complained", "bounce_rate", "complaint_rate"}]  (the last 12, oldest first),
+     "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "bounced", "complained",
+                "list_size", "signups", "signups_confirmed", "signups_pending",
+                "confirmation_rate"}]
+              (the last 26 weeks; list_size = active readers at the week's end),
+     "signups": {"window_weeks", "signups", "confirmed", "pending", "confirmation_rate"}}
+              (sign-ups through the form in the last 4 weeks, this one included)
   CAMPAIGN
     {"campaign_id", "issue_number", "subject", "status", "started_at", "finished_at",
      "recipients", "queued", "sending", "sent", "failed", "skipped", "unknown", "delivered",
@@ -93,11 +103,12 @@ def _print_warnings(campaigns: list[CampaignStats]) -> None:
 
 
 def _show_overview(as_json: bool) -> None:
+    if as_json:  # the same document as /admin/stats.json
+        with session(engine()) as db:
+            _print_json(overview_document(db))
+        return
     with session(engine()) as db:
         campaigns = campaign_stats(db)
-    if as_json:
-        _print_json({"campaigns": [c.as_dict() for c in campaigns]})
-        return
     if not campaigns:
         console.print("No issue has been sent yet.")
         return

@@ -35,7 +35,7 @@ from mailer.errors import (
     TransportError,
     UnknownSubscriber,
 )
-from mailer.web import admin, embed, public, webhook
+from mailer.web import admin, console, embed, public, webhook
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(public.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
+    app.include_router(console.router)  # the operator pages, behind admin's checks
     _add_error_handlers(app)
     _add_middleware(app, settings)
     redact_access_log()

@@ -1,0 +1,267 @@
+"""Read-only queries behind the operator console's overview (``/admin``): trends across issues,
+the list over time, sign-up health, and campaigns that need a look. The issue page's queries
+are in ``console_issue``, readers and events in ``console_readers``.
+
+Like ``stats``, every figure is aggregated in SQL; a page reads a few grouped rows, never the
+ledger. ``overview_document`` is the one source of ``mailer stats --json`` and
+``/admin/stats.json``, so the two always carry the same keys for the same figures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import and_, func, select
+from sqlalchemy.orm import Session
+
+from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.store.models import Campaign, Subscriber, SubscriberChange
+from mailer.store.stats import (
+    CampaignStats,
+    _count_where,
+    _iso,
+    _rate,
+    _week_bucket,
+    campaign_stats,
+    combine,
+    subscriber_totals,
+)
+
+OVERVIEW_ISSUES = 12  # issues on the trend charts
+OVERVIEW_WEEKS = 26  # weeks on the list chart
+SIGNUP_WINDOW_WEEKS = 4  # the headline confirmation rate covers the last four weeks
+# subscriber_change.to_status → the ListWeek field counting arrivals in that status
+STATUS_SERIES = {SubscriberStatus.ACTIVE.value: "confirmed",
+                 SubscriberStatus.UNSUBSCRIBED.value: "unsubscribed",
+                 SubscriberStatus.BOUNCED.value: "bounced",
+                 SubscriberStatus.COMPLAINED.value: "complained"}
+SIGNUP_SOURCE = "web"  # the public form: its confirmation rate falls when it is abused
+# Column names a campaign may carry to say why it is paused (added by the send path).
+PAUSE_REASON_COLUMNS = ("pause_reason", "paused_reason", "stop_reason", "note")
+# Mailbox providers shown first on an issue's domain table, in this order.
+PROVIDERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Gmail", ("gmail.com", "googlemail.com")),
+    ("Outlook", ("outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk",
+                 "outlook.de", "hotmail.fr", "live.co.uk")),
+    ("Yahoo", ("yahoo.com", "ymail.com", "yahoo.co.uk", "yahoo.de", "yahoo.fr", "aol.com")),
+    ("iCloud", ("icloud.com", "me.com", "mac.com")),
+    ("Proton", ("proton.me", "protonmail.com", "pm.me")),
+    ("GMX / Web.de", ("gmx.de", "gmx.net", "gmx.com", "web.de")),
+)
+MAX_STORE_INT = 2**63 - 1  # the largest id either database can hold
+
+
+def storable_id(value: int) -> bool:
+    """False for numbers no row can have (a URL with 2**63 must be a 404, not an overflow)."""
+    return 0 < value <= MAX_STORE_INT
+
+
+# -- the overview -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IssueTrend:
+    """One issue (all its campaigns added up) on the overview's charts."""
+
+    issue_number: int
+    subject: str
+    started_at: datetime | None
+    sent: int
+    delivered: int
+    bounced: int
+    complained: int
+    bounce_rate: float | None
+    complaint_rate: float | None
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "started_at": _iso(self.started_at)}
+
+
+def issue_trends(campaigns: list[CampaignStats], limit: int = OVERVIEW_ISSUES) -> list[IssueTrend]:
+    """The last ``limit`` issues, oldest first, from per-campaign figures (newest first)."""
+    by_issue: dict[int, list[CampaignStats]] = {}
+    for campaign in campaigns:
+        by_issue.setdefault(campaign.issue_number, []).append(campaign)
+    numbers = sorted(by_issue)[-limit:]
+    trends = []
+    for number in numbers:
+        total = combine(by_issue[number])
+        trends.append(IssueTrend(number, total.subject, total.started_at, total.sent,
+                                 total.delivered, total.bounced, total.complained,
+                                 total.bounce_rate, total.complaint_rate))
+    return trends
+
+
+@dataclass(frozen=True)
+class ListWeek:
+    """One ISO week (Monday, UTC) of the list: what came in, what left, and its size after."""
+
+    week_start: date
+    new: int
+    confirmed: int
+    unsubscribed: int
+    bounced: int
+    complained: int
+    list_size: int  # active readers at the end of the week
+    signups: int  # sign-ups through the public form this week
+    signups_confirmed: int  # ... of which confirmed (by now)
+    signups_pending: int = 0  # ... and still waiting to confirm
+
+    @property
+    def confirmation_rate(self) -> float | None:
+        return _rate(self.signups_confirmed, self.signups)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "week_start": self.week_start.isoformat(),
+                "confirmation_rate": self.confirmation_rate}
+
+
+def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """One pass over the window's status changes: per week, arrivals in each status and the
+    net change of the active list."""
+    week = _week_bucket(session, SubscriberChange.at).label("week")
+    left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
+    query = (select(week, SubscriberChange.to_status, left_active, func.count())
+             .where(SubscriberChange.at >= since)
+             .group_by(week, SubscriberChange.to_status, left_active))
+    series: dict[str, dict[str, int]] = {name: {} for name in (*STATUS_SERIES.values(), "net")}
+    for key, to_status, left, n in session.execute(query):
+        key, n = str(key), int(n)
+        name = STATUS_SERIES.get(str(to_status))
+        if name:
+            series[name][key] = series[name].get(key, 0) + n
+        delta = (n if str(to_status) == SubscriberStatus.ACTIVE.value else 0) - (n if left else 0)
+        series["net"][key] = series["net"].get(key, 0) + delta
+    return series
+
+
+def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
+    """Per week: new readers, and the sign-ups through the form: confirmed, still pending."""
+    week = _week_bucket(session, Subscriber.created_at).label("week")
+    form = Subscriber.source == SIGNUP_SOURCE
+    query = (select(week, func.count(), _count_where(form),
+                    _count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
+                    _count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
+             .where(Subscriber.created_at >= since)
+             .group_by(week))
+    names = ("new", "signups", "signups_confirmed", "signups_pending")
+    series: dict[str, dict[str, int]] = {name: {} for name in names}
+    for key, *counts in session.execute(query):
+        for name, n in zip(names, counts, strict=True):
+            series[name][str(key)] = int(n)
+    return series
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
+               today: date | None = None) -> list[ListWeek]:
+    """The last ``weeks`` weeks up to this one, every week listed (quiet ones with zeros).
+
+    Only the window's rows are read. The list size is counted back from today's active
+    readers, so it always ends at the true figure, even for readers imported without a history.
+    """
+    this_monday = _monday(today or utcnow().date())
+    first = this_monday - timedelta(weeks=weeks - 1)
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    series = {**_change_series(session, since), **_signup_series(session, since)}
+    net = series.pop("net")
+    keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
+    size = subscriber_totals(session)[SubscriberStatus.ACTIVE.value]
+    sizes: dict[str, int] = {}
+    for key in reversed(keys):  # walk back from now
+        sizes[key] = size
+        size -= net.get(key, 0)
+    return [
+        ListWeek(date.fromisoformat(key), list_size=sizes[key],
+                 **{name: counts.get(key, 0) for name, counts in series.items()})
+        for key in keys
+    ]
+
+
+@dataclass(frozen=True)
+class SignupHealth:
+    """Sign-ups through the form over the last few weeks (this one included)."""
+
+    window_weeks: int
+    signups: int
+    confirmed: int
+    pending: int
+
+    @property
+    def confirmation_rate(self) -> float | None:
+        return _rate(self.confirmed, self.signups)
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "confirmation_rate": self.confirmation_rate}
+
+
+def signup_health(weeks: list[ListWeek], window: int = SIGNUP_WINDOW_WEEKS) -> SignupHealth:
+    recent = weeks[-window:]
+    return SignupHealth(len(recent), sum(w.signups for w in recent),
+                        sum(w.signups_confirmed for w in recent),
+                        sum(w.signups_pending for w in recent))
+
+
+def overview_document(session: Session) -> dict:
+    """``mailer stats --json`` and ``/admin/stats.json``: one dictionary, the same keys."""
+    return overview_from(campaign_stats(session), list_weeks(session), subscriber_totals(session))
+
+
+def overview_from(campaigns: list[CampaignStats], weeks: list[ListWeek],
+                  totals: dict[str, int]) -> dict:
+    return {
+        "campaigns": [c.as_dict() for c in campaigns],
+        "subscribers": totals,
+        "issues": [t.as_dict() for t in issue_trends(campaigns)],
+        "weeks": [w.as_dict() for w in weeks],
+        "signups": signup_health(weeks).as_dict(),
+    }
+
+
+# -- campaigns that need a look ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignState:
+    campaign_id: int
+    issue_number: int
+    status: str
+    reason: str | None  # why it is paused or stopped, when the campaign says
+    running: bool
+
+
+def pause_reason(campaign: Campaign) -> str | None:
+    for name in PAUSE_REASON_COLUMNS:
+        value = getattr(campaign, name, None)
+        if value:
+            return str(value)
+    return None
+
+
+def campaign_states(session: Session, ids: list[int]) -> dict[int, CampaignState]:
+    """Status and pause reason of each campaign, read generically from whatever columns the
+    campaign table has."""
+    if not ids:
+        return {}
+    rows = session.execute(select(Campaign).where(Campaign.id.in_(ids))).scalars()
+    return {c.id: CampaignState(c.id, c.issue_number, str(c.status), pause_reason(c),
+                                str(c.status) == CampaignStatus.SENDING.value
+                                and c.finished_at is None)
+            for c in rows}
+
+
+def needs_attention(campaign: CampaignStats) -> bool:
+    """Paused, stopped or otherwise not finished and not running, or with rows in doubt."""
+    settled = {CampaignStatus.FINISHED.value, CampaignStatus.SENDING.value}
+    return campaign.unknown > 0 or campaign.status not in settled
+
+
+__all__ = [
+    "CampaignState", "IssueTrend", "ListWeek", "SignupHealth", "campaign_states",
+    "issue_trends", "list_weeks", "needs_attention", "overview_document", "pause_reason",
+    "overview_from", "signup_health", "storable_id",
+]

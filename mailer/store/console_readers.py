@@ -1,0 +1,309 @@
+"""Readers and events for the operator console: search, one reader's whole record, the event
+log, and the operator's actions on a reader.
+
+Every action goes through ``subscribers.change_status`` (or ``forget_subscriber``), the one door
+for status changes, and carries the operator's reason into the reader's history.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.orm import Session
+
+from mailer.domain import BounceType, SubscriberStatus
+from mailer.errors import SubscriberError
+from mailer.store import subscribers
+from mailer.store.console import MAX_STORE_INT, storable_id
+from mailer.store.models import (
+    Campaign,
+    Delivery,
+    DeliveryEventRecord,
+    Subscriber,
+    SubscriberChange,
+)
+
+log = logging.getLogger("mailer.admin")
+
+SEARCH_LIMIT = 50
+EVENTS_PAGE = 50
+READER_DELIVERIES = 100
+READER_EVENTS = 100
+ADMIN_SOURCE = "admin"  # one of subscribers.OPERATOR_SOURCES
+MAX_REASON_LENGTH = 500
+MIN_REASON_LENGTH = 3
+ACTIONS = ("unsuppress", "unsubscribe", "forget")
+
+
+
+def search_readers(session: Session, text: str, limit: int = SEARCH_LIMIT) -> list[Subscriber]:
+    """Readers whose address contains ``text`` (any letter case), exact matches first."""
+    needle = text.strip().lower()
+    if not needle:
+        return []
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    email = func.lower(Subscriber.email)
+    query = (select(Subscriber)
+             .where(email.like(pattern, escape="\\"))
+             .order_by(case((email == needle, 0), else_=1), Subscriber.email)
+             .limit(limit))
+    return list(session.execute(query).scalars())
+
+
+@dataclass(frozen=True)
+class ReaderDelivery:
+    delivery_id: int
+    issue_number: int
+    status: str
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    bounced_at: datetime | None
+    bounce_type: str | None
+    complained_at: datetime | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One line of a reader's history: a status change or a provider event."""
+
+    at: datetime
+    kind: str  # "change" or the event kind
+    text: str
+    source: str
+    detail: str | None
+    event_id: int | None = None
+
+
+@dataclass(frozen=True)
+class ReaderRecord:
+    subscriber: Subscriber
+    deliveries: list[ReaderDelivery]
+    history: list[HistoryEntry]  # newest first
+    has_soft_bounces: bool
+    has_hard_bounces: bool
+
+    @property
+    def soft_bounced(self) -> bool:
+        """Suppressed for repeated transient bounces only: an operator may lift that."""
+        return (str(self.subscriber.status) == SubscriberStatus.BOUNCED.value
+                and self.has_soft_bounces and not self.has_hard_bounces)
+
+
+def _reader_deliveries(session: Session, subscriber_id: int) -> list[ReaderDelivery]:
+    query = (select(Delivery.id, Campaign.issue_number, Delivery.status, Delivery.sent_at,
+                    Delivery.delivered_at, Delivery.bounced_at, Delivery.bounce_type,
+                    Delivery.complained_at, Delivery.error)
+             .join(Campaign, Campaign.id == Delivery.campaign_id)
+             .where(Delivery.subscriber_id == subscriber_id)
+             .order_by(Delivery.id.desc()).limit(READER_DELIVERIES))
+    return [ReaderDelivery(*row) for row in session.execute(query)]
+
+
+def detail_text(detail: str | None) -> str | None:
+    """A change's JSON detail as "reason: …; operator: …" for people."""
+    if not detail:
+        return None
+    try:
+        data = json.loads(detail)
+    except ValueError:
+        return detail
+    if not isinstance(data, dict):
+        return detail
+    return "; ".join(f"{key}: {value}" for key, value in data.items() if value not in (None, ""))
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _change_text(change: SubscriberChange) -> str:
+    before = f"{change.from_status} → " if change.from_status else "created as "
+    return f"{before}{change.to_status}"
+
+
+def _reader_history(session: Session, subscriber: Subscriber,
+                    delivery_ids: list[int]) -> list[HistoryEntry]:
+    changes = session.execute(select(SubscriberChange)
+                              .where(SubscriberChange.subscriber_id == subscriber.id)).scalars()
+    entries = [HistoryEntry(c.at, "change", _change_text(c), c.source, detail_text(c.detail))
+               for c in changes]
+    matches = [func.lower(DeliveryEventRecord.recipient) == subscriber.email.lower()]
+    if delivery_ids:
+        matches.append(DeliveryEventRecord.delivery_id.in_(delivery_ids))
+    events = session.execute(
+        select(DeliveryEventRecord.id, DeliveryEventRecord.occurred_at, DeliveryEventRecord.kind,
+               DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
+               DeliveryEventRecord.diagnostic)
+        .where(or_(*matches)).order_by(DeliveryEventRecord.id.desc()).limit(READER_EVENTS))
+    for event_id, at, kind, bounce_type, subtype, diagnostic in events:
+        words = " ".join(w for w in (bounce_type, subtype) if w)
+        entries.append(HistoryEntry(at, str(kind), f"{kind} {words}".strip(), "ses", diagnostic,
+                                    event_id))
+    return sorted(entries, key=lambda e: _aware(e.at) or datetime.min.replace(tzinfo=UTC),
+                  reverse=True)
+
+
+def reader_record(session: Session, subscriber_id: int) -> ReaderRecord | None:
+    if not storable_id(subscriber_id):
+        return None
+    subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
+    if subscriber is None:
+        return None
+    deliveries = _reader_deliveries(session, subscriber.id)
+    all_ids = list(session.execute(select(Delivery.id)
+                                   .where(Delivery.subscriber_id == subscriber.id)).scalars())
+    kinds = {d.bounce_type for d in session.execute(
+        select(Delivery.bounce_type).where(Delivery.subscriber_id == subscriber.id,
+                                           Delivery.bounced_at.is_not(None)))}
+    return ReaderRecord(subscriber, deliveries, _reader_history(session, subscriber, all_ids),
+                        has_soft_bounces=BounceType.TRANSIENT.value in kinds,
+                        has_hard_bounces=BounceType.PERMANENT.value in kinds)
+
+
+def consent_record(subscriber: Subscriber) -> dict[str, object]:
+    extra = {}
+    if subscriber.attrs:
+        try:
+            extra = {k: v for k, v in json.loads(subscriber.attrs).items()
+                     if isinstance(v, (str, int, float))}
+        except (ValueError, AttributeError):
+            extra = {}
+    return {"source": subscriber.source, "signed up": subscriber.created_at,
+            "sign-up IP": subscriber.signup_ip, "confirmed": subscriber.confirmed_at,
+            "confirmation IP": subscriber.confirm_ip, **extra}
+
+
+# -- events -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: int
+    occurred_at: datetime
+    kind: str
+    recipient: str
+    subscriber_id: int | None
+    issue_number: int | None
+    bounce_type: str | None
+    bounce_subtype: str | None
+    diagnostic: str | None
+
+
+def latest_events(session: Session, kind: str | None = None, before: int | None = None,
+                  limit: int = EVENTS_PAGE) -> list[EventRow]:
+    """The newest events (by arrival), optionally of one kind, older than event ``before``."""
+    query = (select(DeliveryEventRecord.id, DeliveryEventRecord.occurred_at,
+                    DeliveryEventRecord.kind, DeliveryEventRecord.recipient,
+                    Delivery.subscriber_id, Campaign.issue_number,
+                    DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
+                    DeliveryEventRecord.diagnostic)
+             .outerjoin(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
+             .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
+             .order_by(DeliveryEventRecord.id.desc()).limit(limit))
+    if kind:
+        query = query.where(DeliveryEventRecord.kind == kind)
+    if before is not None:
+        query = query.where(DeliveryEventRecord.id < min(before, MAX_STORE_INT))
+    return [EventRow(*row) for row in session.execute(query)]
+
+
+def event_kinds(session: Session) -> list[str]:
+    return [str(k) for k in session.execute(
+        select(DeliveryEventRecord.kind).group_by(DeliveryEventRecord.kind)
+        .order_by(DeliveryEventRecord.kind)).scalars()]
+
+
+def event_payload(session: Session, event_id: int) -> DeliveryEventRecord | None:
+    if not storable_id(event_id):
+        return None
+    return session.get(DeliveryEventRecord, event_id)
+
+
+
+
+# -- operator actions -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    action: str
+    subscriber_id: int
+    message: str
+
+
+def allowed_actions(record: ReaderRecord) -> list[str]:
+    """What the console offers for this reader. A complaint is never lifted here (CLI only)."""
+    status = str(record.subscriber.status)
+    actions = []
+    if record.soft_bounced:
+        actions.append("unsuppress")
+    if status in (SubscriberStatus.PENDING.value, SubscriberStatus.ACTIVE.value):
+        actions.append("unsubscribe")
+    actions.append("forget")
+    return actions
+
+
+def clean_reason(reason: str) -> str:
+    text = " ".join((reason or "").split())
+    if len(text) < MIN_REASON_LENGTH:
+        raise SubscriberError("give a reason (a few words) for the record")
+    if len(text) > MAX_REASON_LENGTH:
+        raise SubscriberError(f"the reason is too long (at most {MAX_REASON_LENGTH} characters)")
+    return text
+
+
+def perform_action(session: Session, subscriber_id: int, action: str, *, reason: str,
+                   operator: str, secret: str) -> ActionOutcome:
+    """Carry out one operator action, or raise SubscriberError and change nothing."""
+    if action not in ACTIONS:
+        raise SubscriberError(f"unknown action {action!r}")
+    reason = clean_reason(reason)
+    record = reader_record(session, subscriber_id)
+    if record is None:
+        raise SubscriberError("there is no such reader (forgotten, or never there)")
+    if action not in allowed_actions(record):
+        raise SubscriberError(_refusal(record, action))
+    subscriber = record.subscriber
+    detail = {"reason": reason, "operator": operator, "action": action}
+    if action == "forget":
+        log.info("operator %s forgot reader #%s: %s", operator, subscriber.id, reason)
+        subscribers.forget_subscriber(session, subscriber.email, secret=secret)
+        return ActionOutcome(action, subscriber_id, "Forgotten: only a keyed hash of the "
+                                                    "address remains, so it is never re-added.")
+    target = _target_status(subscriber, action)
+    subscribers.change_status(session, subscriber, target, source=ADMIN_SOURCE, detail=detail)
+    log.info("operator %s: reader #%s %s (%s)", operator, subscriber.id, action, reason)
+    return ActionOutcome(action, subscriber_id, f"The reader is now {target.value}.")
+
+
+def _target_status(subscriber: Subscriber, action: str) -> SubscriberStatus:
+    if action == "unsubscribe":
+        return SubscriberStatus.UNSUBSCRIBED
+    # back to where they were before the bounces: active if they had confirmed
+    return SubscriberStatus.ACTIVE if subscriber.confirmed_at else SubscriberStatus.PENDING
+
+
+def _refusal(record: ReaderRecord, action: str) -> str:
+    status = str(record.subscriber.status)
+    if status == SubscriberStatus.COMPLAINED.value:
+        return "a complaint can only be lifted from the command line"
+    if action == "unsuppress":
+        return ("only a reader suppressed for soft (transient) bounces can be unsuppressed "
+                f"here; this one is {status}")
+    return f"this reader is {status}: nothing to unsubscribe"
+
+
+__all__ = [
+    "ACTIONS", "ActionOutcome", "EventRow", "HistoryEntry", "ReaderDelivery", "ReaderRecord",
+    "allowed_actions", "clean_reason", "consent_record", "event_kinds", "event_payload",
+    "latest_events", "perform_action", "reader_record", "search_readers",
+]

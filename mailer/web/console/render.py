@@ -1,0 +1,142 @@
+"""Rendering and request guards shared by the console's pages: templates, number and date
+formats, CSRF tokens and the rate limit on operator actions."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import math
+from datetime import UTC, date, datetime
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import HTTPException, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from mailer.config import Settings
+from mailer.web.admin import require_operator
+from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
+from mailer.web.security import RateLimiter, client_ip, rate_limit_key
+
+ACTIONS_PER_MINUTE = 20  # operator writes per client per minute: plenty for a person
+CSRF_FIELD = "csrf_token"
+
+
+def settings_of(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# -- formats: one for numbers, one for percentages, one for dates -------------------------------
+
+
+def fmt_number(value: float | int | None) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:,.1f}"
+    return f"{int(value):,}"
+
+
+def fmt_pct(rate: float | None, digits: int = 2) -> str:
+    return "–" if rate is None else f"{rate * 100:.{digits}f} %"
+
+
+def fmt_time(at: datetime | date | str | None) -> str:
+    """Every date on the console: ``2026-11-18 10:00 UTC`` (a day alone: ``2026-11-16``)."""
+    if at is None:
+        return "–"
+    if isinstance(at, str):
+        at = datetime.fromisoformat(at)
+    if isinstance(at, datetime):
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+        return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return at.isoformat()
+
+
+@lru_cache(maxsize=4)
+def _environment(templates_dir: Path) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(str(templates_dir / "web")),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.globals["css"] = Markup(CONSOLE_CSS)
+    env.globals["script"] = Markup(CONSOLE_JS)
+    env.filters["num"] = fmt_number
+    env.filters["pct"] = fmt_pct
+    env.filters["utc"] = fmt_time
+    return env
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
+    env = _environment(settings_of(request).templates_dir)
+    context.setdefault("live", False)
+    html = env.get_template(template).render(csrf_token=csrf_token(request), **context)
+    return HTMLResponse(html, status_code=status_code, headers=CONSOLE_HEADERS)
+
+
+# -- who is acting ------------------------------------------------------------------------------
+
+
+def operator_name(request: Request) -> str:
+    scheme, _, value = request.headers.get("authorization", "").strip().partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return "operator"
+        return decoded.partition(":")[0][:64] or "operator"
+    return "token"
+
+
+def _client_key(request: Request) -> str:
+    trusted = getattr(request.app.state, "trusted_proxies", ())
+    return rate_limit_key(client_ip(request, trusted))
+
+
+# -- CSRF -----------------------------------------------------------------------------------------
+
+
+def csrf_token(request: Request) -> str:
+    """Bound to the operator's credentials and the server's key; a cross-site page cannot read
+    it, so it cannot forge a form the browser would send with the cached credentials."""
+    key = settings_of(request).secret_key.encode()
+    who = hashlib.sha256(request.headers.get("authorization", "").encode()).digest()
+    return hmac.new(key, b"mailer.admin.csrf.v1|" + who, hashlib.sha256).hexdigest()
+
+
+def _same_site(request: Request) -> bool:
+    if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+        return False
+    origin = request.headers.get("origin")
+    if not origin:
+        return True  # an old browser; the token still has to match
+    allowed = {request.headers.get("host", ""), urlsplit(settings_of(request).base_url).netloc}
+    return urlsplit(origin).netloc in allowed
+
+
+def check_write(request: Request, form_token: str) -> None:
+    """Guard every operator write: logged in, same site, a valid token, within the rate."""
+    require_operator(request)
+    if not _same_site(request) or not hmac.compare_digest(form_token or "", csrf_token(request)):
+        raise HTTPException(403, "This form was not sent from the operator console. Reload the "
+                                 "page and try again.")
+    limiter = _write_limiter(request)
+    wait = limiter.hit(_client_key(request))
+    if wait is not None:
+        raise HTTPException(429, "Too many operator actions. Wait a minute and try again.",
+                            headers={"Retry-After": str(math.ceil(wait))})
+
+
+def _write_limiter(request: Request) -> RateLimiter:
+    state = request.app.state
+    if getattr(state, "console_write_limiter", None) is None:
+        state.console_write_limiter = RateLimiter(ACTIONS_PER_MINUTE, window=60.0)
+    return state.console_write_limiter

@@ -1,0 +1,127 @@
+"""The console's figure cache never shows an operator stale figures: after SES events, status
+changes, a forgotten reader and a new campaign its answers equal a fresh count, on SQLite and
+PostgreSQL. And the console's own queries give the same figures on both databases."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.console_seed import SOFT, build_console_data
+
+NOW = datetime(2026, 11, 27, 12, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def console_engine(request, mailer_env):
+    from mailer.store.db import get_engine
+
+    if request.param == "sqlite":
+        return get_engine(mailer_env["MAILER_DATABASE_URL"])
+    return get_engine(request.getfixturevalue("pg_url"))
+
+
+def _fresh(db):  # noqa: ANN001, ANN202
+    from mailer.store.console import overview_document
+
+    return overview_document(db)
+
+
+def _cached(db, cache):  # noqa: ANN001, ANN202
+    from mailer.store.console_cache import cached_overview_document
+
+    return cached_overview_document(db, cache)
+
+
+def _bounce(db, delivery_id: int, key: str) -> None:  # noqa: ANN001
+    """What events.apply does for a hard bounce: an event row, and the ledger row updated."""
+    from mailer.store.models import Delivery, DeliveryEventRecord
+
+    row = db.get(Delivery, delivery_id)
+    row.bounced_at, row.bounce_type, row.delivered_at = NOW, "permanent", None
+    db.add(row)
+    db.add(DeliveryEventRecord(event_key=key, kind="bounce", recipient=row.email,
+                               occurred_at=NOW, delivery_id=row.id, raw="{}"))
+    db.commit()
+
+
+def test_cached_figures_follow_every_kind_of_write(console_engine):
+    from sqlmodel import select
+
+    from mailer.domain import SubscriberStatus
+    from mailer.store.console_cache import ConsoleCache
+    from mailer.store.db import session
+    from mailer.store.models import Campaign, Delivery
+    from mailer.store.subscribers import change_status, forget_subscriber, get_by_email
+
+    build_console_data(console_engine, now=NOW)
+    cache = ConsoleCache()
+    with session(console_engine) as db:
+        assert _cached(db, cache) == _fresh(db)
+        # an SES event on a finished campaign (issue 643)
+        c643 = db.exec(select(Campaign).where(Campaign.issue_number == 643)).one()
+        first = db.exec(select(Delivery).where(Delivery.campaign_id == c643.id)).first()
+        before = next(c for c in _cached(db, cache)["campaigns"] if c["issue_number"] == 643)
+        _bounce(db, first.id, "late-bounce")
+        after = next(c for c in _cached(db, cache)["campaigns"] if c["issue_number"] == 643)
+        assert after["bounced"] == before["bounced"] + 1
+        assert _cached(db, cache) == _fresh(db)
+        bundle = cache.issue_bundle(db, 643)
+        assert bundle.detail.summary.bounced == after["bounced"]
+        _bounce(db, db.exec(select(Delivery).where(Delivery.campaign_id == c643.id)
+                            .offset(1)).first().id, "later-bounce")
+        assert cache.issue_bundle(db, 643).detail.summary.bounced == after["bounced"] + 1
+        # a reader unsubscribes: list figures and "unsubscribed after" move
+        reader = get_by_email(db, "o2@old.example")
+        change_status(db, reader, SubscriberStatus.UNSUBSCRIBED, source="one-click")
+        assert _cached(db, cache) == _fresh(db)
+        # a reader is forgotten: their deliveries leave the ledger
+        forget_subscriber(db, "o3@old.example", secret="test-secret-key-0123456789abcdef")
+        assert _cached(db, cache) == _fresh(db)
+        # a new campaign
+        db.add(Campaign(issue_number=647, subject="647", transport="ses", content_sha256="f" * 64,
+                        started_at=NOW, status="finished", finished_at=NOW))
+        db.commit()
+        assert _cached(db, cache) == _fresh(db)
+        assert get_by_email(db, SOFT) is not None
+
+
+def test_a_quiet_console_counts_nothing_again(console_engine, monkeypatch):
+    from mailer.store import console_cache
+    from mailer.store.console_cache import ConsoleCache
+    from mailer.store.db import session
+
+    build_console_data(console_engine, now=NOW)
+    cache = ConsoleCache()
+    counted: list[list[int]] = []
+    real = console_cache.delivery_counts
+    monkeypatch.setattr(console_cache, "delivery_counts",
+                        lambda db, ids: counted.append(sorted(ids)) or real(db, ids))
+    with session(console_engine) as db:
+        cache.campaign_stats(db)
+        cache.campaign_stats(db)
+    # the second time only the campaigns that are not finished (644 "sending", 645 stopped)
+    assert len(counted[0]) == 13 and len(counted[1]) == 2
+
+
+def test_console_queries_agree_on_both_databases(console_engine):
+    from mailer.store.console import list_weeks
+    from mailer.store.console_issue import issue_bundle, provider_stats
+    from mailer.store.db import session
+
+    build_console_data(console_engine, now=NOW)
+    with session(console_engine) as db:
+        bundle = issue_bundle(db, 644)
+        assert [m.sent for m in bundle.detail.timeline] == [20, 16]
+        assert [(p.name, p.recipients) for p in bundle.providers] == [
+            ("Gmail", 20), ("example.com", 10), ("example.net", 10)]
+        count, per_source, latest = bundle.unsubscribes
+        assert (count, per_source) == (2, {"one-click": 2})
+        assert [u.email for u in latest] == ["r2@gmail.com", "r1@gmail.com"]
+        weeks = list_weeks(db, weeks=4, today=NOW.date())
+        # sign-ups every 1.5 days from 1 day before NOW: 4 in the week of 9 Nov, 5, then 3
+        assert [w.signups for w in weeks] == [0, 4, 5, 3]
+        assert weeks[-1].list_size == weeks[-2].list_size + weeks[-1].confirmed
+        assert provider_stats(db, [c.campaign_id for c in bundle.detail.campaigns], limit=1)[0] \
+            .name == "Gmail"
