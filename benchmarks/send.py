@@ -8,7 +8,11 @@ Prints, all measured in this one run:
 2. ceiling: the pipeline with no latency and no cap (ledger writes, personalisation, MIME, boto3)
    as a ratio of a bare boto3 loop sending the same prebuilt messages with the same number of
    threads (goal >= 0.8);
-3. memory: peak RSS of a child process that queues and sends ``--memory-recipients`` (100,000)
+3. faults: the same pipeline against injected faults (throttling, 5xx, lost answers: SES takes
+   the message and the connection drops before its answer), each row counting, at the endpoint,
+   readers with two copies and readers with none, next to a naive loop that retries every error
+   (what mailer did before issue 14) against the same lost answers;
+4. memory: peak RSS of a child process that queues and sends ``--memory-recipients`` (100,000)
    through the whole pipeline into a transport that builds each MIME message and drops it
    (goal < 150 MB; boto3 is imported and a client created, so its footprint counts too).
 
@@ -290,6 +294,96 @@ def memory_child(args) -> None:
                           "peak_before_send_mb": round(setup_kb / 1024, 1)}))
 
 
+# -- faults ------------------------------------------------------------------------------------
+
+FAULTS = [  # (name, fake_ses options)
+    ("none", {}),
+    ("throttled: endpoint allows half the rate", {"rate": 100, "max_send_rate": 200}),
+    ("5xx on 5 % of requests", {"error_rate": 0.05}),
+    ("answer lost on 2 % (connection closed)", {"lose_answer_rate": 0.02}),
+    ("answer lost on 2 % (connection reset)", {"lose_answer_rate": 0.02, "lose_how": "reset"}),
+]
+
+
+def measure_faults(args, fake, workdir: Path, transport, rendered) -> list[dict]:
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+    from mailer.store.db import get_engine
+
+    engine = get_engine(f"sqlite:///{workdir / 'faults.db'}")
+    add_readers(engine, args.fault_recipients)
+    rows = []
+    for name, options in FAULTS:
+        fake.reset()
+        fake.control(**{"latency": 0.02, "max_send_rate": 200, "seed": 14, **options})
+        campaign = new_campaign(engine, rendered, 644)
+        report, elapsed = dispatch(engine, transport, rendered, campaign,
+                                   rate=200.0, concurrency=args.concurrency)
+        counts = ledger.count_by_status(engine, campaign.id)
+        rows.append(fault_row(name, fake.stats(), args.fault_recipients, elapsed,
+                              unknown=counts[DeliveryStatus.UNKNOWN],
+                              failed=counts[DeliveryStatus.FAILED]))
+    rows.append(naive_retry_row(args, fake, rendered))
+    return rows
+
+
+def fault_row(name: str, stats: dict, readers: int, elapsed: float, *, unknown: int,
+              failed: int) -> dict:
+    copies = stats["per_recipient"]
+    return {"fault": name, "readers": readers, "accepted": stats["accepted"],
+            "duplicates": sum(1 for n in copies.values() if n > 1),
+            "missed": readers - len(copies) - failed, "unknown": unknown, "failed": failed,
+            "answers_lost": stats["answers_lost"], "throttled": stats["throttled"],
+            "errors": stats["errors"], "seconds": round(elapsed, 1)}
+
+
+def naive_retry_row(args, fake, rendered) -> dict:
+    """Baseline: 16 threads of boto3, each error retried until an answer comes (mailer's
+    behaviour before issue 14 treated a lost answer as a temporary failure)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    fake.reset()
+    fake.control(latency=0.02, max_send_rate=200, seed=14, lose_answer_rate=0.02)
+    client = boto_client(fake.endpoint_url, args.concurrency + 2)
+    template = prebuilt_requests(rendered, 1)[0]
+    counter = iter(range(args.fault_recipients))
+    lock = threading.Lock()
+
+    def loop() -> None:
+        while True:
+            with lock:
+                n = next(counter, None)
+            if n is None:
+                return
+            request = dict(template, Destination={"ToAddresses": [f"naive{n}@example.org"]})
+            for _ in range(5):
+                try:
+                    client.send_email(**request)
+                    break
+                except (BotoCoreError, ClientError):
+                    continue
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=loop) for _ in range(args.concurrency)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return fault_row("baseline: naive loop retrying every error, 2 % lost", fake.stats(),
+                     args.fault_recipients, time.perf_counter() - started, unknown=0, failed=0)
+
+
+def report_faults(rows: list[dict]) -> None:
+    print(f"faults:  {rows[0]['readers']} readers per row, 20 ms latency, rate 200/s; copies "
+          "counted per reader at the endpoint")
+    print(f"  {'fault':<50} {'accepted':>8} {'dupl.':>6} {'missed':>6} {'unknown':>7} "
+          f"{'lost':>5} {'429':>5} {'5xx':>5} {'s':>5}")
+    for r in rows:
+        print(f"  {r['fault']:<50} {r['accepted']:>8} {r['duplicates']:>6} {r['missed']:>6} "
+              f"{r['unknown']:>7} {r['answers_lost']:>5} {r['throttled']:>5} {r['errors']:>5} "
+              f"{r['seconds']:>5}")
+
+
 # -- main --------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -301,8 +395,9 @@ def main() -> None:
     parser.add_argument("--naive-seconds", type=float, default=10.0)
     parser.add_argument("--ceiling-messages", type=int, default=3000)
     parser.add_argument("--memory-recipients", type=int, default=100_000)
+    parser.add_argument("--fault-recipients", type=int, default=1000)
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["rate", "ceiling", "memory"])
+                        choices=["rate", "ceiling", "faults", "memory"])
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -331,6 +426,9 @@ def main() -> None:
             if "ceiling" not in args.skip:
                 results["ceiling"] = measure_ceiling(args, fake, Path(tmp), transport, rendered)
                 report_ceiling(results["ceiling"])
+            if "faults" not in args.skip:
+                results["faults"] = measure_faults(args, fake, Path(tmp), transport, rendered)
+                report_faults(results["faults"])
         finally:
             transport.close()
     if "memory" not in args.skip:

@@ -12,7 +12,11 @@ releases rows left behind by peers that died.
 
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts`` then fail the row; Rejected → fail the row, go on;
-AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue.
+AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
+AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
+with the reason and is never retried here: SES has no idempotency key, so only a later Send or
+Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
+mean the path to the provider is broken: the send stops instead of making every row unknown.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from sqlalchemy.engine import Engine
 
 from mailer.config import Settings
 from mailer.domain import DeliveryStatus, OutgoingEmail, SendQuota
-from mailer.errors import AccountError, Rejected, TemporaryFailure, Throttled
+from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
 from mailer.ratelimit import RateLimiter, backoff_delay
 from mailer.store import ledger
 from mailer.store.ledger import ClaimedDelivery
@@ -167,6 +171,7 @@ class SendOptions:
     stale_after: timedelta = ledger.DEFAULT_STALE_AFTER
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
 
 
 def effective_rate(requested: float, quota: SendQuota | None) -> float:
@@ -184,6 +189,7 @@ class Progress:
     throttled: int = 0
     retried: int = 0
     lost_lease: int = 0
+    unknown: int = 0  # answers lost: maybe sent, left for an event to settle
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -208,6 +214,7 @@ class SendReport:
     stop_reason: str | None  # why this run stopped early (None: ran out of rows)
     account_error: bool  # stopped by the provider: the campaign is `stopped`
     limit_reached: bool = False
+    unknown: int = 0  # rows this run left `unknown` because their answer was lost
 
     @property
     def ok(self) -> bool:
@@ -256,6 +263,7 @@ class Dispatcher:
         self._claimed = 0
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
+        self._lost_in_a_row = 0
 
     # -- control ---------------------------------------------------------------------------
     def stop(self, reason: str, *, account_error: bool = False) -> None:
@@ -370,6 +378,11 @@ class Dispatcher:
                 ledger.mark_failed(self.engine, row.id, self.worker_id, f"rejected: {error}")
                 self._count("failed")
                 return
+            except AnswerLost as error:
+                ledger.mark_unknown(self.engine, row.id, self.worker_id, f"answer lost: {error}")
+                self._count("unknown")
+                self._note_lost_answer(error)
+                return
             except AccountError as error:
                 # Not sent: the row goes back to the queue for the resumed send.
                 ledger.mark_retry(self.engine, row.id, self.worker_id, f"account: {error}")
@@ -383,6 +396,7 @@ class Dispatcher:
             else:
                 ledger.mark_sent(self.engine, row.id, self.worker_id, provider_id)
                 self._count("sent")
+                self._lost_in_a_row = 0
                 return
             self._give_back_quota()
             if self._stop.is_set():
@@ -392,6 +406,15 @@ class Dispatcher:
         ledger.mark_retry(self.engine, row.id, self.worker_id, reason)
         self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
                                       cap=self.options.backoff_cap))
+
+    def _note_lost_answer(self, error: AnswerLost) -> None:
+        with self._lock:
+            self._lost_in_a_row += 1
+            broken = self._lost_in_a_row >= self.options.max_lost_in_a_row
+        if broken:
+            self.stop(f"{self.options.max_lost_in_a_row} answers in a row were lost after the "
+                      f"request was sent ({error}); the connection to the provider is failing",
+                      account_error=True)
 
     def _take_quota(self) -> bool:
         with self._lock:
@@ -452,5 +475,5 @@ class Dispatcher:
             throttled=p.throttled, retried=p.retried, elapsed=time.monotonic() - p.started,
             finished=finished, stop_reason=None if finished else reason,
             account_error=self._account_error and not finished,
-            limit_reached=self._limit_reached,
+            limit_reached=self._limit_reached, unknown=p.unknown,
         )

@@ -17,6 +17,7 @@ import pytest
 from mailer.domain import OutgoingEmail
 from mailer.errors import (
     AccountError,
+    AnswerLost,
     QuotaExhausted,
     Rejected,
     TemporaryFailure,
@@ -118,24 +119,24 @@ def test_a_missing_configuration_set_is_named_before_sending(moto_ses):
     assert transport.preflight() is None
 
 
-def test_cli_send_without_credentials_prints_one_line(moto_ses, mailer_env, tmp_path):
+def test_cli_send_without_credentials_prints_one_line(moto_ses, mailer_env, engine, tmp_path):
+    from tests.test_send_cli import add_readers
+
+    add_readers(engine, "ada@example.org")
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(mailer_env)
     env.update({"MAILER_TRANSPORT": "ses", "MAILER_SES_ENDPOINT_URL": moto_ses.endpoint_url,
                 "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "AWS_EC2_METADATA_DISABLED": "true"})
-    code = ("from mailer.config import get_settings\n"
-            "from mailer.transports import get_transport\n"
-            "from mailer.errors import MailerError\n"
-            "try:\n    get_transport(get_settings()).preflight()\n"
-            "except MailerError as e:\n    print(f'error: {e}'); raise SystemExit(1)\n")
-    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                            text=True, timeout=60, cwd=tmp_path)
+    mailer = os.path.join(os.path.dirname(sys.executable), "mailer")
+    result = subprocess.run([mailer, "send", "--issue", "644", "--yes"], env=env,
+                            capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert result.returncode == 1
-    assert result.stdout.strip().splitlines() == [
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
         "error: no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
         "(or AWS_PROFILE, or run with an instance role)"]
-    assert "Traceback" not in result.stderr
+    assert "Traceback" not in result.stderr and moto_ses.sent_messages() == []
 
 
 def test_get_transport_builds_ses_from_settings(moto_ses, mailer_env, monkeypatch):
@@ -244,3 +245,46 @@ def test_tags_and_configuration_set_are_sent(fake_ses):
 def test_tag_values_keep_only_characters_ses_allows():
     assert ses_tags({"campaign id": "a.b@c", "empty": ""}) == [
         {"Name": "campaign_id", "Value": "a_b_c"}]
+
+
+# -- issue 14: what the sender knows when no answer comes back ---------------------------------
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_an_answer_lost_after_the_request_is_never_retried(fake_ses, how):
+    fake_ses.control(lose_answers=1, lose_how=how)
+    transport = transport_for(fake_ses)
+    with pytest.raises(AnswerLost, match="may or may not have been accepted"):
+        transport.send(message(1))
+    stats = fake_ses.stats()
+    # SES took it, and botocore did not quietly send it a second time.
+    assert stats["requests"] == 1 and stats["per_recipient"] == {"reader1@example.com": 1}
+    transport.send(message(2))  # the next message goes out normally
+    assert fake_ses.stats()["accepted"] == 2
+
+
+def test_a_read_timeout_is_an_answer_lost_not_a_temporary_failure(fake_ses):
+    fake_ses.control(latency=1.5)
+    transport = transport_for(fake_ses, read_timeout=0.5)
+    with pytest.raises(AnswerLost, match="ReadTimeoutError"):
+        transport.send(message(1))
+    assert fake_ses.stats()["requests"] == 1
+
+
+def test_a_refused_connection_is_safe_to_retry(aws_credentials):
+    from tests.plugins.processes import free_port
+
+    transport = SesTransport(sender=SENDER, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryFailure) as raised:
+        transport.send(message())
+    assert not isinstance(raised.value, AnswerLost)
+
+
+def test_a_connect_timeout_is_safe_to_retry():
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    from mailer.transports.ses import connection_error
+
+    assert type(connection_error(ConnectTimeoutError(endpoint_url="https://x"))) is \
+        TemporaryFailure
+    assert type(connection_error(ReadTimeoutError(endpoint_url="https://x"))) is AnswerLost

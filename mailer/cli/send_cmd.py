@@ -14,12 +14,24 @@ import re
 import signal
 import sys
 import threading
-import time
 from datetime import UTC, datetime, time as day_time, timedelta
 
 import typer
 
-from mailer.cli._app import app, console, engine, err_console, settings
+from mailer.cli._app import app, engine, settings
+from mailer.cli.send_output import (
+    _err,
+    _fmt_duration,
+    _out,
+    exit_code,
+    follow,
+    print_already_sent,
+    print_plan,
+    print_recovery,
+    print_summary,
+    remaining,
+    unknown_count,
+)
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
@@ -28,15 +40,6 @@ _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-def _out(message: str, **_: object) -> None:
-    # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
-    console.print(message, highlight=False, soft_wrap=True)
-
-
-def _err(message: str, **_: object) -> None:
-    err_console.print(message, highlight=False, soft_wrap=True)
-
 
 def parse_duration(text: str) -> timedelta:
     """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
@@ -56,11 +59,6 @@ def issue_moment(issue) -> datetime:  # noqa: ANN001 - a domain.Issue
     raise IssueError(f"issue {issue.number} has no date, so --not-before cannot be applied")
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _sha256(text: str) -> str:
@@ -332,129 +330,3 @@ def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
             signal.signal(sig, old)
 
     return restore
-
-
-# -- what the operator sees --------------------------------------------------------------------
-
-def unknown_count(db, campaign_id: int) -> int:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
-
-
-def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign_id)
-    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
-    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
-
-
-def print_already_sent(db, campaign) -> None:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign.id)
-    when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
-    line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
-            f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
-            f"{counts[DeliveryStatus.SKIPPED]} skipped); nothing to do. Pass --again to send "
-            "it again")
-    if counts[DeliveryStatus.UNKNOWN]:
-        line += (f"; {counts[DeliveryStatus.UNKNOWN]} deliveries are unknown (in flight during a "
-                 "crash): pass --resend-unknown to send them again")
-    _out(line, highlight=False)
-
-
-def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
-               quota, *, resuming: bool) -> None:
-    reader = "reader" if audience == 1 else "readers"
-    who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
-    _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
-    _out(f"  audience:  {audience} {who}", highlight=False)
-    _out(f"  transport: {transport_name}, {send_rate:g} messages/s", highlight=False)
-    if quota is not None and quota.remaining_24h is not None:
-        _out(f"  24-hour quota left: {quota.remaining_24h:g}", highlight=False)
-        if quota.remaining_24h < audience:
-            _err(f"warning: the quota runs out after {quota.remaining_24h:g} "
-                              "messages; the send will stop there and resume later")
-    if audience and send_rate:
-        _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
-
-
-def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:  # noqa: ANN001
-    if recovery.released:
-        _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
-    unknown = unknown_count(db, campaign_id)
-    if unknown and not resend_unknown:
-        _err(f"warning: {unknown} deliveries are unknown: they were in flight when a "
-                          "send died, so they may or may not have arrived. They are not re-sent; "
-                          "pass --resend-unknown to send them again (risking a second copy)")
-
-
-def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
-    p = dispatcher.progress
-    rate = p.rate()
-    left = max(0, total - p.done)
-    eta = _fmt_duration(left / rate) if rate > 0 and left else "-"
-    return (f"sent {p.sent}/{total}  failed {p.failed}  skipped {p.skipped}  "
-            f"{rate:.1f}/s  ETA {eta}")
-
-
-def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:  # noqa: ANN001
-    """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
-    line every ``plain_every`` seconds (cron mail and log files stay readable)."""
-    if console.is_terminal:
-        _follow_with_bar(dispatcher, thread, total)
-        return
-    last = time.monotonic()
-    while thread.is_alive():
-        thread.join(0.25)
-        if time.monotonic() - last >= plain_every:
-            _out(_progress_line(dispatcher, total), highlight=False)
-            last = time.monotonic()
-
-
-def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:  # noqa: ANN001
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
-                  console=console, transient=False) as bar:
-        task = bar.add_task(_progress_line(dispatcher, total), total=total or 1)
-        while thread.is_alive():
-            thread.join(0.2)
-            bar.update(task, completed=dispatcher.progress.done,
-                       description=_progress_line(dispatcher, total))
-
-
-def print_summary(db, report) -> None:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, report.campaign_id)
-    rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
-    _out(f"this run: {report.sent} sent, {report.failed} failed, {report.skipped} skipped "
-                  f"(unsubscribed meanwhile), {report.throttled} throttled and retried, in "
-                  f"{_fmt_duration(report.elapsed)} ({rate:.1f}/s)", highlight=False)
-    waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
-    _out(f"campaign {report.campaign_id}: {counts[DeliveryStatus.SENT]} sent, "
-                  f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
-                  f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
-                  highlight=False)
-    for address, reason in ledger.failures(db, report.campaign_id, limit=5):
-        _err(f"  failed: {address}: {reason}", highlight=False)
-    if report.finished:
-        _out(f"campaign {report.campaign_id} finished")
-    elif report.stop_reason:
-        _err(f"stopped: {report.stop_reason}. State is saved: run the same "
-                          "`mailer send` command again to resume", highlight=False)
-
-
-def exit_code(report) -> int:  # noqa: ANN001
-    if report.account_error or report.failed:
-        return 1
-    if report.stop_reason and report.stop_reason.startswith("interrupted"):
-        return 130
-    return 0
