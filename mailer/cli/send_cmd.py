@@ -116,6 +116,12 @@ def send(
             and not (resend_unknown and unknown_count(db, last.id))):
         print_already_sent(db, last)
         return
+    if again and not to and last is not None and last.status != "finished":
+        # --again starts a new campaign for everyone; an unfinished one would be resumed
+        # instead, and the plan would not match what is sent.
+        raise SendError(f"--again: campaign {last.id} of issue {number} is {last.status}, not "
+                        f"finished ({remaining(db, last.id, False)} readers still waiting); "
+                        f"run `mailer send --issue {number}` without --again to resume it")
 
     rendered = _render(the_issue, s)
     transport = _open_transport(s, concurrency)
@@ -181,8 +187,13 @@ def worker(
     the_issue = load_issue_by_number(s.issues_dir, campaign.issue_number, site_url=s.site_url)
     rendered = _render(the_issue, s)
     if _sha256(rendered.html) != campaign.content_sha256:
-        _err(f"warning: issue {campaign.issue_number} renders differently here than "
-                          "where the campaign started (edited file or different templates?)")
+        # Joining would send readers two versions of one campaign. The send process owns the
+        # version: `mailer send` resumes with the new one for everyone still waiting.
+        raise SendError(f"issue {campaign.issue_number} renders differently here than where "
+                        f"campaign {campaign.id} started (edited file or different templates?); "
+                        "not joining. Use the same files here, or stop the send and run "
+                        f"`mailer send --issue {campaign.issue_number}` to go on with the new "
+                        "version")
     transport = _open_transport(s, concurrency)
     try:
         quota = transport.preflight()
