@@ -164,7 +164,7 @@ def _mailto(value: str | None) -> str | None:
 class SendOptions:
     rate: float  # messages per second for the whole campaign (before sharing with peers)
     concurrency: int = 16
-    limit: int | None = None  # a canary: send at most this many rows, then stop
+    limit: int | None = None  # --limit: send at most this many rows now, then stop
     batch_size: int = 50
     max_attempts: int = 5  # temporary failures per row before it fails
     heartbeat_interval: float = 5.0
@@ -456,13 +456,19 @@ class Dispatcher:
                       account_error=True)
 
     # -- end -------------------------------------------------------------------------------
+    def _limit_line(self) -> str:
+        """What --limit did, in the campaign's own figures: sent 2,000 of 1,000,000."""
+        counts = ledger.count_by_status(self.engine, self.campaign_id)
+        total = sum(counts.values())
+        return (f"sent {counts[DeliveryStatus.SENT]:,} of {total:,}; run the same command to "
+                "continue")
+
     def _wrap_up(self) -> SendReport:
         ledger.unregister_worker(self.engine, self.worker_id)
         finished = ledger.finish_if_done(self.engine, self.campaign_id)
         reason = self._stop_reason
         if reason is None and self._limit_reached:
-            reason = (f"canary of {self.options.limit} done; run the same command again to "
-                      "send the rest")
+            reason = self._limit_line()
         peers = ledger.live_workers(self.engine, self.campaign_id,
                                     stale_after=self.options.stale_after)
         # A provider error stops every worker; a signal or a canary stops only this one while

@@ -83,7 +83,7 @@ def send(
     issue: str = typer.Option(..., "--issue", help="Issue number, or 'latest'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render and count the audience; send nothing."),
     to: str | None = typer.Option(None, "--to", help="Send one test copy to ADDRESS, outside the campaign."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N (a canary), then stop; resumable."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N now, then stop; run the same command to continue."),
     rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second (default MAILER_SEND_RATE)."),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),

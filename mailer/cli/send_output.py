@@ -154,6 +154,8 @@ def print_summary(db, report) -> None:  # noqa: ANN001
                           campaign.transport), highlight=False)
     if report.finished:
         _out(f"campaign {report.campaign_id} finished")
+    elif report.limit_reached and not report.account_error:
+        _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
     elif report.stop_reason:
         _err(f"stopped: {report.stop_reason}. State is saved: run the same "
                           "`mailer send` command again to resume", highlight=False)
