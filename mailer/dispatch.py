@@ -38,7 +38,7 @@ from sqlalchemy.engine import Engine
 from mailer.config import Settings
 from mailer.domain import DeliveryStatus, OutgoingEmail, SendQuota
 from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
-from mailer.ratelimit import RateLimiter, backoff_delay
+from mailer.ratelimit import ConcurrencyGate, RateLimiter, backoff_delay
 from mailer.store import ledger
 from mailer.store.ledger import ClaimedDelivery
 from mailer.tokens import make_unsubscribe_token
@@ -163,7 +163,8 @@ def _mailto(value: str | None) -> str | None:
 @dataclass(frozen=True)
 class SendOptions:
     rate: float  # messages per second for the whole campaign (before sharing with peers)
-    concurrency: int = 16
+    concurrency: int = 16  # sender threads; with size_concurrency, the most in flight
+    size_concurrency: bool = False  # in flight = rate x observed latency (Little's law)
     limit: int | None = None  # --limit: send at most this many rows now, then stop
     batch_size: int = 50
     max_attempts: int = 5  # temporary failures per row before it fails
@@ -179,6 +180,31 @@ def effective_rate(requested: float, quota: SendQuota | None) -> float:
     if quota is not None and quota.max_send_rate and quota.max_send_rate > 0:
         return min(requested, quota.max_send_rate)
     return requested
+
+
+MAX_SENDERS = 64  # sender threads when concurrency is sized from the rate and the latency
+
+
+def choose_rate(quota: SendQuota | None, *, requested: float | None, configured: float | None,
+                default: float) -> tuple[float, str]:
+    """The campaign's rate and where it comes from (issue 11): the account's MaxSendRate when
+    the provider reports one, lowered only by ``--rate`` (``requested``) or an explicitly set
+    MAILER_SEND_RATE (``configured``); without an account rate (SMTP, outbox), those or the
+    configured default."""
+    asked, source = (requested, "--rate") if requested else (configured, "MAILER_SEND_RATE")
+    account = quota.max_send_rate if quota is not None and quota.max_send_rate else None
+    if account is None or account <= 0:
+        return (asked, source) if asked else (default, "the default MAILER_SEND_RATE")
+    if asked and asked < account:
+        return asked, f"{source}; the account allows {account:g}"
+    return account, "the account's MaxSendRate"
+
+
+def choose_concurrency(requested: int | None, configured: int | None) -> tuple[int, bool]:
+    """(sender threads, size them from rate and latency?): ``--concurrency`` or an explicitly
+    set MAILER_SEND_CONCURRENCY fixes the number; otherwise Little's law sizes it."""
+    fixed = requested or configured
+    return (fixed, False) if fixed else (MAX_SENDERS, True)
 
 
 @dataclass
@@ -252,6 +278,8 @@ class Dispatcher:
         # jitter, too little to trip a provider that counts its rate over one second.
         self.limiter = RateLimiter(options.rate,
                                    burst=max(1.0, min(options.rate * 0.1, options.concurrency)))
+        self.gate = ConcurrencyGate(options.concurrency, fixed=not options.size_concurrency)
+        self.gate.size_for(options.rate)
         self.progress = Progress()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -333,7 +361,7 @@ class Dispatcher:
             row = self._queue.get()
             if row is None:
                 return
-            if self._stop.is_set():
+            if self._stop.is_set() or not self.gate.acquire(self._stop):
                 continue  # left leased and queued; released when the run ends
             try:
                 self._deliver(row)
@@ -341,6 +369,8 @@ class Dispatcher:
                 log.exception("unexpected error while sending delivery %s", row.id)
                 self.stop(f"unexpected error: {type(error).__name__}: {error}",
                           account_error=True)
+            finally:
+                self.gate.release()
 
     def _deliver(self, row: ClaimedDelivery) -> None:
         temporary_failures = 0
@@ -350,6 +380,7 @@ class Dispatcher:
                 return
             if not self._take_quota():
                 return
+            began = time.monotonic()
             started = ledger.start_sending(self.engine, row.id, self.worker_id)
             if started is DeliveryStatus.SKIPPED:
                 self._count("skipped")
@@ -395,6 +426,7 @@ class Dispatcher:
                 raise
             else:
                 ledger.mark_sent(self.engine, row.id, self.worker_id, provider_id)
+                self.gate.observe(time.monotonic() - began)
                 self._count("sent")
                 self._lost_in_a_row = 0
                 return
@@ -448,6 +480,7 @@ class Dispatcher:
         live = ledger.heartbeat(self.engine, self.worker_id, self.limiter.rate,
                                 stale_after=self.options.stale_after)
         self.limiter.set_ceiling(self.options.rate / live)
+        self.gate.size_for(self.limiter.ceiling)
         ledger.recover_abandoned(self.engine, self.campaign_id,
                                  stale_after=self.options.stale_after)
         campaign = ledger.get_campaign(self.engine, self.campaign_id)

@@ -84,8 +84,8 @@ def send(
     dry_run: bool = typer.Option(False, "--dry-run", help="Render and count the audience; send nothing."),
     to: str | None = typer.Option(None, "--to", help="Send one test copy to ADDRESS, outside the campaign."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N now, then stop; run the same command to continue."),
-    rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second (default MAILER_SEND_RATE)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once."),
+    rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second; can only lower the SES account's MaxSendRate (default: that rate; SMTP/outbox: MAILER_SEND_RATE)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once (default: sized from the rate and the observed latency)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown after a crash (may make a second copy)."),
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
@@ -124,12 +124,11 @@ def send(
                         f"run `mailer send --issue {number}` without --again to resume it")
 
     rendered = _render(the_issue, s)
-    transport = _open_transport(s, concurrency)
+    threads, sized = _concurrency(s, concurrency)
+    transport = _open_transport(s, threads)
     try:
         quota = transport.preflight()
-        from mailer.dispatch import effective_rate
-
-        send_rate = effective_rate(rate or s.send_rate, quota)
+        send_rate, rate_source = _rate(s, rate, quota)
         _say_where_mail_goes(transport, s)
         if to and dry_run:
             _out(f"dry run: a test copy would go to {to}; nothing sent")
@@ -143,7 +142,8 @@ def send(
         audience = (remaining(db, open_campaign.id, resend_unknown)
                     if open_campaign is not None and not again else ledger.audience_size(db))
         print_plan(rendered, the_issue, audience, transport.name, send_rate,
-                               quota, resuming=open_campaign is not None and not again)
+                   quota, resuming=open_campaign is not None and not again,
+                   rate_source=rate_source, in_flight=None if sized else threads)
         if dry_run:
             _out("dry run: nothing sent")
             return
@@ -160,7 +160,7 @@ def send(
             return
         _prepare_resume(db, campaign, rendered, start.created, resend_unknown)
         report = _run(db, transport, rendered, s, campaign.id, number, send_rate, quota,
-                      concurrency or s.send_concurrency, limit)
+                      (threads, sized), limit)
     finally:
         transport.close()
     print_summary(db, report)
@@ -174,7 +174,6 @@ def worker(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256),
 ) -> None:
     """Join a campaign that is being sent (another machine sharing a PostgreSQL ledger)."""
-    from mailer.dispatch import effective_rate
     from mailer.issues import load_issue_by_number
     from mailer.store import ledger
 
@@ -194,15 +193,15 @@ def worker(
                         "not joining. Use the same files here, or stop the send and run "
                         f"`mailer send --issue {campaign.issue_number}` to go on with the new "
                         "version")
-    transport = _open_transport(s, concurrency)
+    threads, sized = _concurrency(s, concurrency)
+    transport = _open_transport(s, threads)
     try:
         quota = transport.preflight()
         _say_where_mail_goes(transport, s)
         recovery = ledger.recover_abandoned(db, campaign.id)
         print_recovery(db, campaign.id, recovery)
         report = _run(db, transport, rendered, s, campaign.id, campaign.issue_number,
-                      effective_rate(rate or s.send_rate, quota), quota,
-                      concurrency or s.send_concurrency, None)
+                      _rate(s, rate, quota)[0], quota, (threads, sized), None)
     finally:
         transport.close()
     print_summary(db, report)
@@ -220,11 +219,29 @@ def _render(the_issue, s):  # noqa: ANN001, ANN202
     return rendered
 
 
-def _open_transport(s, concurrency: int | None):  # noqa: ANN001, ANN202
+def _open_transport(s, threads: int):  # noqa: ANN001, ANN202
     from mailer.transports import get_transport
 
     # One pooled connection per sender thread, plus a few for preflight.
-    return get_transport(s, max_connections=(concurrency or s.send_concurrency) + 4)
+    return get_transport(s, max_connections=threads + 4)
+
+
+def _explicit(s, name: str):  # noqa: ANN001, ANN202
+    """A setting's value when the operator set it (environment or .env), else None."""
+    return getattr(s, name) if name in s.model_fields_set else None
+
+
+def _rate(s, requested: float | None, quota) -> tuple[float, str]:  # noqa: ANN001
+    from mailer.dispatch import choose_rate
+
+    return choose_rate(quota, requested=requested, configured=_explicit(s, "send_rate"),
+                       default=s.send_rate)
+
+
+def _concurrency(s, requested: int | None) -> tuple[int, bool]:  # noqa: ANN001
+    from mailer.dispatch import choose_concurrency
+
+    return choose_concurrency(requested, _explicit(s, "send_concurrency"))
 
 
 def _confirm(yes: bool) -> None:
@@ -290,13 +307,14 @@ def _send_test(address: str, rendered, transport, s, number: int) -> None:  # no
 
 
 def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: float, quota,  # noqa: ANN001, PLR0913
-         concurrency: int, limit: int | None):
+         concurrency: tuple[int, bool], limit: int | None):
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
     composer = MessageComposer(rendered, s, campaign_id=campaign_id, issue_number=number)
-    dispatcher = Dispatcher(db, transport, composer, campaign_id,
-                            SendOptions(rate=send_rate, concurrency=concurrency, limit=limit),
-                            quota=quota)
+    threads, sized = concurrency
+    options = SendOptions(rate=send_rate, concurrency=threads, size_concurrency=sized,
+                          limit=limit)
+    dispatcher = Dispatcher(db, transport, composer, campaign_id, options, quota=quota)
     total = remaining(db, campaign_id, False)
     if limit is not None:
         total = min(total, limit)

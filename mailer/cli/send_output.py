@@ -72,12 +72,16 @@ def unknown_line(count: int, issue_number: int, transport: str) -> str:
 
 
 def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
-               quota, *, resuming: bool) -> None:
+               quota, *, resuming: bool, rate_source: str = "",
+               in_flight: int | None = None) -> None:
     reader = "reader" if audience == 1 else "readers"
     who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
     _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
     _out(f"  audience:  {audience} {who}", highlight=False)
-    _out(f"  transport: {transport_name}, {send_rate:g} messages/s", highlight=False)
+    source = f" ({rate_source})" if rate_source else ""
+    _out(f"  transport: {transport_name}, {send_rate:g} messages/s{source}", highlight=False)
+    _out("  in flight: " + (f"{in_flight} (fixed)" if in_flight else
+                            "sized from the rate and the observed latency"), highlight=False)
     if quota is not None and quota.remaining_24h is not None:
         _out(f"  24-hour quota left: {quota.remaining_24h:g}", highlight=False)
         if quota.remaining_24h < audience:
