@@ -173,6 +173,8 @@ class SendOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
+    breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
+    breaker_interval: float = 5.0  # seconds between reputation checks
 
 
 def effective_rate(requested: float, quota: SendQuota | None) -> float:
@@ -241,6 +243,7 @@ class SendReport:
     account_error: bool  # stopped by the provider: the campaign is `stopped`
     limit_reached: bool = False
     unknown: int = 0  # rows this run left `unknown` because their answer was lost
+    paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
 
     @property
     def ok(self) -> bool:
@@ -292,13 +295,16 @@ class Dispatcher:
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
         self._lost_in_a_row = 0
+        self._paused = False
+        self._baseline = None  # the figures an operator reviewed before resuming
 
     # -- control ---------------------------------------------------------------------------
-    def stop(self, reason: str, *, account_error: bool = False) -> None:
+    def stop(self, reason: str, *, account_error: bool = False, paused: bool = False) -> None:
         """Finish the messages in flight, send no new ones. The first reason wins."""
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
+                self._paused = paused
             self._account_error = self._account_error or account_error
         self._stop.set()
 
@@ -314,6 +320,12 @@ class Dispatcher:
         senders = [threading.Thread(target=self._sender_loop, name=f"mailer-send-{n}", daemon=True)
                    for n in range(self.options.concurrency)]
         beat.start()
+        watch = None
+        if self.options.breaker is not None:
+            campaign = ledger.get_campaign(self.engine, self.campaign_id)
+            self._baseline = ledger.breaker_baseline(campaign) if campaign else None
+            watch = threading.Thread(target=self._watch_loop, name="mailer-breaker", daemon=True)
+            watch.start()
         for thread in senders:
             thread.start()
         try:
@@ -328,6 +340,8 @@ class Dispatcher:
                 thread.join()
             self._stop_heartbeat.set()
             beat.join()
+            if watch is not None:
+                watch.join()
             report = self._wrap_up()
         return report
 
@@ -484,9 +498,34 @@ class Dispatcher:
         ledger.recover_abandoned(self.engine, self.campaign_id,
                                  stale_after=self.options.stale_after)
         campaign = ledger.get_campaign(self.engine, self.campaign_id)
-        if campaign is not None and campaign.status != "sending" and not self._stop.is_set():
+        if campaign is not None and campaign.status == "paused" and not self._stop.is_set():
+            self.stop(campaign.pause_reason or "paused", paused=True)  # by a peer's breaker
+        elif campaign is not None and campaign.status != "sending" and not self._stop.is_set():
             self.stop(f"campaign was stopped elsewhere: {campaign.note or campaign.status}",
                       account_error=True)
+
+    # -- the reputation breaker ------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.options.breaker_interval):
+            if self._stop.is_set():
+                continue
+            try:
+                self.check_reputation()
+            except Exception:  # a missed check is not fatal; the next one may succeed
+                log.exception("reputation check failed")
+
+    def check_reputation(self) -> str | None:
+        """Pause the campaign (every worker follows at its next beat) when the figures that
+        arrived since the last review cross a threshold; returns the reason."""
+        figures = ledger.reputation(self.engine, self.campaign_id)
+        reason = self.options.breaker.crossed(figures.since(self._baseline))
+        if reason is None:
+            return None
+        ledger.pause_campaign(self.engine, self.campaign_id, reason, figures)
+        campaign = ledger.get_campaign(self.engine, self.campaign_id)
+        if campaign is not None and campaign.status == "paused":
+            self.stop(campaign.pause_reason or reason, paused=True)
+        return reason
 
     # -- end -------------------------------------------------------------------------------
     def _limit_line(self) -> str:
@@ -506,7 +545,8 @@ class Dispatcher:
                                     stale_after=self.options.stale_after)
         # A provider error stops every worker; a signal or a canary stops only this one while
         # peers are still sending.
-        if not finished and reason is not None and (self._account_error or peers == 0):
+        if not finished and reason is not None and not self._paused \
+                and (self._account_error or peers == 0):
             ledger.stop_campaign(self.engine, self.campaign_id, reason)
         p = self.progress
         return SendReport(
@@ -515,4 +555,5 @@ class Dispatcher:
             finished=finished, stop_reason=None if finished else reason,
             account_error=self._account_error and not finished,
             limit_reached=self._limit_reached, unknown=p.unknown,
+            paused=self._paused and not finished,
         )

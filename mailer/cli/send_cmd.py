@@ -23,8 +23,10 @@ from mailer.cli.send_output import (
     _err,
     _fmt_duration,
     _out,
+    PAUSED_EXIT,
     exit_code,
     follow,
+    print_paused,
     print_already_sent,
     print_plan,
     print_recovery,
@@ -90,8 +92,13 @@ def send(
     resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown after a crash (may make a second copy)."),
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
     again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
+    resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
 ) -> None:
-    """Send an issue to every confirmed reader: resumable, at the account's rate, never twice."""
+    """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
+
+    Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
+    paused by the reputation breaker (review, then --resume); 130 interrupted.
+    """
     from mailer.issues import load_issue_by_number
     from mailer.store import ledger
 
@@ -116,6 +123,9 @@ def send(
             and not (resend_unknown and unknown_count(db, last.id))):
         print_already_sent(db, last)
         return
+    if last is not None and last.status == "paused" and not resume and not to and not dry_run:
+        print_paused(last)
+        raise typer.Exit(PAUSED_EXIT)
     if again and not to and last is not None and last.status != "finished":
         # --again starts a new campaign for everyone; an unfinished one would be resumed
         # instead, and the plan would not match what is sent.
@@ -261,8 +271,9 @@ def _pick_open_campaign(db, campaign_id):  # noqa: ANN001, ANN202
         if campaign is None:
             raise SendError(f"there is no campaign {campaign_id}")
         if campaign.status != "sending":
+            how = " --resume" if campaign.status == "paused" else ""
             raise SendError(f"campaign {campaign_id} is {campaign.status}, not being sent; "
-                            f"resume it with `mailer send --issue {campaign.issue_number}`")
+                            f"resume it with `mailer send --issue {campaign.issue_number}{how}`")
         return campaign
     campaigns = ledger.open_campaigns(db)
     if len(campaigns) > 1:
@@ -311,9 +322,12 @@ def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: f
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
     composer = MessageComposer(rendered, s, campaign_id=campaign_id, issue_number=number)
+    from mailer.breaker import Thresholds
+
     threads, sized = concurrency
     options = SendOptions(rate=send_rate, concurrency=threads, size_concurrency=sized,
-                          limit=limit)
+                          limit=limit, breaker=Thresholds.from_settings(s),
+                          breaker_interval=s.breaker_interval)
     dispatcher = Dispatcher(db, transport, composer, campaign_id, options, quota=quota)
     total = remaining(db, campaign_id, False)
     if limit is not None:

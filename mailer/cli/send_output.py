@@ -8,6 +8,9 @@ import time
 from mailer.cli._app import console, err_console
 
 
+PAUSED_EXIT = 3  # the reputation breaker paused the campaign: review, then --resume
+
+
 def _out(message: str, **_: object) -> None:
     # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
     console.print(message, highlight=False, soft_wrap=True)
@@ -158,6 +161,9 @@ def print_summary(db, report) -> None:  # noqa: ANN001
                           campaign.transport), highlight=False)
     if report.finished:
         _out(f"campaign {report.campaign_id} finished")
+    elif report.paused:
+        campaign = ledger.get_campaign(db, report.campaign_id)
+        print_paused(campaign)
     elif report.limit_reached and not report.account_error:
         _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
     elif report.stop_reason:
@@ -165,7 +171,17 @@ def print_summary(db, report) -> None:  # noqa: ANN001
                           "`mailer send` command again to resume", highlight=False)
 
 
+def print_paused(campaign) -> None:  # noqa: ANN001
+    """The one line a paused send ends with: what crossed, and how to go on."""
+    _err(f"paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
+         f"`mailer stats --issue {campaign.issue_number}`, then resume with `mailer send "
+         f"--issue {campaign.issue_number} --resume` (campaign {campaign.id} is paused)",
+         highlight=False)
+
+
 def exit_code(report) -> int:  # noqa: ANN001
+    if getattr(report, "paused", False):
+        return PAUSED_EXIT
     if report.account_error or report.failed:
         return 1
     if report.stop_reason and report.stop_reason.startswith("interrupted"):

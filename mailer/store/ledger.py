@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
 from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
 
 D = Delivery.__table__
@@ -42,7 +42,8 @@ C = Campaign.__table__
 S = Subscriber.__table__
 W = SendWorker.__table__
 
-OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value)
+OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value,
+                 CampaignStatus.PAUSED.value)
 PENDING_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
 
@@ -294,7 +295,8 @@ def _enqueue_audience(connection: Connection, campaign_id: int) -> None:
 
 def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | None = None) -> None:
     """Mark a stopped (or finished, for --resend-unknown) campaign as sending again."""
-    values: dict = {"status": CampaignStatus.SENDING.value, "note": None, "finished_at": None}
+    values: dict = {"status": CampaignStatus.SENDING.value, "note": None, "finished_at": None,
+                    "pause_reason": None}
     if content_sha256:
         values["content_sha256"] = content_sha256
     with _writing(engine) as connection:
@@ -302,11 +304,54 @@ def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | N
 
 
 def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
+    """Stopped (resumable by running the same command); a paused campaign stays paused."""
     with _writing(engine) as connection:
         connection.execute(
-            update(C).where(C.c.id == campaign_id, C.c.status != CampaignStatus.FINISHED.value)
+            update(C).where(C.c.id == campaign_id,
+                            C.c.status.not_in((CampaignStatus.FINISHED.value,
+                                               CampaignStatus.PAUSED.value)))
             .values(status=CampaignStatus.STOPPED.value, note=note)
         )
+
+
+# -- the reputation breaker --------------------------------------------------------------------
+
+def reputation(engine: Engine, campaign_id: int) -> Reputation:
+    """The campaign's figures as its events have recorded them so far (any process)."""
+    def count(condition):  # noqa: ANN001, ANN202
+        return func.count().filter(condition)
+
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(count(D.c.status == DeliveryStatus.SENT.value),
+                   count(D.c.delivered_at.is_not(None)),
+                   count(D.c.bounce_type == "permanent"),
+                   count(D.c.complained_at.is_not(None)))
+            .where(D.c.campaign_id == campaign_id)
+        ).one()
+    return Reputation(*row)
+
+
+def pause_campaign(engine: Engine, campaign_id: int, reason: str, figures: Reputation) -> bool:
+    """Pause a campaign being sent, keeping why and the figures; False if it was not sending
+    (another worker paused it first, or it finished)."""
+    with _writing(engine) as connection:
+        return bool(connection.execute(
+            update(C).where(C.c.id == campaign_id, C.c.status == CampaignStatus.SENDING.value)
+            .values(status=CampaignStatus.PAUSED.value, pause_reason=reason,
+                    note=f"paused by the reputation breaker: {reason}", paused_at=utcnow(),
+                    breaker_sent=figures.sent, breaker_delivered=figures.delivered,
+                    breaker_hard_bounces=figures.hard_bounces,
+                    breaker_complaints=figures.complaints)
+        ).rowcount)
+
+
+def breaker_baseline(campaign: Campaign) -> Reputation | None:
+    """The figures an operator reviewed before resuming: the breaker watches what comes after."""
+    if campaign.breaker_sent is None:
+        return None
+    return Reputation(campaign.breaker_sent or 0, campaign.breaker_delivered or 0,
+                      campaign.breaker_hard_bounces or 0, campaign.breaker_complaints or 0)
 
 
 def finish_if_done(engine: Engine, campaign_id: int) -> bool:

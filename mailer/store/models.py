@@ -79,6 +79,14 @@ class Campaign(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     note: str | None = Field(default=None, sa_column=Column(Text))  # why it stopped
+    # The reputation breaker (issue 11): why and when it paused the send, and the figures then.
+    # Plain columns so /admin and `mailer stats` read them without parsing anything.
+    pause_reason: str | None = Field(default=None, sa_column=Column(Text))
+    paused_at: datetime | None = None
+    breaker_sent: int | None = None
+    breaker_delivered: int | None = None
+    breaker_hard_bounces: int | None = None
+    breaker_complaints: int | None = None
 
 
 class Delivery(SQLModel, table=True):
