@@ -175,6 +175,7 @@ class SendOptions:
     max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
     breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
     breaker_interval: float = 5.0  # seconds between reputation checks
+    canary_only: bool = False  # send only the campaign's canary sample
 
 
 def effective_rate(requested: float, quota: SendQuota | None) -> float:
@@ -353,7 +354,8 @@ class Dispatcher:
                 if want <= 0:
                     self._limit_reached = True
                     return
-            batch = ledger.claim_batch(self.engine, self.campaign_id, self.worker_id, want)
+            batch = ledger.claim_batch(self.engine, self.campaign_id, self.worker_id, want,
+                                       canary_only=self.options.canary_only)
             if not batch:
                 return
             self._claimed += len(batch)

@@ -175,3 +175,91 @@ def test_complaints_pause_three_workers_and_a_resume_completes_it_on_postgres(
     monkeypatch.setenv("MAILER_DATABASE_URL", pg_url)
     env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_DATABASE_URL": pg_url}
     pause_then_resume(get_engine(pg_url), env, fake_ses, tmp_path, workers=3)
+
+
+# -- the canary (issue 11 §3) -------------------------------------------------------------------
+
+def canary_rows(engine) -> list[tuple[str, str | None, str]]:
+    table = Delivery.__table__
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(
+            select(table.c.email, table.c.provider_message_id, table.c.status)
+            .where(table.c.canary.is_(True)).order_by(table.c.id))]
+
+
+def wait_for_line(process, text: str, limit: float = 90) -> list[str]:
+    seen = []
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        assert line, f"the send ended before {text!r}: {seen}"
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"no {text!r} in {seen}")
+
+
+def test_canary_unit_parses_shares_and_counts():
+    from mailer.cli.canary import canary_size
+    from mailer.errors import SendError
+
+    assert canary_size("2%", 5000) == 100
+    assert canary_size("2%", 10) == 1
+    assert canary_size("40", 5000) == 40
+    for bad in ("0%", "abc", "-3", "150%"):
+        with pytest.raises(SendError, match="--canary"):
+            canary_size(bad, 100)
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_a_canary_that_holds_goes_on_to_everyone(mailer_env, engine, fake_ses):
+    everyone = readers(400)
+    add_readers(engine, *everyone)
+    fake_ses.control(max_send_rate=200)
+    env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_BREAKER_INTERVAL": "0.5"}
+
+    result = subprocess.run([MAILER, "send", "--issue", "644", "--yes", "--canary", "5%",
+                             "--canary-wait", "3s"], env=env, capture_output=True, text=True,
+                            timeout=180, cwd=Path(mailer_env["MAILER_OUTBOX_DIR"]).parent)
+
+    assert result.returncode == 0, result.stderr
+    assert "canary:    20 readers at random first, then 0m03s for their events" in result.stdout
+    assert "canary held: 20 sent" in result.stdout
+    sample = canary_rows(engine)
+    assert len(sample) == 20 and {status for _, _, status in sample} == {"sent"}
+    assert sorted(address for address, _, _ in sample) != everyone[:20]  # random, not the first
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in everyone}
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_a_canary_that_draws_complaints_pauses_and_a_resume_skips_its_readers(
+        mailer_env, engine, fake_ses, tmp_path):
+    everyone = readers(400)
+    add_readers(engine, *everyone)
+    fake_ses.control(max_send_rate=200)
+    env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_BREAKER_INTERVAL": "0.5"}
+
+    process = start_send(env, "--canary", "5%", "--canary-wait", "60s")
+    wait_for_line(process, "canary: waiting")
+    assert fake_ses.stats()["accepted"] == 20  # only the sample so far
+    sample = canary_rows(engine)
+    feedback = tmp_path / "canary-feedback.jsonl"
+    lines = [event("event-delivery", to, mid) for to, mid, _ in sample]
+    lines += [event("event-complaint", to, mid) for to, mid, _ in sample[:2]]
+    feedback.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    replayed = subprocess.run([MAILER, "events", "replay", str(feedback)], env=env,
+                              capture_output=True, text=True, timeout=120)
+    assert replayed.returncode == 0, replayed.stderr
+    out, err = process.communicate(timeout=60)
+
+    assert process.returncode == 3, err
+    assert "paused by the reputation breaker: canary: complaints 2 of 20 delivered" in err
+    assert fake_ses.stats()["accepted"] == 20  # nobody else got it
+    assert campaign_row(engine).status == "paused"
+
+    resumed = subprocess.run([MAILER, "send", "--issue", "644", "--yes", "--resume"], env=env,
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in everyone}

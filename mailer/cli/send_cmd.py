@@ -93,6 +93,8 @@ def send(
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
     again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
     resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
+    canary: str | None = typer.Option(None, "--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold."),
+    canary_wait: str = typer.Option("20m", "--canary-wait", help="How long to wait for the canary's events, e.g. 20m."),
 ) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
 
@@ -157,6 +159,13 @@ def send(
         if dry_run:
             _out("dry run: nothing sent")
             return
+        sample = None
+        if canary is not None and (open_campaign is None or again):
+            from mailer.cli.canary import canary_size
+
+            sample = canary_size(canary, audience)
+            _out(f"  canary:    {sample} readers at random first, then "
+                 f"{_fmt_duration(parse_duration(canary_wait).total_seconds())} for their events")
         if audience == 0 and (open_campaign is None or again):
             _out("no confirmed readers: nothing to send (no campaign created)")
             return
@@ -169,8 +178,13 @@ def send(
             print_already_sent(db, campaign)  # another run finished it meanwhile
             return
         _prepare_resume(db, campaign, rendered, start.created, resend_unknown)
-        report = _run(db, transport, rendered, s, campaign.id, number, send_rate, quota,
-                      (threads, sized), limit)
+        if sample and start.created:
+            ledger.choose_canary(db, campaign.id, sample)
+        run = (db, transport, rendered, s, campaign.id, number, send_rate, quota,
+               (threads, sized))
+        report = _canary_phase(run, parse_duration(canary_wait))
+        if report is None:
+            report = _run(*run, limit)
     finally:
         transport.close()
     print_summary(db, report)
@@ -318,7 +332,7 @@ def _send_test(address: str, rendered, transport, s, number: int) -> None:  # no
 
 
 def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: float, quota,  # noqa: ANN001, PLR0913
-         concurrency: tuple[int, bool], limit: int | None):
+         concurrency: tuple[int, bool], limit: int | None, *, canary_only: bool = False):
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
     composer = MessageComposer(rendered, s, campaign_id=campaign_id, issue_number=number)
@@ -327,9 +341,11 @@ def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: f
     threads, sized = concurrency
     options = SendOptions(rate=send_rate, concurrency=threads, size_concurrency=sized,
                           limit=limit, breaker=Thresholds.from_settings(s),
-                          breaker_interval=s.breaker_interval)
+                          breaker_interval=s.breaker_interval, canary_only=canary_only)
     dispatcher = Dispatcher(db, transport, composer, campaign_id, options, quota=quota)
-    total = remaining(db, campaign_id, False)
+    from mailer.store.ledger import canary_waiting
+
+    total = canary_waiting(db, campaign_id) if canary_only else remaining(db, campaign_id, False)
     if limit is not None:
         total = min(total, limit)
     outcome: dict = {}
@@ -351,6 +367,36 @@ def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: f
     if "error" in outcome:
         raise outcome["error"]
     return outcome["report"]
+
+
+def _canary_phase(run: tuple, wait: timedelta):  # noqa: ANN202
+    """Send the campaign's canary sample (if it has one not yet sent) and wait for its events.
+    None: go on with the rest; else the report of a run that stopped (the canary paused it)."""
+    from mailer.breaker import Thresholds
+    from mailer.cli.canary import await_canary_events, start_waiting
+    from mailer.dispatch import SendReport
+    from mailer.store import ledger
+
+    db, s, campaign_id = run[0], run[3], run[4]
+    campaign = ledger.get_campaign(db, campaign_id)
+    if not campaign.canary_size or campaign.status == "finished":
+        return None
+    reviewed = campaign.breaker_sent is not None  # an operator resumed after a pause
+    if reviewed and not ledger.canary_waiting(db, campaign_id):
+        return None
+    if ledger.canary_waiting(db, campaign_id):
+        report = _run(*run, None, canary_only=True)
+        if report.stop_reason or report.paused:
+            return report
+    campaign = start_waiting(db, campaign_id, wait)
+    reason = await_canary_events(db, campaign, Thresholds.from_settings(s), s.breaker_interval)
+    if reason is None:
+        ledger.resume_campaign(db, campaign_id)
+        return None
+    ledger.pause_campaign(db, campaign_id, reason, ledger.reputation(db, campaign_id))
+    return SendReport(campaign_id=campaign_id, sent=0, failed=0, skipped=0, throttled=0,
+                      retried=0, elapsed=0.0, finished=False, stop_reason=reason,
+                      account_error=False, paused=True)
 
 
 def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202

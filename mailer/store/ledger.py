@@ -316,20 +316,56 @@ def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
 
 # -- the reputation breaker --------------------------------------------------------------------
 
-def reputation(engine: Engine, campaign_id: int) -> Reputation:
-    """The campaign's figures as its events have recorded them so far (any process)."""
+def reputation(engine: Engine, campaign_id: int, *, canary_only: bool = False) -> Reputation:
+    """The campaign's figures (or its canary sample's) as its events have recorded them so far,
+    whichever process wrote them."""
     def count(condition):  # noqa: ANN001, ANN202
         return func.count().filter(condition)
 
+    sample = [D.c.canary.is_(True)] if canary_only else []
     with engine.connect() as connection:
         row = connection.execute(
             select(count(D.c.status == DeliveryStatus.SENT.value),
                    count(D.c.delivered_at.is_not(None)),
                    count(D.c.bounce_type == "permanent"),
                    count(D.c.complained_at.is_not(None)))
-            .where(D.c.campaign_id == campaign_id)
+            .where(D.c.campaign_id == campaign_id, *sample)
         ).one()
     return Reputation(*row)
+
+
+# -- the canary --------------------------------------------------------------------------------
+
+def choose_canary(engine: Engine, campaign_id: int, size: int) -> int:
+    """Record a random sample of ``size`` queued readers as the campaign's canary."""
+    sample = (select(D.c.id).where(D.c.campaign_id == campaign_id,
+                                   D.c.status == DeliveryStatus.QUEUED.value)
+              .order_by(func.random()).limit(size))
+    with _writing(engine) as connection:
+        chosen = connection.execute(
+            update(D).where(D.c.id.in_(sample.scalar_subquery())).values(canary=True)
+        ).rowcount
+        connection.execute(update(C).where(C.c.id == campaign_id).values(canary_size=chosen))
+    return chosen
+
+
+def canary_waiting(engine: Engine, campaign_id: int) -> int:
+    """Canary readers not sent yet."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(D)
+            .where(D.c.campaign_id == campaign_id, D.c.canary.is_(True),
+                   D.c.status.in_(PENDING_STATUSES))
+        ).scalar_one()
+
+
+def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) -> None:  # noqa: ANN001
+    """While the canary's events are awaited the campaign is stopped (no worker joins) with a
+    note saying until when; a rerun waits out what is left."""
+    with _writing(engine) as connection:
+        connection.execute(update(C).where(C.c.id == campaign_id)
+                           .values(canary_until=until, status=CampaignStatus.STOPPED.value,
+                                   note=note))
 
 
 def pause_campaign(engine: Engine, campaign_id: int, reason: str, figures: Reputation) -> bool:
@@ -337,7 +373,9 @@ def pause_campaign(engine: Engine, campaign_id: int, reason: str, figures: Reput
     (another worker paused it first, or it finished)."""
     with _writing(engine) as connection:
         return bool(connection.execute(
-            update(C).where(C.c.id == campaign_id, C.c.status == CampaignStatus.SENDING.value)
+            update(C).where(C.c.id == campaign_id,
+                            C.c.status.in_((CampaignStatus.SENDING.value,
+                                            CampaignStatus.STOPPED.value)))
             .values(status=CampaignStatus.PAUSED.value, pause_reason=reason,
                     note=f"paused by the reputation breaker: {reason}", paused_at=utcnow(),
                     breaker_sent=figures.sent, breaker_delivered=figures.delivered,
@@ -492,14 +530,16 @@ def requeue_unknown(engine: Engine, campaign_id: int) -> int:
 
 # -- the hot path: claim, then one short write per state change ---------------------------------
 
-def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` unleased queued rows, lowest id first."""
+def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int, *,
+                canary_only: bool = False) -> list[ClaimedDelivery]:
+    """Lease up to ``limit`` unleased queued rows (of the canary sample only, if asked), lowest
+    id first."""
     if limit <= 0:
         return []
     candidates = (
         select(D.c.id)
         .where(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.QUEUED.value,
-               D.c.claimed_by.is_(None))
+               D.c.claimed_by.is_(None), *([D.c.canary.is_(True)] if canary_only else []))
         .order_by(D.c.id)
         .limit(limit)
     )
