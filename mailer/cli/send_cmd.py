@@ -89,7 +89,7 @@ def send(
     rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second; can only lower the SES account's MaxSendRate (default: that rate; SMTP/outbox: MAILER_SEND_RATE)."),
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once (default: sized from the rate and the observed latency)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown after a crash (may make a second copy)."),
+    resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown (answer lost, or in flight during a crash); may make a second copy."),
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
     again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
     resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
