@@ -129,6 +129,18 @@ class Settings(BaseSettings):
     http_keep_alive_timeout: float = Field(default=5.0, gt=0)
     http_header_timeout: float = Field(default=10.0, gt=0)
 
+    # -- the reputation circuit breaker (issue 11) --------------------------------------------
+    # A send pauses itself well under SES's review lines (5 % bounces, 0.1 % complaints); each
+    # rate counts only once its sample and its events reach the minimums, so one early
+    # complaint does not stop a send. 0 switches a threshold off.
+    breaker_bounce_rate: float = Field(default=0.025, ge=0, le=1)  # hard bounces / sent
+    breaker_complaint_rate: float = Field(default=0.0005, ge=0, le=1)  # complaints / delivered
+    breaker_min_sent: int = Field(default=500, ge=1)
+    breaker_min_bounces: int = Field(default=5, ge=1)
+    breaker_min_delivered: int = Field(default=500, ge=1)
+    breaker_min_complaints: int = Field(default=2, ge=1)
+    breaker_interval: float = Field(default=5.0, gt=0)  # seconds between checks while sending
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
     _split_return_urls = field_validator("allowed_return_urls", mode="before")(_split_csv)

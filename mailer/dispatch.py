@@ -12,7 +12,11 @@ releases rows left behind by peers that died.
 
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts`` then fail the row; Rejected → fail the row, go on;
-AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue.
+AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
+AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
+with the reason and is never retried here: SES has no idempotency key, so only a later Send or
+Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
+mean the path to the provider is broken: the send stops instead of making every row unknown.
 """
 
 from __future__ import annotations
@@ -33,8 +37,8 @@ from sqlalchemy.engine import Engine
 
 from mailer.config import Settings
 from mailer.domain import DeliveryStatus, OutgoingEmail, SendQuota
-from mailer.errors import AccountError, Rejected, TemporaryFailure, Throttled
-from mailer.ratelimit import RateLimiter, backoff_delay
+from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
+from mailer.ratelimit import ConcurrencyGate, RateLimiter, backoff_delay
 from mailer.store import ledger
 from mailer.store.ledger import ClaimedDelivery
 from mailer.tokens import make_unsubscribe_token
@@ -159,14 +163,19 @@ def _mailto(value: str | None) -> str | None:
 @dataclass(frozen=True)
 class SendOptions:
     rate: float  # messages per second for the whole campaign (before sharing with peers)
-    concurrency: int = 16
-    limit: int | None = None  # a canary: send at most this many rows, then stop
+    concurrency: int = 16  # sender threads; with size_concurrency, the most in flight
+    size_concurrency: bool = False  # in flight = rate x observed latency (Little's law)
+    limit: int | None = None  # --limit: send at most this many rows now, then stop
     batch_size: int = 50
     max_attempts: int = 5  # temporary failures per row before it fails
     heartbeat_interval: float = 5.0
     stale_after: timedelta = ledger.DEFAULT_STALE_AFTER
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+    max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
+    breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
+    breaker_interval: float = 5.0  # seconds between reputation checks
+    canary_only: bool = False  # send only the campaign's canary sample
 
 
 def effective_rate(requested: float, quota: SendQuota | None) -> float:
@@ -174,6 +183,31 @@ def effective_rate(requested: float, quota: SendQuota | None) -> float:
     if quota is not None and quota.max_send_rate and quota.max_send_rate > 0:
         return min(requested, quota.max_send_rate)
     return requested
+
+
+MAX_SENDERS = 64  # sender threads when concurrency is sized from the rate and the latency
+
+
+def choose_rate(quota: SendQuota | None, *, requested: float | None, configured: float | None,
+                default: float) -> tuple[float, str]:
+    """The campaign's rate and where it comes from (issue 11): the account's MaxSendRate when
+    the provider reports one, lowered only by ``--rate`` (``requested``) or an explicitly set
+    MAILER_SEND_RATE (``configured``); without an account rate (SMTP, outbox), those or the
+    configured default."""
+    asked, source = (requested, "--rate") if requested else (configured, "MAILER_SEND_RATE")
+    account = quota.max_send_rate if quota is not None and quota.max_send_rate else None
+    if account is None or account <= 0:
+        return (asked, source) if asked else (default, "the default MAILER_SEND_RATE")
+    if asked and asked < account:
+        return asked, f"{source}; the account allows {account:g}"
+    return account, "the account's MaxSendRate"
+
+
+def choose_concurrency(requested: int | None, configured: int | None) -> tuple[int, bool]:
+    """(sender threads, size them from rate and latency?): ``--concurrency`` or an explicitly
+    set MAILER_SEND_CONCURRENCY fixes the number; otherwise Little's law sizes it."""
+    fixed = requested or configured
+    return (fixed, False) if fixed else (MAX_SENDERS, True)
 
 
 @dataclass
@@ -184,6 +218,7 @@ class Progress:
     throttled: int = 0
     retried: int = 0
     lost_lease: int = 0
+    unknown: int = 0  # answers lost: maybe sent, left for an event to settle
     started: float = field(default_factory=time.monotonic)
 
     @property
@@ -208,6 +243,8 @@ class SendReport:
     stop_reason: str | None  # why this run stopped early (None: ran out of rows)
     account_error: bool  # stopped by the provider: the campaign is `stopped`
     limit_reached: bool = False
+    unknown: int = 0  # rows this run left `unknown` because their answer was lost
+    paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
 
     @property
     def ok(self) -> bool:
@@ -245,6 +282,8 @@ class Dispatcher:
         # jitter, too little to trip a provider that counts its rate over one second.
         self.limiter = RateLimiter(options.rate,
                                    burst=max(1.0, min(options.rate * 0.1, options.concurrency)))
+        self.gate = ConcurrencyGate(options.concurrency, fixed=not options.size_concurrency)
+        self.gate.size_for(options.rate)
         self.progress = Progress()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -256,13 +295,17 @@ class Dispatcher:
         self._claimed = 0
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
+        self._lost_in_a_row = 0
+        self._paused = False
+        self._baseline = None  # the figures an operator reviewed before resuming
 
     # -- control ---------------------------------------------------------------------------
-    def stop(self, reason: str, *, account_error: bool = False) -> None:
+    def stop(self, reason: str, *, account_error: bool = False, paused: bool = False) -> None:
         """Finish the messages in flight, send no new ones. The first reason wins."""
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
+                self._paused = paused
             self._account_error = self._account_error or account_error
         self._stop.set()
 
@@ -278,6 +321,12 @@ class Dispatcher:
         senders = [threading.Thread(target=self._sender_loop, name=f"mailer-send-{n}", daemon=True)
                    for n in range(self.options.concurrency)]
         beat.start()
+        watch = None
+        if self.options.breaker is not None:
+            campaign = ledger.get_campaign(self.engine, self.campaign_id)
+            self._baseline = ledger.breaker_baseline(campaign) if campaign else None
+            watch = threading.Thread(target=self._watch_loop, name="mailer-breaker", daemon=True)
+            watch.start()
         for thread in senders:
             thread.start()
         try:
@@ -292,6 +341,8 @@ class Dispatcher:
                 thread.join()
             self._stop_heartbeat.set()
             beat.join()
+            if watch is not None:
+                watch.join()
             report = self._wrap_up()
         return report
 
@@ -303,7 +354,8 @@ class Dispatcher:
                 if want <= 0:
                     self._limit_reached = True
                     return
-            batch = ledger.claim_batch(self.engine, self.campaign_id, self.worker_id, want)
+            batch = ledger.claim_batch(self.engine, self.campaign_id, self.worker_id, want,
+                                       canary_only=self.options.canary_only)
             if not batch:
                 return
             self._claimed += len(batch)
@@ -325,7 +377,7 @@ class Dispatcher:
             row = self._queue.get()
             if row is None:
                 return
-            if self._stop.is_set():
+            if self._stop.is_set() or not self.gate.acquire(self._stop):
                 continue  # left leased and queued; released when the run ends
             try:
                 self._deliver(row)
@@ -333,6 +385,8 @@ class Dispatcher:
                 log.exception("unexpected error while sending delivery %s", row.id)
                 self.stop(f"unexpected error: {type(error).__name__}: {error}",
                           account_error=True)
+            finally:
+                self.gate.release()
 
     def _deliver(self, row: ClaimedDelivery) -> None:
         temporary_failures = 0
@@ -342,6 +396,7 @@ class Dispatcher:
                 return
             if not self._take_quota():
                 return
+            began = time.monotonic()
             started = ledger.start_sending(self.engine, row.id, self.worker_id)
             if started is DeliveryStatus.SKIPPED:
                 self._count("skipped")
@@ -370,6 +425,11 @@ class Dispatcher:
                 ledger.mark_failed(self.engine, row.id, self.worker_id, f"rejected: {error}")
                 self._count("failed")
                 return
+            except AnswerLost as error:
+                ledger.mark_unknown(self.engine, row.id, self.worker_id, f"answer lost: {error}")
+                self._count("unknown")
+                self._note_lost_answer(error)
+                return
             except AccountError as error:
                 # Not sent: the row goes back to the queue for the resumed send.
                 ledger.mark_retry(self.engine, row.id, self.worker_id, f"account: {error}")
@@ -382,7 +442,9 @@ class Dispatcher:
                 raise
             else:
                 ledger.mark_sent(self.engine, row.id, self.worker_id, provider_id)
+                self.gate.observe(time.monotonic() - began)
                 self._count("sent")
+                self._lost_in_a_row = 0
                 return
             self._give_back_quota()
             if self._stop.is_set():
@@ -392,6 +454,15 @@ class Dispatcher:
         ledger.mark_retry(self.engine, row.id, self.worker_id, reason)
         self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
                                       cap=self.options.backoff_cap))
+
+    def _note_lost_answer(self, error: AnswerLost) -> None:
+        with self._lock:
+            self._lost_in_a_row += 1
+            broken = self._lost_in_a_row >= self.options.max_lost_in_a_row
+        if broken:
+            self.stop(f"{self.options.max_lost_in_a_row} answers in a row were lost after the "
+                      f"request was sent ({error}); the connection to the provider is failing",
+                      account_error=True)
 
     def _take_quota(self) -> bool:
         with self._lock:
@@ -425,26 +496,59 @@ class Dispatcher:
         live = ledger.heartbeat(self.engine, self.worker_id, self.limiter.rate,
                                 stale_after=self.options.stale_after)
         self.limiter.set_ceiling(self.options.rate / live)
+        self.gate.size_for(self.limiter.ceiling)
         ledger.recover_abandoned(self.engine, self.campaign_id,
                                  stale_after=self.options.stale_after)
         campaign = ledger.get_campaign(self.engine, self.campaign_id)
-        if campaign is not None and campaign.status != "sending" and not self._stop.is_set():
+        if campaign is not None and campaign.status == "paused" and not self._stop.is_set():
+            self.stop(campaign.pause_reason or "paused", paused=True)  # by a peer's breaker
+        elif campaign is not None and campaign.status != "sending" and not self._stop.is_set():
             self.stop(f"campaign was stopped elsewhere: {campaign.note or campaign.status}",
                       account_error=True)
 
+    # -- the reputation breaker ------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.options.breaker_interval):
+            if self._stop.is_set():
+                continue
+            try:
+                self.check_reputation()
+            except Exception:  # a missed check is not fatal; the next one may succeed
+                log.exception("reputation check failed")
+
+    def check_reputation(self) -> str | None:
+        """Pause the campaign (every worker follows at its next beat) when the figures that
+        arrived since the last review cross a threshold; returns the reason."""
+        figures = ledger.reputation(self.engine, self.campaign_id)
+        reason = self.options.breaker.crossed(figures.since(self._baseline))
+        if reason is None:
+            return None
+        ledger.pause_campaign(self.engine, self.campaign_id, reason, figures)
+        campaign = ledger.get_campaign(self.engine, self.campaign_id)
+        if campaign is not None and campaign.status == "paused":
+            self.stop(campaign.pause_reason or reason, paused=True)
+        return reason
+
     # -- end -------------------------------------------------------------------------------
+    def _limit_line(self) -> str:
+        """What --limit did, in the campaign's own figures: sent 2,000 of 1,000,000."""
+        counts = ledger.count_by_status(self.engine, self.campaign_id)
+        total = sum(counts.values())
+        return (f"sent {counts[DeliveryStatus.SENT]:,} of {total:,}; run the same command to "
+                "continue")
+
     def _wrap_up(self) -> SendReport:
         ledger.unregister_worker(self.engine, self.worker_id)
         finished = ledger.finish_if_done(self.engine, self.campaign_id)
         reason = self._stop_reason
         if reason is None and self._limit_reached:
-            reason = (f"canary of {self.options.limit} done; run the same command again to "
-                      "send the rest")
+            reason = self._limit_line()
         peers = ledger.live_workers(self.engine, self.campaign_id,
                                     stale_after=self.options.stale_after)
         # A provider error stops every worker; a signal or a canary stops only this one while
         # peers are still sending.
-        if not finished and reason is not None and (self._account_error or peers == 0):
+        if not finished and reason is not None and not self._paused \
+                and (self._account_error or peers == 0):
             ledger.stop_campaign(self.engine, self.campaign_id, reason)
         p = self.progress
         return SendReport(
@@ -452,5 +556,6 @@ class Dispatcher:
             throttled=p.throttled, retried=p.retried, elapsed=time.monotonic() - p.started,
             finished=finished, stop_reason=None if finished else reason,
             account_error=self._account_error and not finished,
-            limit_reached=self._limit_reached,
+            limit_reached=self._limit_reached, unknown=p.unknown,
+            paused=self._paused and not finished,
         )

@@ -53,6 +53,7 @@ class CampaignStatus(StrEnum):
     SENDING = "sending"
     STOPPED = "stopped"  # paused by an account error, a signal or --limit; resumable
     FINISHED = "finished"
+    PAUSED = "paused"  # by the reputation breaker; only `mailer send --resume` goes on
 
 
 class EventKind(StrEnum):
@@ -148,3 +149,21 @@ class DeliveryEvent:
     diagnostic: str | None = None  # DSN diagnostic / reject reason / complaint type
     raw: dict = field(default_factory=dict)  # the provider payload, kept whole
     event_id: str | None = None  # SNS MessageId (or another stable id), for dedup
+
+
+@dataclass(frozen=True)
+class Reputation:
+    """A campaign's figures the reputation breaker watches (issue 11)."""
+
+    sent: int = 0
+    delivered: int = 0
+    hard_bounces: int = 0
+    complaints: int = 0
+
+    def since(self, before: Reputation | None) -> Reputation:
+        """What arrived after ``before`` (the figures when an operator resumed a paused send)."""
+        if before is None:
+            return self
+        return Reputation(*(max(0, now - then) for now, then in (
+            (self.sent, before.sent), (self.delivered, before.delivered),
+            (self.hard_bounces, before.hard_bounces), (self.complaints, before.complaints))))

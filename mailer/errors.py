@@ -132,3 +132,11 @@ class WebhookRejected(MailerError):
     def __init__(self, message: str, status_code: int = 400) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+# -- the answer was lost (issue 14) ------------------------------------------------------------
+
+class AnswerLost(TransportError):
+    """The request reached the provider, then its answer was lost (read timeout, connection
+    closed or reset, SMTP connection lost after DATA): the message may or may not have been
+    accepted. Never retried on its own: the row becomes ``unknown`` until an event settles it."""

@@ -12,6 +12,7 @@ TCP uses, so a shared account finds its real limit without a human.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -111,3 +112,68 @@ def backoff_delay(attempt: int, *, base: float = 0.5, cap: float = 30.0,
 
     step = min(cap, base * (2 ** max(0, attempt - 1)))
     return step / 2 + (rand or random.random)() * step / 2
+
+
+# -- how many messages in flight: Little's law on the latency actually observed -----------------
+
+class ConcurrencyGate:
+    """Lets at most :attr:`limit` sender threads work at once, the limit sized from the rate and
+    the time each message really occupies a thread (Little's law: in flight = rate × time),
+    with ``headroom`` for jitter and capped at ``cap`` (the threads that exist).
+
+    The time is an exponentially weighted mean of :meth:`observe` calls, so the limit follows
+    the provider's latency as it changes; ``fixed`` disables the sizing (``--concurrency``).
+    """
+
+    def __init__(self, cap: int, *, fixed: bool = False, initial_latency: float = 0.1,
+                 headroom: float = 1.5, spare: int = 2, smoothing: float = 0.1) -> None:
+        self.cap = max(1, cap)
+        self.fixed = fixed
+        self._latency = initial_latency
+        self._headroom, self._spare, self._smoothing = headroom, spare, smoothing
+        self._rate = 1.0
+        self._limit = self.cap
+        self._in_use = 0
+        self._changed = threading.Condition()
+
+    @property
+    def limit(self) -> int:
+        return self._limit
+
+    @property
+    def latency(self) -> float:
+        return self._latency
+
+    def size_for(self, rate: float) -> None:
+        """The rate the limit must sustain (this worker's share of the campaign's rate)."""
+        with self._changed:
+            self._rate = rate
+            self._resize()
+
+    def observe(self, seconds: float) -> None:
+        """How long one message occupied its thread (transport call and ledger writes)."""
+        with self._changed:
+            self._latency += self._smoothing * (seconds - self._latency)
+            self._resize()
+
+    def _resize(self) -> None:
+        if self.fixed:
+            return
+        wanted = math.ceil(round(self._rate * self._latency * self._headroom, 3)) + self._spare
+        self._limit = max(1, min(self.cap, wanted))
+        self._changed.notify_all()
+
+    def acquire(self, stop: threading.Event) -> bool:
+        """Wait for a free place; False when ``stop`` is set meanwhile."""
+        with self._changed:
+            while self._in_use >= self._limit:
+                if stop.is_set():
+                    return False
+                self._changed.wait(0.2)
+            self._in_use += 1
+            return True
+
+    def release(self) -> None:
+        with self._changed:
+            self._in_use -= 1
+            self._changed.notify()

@@ -288,6 +288,13 @@ def test_an_unsubscribe_during_the_send_is_honoured(engine, settings):
     assert "reader8@example.org" not in transport.copies()
 
 
+def test_limit_says_how_many_of_the_campaign_went_out_with_thousands_marked(engine, settings):
+    add_readers(engine, 1200)
+    campaign = start(engine).campaign
+    report = run(engine, settings, RecordingTransport(), campaign, limit=1000)
+    assert report.stop_reason == "sent 1,000 of 1,200; run the same command to continue"
+
+
 def test_a_canary_sends_the_limit_and_leaves_the_campaign_resumable(engine, settings):
     add_readers(engine, 10)
     campaign = start(engine).campaign
@@ -295,7 +302,7 @@ def test_a_canary_sends_the_limit_and_leaves_the_campaign_resumable(engine, sett
     report = run(engine, settings, transport, campaign, limit=3, batch_size=2)
 
     assert report.sent == 3 and report.limit_reached and not report.finished
-    assert "canary" in report.stop_reason
+    assert report.stop_reason == "sent 3 of 10; run the same command to continue"
     assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.STOPPED
     assert statuses(engine, campaign.id) == {DeliveryStatus.SENT: 3, DeliveryStatus.QUEUED: 7}
 

@@ -18,6 +18,7 @@ import pytest
 from mailer.domain import OutgoingEmail
 from mailer.errors import (
     AccountError,
+    AnswerLost,
     QuotaExhausted,
     Rejected,
     TemporaryFailure,
@@ -261,3 +262,46 @@ def test_tags_and_configuration_set_are_sent(fake_ses):
 def test_tag_values_keep_only_characters_ses_allows():
     assert ses_tags({"campaign id": "a.b@c", "empty": ""}) == [
         {"Name": "campaign_id", "Value": "a_b_c"}]
+
+
+# -- issue 14: what the sender knows when no answer comes back ---------------------------------
+
+
+@pytest.mark.parametrize("how", ["close", "reset"])
+def test_an_answer_lost_after_the_request_is_never_retried(fake_ses, how):
+    fake_ses.control(lose_answers=1, lose_how=how)
+    transport = transport_for(fake_ses)
+    with pytest.raises(AnswerLost, match="may or may not have been accepted"):
+        transport.send(message(1))
+    stats = fake_ses.stats()
+    # SES took it, and botocore did not quietly send it a second time.
+    assert stats["requests"] == 1 and stats["per_recipient"] == {"reader1@example.com": 1}
+    transport.send(message(2))  # the next message goes out normally
+    assert fake_ses.stats()["accepted"] == 2
+
+
+def test_a_read_timeout_is_an_answer_lost_not_a_temporary_failure(fake_ses):
+    fake_ses.control(latency=1.5)
+    transport = transport_for(fake_ses, read_timeout=0.5)
+    with pytest.raises(AnswerLost, match="ReadTimeoutError"):
+        transport.send(message(1))
+    assert fake_ses.stats()["requests"] == 1
+
+
+def test_a_refused_connection_is_safe_to_retry(aws_credentials):
+    from tests.plugins.processes import free_port
+
+    transport = SesTransport(sender=SENDER, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(TemporaryFailure) as raised:
+        transport.send(message())
+    assert not isinstance(raised.value, AnswerLost)
+
+
+def test_a_connect_timeout_is_safe_to_retry():
+    from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+
+    from mailer.transports.ses import connection_error
+
+    assert type(connection_error(ConnectTimeoutError(endpoint_url="https://x"))) is \
+        TemporaryFailure
+    assert type(connection_error(ReadTimeoutError(endpoint_url="https://x"))) is AnswerLost

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mailer.domain import OutgoingEmail
-from mailer.errors import AccountError, ConfigError, Rejected, TemporaryFailure, Throttled
+from mailer.errors import AccountError, AnswerLost, ConfigError, Rejected, TemporaryFailure, Throttled
 from mailer.transports import get_transport
 from mailer.transports.smtp import SmtpConfig, SmtpTransport
 
@@ -209,3 +209,14 @@ def test_get_transport_needs_an_smtp_url(settings, monkeypatch):
     get_settings.cache_clear()
     with pytest.raises(ConfigError, match="MAILER_SMTP_URL is required"):
         get_transport(get_settings())
+
+
+def test_a_connection_lost_after_data_is_an_answer_lost_and_never_resent(tmp_path):
+    with smtp_server(tmp_path, "--lose-answer", "lost@*") as peer:
+        transport = SmtpTransport.from_url(peer.url())
+        with pytest.raises(AnswerLost, match="may or may not have been accepted"):
+            transport.send(message(to="lost@example.com"))
+        assert len(peer.messages()) == 1  # the server had queued it: one copy, not two
+        transport.send(message(2))  # a fresh connection for the next reader
+        assert len(peer.messages()) == 2
+        transport.close()

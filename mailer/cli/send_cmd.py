@@ -14,13 +14,26 @@ import re
 import signal
 import sys
 import threading
-import time
 from datetime import UTC, datetime, time as day_time, timedelta
 
 import typer
 
-from mailer.cli._app import (app, console, engine, err_console, examples, settings,
-                             visible_controls)
+from mailer.cli._app import app, engine, examples, settings
+from mailer.cli.send_output import (
+    _err,
+    _fmt_duration,
+    _out,
+    PAUSED_EXIT,
+    exit_code,
+    follow,
+    print_paused,
+    print_already_sent,
+    print_plan,
+    print_recovery,
+    print_summary,
+    remaining,
+    unknown_count,
+)
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
@@ -29,16 +42,6 @@ _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # -- small helpers -----------------------------------------------------------------------------
-
-def _out(message: str, **_: object) -> None:
-    # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
-    # No markup, controls shown: subjects, addresses and SMTP / SES answers are outside text.
-    console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
-
-
-def _err(message: str, **_: object) -> None:
-    err_console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
-
 
 def parse_duration(text: str) -> timedelta:
     """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
@@ -58,11 +61,6 @@ def issue_moment(issue) -> datetime:  # noqa: ANN001 - a domain.Issue
     raise IssueError(f"issue {issue.number} has no date, so --not-before cannot be applied")
 
 
-def _fmt_duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _sha256(text: str) -> str:
@@ -91,15 +89,22 @@ def send(
     issue: str = typer.Option(..., "--issue", help="Issue number, or 'latest'."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Render and count the audience; send nothing."),
     to: str | None = typer.Option(None, "--to", help="Send one test copy to ADDRESS, outside the campaign."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N (a canary), then stop; resumable."),
-    rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second (default MAILER_SEND_RATE)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once."),
+    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N now, then stop; run the same command to continue."),
+    rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second; can only lower the SES account's MaxSendRate (default: that rate; SMTP/outbox: MAILER_SEND_RATE)."),
+    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once (default: sized from the rate and the observed latency)."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown after a crash (may make a second copy)."),
+    resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown (answer lost, or in flight during a crash); may make a second copy."),
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
     again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
+    resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
+    canary: str | None = typer.Option(None, "--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold."),
+    canary_wait: str = typer.Option("20m", "--canary-wait", help="How long to wait for the canary's events, e.g. 20m."),
 ) -> None:
-    """Send an issue to every confirmed reader: resumable, at the account's rate, never twice."""
+    """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
+
+    Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
+    paused by the reputation breaker (review, then --resume); 130 interrupted.
+    """
     from mailer.issues import load_issue_by_number
     from mailer.store import ledger
 
@@ -126,14 +131,22 @@ def send(
             and not (resend_unknown and unknown_count(db, last.id))):
         print_already_sent(db, last)
         return
+    if last is not None and last.status == "paused" and not resume and not to and not dry_run:
+        print_paused(last)
+        raise typer.Exit(PAUSED_EXIT)
+    if again and not to and last is not None and last.status != "finished":
+        # --again starts a new campaign for everyone; an unfinished one would be resumed
+        # instead, and the plan would not match what is sent.
+        raise SendError(f"--again: campaign {last.id} of issue {number} is {last.status}, not "
+                        f"finished ({remaining(db, last.id, False)} readers still waiting); "
+                        f"run `mailer send --issue {number}` without --again to resume it")
 
     rendered = _render(the_issue, s)
-    transport = _open_transport(s, concurrency)
+    threads, sized = _concurrency(s, concurrency)
+    transport = _open_transport(s, threads)
     try:
         quota = transport.preflight()
-        from mailer.dispatch import effective_rate
-
-        send_rate = effective_rate(rate or s.send_rate, quota)
+        send_rate, rate_source = _rate(s, rate, quota)
         _say_where_mail_goes(transport, s)
         if to and dry_run:
             _out(f"dry run: a test copy would go to {to}; nothing sent")
@@ -147,10 +160,18 @@ def send(
         audience = (remaining(db, open_campaign.id, resend_unknown)
                     if open_campaign is not None and not again else ledger.audience_size(db))
         print_plan(rendered, the_issue, audience, transport.name, send_rate,
-                               quota, resuming=open_campaign is not None and not again)
+                   quota, resuming=open_campaign is not None and not again,
+                   rate_source=rate_source, in_flight=None if sized else threads)
         if dry_run:
             _out("dry run: nothing sent")
             return
+        sample = None
+        if canary is not None and (open_campaign is None or again):
+            from mailer.cli.canary import canary_size
+
+            sample = canary_size(canary, audience)
+            _out(f"  canary:    {sample} readers at random first, then "
+                 f"{_fmt_duration(parse_duration(canary_wait).total_seconds())} for their events")
         if audience == 0 and (open_campaign is None or again):
             _out("no confirmed readers: nothing to send (no campaign created)")
             return
@@ -163,8 +184,13 @@ def send(
             print_already_sent(db, campaign)  # another run finished it meanwhile
             return
         _prepare_resume(db, campaign, rendered, start.created, resend_unknown)
-        report = _run(db, transport, rendered, s, campaign.id, number, send_rate, quota,
-                      concurrency or s.send_concurrency, limit)
+        if sample and start.created:
+            ledger.choose_canary(db, campaign.id, sample)
+        run = (db, transport, rendered, s, campaign.id, number, send_rate, quota,
+               (threads, sized))
+        report = _canary_phase(run, parse_duration(canary_wait))
+        if report is None:
+            report = _run(*run, limit)
     finally:
         transport.close()
     print_summary(db, report)
@@ -179,7 +205,6 @@ def worker(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256),
 ) -> None:
     """Join a campaign that is being sent (another machine sharing a PostgreSQL ledger)."""
-    from mailer.dispatch import effective_rate
     from mailer.issues import load_issue_by_number
     from mailer.store import ledger
 
@@ -193,17 +218,22 @@ def worker(
     the_issue = load_issue_by_number(s.issues_dir, campaign.issue_number, site_url=s.site_url)
     rendered = _render(the_issue, s)
     if _sha256(rendered.html) != campaign.content_sha256:
-        _err(f"warning: issue {campaign.issue_number} renders differently here than "
-                          "where the campaign started (edited file or different templates?)")
-    transport = _open_transport(s, concurrency)
+        # Joining would send readers two versions of one campaign. The send process owns the
+        # version: `mailer send` resumes with the new one for everyone still waiting.
+        raise SendError(f"issue {campaign.issue_number} renders differently here than where "
+                        f"campaign {campaign.id} started (edited file or different templates?); "
+                        "not joining. Use the same files here, or stop the send and run "
+                        f"`mailer send --issue {campaign.issue_number}` to go on with the new "
+                        "version")
+    threads, sized = _concurrency(s, concurrency)
+    transport = _open_transport(s, threads)
     try:
         quota = transport.preflight()
         _say_where_mail_goes(transport, s)
         recovery = ledger.recover_abandoned(db, campaign.id)
         print_recovery(db, campaign.id, recovery)
         report = _run(db, transport, rendered, s, campaign.id, campaign.issue_number,
-                      effective_rate(rate or s.send_rate, quota), quota,
-                      concurrency or s.send_concurrency, None)
+                      _rate(s, rate, quota)[0], quota, (threads, sized), None)
     finally:
         transport.close()
     print_summary(db, report)
@@ -221,11 +251,29 @@ def _render(the_issue, s):  # noqa: ANN001, ANN202
     return rendered
 
 
-def _open_transport(s, concurrency: int | None):  # noqa: ANN001, ANN202
+def _open_transport(s, threads: int):  # noqa: ANN001, ANN202
     from mailer.transports import get_transport
 
     # One pooled connection per sender thread, plus a few for preflight.
-    return get_transport(s, max_connections=(concurrency or s.send_concurrency) + 4)
+    return get_transport(s, max_connections=threads + 4)
+
+
+def _explicit(s, name: str):  # noqa: ANN001, ANN202
+    """A setting's value when the operator set it (environment or .env), else None."""
+    return getattr(s, name) if name in s.model_fields_set else None
+
+
+def _rate(s, requested: float | None, quota) -> tuple[float, str]:  # noqa: ANN001
+    from mailer.dispatch import choose_rate
+
+    return choose_rate(quota, requested=requested, configured=_explicit(s, "send_rate"),
+                       default=s.send_rate)
+
+
+def _concurrency(s, requested: int | None) -> tuple[int, bool]:  # noqa: ANN001
+    from mailer.dispatch import choose_concurrency
+
+    return choose_concurrency(requested, _explicit(s, "send_concurrency"))
 
 
 def _confirm(yes: bool) -> None:
@@ -245,8 +293,9 @@ def _pick_open_campaign(db, campaign_id):  # noqa: ANN001, ANN202
         if campaign is None:
             raise SendError(f"there is no campaign {campaign_id}")
         if campaign.status != "sending":
+            how = " --resume" if campaign.status == "paused" else ""
             raise SendError(f"campaign {campaign_id} is {campaign.status}, not being sent; "
-                            f"resume it with `mailer send --issue {campaign.issue_number}`")
+                            f"resume it with `mailer send --issue {campaign.issue_number}{how}`")
         return campaign
     campaigns = ledger.open_campaigns(db)
     if len(campaigns) > 1:
@@ -291,14 +340,20 @@ def _send_test(address: str, rendered, transport, s, number: int) -> None:  # no
 
 
 def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: float, quota,  # noqa: ANN001, PLR0913
-         concurrency: int, limit: int | None):
+         concurrency: tuple[int, bool], limit: int | None, *, canary_only: bool = False):
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
     composer = MessageComposer(rendered, s, campaign_id=campaign_id, issue_number=number)
-    dispatcher = Dispatcher(db, transport, composer, campaign_id,
-                            SendOptions(rate=send_rate, concurrency=concurrency, limit=limit),
-                            quota=quota)
-    total = remaining(db, campaign_id, False)
+    from mailer.breaker import Thresholds
+
+    threads, sized = concurrency
+    options = SendOptions(rate=send_rate, concurrency=threads, size_concurrency=sized,
+                          limit=limit, breaker=Thresholds.from_settings(s),
+                          breaker_interval=s.breaker_interval, canary_only=canary_only)
+    dispatcher = Dispatcher(db, transport, composer, campaign_id, options, quota=quota)
+    from mailer.store.ledger import canary_waiting
+
+    total = canary_waiting(db, campaign_id) if canary_only else remaining(db, campaign_id, False)
     if limit is not None:
         total = min(total, limit)
     outcome: dict = {}
@@ -322,6 +377,36 @@ def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: f
     return outcome["report"]
 
 
+def _canary_phase(run: tuple, wait: timedelta):  # noqa: ANN202
+    """Send the campaign's canary sample (if it has one not yet sent) and wait for its events.
+    None: go on with the rest; else the report of a run that stopped (the canary paused it)."""
+    from mailer.breaker import Thresholds
+    from mailer.cli.canary import await_canary_events, start_waiting
+    from mailer.dispatch import SendReport
+    from mailer.store import ledger
+
+    db, s, campaign_id = run[0], run[3], run[4]
+    campaign = ledger.get_campaign(db, campaign_id)
+    if not campaign.canary_size or campaign.status == "finished":
+        return None
+    reviewed = campaign.breaker_sent is not None  # an operator resumed after a pause
+    if reviewed and not ledger.canary_waiting(db, campaign_id):
+        return None
+    if ledger.canary_waiting(db, campaign_id):
+        report = _run(*run, None, canary_only=True)
+        if report.stop_reason or report.paused:
+            return report
+    campaign = start_waiting(db, campaign_id, wait)
+    reason = await_canary_events(db, campaign, Thresholds.from_settings(s), s.breaker_interval)
+    if reason is None:
+        ledger.resume_campaign(db, campaign_id)
+        return None
+    ledger.pause_campaign(db, campaign_id, reason, ledger.reputation(db, campaign_id))
+    return SendReport(campaign_id=campaign_id, sent=0, failed=0, skipped=0, throttled=0,
+                      retried=0, elapsed=0.0, finished=False, stop_reason=reason,
+                      account_error=False, paused=True)
+
+
 def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
     """First SIGINT / SIGTERM: finish the messages in flight and stop. A second SIGINT aborts."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
@@ -342,129 +427,3 @@ def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
             signal.signal(sig, old)
 
     return restore
-
-
-# -- what the operator sees --------------------------------------------------------------------
-
-def unknown_count(db, campaign_id: int) -> int:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
-
-
-def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign_id)
-    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
-    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
-
-
-def print_already_sent(db, campaign) -> None:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign.id)
-    when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
-    line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
-            f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
-            f"{counts[DeliveryStatus.SKIPPED]} skipped); nothing to do. Pass --again to send "
-            "it again")
-    if counts[DeliveryStatus.UNKNOWN]:
-        line += (f"; {counts[DeliveryStatus.UNKNOWN]} deliveries are unknown (in flight during a "
-                 "crash): pass --resend-unknown to send them again")
-    _out(line, highlight=False)
-
-
-def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
-               quota, *, resuming: bool) -> None:
-    reader = "reader" if audience == 1 else "readers"
-    who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
-    _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
-    _out(f"  audience:  {audience} {who}", highlight=False)
-    _out(f"  transport: {transport_name}, {send_rate:g} messages/s", highlight=False)
-    if quota is not None and quota.remaining_24h is not None:
-        _out(f"  24-hour quota left: {quota.remaining_24h:g}", highlight=False)
-        if quota.remaining_24h < audience:
-            _err(f"warning: the quota runs out after {quota.remaining_24h:g} "
-                              "messages; the send will stop there and resume later")
-    if audience and send_rate:
-        _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
-
-
-def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:  # noqa: ANN001
-    if recovery.released:
-        _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
-    unknown = unknown_count(db, campaign_id)
-    if unknown and not resend_unknown:
-        _err(f"warning: {unknown} deliveries are unknown: they were in flight when a "
-                          "send died, so they may or may not have arrived. They are not re-sent; "
-                          "pass --resend-unknown to send them again (risking a second copy)")
-
-
-def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
-    p = dispatcher.progress
-    rate = p.rate()
-    left = max(0, total - p.done)
-    eta = _fmt_duration(left / rate) if rate > 0 and left else "-"
-    return (f"sent {p.sent}/{total}  failed {p.failed}  skipped {p.skipped}  "
-            f"{rate:.1f}/s  ETA {eta}")
-
-
-def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:  # noqa: ANN001
-    """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
-    line every ``plain_every`` seconds (cron mail and log files stay readable)."""
-    if console.is_terminal:
-        _follow_with_bar(dispatcher, thread, total)
-        return
-    last = time.monotonic()
-    while thread.is_alive():
-        thread.join(0.25)
-        if time.monotonic() - last >= plain_every:
-            _out(_progress_line(dispatcher, total), highlight=False)
-            last = time.monotonic()
-
-
-def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:  # noqa: ANN001
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
-                  console=console, transient=False) as bar:
-        task = bar.add_task(_progress_line(dispatcher, total), total=total or 1)
-        while thread.is_alive():
-            thread.join(0.2)
-            bar.update(task, completed=dispatcher.progress.done,
-                       description=_progress_line(dispatcher, total))
-
-
-def print_summary(db, report) -> None:  # noqa: ANN001
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, report.campaign_id)
-    rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
-    _out(f"this run: {report.sent} sent, {report.failed} failed, {report.skipped} skipped "
-                  f"(unsubscribed meanwhile), {report.throttled} throttled and retried, in "
-                  f"{_fmt_duration(report.elapsed)} ({rate:.1f}/s)", highlight=False)
-    waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
-    _out(f"campaign {report.campaign_id}: {counts[DeliveryStatus.SENT]} sent, "
-                  f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
-                  f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
-                  highlight=False)
-    for address, reason in ledger.failures(db, report.campaign_id, limit=5):
-        _err(f"  failed: {address}: {reason}", highlight=False)
-    if report.finished:
-        _out(f"campaign {report.campaign_id} finished")
-    elif report.stop_reason:
-        _err(f"stopped: {report.stop_reason}. State is saved: run the same "
-                          "`mailer send` command again to resume", highlight=False)
-
-
-def exit_code(report) -> int:  # noqa: ANN001
-    if report.account_error or report.failed:
-        return 1
-    if report.stop_reason and report.stop_reason.startswith("interrupted"):
-        return 130
-    return 0

@@ -94,6 +94,18 @@ def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
     return table
 
 
+def _print_paused(campaigns: list[CampaignStats]) -> None:
+    from mailer.store import ledger
+
+    for c in campaigns:
+        if str(c.status) == "paused" and c.campaign_id:  # by the reputation breaker
+            row = ledger.get_campaign(engine(), c.campaign_id)
+            console.print(f"[red]paused:[/] issue {c.issue_number} (campaign {c.campaign_id}) "
+                          f"by the reputation breaker: {row.pause_reason if row else ''}; resume "
+                          f"with `mailer send --issue {c.issue_number} --resume`",
+                          highlight=False, soft_wrap=True)
+
+
 def _print_warnings(campaigns: list[CampaignStats]) -> None:
     for c in campaigns:
         for warning in c.warnings:
@@ -113,6 +125,7 @@ def _show_overview(as_json: bool) -> None:
         console.print("No issue has been sent yet.")
         return
     console.print(_campaign_table(campaigns, "Issues sent"))
+    _print_paused(campaigns)
     _print_warnings(campaigns)
 
 
@@ -123,6 +136,7 @@ def _show_issue(number: int, as_json: bool) -> None:
         _print_json(detail.as_dict())
         return
     _print_issue_tables(detail)
+    _print_paused(detail.campaigns)
     _print_warnings([detail.summary])
 
 
@@ -181,9 +195,21 @@ def stats(
     weeks: Annotated[int, typer.Option("--weeks", min=0,
                                        help="with --subscribers: the last N weeks (0 = all)")] = 12,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts (keys above)")] = False,
+    watch: Annotated[bool, typer.Option("--watch", help="with --issue: follow a running send "
+                                        "(sent, rate, ETA, bounces, complaints, breaker) "
+                                        "until it ends")] = False,
+    every: Annotated[float, typer.Option("--every", min=0.2,
+                                         help="with --watch: seconds between lines")] = 5.0,
 ) -> None:
     if issue is not None and subscribers:
         raise MailerError("choose one of --issue and --subscribers")
+    if watch:
+        from mailer.cli.watch import watch_issue
+
+        if issue is None:
+            raise MailerError("--watch needs --issue N")
+        watch_issue(issue, every, as_json=as_json)
+        return
     if subscribers:
         _show_subscribers(weeks, as_json)
     elif issue is not None:

@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
 from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
 
 D = Delivery.__table__
@@ -42,7 +42,8 @@ C = Campaign.__table__
 S = Subscriber.__table__
 W = SendWorker.__table__
 
-OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value)
+OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value,
+                 CampaignStatus.PAUSED.value)
 PENDING_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
 
@@ -294,7 +295,8 @@ def _enqueue_audience(connection: Connection, campaign_id: int) -> None:
 
 def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | None = None) -> None:
     """Mark a stopped (or finished, for --resend-unknown) campaign as sending again."""
-    values: dict = {"status": CampaignStatus.SENDING.value, "note": None, "finished_at": None}
+    values: dict = {"status": CampaignStatus.SENDING.value, "note": None, "finished_at": None,
+                    "pause_reason": None}
     if content_sha256:
         values["content_sha256"] = content_sha256
     with _writing(engine) as connection:
@@ -302,11 +304,92 @@ def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | N
 
 
 def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
+    """Stopped (resumable by running the same command); a paused campaign stays paused."""
     with _writing(engine) as connection:
         connection.execute(
-            update(C).where(C.c.id == campaign_id, C.c.status != CampaignStatus.FINISHED.value)
+            update(C).where(C.c.id == campaign_id,
+                            C.c.status.not_in((CampaignStatus.FINISHED.value,
+                                               CampaignStatus.PAUSED.value)))
             .values(status=CampaignStatus.STOPPED.value, note=note)
         )
+
+
+# -- the reputation breaker --------------------------------------------------------------------
+
+def reputation(engine: Engine, campaign_id: int, *, canary_only: bool = False) -> Reputation:
+    """The campaign's figures (or its canary sample's) as its events have recorded them so far,
+    whichever process wrote them."""
+    def count(condition):  # noqa: ANN001, ANN202
+        return func.count().filter(condition)
+
+    sample = [D.c.canary.is_(True)] if canary_only else []
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(count(D.c.status == DeliveryStatus.SENT.value),
+                   count(D.c.delivered_at.is_not(None)),
+                   count(D.c.bounce_type == "permanent"),
+                   count(D.c.complained_at.is_not(None)))
+            .where(D.c.campaign_id == campaign_id, *sample)
+        ).one()
+    return Reputation(*row)
+
+
+# -- the canary --------------------------------------------------------------------------------
+
+def choose_canary(engine: Engine, campaign_id: int, size: int) -> int:
+    """Record a random sample of ``size`` queued readers as the campaign's canary."""
+    sample = (select(D.c.id).where(D.c.campaign_id == campaign_id,
+                                   D.c.status == DeliveryStatus.QUEUED.value)
+              .order_by(func.random()).limit(size))
+    with _writing(engine) as connection:
+        chosen = connection.execute(
+            update(D).where(D.c.id.in_(sample.scalar_subquery())).values(canary=True)
+        ).rowcount
+        connection.execute(update(C).where(C.c.id == campaign_id).values(canary_size=chosen))
+    return chosen
+
+
+def canary_waiting(engine: Engine, campaign_id: int) -> int:
+    """Canary readers not sent yet."""
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(D)
+            .where(D.c.campaign_id == campaign_id, D.c.canary.is_(True),
+                   D.c.status.in_(PENDING_STATUSES))
+        ).scalar_one()
+
+
+def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) -> None:  # noqa: ANN001
+    """While the canary's events are awaited the campaign is stopped (no worker joins) with a
+    note saying until when; a rerun waits out what is left."""
+    with _writing(engine) as connection:
+        connection.execute(update(C).where(C.c.id == campaign_id)
+                           .values(canary_until=until, status=CampaignStatus.STOPPED.value,
+                                   note=note))
+
+
+def pause_campaign(engine: Engine, campaign_id: int, reason: str, figures: Reputation) -> bool:
+    """Pause a campaign being sent, keeping why and the figures; False if it was not sending
+    (another worker paused it first, or it finished)."""
+    with _writing(engine) as connection:
+        return bool(connection.execute(
+            update(C).where(C.c.id == campaign_id,
+                            C.c.status.in_((CampaignStatus.SENDING.value,
+                                            CampaignStatus.STOPPED.value)))
+            .values(status=CampaignStatus.PAUSED.value, pause_reason=reason,
+                    note=f"paused by the reputation breaker: {reason}", paused_at=utcnow(),
+                    breaker_sent=figures.sent, breaker_delivered=figures.delivered,
+                    breaker_hard_bounces=figures.hard_bounces,
+                    breaker_complaints=figures.complaints)
+        ).rowcount)
+
+
+def breaker_baseline(campaign: Campaign) -> Reputation | None:
+    """The figures an operator reviewed before resuming: the breaker watches what comes after."""
+    if campaign.breaker_sent is None:
+        return None
+    return Reputation(campaign.breaker_sent or 0, campaign.breaker_delivered or 0,
+                      campaign.breaker_hard_bounces or 0, campaign.breaker_complaints or 0)
 
 
 def finish_if_done(engine: Engine, campaign_id: int) -> bool:
@@ -447,14 +530,16 @@ def requeue_unknown(engine: Engine, campaign_id: int) -> int:
 
 # -- the hot path: claim, then one short write per state change ---------------------------------
 
-def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` unleased queued rows, lowest id first."""
+def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int, *,
+                canary_only: bool = False) -> list[ClaimedDelivery]:
+    """Lease up to ``limit`` unleased queued rows (of the canary sample only, if asked), lowest
+    id first."""
     if limit <= 0:
         return []
     candidates = (
         select(D.c.id)
         .where(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.QUEUED.value,
-               D.c.claimed_by.is_(None))
+               D.c.claimed_by.is_(None), *([D.c.canary.is_(True)] if canary_only else []))
         .order_by(D.c.id)
         .limit(limit)
     )

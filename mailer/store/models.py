@@ -90,6 +90,17 @@ class Campaign(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     note: str | None = Field(default=None, sa_column=Column(Text))  # why it stopped
+    # The reputation breaker (issue 11): why and when it paused the send, and the figures then.
+    # Plain columns so /admin and `mailer stats` read them without parsing anything.
+    pause_reason: str | None = Field(default=None, sa_column=Column(Text))
+    paused_at: datetime | None = None
+    breaker_sent: int | None = None
+    breaker_delivered: int | None = None
+    breaker_hard_bounces: int | None = None
+    breaker_complaints: int | None = None
+    # The canary (issue 11 §3): how many readers it went to, and until when its events are awaited.
+    canary_size: int | None = None
+    canary_until: datetime | None = None
 
 
 class Delivery(SQLModel, table=True):
@@ -117,6 +128,7 @@ class Delivery(SQLModel, table=True):
     bounce_type: str | None = Field(default=None, max_length=16)
     bounced_at: datetime | None = None
     complained_at: datetime | None = None
+    canary: bool | None = None  # one of the campaign's canary sample (issue 11 §3)
     delayed_at: datetime | None = None
     opened_at: datetime | None = None
     clicked_at: datetime | None = None

@@ -18,8 +18,9 @@ class Transport(Protocol):
     def send(self, message: OutgoingEmail) -> str:
         """Hand one message over and return the provider's message id.
 
-        Raises Throttled / TemporaryFailure (retry), Rejected (this recipient only) or
-        AccountError (stop everything). Must be safe to call from several threads at once."""
+        Raises Throttled / TemporaryFailure (retry: nothing was accepted), AnswerLost (the
+        request went out, the answer did not come back: maybe sent, never retry), Rejected
+        (this recipient only) or AccountError (stop everything). Must be safe to call from several threads at once."""
 
     def close(self) -> None:
         """Release connections."""

@@ -3,8 +3,15 @@
 Raw keeps every header of ours verbatim (List-Unsubscribe, Feedback-ID, X-Mailer-Delivery, ...),
 which SES's Simple content would limit or drop. Credentials come from the standard AWS chain.
 
-botocore is told never to retry on its own: a throttled send must reach the dispatcher, which
-owns the rate and the backoff, instead of being hidden (and slowed) inside botocore.
+botocore is told never to retry on its own (``total_max_attempts`` 1): a throttled send must
+reach the dispatcher, which owns the rate and the backoff, instead of being hidden (and slowed)
+inside botocore; and botocore's retry rules also resend after a read timeout or a closed
+connection, when SES may already have taken the message.
+
+Failures are classified by what we know (issue 14): nothing reached SES (connection refused or
+timed out, DNS) or SES answered with a throttle or a 5xx → retry is safe; the request was written
+and the answer lost (read timeout, connection closed or reset) → :class:`AnswerLost`, never
+retried: the row becomes ``unknown`` until an SES event settles it.
 """
 
 from __future__ import annotations
@@ -13,18 +20,24 @@ import re
 from email.utils import parseaddr
 
 import boto3
+from botocore.parsers import ResponseParserError
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConnectTimeoutError,
     EndpointConnectionError,
+    HTTPClientError,
     NoCredentialsError,
     PartialCredentialsError,
+    ProxyConnectionError,
+    SSLError,
 )
 
 from mailer.domain import OutgoingEmail, SendQuota
 from mailer.errors import (
     AccountError,
+    AnswerLost,
     QuotaExhausted,
     Rejected,
     TemporaryFailure,
@@ -62,6 +75,7 @@ class SesTransport:
         configuration_set: str | None = None,
         endpoint_url: str | None = None,
         max_connections: int = 32,
+        read_timeout: float = 30,
     ) -> None:
         self.sender = sender
         self.region = region
@@ -69,10 +83,11 @@ class SesTransport:
         self.endpoint_url = endpoint_url
         self._session = boto3.session.Session()
         config = Config(
+            # One attempt: botocore would resend after a lost answer (a second copy).
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=max(1, max_connections),
             connect_timeout=10,
-            read_timeout=30,
+            read_timeout=read_timeout,
         )
         # One client for every thread: botocore clients are thread-safe, sessions are not.
         self._client = self._session.client(
@@ -172,11 +187,25 @@ class SesTransport:
             raise ses_error(error, sender) from None
         except (NoCredentialsError, PartialCredentialsError):
             raise AccountError(NO_CREDENTIALS) from None
-        except EndpointConnectionError as error:
-            raise TemporaryFailure(f"cannot reach SES at {error.kwargs.get('endpoint_url')}: "
-                                   f"{error}") from None
-        except BotoCoreError as error:  # connection reset, read timeout, ...
-            raise TemporaryFailure(f"SES request failed: {error}") from None
+        except BotoCoreError as error:
+            raise connection_error(error) from None
+
+
+def connection_error(error: BotoCoreError) -> TransportError:
+    """A failure with no answer from SES, classified by whether the request may have arrived."""
+    if isinstance(error, SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(error):
+        return AccountError(f"SES endpoint's TLS certificate is not trusted: {error}")
+    if isinstance(error, (EndpointConnectionError, ConnectTimeoutError, ProxyConnectionError)) \
+            and not isinstance(error, SSLError):
+        # Refused, timed out while connecting, DNS: nothing was written. Safe to retry.
+        return TemporaryFailure(f"cannot reach SES at {error.kwargs.get('endpoint_url')}: "
+                                f"{error}")
+    if isinstance(error, (HTTPClientError, SSLError, ResponseParserError)):
+        # Read timeout, connection closed or reset, an answer we cannot read: the request
+        # went out, so SES may have taken the message.
+        return AnswerLost(f"SES answer lost after the request was sent, the message may or may "
+                          f"not have been accepted ({type(error).__name__}: {error})")
+    return TemporaryFailure(f"SES request failed before it was sent: {error}")
 
 
 def ses_error(error: ClientError, sender: str | None = None) -> TransportError:

@@ -8,7 +8,8 @@ never sent over a connection that is not encrypted, except to a server on this m
 Each sending thread keeps its own connection and reuses it message after message (one TCP and
 TLS handshake per thread, not per message); at most ``max_connections`` are open at once. A
 connection the server dropped while idle is noticed before any of the message was sent, and
-the message goes out on a fresh one.
+the message goes out on a fresh one. A connection lost once DATA has begun is
+:class:`~mailer.errors.AnswerLost`: the server may have queued the message, so it is not resent.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from mailer.domain import OutgoingEmail, SendQuota
 from mailer.errors import (
     AccountError,
+    AnswerLost,
     ConfigError,
     QuotaExhausted,
     Rejected,
@@ -252,10 +254,11 @@ class SmtpTransport:
             self._reset(connection)
             raise smtp_error(error.smtp_code, error.smtp_error, "DATA") from None
         except (smtplib.SMTPServerDisconnected, OSError) as error:
+            # Once DATA has begun the server may have queued the message: never resend it.
             self._drop(connection)
-            raise TemporaryFailure(f"SMTP {self.config.address}: connection lost during DATA, "
-                                   f"the message may or may not have been accepted: {error}"
-                                   ) from None
+            raise AnswerLost(f"SMTP {self.config.address}: connection lost during DATA, "
+                             f"the message may or may not have been accepted: {error}"
+                             ) from None
         finally:
             self._local.used_at = time.monotonic()
         if code != 250:

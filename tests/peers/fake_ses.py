@@ -29,10 +29,14 @@ the option names below, ``-`` written as ``_``):
 * ``identities`` / ``configuration_sets`` lists: when given, only those exist
 * ``max_send_rate`` what GetAccount reports as MaxSendRate (default: ``rate``, or 14)
 * ``keep`` keep every accepted raw message (``GET /_messages``)
+* ``lose_answer_rate`` probability and ``lose_answers`` count (the next N) of messages that are
+  *accepted* (counted, kept) and then answered with nothing: the connection is closed
+  (``lose_how`` ``close``, the default) or reset (``reset``) before the answer, as when a
+  network path fails after SES has taken the message. The client cannot tell it was sent.
 
 ``GET /_stats`` → ``{"accepted", "per_recipient", "throttled", "errors", "rejected",
 "quota_refused", "paused_refused", "requests", "max_in_flight", "first_accepted",
-"last_accepted"}``; ``POST /_reset`` forgets counters and messages and restores the options the
+"last_accepted", "answers_lost", "lost_recipients"}``; ``POST /_reset`` forgets counters and messages and restores the options the
 process started with.
 """
 
@@ -44,6 +48,8 @@ import fnmatch
 import json
 import random
 import re
+import socket
+import struct
 import sys
 import threading
 import time
@@ -68,6 +74,9 @@ DEFAULTS = {
     "max_send_rate": None,
     "keep": False,
     "seed": None,
+    "lose_answer_rate": 0.0,
+    "lose_answers": 0,
+    "lose_how": "close",
 }
 
 _IDENTITY_PATH = re.compile(r"/v2/email/identities/([^/?]+)\Z")
@@ -93,6 +102,8 @@ class State:
         self.throttled = self.errors = self.rejected = 0
         self.quota_refused = self.paused_refused = self.requests = 0
         self.in_flight = self.max_in_flight = 0
+        self.answers_lost = 0
+        self.lost_recipients: list[str] = []
         self.first_accepted: float | None = None
         self.last_accepted: float | None = None
         self.messages: list[dict] = []
@@ -143,6 +154,8 @@ class State:
                 "max_in_flight": self.max_in_flight,
                 "first_accepted": self.first_accepted,
                 "last_accepted": self.last_accepted,
+                "answers_lost": self.answers_lost,
+                "lost_recipients": list(self.lost_recipients),
             }
 
 
@@ -216,6 +229,10 @@ def send_email(state: State, request: dict) -> dict:
                 "tags": request.get("EmailTags") or [],
                 "configuration_set": request.get("ConfigurationSetName"),
             })
+        if _answer_is_lost(state):
+            state.answers_lost += 1
+            state.lost_recipients.extend(recipients)
+            raise AnswerLost(options["lose_how"])
     return {"MessageId": message_id}
 
 
@@ -273,6 +290,19 @@ def send_email(state: State, request: dict) -> dict:  # noqa: F811 - wraps the o
     _write_simulator_events(state, request, reply["MessageId"])
     return reply
 # -- end of mailbox simulator events ----------------------------------------------------------
+
+
+class AnswerLost(Exception):
+    """The message was accepted; the handler closes the connection instead of answering."""
+
+
+def _answer_is_lost(state: State) -> bool:
+    options = state.options
+    if options["lose_answers"] > 0:
+        options["lose_answers"] -= 1
+        return True
+    rate = float(options["lose_answer_rate"] or 0)
+    return rate > 0 and state.random.random() < rate
 
 
 def _count_accepted(state: State, recipients: list[str]) -> None:
@@ -390,6 +420,9 @@ class Handler(BaseHTTPRequestHandler):
         try:
             try:
                 answer = send_email(state, payload)
+            except AnswerLost as lost:
+                self._hang_up(reset=str(lost) == "reset")
+                return
             finally:
                 latency = float(state.options["latency"] or 0)
                 if latency > 0:
@@ -398,6 +431,15 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             with state.lock:
                 state.in_flight -= 1
+
+    def _hang_up(self, *, reset: bool) -> None:
+        """Close the connection with no answer: a FIN, or an RST when ``reset``."""
+        self.close_connection = True
+        if reset:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+        else:
+            self.connection.shutdown(socket.SHUT_RDWR)
 
     def _drain(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
@@ -452,6 +494,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, int, dict]:
     parser.add_argument("--configuration-sets", default=None, help="comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep raw messages for /_messages")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--lose-answer-rate", type=float, default=0.0)
+    parser.add_argument("--lose-answers", type=int, default=0)
+    parser.add_argument("--lose-how", choices=["close", "reset"], default="close")
     args = parser.parse_args(argv)
     options = dict(DEFAULTS)
     for key in DEFAULTS:

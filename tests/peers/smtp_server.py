@@ -11,7 +11,8 @@ into the Maildir ``--maildir``; every new connection appends one line to
 ``--tls-dir`` makes a self-signed certificate for localhost / 127.0.0.1 there (``cert.pem``,
 ``key.pem``) and offers STARTTLS with it. Recipients matching ``--throttle`` get ``454
 Throttling failure``, ``--tempfail`` a ``451``, ``--reject`` a ``550`` at RCPT, ``--reject-data``
-a ``554`` after DATA (fnmatch patterns, repeatable). ``--idle-timeout`` hangs up on a client
+a ``554`` after DATA (fnmatch patterns, repeatable); ``--lose-answer`` *queues* the message and
+then hangs up instead of answering DATA (the client cannot know it was taken). ``--idle-timeout`` hangs up on a client
 that has been silent that many seconds.
 """
 
@@ -84,6 +85,8 @@ class Handler:
         if any(self._matches(r, self.args.reject_data) for r in envelope.rcpt_tos):
             return "554 5.6.0 Message rejected: content refused"
         self.box.add(envelope.original_content or envelope.content)
+        if any(self._matches(r, self.args.lose_answer) for r in envelope.rcpt_tos):
+            server.transport.abort()  # queued, but the client never hears so
         return "250 2.0.0 Ok: queued"
 
 
@@ -137,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tls-dir", default=None)
     parser.add_argument("--idle-timeout", type=float, default=300.0,
                         help="seconds of silence after which the server hangs up")
-    for option in ("--throttle", "--tempfail", "--reject", "--reject-data"):
+    for option in ("--throttle", "--tempfail", "--reject", "--reject-data", "--lose-answer"):
         parser.add_argument(option, action="append", default=[], metavar="PATTERN")
     try:
         asyncio.run(run(parser.parse_args(argv)))

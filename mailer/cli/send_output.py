@@ -1,0 +1,190 @@
+"""What `mailer send` and `mailer worker` print: the plan, progress, recovery and the summary."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mailer.cli._app import console, err_console, visible_controls
+
+
+PAUSED_EXIT = 3  # the reputation breaker paused the campaign: review, then --resume
+
+
+def _out(message: str, **_: object) -> None:
+    # soft_wrap: a line in a cron mail or a log must stay one line, whatever the width.
+    # No markup, controls shown: subjects, addresses and SMTP / SES answers are outside text.
+    console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
+
+
+def _err(message: str, **_: object) -> None:
+    err_console.print(visible_controls(message), highlight=False, soft_wrap=True, markup=False)
+
+
+def _fmt_duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+# -- what the operator sees --------------------------------------------------------------------
+
+def unknown_count(db, campaign_id: int) -> int:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
+
+
+def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, campaign_id)
+    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
+
+
+def print_already_sent(db, campaign) -> None:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, campaign.id)
+    when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
+    line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
+            f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
+            f"{counts[DeliveryStatus.SKIPPED]} skipped); nothing to do. Pass --again to send "
+            "it again")
+    if counts[DeliveryStatus.UNKNOWN]:
+        line += "; " + unknown_line(counts[DeliveryStatus.UNKNOWN], campaign.issue_number,
+                                    campaign.transport)
+    _out(line, highlight=False)
+
+
+def unknown_line(count: int, issue_number: int, transport: str) -> str:
+    """One line: how many rows are unknown, how they will be settled, how to resend them."""
+    rows = "delivery is" if count == 1 else "deliveries are"
+    if transport == "ses":
+        settle = ("each settles as sent when its SES Send or Delivery event arrives (`mailer "
+                  "serve` web hook, `mailer events poll` or `events replay`)")
+    else:
+        settle = f"the {transport} transport sends no events to settle them"
+    return (f"{count} {rows} unknown (sent, then the answer was lost, or in flight during a "
+            f"crash): not re-sent; {settle}; to send them again, risking a second copy: "
+            f"`mailer send --issue {issue_number} --resend-unknown`")
+
+
+def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
+               quota, *, resuming: bool, rate_source: str = "",
+               in_flight: int | None = None) -> None:
+    reader = "reader" if audience == 1 else "readers"
+    who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
+    _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
+    _out(f"  audience:  {audience} {who}", highlight=False)
+    source = f" ({rate_source})" if rate_source else ""
+    _out(f"  transport: {transport_name}, {send_rate:g} messages/s{source}", highlight=False)
+    _out("  in flight: " + (f"{in_flight} (fixed)" if in_flight else
+                            "sized from the rate and the observed latency"), highlight=False)
+    if quota is not None and quota.remaining_24h is not None:
+        _out(f"  24-hour quota left: {quota.remaining_24h:g}", highlight=False)
+        if quota.remaining_24h < audience:
+            _err(f"warning: the quota runs out after {quota.remaining_24h:g} "
+                              "messages; the send will stop there and resume later")
+    if audience and send_rate:
+        _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
+
+
+def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:  # noqa: ANN001
+    if recovery.released:
+        _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
+    unknown = unknown_count(db, campaign_id)
+    if unknown and not resend_unknown:
+        _err(f"warning: {unknown} deliveries are unknown: they were in flight when a "
+                          "send died, so they may or may not have arrived. They are not re-sent; "
+                          "pass --resend-unknown to send them again (risking a second copy)")
+
+
+def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
+    p = dispatcher.progress
+    rate = p.rate()
+    left = max(0, total - p.done)
+    eta = _fmt_duration(left / rate) if rate > 0 and left else "-"
+    return (f"sent {p.sent}/{total}  failed {p.failed}  skipped {p.skipped}  "
+            f"{rate:.1f}/s  ETA {eta}")
+
+
+def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:  # noqa: ANN001
+    """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
+    line every ``plain_every`` seconds (cron mail and log files stay readable)."""
+    if console.is_terminal:
+        _follow_with_bar(dispatcher, thread, total)
+        return
+    last = time.monotonic()
+    while thread.is_alive():
+        thread.join(0.25)
+        if time.monotonic() - last >= plain_every:
+            _out(_progress_line(dispatcher, total), highlight=False)
+            last = time.monotonic()
+
+
+def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:  # noqa: ANN001
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
+                  console=console, transient=False) as bar:
+        task = bar.add_task(_progress_line(dispatcher, total), total=total or 1)
+        while thread.is_alive():
+            thread.join(0.2)
+            bar.update(task, completed=dispatcher.progress.done,
+                       description=_progress_line(dispatcher, total))
+
+
+def print_summary(db, report) -> None:  # noqa: ANN001
+    from mailer.domain import DeliveryStatus
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, report.campaign_id)
+    rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
+    _out(f"this run: {report.sent} sent, {report.failed} failed, {report.skipped} skipped "
+                  f"(unsubscribed meanwhile), {report.throttled} throttled and retried, in "
+                  f"{_fmt_duration(report.elapsed)} ({rate:.1f}/s)", highlight=False)
+    waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    _out(f"campaign {report.campaign_id}: {counts[DeliveryStatus.SENT]} sent, "
+                  f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
+                  f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
+                  highlight=False)
+    for address, reason in ledger.failures(db, report.campaign_id, limit=5):
+        _err(f"  failed: {address}: {reason}", highlight=False)
+    if counts[DeliveryStatus.UNKNOWN]:
+        campaign = ledger.get_campaign(db, report.campaign_id)
+        _err(unknown_line(counts[DeliveryStatus.UNKNOWN], campaign.issue_number,
+                          campaign.transport), highlight=False)
+    if report.finished:
+        _out(f"campaign {report.campaign_id} finished")
+    elif report.paused:
+        campaign = ledger.get_campaign(db, report.campaign_id)
+        print_paused(campaign)
+    elif report.limit_reached and not report.account_error:
+        _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
+    elif report.stop_reason:
+        _err(f"stopped: {report.stop_reason}. State is saved: run the same "
+                          "`mailer send` command again to resume", highlight=False)
+
+
+def print_paused(campaign) -> None:  # noqa: ANN001
+    """The one line a paused send ends with: what crossed, and how to go on."""
+    _err(f"paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
+         f"`mailer stats --issue {campaign.issue_number}`, then resume with `mailer send "
+         f"--issue {campaign.issue_number} --resume` (campaign {campaign.id} is paused)",
+         highlight=False)
+
+
+def exit_code(report) -> int:  # noqa: ANN001
+    if getattr(report, "paused", False):
+        return PAUSED_EXIT
+    if report.account_error or report.failed:
+        return 1
+    if report.stop_reason and report.stop_reason.startswith("interrupted"):
+        return 130
+    return 0

@@ -1,0 +1,86 @@
+"""`mailer stats --issue N --watch`: a running send as it happens (issue 11 §5).
+
+One line every few seconds, read from the database only, so it works from any machine that
+shares the ledger: sent of total, the rate over the last interval, the ETA, hard bounces and
+complaints so far, and the reputation breaker's state. It ends once the campaign is no longer
+being sent (finished, stopped or paused), with that state on its last line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from mailer.cli._app import console, engine, settings
+from mailer.errors import MailerError
+
+
+def watch_issue(number: int, every: float, *, as_json: bool = False) -> None:
+    from mailer.store import ledger
+
+    db = engine()
+    previous: tuple[int, float] | None = None
+    while True:
+        campaign = ledger.latest_campaign(db, number)
+        if campaign is None:
+            raise MailerError(f"issue {number} has no campaign yet: nothing to watch")
+        snapshot = take_snapshot(db, campaign, previous)
+        previous = (snapshot["sent"], time.monotonic())
+        if as_json:
+            print(json.dumps(snapshot), flush=True)  # one JSON object per line
+        else:
+            console.print(watch_line(snapshot), highlight=False, soft_wrap=True, markup=False)
+        if campaign.status != "sending":
+            return
+        time.sleep(every)
+
+
+def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:  # noqa: ANN001
+    from mailer.breaker import Thresholds
+    from mailer.domain import DeliveryStatus, utcnow
+    from mailer.store import ledger
+
+    counts = ledger.count_by_status(db, campaign.id)
+    figures = ledger.reputation(db, campaign.id)
+    total = sum(counts.values())
+    sent = counts[DeliveryStatus.SENT]
+    waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    if previous is not None and time.monotonic() > previous[1]:
+        rate = (sent - previous[0]) / (time.monotonic() - previous[1])
+    elif campaign.started_at is not None:
+        rate = sent / max(1.0, (utcnow() - campaign.started_at).total_seconds())
+    else:
+        rate = 0.0
+    rule = Thresholds.from_settings(settings())
+    return {
+        "issue_number": campaign.issue_number, "campaign_id": campaign.id,
+        "status": str(campaign.status), "sent": sent, "total": total, "waiting": waiting,
+        "unknown": counts[DeliveryStatus.UNKNOWN], "failed": counts[DeliveryStatus.FAILED],
+        "rate": round(rate, 1),
+        "eta_seconds": round(waiting / rate) if rate > 0 and waiting else None,
+        "delivered": figures.delivered, "hard_bounces": figures.hard_bounces,
+        "complaints": figures.complaints,
+        "breaker": breaker_state(campaign, rule),
+    }
+
+
+def breaker_state(campaign, rule) -> str:  # noqa: ANN001
+    if str(campaign.status) == "paused":
+        return f"paused: {campaign.pause_reason or campaign.note}"
+    return (f"ok (pauses at {rule.bounce_rate * 100:.2f} % hard bounces or "
+            f"{rule.complaint_rate * 100:.2f} % complaints)")
+
+
+def watch_line(s: dict) -> str:
+    eta = s["eta_seconds"]
+    eta_text = "-" if eta is None else f"{eta // 3600}h{eta % 3600 // 60:02d}m" if eta >= 3600 \
+        else f"{eta // 60}m{eta % 60:02d}s"
+    bounce = s["hard_bounces"] / s["sent"] * 100 if s["sent"] else 0.0
+    complaint = s["complaints"] / s["delivered"] * 100 if s["delivered"] else 0.0
+    line = (f"issue {s['issue_number']} campaign {s['campaign_id']} {s['status']}: sent "
+            f"{s['sent']:,} of {s['total']:,}, {s['rate']:.1f}/s, ETA {eta_text}; hard bounces "
+            f"{s['hard_bounces']} ({bounce:.2f} % of sent), complaints {s['complaints']} "
+            f"({complaint:.2f} % of {s['delivered']:,} delivered); breaker: {s['breaker']}")
+    if s["status"] == "paused":
+        line += f"; resume with `mailer send --issue {s['issue_number']} --resume`"
+    return line
