@@ -1,30 +1,26 @@
-"""A rendered HTML page of the issue: its article body, cleaned of anything active."""
+"""A rendered HTML page of the issue: its article body, cleaned of anything active by the one
+allow-list sanitizer, :mod:`mailer.sanitize`."""
 
 from __future__ import annotations
 
-import html as html_lib
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from mailer.domain import Issue
 from mailer.errors import MalformedIssue
 from mailer.issues.common import DEFAULT_SITE_URL, is_web_url, number_from_title
+from mailer.sanitize import clean_html
 
 _ARTICLE_SELECTORS = ("article", "[itemprop=articleBody]", ".post-content", ".entry-content", "main")
 _INNER_BODY_SELECTORS = ("[itemprop=articleBody]", ".post-content", ".entry-content")
-# Everything that could run, load, submit or restyle in a reader's mail client.
-_ACTIVE_TAGS = ("script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
-                "input", "button", "select", "textarea", "noscript", "template", "link", "meta", "base", "svg")
-_URL_ATTRIBUTES = ("href", "src", "srcset", "poster", "cite", "action", "formaction", "background")
-_SAFE_URL_SCHEMES = ("http", "https", "mailto")
 _TITLE_SEPARATORS = re.compile(r"\s+[|·—–-]\s+")
 
 
 def parse_html_page(html: str, *, source_path: Path | None = None, site_url: str = DEFAULT_SITE_URL) -> Issue:
     """The issue's article page as the site renders it: its article body, title, date and canonical URL."""
-    from bs4 import BeautifulSoup, Comment
+    from bs4 import BeautifulSoup
 
     source = str(source_path) if source_path else "the HTML page"
     soup = BeautifulSoup(html, "html.parser")
@@ -41,12 +37,10 @@ def parse_html_page(html: str, *, source_path: Path | None = None, site_url: str
     issue_date, published_at = _page_date(soup, container, source)
 
     body = _inner_body(container)
-    for comment in body.find_all(string=lambda node: isinstance(node, Comment)):
-        comment.extract()
     _drop_title_heading(body, title)
-    _drop_active_content(body)
     _absolutize_urls(body, web_url or site_url.rstrip("/") + "/")
-    fragment = "".join(str(child) for child in body.contents).strip()
+    # Sanitized last, so no attribute the steps above touched escapes it (comments go too).
+    fragment = clean_html(body.decode_contents()).strip()
     if not fragment:
         raise MalformedIssue(f"{source}: the article body is empty")
     return Issue(
@@ -149,37 +143,12 @@ def _drop_title_heading(body, title: str) -> None:
         heading.decompose()
 
 
-def _drop_active_content(body) -> None:
-    for tag in body.find_all(_ACTIVE_TAGS):
-        tag.decompose()
-    for tag in body.find_all(True):
-        for attribute in list(tag.attrs):
-            if attribute.lower().startswith("on") or attribute.lower() == "style" and _style_is_active(tag[attribute]):
-                del tag[attribute]
-        for attribute in _URL_ATTRIBUTES:
-            if attribute in tag.attrs and not _is_safe_url(tag[attribute]):
-                del tag[attribute]
-
-
-def _style_is_active(style) -> bool:
-    lowered = str(style).lower()
-    return "expression(" in lowered or "url(" in lowered or "javascript:" in lowered
-
-
 def _absolutize_urls(body, base: str) -> None:
     for tag in body.find_all(True):
         for attribute in ("href", "src"):
             value = tag.get(attribute)
             if isinstance(value, str) and value and not value.startswith("#"):
                 tag[attribute] = urljoin(base, value.strip())
-
-
-def _is_safe_url(value) -> bool:
-    text = html_lib.unescape(str(value)).strip()
-    # Control characters and whitespace inside a scheme ("java\tscript:") must not slip past.
-    compact = re.sub(r"[\x00-\x20]", "", text)
-    scheme = urlsplit(compact).scheme.lower()
-    return scheme == "" or scheme in _SAFE_URL_SCHEMES
 
 
 def _clean_space(text: str) -> str:
