@@ -36,8 +36,9 @@ ANCHOR_GLYPHS = frozenset({"", "#", "¶", "§", "🔗", "link", "permalink"})
 HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 UNRESOLVED_REFERENCE = re.compile(r"\[([^\[\]\n]+)\]\[([^\[\]\n]*)\]")
 # A link in the source, read only to word a warning: the sanitizer drops an unsafe target silently.
-SOURCE_LINK = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)[^>]*>(.*?)</a\s*>""",
-                         re.IGNORECASE | re.DOTALL)
+# The words stop at the next <a or </a, so unclosed links cannot make the search quadratic.
+SOURCE_LINK = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)[^>]*>"""
+                         r"""([^<]*(?:<(?!/?a[\s>])[^<]*)*)</a\s*>""", re.IGNORECASE)
 SOURCE_TAG = re.compile(r"<[^>]*>")
 
 # Inline styles that must survive clients that drop <style> (the Gmail apps for non-Google
