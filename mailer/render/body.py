@@ -9,37 +9,37 @@ What "clean" means here:
 * every link and image is absolute (relative ones resolved against the site), links that only
   jump inside the web page (heading anchors, ``#fragment``) are unwrapped, and links with a
   scheme a mail client should not follow (``javascript:``, ``data:``) lose their target;
-* raw HTML that has no place in a mail (scripts, forms, frames, event handlers) is removed:
-  issue files are written by many contributors and an HTML page may come from the web;
+* raw HTML that has no place in a mail (scripts, forms, frames, event handlers) is removed by
+  the one allow-list sanitizer, :mod:`mailer.sanitize`: issue files are written by many
+  contributors and an HTML page may come from the web;
 * ``<code>``, tables and images get the inline styles they need when a client drops ``<style>``.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import markdown
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
 
 from mailer.render.palette import LIGHT
+from mailer.sanitize import clean_html, is_safe_url
 
 # Python-Markdown with "extra" is what TWiR's site (Pelican) renders issues with.
 MARKDOWN_EXTENSIONS = ("extra",)
 
-# An allow-list: javascript:, data:, vbscript: and file: never become a link in a mail.
-SAFE_LINK_SCHEMES = frozenset({"http", "https", "mailto", "irc", "ircs", "ftp", "tel", "xmpp", "matrix"})
-SAFE_IMAGE_SCHEMES = frozenset({"http", "https"})
-DANGEROUS_TAGS = (
-    "script", "style", "iframe", "frame", "frameset", "object", "embed", "applet", "form",
-    "input", "button", "select", "textarea", "link", "meta", "base", "noscript", "template",
-    "svg", "math",
-)
 # Heading anchors and permalinks on web pages: a glyph that means nothing in a mail.
 ANCHOR_GLYPHS = frozenset({"", "#", "¶", "§", "🔗", "link", "permalink"})
 HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 UNRESOLVED_REFERENCE = re.compile(r"\[([^\[\]\n]+)\]\[([^\[\]\n]*)\]")
+# A link in the source, read only to word a warning: the sanitizer drops an unsafe target silently.
+# The words stop at the next <a or </a, so unclosed links cannot make the search quadratic.
+SOURCE_LINK = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)[^>]*>"""
+                         r"""([^<]*(?:<(?!/?a[\s>])[^<]*)*)</a\s*>""", re.IGNORECASE)
+SOURCE_TAG = re.compile(r"<[^>]*>")
 
 # Inline styles that must survive clients that drop <style> (the Gmail apps for non-Google
 # accounts, many webmails): code must still look like code.
@@ -75,11 +75,9 @@ def markdown_to_html(source: str) -> str:
 def build_body(body: str, body_format: str, site_url: str) -> Body:
     """Parse an issue body (Markdown or an HTML fragment) and clean it for mail."""
     html = markdown_to_html(body) if body_format == "markdown" else body
-    soup = BeautifulSoup(html, "html.parser")
+    soup = BeautifulSoup(clean_html(html), "html.parser")
     result = Body(soup)
-    remove_comments(soup)
-    remove_dangerous_markup(soup)
-    fix_links(soup, site_url, result.warnings)
+    fix_links(soup, site_url, result.warnings, source_html=html)
     fix_images(soup, site_url, result.warnings)
     style_code(soup)
     wrap_tables(soup)
@@ -87,32 +85,13 @@ def build_body(body: str, body_format: str, site_url: str) -> Body:
     return result
 
 
-def remove_comments(soup: BeautifulSoup) -> None:
-    for comment in soup.find_all(string=lambda node: isinstance(node, Comment)):
-        comment.extract()
-
-
-def remove_dangerous_markup(soup: BeautifulSoup) -> None:
-    for tag in soup.find_all(DANGEROUS_TAGS):
-        tag.decompose()
-    # MJML tags inside the body would be read by MJML as layout, not shown as text.
-    for tag in soup.find_all(lambda tag: tag.name.startswith("mj-")):
-        tag.decompose()
-    for tag in soup.find_all(True):
-        for name in list(tag.attrs):
-            if name.lower().startswith("on") or name.lower() in {"srcdoc", "formaction"}:
-                del tag.attrs[name]
-
-
 def absolute_url(url: str, site_url: str) -> str:
     return urljoin(site_url.rstrip("/") + "/", url.strip())
 
 
-def url_scheme(url: str) -> str:
-    return urlsplit(url).scheme.lower()
-
-
-def fix_links(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
+def fix_links(soup: BeautifulSoup, site_url: str, warnings: list[str], source_html: str = "") -> None:
+    """Absolute targets; a link that has none (or lost an unsafe one) keeps its words only."""
+    unsafe_targets: dict[str, str] | None = None
     for link in soup.find_all("a"):
         href = (link.get("href") or "").strip()
         text = link.get_text(" ", strip=True)
@@ -120,17 +99,32 @@ def fix_links(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
             drop_anchor_link(link, text)
             continue
         if not href:
-            warnings.append(f"link without a target: {text!r}")
+            if unsafe_targets is None:  # rare: only then is the source read again
+                unsafe_targets = unsafe_link_targets(source_html)
+            warnings.append(missing_target_warning(text, unsafe_targets.get(" ".join(text.split()))))
             link.unwrap()
             continue
         url = absolute_url(href, site_url)
-        if url_scheme(url) not in SAFE_LINK_SCHEMES:
-            warnings.append(f"link with an unsafe target removed: {text!r} ({href[:40]})")
-            link.unwrap()
-            continue
         # Only the target and a title are kept: ids, classes and rels from a page mean nothing.
         title = link.get("title")
         link.attrs = {"href": url, "title": title} if title else {"href": url}
+
+
+def unsafe_link_targets(source_html: str) -> dict[str, str]:
+    """The words and target of each link in the source whose target the sanitizer drops."""
+    found = {}
+    for match in SOURCE_LINK.finditer(source_html):
+        target = html_lib.unescape(match.group(1).strip("'\"")).strip()
+        if not is_safe_url(target):
+            words = html_lib.unescape(SOURCE_TAG.sub(" ", match.group(2)))
+            found[" ".join(words.split())] = target
+    return found
+
+
+def missing_target_warning(text: str, unsafe_target: str | None) -> str:
+    if unsafe_target is not None:
+        return f"link with an unsafe target removed: {text!r} ({unsafe_target[:40]})"
+    return f"link without a target: {text!r}"
 
 
 def drop_anchor_link(link: Tag, text: str) -> None:
@@ -145,7 +139,7 @@ def fix_images(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
     for image in soup.find_all("img"):
         src = (image.get("src") or "").strip()
         url = absolute_url(src, site_url) if src else ""
-        if not url or url_scheme(url) not in SAFE_IMAGE_SCHEMES:
+        if not url:  # none, or the sanitizer removed one a mail client must not load
             warnings.append(f"image without a usable source removed: {src[:60]!r}")
             image.decompose()
             continue

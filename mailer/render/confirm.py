@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import TemplateError
 
 from mailer.config import Settings
 from mailer.domain import OutgoingEmail
 from mailer.errors import RenderError
 from mailer.render.mjml import mjml_to_email_html
+from mailer.render.templates import template_environment
 
 CONFIRM_TEMPLATE = "confirm.mjml.j2"
 
@@ -26,19 +27,12 @@ def describe_duration(seconds: int) -> str:
     return f"{seconds} seconds"
 
 
-def _template_env(templates_dir: Path) -> Environment:
-    # MJML is XML: autoescape keeps an address like a<b>@x from turning into markup
-    return Environment(
-        loader=FileSystemLoader(str(templates_dir)), autoescape=True, undefined=StrictUndefined
-    )
-
-
 def confirmation_html(
     *, templates_dir: Path, email: str, confirm_url: str, newsletter_name: str, site_url: str,
     valid_for: str,
 ) -> str:
     try:
-        mjml_source = _template_env(templates_dir).get_template(CONFIRM_TEMPLATE).render(
+        mjml_source = template_environment(templates_dir).get_template(CONFIRM_TEMPLATE).render(
             email=email, confirm_url=confirm_url, newsletter_name=newsletter_name,
             site_url=site_url, valid_for=valid_for,
         )

@@ -10,7 +10,6 @@ import html as html_lib
 import re
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -23,6 +22,7 @@ from mailer.errors import RenderError
 from mailer.render.body import Body, build_body
 from mailer.render.mjml import mjml_to_lean_email_html
 from mailer.render.palette import DARK, LIGHT
+from mailer.render.templates import template_environment
 from mailer.render.text import WIDTH, body_to_text, wrap
 
 # Tokens that survive Jinja, MJML, premailer and lxml untouched (lxml keeps % and letters in
@@ -158,20 +158,9 @@ def template_context(issue: Issue, options: RenderOptions, body: Body, web_url: 
     }
 
 
-@lru_cache(maxsize=8)
-def template_environment(templates_dir: Path) -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
 def render_template(templates_dir: Path, context: dict) -> str:
     try:
-        template = template_environment(Path(templates_dir)).get_template(TEMPLATE_NAME)
+        template = template_environment(templates_dir).get_template(TEMPLATE_NAME)
         return template.render(context)
     except jinja2.TemplateNotFound as error:
         raise RenderError(f"template {error.name} not found in {templates_dir}") from None
