@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     admin_password: str | None = None
     admin_token: str | None = None
 
+    # -- issue checks and sources (mailer check, MAILER_ISSUE_SOURCE, previews) ----------------
+    check_html_budget: int = Field(default=90 * 1024, ge=1024)  # bytes; under Gmail's clip
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
 
