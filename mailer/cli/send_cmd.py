@@ -92,16 +92,22 @@ def send(
     resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown after a crash (may make a second copy)."),
     not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
     again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
+    preview_to: str | None = typer.Option(None, "--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO)."),
 ) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice."""
-    from mailer.issues import load_issue_by_number
+    from mailer.sources import load_issue_from_source
     from mailer.store import ledger
 
     s = settings()
-    the_issue = load_issue_by_number(s.issues_dir, issue, site_url=s.site_url)
+    the_issue = load_issue_from_source(s, issue)
     number = the_issue.number
     if number is None:
         raise IssueError(f"issue {issue} has no number")
+    if (preview_to or s.preview_to) and not to and not dry_run:
+        from mailer.preview import preview_once
+
+        if note := preview_once(engine(), s, the_issue, preview_to or s.preview_to):
+            _out(note)
     if not_before is not None and not to and not dry_run:
         due = issue_moment(the_issue) + parse_duration(not_before)
         now = datetime.now(UTC)
@@ -171,7 +177,7 @@ def worker(
 ) -> None:
     """Join a campaign that is being sent (another machine sharing a PostgreSQL ledger)."""
     from mailer.dispatch import effective_rate
-    from mailer.issues import load_issue_by_number
+    from mailer.sources import load_issue_from_source
     from mailer.store import ledger
 
     s = settings()
@@ -180,7 +186,7 @@ def worker(
     if campaign is None:
         _out("no campaign is being sent: nothing to do")
         return
-    the_issue = load_issue_by_number(s.issues_dir, campaign.issue_number, site_url=s.site_url)
+    the_issue = load_issue_from_source(s, campaign.issue_number)
     rendered = _render(the_issue, s)
     if _sha256(rendered.html) != campaign.content_sha256:
         _err(f"warning: issue {campaign.issue_number} renders differently here than "

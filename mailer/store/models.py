@@ -150,3 +150,17 @@ class SendWorker(SQLModel, table=True):
     campaign_id: int = Field(foreign_key="campaign.id", index=True)
     heartbeat_at: datetime = Field(default_factory=utcnow)
     rate: float = 0.0
+
+
+class IssuePreview(SQLModel, table=True):
+    """The one preview of an issue mailed to the editors before its send. Not a campaign and
+    not a delivery: stats never count it."""
+
+    __tablename__ = "issue_preview"
+
+    issue_number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    address: str = Field(max_length=320)
+    status: str = Field(max_length=16)  # "sending" while in flight, then "sent"
+    provider_message_id: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None
