@@ -255,3 +255,27 @@ def test_a_source_without_its_setting_is_a_one_line_config_error(cron_env):
     result = mailer({**cron_env, "MAILER_ISSUE_SOURCE": "feed"}, *CRON)
     assert result.returncode == 2
     assert result.stderr.strip() == "error: MAILER_ISSUE_SOURCE=feed needs MAILER_SOURCE_FEED_URL"
+
+
+# -- the polite fetcher, against the same web site ---------------------------------------------
+
+def test_fetcher_retries_a_busy_server_but_not_a_missing_page(site, tmp_path):
+    from mailer.errors import SourceError
+    from mailer.sources.http import Fetcher, FetchPolicy
+
+    fetcher = Fetcher("feed", tmp_path / "cache", FetchPolicy(timeout=5, tries=3, backoff=0.05))
+    with pytest.raises(SourceError, match=r"^issue source feed: cannot fetch .*/status/503: HTTP 503 \(3 tries\)$"):
+        fetcher.get(f"{site.url}/status/503")
+    assert [line.split()[1] for line in site.requests()] == ["/status/503"] * 3
+    with pytest.raises(SourceError, match=r"/status/404 answered HTTP 404$"):
+        fetcher.get(f"{site.url}/status/404")
+    assert len(site.requests()) == 4  # a 404 is an answer, not an outage: asked once
+
+
+@pytest.mark.corpus
+def test_the_seed_record_of_issue_644_is_found_through_a_pds(shared_dir, cron_env, pds, tmp_path):
+    seed = shared_dir / "seed" / "this-week-in-rust-644.standard-site.json"
+    (pds.root / "site.standard.document" / "3m9zzzzzzzz22.json").write_bytes(seed.read_bytes())
+    result = mailer(atproto_env(cron_env, pds), "render", "--issue", "644", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "644.txt").read_text().startswith("This Week in Rust 644\n")

@@ -4,7 +4,8 @@ validators (answering 304 to a matching conditional request), and logs every req
     python -m tests.peers.issue_site --root DIR --port 8123 --log requests.log
 
 Each log line: ``METHOD PATH STATUS USER-AGENT``. Files are read on each request, so a test can
-add an issue while the site runs.
+add an issue while the site runs. ``/status/N`` answers with status N (and ``Retry-After: 0``),
+for the retry tests.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ def make_handler(root: Path, log: Path):
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path = unquote(urlsplit(self.path).path)
+            if path.startswith("/status/") and path[8:].isdigit():
+                return self._answer(int(path[8:]), b"status on request", "text/plain")
             target = (root / path.lstrip("/")).resolve()
             if target.is_dir():
                 target = target / "index.html"
@@ -40,6 +43,8 @@ def make_handler(root: Path, log: Path):
             self.send_response(status)
             if content_type:
                 self.send_header("Content-Type", content_type)
+            if status >= 500 or status == 429:
+                self.send_header("Retry-After", "0")
             if etag:
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", formatdate(usegmt=True))
