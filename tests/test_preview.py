@@ -108,3 +108,26 @@ def test_a_preview_that_cannot_be_sent_is_tried_again_on_the_next_run(env, tmp_p
     retried = cron(env, "--preview-to", EDITORS)
     assert "preview of issue 684 sent" in retried.stdout
     assert [m["To"] for m in outbox(env)] == [EDITORS]
+
+
+def claim_release_cycle(url: str) -> list[bool]:
+    from mailer.store import previews
+    from mailer.store.db import get_engine
+
+    engine = get_engine(url)
+    steps = [previews.claim(engine, 690, EDITORS), previews.claim(engine, 690, "other@example.org")]
+    previews.release(engine, 690)
+    steps.append(previews.claim(engine, 690, EDITORS))
+    previews.mark_sent(engine, 690, "id-1")
+    record = previews.get(engine, 690)
+    steps.append(record.status == "sent" and record.address == EDITORS and record.sent_at is not None)
+    return steps
+
+
+def test_a_preview_is_claimed_once_released_on_failure_on_sqlite(mailer_env):
+    assert claim_release_cycle(mailer_env["MAILER_DATABASE_URL"]) == [True, False, True, True]
+
+
+@pytest.mark.postgres
+def test_a_preview_is_claimed_once_released_on_failure_on_postgresql(pg_url):
+    assert claim_release_cycle(pg_url) == [True, False, True, True]
