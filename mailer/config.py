@@ -17,10 +17,24 @@ from typing_extensions import Annotated
 
 from mailer.errors import ConfigError
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-# templates/ sits at the top of the project (mailer is installed editable from its checkout).
-DEFAULT_TEMPLATES_DIR = PROJECT_ROOT / "templates"
-DEFAULT_ISSUES_DIR = PROJECT_ROOT / "examples"
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+
+
+def shipped_dir(name: str) -> Path:
+    """``templates`` or ``examples`` as this mailer was installed with them.
+
+    A built wheel carries copies inside the package (setup.py's build step puts them there); an
+    editable install from a checkout reads the folders at the top of the checkout.
+    """
+    inside_package = PACKAGE_DIR / name
+    return inside_package if inside_package.is_dir() else PROJECT_ROOT / name
+
+
+DEFAULT_TEMPLATES_DIR = shipped_dir("templates")
+# Installed, the example issue (644) ships too, so a fresh install can render it; production
+# points MAILER_ISSUES_DIR at the TWiR content folder (deploy/mailer.env does).
+DEFAULT_ISSUES_DIR = shipped_dir("examples")
 
 # The secret shipped in .env.example and the built-in development default. The web app refuses
 # to start with either: anyone who has read this file could forge unsubscribe tokens.
@@ -93,6 +107,10 @@ class Settings(BaseSettings):
     admin_user: str | None = None
     admin_password: str | None = None
     admin_token: str | None = None
+
+    # -- progress of long commands (imports, exports, replays) ---------------------------------
+    # Seconds between plain progress lines when the output is not a terminal.
+    progress_every: float = Field(default=10.0, gt=0)
 
     # -- issue checks and sources (mailer check, MAILER_ISSUE_SOURCE, previews) ----------------
     check_html_budget: int = Field(default=90 * 1024, ge=1024)  # bytes; under Gmail's clip

@@ -13,6 +13,7 @@ from mailer.cli import (  # noqa: F401 - each module registers its commands on `
     stats_cmd,
     subscribers_cmd,
 )
+from mailer.cli import templates_cmd  # noqa: F401 - registers `mailer templates`
 from mailer.cli._app import app
 
 

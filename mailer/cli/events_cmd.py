@@ -112,12 +112,16 @@ def replay(
 ) -> None:
     """Ingest saved SES notifications. Bad lines are reported with their number and skipped;
     lines seen before change nothing. Exits 1 when any line was bad."""
+    from mailer.cli.progress import Progress, count_lines
+
     report = Report()
-    for number, text in read_lines(file):
-        if text is None:
-            report.problems.append(f"line {number}: not UTF-8 text")
-            continue
-        apply_text(text, report, f"line {number}")
+    with Progress("replayed", total=count_lines(file), unit="lines") as progress:
+        for number, text in read_lines(file):
+            progress.advance(number - progress.done)  # blank lines count as read too
+            if text is None:
+                report.problems.append(f"line {number}: not UTF-8 text")
+                continue
+            apply_text(text, report, f"line {number}")
     print_report(report, as_json=as_json, title=f"{file}: {report.handled} notifications")
     if report.problems:
         raise typer.Exit(1)

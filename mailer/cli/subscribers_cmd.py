@@ -1,4 +1,5 @@
-"""`mailer subscribers` commands: add, import, export, list, count, show, remove, forget."""
+"""`mailer subscribers` commands: add, import, import-mailchimp, export, list, count, show, remove,
+forget."""
 
 from __future__ import annotations
 
@@ -67,10 +68,13 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Import addresses from a CSV file; other columns are kept. Safe to run again."""
+    from mailer.cli.progress import Progress, count_lines
     from mailer.store.subscribers import import_csv
 
-    report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                        secret=settings().secret_key)
+    lines = count_lines(file)
+    with Progress("imported", total=max(0, lines - 1) if lines else None) as progress:
+        report = import_csv(engine(), file, confirmed=confirmed, source="import",
+                            secret=settings().secret_key, on_rows=progress.advance)
     if as_json:
         _print_json(report.as_dict())
         return
@@ -86,23 +90,106 @@ def import_(
         console.print(f"  … and {hidden} more invalid rows (--json lists them all)")
 
 
+@subscribers_app.command("import-mailchimp")
+def import_mailchimp(
+    export: Annotated[Path, typer.Argument(
+        help="Mailchimp's audience export: the .zip as downloaded, or the folder it unpacks to")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="print the same report and write nothing")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a Mailchimp audience over, consent and history included.
+
+    subscribed → active (with the opt-in and confirm record), unsubscribed → unsubscribed,
+    cleaned → bounced, nonsubscribed → skipped. Nobody is mailed or asked to confirm, and no
+    address already here is made less restricted. Safe to run again.
+
+    Examples:
+      mailer subscribers import-mailchimp audience.zip --dry-run
+      mailer subscribers import-mailchimp audience.zip
+      mailer subscribers import-mailchimp unpacked-export/ --json"""
+    from mailer.cli.progress import Progress
+    from mailer.store.mailchimp_import import import_mailchimp as run_import
+
+    with Progress("imported") as progress:
+        report = run_import(engine(), export, secret=settings().secret_key, dry_run=dry_run,
+                            on_total=progress.set_total, on_rows=progress.advance)
+    if as_json:
+        _print_json(report.as_dict())
+        return
+    for line in mailchimp_report_lines(report, export):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def mailchimp_report_lines(report, source: Path) -> list[str]:  # noqa: ANN001 - MailchimpReport
+    kinds = ", ".join(f"{n:,} {kind}" for kind, n in report.kinds.items())
+    lines = ["dry run: nothing is written; this is what the import would do"] \
+        if report.dry_run else []
+    lines.append(f"{source}: {report.rows:,} rows in {len(report.files)} files ({kinds})")
+    lines.append(f"  added: {_counts(report.added)}")
+    if report.changed:
+        lines.append(f"  changed: {_counts(report.changed)}")
+    lines.append(f"  already as the export says: {report.unchanged:,}")
+    if report.kept:
+        lines.append(f"  kept, stricter here than in the export: {_counts(report.kept)}")
+    lines.append(f"  skipped: {report.nonsubscribed:,} nonsubscribed, {len(report.forgotten):,} "
+                 f"forgotten at their request, {report.duplicates:,} repeated in the same file, "
+                 f"{len(report.invalid):,} invalid")
+    for two in report.in_two_files[:INVALID_ROWS_SHOWN]:
+        lines.append(f"  {two.email} is in {two.first[0]} line {two.first[1]} and in "
+                     f"{two.again[0]} line {two.again[1]}: the stricter one holds ({two.kept})")
+    _more(lines, len(report.in_two_files), "addresses in two files")
+    for file, line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
+        lines.append(f"  {file} line {line}: {address} was forgotten at their request; skipped")
+    for file, line, reason in report.invalid[:INVALID_ROWS_SHOWN]:
+        lines.append(f"  {file} line {line}: {reason}")
+    _more(lines, len(report.invalid), "invalid rows")
+    if not report.changed_anything:
+        lines.append("nothing changed: mailer already holds everything in this export")
+    return lines
+
+
+def _counts(counter) -> str:  # noqa: ANN001 - Counter
+    return ", ".join(f"{n:,} {what}" for what, n in counter.items()) or "none"
+
+
+def _more(lines: list[str], total: int, what: str) -> None:
+    if total > INVALID_ROWS_SHOWN:
+        lines.append(f"  … and {total - INVALID_ROWS_SHOWN:,} more {what} (--json lists them all)")
+
+
 @subscribers_app.command("export")
 def export(
     status: StatusOption = None,
     fmt: Annotated[str, typer.Option("--format", help="csv or json")] = "csv",
 ) -> None:
     """Write subscribers to standard output (email, status, dates, source, attrs)."""
+    from mailer.cli.progress import Progress
     from mailer.errors import MailerError
     from mailer.store.subscribers import export_subscribers
 
     if fmt not in ("csv", "json"):
         raise MailerError(f"unknown export format {fmt!r}: use csv or json")
-    with _session() as db:
-        rows = export_subscribers(db, status=status)
+    with _session() as db, Progress("exported", total=_export_total(db, status),
+                                    unit="subscribers") as progress:
+        rows = _counted(export_subscribers(db, status=status), progress)
         if fmt == "csv":
             _write_csv(rows)
         else:
             _write_json_array(rows)
+
+
+def _export_total(db, status: SubscriberStatus | None) -> int:  # noqa: ANN001 - Session
+    from mailer.store.subscribers import count_by_status
+
+    counts = count_by_status(db)
+    return counts[status.value] if status is not None else sum(counts.values())
+
+
+def _counted(rows, progress):  # noqa: ANN001, ANN202 - iterator of dicts, Progress
+    for row in rows:
+        yield row
+        progress.advance()
 
 
 def _write_csv(rows) -> None:  # noqa: ANN001 - iterator of dicts

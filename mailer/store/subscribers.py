@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from mailer.audience_files import data_rows
 from mailer.config import get_settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import (
@@ -574,12 +575,14 @@ class _Candidate:
 
 
 def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: str = "import",
-               secret: str | None = None) -> ImportReport:
+               secret: str | None = None,
+               on_rows: Callable[[int], None] | None = None) -> ImportReport:
     """Add the addresses of a CSV file with an ``email`` column; other columns go to attrs.
 
     Streams the file and commits chunk by chunk, so a large file never sits in memory and an
     interrupted import is simply run again: rows already there are counted, never changed.
-    A bad row is reported with its line number and skipped.
+    A bad row is reported with its line number and skipped. ``on_rows`` hears how many more
+    lines were read after each chunk (progress for the caller to show).
     """
     path = Path(path)
     key = _secret(secret)
@@ -593,6 +596,7 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
         email_index, header = _read_header(reader, path)
         seen: set[str] = set()
         chunk: list[_Candidate] = []
+        told = 0
         for line, cells in _rows(reader, report):
             candidate = _candidate(line, cells, email_index, header, report, seen)
             if candidate is not None:
@@ -601,10 +605,19 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
                 _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
                               secret=key, file_name=path.name)
                 chunk = []
+                told = _tell_progress(on_rows, reader.line_num, told)
         if chunk:
             _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
                           secret=key, file_name=path.name)
+        _tell_progress(on_rows, reader.line_num, told)
     return report
+
+
+def _tell_progress(on_rows: Callable[[int], None] | None, line: int, told: int) -> int:
+    """Tell ``on_rows`` the data lines read since ``told`` (the header is not a row)."""
+    if on_rows is not None and line - 1 > told:
+        on_rows(line - 1 - told)
+    return max(told, line - 1)
 
 
 def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str]]:
@@ -624,17 +637,11 @@ def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str
 
 def _rows(reader, report: ImportReport) -> Iterator[tuple[int, list[str]]]:
     """(line number, cells) for each data row; unreadable rows go to the report."""
-    while True:
-        start = reader.line_num + 1  # a quoted cell may span lines: report where it starts
-        try:
-            cells = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as error:
-            report.invalid.append((start, f"unreadable CSV row: {error}"))
-            continue
-        if cells and any(cell.strip() for cell in cells):
-            yield start, cells
+    for line, cells in data_rows(reader):  # the same reading as the Mailchimp import's
+        if isinstance(cells, str):
+            report.invalid.append((line, cells))
+        else:
+            yield line, cells
 
 
 def _candidate(line: int, cells: list[str], email_index: int, header: list[str],

@@ -1,0 +1,275 @@
+"""Reading subscriber files: a Mailchimp audience export (a zip or its unpacked folder).
+
+Pure: no database, no network. It turns files into typed records and says which rows it could
+not read; what the records mean for mailer's subscribers is decided in
+``mailer.store.mailchimp_import``. Every file is streamed row by row, so an export of any size
+is read in bounded memory.
+
+A Mailchimp export holds one CSV per member status, named ``<status>_members_export_*.csv``:
+UTF-8 (older exports start with a BOM), quoted, CRLF line ends, times ``YYYY-MM-DD HH:MM:SS`` in
+UTC and often empty. The audience's own merge fields (``First Name``, ``MMERGE5``, ...) sit
+between ``Email Address`` and the fixed columns.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import zipfile
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import IO
+
+from mailer.errors import SubscriberError
+
+EMAIL_COLUMN = "Email Address"
+# Columns Mailchimp writes for every audience; any other column is one of its merge fields.
+FIXED_COLUMNS = frozenset({
+    EMAIL_COLUMN, "MEMBER_RATING", "OPTIN_TIME", "OPTIN_IP", "CONFIRM_TIME", "CONFIRM_IP",
+    "LATITUDE", "LONGITUDE", "GMTOFF", "DSTOFF", "TIMEZONE", "CC", "REGION", "LAST_CHANGED",
+    "LEID", "EUID", "NOTES", "TAGS",
+    "UNSUB_TIME", "UNSUB_CAMPAIGN_TITLE", "UNSUB_CAMPAIGN_ID", "UNSUB_REASON",
+    "UNSUB_REASON_OTHER", "CLEAN_TIME", "CLEAN_CAMPAIGN_TITLE", "CLEAN_CAMPAIGN_ID",
+})
+_EXPORT_FILE = re.compile(r"^(subscribed|unsubscribed|cleaned|nonsubscribed)_members_export_"
+                          r"[^/\\]*\.csv$", re.IGNORECASE)
+_TIME_FORMAT_HINT = "YYYY-MM-DD HH:MM:SS"
+_TIME_SHAPE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", re.ASCII)
+
+
+class MemberKind(StrEnum):
+    """The Mailchimp status a file holds, most restrictive first."""
+
+    CLEANED = "cleaned"  # removed by Mailchimp after hard bounces
+    UNSUBSCRIBED = "unsubscribed"
+    SUBSCRIBED = "subscribed"
+    NONSUBSCRIBED = "nonsubscribed"  # transactional contacts who never opted in
+
+    @property
+    def order(self) -> int:
+        return list(MemberKind).index(self)
+
+
+@dataclass(frozen=True, slots=True)
+class MailchimpMember:
+    """One row of an export, typed. ``email`` is as written; the store normalises it."""
+
+    file: str
+    line: int
+    kind: MemberKind
+    email: str
+    merge_fields: dict[str, str]
+    optin_time: datetime | None = None
+    optin_ip: str | None = None
+    confirm_time: datetime | None = None
+    confirm_ip: str | None = None
+    leid: str | None = None
+    euid: str | None = None
+    tags: str | None = None
+    # when and why they left: UNSUB_* for unsubscribed, CLEAN_* for cleaned
+    left_at: datetime | None = None
+    reason: str | None = None
+    reason_other: str | None = None
+    campaign_title: str | None = None
+    campaign_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BadRow:
+    file: str
+    line: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    name: str
+    kind: MemberKind
+    open_binary: Callable[[], IO[bytes]]
+
+    def open_text(self) -> IO[str]:
+        # utf-8-sig drops a BOM; newline="" lets csv see CRLF and quoted line breaks itself.
+        return io.TextIOWrapper(self.open_binary(), encoding="utf-8-sig", errors="replace",
+                                newline="")
+
+
+@dataclass
+class MailchimpExport(AbstractContextManager):
+    """The CSV files of one export, most restrictive status first; close() releases a zip."""
+
+    source: Path
+    files: list[ExportFile]
+    ignored: list[str] = field(default_factory=list)  # other files in the export
+    _zip: zipfile.ZipFile | None = None
+
+    def close(self) -> None:
+        if self._zip is not None:
+            self._zip.close()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def check_headers(self) -> None:
+        """Raise SubscriberError unless every file has a readable header with the email column,
+        so a broken export stops before anything is written."""
+        for export_file in self.files:
+            with export_file.open_text() as handle:
+                header_of(export_file.name, csv.reader(handle))
+
+    def count_rows(self) -> int:
+        """About how many data rows there are (lines less headers): a progress total only."""
+        total = 0
+        for export_file in self.files:
+            with export_file.open_binary() as handle:
+                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            total += max(0, lines - 1)
+        return total
+
+    def members(self, export_file: ExportFile) -> Iterator[MailchimpMember | BadRow]:
+        """Every data row of one file as a record, or a BadRow saying why it could not be read."""
+        with export_file.open_text() as handle:
+            reader = csv.reader(handle)
+            header = header_of(export_file.name, reader)
+            for line, cells in data_rows(reader):
+                if isinstance(cells, str):
+                    yield BadRow(export_file.name, line, cells)
+                    continue
+                yield member_from_cells(export_file, line, header, cells)
+
+
+def open_mailchimp_export(path: Path) -> MailchimpExport:
+    """The export at ``path``: Mailchimp's zip as downloaded, or the folder it was unpacked to."""
+    path = Path(path)
+    if path.is_dir():
+        return _export_from_dir(path)
+    if not path.exists():
+        raise SubscriberError(f"{path} does not exist: give the export's .zip or its folder")
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as error:
+        raise SubscriberError(f"{path} is not a Mailchimp export zip: {error}") from None
+    files, ignored = [], []
+    for info in archive.infolist():
+        if info.is_dir():
+            continue
+        kind = kind_of(info.filename)
+        if kind is None:
+            ignored.append(info.filename)
+            continue
+        files.append(ExportFile(Path(info.filename).name, kind,
+                                lambda name=info.filename: archive.open(name)))
+    return _checked(MailchimpExport(path, _by_restrictiveness(files), ignored, archive))
+
+
+def _export_from_dir(path: Path) -> MailchimpExport:
+    files, ignored = [], []
+    for child in sorted(path.iterdir()):
+        kind = kind_of(child.name) if child.is_file() else None
+        if kind is None:
+            ignored.append(child.name)
+            continue
+        files.append(ExportFile(child.name, kind, lambda child=child: child.open("rb")))
+    return _checked(MailchimpExport(path, _by_restrictiveness(files), ignored))
+
+
+def _checked(export: MailchimpExport) -> MailchimpExport:
+    if not export.files:
+        export.close()
+        raise SubscriberError(f"{export.source} holds no Mailchimp export files "
+                              "(subscribed_members_export_*.csv and the like)")
+    return export
+
+
+def _by_restrictiveness(files: list[ExportFile]) -> list[ExportFile]:
+    return sorted(files, key=lambda f: (f.kind.order, f.name))
+
+
+def kind_of(file_name: str) -> MemberKind | None:
+    match = _EXPORT_FILE.match(Path(file_name.replace("\\", "/")).name)
+    return MemberKind(match.group(1).lower()) if match else None
+
+
+def header_of(file_name: str, reader: Iterator[list[str]]) -> list[str]:
+    try:
+        header = [name.strip() for name in next(reader)]
+    except StopIteration:
+        raise SubscriberError(f"{file_name} is empty: expected a header row") from None
+    except csv.Error as error:
+        raise SubscriberError(f"{file_name}: cannot read the header row: {error}") from None
+    if EMAIL_COLUMN not in header:
+        raise SubscriberError(f"{file_name} has no '{EMAIL_COLUMN}' column in its header row")
+    return header
+
+
+def data_rows(reader) -> Iterator[tuple[int, list[str] | str]]:  # noqa: ANN001 - csv reader
+    """(line, cells) for each non-blank data row, or (line, reason) for one csv cannot read.
+
+    The line is where the row starts: a quoted cell may span several lines.
+    """
+    while True:
+        start = reader.line_num + 1
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            yield start, f"unreadable CSV row: {error}"
+            continue
+        if any(cell.strip() for cell in cells):
+            yield start, cells
+
+
+def member_from_cells(export_file: ExportFile, line: int, header: list[str],
+                      cells: list[str]) -> MailchimpMember | BadRow:
+    row = dict(zip(header, cells))  # a short row leaves its last columns out: empty
+
+    def cell(name: str) -> str | None:
+        return (row.get(name) or "").strip() or None
+
+    times: dict[str, datetime | None] = {}
+    for name in ("OPTIN_TIME", "CONFIRM_TIME", "UNSUB_TIME", "CLEAN_TIME"):
+        try:
+            times[name] = parse_time(cell(name) or "")
+        except ValueError as error:
+            return BadRow(export_file.name, line, f"{name}: {error}")
+    left = "CLEAN" if export_file.kind is MemberKind.CLEANED else "UNSUB"
+    return MailchimpMember(
+        file=export_file.name, line=line, kind=export_file.kind, email=cell(EMAIL_COLUMN) or "",
+        merge_fields=merge_fields(row),
+        optin_time=times["OPTIN_TIME"], optin_ip=cell("OPTIN_IP"),
+        confirm_time=times["CONFIRM_TIME"], confirm_ip=cell("CONFIRM_IP"),
+        leid=cell("LEID"), euid=cell("EUID"), tags=cell("TAGS"),
+        left_at=times[f"{left}_TIME"],
+        reason=cell("UNSUB_REASON"), reason_other=cell("UNSUB_REASON_OTHER"),
+        campaign_title=cell(f"{left}_CAMPAIGN_TITLE"), campaign_id=cell(f"{left}_CAMPAIGN_ID"),
+    )
+
+
+def merge_fields(row: dict[str, str]) -> dict[str, str]:
+    """The audience's own columns (First Name, MMERGE5, ...) that have a value."""
+    fields = {}
+    for name, value in row.items():
+        if name and name not in FIXED_COLUMNS:
+            value = value.strip()
+            if value:
+                fields[name] = value
+    return fields
+
+
+def parse_time(value: str) -> datetime | None:
+    """Mailchimp's ``YYYY-MM-DD HH:MM:SS`` (UTC) as an aware datetime; None when empty."""
+    if not value:
+        return None
+    # fromisoformat is C and ten times strptime's speed; the shape check keeps it to this one
+    # format (it would also take a date alone, a "T" or an offset).
+    if _TIME_SHAPE.fullmatch(value):
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+    raise ValueError(f"{value[:40]!r} is not a time ({_TIME_FORMAT_HINT})")
