@@ -141,6 +141,20 @@ class Settings(BaseSettings):
     breaker_min_complaints: int = Field(default=2, ge=1)
     breaker_interval: float = Field(default=5.0, gt=0)  # seconds between checks while sending
 
+    # -- issue checks and sources (mailer check, MAILER_ISSUE_SOURCE, previews) ----------------
+    check_html_budget: int = Field(default=90 * 1024, ge=1024)  # bytes; under Gmail's clip
+    issue_source: Literal["folder", "git", "feed", "atproto"] = "folder"
+    source_cache_dir: Path = Path(".mailer-cache")  # git checkout, HTTP bodies with ETags
+    source_timeout: float = Field(default=20.0, gt=0)  # seconds per network request
+    source_retries: int = Field(default=3, ge=1, le=10)  # tries per request, with backoff
+    source_git_url: str | None = None  # e.g. https://github.com/rust-lang/this-week-in-rust.git
+    source_git_branch: str = "master"
+    source_git_path: str = "content"  # folder of issues inside the repository
+    source_feed_url: str | None = None  # Atom or RSS feed of the site
+    source_pds_url: str | None = None  # the publication's AT Protocol PDS, https://…
+    source_atproto_repo: str | None = None  # DID (or handle) owning the site.standard.document records
+    preview_to: str | None = None  # editors' address for `mailer send --preview-to`
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
     _split_return_urls = field_validator("allowed_return_urls", mode="before")(_split_csv)

@@ -8,7 +8,8 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     ├── IssueError
     │   ├── IssueNotFound        no file in MAILER_ISSUES_DIR claims that number
     │   ├── AmbiguousIssue       two files claim the same number
-    │   └── MalformedIssue       a header or a record that cannot be read
+    │   ├── MalformedIssue       a header or a record that cannot be read
+    │   └── SourceError          the issue source (git, feed, PDS) could not be reached or read
     ├── RenderError              the template or MJML failed to compile
     ├── SubscriberError
     │   ├── InvalidAddress       not a deliverable e-mail address
@@ -56,6 +57,10 @@ class AmbiguousIssue(IssueError):
 
 class MalformedIssue(IssueError):
     pass
+
+
+class SourceError(IssueError):
+    """MAILER_ISSUE_SOURCE could not deliver the issue: nothing is rendered or sent."""
 
 
 class RenderError(MailerError):

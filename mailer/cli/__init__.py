@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mailer.cli import (  # noqa: F401 - each module registers its commands on ``app``
+    check_cmd,
     db_cmd,
     doctor_cmd,
     events_cmd,

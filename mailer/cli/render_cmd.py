@@ -76,13 +76,14 @@ def render_to_files(issue_number: str | None, source: Path | None, out: Path) ->
 
 
 def load_requested_issue(issue_number: str | None, source: Path | None, config):  # noqa: ANN001, ANN201
-    from mailer.issues import load_issue, load_issue_by_number
+    from mailer.issues import load_issue
+    from mailer.sources import load_issue_from_source
 
     if source is not None:
         return load_issue(source, site_url=config.site_url)
     if issue_number is None:
         raise MailerError("say which issue to render: --issue NUMBER or --source PATH")
-    return load_issue_by_number(Path(config.issues_dir), issue_number, site_url=config.site_url)
+    return load_issue_from_source(config, issue_number)
 
 
 def output_stem(number: int | None, requested: str | None, source: Path | None) -> str:

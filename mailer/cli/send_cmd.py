@@ -99,22 +99,28 @@ def send(
     resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
     canary: str | None = typer.Option(None, "--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold."),
     canary_wait: str = typer.Option("20m", "--canary-wait", help="How long to wait for the canary's events, e.g. 20m."),
+    preview_to: str | None = typer.Option(None, "--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO)."),
 ) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
 
     Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
     paused by the reputation breaker (review, then --resume); 130 interrupted.
     """
-    from mailer.issues import load_issue_by_number
+    from mailer.sources import load_issue_from_source
     from mailer.store import ledger
 
     s = settings()
     if not dry_run:
         s.require_secret_key()  # before anything: links signed with no real key fail for all
-    the_issue = load_issue_by_number(s.issues_dir, issue, site_url=s.site_url)
+    the_issue = load_issue_from_source(s, issue)
     number = the_issue.number
     if number is None:
         raise IssueError(f"issue {issue} has no number")
+    if (preview_to or s.preview_to) and not to and not dry_run:
+        from mailer.preview import preview_once
+
+        if note := preview_once(engine(), s, the_issue, preview_to or s.preview_to):
+            _out(note)
     if not_before is not None and not to and not dry_run:
         due = issue_moment(the_issue) + parse_duration(not_before)
         now = datetime.now(UTC)
@@ -205,7 +211,7 @@ def worker(
     concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256),
 ) -> None:
     """Join a campaign that is being sent (another machine sharing a PostgreSQL ledger)."""
-    from mailer.issues import load_issue_by_number
+    from mailer.sources import load_issue_from_source
     from mailer.store import ledger
 
     s = settings()
@@ -215,7 +221,7 @@ def worker(
     if campaign is None:
         _out("no campaign is being sent: nothing to do")
         return
-    the_issue = load_issue_by_number(s.issues_dir, campaign.issue_number, site_url=s.site_url)
+    the_issue = load_issue_from_source(s, campaign.issue_number)
     rendered = _render(the_issue, s)
     if _sha256(rendered.html) != campaign.content_sha256:
         # Joining would send readers two versions of one campaign. The send process owns the

@@ -193,3 +193,17 @@ class SignupRequest(SQLModel, table=True):
     ip: str | None = Field(default=None, max_length=64)
     mailbox_key: str = Field(max_length=64, index=True)  # keyed hash of the canonical mailbox
     domain: str = Field(max_length=255, index=True)
+
+
+class IssuePreview(SQLModel, table=True):
+    """The one preview of an issue mailed to the editors before its send. Not a campaign and
+    not a delivery: stats never count it."""
+
+    __tablename__ = "issue_preview"
+
+    issue_number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    address: str = Field(max_length=320)
+    status: str = Field(max_length=16)  # "sending" while in flight, then "sent"
+    provider_message_id: str | None = Field(default=None, max_length=256)
+    created_at: datetime = Field(default_factory=utcnow)
+    sent_at: datetime | None = None

@@ -1,0 +1,92 @@
+"""`mailer check`: the lint gate for an issue's pull request (see :mod:`mailer.check`)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+
+from mailer.cli._app import app, console, settings
+from mailer.errors import MailerError
+
+
+@app.command("check")
+def check(
+    paths: list[Path] = typer.Argument(None, help="Issue files to check (TWiR Markdown, a record, a page)."),
+    issue: str | None = typer.Option(None, "--issue", "-i", help="Check issue N (or 'latest') from MAILER_ISSUES_DIR."),
+    as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    html_budget: int | None = typer.Option(None, "--html-budget", min=1024, help="Largest HTML part in bytes (default MAILER_CHECK_HTML_BUDGET)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Also write each rendered issue (N.html, N.txt) here."),
+) -> None:
+    """Render issues and report what would reach readers broken; exit 1 on any error."""
+    from mailer.check import CheckOptions, check_paths
+    from mailer.render import RenderOptions
+
+    config = settings()
+    files = list(paths or []) + issue_files(issue, Path(config.issues_dir))
+    if not files:
+        raise MailerError("say what to check: mailer check PATH… or mailer check --issue N")
+    for path in files:
+        if not path.is_file():
+            raise MailerError(f"no such issue file: {path}")
+    options = CheckOptions(RenderOptions.from_settings(config), html_budget or config.check_html_budget)
+    checked = check_paths(files, options)
+    if out is not None:
+        write_rendered(checked, out)
+    report(checked, as_json)
+    if any(item.errors for item in checked):
+        raise typer.Exit(1)
+
+
+def issue_files(issue: str | None, issues_dir: Path) -> list[Path]:
+    """The file(s) claiming issue N: two files claiming it are both checked, and both flagged."""
+    if issue is None:
+        return []
+    from mailer.check import claimed_numbers
+    from mailer.errors import AmbiguousIssue
+    from mailer.issues import find_issue_file, latest_issue_number
+
+    text = issue.strip()
+    number = latest_issue_number(issues_dir) if text.lower() == "latest" else None
+    if number is None:
+        if not text.isascii() or not text.isdigit():
+            raise MailerError(f"{issue!r} is not an issue number: give a number such as 644, or 'latest'")
+        number = int(text)
+    try:
+        return [find_issue_file(issues_dir, number)]
+    except AmbiguousIssue:
+        return [path for claimed, path in claimed_numbers(issues_dir) if claimed == number]
+
+
+def report(checked, as_json: bool) -> None:  # noqa: ANN001 - list[CheckedIssue]
+    findings = [finding for item in checked for finding in item.findings]
+    if as_json:
+        payload = {
+            "issues": [{"path": str(item.path), "number": item.number, "errors": item.errors,
+                        "warnings": len(item.findings) - item.errors,
+                        "html_bytes": item.rendered.html_bytes if item.rendered else None}
+                       for item in checked],
+            "findings": [finding.as_dict() for finding in findings],
+        }
+        print(json.dumps(payload, indent=2))
+        return
+    github = os.environ.get("GITHUB_ACTIONS") == "true"
+    for finding in findings:
+        print(finding.as_line())
+        if github:
+            print(finding.as_github_annotation())
+    errors = sum(item.errors for item in checked)
+    console.print(f"{errors} error{'s' * (errors != 1)}, {len(findings) - errors} warning"
+                  f"{'s' * (len(findings) - errors != 1)} in {len(checked)} issue"
+                  f"{'s' * (len(checked) != 1)}", highlight=False)
+
+
+def write_rendered(checked, out: Path) -> None:  # noqa: ANN001 - list[CheckedIssue]
+    from mailer.cli.render_cmd import output_stem, write_outputs
+
+    for item in checked:
+        if item.rendered is not None:
+            stem = output_stem(item.number, None, item.path)
+            write_outputs(out, stem, item.rendered.html, item.rendered.text, item.rendered.mjml)

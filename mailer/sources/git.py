@@ -1,0 +1,78 @@
+"""Issues from a git repository: a shallow, sparse checkout of its ``content/`` folder, kept in
+the cache directory and brought up to date with ``git fetch`` (only what changed) on each run."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import time
+from pathlib import Path
+
+from mailer.errors import SourceError
+from mailer.sources.http import FetchPolicy
+
+
+class GitCheckout:
+    def __init__(self, url: str, branch: str, subdir: str, cache_dir: Path, policy: FetchPolicy) -> None:
+        self.url, self.branch, self.subdir, self.policy = url, branch, subdir.strip("/"), policy
+        digest = hashlib.sha256(f"{url}\n{branch}".encode()).hexdigest()[:16]
+        self.path = Path(cache_dir) / "git" / digest
+
+    def update(self) -> Path:
+        """Clone or fetch, then return the folder of issues in the fresh checkout."""
+        if (self.path / ".git").is_dir():
+            self._retrying(["fetch", "--depth", "1", "--no-tags", "origin", self.branch], self.path)
+            self._git(["reset", "--hard", "--quiet", "FETCH_HEAD"], self.path)
+        else:
+            self._clone()
+        issues = self.path / self.subdir if self.subdir else self.path
+        if not issues.is_dir():
+            raise SourceError(f"issue source git: {self.url} (branch {self.branch}) has no "
+                              f"{self.subdir}/ folder (set MAILER_SOURCE_GIT_PATH)")
+        return issues
+
+    def _clone(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".partial")
+        _remove_tree(partial)
+        self._retrying(["clone", "--quiet", "--depth", "1", "--no-tags", "--single-branch", "--branch",
+                        self.branch, "--no-checkout", "--", self.url, str(partial)], self.path.parent)
+        if self.subdir:
+            self._git(["sparse-checkout", "set", "--no-cone", f"/{self.subdir}/"], partial)
+        self._git(["checkout", "--quiet", self.branch], partial)
+        partial.rename(self.path)  # a clone cut short never looks like a usable checkout
+
+    def _retrying(self, args: list[str], cwd: Path) -> None:
+        delay = self.policy.backoff
+        for attempt in range(1, self.policy.tries + 1):
+            try:
+                self._git(args, cwd)
+                return
+            except SourceError as error:
+                if attempt == self.policy.tries:
+                    raise SourceError(f"{error} ({self.policy.tries} tries)") from None
+            time.sleep(delay)
+            delay *= 2
+
+    def _git(self, args: list[str], cwd: Path) -> None:
+        env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
+        command = ["git", "-c", f"http.userAgent={self.policy.user_agent}",
+                   "-c", f"http.lowSpeedTime={int(self.policy.timeout)}", "-c", "http.lowSpeedLimit=1", *args]
+        try:
+            result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
+                                    timeout=self.policy.timeout * 6)
+        except FileNotFoundError:
+            raise SourceError("issue source git: the git program is not installed") from None
+        except subprocess.TimeoutExpired:
+            raise SourceError(f"issue source git: git {args[0]} of {self.url} timed out") from None
+        if result.returncode != 0:
+            last = (result.stderr.strip().splitlines() or ["failed"])[-1].removeprefix("fatal: ")
+            raise SourceError(f"issue source git: git {args[0]} of {self.url} (branch {self.branch}) "
+                              f"failed: {last}")
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)

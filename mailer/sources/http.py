@@ -1,0 +1,143 @@
+"""Polite HTTP GETs for the issue sources: a timeout, a User-Agent, retries with backoff, and a
+disk cache revalidated with ETag / If-Modified-Since, so an hourly cron mostly gets 304s."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from mailer import __version__
+from mailer.errors import SourceError
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # a feed, a page or a page of records; anything bigger is wrong
+MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer gets the next cron run instead
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    timeout: float = 20.0
+    tries: int = 3
+    backoff: float = 1.0  # seconds before the second try; doubles after each failure
+    user_agent: str = f"mailer/{__version__} (This Week in Rust newsletter delivery)"
+
+
+class Fetcher:
+    """GET with a conditional-request cache under ``cache_dir/http``."""
+
+    def __init__(self, source: str, cache_dir: Path, policy: FetchPolicy) -> None:
+        self.source = source  # "feed", "atproto": named in every error line
+        self.cache_dir = Path(cache_dir) / "http"
+        self.policy = policy
+        self.network_fetches = 0  # 200 answers; 304s cost nothing to parse
+
+    def get(self, url: str) -> bytes:
+        cached = self._cached(url)
+        headers = {"User-Agent": self.policy.user_agent}
+        if cached and cached.get("etag"):
+            headers["If-None-Match"] = cached["etag"]
+        if cached and cached.get("last_modified"):
+            headers["If-Modified-Since"] = cached["last_modified"]
+        response = self._get_with_retries(url, headers)
+        if response.status_code == 304 and cached:
+            return self._body_path(url).read_bytes()
+        if response.status_code != 200:
+            raise SourceError(f"issue source {self.source}: {url} answered HTTP {response.status_code}")
+        self.network_fetches += 1
+        self._store(url, response)
+        return response.content
+
+    def _get_with_retries(self, url: str, headers: dict[str, str]) -> httpx.Response:
+        delay, problem = self.policy.backoff, "no answer"
+        for attempt in range(1, self.policy.tries + 1):
+            try:
+                response = _bounded_get(url, headers, self.policy.timeout)
+            except httpx.HTTPError as error:
+                problem = _describe(error)
+            except _TooLarge:
+                raise SourceError(f"issue source {self.source}: {url} is larger than "
+                                  f"{MAX_BODY_BYTES:,} bytes") from None
+            else:
+                if response.status_code not in RETRY_STATUSES:
+                    return response
+                problem = f"HTTP {response.status_code}"
+                delay = max(delay, _retry_after(response))
+            if attempt < self.policy.tries:
+                time.sleep(min(delay, MAX_RETRY_AFTER))
+                delay *= 2
+        raise SourceError(f"issue source {self.source}: cannot fetch {url}: {problem} "
+                          f"({self.policy.tries} tr{'ies' if self.policy.tries > 1 else 'y'})")
+
+    # -- the cache: <sha256>.json (validators) beside <sha256>.body ----------------------------
+
+    def _key(self, url: str) -> str:
+        return hashlib.sha256(url.encode()).hexdigest()
+
+    def _body_path(self, url: str) -> Path:
+        return self.cache_dir / f"{self._key(url)}.body"
+
+    def _cached(self, url: str) -> dict | None:
+        meta = self.cache_dir / f"{self._key(url)}.json"
+        if not meta.is_file() or not self._body_path(url).is_file():
+            return None
+        try:
+            return json.loads(meta.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def _store(self, url: str, response: httpx.Response) -> None:
+        validators = {"url": url, "etag": response.headers.get("etag"),
+                      "last_modified": response.headers.get("last-modified")}
+        if not (validators["etag"] or validators["last_modified"]):
+            return  # nothing to revalidate with: caching the body would not save a fetch
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            _write_atomically(self._body_path(url), response.content)
+            _write_atomically(self.cache_dir / f"{self._key(url)}.json", json.dumps(validators).encode())
+        except OSError as error:
+            raise SourceError(f"issue source {self.source}: cannot write the cache in "
+                              f"{self.cache_dir}: {error.strerror or error}") from None
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _bounded_get(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
+    with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
+        chunks, size = [], 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise _TooLarge
+            chunks.append(chunk)
+        return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
+                              request=response.request)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("retry-after", "0"))
+    except ValueError:
+        return 0.0
+
+
+def _describe(error: httpx.HTTPError) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(error, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    return str(error) or type(error).__name__
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    # A run killed mid-write must not leave a half body that a later 304 would trust.
+    temporary = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
+    temporary.write_bytes(data)
+    temporary.replace(path)
