@@ -40,6 +40,7 @@ demo: $(STAMP)
 	$(BIN)/mailer send --issue 644 --yes
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)

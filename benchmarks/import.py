@@ -56,7 +56,7 @@ def write_csv(path: Path, rows: int) -> None:
             handle.write(f"reader{n}@Example.org,Reader {n},City {n % 97}\n")
 
 
-def naive_add_all(engine, csv_path: Path) -> int:  # noqa: ANN001
+def naive_add_all(engine, csv_path: Path) -> int:
     lines = csv_path.read_text().splitlines()[1:]
     now = utcnow()
     with Session(engine) as session:
@@ -67,7 +67,7 @@ def naive_add_all(engine, csv_path: Path) -> int:  # noqa: ANN001
     return len(lines)
 
 
-def same_start(folder: Path, name: str, input_file: Path):  # noqa: ANN201 - Engine
+def same_start(folder: Path, name: str, input_file: Path):
     """A fresh database with its schema, cold validator caches, the input in the OS cache."""
     engine = get_engine(f"sqlite:///{folder / name}")  # creates the schema, outside the timer
     store_subscribers._ascii_domain.cache_clear()
@@ -76,7 +76,7 @@ def same_start(folder: Path, name: str, input_file: Path):  # noqa: ANN201 - Eng
     return engine
 
 
-def timed(label: str, work) -> float:  # noqa: ANN001
+def timed(label: str, work) -> float:
     started = time.perf_counter()
     rows = work()
     elapsed = time.perf_counter() - started

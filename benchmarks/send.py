@@ -437,7 +437,7 @@ def main() -> None:
         from mailer.transports import get_transport
 
         settings = get_settings()
-        engine = get_engine(settings.database_url)
+        get_engine(settings.database_url)
         rendered = render_644()
         print(f"issue 644 rendered: {len(rendered.html.encode()) // 1024} KB of HTML")
         transport = get_transport(settings, max_connections=args.concurrency + 4)

@@ -50,7 +50,7 @@ def _status(n: int) -> str:
     return "unsubscribed" if n % 40 == 0 else "bounced" if n % 97 == 0 else "active"
 
 
-def _chunks(rows, size: int = CHUNK):  # noqa: ANN001, ANN202
+def _chunks(rows, size: int = CHUNK):
     batch = []
     for row in rows:
         batch.append(row)
@@ -61,11 +61,11 @@ def _chunks(rows, size: int = CHUNK):  # noqa: ANN001, ANN202
         yield batch
 
 
-def build_readers(db: Session, readers: int, now) -> None:  # noqa: ANN001
+def build_readers(db: Session, readers: int, now) -> None:
     """Readers signed up over the last year; a few unsubscribed or bounced since."""
     year = timedelta(days=365)
 
-    def created(n: int):  # noqa: ANN202
+    def created(n: int):
         return now - year + year * n / readers
 
     for batch in _chunks({"email": f"reader{n}@{_domain(n)}", "status": _status(n),
@@ -87,7 +87,7 @@ def build_readers(db: Session, readers: int, now) -> None:  # noqa: ANN001
     db.commit()
 
 
-def build_issues(db: Session, issues: int, now) -> int:  # noqa: ANN001
+def build_issues(db: Session, issues: int, now) -> int:
     """ISSUES weekly issues to every reader at 14 messages a second; 2 % bounce, 0.05 %
     complain. Returns the newest issue's number."""
     readers = db.exec(select(Subscriber.id, Subscriber.email)).all()
@@ -115,7 +115,7 @@ def build_issues(db: Session, issues: int, now) -> int:  # noqa: ANN001
     return 600 + issues - 1
 
 
-def _delivery(campaign_id: int, start, n: int, sid: int, email: str, k: int) -> dict:  # noqa: ANN001
+def _delivery(campaign_id: int, start, n: int, sid: int, email: str, k: int) -> dict:
     bounced = (n + k) % 50 == 0
     return {"campaign_id": campaign_id, "subscriber_id": sid, "email": email,
             "status": "sent" if n % 500 else "failed",
@@ -142,7 +142,7 @@ def naive(url: str, issue: int) -> dict[str, int]:
     return counts
 
 
-def timed(label: str, function, repeat: int = 3) -> float:  # noqa: ANN001
+def timed(label: str, function, repeat: int = 3) -> float:
     best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
@@ -151,7 +151,7 @@ def timed(label: str, function, repeat: int = 3) -> float:  # noqa: ANN001
     return best
 
 
-def console_client(url: str):  # noqa: ANN201 - a TestClient
+def console_client(url: str):
     from fastapi.testclient import TestClient
 
     from mailer.config import get_settings
@@ -164,10 +164,10 @@ def console_client(url: str):  # noqa: ANN201 - a TestClient
     return TestClient(create_app(get_settings()))
 
 
-def page_timer(client):  # noqa: ANN001, ANN202
+def page_timer(client):
     auth = {"Authorization": "Basic " + base64.b64encode(b"bench:bench password").decode()}
 
-    def get(path: str, cold: bool = False):  # noqa: ANN202
+    def get(path: str, cold: bool = False):
         def request() -> None:
             if cold:  # a server just started: nothing counted yet
                 client.app.state.console_cache = None

@@ -206,7 +206,7 @@ def header_of(file_name: str, reader: Iterator[list[str]]) -> list[str]:
     return header
 
 
-def data_rows(reader) -> Iterator[tuple[int, list[str] | str]]:  # noqa: ANN001 - csv reader
+def data_rows(reader) -> Iterator[tuple[int, list[str] | str]]:
     """(line, cells) for each non-blank data row, or (line, reason) for one csv cannot read.
 
     The line is where the row starts: a quoted cell may span several lines.
@@ -226,7 +226,7 @@ def data_rows(reader) -> Iterator[tuple[int, list[str] | str]]:  # noqa: ANN001 
 
 def member_from_cells(export_file: ExportFile, line: int, header: list[str],
                       cells: list[str]) -> MailchimpMember | BadRow:
-    row = dict(zip(header, cells))  # a short row leaves its last columns out: empty
+    row = dict(zip(header, cells, strict=False))  # a short row leaves its last columns out: empty
 
     def cell(name: str) -> str | None:
         return (row.get(name) or "").strip() or None

@@ -24,7 +24,7 @@ class Thresholds:
     min_complaints: int = 2
 
     @classmethod
-    def from_settings(cls, settings) -> Thresholds:  # noqa: ANN001 - mailer.config.Settings
+    def from_settings(cls, settings) -> Thresholds:
         return cls(
             bounce_rate=settings.breaker_bounce_rate,
             complaint_rate=settings.breaker_complaint_rate,

@@ -61,7 +61,7 @@ class _SplitIssue:
     """
 
     def __init__(self, rendered: Any, personalise: Callable[..., tuple[str, str]]) -> None:
-        from mailer.render import MANAGE_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER  # noqa: PLC0415
+        from mailer.render import MANAGE_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 
         nonce = uuid.uuid4().hex
         self._marks = (f"mailerunsubscribe{nonce}", f"mailermanage{nonce}")
@@ -81,11 +81,11 @@ class _SplitIssue:
                 self._join(self._text, text.split("\x00")))
 
     def _join(self, parts: list[str], values: list[str]) -> str:
-        by_mark = dict(zip(self._marks, values))
+        by_mark = dict(zip(self._marks, values, strict=False))
         return "".join(by_mark.get(part, part) for part in parts)
 
 
-def _fast_personalise(rendered: Any, personalise: Callable[..., tuple[str, str]]):  # noqa: ANN202
+def _fast_personalise(rendered: Any, personalise: Callable[..., tuple[str, str]]):
     """``personalise`` bound to ``rendered``, through :class:`_SplitIssue` when possible."""
     def direct(**links: str) -> tuple[str, str]:
         return personalise(rendered, **links)
@@ -111,7 +111,7 @@ class MessageComposer:
     def __init__(self, rendered: Any, settings: Settings, *, campaign_id: int | str,
                  issue_number: int, personalise: Callable[..., tuple[str, str]] | None = None):
         if personalise is None:
-            from mailer.render import personalise as personalise  # noqa: PLC0415
+            from mailer.render import personalise as personalise
         self._rendered = rendered
         self._fill = _fast_personalise(rendered, personalise)
         self._settings = settings

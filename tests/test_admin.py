@@ -19,7 +19,7 @@ def _basic(user: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def _client(monkeypatch, env: dict[str, str]):  # noqa: ANN202 - a TestClient
+def _client(monkeypatch, env: dict[str, str]):
     from fastapi.testclient import TestClient
 
     from mailer.config import get_settings

@@ -20,15 +20,15 @@ WIDTH = "80"  # a plain terminal
 TYPE_TAG = re.compile(r"<(bool|str|int|float|path|text|integer)[^>]*>", re.IGNORECASE)
 
 
-def root():  # noqa: ANN201 - typer's group (it may bundle its own click)
+def root():
     return typer.main.get_command(app)
 
 
-def is_group(command) -> bool:  # noqa: ANN001
+def is_group(command) -> bool:
     return hasattr(command, "commands")
 
 
-def every_command_path(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:  # noqa: ANN001
+def every_command_path(group, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
     paths = []
     for name, command in group.commands.items():
         paths.append((*prefix, name))

@@ -75,7 +75,7 @@ def bounced(engine, mailer_env, tmp_path) -> dict:
 def test_stats_issue_shows_a_hostile_bounce_diagnostic_as_text(mailer_env, bounced):
     result = mailer(mailer_env, "stats", "--issue", "644")
     assert result.returncode == 0, result.stderr.decode()
-    assert_shown_plainly(result.stdout, "[/] [bold red]loud[/bold red]", "[link=https", 
+    assert_shown_plainly(result.stdout, "[/] [bold red]loud[/bold red]", "[link=https",
                          *SHOWN_CONTROLS)
 
 

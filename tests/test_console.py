@@ -47,7 +47,7 @@ def _token(console, path: str) -> str:
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', html).group(1)
 
 
-def _post(console, path: str, reason: str, token: str | None = None, **headers):  # noqa: ANN202
+def _post(console, path: str, reason: str, token: str | None = None, **headers):
     token = _token(console, path) if token is None else token
     return console.post(path, data={"reason": reason, "csrf_token": token},
                         headers={**AUTH, **headers}, follow_redirects=False)
@@ -101,7 +101,7 @@ def test_list_size_is_counted_back_from_today(mailer_env, engine):
         weeks = list_weeks(db, weeks=4, today=date(2026, 11, 27))
     assert [w.week_start.isoformat() for w in weeks] == ["2026-11-02", "2026-11-09",
                                                          "2026-11-16", "2026-11-23"]
-    for before, after in zip(weeks, weeks[1:]):
+    for before, after in zip(weeks, weeks[1:], strict=False):
         gained = after.list_size - before.list_size
         # only confirmations add to the list here; every exit from active takes one away
         assert gained <= after.confirmed

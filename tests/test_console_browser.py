@@ -49,19 +49,19 @@ def _stats_json(mailer_env, *args: str) -> dict:
     return json.loads(done.stdout)
 
 
-def _context(browser, width: int, scheme: str = "light"):  # noqa: ANN202
+def _context(browser, width: int, scheme: str = "light"):
     return browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme,
                                http_credentials={"username": USER, "password": PASSWORD})
 
 
-def _watch(page) -> list[str]:  # noqa: ANN001
+def _watch(page) -> list[str]:
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda error: problems.append(str(error)))
     return problems
 
 
-def _fits(page, width: int) -> None:  # noqa: ANN001
+def _fits(page, width: int) -> None:
     assert page.evaluate("document.documentElement.scrollWidth") <= width, page.url
     # every chart's labels are drawn at the page's own size, whatever the width
     sizes = page.eval_on_selector_all(
@@ -69,7 +69,7 @@ def _fits(page, width: int) -> None:  # noqa: ANN001
     assert all(10 <= size <= 24 for size in sizes if size), (page.url, sizes)
 
 
-def _shoot(page, name: str, tmp_path: Path) -> None:  # noqa: ANN001
+def _shoot(page, name: str, tmp_path: Path) -> None:
     """A full-page PNG, and with CONSOLE_SCREENSHOTS also screen-sized tiles to look at."""
     keep = os.environ.get("CONSOLE_SCREENSHOTS")
     folder = Path(keep or tmp_path)

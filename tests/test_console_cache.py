@@ -22,19 +22,19 @@ def console_engine(request, mailer_env):
     return get_engine(request.getfixturevalue("pg_url"))
 
 
-def _fresh(db):  # noqa: ANN001, ANN202
+def _fresh(db):
     from mailer.store.console import overview_document
 
     return overview_document(db)
 
 
-def _cached(db, cache):  # noqa: ANN001, ANN202
+def _cached(db, cache):
     from mailer.store.console_cache import cached_overview_document
 
     return cached_overview_document(db, cache)
 
 
-def _bounce(db, delivery_id: int, key: str) -> None:  # noqa: ANN001
+def _bounce(db, delivery_id: int, key: str) -> None:
     """What events.apply does for a hard bounce: an event row, and the ledger row updated."""
     from mailer.store.models import Delivery, DeliveryEventRecord
 

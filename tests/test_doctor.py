@@ -24,7 +24,7 @@ class Aws:
     """boto3 clients on the moto_server, and the complete set-up an operator would make."""
 
     def __init__(self, endpoint_url: str) -> None:
-        def client(service: str):  # noqa: ANN202
+        def client(service: str):
             return boto3.client(service, region_name="us-east-1", endpoint_url=endpoint_url,
                                 aws_access_key_id="testing", aws_secret_access_key="testing")
 

@@ -377,7 +377,7 @@ def deliver_concurrently(ledger: Ledger, settings) -> None:
         start.wait()
         try:
             results.append(ingest_sns_message(ledger.engine, envelope, settings))
-        except Exception as error:  # noqa: BLE001 - collected for the assertion
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=deliver) for _ in range(4)]

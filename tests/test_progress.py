@@ -28,7 +28,7 @@ class FakeClock:
         return self.now
 
 
-def reporter(settings, total, **kwargs):  # noqa: ANN001, ANN201
+def reporter(settings, total, **kwargs):
     from mailer.cli.progress import Progress
 
     out = io.StringIO()

@@ -111,7 +111,7 @@ def pause_then_resume(engine, env: dict, fake_ses, tmp_path: Path, workers: int)
     results = [process.communicate(timeout=240) for process in processes]
     watched, watch_err = watcher.communicate(timeout=60)
 
-    for process, (out, err) in zip(processes, results):
+    for process, (_out, err) in zip(processes, results, strict=False):
         assert process.returncode == 3, err  # documented: paused by the reputation breaker
         assert "Traceback" not in err
     said = "".join(err for _, err in results)

@@ -108,7 +108,7 @@ def test_lost_answers_on_postgres_with_three_workers_make_no_duplicates(
     processes = [start_send(env, "--concurrency", "4") for _ in range(3)]
     results = [process.communicate(timeout=240) for process in processes]
 
-    for process, (_, err) in zip(processes, results):
+    for process, (_, err) in zip(processes, results, strict=False):
         assert process.returncode == 0, err
         assert "Traceback" not in err
     rows = ledger_rows(engine)

@@ -50,7 +50,7 @@ def test_three_processes_share_one_campaign_without_duplicates_or_gaps(
     processes = [start_send(env, "--concurrency", "4") for _ in range(3)]
     results = [process.communicate(timeout=240) for process in processes]
 
-    for process, (out, err) in zip(processes, results):
+    for process, (_out, err) in zip(processes, results, strict=False):
         assert process.returncode == 0, err
         assert "Traceback" not in err
     stats = fake_ses.stats()

@@ -116,7 +116,7 @@ def build_ledger(engine) -> None:
         db.commit()
 
 
-def check_issue_644(row) -> None:  # noqa: ANN001 - CampaignStats
+def check_issue_644(row) -> None:
     assert (row.recipients, row.sent, row.failed, row.unknown, row.skipped) == (40, 36, 2, 1, 1)
     assert (row.delivered, row.bounced, row.bounced_hard, row.bounced_soft) == (30, 3, 2, 1)
     assert (row.complained, row.unsubscribed) == (1, 2)
@@ -127,7 +127,7 @@ def check_issue_644(row) -> None:  # noqa: ANN001 - CampaignStats
     assert {w.code for w in row.warnings} == {"bounce_review", "complaint_pause", "gmail_spam"}
 
 
-def check_detail(detail) -> None:  # noqa: ANN001 - IssueDetail
+def check_detail(detail) -> None:
     check_issue_644(detail.summary)
     top = detail.bounce_reasons[0]
     assert (top.bounce_type, top.bounce_subtype, top.diagnostic, top.count) == (
@@ -230,7 +230,7 @@ def _build_growth(engine) -> None:
         db.commit()
 
 
-def check_growth(weeks, totals) -> None:  # noqa: ANN001
+def check_growth(weeks, totals) -> None:
     assert [w.as_dict() for w in weeks] == [
         {"week_start": "2026-11-16", "new": 2, "confirmed": 1, "unsubscribed": 0,
          "suppressed": 0, "net": 1},
@@ -254,7 +254,7 @@ def test_subscriber_growth_per_week_on_sqlite(engine):
 @pytest.mark.postgres
 def test_the_same_figures_on_postgresql(pg_url):
     from mailer.store.db import get_engine, session
-    from mailer.store.stats import campaign_stats, issue_detail, subscriber_growth, subscriber_totals
+    from mailer.store.stats import campaign_stats, issue_detail
 
     engine = get_engine(pg_url)
     build_ledger(engine)

@@ -106,7 +106,7 @@ class OtherSite:
         site = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 body = (site.page if self.path == "/" else
                         "<!doctype html><title>Welcome</title><h1>Welcome back</h1>").encode()
                 self.send_response(200)

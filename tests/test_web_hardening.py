@@ -4,15 +4,13 @@ hostile bodies get 4xx without a traceback; any POST to a valid unsubscribe link
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import select
 
 from mailer.config import get_settings, load_settings
 from mailer.domain import SubscriberStatus, utcnow
-from mailer.store.db import get_engine, reset_engines, session
+from mailer.store.db import reset_engines, session
 from mailer.store.models import Subscriber
 from mailer.tokens import make_confirm_token, make_unsubscribe_token
 from mailer.web.app import create_app
@@ -98,7 +96,7 @@ def _fill_to_the_last_page(engine) -> None:
     from sqlalchemy import event
     from sqlalchemy.exc import OperationalError
 
-    def cap(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API connection
+    def cap(dbapi_connection, _record) -> None:
         pages = dbapi_connection.execute("PRAGMA page_count").fetchone()[0]
         dbapi_connection.execute(f"PRAGMA max_page_count={pages}")
 

@@ -46,10 +46,10 @@ class CertServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args) -> None:  # noqa: A002
+            def log_message(self, format: str, *args) -> None:
                 pass
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 name = self.path.rsplit("/", 1)[-1].rsplit("-", 1)[-1]
                 if name == "good.pem":

@@ -78,7 +78,7 @@ class MailerGroup(TyperGroup):
         rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda name: rank.get(name, len(rank)))
 
-    def invoke(self, ctx: click.Context):  # noqa: ANN201 - click's signature
+    def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except MailerError as error:
@@ -119,7 +119,7 @@ def _hide_type_tags() -> None:
         if original is None or getattr(original, "_mailer_quiet", False):
             continue
 
-        def display_type_rich(self, ctx, _original=original):  # noqa: ANN001, ANN202
+        def display_type_rich(self, ctx, _original=original):
             if self.metavar is not None:
                 return self.metavar
             descriptor = getattr(self, "type_descriptor", None)

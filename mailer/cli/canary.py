@@ -39,13 +39,13 @@ def canary_size(text: str, audience: int) -> int:
                         f"{text!r}") from None
 
 
-def canary_thresholds(thresholds, size: int):  # noqa: ANN001, ANN201 - breaker.Thresholds
+def canary_thresholds(thresholds, size: int):
     """The breaker's rule with its minimum samples scaled to a canary of ``size`` readers."""
     return dataclasses.replace(thresholds, min_sent=min(thresholds.min_sent, size),
                                min_delivered=min(thresholds.min_delivered, max(1, size // 2)))
 
 
-def await_canary_events(db, campaign, thresholds, interval: float) -> str | None:  # noqa: ANN001
+def await_canary_events(db, campaign, thresholds, interval: float) -> str | None:
     """Wait until ``campaign.canary_until`` for the sample's events; the reason if they cross
     a threshold (checked every ``interval`` seconds), else None."""
     from mailer.domain import utcnow
@@ -72,7 +72,7 @@ def await_canary_events(db, campaign, thresholds, interval: float) -> str | None
         time.sleep(min(interval, max(0.05, left)))
 
 
-def start_waiting(db, campaign_id: int, wait: timedelta):  # noqa: ANN001, ANN201
+def start_waiting(db, campaign_id: int, wait: timedelta):
     """Record until when the canary's events are awaited; returns the campaign."""
     from mailer.domain import utcnow
     from mailer.store import ledger

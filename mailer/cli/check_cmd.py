@@ -60,7 +60,7 @@ def issue_files(issue: str | None, issues_dir: Path) -> list[Path]:
         return [path for claimed, path in claimed_numbers(issues_dir) if claimed == number]
 
 
-def report(checked, as_json: bool) -> None:  # noqa: ANN001 - list[CheckedIssue]
+def report(checked, as_json: bool) -> None:
     findings = [finding for item in checked for finding in item.findings]
     if as_json:
         payload = {
@@ -83,7 +83,7 @@ def report(checked, as_json: bool) -> None:  # noqa: ANN001 - list[CheckedIssue]
                   f"{'s' * (len(checked) != 1)}", highlight=False)
 
 
-def write_rendered(checked, out: Path) -> None:  # noqa: ANN001 - list[CheckedIssue]
+def write_rendered(checked, out: Path) -> None:
     from mailer.cli.render_cmd import output_stem, write_outputs
 
     for item in checked:

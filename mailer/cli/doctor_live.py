@@ -50,7 +50,7 @@ def verdict(seconds: float | None, late_after: float) -> str:
     return "ok" if seconds <= late_after else "late"
 
 
-def wait_for_events(database, probes: list[Probe], wait: float) -> dict[tuple[str, str], float]:  # noqa: ANN001
+def wait_for_events(database, probes: list[Probe], wait: float) -> dict[tuple[str, str], float]:
     """(message id, kind) → seconds after the send when it was first seen in the database."""
     expected = {(p.message_id, k.value) for p in probes for k in p.expected}
     ids = [p.message_id for p in probes]
@@ -74,5 +74,5 @@ def _cause(settings: Settings) -> str:
 
     try:
         return likeliest_cause(run_checks(settings))
-    except Exception as error:  # noqa: BLE001 - the report must still end with a line
+    except Exception as error:
         return f"cannot read the SES set-up to tell ({type(error).__name__})"

@@ -136,7 +136,7 @@ def region_of(queue_url: str, fallback: str) -> str:
     return match.group(1) if match else fallback
 
 
-def sqs_client(queue_url: str, endpoint_url: str | None, region: str | None):  # noqa: ANN201
+def sqs_client(queue_url: str, endpoint_url: str | None, region: str | None):
     import boto3
     from botocore.config import Config
 
@@ -148,7 +148,7 @@ def sqs_client(queue_url: str, endpoint_url: str | None, region: str | None):  #
     )
 
 
-def receive(client, queue_url: str, count: int, wait: int) -> list[dict]:  # noqa: ANN001
+def receive(client, queue_url: str, count: int, wait: int) -> list[dict]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:
@@ -162,7 +162,7 @@ def receive(client, queue_url: str, count: int, wait: int) -> list[dict]:  # noq
     return reply.get("Messages", [])
 
 
-def delete(client, queue_url: str, message: dict) -> None:  # noqa: ANN001
+def delete(client, queue_url: str, message: dict) -> None:
     from botocore.exceptions import BotoCoreError, ClientError
 
     try:

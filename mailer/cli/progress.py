@@ -93,7 +93,7 @@ class Progress:
         self.lines_printed += 1
 
 
-def count_lines(path) -> int | None:  # noqa: ANN001 - a Path, or "-" for stdin
+def count_lines(path) -> int | None:
     """Lines in a file, quickly (a progress total); None for stdin or an unreadable file."""
     if str(path) == "-":
         return None

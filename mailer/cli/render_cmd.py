@@ -75,7 +75,7 @@ def render_to_files(issue_number: str | None, source: Path | None, out: Path) ->
     return Written(written.html, written.text, written.mjml, clipped)
 
 
-def load_requested_issue(issue_number: str | None, source: Path | None, config):  # noqa: ANN001, ANN201
+def load_requested_issue(issue_number: str | None, source: Path | None, config):
     from mailer.issues import load_issue
     from mailer.sources import load_issue_from_source
 

@@ -51,7 +51,7 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
-def issue_moment(issue) -> datetime:  # noqa: ANN001 - a domain.Issue
+def issue_moment(issue) -> datetime:
     """When the issue was published: its Date header with time, else midnight UTC of its date."""
     if issue.published_at is not None:
         moment = issue.published_at
@@ -67,7 +67,7 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _say_where_mail_goes(transport, s) -> None:  # noqa: ANN001 - Transport, Settings
+def _say_where_mail_goes(transport, s) -> None:
     from mailer.transports import transport_notice
 
     notice = transport_notice(transport)
@@ -248,7 +248,7 @@ def worker(
 
 # -- steps -------------------------------------------------------------------------------------
 
-def _render(the_issue, s):  # noqa: ANN001, ANN202
+def _render(the_issue, s):
     from mailer.render import RenderOptions, render_issue
 
     rendered = render_issue(the_issue, RenderOptions.from_settings(s))
@@ -257,26 +257,26 @@ def _render(the_issue, s):  # noqa: ANN001, ANN202
     return rendered
 
 
-def _open_transport(s, threads: int):  # noqa: ANN001, ANN202
+def _open_transport(s, threads: int):
     from mailer.transports import get_transport
 
     # One pooled connection per sender thread, plus a few for preflight.
     return get_transport(s, max_connections=threads + 4)
 
 
-def _explicit(s, name: str):  # noqa: ANN001, ANN202
+def _explicit(s, name: str):
     """A setting's value when the operator set it (environment or .env), else None."""
     return getattr(s, name) if name in s.model_fields_set else None
 
 
-def _rate(s, requested: float | None, quota) -> tuple[float, str]:  # noqa: ANN001
+def _rate(s, requested: float | None, quota) -> tuple[float, str]:
     from mailer.dispatch import choose_rate
 
     return choose_rate(quota, requested=requested, configured=_explicit(s, "send_rate"),
                        default=s.send_rate)
 
 
-def _concurrency(s, requested: int | None) -> tuple[int, bool]:  # noqa: ANN001
+def _concurrency(s, requested: int | None) -> tuple[int, bool]:
     from mailer.dispatch import choose_concurrency
 
     return choose_concurrency(requested, _explicit(s, "send_concurrency"))
@@ -291,7 +291,7 @@ def _confirm(yes: bool) -> None:
         raise typer.Exit(1)
 
 
-def _pick_open_campaign(db, campaign_id):  # noqa: ANN001, ANN202
+def _pick_open_campaign(db, campaign_id):
     from mailer.store import ledger
 
     if campaign_id is not None:
@@ -310,7 +310,7 @@ def _pick_open_campaign(db, campaign_id):  # noqa: ANN001, ANN202
     return campaigns[0] if campaigns else None
 
 
-def _prepare_resume(db, campaign, rendered, created: bool, resend_unknown: bool) -> None:  # noqa: ANN001
+def _prepare_resume(db, campaign, rendered, created: bool, resend_unknown: bool) -> None:
     from mailer.store import ledger
 
     if created:
@@ -331,7 +331,7 @@ def _prepare_resume(db, campaign, rendered, created: bool, resend_unknown: bool)
     ledger.resume_campaign(db, campaign.id, content_sha256=sha)
 
 
-def _send_test(address: str, rendered, transport, s, number: int) -> None:  # noqa: ANN001
+def _send_test(address: str, rendered, transport, s, number: int) -> None:
     from mailer.dispatch import MessageComposer
     from mailer.store.db import session
     from mailer.store.subscribers import get_by_email, normalise_address
@@ -345,7 +345,7 @@ def _send_test(address: str, rendered, transport, s, number: int) -> None:  # no
                   "no campaign was started")
 
 
-def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: float, quota,  # noqa: ANN001, PLR0913
+def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: float, quota,
          concurrency: tuple[int, bool], limit: int | None, *, canary_only: bool = False):
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
@@ -383,7 +383,7 @@ def _run(db, transport, rendered, s, campaign_id: int, number: int, send_rate: f
     return outcome["report"]
 
 
-def _canary_phase(run: tuple, wait: timedelta):  # noqa: ANN202
+def _canary_phase(run: tuple, wait: timedelta):
     """Send the campaign's canary sample (if it has one not yet sent) and wait for its events.
     None: go on with the rest; else the report of a run that stopped (the canary paused it)."""
     from mailer.breaker import Thresholds
@@ -413,11 +413,11 @@ def _canary_phase(run: tuple, wait: timedelta):  # noqa: ANN202
                       account_error=False, paused=True)
 
 
-def _install_signal_handlers(dispatcher):  # noqa: ANN001, ANN202
+def _install_signal_handlers(dispatcher):
     """First SIGINT / SIGTERM: finish the messages in flight and stop. A second SIGINT aborts."""
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
 
-    def handler(signum, _frame) -> None:  # noqa: ANN001
+    def handler(signum, _frame) -> None:
         name = signal.Signals(signum).name
         if dispatcher.stopping and signum == signal.SIGINT:
             signal.signal(signal.SIGINT, signal.default_int_handler)

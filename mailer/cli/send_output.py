@@ -30,14 +30,14 @@ def _fmt_duration(seconds: float) -> str:
 
 # -- what the operator sees --------------------------------------------------------------------
 
-def unknown_count(db, campaign_id: int) -> int:  # noqa: ANN001
+def unknown_count(db, campaign_id: int) -> int:
     from mailer.domain import DeliveryStatus
     from mailer.store import ledger
 
     return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
 
 
-def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN001
+def remaining(db, campaign_id: int, include_unknown: bool) -> int:
     from mailer.domain import DeliveryStatus
     from mailer.store import ledger
 
@@ -46,7 +46,7 @@ def remaining(db, campaign_id: int, include_unknown: bool) -> int:  # noqa: ANN0
     return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
 
 
-def print_already_sent(db, campaign) -> None:  # noqa: ANN001
+def print_already_sent(db, campaign) -> None:
     from mailer.domain import DeliveryStatus
     from mailer.store import ledger
 
@@ -75,7 +75,7 @@ def unknown_line(count: int, issue_number: int, transport: str) -> str:
             f"`mailer send --issue {issue_number} --resend-unknown`")
 
 
-def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,  # noqa: ANN001
+def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,
                quota, *, resuming: bool, rate_source: str = "",
                in_flight: int | None = None) -> None:
     reader = "reader" if audience == 1 else "readers"
@@ -95,7 +95,7 @@ def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rat
         _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
 
 
-def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:  # noqa: ANN001
+def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:
     if recovery.released:
         _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
     unknown = unknown_count(db, campaign_id)
@@ -105,7 +105,7 @@ def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = Fal
                           "pass --resend-unknown to send them again (risking a second copy)")
 
 
-def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
+def _progress_line(dispatcher, total: int) -> str:
     p = dispatcher.progress
     rate = p.rate()
     left = max(0, total - p.done)
@@ -114,7 +114,7 @@ def _progress_line(dispatcher, total: int) -> str:  # noqa: ANN001
             f"{rate:.1f}/s  ETA {eta}")
 
 
-def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:  # noqa: ANN001
+def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:
     """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
     line every ``plain_every`` seconds (cron mail and log files stay readable)."""
     if console.is_terminal:
@@ -128,7 +128,7 @@ def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: flo
             last = time.monotonic()
 
 
-def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:  # noqa: ANN001
+def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn
 
     with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
@@ -140,7 +140,7 @@ def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None: 
                        description=_progress_line(dispatcher, total))
 
 
-def print_summary(db, report) -> None:  # noqa: ANN001
+def print_summary(db, report) -> None:
     from mailer.domain import DeliveryStatus
     from mailer.store import ledger
 
@@ -172,7 +172,7 @@ def print_summary(db, report) -> None:  # noqa: ANN001
                           "`mailer send` command again to resume", highlight=False)
 
 
-def print_paused(campaign) -> None:  # noqa: ANN001
+def print_paused(campaign) -> None:
     """The one line a paused send ends with: what crossed, and how to go on."""
     _err(f"paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
          f"`mailer stats --issue {campaign.issue_number}`, then resume with `mailer send "
@@ -180,7 +180,7 @@ def print_paused(campaign) -> None:  # noqa: ANN001
          highlight=False)
 
 
-def exit_code(report) -> int:  # noqa: ANN001
+def exit_code(report) -> int:
     if getattr(report, "paused", False):
         return PAUSED_EXIT
     if report.account_error or report.failed:

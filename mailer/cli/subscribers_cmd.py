@@ -30,7 +30,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="machine-readable outpu
 INVALID_ROWS_SHOWN = 20
 
 
-def _session():  # noqa: ANN202 - sqlmodel Session
+def _session():
     from mailer.store.db import session
 
     return session(engine())
@@ -127,7 +127,7 @@ def import_mailchimp(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
-def mailchimp_report_lines(report, source: Path) -> list[str]:  # noqa: ANN001 - MailchimpReport
+def mailchimp_report_lines(report, source: Path) -> list[str]:
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in report.kinds.items())
     lines = ["dry run: nothing is written; this is what the import would do"] \
         if report.dry_run else []
@@ -155,7 +155,7 @@ def mailchimp_report_lines(report, source: Path) -> list[str]:  # noqa: ANN001 -
     return lines
 
 
-def _counts(counter) -> str:  # noqa: ANN001 - Counter
+def _counts(counter) -> str:
     return ", ".join(f"{n:,} {what}" for what, n in counter.items()) or "none"
 
 
@@ -187,20 +187,20 @@ def export(
             _write_json_array(rows)
 
 
-def _export_total(db, status: SubscriberStatus | None) -> int:  # noqa: ANN001 - Session
+def _export_total(db, status: SubscriberStatus | None) -> int:
     from mailer.store.subscribers import count_by_status
 
     counts = count_by_status(db)
     return counts[status.value] if status is not None else sum(counts.values())
 
 
-def _counted(rows, progress):  # noqa: ANN001, ANN202 - iterator of dicts, Progress
+def _counted(rows, progress):
     for row in rows:
         yield row
         progress.advance()
 
 
-def _write_csv(rows) -> None:  # noqa: ANN001 - iterator of dicts
+def _write_csv(rows) -> None:
     from mailer.store.subscribers import spreadsheet_safe
 
     columns = ["email", "status", "created_at", "confirmed_at", "source", "attrs"]
@@ -212,7 +212,7 @@ def _write_csv(rows) -> None:  # noqa: ANN001 - iterator of dicts
         writer.writerow([spreadsheet_safe(str(cells[c] or "")) for c in columns])
 
 
-def _write_json_array(rows) -> None:  # noqa: ANN001 - iterator of dicts
+def _write_json_array(rows) -> None:
     # Streamed element by element: the whole list never sits in memory.
     sys.stdout.write("[")
     for index, row in enumerate(rows):

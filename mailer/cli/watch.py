@@ -35,7 +35,7 @@ def watch_issue(number: int, every: float, *, as_json: bool = False) -> None:
         time.sleep(every)
 
 
-def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:  # noqa: ANN001
+def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:
     from mailer.breaker import Thresholds
     from mailer.domain import DeliveryStatus, utcnow
     from mailer.store import ledger
@@ -64,7 +64,7 @@ def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:  # 
     }
 
 
-def breaker_state(campaign, rule) -> str:  # noqa: ANN001
+def breaker_state(campaign, rule) -> str:
     if str(campaign.status) == "paused":
         return f"paused: {campaign.pause_reason or campaign.note}"
     return (f"ok (pauses at {rule.bounce_rate * 100:.2f} % hard bounces or "

@@ -121,7 +121,7 @@ def envelope_from_unsigned(document: dict) -> SnsEnvelope:
     return envelope_from_fields(filled)
 
 
-def run_in_transaction(engine: Engine, work):  # noqa: ANN001, ANN201 - (Session) -> T
+def run_in_transaction(engine: Engine, work):
     """Run ``work`` in one transaction. A unique-key clash means a concurrent delivery of the
     same message won the race: run again, and the second pass sees its rows as duplicates."""
     for attempt in range(CONFLICT_ATTEMPTS):

@@ -79,7 +79,7 @@ def parse_header_lines(lines, source_path: Path | None) -> _Header:
     line_numbers: dict[str, int] = {}
     last_key: str | None = None
     index = 0
-    for index, line in enumerate(lines):  # noqa: B007 - index is the body start after the loop
+    for index, line in enumerate(lines):
         if not line.strip():
             return _Header(fields, line_numbers, index + 1, source)
         match = HEADER_RE.match(line)

@@ -119,7 +119,7 @@ def render_table(table: Tag, width: int) -> str:
     header, body = (rows[0], rows[1:]) if has_header else ([""] * columns, rows)
     records = []
     for row in body:
-        fields = [f"{name}: {value}" if name else value for name, value in zip(header, row)]
+        fields = [f"{name}: {value}" if name else value for name, value in zip(header, row, strict=False)]
         records.append(wrap("- " + "; ".join(field for field in fields if field), width, "  "))
     return "\n".join(records)
 
@@ -128,7 +128,7 @@ def inline_children(tag: Tag) -> str:
     return "".join(inline_text(child) for child in tag.children)
 
 
-def inline_text(node) -> str:  # noqa: ANN001 - a bs4 node of any kind
+def inline_text(node) -> str:
     if isinstance(node, NavigableString):
         # A newline in the source is a soft break: only <br> ends a line.
         return SPACES.sub(" ", str(node))

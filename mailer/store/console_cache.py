@@ -62,7 +62,7 @@ class Marks:
 
 
 def current_marks(session: Session) -> Marks:
-    def newest(column) -> int:  # noqa: ANN001 - a column
+    def newest(column) -> int:
         return int(session.execute(select(func.max(column))).scalar() or 0)
 
     forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress)).scalar())

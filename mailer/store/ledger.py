@@ -117,7 +117,7 @@ def _is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _write_lock(engine: Engine):  # noqa: ANN202 - a context manager
+def _write_lock(engine: Engine):
     if not _is_sqlite(engine):
         return nullcontext()
     with _LOCKS_GUARD:
@@ -319,7 +319,7 @@ def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
 def reputation(engine: Engine, campaign_id: int, *, canary_only: bool = False) -> Reputation:
     """The campaign's figures (or its canary sample's) as its events have recorded them so far,
     whichever process wrote them."""
-    def count(condition):  # noqa: ANN001, ANN202
+    def count(condition):
         return func.count().filter(condition)
 
     sample = [D.c.canary.is_(True)] if canary_only else []
@@ -359,7 +359,7 @@ def canary_waiting(engine: Engine, campaign_id: int) -> int:
         ).scalar_one()
 
 
-def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) -> None:  # noqa: ANN001
+def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) -> None:
     """While the canary's events are awaited the campaign is stopped (no worker joins) with a
     note saying until when; a rerun waits out what is left."""
     with _writing(engine) as connection:
@@ -511,7 +511,7 @@ def recover_abandoned(
     return Recovery(unknown=unknown, released=released, dead_workers=dead)
 
 
-def _release(connection: Connection, condition) -> int:  # noqa: ANN001 - a SQL expression
+def _release(connection: Connection, condition) -> int:
     return connection.execute(
         update(D).where(condition, D.c.status == DeliveryStatus.QUEUED.value)
         .values(claimed_by=None, claimed_at=None)

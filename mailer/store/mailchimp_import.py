@@ -256,7 +256,7 @@ def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> N
     report.unchanged += len(new) - len(inserted)
 
 
-def _subscriber_values(row: _Row, now) -> dict:  # noqa: ANN001 - datetime
+def _subscriber_values(row: _Row, now) -> dict:
     member = row.member
     status = TARGET[member.kind]
     consented = member.confirm_time or member.optin_time or now

@@ -240,21 +240,21 @@ def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
-def _minute_bucket(session: Session, column) -> ColumnElement:  # noqa: ANN001 - a column
+def _minute_bucket(session: Session, column) -> ColumnElement:
     if _dialect(session) == "postgresql":
         return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD\"T\"HH24:MI")
     # SQLite keeps UTC times as "YYYY-MM-DD HH:MM:SS.ffffff" text
     return func.strftime("%Y-%m-%dT%H:%M", column)
 
 
-def _week_bucket(session: Session, column) -> ColumnElement:  # noqa: ANN001 - a column
+def _week_bucket(session: Session, column) -> ColumnElement:
     if _dialect(session) == "postgresql":
         return func.to_char(func.date_trunc("week", func.timezone("UTC", column)), "YYYY-MM-DD")
     # next Sunday (or the same day), then back six days: the Monday that starts the ISO week
     return func.date(column, "weekday 0", "-6 days")
 
 
-def _domain_of(session: Session, column) -> ColumnElement[str]:  # noqa: ANN001 - a column
+def _domain_of(session: Session, column) -> ColumnElement[str]:
     if _dialect(session) == "postgresql":
         return func.lower(func.split_part(column, "@", 2))
     return func.lower(func.substr(column, func.instr(column, "@") + 1))
@@ -430,7 +430,7 @@ def issue_detail(session: Session, issue_number: int) -> IssueDetail:
 # -- the list over time -----------------------------------------------------------------------
 
 
-def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:  # noqa: ANN001
+def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:
     week = _week_bucket(session, column).label("week")
     query = select(week, func.count()).where(*conditions).group_by(week)
     return {str(key): int(n) for key, n in session.execute(query)}

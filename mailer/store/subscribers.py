@@ -777,7 +777,7 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
     report.existing += len(fresh) - len(inserted)
 
 
-def _insert_ignoring_duplicates(session: Session):  # noqa: ANN202 - dialect-specific Insert
+def _insert_ignoring_duplicates(session: Session):
     dialect = session.get_bind().dialect.name
     builder = pg_insert if dialect == "postgresql" else sqlite_insert
     # The table, not the ORM class: plain Core executemany, no per-row ORM bookkeeping.

@@ -55,7 +55,7 @@ def make_clients(settings: Settings) -> AwsClients:
                     connect_timeout=5, read_timeout=15)
     session = boto3.session.Session()
 
-    def client(service: str):  # noqa: ANN202 - a boto3 client
+    def client(service: str):
         return session.client(service, region_name=settings.ses_region,
                               endpoint_url=settings.ses_endpoint_url or None, config=config)
 

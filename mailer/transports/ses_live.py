@@ -67,7 +67,7 @@ def simulator_message(settings: Settings, address: str) -> OutgoingEmail:
                          tags={"mailer-doctor": "live"})
 
 
-def send_probes(transport, settings: Settings) -> list[Probe]:  # noqa: ANN001 - a Transport
+def send_probes(transport, settings: Settings) -> list[Probe]:
     """One message to each simulator mailbox; a refusal raises the transport's error."""
     probes = []
     for mailbox, expected in SIMULATOR_EVENTS.items():

@@ -63,7 +63,7 @@ def _pages(request: Request) -> Pages:
     return request.app.state.pages
 
 
-def _engine(request: Request):  # noqa: ANN202 - sqlalchemy Engine
+def _engine(request: Request):
     return get_engine(_settings(request).database_url)
 
 
@@ -151,7 +151,7 @@ def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> 
     return _pages(request).response("subscribe", 422, email=shown, error=message)
 
 
-def _transport(app):  # noqa: ANN001, ANN202 - the FastAPI app; a mailer.transports Transport
+def _transport(app):
     state = app.state
     with state.transport_lock:
         if state.transport is None:
@@ -162,13 +162,13 @@ def _transport(app):  # noqa: ANN001, ANN202 - the FastAPI app; a mailer.transpo
         return state.transport
 
 
-def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:  # noqa: ANN001
+def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
         settings = app.state.settings
         confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
         _transport(app).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
-    except Exception:  # noqa: BLE001 - the reader already has their answer; operators get the log
+    except Exception:
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
 
 
@@ -231,7 +231,7 @@ def _refused(request: Request, error: SignupRefused) -> Response:
                                     error=str(error))
 
 
-def _warn_paused_once(app) -> None:  # noqa: ANN001 - the FastAPI app
+def _warn_paused_once(app) -> None:
     state = app.state
     with state.transport_lock:
         if getattr(state, "signups_paused_logged", False):
@@ -242,7 +242,7 @@ def _warn_paused_once(app) -> None:  # noqa: ANN001 - the FastAPI app
                 state.settings.confirm_mails_per_hour)
 
 
-def signup_pressure(app) -> signups.SignupPressure:  # noqa: ANN001 - the FastAPI app
+def signup_pressure(app) -> signups.SignupPressure:
     """Sign-ups in the last hour against the hourly cap: what /admin shows the operator."""
     settings = app.state.settings
     with session(get_engine(settings.database_url)) as db:
@@ -250,14 +250,14 @@ def signup_pressure(app) -> signups.SignupPressure:  # noqa: ANN001 - the FastAP
     return pressure
 
 
-def handle_queued_signup(app, request_id: int) -> None:  # noqa: ANN001 - the FastAPI app
+def handle_queued_signup(app, request_id: int) -> None:
     """After the answer: the subscriber row, and the confirmation mail when one is due."""
     settings = app.state.settings
     try:
         with session(get_engine(settings.database_url)) as db:
             outcome = signups.handle_signup(db, request_id, secret=settings.secret_key,
                                             min_interval=settings.confirm_mail_interval)
-    except Exception as error:  # noqa: BLE001 - the row stays queued; start-up handles it again
+    except Exception as error:
         log.error("sign-up request %s is kept for later: %s", request_id, _first_line(error))
         return
     if outcome is not None and outcome.confirm_token:
@@ -265,13 +265,13 @@ def handle_queued_signup(app, request_id: int) -> None:  # noqa: ANN001 - the Fa
         send_confirmation(app, subscriber.id, subscriber.email, outcome.confirm_token)
 
 
-def handle_leftover_signups(app) -> None:  # noqa: ANN001 - the FastAPI app
+def handle_leftover_signups(app) -> None:
     """Requests accepted before a stop or crash and not yet handled: nobody is dropped."""
     settings = app.state.settings
     try:
         with session(get_engine(settings.database_url)) as db:
             leftovers = signups.queued_requests(db)
-    except Exception as error:  # noqa: BLE001 - serving goes on; the next start tries again
+    except Exception as error:
         log.error("cannot read queued sign-ups: %s", _first_line(error))
         return
     for request_id in leftovers:
@@ -370,7 +370,7 @@ async def _is_one_click(request: Request, body: bytes) -> bool:
 
     try:
         form = await StarletteRequest(request.scope, replay).form()
-    except Exception:  # noqa: BLE001 - a broken body still asks to unsubscribe, from the page
+    except Exception:
         return False
     return form.get("List-Unsubscribe") == "One-Click"
 

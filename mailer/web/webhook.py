@@ -118,7 +118,7 @@ def confirm_later(confirmer: Callable[[str], None], url: str, topic_arn: str) ->
     try:
         confirmer(url)
         log.info("confirmed the SNS subscription to %s", topic_arn)
-    except Exception as error:  # noqa: BLE001 - logged for the operator; SNS can resend
+    except Exception as error:
         log.error("could not confirm the SNS subscription to %s: %s", topic_arn, error)
 
 

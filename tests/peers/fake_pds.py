@@ -44,7 +44,7 @@ def list_records(records: Path, did: str, query: dict[str, list[str]], page_size
 
 def make_handler(records: Path, did: str, log: Path, page_size: int):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             parts = urlsplit(self.path)
             if parts.path == "/xrpc/com.atproto.repo.listRecords":
                 status, answer = list_records(records, did, parse_qs(parts.query), page_size)

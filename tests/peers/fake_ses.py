@@ -285,7 +285,7 @@ def _write_simulator_events(state: State, request: dict, message_id: str) -> Non
 _send_email_without_simulator = send_email
 
 
-def send_email(state: State, request: dict) -> dict:  # noqa: F811 - wraps the one above
+def send_email(state: State, request: dict) -> dict:
     reply = _send_email_without_simulator(state, request)
     _write_simulator_events(state, request, reply["MessageId"])
     return reply
@@ -364,10 +364,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "fake-ses"
     state: State  # set on the subclass made by serve()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 - quiet under load
+    def log_message(self, format: str, *args) -> None:
         pass
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         self._drain()
         try:
@@ -387,7 +387,7 @@ class Handler(BaseHTTPRequestHandler):
         except SesError as error:
             self._error(error)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         body = self._drain()
         try:

@@ -24,7 +24,7 @@ _LOG_LOCK = threading.Lock()
 
 def make_handler(root: Path, log: Path):
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             path = unquote(urlsplit(self.path).path)
             if path.startswith("/status/") and path[8:].isdigit():
                 return self._answer(int(path[8:]), b"status on request", "text/plain")

@@ -71,7 +71,7 @@ class Handler:
     def _matches(address: str, patterns: list[str]) -> bool:
         return any(fnmatch.fnmatch(address.lower(), p.lower()) for p in patterns)
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self._matches(address, self.args.throttle):
             return "454 4.7.0 Throttling failure: Maximum sending rate exceeded."
         if self._matches(address, self.args.tempfail):
@@ -81,7 +81,7 @@ class Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802
+    async def handle_DATA(self, server, session, envelope):
         if any(self._matches(r, self.args.reject_data) for r in envelope.rcpt_tos):
             return "554 5.6.0 Message rejected: content refused"
         self.box.add(envelope.original_content or envelope.content)
@@ -93,16 +93,16 @@ class Handler:
 class CountingSMTP(SMTP):
     log_path: Path
 
-    def connection_made(self, transport) -> None:  # noqa: ANN001
+    def connection_made(self, transport) -> None:
         with self.log_path.open("a") as log:
             log.write("connect\n")
         super().connection_made(transport)
 
 
-def _authenticator(credentials: str):  # noqa: ANN202
+def _authenticator(credentials: str):
     user, _, password = credentials.partition(":")
 
-    def check(server, session, envelope, mechanism, auth_data) -> AuthResult:  # noqa: ANN001
+    def check(server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = (isinstance(auth_data, LoginPassword)
               and auth_data.login.decode() == user and auth_data.password.decode() == password)
         return AuthResult(success=ok, handled=False)

@@ -24,7 +24,7 @@ def run() -> None:
         _run_with(connection)
 
 
-def _run_with(connection) -> None:  # noqa: ANN001
+def _run_with(connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

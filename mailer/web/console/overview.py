@@ -53,7 +53,7 @@ WARNED_ISSUES = 3  # rate warnings in words for the latest few; the charts show 
 X_LABELS = 8  # about this many labels under a chart on a wide screen, half on a phone
 
 
-def _db(request: Request):  # noqa: ANN202 - a Session context
+def _db(request: Request):
     return session(get_engine(settings_of(request).database_url))
 
 

@@ -43,7 +43,7 @@ ACTION_TEXT = {
 }
 
 
-def _db(request: Request):  # noqa: ANN202 - a Session context
+def _db(request: Request):
     return session(get_engine(settings_of(request).database_url))
 
 
@@ -57,7 +57,7 @@ def readers(request: Request, q: str = "", done: str = "") -> HTMLResponse:
                 forgotten=done == "forget")
 
 
-def _record_or_404(db, reader_id: int):  # noqa: ANN001, ANN202
+def _record_or_404(db, reader_id: int):
     record = reader_record(db, reader_id)
     if record is None:
         raise HTTPException(404, "There is no such reader (forgotten, or never there).")
