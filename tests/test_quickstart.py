@@ -55,8 +55,11 @@ def bin_dir(tmp_path: Path, **tools: str) -> Path:
 
 
 def environment(path: Path) -> dict[str, str]:
-    # A newcomer's shell: no MAILER_* settings; pip keeps its own configuration.
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MAILER_", "VIRTUAL_ENV"))}
+    # A newcomer's shell: no MAILER_* settings, and not inside another make (CI runs the tests
+    # through `make test`, whose MAKELEVEL would make the inner make say "make[1]:"); pip keeps
+    # its own configuration.
+    inherited = ("MAILER_", "VIRTUAL_ENV", "MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(inherited)}
     return {**env, "PATH": str(path)}
 
 
