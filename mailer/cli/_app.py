@@ -33,7 +33,7 @@ err_console = Console(stderr=True)
 
 
 # The order a newcomer meets the commands in; any command not named here follows.
-COMMAND_ORDER = ("init", "render", "preview", "subscribers", "send", "worker", "serve", "events",
+COMMAND_ORDER = ("init", "render", "preview", "check", "subscribers", "send", "worker", "serve", "events",
                  "stats", "doctor", "db")
 
 # C0 and C1 controls, DEL, and the bidirectional overrides that make text read in another order

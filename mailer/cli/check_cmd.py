@@ -8,16 +8,19 @@ from pathlib import Path
 
 import typer
 
-from mailer.cli._app import app, console, settings
+from mailer.cli._app import app, console, examples, settings
 from mailer.errors import MailerError
 
 
-@app.command("check")
+@app.command("check", short_help="Lint issues before readers see them; exit 1 on errors.",
+             epilog=examples("mailer check content/2026-03-25-this-week-in-rust.md",
+                             "mailer check --issue latest --out rendered/",
+                             "mailer check content/*.md --json"))
 def check(
     paths: list[Path] = typer.Argument(None, help="Issue files to check (TWiR Markdown, a record, a page)."),
     issue: str | None = typer.Option(None, "--issue", "-i", help="Check issue N (or 'latest') from MAILER_ISSUES_DIR."),
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
-    html_budget: int | None = typer.Option(None, "--html-budget", min=1024, help="Largest HTML part in bytes (default MAILER_CHECK_HTML_BUDGET)."),
+    html_budget: int | None = typer.Option(None, "--html-budget", min=1024, metavar="BYTES", help="Largest HTML part in bytes (default MAILER_CHECK_HTML_BUDGET)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write each rendered issue (N.html, N.txt) here."),
 ) -> None:
     """Render issues and report what would reach readers broken; exit 1 on any error."""
