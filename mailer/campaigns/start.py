@@ -27,17 +27,11 @@ def open_transport(s, threads: int):
     return get_transport(s, max_connections=threads + 4)
 
 
-def mail_destination(transport, s) -> str | None:
-    """One line saying where the mail goes when that is not the obvious (the outbox)."""
+def mail_destination(transport) -> str | None:
+    """The transport's one-line notice before a send (the outbox says no mail leaves)."""
     from mailer.transports import transport_notice
 
-    notice = transport_notice(transport)
-    if notice:
-        return notice
-    if transport.name == "outbox":
-        return (f"outbox transport: no mail leaves this machine; messages are written to "
-                f"{s.outbox_dir}/ (set MAILER_TRANSPORT=ses to send for real)")
-    return None
+    return transport_notice(transport)
 
 
 def _explicit(s, name: str):

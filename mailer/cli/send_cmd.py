@@ -40,8 +40,8 @@ from mailer.errors import IssueError, SendError
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
 
 
-def _say_where_mail_goes(transport, s) -> None:
-    if line := campaigns.mail_destination(transport, s):
+def _say_where_mail_goes(transport) -> None:
+    if line := campaigns.mail_destination(transport):
         _out(line, highlight=False)
 
 
@@ -110,7 +110,7 @@ def send(
     transport = campaigns.open_transport(s, threads[0])
     try:
         pace = campaigns.choose_pace(s, rate, transport.preflight(), threads)
-        _say_where_mail_goes(transport, s)
+        _say_where_mail_goes(transport)
         if to and dry_run:
             _out(f"dry run: a test copy would go to {to}; nothing sent")
             return
@@ -174,7 +174,7 @@ def worker(
     transport = campaigns.open_transport(s, threads[0])
     try:
         pace = campaigns.choose_pace(s, rate, transport.preflight(), threads)
-        _say_where_mail_goes(transport, s)
+        _say_where_mail_goes(transport)
         print_recovery(campaigns.join_campaign(db, campaign.id))
         job = campaigns.SendJob(db=db, transport=transport, rendered=rendered, settings=s,
                                 campaign_id=campaign.id, issue_number=campaign.issue_number,
