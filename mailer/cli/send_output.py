@@ -6,6 +6,7 @@ import threading
 import time
 
 from mailer.cli._app import console, err_console, visible_controls
+from mailer.domain import DeliveryStatus
 
 
 PAUSED_EXIT = 3  # the reputation breaker paused the campaign: review, then --resume
@@ -30,27 +31,9 @@ def _fmt_duration(seconds: float) -> str:
 
 # -- what the operator sees --------------------------------------------------------------------
 
-def unknown_count(db, campaign_id: int) -> int:
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
-
-
-def remaining(db, campaign_id: int, include_unknown: bool) -> int:
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign_id)
-    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
-    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
-
-
-def print_already_sent(db, campaign) -> None:
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, campaign.id)
+def print_already_sent(already) -> None:
+    """An issue already sent (a ``campaigns.AlreadySent``): what it did, how to send again."""
+    campaign, counts = already.campaign, already.counts
     when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
     line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
             f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
@@ -75,15 +58,16 @@ def unknown_line(count: int, issue_number: int, transport: str) -> str:
             f"`mailer send --issue {issue_number} --resend-unknown`")
 
 
-def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rate: float,
-               quota, *, resuming: bool, rate_source: str = "",
-               in_flight: int | None = None) -> None:
+def print_plan(rendered, the_issue, plan, transport_name: str, pace) -> None:
+    """What is about to happen: a ``campaigns.SendPlan`` at a ``campaigns.Pace``."""
+    audience, quota, send_rate = plan.audience, pace.quota, pace.rate
     reader = "reader" if audience == 1 else "readers"
-    who = f"{reader} still waiting" if resuming else f"confirmed {reader}"
+    who = f"{reader} still waiting" if plan.resuming else f"confirmed {reader}"
     _out(f"issue {the_issue.number}: {rendered.subject}", highlight=False)
     _out(f"  audience:  {audience} {who}", highlight=False)
-    source = f" ({rate_source})" if rate_source else ""
+    source = f" ({pace.source})" if pace.source else ""
     _out(f"  transport: {transport_name}, {send_rate:g} messages/s{source}", highlight=False)
+    in_flight = None if pace.sized else pace.threads
     _out("  in flight: " + (f"{in_flight} (fixed)" if in_flight else
                             "sized from the rate and the observed latency"), highlight=False)
     if quota is not None and quota.remaining_24h is not None:
@@ -95,12 +79,12 @@ def print_plan(rendered, the_issue, audience: int, transport_name: str, send_rat
         _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
 
 
-def print_recovery(db, campaign_id: int, recovery, *, resend_unknown: bool = False) -> None:
-    if recovery.released:
-        _out(f"{recovery.released} rows leased by a stopped worker are back in the queue")
-    unknown = unknown_count(db, campaign_id)
-    if unknown and not resend_unknown:
-        _err(f"warning: {unknown} deliveries are unknown: they were in flight when a "
+def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
+    """What dead workers left (a ``campaigns.Recovered``)."""
+    if recovered.released:
+        _out(f"{recovered.released} rows leased by a stopped worker are back in the queue")
+    if recovered.unknown and not resend_unknown:
+        _err(f"warning: {recovered.unknown} deliveries are unknown: they were in flight when a "
                           "send died, so they may or may not have arrived. They are not re-sent; "
                           "pass --resend-unknown to send them again (risking a second copy)")
 
@@ -140,11 +124,9 @@ def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:
                        description=_progress_line(dispatcher, total))
 
 
-def print_summary(db, report) -> None:
-    from mailer.domain import DeliveryStatus
-    from mailer.store import ledger
-
-    counts = ledger.count_by_status(db, report.campaign_id)
+def print_summary(outcome) -> None:
+    """The end of a run (a ``campaigns.Outcome``): this run, then the whole campaign."""
+    report, counts, campaign = outcome.report, outcome.counts, outcome.campaign
     rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
     _out(f"this run: {report.sent} sent, {report.failed} failed, {report.skipped} skipped "
                   f"(unsubscribed meanwhile), {report.throttled} throttled and retried, in "
@@ -154,16 +136,14 @@ def print_summary(db, report) -> None:
                   f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
                   f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
                   highlight=False)
-    for address, reason in ledger.failures(db, report.campaign_id, limit=5):
+    for address, reason in outcome.failures:
         _err(f"  failed: {address}: {reason}", highlight=False)
     if counts[DeliveryStatus.UNKNOWN]:
-        campaign = ledger.get_campaign(db, report.campaign_id)
         _err(unknown_line(counts[DeliveryStatus.UNKNOWN], campaign.issue_number,
                           campaign.transport), highlight=False)
     if report.finished:
         _out(f"campaign {report.campaign_id} finished")
     elif report.paused:
-        campaign = ledger.get_campaign(db, report.campaign_id)
         print_paused(campaign)
     elif report.limit_reached and not report.account_error:
         _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."

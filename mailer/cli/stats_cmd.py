@@ -95,11 +95,12 @@ def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
 
 
 def _print_paused(campaigns: list[CampaignStats]) -> None:
-    from mailer.store import ledger
+    from mailer.campaigns import get_campaign
+    from mailer.domain import CampaignStatus
 
     for c in campaigns:
-        if str(c.status) == "paused" and c.campaign_id:  # by the reputation breaker
-            row = ledger.get_campaign(engine(), c.campaign_id)
+        if c.status == CampaignStatus.PAUSED and c.campaign_id:  # by the reputation breaker
+            row = get_campaign(engine(), c.campaign_id)
             console.print(f"[red]paused:[/] issue {c.issue_number} (campaign {c.campaign_id}) "
                           f"by the reputation breaker: {row.pause_reason if row else ''}; resume "
                           f"with `mailer send --issue {c.issue_number} --resume`",

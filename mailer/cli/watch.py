@@ -12,36 +12,36 @@ import json
 import time
 
 from mailer.cli._app import console, engine, settings
+from mailer.domain import CampaignStatus
 from mailer.errors import MailerError
 
 
 def watch_issue(number: int, every: float, *, as_json: bool = False) -> None:
-    from mailer.store import ledger
+    from mailer.campaigns import look
 
     db = engine()
     previous: tuple[int, float] | None = None
     while True:
-        campaign = ledger.latest_campaign(db, number)
-        if campaign is None:
+        seen = look(db, number)
+        if seen is None:
             raise MailerError(f"issue {number} has no campaign yet: nothing to watch")
-        snapshot = take_snapshot(db, campaign, previous)
+        snapshot = take_snapshot(seen, previous)
         previous = (snapshot["sent"], time.monotonic())
         if as_json:
             print(json.dumps(snapshot), flush=True)  # one JSON object per line
         else:
             console.print(watch_line(snapshot), highlight=False, soft_wrap=True, markup=False)
-        if campaign.status != "sending":
+        if seen.campaign.status != CampaignStatus.SENDING:
             return
         time.sleep(every)
 
 
-def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:
+def take_snapshot(seen, previous: tuple[int, float] | None) -> dict:
+    """One line's figures from a ``campaigns.Look``; the rate since ``previous`` (sent, when)."""
     from mailer.breaker import Thresholds
     from mailer.domain import DeliveryStatus, utcnow
-    from mailer.store import ledger
 
-    counts = ledger.count_by_status(db, campaign.id)
-    figures = ledger.reputation(db, campaign.id)
+    campaign, counts, figures = seen.campaign, seen.counts, seen.figures
     total = sum(counts.values())
     sent = counts[DeliveryStatus.SENT]
     waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
@@ -65,7 +65,7 @@ def take_snapshot(db, campaign, previous: tuple[int, float] | None) -> dict:
 
 
 def breaker_state(campaign, rule) -> str:
-    if str(campaign.status) == "paused":
+    if campaign.status == CampaignStatus.PAUSED:
         return f"paused: {campaign.pause_reason or campaign.note}"
     return (f"ok (pauses at {rule.bounce_rate * 100:.2f} % hard bounces or "
             f"{rule.complaint_rate * 100:.2f} % complaints)")
@@ -81,6 +81,6 @@ def watch_line(s: dict) -> str:
             f"{s['sent']:,} of {s['total']:,}, {s['rate']:.1f}/s, ETA {eta_text}; hard bounces "
             f"{s['hard_bounces']} ({bounce:.2f} % of sent), complaints {s['complaints']} "
             f"({complaint:.2f} % of {s['delivered']:,} delivered); breaker: {s['breaker']}")
-    if s["status"] == "paused":
+    if s["status"] == CampaignStatus.PAUSED:
         line += f"; resume with `mailer send --issue {s['issue_number']} --resume`"
     return line

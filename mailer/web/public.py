@@ -26,13 +26,11 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from mailer.config import Settings
 from mailer.domain import SubscriberStatus
 from mailer.errors import InvalidAddress, UnknownSubscriber
-from mailer.render.confirm import confirmation_email
+from mailer import subscriptions
 from mailer.store import signups
-from mailer.store import subscribers as store
-from mailer.store.signups import SignupLimits, SignupRefused
-from mailer.store.db import get_engine, session
+from mailer.store.signups import SignupRefused
+from mailer.store.db import get_engine
 from mailer.store.models import Subscriber
-from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
@@ -155,19 +153,14 @@ def _transport(app):
     state = app.state
     with state.transport_lock:
         if state.transport is None:
-            # imported on first use: the SES transport pulls in boto3, which start-up can skip
-            from mailer.transports import get_transport
-
-            state.transport = get_transport(state.settings)
+            state.transport = subscriptions.open_transport(state.settings)
         return state.transport
 
 
 def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
-        settings = app.state.settings
-        confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
-        _transport(app).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
+        subscriptions.send_confirmation(app.state.settings, _transport(app), to, token)
     except Exception:
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
 
@@ -205,18 +198,10 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     return _accepted(request, fields)
 
 
-def signup_limits(settings: Settings) -> SignupLimits:
-    return SignupLimits(per_mailbox=settings.confirm_mails_per_mailbox,
-                        per_domain=settings.confirm_mails_per_domain,
-                        per_hour=settings.confirm_mails_per_hour)
-
-
 def _queue_signup(request: Request, raw_email: str) -> int | None:
     """The same work for every address (see mailer.store.signups); the rest follows the answer."""
-    settings = _settings(request)
-    with session(_engine(request)) as db:
-        return signups.queue_signup(db, raw_email, ip=_client_ip(request),
-                                    secret=settings.secret_key, limits=signup_limits(settings))
+    return subscriptions.queue_signup(_engine(request), _settings(request), raw_email,
+                                      _client_ip(request))
 
 
 def _refused(request: Request, error: SignupRefused) -> Response:
@@ -245,18 +230,15 @@ def _warn_paused_once(app) -> None:
 def signup_pressure(app) -> signups.SignupPressure:
     """Sign-ups in the last hour against the hourly cap: what /admin shows the operator."""
     settings = app.state.settings
-    with session(get_engine(settings.database_url)) as db:
-        pressure = signups.signup_pressure(db, settings.confirm_mails_per_hour)
-    return pressure
+    return subscriptions.signup_pressure(get_engine(settings.database_url), settings)
 
 
 def handle_queued_signup(app, request_id: int) -> None:
     """After the answer: the subscriber row, and the confirmation mail when one is due."""
     settings = app.state.settings
     try:
-        with session(get_engine(settings.database_url)) as db:
-            outcome = signups.handle_signup(db, request_id, secret=settings.secret_key,
-                                            min_interval=settings.confirm_mail_interval)
+        outcome = subscriptions.handle_signup(get_engine(settings.database_url), settings,
+                                              request_id)
     except Exception as error:
         log.error("sign-up request %s is kept for later: %s", request_id, _first_line(error))
         return
@@ -269,8 +251,7 @@ def handle_leftover_signups(app) -> None:
     """Requests accepted before a stop or crash and not yet handled: nobody is dropped."""
     settings = app.state.settings
     try:
-        with session(get_engine(settings.database_url)) as db:
-            leftovers = signups.queued_requests(db)
+        leftovers = subscriptions.queued_requests(get_engine(settings.database_url))
     except Exception as error:
         log.error("cannot read queued sign-ups: %s", _first_line(error))
         return
@@ -288,26 +269,14 @@ def _first_line(error: BaseException) -> str:
 
 @router.get("/confirm/{token}")
 def confirm_page(request: Request, token: str) -> Response:
-    settings = _settings(request)
-    with session(_engine(request)) as db:
-        subscriber = store.check_confirm_token(
-            db, token, secret=settings.secret_key, max_age=settings.confirm_token_max_age
-        )
+    subscriber = subscriptions.subscriber_to_confirm(_engine(request), _settings(request), token)
     return _pages(request).response("confirm", email=subscriber.email, token=token)
 
 
 @router.post("/confirm/{token}")
 def confirm(request: Request, token: str) -> Response:
-    settings = _settings(request)
-    with session(_engine(request)) as db:
-        subscriber = store.confirm_subscription(
-            db,
-            token,
-            secret=settings.secret_key,
-            max_age=settings.confirm_token_max_age,
-            ip=_client_ip(request),
-        )
-    manage_url = f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+    subscriber, manage_url = subscriptions.confirm(_engine(request), _settings(request), token,
+                                                   _client_ip(request))
     return _pages(request).response("confirmed", email=subscriber.email, manage_url=manage_url)
 
 
@@ -316,12 +285,7 @@ def confirm(request: Request, token: str) -> Response:
 
 @router.get("/unsubscribe/{token}")
 def unsubscribe_page(request: Request, token: str) -> Response:
-    settings = _settings(request)
-    subscriber_id = read_unsubscribe_token(settings.secret_key, token)
-    with session(_engine(request)) as db:
-        subscriber = db.get(Subscriber, subscriber_id)
-    if subscriber is None:
-        raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+    subscriber = subscriptions.subscriber_of(_engine(request), _settings(request), token)
     state = SubscriberStatus(subscriber.status)
     return _pages(request).response(
         "unsubscribe",
@@ -376,10 +340,5 @@ async def _is_one_click(request: Request, body: bytes) -> bool:
 
 
 def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:
-    settings = _settings(request)
-    subscriber_id = read_unsubscribe_token(settings.secret_key, token)  # forged: TokenInvalid
-    with session(_engine(request)) as db:
-        if db.get(Subscriber, subscriber_id) is None:
-            raise UnknownSubscriber("this address is no longer on the list")
-        return store.unsubscribe_with_token(db, token, secret=settings.secret_key, source=source)
+    return subscriptions.unsubscribe(_engine(request), _settings(request), token, source)
 

@@ -10,6 +10,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 
+from mailer.domain import CampaignStatus
 from mailer.store.console import (
     IssueTrend,
     ListWeek,
@@ -162,7 +163,7 @@ def overview(request: Request) -> HTMLResponse:
         weeks, totals = cache.list_parts(db)
         states = campaign_states(db, [c.campaign_id for c in campaigns
                                       if c.campaign_id and (needs_attention(c)
-                                                            or c.status == "sending")])
+                                                            or c.status == CampaignStatus.SENDING)])
     trends = issue_trends(campaigns)
     shown = {t.issue_number for t in trends[-WARNED_ISSUES:]}
     return page(request, "admin_index.html", campaigns=campaigns, totals=totals, weeks=weeks,

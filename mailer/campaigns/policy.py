@@ -1,0 +1,107 @@
+"""May this issue be sent now, and to how many readers: the campaign policy of `mailer send`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, time as day_time, timedelta
+
+from mailer.campaigns.results import AlreadySent, already_sent, remaining, unknown_count
+from mailer.domain import CampaignStatus
+from mailer.errors import IssueError, SendError
+from mailer.store import ledger
+from mailer.store.models import Campaign
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> timedelta:
+    """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
+    match = _DURATION.match(text or "")
+    if not match:
+        raise SendError(f"--not-before: cannot read {text!r} as a duration (examples: 24h, 90m, 2d)")
+    return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
+
+
+def issue_moment(issue) -> datetime:
+    """When the issue was published: its Date header with time, else midnight UTC of its date."""
+    if issue.published_at is not None:
+        moment = issue.published_at
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if issue.date is not None:
+        return datetime.combine(issue.date, day_time(0, 0), tzinfo=UTC)
+    raise IssueError(f"issue {issue.number} has no date, so --not-before cannot be applied")
+
+
+def due_moment(issue, not_before: str) -> datetime | None:
+    """When ``--not-before`` lets the issue go out, if that is still to come; else None."""
+    due = issue_moment(issue) + parse_duration(not_before)
+    return due if datetime.now(UTC) < due else None
+
+
+@dataclass(frozen=True)
+class SendFlags:
+    """The choices of one `mailer send` that decide what happens to the issue's campaign."""
+
+    to: str | None = None  # a test copy to this address, outside the campaign
+    dry_run: bool = False
+    again: bool = False
+    resume: bool = False
+    resend_unknown: bool = False
+
+    @property
+    def for_real(self) -> bool:
+        """A send to the campaign's readers (not a test copy, not a dry run)."""
+        return not self.to and not self.dry_run
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Where the issue's latest campaign stands before anything is sent."""
+
+    last: Campaign | None
+    already: AlreadySent | None = None  # finished: nothing to do without --again
+    paused: bool = False  # the breaker paused it: only --resume goes on
+
+
+def standing(db, number: int, flags: SendFlags) -> Standing:
+    """The issue's latest campaign, judged against the flags; a flag that cannot apply to it
+    (``--again`` on a campaign still open) is a :class:`SendError`."""
+    last = ledger.latest_campaign(db, number)
+    if (flags.for_real and not flags.again and last is not None
+            and last.status == CampaignStatus.FINISHED
+            and not (flags.resend_unknown and unknown_count(db, last.id))):
+        return Standing(last, already=already_sent(db, last))
+    if (last is not None and last.status == CampaignStatus.PAUSED and not flags.resume
+            and flags.for_real):
+        return Standing(last, paused=True)
+    if flags.again and not flags.to and last is not None \
+            and last.status != CampaignStatus.FINISHED:
+        # --again starts a new campaign for everyone; an unfinished one would be resumed
+        # instead, and the plan would not match what is sent.
+        raise SendError(f"--again: campaign {last.id} of issue {number} is {last.status}, not "
+                        f"finished ({remaining(db, last.id, False)} readers still waiting); "
+                        f"run `mailer send --issue {number}` without --again to resume it")
+    return Standing(last)
+
+
+@dataclass(frozen=True)
+class SendPlan:
+    audience: int  # readers this send would mail
+    resuming: bool  # going on with an open campaign rather than starting one
+
+    @property
+    def new_campaign(self) -> bool:
+        return not self.resuming
+
+
+def plan_send(db, last: Campaign | None, flags: SendFlags) -> SendPlan:
+    """Who gets the issue: the readers an open campaign still owes, or every confirmed one."""
+    open_campaign = last if last is not None and last.status != CampaignStatus.FINISHED else None
+    if flags.resend_unknown and last is not None and last.status == CampaignStatus.FINISHED:
+        open_campaign = last
+    resuming = open_campaign is not None and not flags.again
+    audience = (remaining(db, open_campaign.id, flags.resend_unknown) if resuming
+                else ledger.audience_size(db))
+    return SendPlan(audience=audience, resuming=resuming)

@@ -1,0 +1,78 @@
+"""What a campaign holds now, as data for the entry points to present."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailer.domain import DeliveryStatus, Reputation
+from mailer.store import ledger
+from mailer.store.models import Campaign
+
+
+@dataclass(frozen=True)
+class AlreadySent:
+    """An issue whose campaign is finished: nothing to do without ``--again``."""
+
+    campaign: Campaign
+    counts: dict[DeliveryStatus, int]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One run's report with the campaign's figures after it."""
+
+    report: object  # mailer.dispatch.SendReport
+    campaign: Campaign | None
+    counts: dict[DeliveryStatus, int]
+    failures: list[tuple[str, str]]  # (address, reason), the first few
+
+
+@dataclass(frozen=True)
+class Look:
+    """A running (or ended) campaign seen from the database: for `stats --watch`."""
+
+    campaign: Campaign
+    counts: dict[DeliveryStatus, int]
+    figures: Reputation
+
+
+def get_campaign(db, campaign_id: int) -> Campaign | None:
+    return ledger.get_campaign(db, campaign_id)
+
+
+def unknown_count(db, campaign_id: int) -> int:
+    return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
+
+
+def remaining(db, campaign_id: int, include_unknown: bool) -> int:
+    """Rows still to send: queued and in flight, plus the unknown ones if they are re-sent."""
+    counts = ledger.count_by_status(db, campaign_id)
+    left = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
+    return left + (counts[DeliveryStatus.UNKNOWN] if include_unknown else 0)
+
+
+def already_sent(db, campaign: Campaign) -> AlreadySent:
+    return AlreadySent(campaign=campaign, counts=ledger.count_by_status(db, campaign.id))
+
+
+def finish_send(db, report) -> Outcome:
+    """The figures a run ends with: this run's report and the whole campaign's counts."""
+    return Outcome(report=report, campaign=ledger.get_campaign(db, report.campaign_id),
+                   counts=ledger.count_by_status(db, report.campaign_id),
+                   failures=ledger.failures(db, report.campaign_id, limit=5))
+
+
+def recovered(db, campaign_id: int, recovery):
+    """A recovery with the campaign's unknown rows counted after it."""
+    from mailer.campaigns.start import Recovered
+
+    return Recovered(released=recovery.released, unknown=unknown_count(db, campaign_id))
+
+
+def look(db, number: int) -> Look | None:
+    """The issue's latest campaign and its figures; None when it has none."""
+    campaign = ledger.latest_campaign(db, number)
+    if campaign is None:
+        return None
+    return Look(campaign=campaign, counts=ledger.count_by_status(db, campaign.id),
+                figures=ledger.reputation(db, campaign.id))

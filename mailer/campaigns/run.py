@@ -1,0 +1,137 @@
+"""One run of a campaign: its dispatcher, and the canary's wait and verdict (issue 11 §3).
+
+A canary is a random sample of the campaign's readers, recorded on their ledger rows and sent
+first. The send then waits for the sample's events and applies the breaker's thresholds to them
+(with the minimum samples scaled down to the canary's size). If they hold, the rest follows in
+the same run; if not, the campaign is paused until `--resume`. While it waits, the campaign is
+stopped with a note, so no worker joins; a rerun waits out what is left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from mailer.breaker import Thresholds
+from mailer.campaigns.results import remaining
+from mailer.campaigns.start import Pace
+from mailer.domain import CampaignStatus, Reputation, utcnow
+from mailer.store import ledger
+
+
+@dataclass(frozen=True)
+class SendJob:
+    """Everything one run of a campaign needs, fixed before it starts."""
+
+    db: object  # the engine
+    transport: object
+    rendered: object  # mailer.render.RenderedIssue
+    settings: object
+    campaign_id: int
+    issue_number: int
+    pace: Pace
+
+
+def new_dispatcher(job: SendJob, limit: int | None = None, *, canary_only: bool = False):
+    """The dispatcher for this run, and how many rows it is going to send at most."""
+    from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
+
+    s = job.settings
+    composer = MessageComposer(job.rendered, s, campaign_id=job.campaign_id,
+                               issue_number=job.issue_number)
+    pace = job.pace
+    options = SendOptions(rate=pace.rate, concurrency=pace.threads, size_concurrency=pace.sized,
+                          limit=limit, breaker=Thresholds.from_settings(s),
+                          breaker_interval=s.breaker_interval, canary_only=canary_only)
+    dispatcher = Dispatcher(job.db, job.transport, composer, job.campaign_id, options,
+                            quota=pace.quota)
+    total = (ledger.canary_waiting(job.db, job.campaign_id) if canary_only
+             else remaining(job.db, job.campaign_id, False))
+    return dispatcher, total if limit is None else min(total, limit)
+
+
+# -- the canary --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CanaryWait:
+    """The sample's figures while its events are awaited; ``left`` 0 means they held."""
+
+    figures: Reputation
+    left: float  # seconds still to wait
+
+
+def canary_thresholds(thresholds: Thresholds, size: int) -> Thresholds:
+    """The breaker's rule with its minimum samples scaled to a canary of ``size`` readers."""
+    return dataclasses.replace(thresholds, min_sent=min(thresholds.min_sent, size),
+                               min_delivered=min(thresholds.min_delivered, max(1, size // 2)))
+
+
+def canary_phase(job: SendJob, wait: timedelta, send: Callable, on_wait: Callable) -> object:
+    """Send the campaign's canary sample (if it has one not yet sent) and wait for its events.
+
+    ``send(job, canary_only=True)`` runs the dispatcher and returns its report; ``on_wait``
+    gets a :class:`CanaryWait` every few seconds. None: go on with the rest; else the report
+    of a run that stopped (the sample's run stopped, or its events paused the campaign)."""
+    from mailer.dispatch import SendReport
+
+    db, campaign_id = job.db, job.campaign_id
+    campaign = ledger.get_campaign(db, campaign_id)
+    if not campaign.canary_size or campaign.status == CampaignStatus.FINISHED:
+        return None
+    reviewed = campaign.breaker_sent is not None  # an operator resumed after a pause
+    if reviewed and not ledger.canary_waiting(db, campaign_id):
+        return None
+    if ledger.canary_waiting(db, campaign_id):
+        report = send(job, canary_only=True)
+        if report.stop_reason or report.paused:
+            return report
+    campaign = _start_waiting(db, campaign_id, wait)
+    settings = job.settings
+    reason = _await_events(db, campaign, Thresholds.from_settings(settings),
+                           settings.breaker_interval, on_wait)
+    if reason is None:
+        ledger.resume_campaign(db, campaign_id)
+        return None
+    ledger.pause_campaign(db, campaign_id, reason, ledger.reputation(db, campaign_id))
+    return SendReport(campaign_id=campaign_id, sent=0, failed=0, skipped=0, throttled=0,
+                      retried=0, elapsed=0.0, finished=False, stop_reason=reason,
+                      account_error=False, paused=True)
+
+
+PROGRESS_EVERY = 10.0  # seconds between reports while the canary's events are awaited
+
+
+def _await_events(db, campaign, thresholds: Thresholds, interval: float,
+                  on_wait: Callable) -> str | None:
+    """Wait until ``campaign.canary_until`` for the sample's events; the reason if they cross
+    a threshold (checked every ``interval`` seconds), else None."""
+    rule = canary_thresholds(thresholds, campaign.canary_size or 1)
+    said = 0.0
+    while True:
+        figures = ledger.reputation(db, campaign.id, canary_only=True)
+        reason = rule.crossed(figures)
+        if reason is not None:
+            return f"canary: {reason}"
+        left = (campaign.canary_until - utcnow()).total_seconds()
+        if left <= 0:
+            on_wait(CanaryWait(figures=figures, left=0.0))
+            return None
+        if time.monotonic() - said >= PROGRESS_EVERY:
+            on_wait(CanaryWait(figures=figures, left=left))
+            said = time.monotonic()
+        time.sleep(min(interval, max(0.05, left)))
+
+
+def _start_waiting(db, campaign_id: int, wait: timedelta):
+    """Record until when the canary's events are awaited; returns the campaign."""
+    campaign = ledger.get_campaign(db, campaign_id)
+    until = campaign.canary_until or utcnow() + wait
+    if until > utcnow():  # the first wait, or what a rerun has left of it
+        ledger.wait_for_canary_until(db, campaign_id, until,
+                                     f"canary: waiting for its events until {until:%H:%M:%S} "
+                                     "UTC")
+        campaign = ledger.get_campaign(db, campaign_id)
+    return campaign

@@ -1,0 +1,172 @@
+"""Start or resume a campaign, join one from another machine, send a test copy."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from mailer.campaigns.policy import SendFlags
+from mailer.campaigns.results import AlreadySent, already_sent, recovered
+from mailer.domain import CampaignStatus
+from mailer.errors import SendError
+from mailer.store import ledger
+from mailer.store.models import Campaign
+
+
+def content_sha256(rendered) -> str:
+    """The version of a rendered issue a campaign is sent with."""
+    return hashlib.sha256(rendered.html.encode("utf-8")).hexdigest()
+
+
+# -- the transport and its pace ----------------------------------------------------------------
+
+def open_transport(s, threads: int):
+    from mailer.transports import get_transport
+
+    # One pooled connection per sender thread, plus a few for preflight.
+    return get_transport(s, max_connections=threads + 4)
+
+
+def mail_destination(transport) -> str | None:
+    """The transport's one-line notice before a send (the outbox says no mail leaves)."""
+    from mailer.transports import transport_notice
+
+    return transport_notice(transport)
+
+
+def _explicit(s, name: str):
+    """A setting's value when the operator set it (environment or .env), else None."""
+    return getattr(s, name) if name in s.model_fields_set else None
+
+
+def choose_send_rate(s, requested: float | None, quota) -> tuple[float, str]:
+    from mailer.dispatch import choose_rate
+
+    return choose_rate(quota, requested=requested, configured=_explicit(s, "send_rate"),
+                       default=s.send_rate)
+
+
+def choose_threads(s, requested: int | None) -> tuple[int, bool]:
+    """(sender threads, size them from the rate and the latency?)."""
+    from mailer.dispatch import choose_concurrency
+
+    return choose_concurrency(requested, _explicit(s, "send_concurrency"))
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How fast a run sends, and why."""
+
+    rate: float  # messages per second for the whole campaign
+    source: str  # where the rate comes from, in words
+    quota: object  # mailer.domain.SendQuota from the transport's preflight, or None
+    threads: int
+    sized: bool  # the messages in flight follow the rate and the observed latency
+
+
+def choose_pace(s, requested_rate: float | None, quota, threads: tuple[int, bool]) -> Pace:
+    rate, source = choose_send_rate(s, requested_rate, quota)
+    return Pace(rate=rate, source=source, quota=quota, threads=threads[0], sized=threads[1])
+
+
+# -- start or resume ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Recovered:
+    """What a start found left behind by workers that died."""
+
+    released: int  # leased rows back in the queue
+    unknown: int  # rows whose fate is unknown, in the whole campaign
+
+
+@dataclass(frozen=True)
+class Started:
+    campaign: Campaign  # as it was found (status and note before the resume)
+    created: bool
+    already: AlreadySent | None = None  # another run finished it meanwhile
+    recovered: Recovered | None = None  # resumed: what dead workers left
+    requeued: int = 0  # unknown rows queued again (--resend-unknown)
+    version_changed: bool = False  # the issue renders differently than when it started
+
+
+def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFlags,
+               canary_sample: int | None = None) -> Started:
+    """Start the issue's campaign (choosing its canary sample) or resume the open one."""
+    sha = content_sha256(rendered)
+    start = ledger.begin_campaign(db, issue_number=number, subject=rendered.subject,
+                                  transport=transport_name, content_sha256=sha,
+                                  again=flags.again)
+    campaign = start.campaign
+    if start.created:
+        if canary_sample:
+            ledger.choose_canary(db, campaign.id, canary_sample)
+        return Started(campaign=campaign, created=True)
+    if campaign.status == CampaignStatus.FINISHED and not flags.resend_unknown:
+        return Started(campaign=campaign, created=False, already=already_sent(db, campaign))
+    return _resume(db, campaign, sha, flags.resend_unknown)
+
+
+def _resume(db, campaign: Campaign, sha: str, resend_unknown: bool) -> Started:
+    recovery = recovered(db, campaign.id, ledger.recover_abandoned(db, campaign.id))
+    requeued = ledger.requeue_unknown(db, campaign.id) if resend_unknown else 0
+    ledger.resume_campaign(db, campaign.id, content_sha256=sha)
+    return Started(campaign=campaign, created=False, recovered=recovery, requeued=requeued,
+                   version_changed=sha != campaign.content_sha256)
+
+
+# -- join from another machine -----------------------------------------------------------------
+
+def pick_open_campaign(db, campaign_id: int | None) -> Campaign | None:
+    """The campaign a worker joins: the one asked for, else the only one being sent."""
+    if campaign_id is not None:
+        campaign = ledger.get_campaign(db, campaign_id)
+        if campaign is None:
+            raise SendError(f"there is no campaign {campaign_id}")
+        if campaign.status != CampaignStatus.SENDING:
+            how = " --resume" if campaign.status == CampaignStatus.PAUSED else ""
+            raise SendError(f"campaign {campaign_id} is {campaign.status}, not being sent; "
+                            f"resume it with `mailer send --issue {campaign.issue_number}{how}`")
+        return campaign
+    campaigns = ledger.open_campaigns(db)
+    if len(campaigns) > 1:
+        ids = ", ".join(str(c.id) for c in campaigns)
+        raise SendError(f"several campaigns are being sent ({ids}); pick one with --campaign")
+    return campaigns[0] if campaigns else None
+
+
+def check_same_version(campaign: Campaign, rendered) -> None:
+    if content_sha256(rendered) != campaign.content_sha256:
+        # Joining would send readers two versions of one campaign. The send process owns the
+        # version: `mailer send` resumes with the new one for everyone still waiting.
+        raise SendError(f"issue {campaign.issue_number} renders differently here than where "
+                        f"campaign {campaign.id} started (edited file or different templates?); "
+                        "not joining. Use the same files here, or stop the send and run "
+                        f"`mailer send --issue {campaign.issue_number}` to go on with the new "
+                        "version")
+
+
+def join_campaign(db, campaign_id: int) -> Recovered:
+    """Before a worker joins: give back the rows of workers that died."""
+    return recovered(db, campaign_id, ledger.recover_abandoned(db, campaign_id))
+
+
+# -- a test copy -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TestCopy:
+    address: str
+    provider_id: str
+
+
+def send_test_copy(db, s, transport, rendered, address: str, number: int) -> TestCopy:
+    """One copy to ``address`` outside any campaign; a subscriber's own links if it is one."""
+    from mailer.dispatch import MessageComposer
+    from mailer.store.db import session
+    from mailer.store.subscribers import get_by_email, normalise_address
+
+    clean = normalise_address(address)
+    with session(db) as db_session:
+        subscriber = get_by_email(db_session, clean)
+    composer = MessageComposer(rendered, s, campaign_id="test", issue_number=number)
+    provider_id = transport.send(composer.compose_test(clean, subscriber.id if subscriber else None))
+    return TestCopy(address=clean, provider_id=provider_id)

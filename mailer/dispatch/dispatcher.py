@@ -1,0 +1,333 @@
+"""The send loop: claim → re-check the reader → personalise → transport → mark.
+
+The dispatcher joins two small interfaces: its :class:`~mailer.dispatch.lease.Lease` on the
+campaign in the ledger (``mailer.store.ledger``) and a transport
+(``mailer.transports.base.Transport``); the issue is rendered once per campaign and only
+personalised (two string replacements) per recipient (``mailer.dispatch.compose``).
+
+Threads: one feeder leases small batches of rows into a bounded queue; ``concurrency`` sender
+threads take rows from it, wait for a slot from the shared :class:`RateLimiter`, move the row to
+``sending``, hand the message to the transport and mark the outcome. A heartbeat thread keeps
+this worker visible to its peers, takes its share of the rate (total / live workers), and
+releases rows left behind by peers that died.
+
+Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
+→ retry with backoff up to ``max_attempts`` then fail the row; Rejected → fail the row, go on;
+AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
+AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
+with the reason and is never retried here: SES has no idempotency key, so only a later Send or
+Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
+mean the path to the provider is broken: the send stops instead of making every row unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from sqlalchemy.engine import Engine
+
+from mailer.dispatch.compose import MessageComposer
+from mailer.dispatch.lease import Lease, breaker_baseline
+from mailer.dispatch.options import Progress, SendOptions, SendReport, limit_malloc_arenas
+from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
+from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
+from mailer.ratelimit import ConcurrencyGate, RateLimiter, backoff_delay
+from mailer.store.ledger import ClaimedDelivery
+from mailer.transports.base import Transport
+
+log = logging.getLogger(__name__)
+
+
+# -- the dispatcher ----------------------------------------------------------------------------
+
+class Dispatcher:
+    def __init__(self, engine: Engine, transport: Transport, composer: MessageComposer,
+                 campaign_id: int, options: SendOptions, *,
+                 quota: SendQuota | None = None) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.composer = composer
+        self.campaign_id = campaign_id
+        self.options = options
+        self.lease = Lease(engine, campaign_id, stale_after=options.stale_after)
+        self.worker_id = self.lease.worker_id
+        # At most 100 ms worth of credit after a pause: enough to absorb thread scheduling
+        # jitter, too little to trip a provider that counts its rate over one second.
+        self.limiter = RateLimiter(options.rate,
+                                   burst=max(1.0, min(options.rate * 0.1, options.concurrency)))
+        self.gate = ConcurrencyGate(options.concurrency, fixed=not options.size_concurrency)
+        self.gate.size_for(options.rate)
+        self.progress = Progress()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._stop_reason: str | None = None
+        self._account_error = False
+        self._quota_left = quota.remaining_24h if quota is not None else None
+        self._queue: queue.Queue[ClaimedDelivery | None] = queue.Queue(
+            maxsize=options.concurrency + options.batch_size)
+        self._claimed = 0
+        self._limit_reached = False
+        self._stop_heartbeat = threading.Event()
+        self._lost_in_a_row = 0
+        self._paused = False
+        self._baseline = None  # the figures an operator reviewed before resuming
+
+    # -- control ---------------------------------------------------------------------------
+    def stop(self, reason: str, *, account_error: bool = False, paused: bool = False) -> None:
+        """Finish the messages in flight, send no new ones. The first reason wins."""
+        with self._lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+                self._paused = paused
+            self._account_error = self._account_error or account_error
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- run -------------------------------------------------------------------------------
+    def run(self) -> SendReport:
+        limit_malloc_arenas()
+        self.lease.join(self.options.rate)
+        beat = threading.Thread(target=self._heartbeat_loop, name="mailer-heartbeat", daemon=True)
+        senders = [threading.Thread(target=self._sender_loop, name=f"mailer-send-{n}", daemon=True)
+                   for n in range(self.options.concurrency)]
+        beat.start()
+        watch = None
+        if self.options.breaker is not None:
+            self._baseline = breaker_baseline(self.lease.campaign())
+            watch = threading.Thread(target=self._watch_loop, name="mailer-breaker", daemon=True)
+            watch.start()
+        for thread in senders:
+            thread.start()
+        try:
+            self._feed()
+        except BaseException as error:
+            self.stop(f"interrupted by {type(error).__name__}: {error}", account_error=True)
+            raise
+        finally:
+            for _ in senders:
+                self._queue.put(None)  # after the rows already queued: they are still sent
+            for thread in senders:
+                thread.join()
+            self._stop_heartbeat.set()
+            beat.join()
+            if watch is not None:
+                watch.join()
+            report = self._wrap_up()
+        return report
+
+    def _feed(self) -> None:
+        while not self._stop.is_set():
+            want = self.options.batch_size
+            if self.options.limit is not None:
+                want = min(want, self.options.limit - self._claimed)
+                if want <= 0:
+                    self._limit_reached = True
+                    return
+            batch = self.lease.claim(want, canary_only=self.options.canary_only)
+            if not batch:
+                return
+            self._claimed += len(batch)
+            for row in batch:
+                if not self._put(row):
+                    return
+
+    def _put(self, row: ClaimedDelivery) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(row, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _sender_loop(self) -> None:
+        while True:
+            row = self._queue.get()
+            if row is None:
+                return
+            if self._stop.is_set() or not self.gate.acquire(self._stop):
+                continue  # left leased and queued; released when the run ends
+            try:
+                self._deliver(row)
+            except Exception as error:  # a bug, not a provider answer: stop, keep the traceback
+                log.exception("unexpected error while sending delivery %s", row.id)
+                self.stop(f"unexpected error: {type(error).__name__}: {error}",
+                          account_error=True)
+            finally:
+                self.gate.release()
+
+    def _deliver(self, row: ClaimedDelivery) -> None:
+        temporary_failures = 0
+        message = self.composer.compose(row)
+        while True:
+            if not self.limiter.acquire(self._stop):
+                return
+            if not self._take_quota():
+                return
+            began = time.monotonic()
+            started = self.lease.start_sending(row)
+            if started is DeliveryStatus.SKIPPED:
+                self._count("skipped")
+                self._give_back_quota()
+                return
+            if started is None:
+                self._count("lost_lease")
+                self._give_back_quota()
+                return
+            try:
+                provider_id = self.transport.send(message)
+            except Throttled as error:
+                self.limiter.throttled()
+                self._count("throttled")
+                self._retry_later(row, f"throttled: {error}", 1)
+            except TemporaryFailure as error:
+                temporary_failures += 1
+                if temporary_failures >= self.options.max_attempts:
+                    self.lease.failed(row, f"gave up after {temporary_failures} attempts: "
+                                           f"{error}")
+                    self._count("failed")
+                    return
+                self._count("retried")
+                self._retry_later(row, f"temporary failure: {error}", temporary_failures)
+            except Rejected as error:
+                self.lease.failed(row, f"rejected: {error}")
+                self._count("failed")
+                return
+            except AnswerLost as error:
+                self.lease.unknown(row, f"answer lost: {error}")
+                self._count("unknown")
+                self._note_lost_answer(error)
+                return
+            except AccountError as error:
+                # Not sent: the row goes back to the queue for the resumed send.
+                self.lease.retry(row, f"account: {error}")
+                self.stop(str(error), account_error=True)
+                return
+            except BaseException as error:
+                # We cannot tell whether the message left: say so rather than risk a 2nd copy.
+                self.lease.unknown(row, f"unexpected error in the transport: {error!r}")
+                raise
+            else:
+                self.lease.sent(row, provider_id)
+                self.gate.observe(time.monotonic() - began)
+                self._count("sent")
+                self._lost_in_a_row = 0
+                return
+            self._give_back_quota()
+            if self._stop.is_set():
+                return
+
+    def _retry_later(self, row: ClaimedDelivery, reason: str, attempt: int) -> None:
+        self.lease.retry(row, reason)
+        self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
+                                      cap=self.options.backoff_cap))
+
+    def _note_lost_answer(self, error: AnswerLost) -> None:
+        with self._lock:
+            self._lost_in_a_row += 1
+            broken = self._lost_in_a_row >= self.options.max_lost_in_a_row
+        if broken:
+            self.stop(f"{self.options.max_lost_in_a_row} answers in a row were lost after the "
+                      f"request was sent ({error}); the connection to the provider is failing",
+                      account_error=True)
+
+    def _take_quota(self) -> bool:
+        with self._lock:
+            if self._quota_left is None:
+                return True
+            if self._quota_left >= 1:
+                self._quota_left -= 1
+                return True
+        self.stop("the account's 24-hour sending quota is used up; run the same command "
+                  "again later to resume", account_error=True)
+        return False
+
+    def _give_back_quota(self) -> None:
+        with self._lock:
+            if self._quota_left is not None:
+                self._quota_left += 1
+
+    def _count(self, name: str) -> None:
+        with self._lock:
+            setattr(self.progress, name, getattr(self.progress, name) + 1)
+
+    # -- heartbeat -------------------------------------------------------------------------
+    def _heartbeat_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.options.heartbeat_interval):
+            try:
+                self._beat()
+            except Exception:  # a missed beat is not fatal; the next one may succeed
+                log.exception("heartbeat failed")
+
+    def _beat(self) -> None:
+        live = self.lease.beat(self.limiter.rate)
+        self.limiter.set_ceiling(self.options.rate / live)
+        self.gate.size_for(self.limiter.ceiling)
+        self.lease.recover_abandoned()
+        campaign = self.lease.campaign()
+        if campaign is not None and campaign.status == CampaignStatus.PAUSED \
+                and not self._stop.is_set():
+            self.stop(campaign.pause_reason or "paused", paused=True)  # by a peer's breaker
+        elif campaign is not None and campaign.status != CampaignStatus.SENDING \
+                and not self._stop.is_set():
+            self.stop(f"campaign was stopped elsewhere: {campaign.note or campaign.status}",
+                      account_error=True)
+
+    # -- the reputation breaker ------------------------------------------------------------
+    def _watch_loop(self) -> None:
+        while not self._stop_heartbeat.wait(self.options.breaker_interval):
+            if self._stop.is_set():
+                continue
+            try:
+                self.check_reputation()
+            except Exception:  # a missed check is not fatal; the next one may succeed
+                log.exception("reputation check failed")
+
+    def check_reputation(self) -> str | None:
+        """Pause the campaign (every worker follows at its next beat) when the figures that
+        arrived since the last review cross a threshold; returns the reason."""
+        figures = self.lease.reputation()
+        reason = self.options.breaker.crossed(figures.since(self._baseline))
+        if reason is None:
+            return None
+        self.lease.pause(reason, figures)
+        campaign = self.lease.campaign()
+        if campaign is not None and campaign.status == CampaignStatus.PAUSED:
+            self.stop(campaign.pause_reason or reason, paused=True)
+        return reason
+
+    # -- end -------------------------------------------------------------------------------
+    def _limit_line(self) -> str:
+        """What --limit did, in the campaign's own figures: sent 2,000 of 1,000,000."""
+        counts = self.lease.counts()
+        total = sum(counts.values())
+        return (f"sent {counts[DeliveryStatus.SENT]:,} of {total:,}; run the same command to "
+                "continue")
+
+    def _wrap_up(self) -> SendReport:
+        self.lease.leave()
+        finished = self.lease.finish_if_done()
+        reason = self._stop_reason
+        if reason is None and self._limit_reached:
+            reason = self._limit_line()
+        peers = self.lease.live_peers()
+        # A provider error stops every worker; a signal or a canary stops only this one while
+        # peers are still sending.
+        if not finished and reason is not None and not self._paused \
+                and (self._account_error or peers == 0):
+            self.lease.stop(reason)
+        p = self.progress
+        return SendReport(
+            campaign_id=self.campaign_id, sent=p.sent, failed=p.failed, skipped=p.skipped,
+            throttled=p.throttled, retried=p.retried, elapsed=time.monotonic() - p.started,
+            finished=finished, stop_reason=None if finished else reason,
+            account_error=self._account_error and not finished,
+            limit_reached=self._limit_reached, unknown=p.unknown,
+            paused=self._paused and not finished,
+        )

@@ -1,0 +1,103 @@
+"""The readers' use cases: subscribe (double opt-in), confirm, unsubscribe (issue 10).
+
+The web app parses the request, calls one of these with its engine and settings (and, for a
+confirmation mail, its transport) and presents the result; nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+from mailer.config import Settings
+from mailer.errors import UnknownSubscriber
+from mailer.render.confirm import confirmation_email
+from mailer.store import signups
+from mailer.store import subscribers as store
+from mailer.store.db import session
+from mailer.store.models import Subscriber
+from mailer.store.signups import SignupLimits
+from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
+
+
+# -- subscribe ---------------------------------------------------------------------------------
+
+def open_transport(settings: Settings):
+    """The transport confirmation mail goes out through (opened once by the caller)."""
+    # imported on first use: the SES transport pulls in boto3, which start-up can skip
+    from mailer.transports import get_transport
+
+    return get_transport(settings)
+
+
+def send_confirmation(settings: Settings, transport, to: str, token: str) -> None:
+    """Render the confirmation mail for ``token`` and hand it to the transport."""
+    confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
+    transport.send(confirmation_email(settings, to=to, confirm_url=confirm_url))
+
+
+def signup_limits(settings: Settings) -> SignupLimits:
+    return SignupLimits(per_mailbox=settings.confirm_mails_per_mailbox,
+                        per_domain=settings.confirm_mails_per_domain,
+                        per_hour=settings.confirm_mails_per_hour)
+
+
+def queue_signup(engine, settings: Settings, raw_email: str, ip: str) -> int | None:
+    """The same work for every address (see mailer.store.signups); the rest follows the
+    answer. The request's id, or None when nothing follows."""
+    with session(engine) as db:
+        return signups.queue_signup(db, raw_email, ip=ip, secret=settings.secret_key,
+                                    limits=signup_limits(settings))
+
+
+def handle_signup(engine, settings: Settings, request_id: int):
+    """After the answer: the subscriber row; its ``confirm_token`` when a mail is due."""
+    with session(engine) as db:
+        return signups.handle_signup(db, request_id, secret=settings.secret_key,
+                                     min_interval=settings.confirm_mail_interval)
+
+
+def queued_requests(engine) -> list[int]:
+    with session(engine) as db:
+        return signups.queued_requests(db)
+
+
+def signup_pressure(engine, settings: Settings) -> signups.SignupPressure:
+    """Sign-ups in the last hour against the hourly cap."""
+    with session(engine) as db:
+        return signups.signup_pressure(db, settings.confirm_mails_per_hour)
+
+
+# -- confirm -----------------------------------------------------------------------------------
+
+def subscriber_to_confirm(engine, settings: Settings, token: str) -> Subscriber:
+    """The subscriber a confirmation link is for (an invalid or expired link raises)."""
+    with session(engine) as db:
+        return store.check_confirm_token(db, token, secret=settings.secret_key,
+                                         max_age=settings.confirm_token_max_age)
+
+
+def confirm(engine, settings: Settings, token: str, ip: str) -> tuple[Subscriber, str]:
+    """Confirm the subscription; the subscriber and the path of their manage page."""
+    with session(engine) as db:
+        subscriber = store.confirm_subscription(db, token, secret=settings.secret_key,
+                                                max_age=settings.confirm_token_max_age, ip=ip)
+    return subscriber, f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+
+
+# -- unsubscribe -------------------------------------------------------------------------------
+
+def subscriber_of(engine, settings: Settings, token: str) -> Subscriber:
+    """Whose unsubscribe link this is (a forged link raises TokenInvalid)."""
+    subscriber_id = read_unsubscribe_token(settings.secret_key, token)
+    with session(engine) as db:
+        subscriber = db.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+    return subscriber
+
+
+def unsubscribe(engine, settings: Settings, token: str, source: str) -> Subscriber:
+    """Unsubscribe the link's reader, recording ``source`` (one-click or web) for consent."""
+    subscriber_id = read_unsubscribe_token(settings.secret_key, token)  # forged: TokenInvalid
+    with session(engine) as db:
+        if db.get(Subscriber, subscriber_id) is None:
+            raise UnknownSubscriber("this address is no longer on the list")
+        return store.unsubscribe_with_token(db, token, secret=settings.secret_key, source=source)
