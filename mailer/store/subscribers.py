@@ -46,6 +46,7 @@ from mailer.store.models import (
     Subscriber,
     SubscriberChange,
 )
+from mailer.suppression import may_change
 from mailer.tokens import (
     FORGET_HASH_PREFIX,
     address_hash,
@@ -55,8 +56,6 @@ from mailer.tokens import (
 )
 
 MAX_ADDRESS_LENGTH = 254  # RFC 5321's limit on a forward path, less the angle brackets
-# Sources that stand for a person at the console: only they may lift a suppression.
-OPERATOR_SOURCES = frozenset({"cli", "operator", "admin"})
 IMPORT_CHUNK_ROWS = 2_000
 # Columns `export` writes that an import of that file must not copy into attrs.
 _EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "confirmed_at",
@@ -250,8 +249,8 @@ def change_status(session: Session, subscriber: Subscriber, to: SubscriberStatus
                   source: str, detail: dict | None = None, commit: bool = True) -> bool:
     """Move ``subscriber`` to ``to`` and record why; False when nothing changed.
 
-    Suppressions hold: a complained subscriber changes only by an operator's command, and a
-    bounced one becomes pending or active again only by an operator's command.
+    Whether it may is :func:`mailer.suppression.may_change`'s answer for ``source``: only an
+    operator lifts a suppression, provider evidence only tightens one.
     ``commit=False`` leaves the change in the caller's transaction (events/apply keeps an SES
     event, its ledger row and the suppression in one).
     """
@@ -265,7 +264,7 @@ def change_status(session: Session, subscriber: Subscriber, to: SubscriberStatus
 def _apply_status(session: Session, subscriber: Subscriber, to: SubscriberStatus, *,
                   source: str, detail: dict | None) -> bool:
     current = SubscriberStatus(subscriber.status)
-    if current is to or not _transition_allowed(current, to, source):
+    if not may_change(current, to, source=source):
         return False
     now = utcnow()
     if to is SubscriberStatus.ACTIVE:
@@ -278,16 +277,6 @@ def _apply_status(session: Session, subscriber: Subscriber, to: SubscriberStatus
     session.flush()
     session.add(SubscriberChange(subscriber_id=subscriber.id, at=now, from_status=current,
                                  to_status=to, source=source, detail=_json_or_none(detail)))
-    return True
-
-
-def _transition_allowed(current: SubscriberStatus, to: SubscriberStatus, source: str) -> bool:
-    by_operator = source in OPERATOR_SOURCES
-    if current is SubscriberStatus.COMPLAINED:
-        return by_operator
-    if current is SubscriberStatus.BOUNCED and to in (SubscriberStatus.ACTIVE,
-                                                      SubscriberStatus.PENDING):
-        return by_operator
     return True
 
 
