@@ -36,6 +36,7 @@ from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
+from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
 
 log = logging.getLogger("mailer.web")
 router = APIRouter()
@@ -140,7 +141,7 @@ def _accepted(request: Request, fields: dict[str, Any]) -> Response:
     if _media_type(request) in JSON_TYPES:
         return JSONResponse({"status": "ok", "message": ACCEPTED_MESSAGE}, status_code=202)
     back = allowed_return_url(fields.get(RETURN_FIELD), _settings(request).allowed_return_urls)
-    return RedirectResponse(back or "/subscribe/thanks", status_code=303)
+    return RedirectResponse(back or f"{SUBSCRIBE_PATH}/thanks", status_code=303)
 
 
 def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> Response:
@@ -166,7 +167,7 @@ def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> No
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
         settings = app.state.settings
-        confirm_url = f"{settings.base_url.rstrip('/')}/confirm/{token}"
+        confirm_url = f"{settings.base_url.rstrip('/')}{CONFIRM_PATH}/{token}"
         _transport(app).send(confirmation_email(settings, to=to, confirm_url=confirm_url))
     except Exception:
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
@@ -175,17 +176,17 @@ def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> No
 # -- subscribe -----------------------------------------------------------------------------------
 
 
-@router.get("/subscribe")
+@router.get(SUBSCRIBE_PATH)
 def subscribe_form(request: Request) -> Response:
     return _pages(request).response("subscribe", email="", error=None)
 
 
-@router.get("/subscribe/thanks")
+@router.get(f"{SUBSCRIBE_PATH}/thanks")
 def subscribe_thanks(request: Request) -> Response:
     return _pages(request).response("thanks")
 
 
-@router.post("/subscribe")
+@router.post(SUBSCRIBE_PATH)
 async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     _check_rate(request)
     fields = await _read_subscribe_fields(request)
@@ -286,7 +287,7 @@ def _first_line(error: BaseException) -> str:
 # -- confirm -------------------------------------------------------------------------------------
 
 
-@router.get("/confirm/{token}")
+@router.get(f"{CONFIRM_PATH}/{{token}}")
 def confirm_page(request: Request, token: str) -> Response:
     settings = _settings(request)
     with session(_engine(request)) as db:
@@ -296,7 +297,7 @@ def confirm_page(request: Request, token: str) -> Response:
     return _pages(request).response("confirm", email=subscriber.email, token=token)
 
 
-@router.post("/confirm/{token}")
+@router.post(f"{CONFIRM_PATH}/{{token}}")
 def confirm(request: Request, token: str) -> Response:
     settings = _settings(request)
     with session(_engine(request)) as db:
@@ -307,14 +308,14 @@ def confirm(request: Request, token: str) -> Response:
             max_age=settings.confirm_token_max_age,
             ip=_client_ip(request),
         )
-    manage_url = f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+    manage_url = f"{UNSUBSCRIBE_PATH}/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
     return _pages(request).response("confirmed", email=subscriber.email, manage_url=manage_url)
 
 
 # -- unsubscribe (and the "manage subscription" page) --------------------------------------------
 
 
-@router.get("/unsubscribe/{token}")
+@router.get(f"{UNSUBSCRIBE_PATH}/{{token}}")
 def unsubscribe_page(request: Request, token: str) -> Response:
     settings = _settings(request)
     subscriber_id = read_unsubscribe_token(settings.secret_key, token)
@@ -332,7 +333,7 @@ def unsubscribe_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/unsubscribe/{token}")
+@router.post(f"{UNSUBSCRIBE_PATH}/{{token}}")
 async def unsubscribe(request: Request, token: str) -> Response:
     """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent.
 
@@ -372,7 +373,7 @@ async def _is_one_click(request: Request, body: bytes) -> bool:
         form = await StarletteRequest(request.scope, replay).form()
     except Exception:
         return False
-    return form.get("List-Unsubscribe") == "One-Click"
+    return form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
 
 
 def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:
