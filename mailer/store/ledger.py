@@ -405,13 +405,6 @@ def finish_if_done(engine: Engine, campaign_id: int) -> bool:
     return status == CampaignStatus.FINISHED.value
 
 
-def campaign_status(engine: Engine, campaign_id: int) -> CampaignStatus:
-    with engine.connect() as connection:
-        return CampaignStatus(
-            connection.execute(select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
-        )
-
-
 def count_by_status(engine: Engine, campaign_id: int) -> dict[DeliveryStatus, int]:
     counts = {status: 0 for status in DeliveryStatus}
     with engine.connect() as connection:
@@ -654,17 +647,3 @@ def _run_hot(engine: Engine, name: str, params: dict) -> bool:
         return bool(cursor.rowcount)
 
     return _group(engine).run(statement)
-
-
-def release_claims(engine: Engine, worker_id: str) -> int:
-    with _writing(engine) as connection:
-        return _release(connection, D.c.claimed_by == worker_id)
-
-
-def pending_elsewhere(engine: Engine, campaign_id: int) -> int:
-    """Rows queued or in flight that are not ours to send now (leased by live peers)."""
-    with engine.connect() as connection:
-        return connection.execute(
-            select(func.count()).select_from(D)
-            .where(D.c.campaign_id == campaign_id, D.c.status.in_(PENDING_STATUSES))
-        ).scalar_one()
