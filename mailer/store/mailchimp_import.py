@@ -28,15 +28,14 @@ from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mail
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress
 from mailer.store.models import Subscriber, SubscriberChange
-from mailer.store.subscribers import (
+from mailer.store.subscriber_files import (
     IMPORT_CHUNK_ROWS,
     ImportReport,
     _Candidate,
     _insert_ignoring_duplicates,
-    change_status,
-    normalise_address,
 )
-from mailer.store.subscribers import _drop_forgotten as _drop_forgotten_candidates
+from mailer.store.subscriber_files import _drop_forgotten as _drop_forgotten_candidates
+from mailer.store.subscribers import change_status, normalise_address
 
 SOURCE = suppression.MAILCHIMP
 TARGET = {MemberKind.SUBSCRIBED: SubscriberStatus.ACTIVE,
