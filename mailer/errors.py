@@ -14,6 +14,7 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     ├── SubscriberError
     │   ├── InvalidAddress       not a deliverable e-mail address
     │   ├── UnknownSubscriber    no such subscriber
+    │   ├── SignupRefused        too many sign-ups right now: carries retry_after and paused
     │   └── TokenError           a confirm / unsubscribe token that cannot be used
     │       ├── TokenInvalid     forged, truncated or for something else
     │       ├── TokenExpired     signed by us, but too old
@@ -21,7 +22,7 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     ├── StoreError
     │   └── DatabaseTooNew       the database was migrated by a newer mailer
     ├── SendError                a send cannot start or must stop (state is saved)
-    ├── TransportError           a transport could not hand a message over
+    ├── TransportError           a transport could not hand a message over (ses_code: SES's)
     │   ├── TemporaryFailure     network error or 5xx: retry with backoff
     │   │   └── Throttled        429 / SMTP 454: slow down, retry, nothing is lost
     │   ├── Rejected             permanent for this recipient: fail the row, go on
@@ -79,6 +80,15 @@ class UnknownSubscriber(SubscriberError):
     pass
 
 
+class SignupRefused(SubscriberError):
+    """Too many sign-ups right now (one domain, or all together): try again later."""
+
+    def __init__(self, message: str, retry_after: int, *, paused: bool) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after  # seconds, for the Retry-After header
+        self.paused = paused  # the hourly cap, not one domain
+
+
 class TokenError(SubscriberError):
     pass
 
@@ -108,7 +118,8 @@ class SendError(MailerError):
 
 
 class TransportError(MailerError):
-    pass
+    # SES's error code (or HTTP status) when SES answered with an error; None otherwise.
+    ses_code: str | None = None
 
 
 class TemporaryFailure(TransportError):

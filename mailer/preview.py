@@ -20,6 +20,7 @@ from mailer.render import RenderedIssue, RenderOptions, render_issue
 from mailer.store import ledger, previews
 from mailer.store.subscribers import normalise_address
 from mailer.transports import get_transport
+from mailer import wire
 
 SUBJECT_PREFIX = "[Preview] "
 PREVIEW_TAG = "preview"
@@ -50,8 +51,8 @@ def preview_message(rendered: RenderedIssue, settings: Settings, address: str) -
     number = rendered.issue.number or 0
     message = MessageComposer(rendered, settings, campaign_id=PREVIEW_TAG, issue_number=number).compose_test(address, None)
     return dataclasses.replace(message, subject=SUBJECT_PREFIX + message.subject,
-                               headers={**message.headers, "X-Mailer-Preview": f"issue {number}"},
-                               tags={"campaign": PREVIEW_TAG})
+                               headers={**message.headers, wire.PREVIEW_HEADER: f"issue {number}"},
+                               tags={wire.CAMPAIGN_TAG: PREVIEW_TAG})
 
 
 def _send(settings: Settings, message: OutgoingEmail) -> str:

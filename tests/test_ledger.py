@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import insert, select, update
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
-from mailer.store import ledger
+from mailer.store import ledger, ledger_writes
 from mailer.store.db import make_engine
 from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
 
@@ -280,6 +280,25 @@ def test_a_write_that_fails_raises_in_its_caller_and_commits_nothing(engine):
         cursor.execute("SELECT * FROM no_such_table")
 
     with pytest.raises(Exception, match="no_such_table"):
-        ledger._group(engine).run(broken)
+        ledger_writes.group_commit(engine).run(broken)
     with engine.connect() as connection:
         assert connection.execute(select(Delivery.status)).scalar_one() == "sending"
+
+
+def test_an_engine_let_go_is_not_kept_alive_by_the_write_machinery(engine, settings):
+    """A process that opens engines for a while (the web app, a long test run) must not keep
+    every one of them, with its connection pool, alive through the ledger's caches."""
+    import gc
+    import weakref
+
+    add_readers(engine, 1)
+    campaign = start(engine).campaign
+    own = make_engine(settings.database_url)
+    (row,) = ledger.claim_batch(own, campaign.id, "w", 1)
+    assert ledger.start_sending(own, row.id, "w") is DeliveryStatus.SENDING  # group commit
+    assert ledger.mark_sent(own, row.id, "w", "ses-1")
+    gone = weakref.ref(own)
+    own.dispose()
+    del own
+    gc.collect()
+    assert gone() is None

@@ -9,12 +9,13 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from mailer import wire
 from mailer.config import Settings
 from mailer.domain import OutgoingEmail
 from mailer.store.ledger import ClaimedDelivery
 from mailer.tokens import make_unsubscribe_token
 
-ONE_CLICK = "List-Unsubscribe=One-Click"
+ONE_CLICK = wire.ONE_CLICK
 
 
 # -- messages ----------------------------------------------------------------------------------
@@ -86,25 +87,25 @@ class MessageComposer:
         self._base_url = settings.base_url.rstrip("/")
         self._campaign_id = str(campaign_id)
         self._static_headers = {
-            "List-Unsubscribe-Post": ONE_CLICK,
-            "List-Id": settings.list_id,
-            "Feedback-ID": f"{campaign_id}:{issue_number}:newsletter:{settings.feedback_id_sender}",
+            wire.LIST_UNSUBSCRIBE_POST_HEADER: ONE_CLICK,
+            wire.LIST_ID_HEADER: settings.list_id,
+            wire.FEEDBACK_ID_HEADER: f"{campaign_id}:{issue_number}:newsletter:{settings.feedback_id_sender}",
         }
         self._mailto = _mailto(settings.unsubscribe_mailto)
 
     def unsubscribe_url(self, subscriber_id: int) -> str:
         token = make_unsubscribe_token(self._settings.secret_key, subscriber_id)
-        return f"{self._base_url}/unsubscribe/{token}"
+        return f"{self._base_url}{wire.UNSUBSCRIBE_PATH}/{token}"
 
     def compose(self, delivery: ClaimedDelivery) -> OutgoingEmail:
-        headers = {"X-Mailer-Delivery": str(delivery.id)}
-        tags = {"campaign": self._campaign_id, "delivery": str(delivery.id)}
+        headers = {wire.DELIVERY_HEADER: str(delivery.id)}
+        tags = {wire.CAMPAIGN_TAG: self._campaign_id, wire.DELIVERY_TAG: str(delivery.id)}
         return self._build(delivery.email, delivery.subscriber_id, headers, tags)
 
     def compose_test(self, address: str, subscriber_id: int | None) -> OutgoingEmail:
         """A test send outside the campaign: same message, no ledger row behind it. An address
         that is not a subscriber gets links for subscriber 0, which the web app refuses."""
-        return self._build(address, subscriber_id or 0, {}, {"campaign": "test"})
+        return self._build(address, subscriber_id or 0, {}, {wire.CAMPAIGN_TAG: "test"})
 
     def _build(self, to: str, subscriber_id: int, headers: dict[str, str],
                tags: dict[str, str]) -> OutgoingEmail:
@@ -114,7 +115,7 @@ class MessageComposer:
         return OutgoingEmail(
             to=to, sender=self._settings.from_, subject=self._rendered.subject, html=html,
             text=text, reply_to=self._settings.reply_to,
-            headers={"List-Unsubscribe": list_unsubscribe, **self._static_headers, **headers},
+            headers={wire.LIST_UNSUBSCRIBE_HEADER: list_unsubscribe, **self._static_headers, **headers},
             tags=tags,
         )
 

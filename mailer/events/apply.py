@@ -33,6 +33,7 @@ from mailer.events.sns import NOTIFICATION, SnsEnvelope, envelope_from_fields, i
 from mailer.store import subscribers
 from mailer.store.db import session as open_session
 from mailer.store.models import Delivery, DeliveryEventRecord, SnsMessage, Subscriber
+from mailer.suppression import SES_BOUNCE, SES_COMPLAINT, SES_SUBSCRIPTION
 from mailer.transports.ses_live import is_simulator
 
 log = logging.getLogger("mailer.events")
@@ -260,11 +261,12 @@ def apply_policy(db: Session, event: DeliveryEvent, delivery: Delivery | None,
         return None
     status, source, reason = target
     subscriber = subscriber_for(db, event, delivery)
-    if subscriber is None or not should_change(subscriber.status, status):
+    if subscriber is None:
         return None
     detail = {"reason": reason, "message_id": event.provider_message_id,
               "delivery": delivery.id if delivery else None,
               "campaign": delivery.campaign_id if delivery else None}
+    # mailer.suppression decides: evidence from SES only ever tightens a suppression.
     if not subscribers.change_status(db, subscriber, status, source=source, detail=detail,
                                      commit=False):
         return None
@@ -276,22 +278,22 @@ def policy_target(db: Session, event: DeliveryEvent, delivery: Delivery | None,
                   settings: Settings) -> tuple[SubscriberStatus, str, str] | None:
     if event.kind is EventKind.BOUNCE and event.bounce_type is BounceType.PERMANENT:
         # OnAccountSuppressionList included: SES will not deliver there anyway
-        return SubscriberStatus.BOUNCED, "ses-bounce", bounce_reason(event)
+        return SubscriberStatus.BOUNCED, SES_BOUNCE, bounce_reason(event)
     if event.kind is EventKind.BOUNCE and event.bounce_type is BounceType.TRANSIENT:
         if delivery is None:
             return None
         count = recent_transient_bounces(db, delivery.subscriber_id,
                                          settings.transient_bounce_window)
         if count >= settings.transient_bounce_limit:
-            return (SubscriberStatus.BOUNCED, "ses-bounce",
+            return (SubscriberStatus.BOUNCED, SES_BOUNCE,
                     f"{count} of the last {settings.transient_bounce_window} sends bounced "
                     f"(transient: {bounce_reason(event)})")
         return None
     if event.kind is EventKind.COMPLAINT and not is_not_spam(event):
-        return (SubscriberStatus.COMPLAINED, "ses-complaint",
+        return (SubscriberStatus.COMPLAINED, SES_COMPLAINT,
                 f"complaint ({event.diagnostic or 'no feedback type'})")
     if event.kind is EventKind.SUBSCRIPTION and event.diagnostic == "unsubscribeAll":
-        return SubscriberStatus.UNSUBSCRIBED, "ses-subscription", "unsubscribed through SES"
+        return SubscriberStatus.UNSUBSCRIBED, SES_SUBSCRIPTION, "unsubscribed through SES"
     return None
 
 
@@ -302,18 +304,6 @@ def bounce_reason(event: DeliveryEvent) -> str:
     if event.diagnostic:
         parts.append(event.diagnostic)
     return "; ".join(parts)[:500]
-
-
-def should_change(current: SubscriberStatus | str, target: SubscriberStatus) -> bool:
-    """Suppression only ever tightens: a complaint outranks a bounce, nothing outranks it."""
-    current = SubscriberStatus(current)
-    if current == target or current is SubscriberStatus.COMPLAINED:
-        return False
-    if target is SubscriberStatus.UNSUBSCRIBED:
-        return current in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
-    if target is SubscriberStatus.BOUNCED:
-        return current is not SubscriberStatus.BOUNCED
-    return True
 
 
 def recent_transient_bounces(db: Session, subscriber_id: int, window: int) -> int:

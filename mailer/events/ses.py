@@ -14,10 +14,7 @@ from datetime import UTC, datetime
 
 from mailer.domain import BounceType, DeliveryEvent, EventKind
 from mailer.errors import WebhookRejected
-
-DELIVERY_HEADER = "X-Mailer-Delivery"
-CAMPAIGN_TAG = "campaign"
-DELIVERY_TAG = "delivery"
+from mailer.wire import CAMPAIGN_TAG, DELIVERY_HEADER, DELIVERY_TAG
 
 KINDS = {
     "send": EventKind.SEND,

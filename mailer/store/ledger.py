@@ -13,191 +13,57 @@ reader left before their turn. Crash safety comes from *when* rows move:
 
 SQLite claims with ``UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING``; PostgreSQL adds
 ``FOR UPDATE SKIP LOCKED`` so several processes on several machines share one campaign.
+
+This module holds the campaigns and their queries. The write machinery (one SQLite writer, the
+group committer, the hot-path SQL) is :mod:`mailer.store.ledger_writes`; the workers'
+identity, heartbeats and recovery are :mod:`mailer.store.workers`. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
-import uuid
 import zlib
-from collections.abc import Callable, Iterator
-from typing import Any
-from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from datetime import timedelta
 
-from sqlalchemy import (
-    Integer, String, and_, delete, exists, func, insert, literal, or_, select, text,
-    true, update,
-)
+from sqlalchemy import Integer, String, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
-from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
+from mailer.store.ledger_writes import (  # the hot path, under the names dispatch has always used
+    ClaimedDelivery as ClaimedDelivery,
+    claim_batch as claim_batch,
+    mark_failed as mark_failed,
+    mark_retry as mark_retry,
+    mark_sent as mark_sent,
+    mark_unknown as mark_unknown,
+    start_sending as start_sending,
+    writing,
+)
+from mailer.store.models import Campaign, Delivery, Subscriber
+from mailer.store.workers import (  # worker identity, heartbeats and recovery
+    DEFAULT_STALE_AFTER as DEFAULT_STALE_AFTER,
+    Recovery as Recovery,
+    heartbeat as heartbeat,
+    live_workers as live_workers,
+    new_worker_id as new_worker_id,
+    recover_abandoned as recover_abandoned,
+    register_worker as register_worker,
+    unregister_worker as unregister_worker,
+    worker_is_dead_locally as worker_is_dead_locally,
+)
 
 D = Delivery.__table__
 C = Campaign.__table__
 S = Subscriber.__table__
-W = SendWorker.__table__
 
 OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value,
                  CampaignStatus.PAUSED.value)
 PENDING_STATUSES = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
-DEFAULT_STALE_AFTER = timedelta(seconds=60)
-
-
-@dataclass(frozen=True)
-class ClaimedDelivery:
-    """One leased row: enough to build and send its message without another query."""
-
-    id: int
-    subscriber_id: int
-    email: str
-    attempts: int
 
 
 @dataclass(frozen=True)
 class CampaignStart:
     campaign: Campaign
     created: bool  # False: an open campaign was resumed, or the issue is already finished
-
-
-@dataclass(frozen=True)
-class Recovery:
-    """What a start found left behind by workers that died."""
-
-    unknown: int  # rows that were in flight: maybe sent, now `unknown`
-    released: int  # leased but untouched rows, back in the queue
-    dead_workers: tuple[str, ...]
-
-
-# -- worker identity ---------------------------------------------------------------------------
-
-def new_worker_id() -> str:
-    """host:pid:random — the host and pid let a restart on the same machine see a dead peer at
-    once instead of waiting for its heartbeat to go stale."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-
-
-def worker_is_dead_locally(worker_id: str) -> bool:
-    """True when ``worker_id`` names a process on this host that no longer exists."""
-    host, _, rest = worker_id.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # exists, owned by someone else
-        return False
-    return _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
-
-
-# -- SQLite needs one writer at a time; serialising in-process beats its busy-wait sleeps -------
-
-_SQLITE_WRITE_LOCKS: dict[int, threading.Lock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"
-
-
-def _write_lock(engine: Engine):
-    if not _is_sqlite(engine):
-        return nullcontext()
-    with _LOCKS_GUARD:
-        return _SQLITE_WRITE_LOCKS.setdefault(id(engine), threading.Lock())
-
-
-@contextmanager
-def _writing(engine: Engine) -> Iterator[Connection]:
-    with _write_lock(engine), engine.begin() as connection:
-        yield connection
-
-
-class _GroupCommit:
-    """Group commit for the per-message writes of many sender threads.
-
-    Each caller queues its statement and waits until it is committed, exactly as if it had
-    committed alone, so a row is ``sending`` in the database before its transport call and
-    ``sent`` before its thread moves on: the crash guarantees do not change. But whichever
-    waiting thread gets the lock first commits everybody's pending statements in one
-    transaction. With 16 threads that is up to 16 rows per commit instead of one, and no
-    convoy of threads queueing on SQLite's single writer.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self._pending: list[_Write] = []
-        self._pending_lock = threading.Lock()
-        self._leader = threading.Lock()
-
-    def run(self, statement: Callable[[Any], Any]) -> Any:
-        """Run ``statement(cursor)`` (a DB-API cursor: these writes are hot enough that
-        SQLAlchemy's per-statement work shows) in the next group commit; return its result."""
-        write = _Write(statement)
-        with self._pending_lock:
-            self._pending.append(write)
-        with self._leader:
-            if not write.done:
-                self._commit_pending()
-        if write.error is not None:
-            raise write.error
-        return write.result
-
-    def _commit_pending(self) -> None:
-        with self._pending_lock:
-            batch, self._pending = self._pending, []
-        try:
-            with _writing(self._engine) as connection:
-                cursor = connection.connection.cursor()
-                try:
-                    for write in batch:
-                        write.result = write.statement(cursor)
-                finally:
-                    cursor.close()
-        except Exception as error:  # the transaction is gone for every write in it
-            for write in batch:
-                write.error = error
-        finally:
-            for write in batch:
-                write.done = True
-
-
-@dataclass
-class _Write:
-    statement: Callable[[Any], Any]
-    result: Any = None
-    error: Exception | None = None
-    done: bool = False
-
-
-_GROUPS: dict[int, _GroupCommit] = {}
-
-
-def _group(engine: Engine) -> _GroupCommit:
-    group = _GROUPS.get(id(engine))
-    if group is None or group._engine is not engine:
-        with _LOCKS_GUARD:
-            group = _GROUPS.get(id(engine))
-            if group is None or group._engine is not engine:
-                group = _GROUPS[id(engine)] = _GroupCommit(engine)
-    return group
 
 
 # -- campaigns ---------------------------------------------------------------------------------
@@ -250,7 +116,7 @@ def begin_campaign(
     Runs under a per-issue lock so two starts at once (two cron jobs, three workers) end up on
     the same campaign. A finished issue is returned as it is unless ``again`` is true.
     """
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         _lock_issue(connection, issue_number)
         latest = _latest_campaign(connection, issue_number)
         if latest is not None and latest.status in OPEN_STATUSES:
@@ -299,13 +165,13 @@ def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | N
                     "pause_reason": None}
     if content_sha256:
         values["content_sha256"] = content_sha256
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         connection.execute(update(C).where(C.c.id == campaign_id).values(**values))
 
 
 def stop_campaign(engine: Engine, campaign_id: int, note: str) -> None:
     """Stopped (resumable by running the same command); a paused campaign stays paused."""
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         connection.execute(
             update(C).where(C.c.id == campaign_id,
                             C.c.status.not_in((CampaignStatus.FINISHED.value,
@@ -341,7 +207,7 @@ def choose_canary(engine: Engine, campaign_id: int, size: int) -> int:
     sample = (select(D.c.id).where(D.c.campaign_id == campaign_id,
                                    D.c.status == DeliveryStatus.QUEUED.value)
               .order_by(func.random()).limit(size))
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         chosen = connection.execute(
             update(D).where(D.c.id.in_(sample.scalar_subquery())).values(canary=True)
         ).rowcount
@@ -362,7 +228,7 @@ def canary_waiting(engine: Engine, campaign_id: int) -> int:
 def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) -> None:
     """While the canary's events are awaited the campaign is stopped (no worker joins) with a
     note saying until when; a rerun waits out what is left."""
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         connection.execute(update(C).where(C.c.id == campaign_id)
                            .values(canary_until=until, status=CampaignStatus.STOPPED.value,
                                    note=note))
@@ -371,7 +237,7 @@ def wait_for_canary_until(engine: Engine, campaign_id: int, until, note: str) ->
 def pause_campaign(engine: Engine, campaign_id: int, reason: str, figures: Reputation) -> bool:
     """Pause a campaign being sent, keeping why and the figures; False if it was not sending
     (another worker paused it first, or it finished)."""
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         return bool(connection.execute(
             update(C).where(C.c.id == campaign_id,
                             C.c.status.in_((CampaignStatus.SENDING.value,
@@ -395,7 +261,7 @@ def breaker_baseline(campaign: Campaign) -> Reputation | None:
 def finish_if_done(engine: Engine, campaign_id: int) -> bool:
     """Finish the campaign when no row is queued or in flight; True when it is finished."""
     pending = exists().where(D.c.campaign_id == campaign_id, D.c.status.in_(PENDING_STATUSES))
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         connection.execute(
             update(C).where(C.c.id == campaign_id, C.c.status != CampaignStatus.FINISHED.value,
                             ~pending)
@@ -403,13 +269,6 @@ def finish_if_done(engine: Engine, campaign_id: int) -> bool:
         )
         status = connection.execute(select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
     return status == CampaignStatus.FINISHED.value
-
-
-def campaign_status(engine: Engine, campaign_id: int) -> CampaignStatus:
-    with engine.connect() as connection:
-        return CampaignStatus(
-            connection.execute(select(C.c.status).where(C.c.id == campaign_id)).scalar_one()
-        )
 
 
 def count_by_status(engine: Engine, campaign_id: int) -> dict[DeliveryStatus, int]:
@@ -434,93 +293,9 @@ def failures(engine: Engine, campaign_id: int, limit: int = 10) -> list[tuple[st
     return [(email, error or "") for email, error in rows]
 
 
-# -- workers and recovery ----------------------------------------------------------------------
-
-def register_worker(engine: Engine, worker_id: str, campaign_id: int, rate: float) -> None:
-    with _writing(engine) as connection:
-        connection.execute(insert(W).values(id=worker_id, campaign_id=campaign_id,
-                                             heartbeat_at=utcnow(), rate=rate))
-
-
-def heartbeat(engine: Engine, worker_id: str, rate: float,
-              *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> int:
-    """Refresh our heartbeat; return how many live workers share our campaign (us included)."""
-    now = utcnow()
-    with _writing(engine) as connection:
-        connection.execute(update(W).where(W.c.id == worker_id).values(heartbeat_at=now, rate=rate))
-        campaign_id = connection.execute(
-            select(W.c.campaign_id).where(W.c.id == worker_id)
-        ).scalar_one_or_none()
-        if campaign_id is None:
-            return 1
-        peers = connection.execute(
-            select(W.c.id).where(W.c.campaign_id == campaign_id,
-                                 W.c.heartbeat_at >= now - stale_after)
-        ).scalars().all()
-    return max(1, sum(1 for peer in peers if not worker_is_dead_locally(peer)))
-
-
-def live_workers(engine: Engine, campaign_id: int,
-                 *, stale_after: timedelta = DEFAULT_STALE_AFTER) -> int:
-    with engine.connect() as connection:
-        peers = connection.execute(
-            select(W.c.id).where(W.c.campaign_id == campaign_id,
-                                 W.c.heartbeat_at >= utcnow() - stale_after)
-        ).scalars().all()
-    return sum(1 for peer in peers if not worker_is_dead_locally(peer))
-
-
-def unregister_worker(engine: Engine, worker_id: str) -> None:
-    """Leave cleanly: give back leased rows we never started, drop our worker row."""
-    with _writing(engine) as connection:
-        _release(connection, D.c.claimed_by == worker_id)
-        connection.execute(delete(W).where(W.c.id == worker_id))
-
-
-def recover_abandoned(
-    engine: Engine,
-    campaign_id: int,
-    *,
-    stale_after: timedelta = DEFAULT_STALE_AFTER,
-    is_dead: Callable[[str], bool] = worker_is_dead_locally,
-) -> Recovery:
-    """Clean up after workers that died: their in-flight rows become ``unknown``, their leased
-    queued rows go back to the queue. A worker is dead when its heartbeat is older than
-    ``stale_after`` or its pid on this host is gone; rows leased by a worker with no row at all
-    count as abandoned too."""
-    cutoff = utcnow() - stale_after
-    with _writing(engine) as connection:
-        workers = connection.execute(
-            select(W.c.id, W.c.heartbeat_at).where(W.c.campaign_id == campaign_id)
-        ).all()
-        dead = tuple(wid for wid, beat in workers if beat < cutoff or is_dead(wid))
-        live = [wid for wid, _ in workers if wid not in dead]
-        abandoned = or_(D.c.claimed_by.is_(None), D.c.claimed_by.not_in(live)) if live else true()
-        unknown = connection.execute(
-            update(D).where(D.c.campaign_id == campaign_id,
-                            D.c.status == DeliveryStatus.SENDING.value, abandoned)
-            .values(status=DeliveryStatus.UNKNOWN.value,
-                    error="in flight when its worker died: maybe sent, maybe not")
-        ).rowcount
-        released = _release(
-            connection,
-            and_(D.c.campaign_id == campaign_id, D.c.claimed_by.is_not(None), abandoned),
-        )
-        if dead:
-            connection.execute(delete(W).where(W.c.id.in_(dead)))
-    return Recovery(unknown=unknown, released=released, dead_workers=dead)
-
-
-def _release(connection: Connection, condition) -> int:
-    return connection.execute(
-        update(D).where(condition, D.c.status == DeliveryStatus.QUEUED.value)
-        .values(claimed_by=None, claimed_at=None)
-    ).rowcount
-
-
 def requeue_unknown(engine: Engine, campaign_id: int) -> int:
     """--resend-unknown: the operator accepts a possible second copy for these rows."""
-    with _writing(engine) as connection:
+    with writing(engine) as connection:
         return connection.execute(
             update(D).where(D.c.campaign_id == campaign_id,
                             D.c.status == DeliveryStatus.UNKNOWN.value)
@@ -528,143 +303,3 @@ def requeue_unknown(engine: Engine, campaign_id: int) -> int:
         ).rowcount
 
 
-# -- the hot path: claim, then one short write per state change ---------------------------------
-
-def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int, *,
-                canary_only: bool = False) -> list[ClaimedDelivery]:
-    """Lease up to ``limit`` unleased queued rows (of the canary sample only, if asked), lowest
-    id first."""
-    if limit <= 0:
-        return []
-    candidates = (
-        select(D.c.id)
-        .where(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.QUEUED.value,
-               D.c.claimed_by.is_(None), *([D.c.canary.is_(True)] if canary_only else []))
-        .order_by(D.c.id)
-        .limit(limit)
-    )
-    if not _is_sqlite(engine):
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(D)
-        .where(D.c.id.in_(candidates.scalar_subquery()))
-        .values(claimed_by=worker_id, claimed_at=utcnow())
-        .returning(D.c.id, D.c.subscriber_id, D.c.email, D.c.attempts)
-    )
-    with _writing(engine) as connection:
-        rows = connection.execute(statement).all()
-    return sorted((ClaimedDelivery(*row) for row in rows), key=lambda claimed: claimed.id)
-
-
-# The two writes every message makes run as plain driver SQL: SQLAlchemy's statement machinery
-# costs ~200 us each, as much as boto3's own work per message, and they run at the send rate.
-_HOT_SQL = {
-    "start": "UPDATE delivery SET status = 'sending', attempts = attempts + 1 "
-             "WHERE id = {id} AND claimed_by = {worker} AND status = 'queued' "
-             "AND EXISTS (SELECT 1 FROM subscriber "
-             "WHERE subscriber.id = delivery.subscriber_id AND subscriber.status = 'active')",
-    "skip": "UPDATE delivery SET status = 'skipped', error = COALESCE("
-            "(SELECT 'subscriber is ' || subscriber.status FROM subscriber "
-            "WHERE subscriber.id = delivery.subscriber_id), 'subscriber was deleted') "
-            "WHERE id = {id} AND claimed_by = {worker} AND status = 'queued'",
-    "sent": "UPDATE delivery SET status = 'sent', sent_at = {sent_at}, "
-            "provider_message_id = {provider_id}, error = NULL "
-            "WHERE id = {id} AND claimed_by = {worker} AND status = 'sending'",
-    "finish": "UPDATE delivery SET status = {status}, error = {error} "
-              "WHERE id = {id} AND claimed_by = {worker} AND status = 'sending'",
-}
-_HOT_CACHE: dict[tuple[str, str], str] = {}
-
-
-def _hot(engine: Engine, name: str) -> str:
-    """``name``'s SQL in the driver's own placeholder style (sqlite3 :x, psycopg %(x)s)."""
-    key = (engine.dialect.name, name)
-    sql = _HOT_CACHE.get(key)
-    if sql is None:
-        style = ":{}" if _is_sqlite(engine) else "%({})s"
-        names = ("id", "worker", "sent_at", "provider_id", "status", "error")
-        sql = _HOT_SQL[name].format(**{n: style.format(n) for n in names})
-        _HOT_CACHE[key] = sql
-    return sql
-
-
-_TIME_BINDERS: dict[str, Callable] = {}
-
-
-def _bind_time(engine: Engine) -> Callable:
-    """The timestamp column's own conversion to the driver's format (cached: building it costs
-    more than the UPDATE)."""
-    binder = _TIME_BINDERS.get(engine.dialect.name)
-    if binder is None:
-        processor = D.c.sent_at.type.bind_processor(engine.dialect)
-        binder = processor if processor else (lambda value: value)
-        _TIME_BINDERS[engine.dialect.name] = binder
-    return binder
-
-
-def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryStatus | None:
-    """Move a leased row to ``sending`` right before its transport call, re-checking the
-    reader in the same statement. Returns SENDING (go), SKIPPED (the reader left: marked so) or
-    None (the lease is no longer ours: do not send)."""
-    params = {"id": delivery_id, "worker": worker_id}
-    start_sql, skip_sql = _hot(engine, "start"), _hot(engine, "skip")
-
-    def statement(cursor: Any) -> DeliveryStatus | None:
-        cursor.execute(start_sql, params)
-        if cursor.rowcount:
-            return DeliveryStatus.SENDING
-        cursor.execute(skip_sql, params)
-        return DeliveryStatus.SKIPPED if cursor.rowcount else None
-
-    return _group(engine).run(statement)
-
-
-def mark_sent(engine: Engine, delivery_id: int, worker_id: str, provider_message_id: str) -> bool:
-    params = {"id": delivery_id, "worker": worker_id,
-              "sent_at": _bind_time(engine)(utcnow()), "provider_id": provider_message_id[:255]}
-    return _run_hot(engine, "sent", params)
-
-
-def mark_failed(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
-    return _finish_row(engine, delivery_id, worker_id, DeliveryStatus.FAILED, reason)
-
-
-def mark_retry(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
-    """Not sent (a throttle or a temporary failure): back to queued, still leased by us, so a
-    crash during the backoff loses nothing and sends nothing twice."""
-    return _finish_row(engine, delivery_id, worker_id, DeliveryStatus.QUEUED, reason)
-
-
-def mark_unknown(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
-    return _finish_row(engine, delivery_id, worker_id, DeliveryStatus.UNKNOWN, reason)
-
-
-def _finish_row(engine: Engine, delivery_id: int, worker_id: str, status: DeliveryStatus,
-                error: str) -> bool:
-    params = {"id": delivery_id, "worker": worker_id, "status": status.value,
-              "error": error[:2000]}
-    return _run_hot(engine, "finish", params)
-
-
-def _run_hot(engine: Engine, name: str, params: dict) -> bool:
-    sql = _hot(engine, name)
-
-    def statement(cursor: Any) -> bool:
-        cursor.execute(sql, params)
-        return bool(cursor.rowcount)
-
-    return _group(engine).run(statement)
-
-
-def release_claims(engine: Engine, worker_id: str) -> int:
-    with _writing(engine) as connection:
-        return _release(connection, D.c.claimed_by == worker_id)
-
-
-def pending_elsewhere(engine: Engine, campaign_id: int) -> int:
-    """Rows queued or in flight that are not ours to send now (leased by live peers)."""
-    with engine.connect() as connection:
-        return connection.execute(
-            select(func.count()).select_from(D)
-            .where(D.c.campaign_id == campaign_id, D.c.status.in_(PENDING_STATUSES))
-        ).scalar_one()

@@ -23,30 +23,24 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from mailer import suppression
 from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mailchimp_export
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress
 from mailer.store.models import Subscriber, SubscriberChange
-from mailer.store.subscribers import (
+from mailer.store.subscriber_files import (
     IMPORT_CHUNK_ROWS,
     ImportReport,
     _Candidate,
     _insert_ignoring_duplicates,
-    change_status,
-    normalise_address,
 )
-from mailer.store.subscribers import _drop_forgotten as _drop_forgotten_candidates
+from mailer.store.subscriber_files import _drop_forgotten as _drop_forgotten_candidates
+from mailer.store.subscribers import change_status, normalise_address
 
-SOURCE = "mailchimp"
+SOURCE = suppression.MAILCHIMP
 TARGET = {MemberKind.SUBSCRIBED: SubscriberStatus.ACTIVE,
           MemberKind.UNSUBSCRIBED: SubscriberStatus.UNSUBSCRIBED,
           MemberKind.CLEANED: SubscriberStatus.BOUNCED}
-# How far a state keeps mail away; an import only ever moves an address up this scale.
-_STRICTNESS = {SubscriberStatus.ACTIVE: 0, SubscriberStatus.PENDING: 0,
-               SubscriberStatus.UNSUBSCRIBED: 1, SubscriberStatus.BOUNCED: 2,
-               SubscriberStatus.COMPLAINED: 3}
-
-
 @dataclass(frozen=True)
 class TwoFiles:
     email: str
@@ -227,8 +221,8 @@ def _update_existing(session: Session, existing: tuple[int, str], row: _Row,
     target = TARGET[row.member.kind]
     if current is target:
         report.unchanged += 1
-    elif current is SubscriberStatus.PENDING or _STRICTNESS[target] > _STRICTNESS[current]:
-        # pending is no decision yet: Mailchimp's confirmed consent or refusal settles it
+    elif suppression.may_change(current, target, source=SOURCE):
+        # pending is no decision yet: Mailchimp's consent or refusal settles it; else only tighten
         report.changed[f"{current.value} → {target.value}"] += 1
         if not dry_run:
             change_status(session, session.get(Subscriber, subscriber_id), target,

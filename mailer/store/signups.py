@@ -27,7 +27,7 @@ from sqlalchemy import case, delete, func, select
 from sqlmodel import Session
 
 from mailer.domain import utcnow
-from mailer.errors import SubscriberError
+from mailer.errors import SignupRefused
 from mailer.store.models import SignupRequest
 from mailer.store.subscribers import SubscribeOutcome, normalise_address, request_subscription
 
@@ -53,15 +53,6 @@ class SignupLimits:
     per_mailbox: int
     per_domain: int
     per_hour: int
-
-
-class SignupRefused(SubscriberError):
-    """Too many sign-ups right now (one domain, or all together): try again later."""
-
-    def __init__(self, message: str, retry_after: int, *, paused: bool) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
-        self.paused = paused  # the hourly cap, not one domain
 
 
 @dataclass(frozen=True)

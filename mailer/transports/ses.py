@@ -109,7 +109,7 @@ class SesTransport:
         try:
             account = self._call(self._client.get_account)
         except TransportError as error:
-            if getattr(error, "ses_code", None) in _UNKNOWN_OPERATION:
+            if error.ses_code in _UNKNOWN_OPERATION:
                 return None  # a local endpoint without GetAccount (moto_server): quota unknown
             raise
         if account.get("SendingEnabled") is False:
@@ -141,7 +141,7 @@ class SesTransport:
         try:
             found = self._call(self._client.get_email_identity, EmailIdentity=identity)
         except AccountError as error:
-            if getattr(error, "ses_code", None) == "NotFoundException":
+            if error.ses_code == "NotFoundException":
                 return False
             raise
         return bool(found.get("VerifiedForSendingStatus")
@@ -152,7 +152,7 @@ class SesTransport:
             self._call(self._client.get_configuration_set,
                        ConfigurationSetName=self.configuration_set)
         except AccountError as error:
-            if getattr(error, "ses_code", None) == "NotFoundException":
+            if error.ses_code == "NotFoundException":
                 raise AccountError(
                     f"SES configuration set {self.configuration_set!r} "
                     f"(MAILER_SES_CONFIGURATION_SET) does not exist in {self.region}") from None
@@ -232,7 +232,7 @@ def ses_error(error: ClientError, sender: str | None = None) -> TransportError:
         mapped = Rejected(line)
     else:
         mapped = TemporaryFailure(line)
-    mapped.ses_code = code or str(status)  # type: ignore[attr-defined]
+    mapped.ses_code = code or str(status)
     return mapped
 
 

@@ -20,9 +20,9 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from mailer.config import Settings
+from mailer.wire import WEBHOOK_PATH
 
 Status = Literal["ok", "warn", "FAIL"]
-WEBHOOK_PATH = "/webhooks/ses"
 NEEDED_EVENTS = ("bounce", "complaint", "delivery")
 _AUTH_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
                "AccessDeniedException", "AccessDenied", "ExpiredTokenException"}

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from mailer.config import Settings
 from mailer.domain import EventKind, OutgoingEmail
+from mailer.wire import WEBHOOK_PATH
 
 if TYPE_CHECKING:  # the web hook imports is_simulator: keep boto3 out of its imports
     from mailer.transports.ses_doctor import Check
@@ -39,7 +40,7 @@ _CAUSES = (
                          "web hook refuses its messages"),
 )
 NO_VISIBLE_CAUSE = ("SES took the messages and the set-up looks right: is `mailer serve` "
-                    "reachable at MAILER_BASE_URL/webhooks/ses (or `mailer events poll` running "
+                    f"reachable at MAILER_BASE_URL{WEBHOOK_PATH} (or `mailer events poll` running "
                     "on the queue)?")
 
 

@@ -49,13 +49,14 @@ from mailer.web.security import (
     redact_access_log,
     security_headers,
 )
+from mailer.wire import CONFIRM_PATH, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
 
 log = logging.getLogger("mailer.web")
 
-PUBLIC_PREFIXES = ("/subscribe", "/confirm", "/unsubscribe")
+PUBLIC_PREFIXES = (SUBSCRIBE_PATH, CONFIRM_PATH, UNSUBSCRIBE_PATH)
 # A POST to an unsubscribe link unsubscribes whatever its body (RFC 8058 one-click): the route
 # reads at most MAILER_MAX_BODY_BYTES of it itself instead of refusing a large one with a 413.
-READS_OWN_BODY_PREFIX = "/unsubscribe/"
+READS_OWN_BODY_PREFIX = UNSUBSCRIBE_PATH + "/"
 # Seconds a client is asked to wait when the database cannot be written (disk full, read-only).
 RETRY_AFTER_SECONDS = 60
 # Database errors that are bugs (a constraint, bad SQL), not an unwritable or unreachable database.

@@ -34,6 +34,7 @@ from mailer.store.models import Subscriber
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
+from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
 
 log = logging.getLogger("mailer.web")
 router = APIRouter()
@@ -138,7 +139,7 @@ def _accepted(request: Request, fields: dict[str, Any]) -> Response:
     if _media_type(request) in JSON_TYPES:
         return JSONResponse({"status": "ok", "message": ACCEPTED_MESSAGE}, status_code=202)
     back = allowed_return_url(fields.get(RETURN_FIELD), _settings(request).allowed_return_urls)
-    return RedirectResponse(back or "/subscribe/thanks", status_code=303)
+    return RedirectResponse(back or f"{SUBSCRIBE_PATH}/thanks", status_code=303)
 
 
 def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> Response:
@@ -168,17 +169,17 @@ def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> No
 # -- subscribe -----------------------------------------------------------------------------------
 
 
-@router.get("/subscribe")
+@router.get(SUBSCRIBE_PATH)
 def subscribe_form(request: Request) -> Response:
     return _pages(request).response("subscribe", email="", error=None)
 
 
-@router.get("/subscribe/thanks")
+@router.get(f"{SUBSCRIBE_PATH}/thanks")
 def subscribe_thanks(request: Request) -> Response:
     return _pages(request).response("thanks")
 
 
-@router.post("/subscribe")
+@router.post(SUBSCRIBE_PATH)
 async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     _check_rate(request)
     fields = await _read_subscribe_fields(request)
@@ -267,13 +268,13 @@ def _first_line(error: BaseException) -> str:
 # -- confirm -------------------------------------------------------------------------------------
 
 
-@router.get("/confirm/{token}")
+@router.get(f"{CONFIRM_PATH}/{{token}}")
 def confirm_page(request: Request, token: str) -> Response:
     subscriber = subscriptions.subscriber_to_confirm(_engine(request), _settings(request), token)
     return _pages(request).response("confirm", email=subscriber.email, token=token)
 
 
-@router.post("/confirm/{token}")
+@router.post(f"{CONFIRM_PATH}/{{token}}")
 def confirm(request: Request, token: str) -> Response:
     subscriber, manage_url = subscriptions.confirm(_engine(request), _settings(request), token,
                                                    _client_ip(request))
@@ -283,7 +284,7 @@ def confirm(request: Request, token: str) -> Response:
 # -- unsubscribe (and the "manage subscription" page) --------------------------------------------
 
 
-@router.get("/unsubscribe/{token}")
+@router.get(f"{UNSUBSCRIBE_PATH}/{{token}}")
 def unsubscribe_page(request: Request, token: str) -> Response:
     subscriber = subscriptions.subscriber_of(_engine(request), _settings(request), token)
     state = SubscriberStatus(subscriber.status)
@@ -296,7 +297,7 @@ def unsubscribe_page(request: Request, token: str) -> Response:
     )
 
 
-@router.post("/unsubscribe/{token}")
+@router.post(f"{UNSUBSCRIBE_PATH}/{{token}}")
 async def unsubscribe(request: Request, token: str) -> Response:
     """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent.
 
@@ -336,7 +337,7 @@ async def _is_one_click(request: Request, body: bytes) -> bool:
         form = await StarletteRequest(request.scope, replay).form()
     except Exception:
         return False
-    return form.get("List-Unsubscribe") == "One-Click"
+    return form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
 
 
 def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:

@@ -23,6 +23,7 @@ from mailer.errors import StoreError, WebhookRejected
 from mailer.events import sns
 from mailer.events.apply import ingest_sns_message
 from mailer.store.db import get_engine
+from mailer.wire import SNS_TYPE_HEADER, WEBHOOK_PATH
 
 log = logging.getLogger("mailer.webhook")
 router = APIRouter()
@@ -91,7 +92,7 @@ async def read_capped_body(request: Request, limit: int = MAX_BODY_BYTES) -> byt
 def check_type_header(envelope: sns.SnsEnvelope, header: str | None) -> None:
     if header and header != envelope.type:
         raise WebhookRejected(
-            f"x-amz-sns-message-type {header[:40]!r} does not match the body's Type", 400
+            f"{SNS_TYPE_HEADER} {header[:40]!r} does not match the body's Type", 400
         )
 
 
@@ -99,7 +100,7 @@ def handle_sns_body(request: Request, body: bytes) -> dict:
     """Parse, verify and act on one SNS message. Blocking: runs in the thread pool."""
     settings = request.app.state.settings
     envelope = sns.parse_envelope(body)
-    check_type_header(envelope, request.headers.get("x-amz-sns-message-type"))
+    check_type_header(envelope, request.headers.get(SNS_TYPE_HEADER))
     sns.verify_envelope(envelope, allowed_topics=settings.sns_topic_arns,
                         fetch_cert=_cert_fetcher(request))
     if envelope.type == sns.SUBSCRIPTION_CONFIRMATION:
@@ -128,7 +129,7 @@ def rejected(error: WebhookRejected, request: Request) -> JSONResponse:
     return JSONResponse({"error": str(error)}, status_code=error.status_code)
 
 
-@router.post("/webhooks/ses")
+@router.post(WEBHOOK_PATH)
 async def ses_webhook(request: Request, background: BackgroundTasks) -> JSONResponse:
     try:
         body = await read_capped_body(request)

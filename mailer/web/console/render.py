@@ -24,7 +24,6 @@ from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
 from mailer.web.security import RateLimiter, client_ip, rate_limit_key
 
 ACTIONS_PER_MINUTE = 20  # operator writes per client per minute: plenty for a person
-CSRF_FIELD = "csrf_token"
 
 
 def settings_of(request: Request) -> Settings:

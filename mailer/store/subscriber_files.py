@@ -1,0 +1,277 @@
+"""Subscribers in files: the CSV import (streamed, chunked, resumable) and the export.
+
+Re-exported by :mod:`mailer.store.subscribers`; the Mailchimp import reuses the bulk path.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from mailer.addresses import normalise_address, shorten
+from mailer.audience_files import data_rows
+from mailer.domain import SubscriberStatus, utcnow
+from mailer.errors import InvalidAddress, SubscriberError
+from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
+from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
+from mailer.tokens import FORGET_HASH_PREFIX
+
+IMPORT_CHUNK_ROWS = 2_000
+# Columns `export` writes that an import of that file must not copy into attrs.
+_EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "confirmed_at",
+                                  "source"})
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+# -- export ------------------------------------------------------------------------------------
+
+
+def export_subscribers(session: Session, *,
+                       status: SubscriberStatus | None = None) -> Iterator[dict]:
+    """Every subscriber (or those in ``status``) as a dict, streamed page by page by id."""
+    last_id = 0
+    while True:
+        query = select(Subscriber).where(Subscriber.id > last_id).order_by(Subscriber.id)
+        if status is not None:
+            query = query.where(Subscriber.status == status)
+        page = session.execute(query.limit(1_000)).scalars().all()
+        if not page:
+            return
+        for subscriber in page:
+            yield _export_row(subscriber)
+        last_id = page[-1].id
+        session.expunge_all()  # keep memory flat on large lists
+
+
+def _export_row(subscriber: Subscriber) -> dict:
+    return {
+        "email": subscriber.email,
+        "status": str(subscriber.status),
+        "created_at": _iso(subscriber.created_at),
+        "confirmed_at": _iso(subscriber.confirmed_at),
+        "source": subscriber.source,
+        "attrs": json.loads(subscriber.attrs) if subscriber.attrs else {},
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def spreadsheet_safe(value: str) -> str:
+    """Keep a CSV cell from being run as a formula when someone opens the file in a sheet."""
+    return "'" + value if value.startswith(_FORMULA_PREFIXES) else value
+
+
+# -- import ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    added: int = 0
+    existing: int = 0  # already subscribers (any status): left as they are
+    duplicates: int = 0  # the same address again further down the file
+    forgotten: list[tuple[int, str]] = field(default_factory=list)  # (line, address) skipped
+    invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
+
+    @property
+    def rows(self) -> int:
+        return self.added + self.existing + self.duplicates + len(self.forgotten) + len(
+            self.invalid)
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows, "added": self.added, "existing": self.existing,
+            "duplicates": self.duplicates,
+            "forgotten": [{"line": line, "email": email} for line, email in self.forgotten],
+            "invalid": [{"line": line, "reason": reason} for line, reason in self.invalid],
+        }
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    line: int
+    email: str
+    attrs: str | None
+
+
+def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: str = "import",
+               secret: str | None = None,
+               on_rows: Callable[[int], None] | None = None) -> ImportReport:
+    """Add the addresses of a CSV file with an ``email`` column; other columns go to attrs.
+
+    Streams the file and commits chunk by chunk, so a large file never sits in memory and an
+    interrupted import is simply run again: rows already there are counted, never changed.
+    A bad row is reported with its line number and skipped. ``on_rows`` hears how many more
+    lines were read after each chunk (progress for the caller to show).
+    """
+    path = Path(path)
+    key = secret_or_configured(secret)
+    report = ImportReport()
+    try:
+        handle = path.open(newline="", encoding="utf-8-sig", errors="replace")
+    except OSError as error:
+        raise SubscriberError(f"cannot read {path}: {error.strerror or error}") from None
+    with handle, Session(engine, expire_on_commit=False) as session:
+        reader = csv.reader(handle)
+        email_index, header = _read_header(reader, path)
+        seen: set[str] = set()
+        chunk: list[_Candidate] = []
+        told = 0
+        for line, cells in _rows(reader, report):
+            candidate = _candidate(line, cells, email_index, header, report, seen)
+            if candidate is not None:
+                chunk.append(candidate)
+            if len(chunk) >= IMPORT_CHUNK_ROWS:
+                _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
+                              secret=key, file_name=path.name)
+                chunk = []
+                told = _tell_progress(on_rows, reader.line_num, told)
+        if chunk:
+            _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
+                          secret=key, file_name=path.name)
+        _tell_progress(on_rows, reader.line_num, told)
+    return report
+
+
+def _tell_progress(on_rows: Callable[[int], None] | None, line: int, told: int) -> int:
+    """Tell ``on_rows`` the data lines read since ``told`` (the header is not a row)."""
+    if on_rows is not None and line - 1 > told:
+        on_rows(line - 1 - told)
+    return max(told, line - 1)
+
+
+def _read_header(reader: Iterator[list[str]], path: Path) -> tuple[int, list[str]]:
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise SubscriberError(f"{path.name} is empty: expected a header row with an "
+                              "'email' column") from None
+    except csv.Error as error:
+        raise SubscriberError(f"{path.name}: cannot read the header row: {error}") from None
+    names = [name.strip().lower() for name in header]
+    if "email" not in names:
+        raise SubscriberError(f"{path.name} has no 'email' column in its header row "
+                              f"(found: {', '.join(shorten(n, 30) for n in names) or 'nothing'})")
+    return names.index("email"), names
+
+
+def _rows(reader, report: ImportReport) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) for each data row; unreadable rows go to the report."""
+    for line, cells in data_rows(reader):  # the same reading as the Mailchimp import's
+        if isinstance(cells, str):
+            report.invalid.append((line, cells))
+        else:
+            yield line, cells
+
+
+def _candidate(line: int, cells: list[str], email_index: int, header: list[str],
+               report: ImportReport, seen: set[str]) -> _Candidate | None:
+    raw = cells[email_index] if email_index < len(cells) else ""
+    if raw.startswith("'") and raw[1:].startswith(_FORMULA_PREFIXES):
+        raw = raw[1:]  # undo spreadsheet_safe() from our own export
+    try:
+        email = normalise_address(raw)
+    except InvalidAddress as error:
+        report.invalid.append((line, str(error)))
+        return None
+    folded = email.casefold()
+    if folded in seen:
+        report.duplicates += 1
+        return None
+    seen.add(folded)
+    return _Candidate(line, email, _attrs(cells, header, email_index))
+
+
+def _attrs(cells: list[str], header: list[str], email_index: int) -> str | None:
+    attrs: dict[str, str] = {}
+    for index, value in enumerate(cells):
+        if index == email_index or not value:
+            continue
+        name = header[index] if index < len(header) else f"column_{index + 1}"
+        if name == "attrs":
+            attrs.update(_json_object(value))
+        elif name and name not in _EXPORT_ONLY_COLUMNS:
+            attrs[name] = value
+    return json.dumps(attrs, ensure_ascii=False, sort_keys=True) if attrs else None
+
+
+def _json_object(value: str) -> dict:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return {"attrs": value}
+    return {str(k): v for k, v in parsed.items()} if isinstance(parsed, dict) else {}
+
+
+def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportReport, *,
+                  confirmed: bool, source: str, secret: str, file_name: str) -> None:
+    fresh = _drop_forgotten(session, chunk, report, secret=secret)
+    if not fresh:
+        return
+    now = utcnow()
+    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+    rows = [{"email": c.email, "status": status.value, "created_at": now, "updated_at": now,
+             "confirmed_at": now if confirmed else None, "source": source, "attrs": c.attrs}
+            for c in fresh]
+    # ON CONFLICT DO NOTHING (on either unique index: the address or its lower case): an
+    # address already there, or arriving meanwhile from the web form, counts as "existing".
+    inserted = session.execute(
+        _insert_ignoring_duplicates(session).returning(Subscriber.__table__.c.id,
+                                                       Subscriber.__table__.c.email), rows
+    ).all()
+    lines = {c.email: c.line for c in fresh}
+    if inserted:
+        session.execute(insert(SubscriberChange.__table__), [
+            {"subscriber_id": subscriber_id, "at": now, "from_status": None,
+             "to_status": status.value, "source": source,
+             "detail": json.dumps({"file": file_name, "line": lines[email]})}
+            for subscriber_id, email in inserted
+        ])
+    session.commit()
+    report.added += len(inserted)
+    report.existing += len(fresh) - len(inserted)
+
+
+def _insert_ignoring_duplicates(session: Session):
+    dialect = session.get_bind().dialect.name
+    builder = pg_insert if dialect == "postgresql" else sqlite_insert
+    # The table, not the ORM class: plain Core executemany, no per-row ORM bookkeeping.
+    return builder(Subscriber.__table__).on_conflict_do_nothing()
+
+
+def _drop_forgotten(session: Session, chunk: list[_Candidate], report: ImportReport, *,
+                    secret: str) -> list[_Candidate]:
+    keys = session.info.get("forget_keys")  # one look-up per import, not per chunk
+    if keys is None:
+        keys = session.info["forget_keys"] = forget_keys(session, secret)
+    hashes = {h: c for c in chunk for h in keys.hashes(c.email)}
+    if not hashes:
+        return chunk
+    found = set(session.execute(select(ForgottenAddress.address_hash).where(
+        ForgottenAddress.address_hash.in_(list(hashes)))).scalars())
+    forgotten = {hashes[h].line: hashes[h] for h in found}
+    for line in sorted(forgotten):
+        report.forgotten.append((line, forgotten[line].email))
+    old_style = {hashes[h].line: hashes[h] for h in found if not h.startswith(FORGET_HASH_PREFIX)}
+    if old_style:
+        _upgrade_forget_hashes(session, list(old_style.values()), secret)
+    return [c for c in chunk if c.line not in forgotten]
+
+
+def _upgrade_forget_hashes(session: Session, candidates: list[_Candidate], secret: str) -> None:
+    # Met again, so they can be rehashed with the pepper: then a key rotation cannot free them.
+    keys = session.info["forget_keys"] = forget_keys(session, secret, create=True)
+    for candidate in candidates:
+        remember_forgotten(session, candidate.email, keys)
+    session.commit()
