@@ -11,8 +11,7 @@ threads take rows from it, wait for a slot from the shared :class:`RateLimiter`,
 this worker visible to its peers, takes its share of the rate (total / live workers), and
 releases rows left behind by peers that died.
 
-Errors: Throttled → slow down (AIMD) and retry, never counted against the row (and it restarts the
-row's count of 5xx in a row); TemporaryFailure
+Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts`` then fail the row; Rejected → fail the row, go on;
 AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
 AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
@@ -184,9 +183,6 @@ class Dispatcher:
             try:
                 provider_id = self.transport.send(message)
             except Throttled as error:
-                # A throttle is an answer from a live server: the 5xx count is of failures in a
-                # row, or a busy endpoint's occasional 5xx would add up across its many throttles.
-                temporary_failures = 0
                 self.limiter.throttled()
                 self._count("throttled")
                 self._retry_later(row, f"throttled: {error}", 1)
