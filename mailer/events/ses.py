@@ -172,26 +172,26 @@ def recipient_entries(kind: EventKind, payload: dict, detail: dict) -> list[dict
     return [entry for entry in entries if entry["address"].strip()]
 
 
+# The one field of each event type's detail that says what happened to all its recipients.
+_DIAGNOSTIC_FIELD = {
+    EventKind.COMPLAINT: "complaintFeedbackType",
+    EventKind.REJECT: "reason",
+    EventKind.RENDERING_FAILURE: "errorMessage",
+    EventKind.DELIVERY_DELAY: "delayType",
+    EventKind.DELIVERY: "smtpResponse",
+    EventKind.CLICK: "link",
+}
+
+
 def kind_diagnostic(kind: EventKind, detail: dict) -> str | None:
     """What the event says for all its recipients: a reason, a complaint type, a link."""
-    if kind is EventKind.COMPLAINT:
-        return detail.get("complaintFeedbackType")
-    if kind is EventKind.REJECT:
-        return detail.get("reason")
-    if kind is EventKind.RENDERING_FAILURE:
-        return detail.get("errorMessage")
-    if kind is EventKind.DELIVERY_DELAY:
-        return detail.get("delayType")
-    if kind is EventKind.DELIVERY:
-        return detail.get("smtpResponse")
-    if kind is EventKind.CLICK:
-        return detail.get("link")
     if kind is EventKind.SUBSCRIPTION:
         preferences = detail.get("newTopicPreferences")
         if isinstance(preferences, dict) and preferences.get("unsubscribeAll") is True:
             return "unsubscribeAll"
         return detail.get("source")
-    return None
+    field = _DIAGNOSTIC_FIELD.get(kind)
+    return detail.get(field) if field else None
 
 
 def bounce_type_of(detail: dict) -> BounceType | None:
