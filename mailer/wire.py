@@ -31,3 +31,11 @@ WEBHOOK_PATH = "/webhooks/ses"  # the SNS subscription's endpoint
 SUBSCRIBE_PATH = "/subscribe"
 CONFIRM_PATH = "/confirm"  # + /<token>: the link in the confirmation mail
 UNSUBSCRIBE_PATH = "/unsubscribe"  # + /<token>: the link in every issue and in List-Unsubscribe
+
+# -- SES's mailbox simulator (`mailer doctor --live`) ----------------------------------------------
+SIMULATOR_DOMAIN = "simulator.amazonses.com"
+
+
+def is_simulator(address: str | None) -> bool:
+    """SES's mailbox simulator: its events are tests, never a reader's reputation."""
+    return bool(address) and address.strip().lower().endswith("@" + SIMULATOR_DOMAIN)

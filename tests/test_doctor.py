@@ -69,7 +69,7 @@ def aws(moto_ses, mailer_env, monkeypatch) -> Aws:
 
 def _checks(monkeypatch, **env: str) -> dict[str, tuple[str, str]]:
     from mailer.config import load_settings
-    from mailer.transports.ses_doctor import run_checks
+    from mailer.doctor import run_checks
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -211,7 +211,8 @@ ACCOUNT_STATES = {
 @pytest.mark.parametrize("state", list(ACCOUNT_STATES))
 def test_account_standing_from_get_account(fake_ses, mailer_env, monkeypatch, state):
     from mailer.config import load_settings
-    from mailer.transports.ses_doctor import check_account, make_clients
+    from mailer.doctor.account import check_account
+    from mailer.transports.ses_reads import make_clients
 
     faults, status, words = ACCOUNT_STATES[state]
     fake_ses.control(daily_quota=500, max_send_rate=20, sent_last_24h=3, **faults)

@@ -110,8 +110,8 @@ CAUSES = {
 @pytest.mark.parametrize("breakage", list(CAUSES))
 def test_the_likeliest_cause_names_the_broken_link(aws, monkeypatch, breakage):
     from mailer.config import load_settings
-    from mailer.transports.ses_doctor import run_checks
-    from mailer.transports.ses_live import NO_VISIBLE_CAUSE, likeliest_cause
+    from mailer.doctor import run_checks
+    from mailer.doctor.live import NO_VISIBLE_CAUSE, likeliest_cause
 
     assert likeliest_cause(run_checks(load_settings())) == NO_VISIBLE_CAUSE
     damage, env, _, _ = BREAKAGES[breakage]

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mailer.cli._app import app, console, examples, settings, shown
-from mailer.transports.ses_doctor import Check, run_checks
+from mailer.doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
 

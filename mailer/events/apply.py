@@ -34,7 +34,7 @@ from mailer.store import subscribers
 from mailer.store.db import session as open_session
 from mailer.store.models import Delivery, DeliveryEventRecord, SnsMessage, Subscriber
 from mailer.suppression import SES_BOUNCE, SES_COMPLAINT, SES_SUBSCRIPTION
-from mailer.transports.ses_live import is_simulator
+from mailer.wire import is_simulator
 
 log = logging.getLogger("mailer.events")
 

@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
 from mailer.errors import StoreError
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber, SubscriberChange
+from mailer.wire import SIMULATOR_DOMAIN
 
 # SES puts an account under review at a 5 % bounce rate and may pause it at 10 %; complaints:
 # 0.1 % review, 0.5 % pause. Gmail wants spam complaints under 0.3 %. We warn at half the review
@@ -306,9 +307,9 @@ def _unsubscribed_after(session: Session, campaign_ids: list[int]) -> dict[int, 
     return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
 
 
-# SES's mailbox simulator (`mailer doctor --live`, mailer.transports.ses_live): its deliveries
+# SES's mailbox simulator (`mailer doctor --live`, mailer.doctor.live): its deliveries
 # are tests, never part of an issue's figures, even when an operator put one on the list.
-_NOT_SIMULATOR = ~func.lower(Delivery.email).like("%@simulator.amazonses.com")
+_NOT_SIMULATOR = ~func.lower(Delivery.email).like(f"%@{SIMULATOR_DOMAIN}")
 
 
 def campaign_stats(session: Session, issue_number: int | None = None) -> list[CampaignStats]:

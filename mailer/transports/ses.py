@@ -21,7 +21,6 @@ from email.utils import parseaddr
 
 import boto3
 from botocore.parsers import ResponseParserError
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -45,6 +44,14 @@ from mailer.errors import (
     TransportError,
 )
 from mailer.message import build_mime
+from mailer.transports.ses_reads import (
+    UNKNOWN_OPERATION,
+    aws_client,
+    client_config,
+    configuration_set_exists,
+    identity_state,
+    read_account,
+)
 
 NO_CREDENTIALS = (
     "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE, "
@@ -58,7 +65,6 @@ _ACCOUNT_CODES = {
     "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidSignatureException",
     "MissingAuthenticationTokenException", "ExpiredTokenException", "ExpiredToken",
 }
-_UNKNOWN_OPERATION = {"404", "UnknownOperationException", "UnknownOperation"}
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 _TAG_MAX = 256
 
@@ -82,16 +88,12 @@ class SesTransport:
         self.configuration_set = configuration_set
         self.endpoint_url = endpoint_url
         self._session = boto3.session.Session()
-        config = Config(
-            # One attempt: botocore would resend after a lost answer (a second copy).
-            retries={"total_max_attempts": 1, "mode": "standard"},
-            max_pool_connections=max(1, max_connections),
-            connect_timeout=10,
-            read_timeout=read_timeout,
-        )
+        # One attempt: botocore would resend after a lost answer (a second copy).
+        config = client_config(attempts=1, connect_timeout=10, read_timeout=read_timeout,
+                               max_connections=max(1, max_connections))
         # One client for every thread: botocore clients are thread-safe, sessions are not.
-        self._client = self._session.client(
-            "sesv2", region_name=region, endpoint_url=endpoint_url or None, config=config)
+        self._client = aws_client(self._session, "sesv2", region=region,
+                                  endpoint_url=endpoint_url, config=config)
 
     # -- before a send -------------------------------------------------------------------------
 
@@ -106,57 +108,33 @@ class SesTransport:
         return quota
 
     def _account_quota(self) -> SendQuota | None:
-        try:
-            account = self._call(self._client.get_account)
-        except TransportError as error:
-            if error.ses_code in _UNKNOWN_OPERATION:
-                return None  # a local endpoint without GetAccount (moto_server): quota unknown
-            raise
-        if account.get("SendingEnabled") is False:
+        account = self._call(read_account, sesv2=self._client)
+        if account is None:
+            return None  # a local endpoint without GetAccount (moto_server): quota unknown
+        if account.paused:
             raise AccountError(f"sending is paused for this SES account in {self.region} "
                                "(GetAccount: SendingEnabled is false)")
-        if account.get("EnforcementStatus") == "SHUTDOWN":
+        if account.shut_down:
             raise AccountError(f"this SES account in {self.region} is shut down "
                                "(EnforcementStatus SHUTDOWN)")
-        limits = account.get("SendQuota") or {}
-        return SendQuota(
-            max_send_rate=limits.get("MaxSendRate"),
-            max_24h=limits.get("Max24HourSend"),
-            sent_last_24h=limits.get("SentLast24Hours") or 0.0,
-            sending_enabled=account.get("SendingEnabled", True),
-            enforcement_status=account.get("EnforcementStatus"),
-        )
+        return account.send_quota()
 
     def _check_sender_verified(self) -> None:
         address = _bare_address(self.sender)
         domain = address.rpartition("@")[2]
         for identity in (address, domain):
-            if self._identity_verified(identity):
+            if self._call(identity_state, sesv2=self._client, identity=identity) == "verified":
                 return
         raise AccountError(
             f"sender {address} is not a verified SES identity in {self.region} (neither the "
             f"address nor the domain {domain}): verify it in SES or change MAILER_FROM")
 
-    def _identity_verified(self, identity: str) -> bool:
-        try:
-            found = self._call(self._client.get_email_identity, EmailIdentity=identity)
-        except AccountError as error:
-            if error.ses_code == "NotFoundException":
-                return False
-            raise
-        return bool(found.get("VerifiedForSendingStatus")
-                    or found.get("VerificationStatus") == "SUCCESS")
-
     def _check_configuration_set(self) -> None:
-        try:
-            self._call(self._client.get_configuration_set,
-                       ConfigurationSetName=self.configuration_set)
-        except AccountError as error:
-            if error.ses_code == "NotFoundException":
-                raise AccountError(
-                    f"SES configuration set {self.configuration_set!r} "
-                    f"(MAILER_SES_CONFIGURATION_SET) does not exist in {self.region}") from None
-            raise
+        if not self._call(configuration_set_exists, sesv2=self._client,
+                          name=self.configuration_set):
+            raise AccountError(
+                f"SES configuration set {self.configuration_set!r} "
+                f"(MAILER_SES_CONFIGURATION_SET) does not exist in {self.region}")
 
     # -- sending -------------------------------------------------------------------------------
 
@@ -224,7 +202,7 @@ def ses_error(error: ClientError, sender: str | None = None) -> TransportError:
         mapped = AccountError(line)
     elif code == "MessageRejected":
         mapped = _rejected_or_account(line, text, sender)
-    elif code in _UNKNOWN_OPERATION or status == 404:
+    elif code in UNKNOWN_OPERATION or status == 404:
         mapped = AccountError(line)
     elif status >= 500 or code in ("InternalFailure", "ServiceUnavailable"):
         mapped = TemporaryFailure(line)

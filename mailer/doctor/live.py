@@ -2,23 +2,27 @@
 
 One message goes to each simulator address through the configured configuration set; SES then
 produces real Delivery, Bounce and Complaint events for them without touching the account's
-reputation. This module sends and explains; waiting for the events in mailer's database is the
-command's part (transports never touch the database).
+reputation. This module sends the probes and watches mailer's database for their events (through
+the web hook, the SQS poller or a replay); the command prints the verdicts.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+
+from sqlalchemy.engine import Engine
+from sqlmodel import select
 
 from mailer.config import Settings
+from mailer.doctor.checks import Check
 from mailer.domain import EventKind, OutgoingEmail
-from mailer.wire import WEBHOOK_PATH
+from mailer.store.db import session
+from mailer.store.models import DeliveryEventRecord
+from mailer.transports import get_transport
+from mailer.wire import SIMULATOR_DOMAIN, WEBHOOK_PATH
 
-if TYPE_CHECKING:  # the web hook imports is_simulator: keep boto3 out of its imports
-    from mailer.transports.ses_doctor import Check
-
-SIMULATOR_DOMAIN = "simulator.amazonses.com"
+POLL_SECONDS = 1.0
 
 # simulator mailbox → the events SES sends back for it
 SIMULATOR_EVENTS: dict[str, tuple[EventKind, ...]] = {
@@ -48,11 +52,6 @@ def simulator_address(mailbox: str) -> str:
     return f"{mailbox}@{SIMULATOR_DOMAIN}"
 
 
-def is_simulator(address: str | None) -> bool:
-    """SES's mailbox simulator: its events are tests, never a reader's reputation."""
-    return bool(address) and address.strip().lower().endswith("@" + SIMULATOR_DOMAIN)
-
-
 @dataclass(frozen=True)
 class Probe:
     address: str
@@ -68,14 +67,42 @@ def simulator_message(settings: Settings, address: str) -> OutgoingEmail:
                          tags={"mailer-doctor": "live"})
 
 
-def send_probes(transport, settings: Settings) -> list[Probe]:
-    """One message to each simulator mailbox; a refusal raises the transport's error."""
+def send_probes(settings: Settings) -> list[Probe]:
+    """One message to each simulator mailbox through the configured transport; a refusal
+    raises the transport's error."""
+    transport = get_transport(settings, max_connections=2)
     probes = []
     for mailbox, expected in SIMULATOR_EVENTS.items():
         address = simulator_address(mailbox)
         message_id = transport.send(simulator_message(settings, address))
         probes.append(Probe(address, message_id, expected))
     return probes
+
+
+def wait_for_events(database: Engine, probes: list[Probe],
+                    wait: float) -> dict[tuple[str, str], float]:
+    """(message id, kind) → seconds after the send when it was first seen in the database."""
+    expected = {(p.message_id, k.value) for p in probes for k in p.expected}
+    ids = [p.message_id for p in probes]
+    started = time.monotonic()
+    arrived: dict[tuple[str, str], float] = {}
+    while True:
+        elapsed = time.monotonic() - started
+        with session(database) as db:
+            rows = db.exec(select(DeliveryEventRecord.provider_message_id,
+                                  DeliveryEventRecord.kind)
+                           .where(DeliveryEventRecord.provider_message_id.in_(ids))).all()
+        for message_id, kind in rows:
+            arrived.setdefault((message_id, kind), elapsed)
+        if expected <= arrived.keys() or elapsed >= wait:
+            return arrived
+        time.sleep(min(POLL_SECONDS, max(0.0, wait - elapsed)))
+
+
+def verdict(seconds: float | None, late_after: float) -> str:
+    if seconds is None:
+        return "missing"
+    return "ok" if seconds <= late_after else "late"
 
 
 def likeliest_cause(checks: list[Check]) -> str:
