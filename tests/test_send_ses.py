@@ -98,10 +98,9 @@ def test_messages_read_back_from_moto_carry_per_reader_links_and_list_headers(
 
 def test_throttling_and_5xx_from_the_endpoint_still_give_everyone_one_copy(
         mailer_env, engine, fake_ses):
-    # The account claims 1000/s but the endpoint allows 40/s and fails 5 % of requests. (At
-    # 10 %, about one run in five had a reader given up after 5 failures: far more than
-    # independent draws explain. Under investigation; see the issue 14 note.)
-    fake_ses.control(rate=40, max_send_rate=1000, error_rate=0.05, latency=0.02, seed=7)
+    # The account claims 1000/s but the endpoint allows 40/s and fails 10 % of requests; the
+    # seed fixes which try of which message fails, so thread timing cannot change the outcome.
+    fake_ses.control(rate=40, max_send_rate=1000, error_rate=0.1, latency=0.02, seed=7)
     add_readers(engine, *readers(150))
     env = {**os.environ, **mailer_env, **fake_ses.env}
 

@@ -13,7 +13,7 @@ nothing here prints. The modules follow a send's life:
 
 from mailer.campaigns.policy import (
     SendFlags, SendPlan, Standing, due_moment, issue_moment, parse_duration, plan_send,
-    standing,
+    refuse_sample_issue, standing,
 )
 from mailer.campaigns.results import (
     AlreadySent, Look, Outcome, already_sent, finish_send, get_campaign, look, recovered,
@@ -31,6 +31,7 @@ __all__ = [
     "SendPlan", "Standing", "Started", "TestCopy", "already_sent", "canary_phase",
     "Pace", "check_same_version", "choose_pace", "choose_threads", "pick_open_campaign", "due_moment", "finish_send", "get_campaign",
     "issue_moment", "join_campaign", "look", "mail_destination", "new_dispatcher",
-    "open_transport", "parse_duration", "plan_send", "recovered", "remaining",
+    "open_transport", "parse_duration", "plan_send", "recovered",
+    "refuse_sample_issue", "remaining",
     "send_test_copy", "standing", "start_send",
 ]

@@ -56,6 +56,22 @@ class SendFlags:
         return not self.to and not self.dry_run
 
 
+def reads_shipped_examples(s) -> bool:
+    """Issues come from the example folder shipped with mailer because nothing else was set:
+    the ``folder`` source with no MAILER_ISSUES_DIR (a deliberate one counts as a choice)."""
+    return s.issue_source == "folder" and "issues_dir" not in s.model_fields_set
+
+
+def refuse_sample_issue(s, flags: SendFlags) -> None:
+    """A send to the readers through a real transport never mails the shipped sample issue: on
+    an installed copy with no issue source set, the hourly ``send --issue latest`` timer would
+    send it to everyone. The outbox (``make demo``), ``--dry-run`` and ``--to`` stay allowed."""
+    if flags.for_real and s.transport != "outbox" and reads_shipped_examples(s):
+        raise SendError(f"refusing to send the sample issue shipped with mailer to every reader "
+                        f"through {s.transport}: set MAILER_ISSUES_DIR to your issues folder (or "
+                        "MAILER_ISSUE_SOURCE to git, feed or atproto)")
+
+
 @dataclass(frozen=True)
 class Standing:
     """Where the issue's latest campaign stands before anything is sent."""

@@ -84,6 +84,7 @@ def send(
         raise IssueError(f"issue {issue} has no number")
     flags = campaigns.SendFlags(to=to, dry_run=dry_run, again=again, resume=resume,
                                 resend_unknown=resend_unknown)
+    campaigns.refuse_sample_issue(s, flags)
     if (preview_to or s.preview_to) and flags.for_real:
         from mailer.preview import preview_once
 

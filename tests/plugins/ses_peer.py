@@ -10,8 +10,8 @@ Fixtures (names are stable; other engineers' tests use them):
 ``moto_ses``
     ``moto_server`` (from ``moto[server]``) started once per session on a free port, reset before
     each test. The handle has ``.endpoint_url``, ``.region``, ``.env`` (AWS_* plus
-    MAILER_TRANSPORT=ses, MAILER_SES_ENDPOINT_URL, MAILER_SES_REGION for a subprocess or
-    ``monkeypatch.setenv``), ``.client()`` (a boto3 sesv2 client on it),
+    MAILER_TRANSPORT=ses, MAILER_SES_ENDPOINT_URL, MAILER_SES_REGION and MAILER_ISSUES_DIR naming
+    the examples, for a subprocess or ``monkeypatch.setenv``), ``.client()`` (a boto3 sesv2 client on it),
     ``.verify_identity(address_or_domain)`` (moto refuses to send from an unknown identity),
     ``.sent_messages()`` (list of ``{"id", "source", "destinations", "raw_data"}`` for every Raw
     send, raw_data being the MIME text verbatim), ``.sent_mime()`` (the same parsed with
@@ -77,8 +77,10 @@ class _SesEndpoint:
 
     @property
     def env(self) -> dict[str, str]:
+        # A real transport never sends the shipped sample issue by default: name its folder.
         return {**FAKE_CREDENTIALS, "MAILER_TRANSPORT": "ses",
-                "MAILER_SES_ENDPOINT_URL": self.endpoint_url, "MAILER_SES_REGION": self.region}
+                "MAILER_SES_ENDPOINT_URL": self.endpoint_url, "MAILER_SES_REGION": self.region,
+                "MAILER_ISSUES_DIR": str(ROOT / "examples")}
 
     def client(self):
         import boto3
