@@ -45,3 +45,17 @@ def test_an_operator_s_edited_template_reaches_the_next_mail_without_a_restart(t
     second = confirmation_email(settings, to="a@example.org", confirm_url=URL)
     assert "Confirm my subscription" in first.html and "Yes, send it to me" not in first.html
     assert "Yes, send it to me" in second.html
+
+
+def test_the_web_pages_use_the_factory_s_environment_and_an_operator_s_own_folder(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from mailer.web.app import create_app
+
+    folder = own_templates(tmp_path)
+    page = folder / "web" / "error.html"
+    page.write_text(page.read_text().replace("<h1>{{ title }}</h1>", "<h1>Own: {{ title }}</h1>"))
+    settings = load_settings(templates_dir=folder)
+    first, second = create_app(settings), create_app(settings)
+    assert first.state.pages.env is second.state.pages.env is template_environment(folder / "web")
+    assert "Own: Page not found" in TestClient(first).get("/no-such-page").text

@@ -24,7 +24,7 @@ from mailer.store.models import (
     SubscriberChange,
 )
 from mailer.web.app import create_app
-from mailer.web.webhook import SnsUnreachable
+from mailer.web.webhook import MAX_BODY_BYTES, SnsUnreachable
 from tests.conftest import FIXTURES
 from tests.plugins.sns_signing import TOPIC_ARN, serve_app
 
@@ -194,6 +194,15 @@ def test_raw_delivery_is_explained(client):
     reply = post(client, json.dumps(ses_payload()))
     assert reply.status_code == 400
     assert "raw message delivery" in reply.json()["error"]
+
+
+def test_one_body_cap_answers_for_every_size_above_it(client, hook_settings):
+    """256 KiB, however far past it a body goes: the hook's own JSON refusal, not the app's page."""
+    for size in (MAX_BODY_BYTES + 1, 2 * 1024 * 1024):
+        reply = post(client, b"x" * size)
+        assert reply.status_code == 413
+        assert reply.json() == {"error": "the body is larger than 256 KB"}
+    assert reader_status(hook_settings) is SubscriberStatus.ACTIVE
 
 
 @pytest.mark.parametrize("version", [1, 2])

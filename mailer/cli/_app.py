@@ -12,10 +12,14 @@ markup, and a terminal would obey the escape sequences in it.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import inspect
 import json
 import re
+from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version as package_version
-from typing import Annotated
+from typing import Annotated, Any, TypeVar, get_type_hints
 
 import click
 import typer
@@ -30,6 +34,8 @@ from mailer.errors import MailerError
 
 console = Console()
 err_console = Console(stderr=True)
+
+Result = TypeVar("Result")
 
 
 # The order a newcomer meets the commands in; any command not named here follows.
@@ -106,6 +112,37 @@ def _unusable_database(error: DBAPIError) -> MailerError | None:
 def examples(*lines: str) -> str:
     """An epilog of real command lines (``command  # what it does``) for a ``--help``."""
     return "Examples:\n" + "\n".join(lines)
+
+
+def with_options(
+    options_type: type,
+) -> Callable[[Callable[[Any], Result]], Callable[..., Result]]:
+    """Declare a command's options as the dataclass ``options_type``, one field per option
+    (``name: Annotated[type, typer.Option(...)] = default``); the command receives one value.
+
+    Typer reads a command's options from its signature, so the command it is shown has one made
+    of the fields, in their order, with their annotations already resolved (the modules use
+    ``from __future__ import annotations``, and typer does not resolve a ``__signature__``)."""
+    hints = get_type_hints(options_type, include_extras=True)
+    parameters = [
+        inspect.Parameter(
+            field.name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[field.name],
+            default=inspect.Parameter.empty if field.default is dataclasses.MISSING
+            else field.default)
+        for field in dataclasses.fields(options_type)
+    ]
+
+    def decorate(command: Callable[[Any], Result]) -> Callable[..., Result]:
+        @functools.wraps(command)
+        def with_values(**values: Any) -> Result:
+            return command(options_type(**values))
+
+        with_values.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+        with_values.__annotations__ = {parameter.name: parameter.annotation
+                                       for parameter in parameters}
+        return with_values
+
+    return decorate
 
 
 def _hide_type_tags() -> None:

@@ -19,7 +19,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, err_console, examples, json_text, settings, shown
+from mailer.cli._app import (app, console, engine, err_console, examples, json_text, settings, shown,
+                             with_options)
 from mailer.errors import MailerError, StoreError
 from mailer.events.apply import ApplyResult, ingest_document
 
@@ -136,14 +137,14 @@ def region_of(queue_url: str, fallback: str) -> str:
     return match.group(1) if match else fallback
 
 
-def sqs_client(queue_url: str, endpoint_url: str | None, region: str | None):
+def sqs_client(options: PollOptions):
     import boto3
     from botocore.config import Config
 
     return boto3.client(
         "sqs",
-        region_name=region or region_of(queue_url, settings().ses_region),
-        endpoint_url=endpoint_url,
+        region_name=options.region or region_of(options.queue_url, settings().ses_region),
+        endpoint_url=options.endpoint_url,
         config=Config(retries={"max_attempts": 3, "mode": "standard"}, read_timeout=30),
     )
 
@@ -173,45 +174,55 @@ def delete(client, queue_url: str, message: dict) -> None:
                           f"{shown(message.get('MessageId'))}: {shown(error)}", highlight=False)
 
 
+@dataclass(frozen=True)
+class PollOptions:
+    queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue subscribed to "
+                                                             "the SES events topic.")]
+    once: Annotated[bool, typer.Option("--once", help="Read one batch, then stop.")] = False
+    max_messages: Annotated[int | None, typer.Option(
+        "--max", min=1, help="Stop after this many messages.")] = None
+    wait: Annotated[int, typer.Option("--wait", min=0, max=20,
+                                      help="Long-poll seconds per receive.")] = 20
+    endpoint_url: Annotated[str | None, typer.Option(
+        "--endpoint-url", envvar="MAILER_SQS_ENDPOINT_URL",
+        help="Another SQS endpoint (a local test server).")] = None
+    region: Annotated[str | None, typer.Option(
+        "--region", help="Defaults to the queue URL's region, else MAILER_SES_REGION.")] = None
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False
+
+
 @events_app.command("poll", short_help="Apply SES notifications from an SQS queue.",
                     epilog=examples(
                         "QUEUE=https://sqs.us-east-1.amazonaws.com/123456789012/twir-events",
                         'mailer events poll --queue-url "$QUEUE"',
                         'mailer events poll --queue-url "$QUEUE" --once --json   # from cron'))
-def poll(
-    queue_url: Annotated[str, typer.Option("--queue-url", help="The SQS queue subscribed to "
-                                                             "the SES events topic.")],
-    once: Annotated[bool, typer.Option("--once", help="Read one batch, then stop.")] = False,
-    max_messages: Annotated[int | None, typer.Option(
-        "--max", min=1, help="Stop after this many messages.")] = None,
-    wait: Annotated[int, typer.Option("--wait", min=0, max=20,
-                                      help="Long-poll seconds per receive.")] = 20,
-    endpoint_url: Annotated[str | None, typer.Option(
-        "--endpoint-url", envvar="MAILER_SQS_ENDPOINT_URL",
-        help="Another SQS endpoint (a local test server).")] = None,
-    region: Annotated[str | None, typer.Option(
-        "--region", help="Defaults to the queue URL's region, else MAILER_SES_REGION.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON.")] = False,
-) -> None:
+@with_options(PollOptions)
+def poll(options: PollOptions) -> None:
     """Apply SES notifications from an SQS queue, deleting each message once it is applied.
     Messages that cannot be read stay on the queue (for its redrive policy) and are reported."""
-    client = sqs_client(queue_url, endpoint_url, region)
+    client = sqs_client(options)
     report = Report()
-    seen = 0
     try:
-        while max_messages is None or seen < max_messages:
-            room = 10 if max_messages is None else min(10, max_messages - seen)
-            messages = receive(client, queue_url, room, wait)
-            for message in messages:
-                seen += 1
-                where = f"message {message.get('MessageId', '?')}"
-                if apply_text(message.get("Body", ""), report, where):
-                    delete(client, queue_url, message)
-            if once:
-                break
+        drain(client, options, report)
     except KeyboardInterrupt:
         err_console.print("stopped")
-    print_report(report, as_json=as_json,
-                 title=f"{shown(queue_url)}: {report.handled} notifications")
+    print_report(report, as_json=options.as_json,
+                 title=f"{shown(options.queue_url)}: {report.handled} notifications")
     if report.problems:
         raise typer.Exit(1)
+
+
+def drain(client, options: PollOptions, report: Report) -> None:
+    """Receive, apply and delete messages until --max of them, or one batch with --once."""
+    limit, queue_url = options.max_messages, options.queue_url
+    seen = 0
+    while limit is None or seen < limit:
+        room = 10 if limit is None else min(10, limit - seen)
+        messages = receive(client, queue_url, room, options.wait)
+        for message in messages:
+            seen += 1
+            where = f"message {message.get('MessageId', '?')}"
+            if apply_text(message.get("Body", ""), report, where):
+                delete(client, queue_url, message)
+        if options.once:
+            break

@@ -15,13 +15,15 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Annotated
 
 import typer
 
 from mailer import campaigns
 from mailer.campaigns import parse_duration
-from mailer.cli._app import app, engine, examples, settings
+from mailer.cli._app import app, engine, examples, settings, with_options
 from mailer.cli.send_output import (
     _err,
     _fmt_duration,
@@ -47,27 +49,36 @@ def _say_where_mail_goes(transport) -> None:
 
 # -- the command -------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class SendOptions:
+    issue: Annotated[str, typer.Option("--issue", help="Issue number, or 'latest'.")]
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and count the audience; send nothing.")] = False
+    to: Annotated[str | None, typer.Option("--to", help="Send one test copy to ADDRESS, outside the campaign.")] = None
+    limit: Annotated[int | None, typer.Option("--limit", min=1, help="Send at most N now, then stop; run the same command to continue.")] = None
+    rate: Annotated[float | None, typer.Option("--rate", min=0.01, help="Messages per second; can only lower the SES account's MaxSendRate (default: that rate; SMTP/outbox: MAILER_SEND_RATE).")] = None
+    concurrency: Annotated[int | None, typer.Option("--concurrency", min=1, max=256, help="Messages in flight at once (default: sized from the rate and the observed latency).")] = None
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False
+    resend_unknown: Annotated[bool, typer.Option("--resend-unknown", help="Re-send rows whose fate is unknown (answer lost, or in flight during a crash); may make a second copy.")] = False
+    not_before: Annotated[str | None, typer.Option("--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending.")] = None
+    again: Annotated[bool, typer.Option("--again", help="Send an already finished issue again, as a new campaign.")] = False
+    resume: Annotated[bool, typer.Option("--resume", help="Go on with a campaign the reputation breaker paused, after your review.")] = False
+    canary: Annotated[str | None, typer.Option("--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold.")] = None
+    canary_wait: Annotated[str, typer.Option("--canary-wait", help="How long to wait for the canary's events, e.g. 20m.")] = "20m"
+    preview_to: Annotated[str | None, typer.Option("--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO).")] = None
+
+    @property
+    def flags(self) -> campaigns.SendFlags:
+        return campaigns.SendFlags(to=self.to, dry_run=self.dry_run, again=self.again,
+                                   resume=self.resume, resend_unknown=self.resend_unknown)
+
+
 @app.command("send", short_help="Send an issue to every confirmed reader, exactly once.",
              epilog=examples(
                  "mailer send --issue 644 --dry-run          # count readers, send nothing",
                  "mailer send --issue 644 --to you@example.org   # one test copy",
                  "mailer send --issue latest --yes --not-before 24h   # hourly cron"))
-def send(
-    issue: str = typer.Option(..., "--issue", help="Issue number, or 'latest'."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Render and count the audience; send nothing."),
-    to: str | None = typer.Option(None, "--to", help="Send one test copy to ADDRESS, outside the campaign."),
-    limit: int | None = typer.Option(None, "--limit", min=1, help="Send at most N now, then stop; run the same command to continue."),
-    rate: float | None = typer.Option(None, "--rate", min=0.01, help="Messages per second; can only lower the SES account's MaxSendRate (default: that rate; SMTP/outbox: MAILER_SEND_RATE)."),
-    concurrency: int | None = typer.Option(None, "--concurrency", min=1, max=256, help="Messages in flight at once (default: sized from the rate and the observed latency)."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    resend_unknown: bool = typer.Option(False, "--resend-unknown", help="Re-send rows whose fate is unknown (answer lost, or in flight during a crash); may make a second copy."),
-    not_before: str | None = typer.Option(None, "--not-before", help="Wait this long after the issue's date, e.g. 24h; before that, exit 0 without sending."),
-    again: bool = typer.Option(False, "--again", help="Send an already finished issue again, as a new campaign."),
-    resume: bool = typer.Option(False, "--resume", help="Go on with a campaign the reputation breaker paused, after your review."),
-    canary: str | None = typer.Option(None, "--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold."),
-    canary_wait: str = typer.Option("20m", "--canary-wait", help="How long to wait for the canary's events, e.g. 20m."),
-    preview_to: str | None = typer.Option(None, "--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO)."),
-) -> None:
+@with_options(SendOptions)
+def send(options: SendOptions) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
 
     Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
@@ -76,25 +87,17 @@ def send(
     from mailer.sources import load_issue_from_source
 
     s = settings()
-    if not dry_run:
+    if not options.dry_run:
         s.require_secret_key()  # before anything: links signed with no real key fail for all
-    the_issue = load_issue_from_source(s, issue)
+    the_issue = load_issue_from_source(s, options.issue)
     number = the_issue.number
     if number is None:
-        raise IssueError(f"issue {issue} has no number")
-    flags = campaigns.SendFlags(to=to, dry_run=dry_run, again=again, resume=resume,
-                                resend_unknown=resend_unknown)
+        raise IssueError(f"issue {options.issue} has no number")
+    flags = options.flags
     campaigns.refuse_sample_issue(s, flags)
-    if (preview_to or s.preview_to) and flags.for_real:
-        from mailer.preview import preview_once
-
-        if note := preview_once(engine(), s, the_issue, preview_to or s.preview_to):
-            _out(note)
-    if not_before is not None and flags.for_real:
-        if due := campaigns.due_moment(the_issue, not_before):
-            left = (due - datetime.now(UTC)).total_seconds()
-            _out(f"issue {number} is not due yet: it will be sent after "
-                 f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration(left)}); nothing sent")
+    if flags.for_real:
+        _preview_once(s, the_issue, options.preview_to or s.preview_to)
+        if _not_due_yet(the_issue, options.not_before):
             return
 
     db = engine()
@@ -107,44 +110,38 @@ def send(
         raise typer.Exit(PAUSED_EXIT)
 
     rendered = _render(the_issue, s)
-    threads = campaigns.choose_threads(s, concurrency)
+    threads = campaigns.choose_threads(s, options.concurrency)
     transport = campaigns.open_transport(s, threads[0])
     try:
-        pace = campaigns.choose_pace(s, rate, transport.preflight(), threads)
+        pace = campaigns.choose_pace(s, options.rate, transport.preflight(), threads)
         _say_where_mail_goes(transport)
-        if to and dry_run:
-            _out(f"dry run: a test copy would go to {to}; nothing sent")
+        if options.to and options.dry_run:
+            _out(f"dry run: a test copy would go to {options.to}; nothing sent")
             return
-        if to:
-            copy = campaigns.send_test_copy(db, s, transport, rendered, to, number)
+        if options.to:
+            copy = campaigns.send_test_copy(db, s, transport, rendered, options.to, number)
             _out(f"test copy of issue {number} sent to {copy.address} (message id "
                  f"{copy.provider_id}); no campaign was started")
             return
         plan = campaigns.plan_send(db, standing.last, flags)
         print_plan(rendered, the_issue, plan, transport.name, pace)
-        if dry_run:
+        if options.dry_run:
             _out("dry run: nothing sent")
             return
-        sample = None
-        if canary is not None and plan.new_campaign:
-            from mailer.cli.canary import canary_size
-
-            sample = canary_size(canary, plan.audience)
-            _out(f"  canary:    {sample} readers at random first, then "
-                 f"{_fmt_duration(parse_duration(canary_wait).total_seconds())} for their events")
+        sample = _canary_sample(options, plan)
         if plan.audience == 0 and plan.new_campaign:
             _out("no confirmed readers: nothing to send (no campaign created)")
             return
-        _confirm(yes)
+        _confirm(options.yes)
         started = campaigns.start_send(db, rendered, number, transport_name=transport.name,
                                        flags=flags, canary_sample=sample)
         if started.already is not None:
             print_already_sent(started.already)  # another run finished it meanwhile
             return
-        _print_start(started, resend_unknown)
+        _print_start(started, options.resend_unknown)
         job = campaigns.SendJob(db=db, transport=transport, rendered=rendered, settings=s,
                                 campaign_id=started.campaign.id, issue_number=number, pace=pace)
-        report = _canary_then_rest(job, parse_duration(canary_wait), limit)
+        report = _canary_then_rest(job, options)
     finally:
         transport.close()
     print_summary(campaigns.finish_send(db, report))
@@ -198,6 +195,39 @@ def _render(the_issue, s):
     return rendered
 
 
+def _preview_once(s, the_issue, address: str | None) -> None:
+    if address:
+        from mailer.preview import preview_once
+
+        if note := preview_once(engine(), s, the_issue, address):
+            _out(note)
+
+
+def _not_due_yet(the_issue, not_before: str | None) -> bool:
+    """True (and said so) when --not-before puts the issue's send moment in the future."""
+    if not_before is None:
+        return False
+    due = campaigns.due_moment(the_issue, not_before)
+    if not due:
+        return False
+    left = (due - datetime.now(UTC)).total_seconds()
+    _out(f"issue {the_issue.number} is not due yet: it will be sent after "
+         f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration(left)}); nothing sent")
+    return True
+
+
+def _canary_sample(options: SendOptions, plan) -> int | None:
+    """How many readers the canary sends to first (None: no canary, or a campaign going on)."""
+    if options.canary is None or not plan.new_campaign:
+        return None
+    from mailer.cli.canary import canary_size
+
+    sample = canary_size(options.canary, plan.audience)
+    _out(f"  canary:    {sample} readers at random first, then "
+         f"{_fmt_duration(parse_duration(options.canary_wait).total_seconds())} for their events")
+    return sample
+
+
 def _confirm(yes: bool) -> None:
     if yes:
         return
@@ -223,13 +253,14 @@ def _print_start(started, resend_unknown: bool) -> None:
                           "still waiting get the new version")
 
 
-def _canary_then_rest(job, wait, limit: int | None):
+def _canary_then_rest(job, options: SendOptions):
     """The canary's sample and wait, if the campaign has one; then the rest, unless the
     canary stopped the run."""
     from mailer.cli.canary import print_canary_wait
 
+    wait = parse_duration(options.canary_wait)
     report = campaigns.canary_phase(job, wait, _run, print_canary_wait)
-    return report if report is not None else _run(job, limit)
+    return report if report is not None else _run(job, options.limit)
 
 
 def _run(job, limit: int | None = None, *, canary_only: bool = False):

@@ -10,10 +10,11 @@ import base64
 import hashlib
 from pathlib import Path
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from mailer.render.templates import template_environment
 
 # Colours meet WCAG AA contrast in both schemes (text #1a1a1a on #fdfdfd, links #0b57a4).
 PAGE_CSS = """
@@ -51,19 +52,13 @@ class Pages:
     """Renders ``templates/web/<name>.html`` with the shared layout values."""
 
     def __init__(self, templates_dir: Path, newsletter_name: str, site_url: str) -> None:
-        self.env = Environment(
-            loader=FileSystemLoader(str(templates_dir / "web")),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            undefined=StrictUndefined,  # a typo in a template fails a test, not a reader
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env.globals.update(
-            css=Markup(PAGE_CSS), newsletter_name=newsletter_name, site_url=site_url
-        )
+        self.env = template_environment(templates_dir / "web")
+        # passed at each render, not set on the environment the console shares
+        self.layout = {"css": Markup(PAGE_CSS), "newsletter_name": newsletter_name,
+                       "site_url": site_url}
 
     def render(self, name: str, **context: object) -> str:
-        return self.env.get_template(f"{name}.html").render(**context)
+        return self.env.get_template(f"{name}.html").render(self.layout, **context)
 
     def response(
         self,

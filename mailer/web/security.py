@@ -88,8 +88,8 @@ class BodyTooLarge(Exception):
 class BodySizeLimitMiddleware:
     """Refuse bodies over a cap, by Content-Length up front or while streaming (chunked bodies).
 
-    ``limit_for(path)`` picks the cap (None: the route bounds its own reading), so the public forms can be strict while the SNS web hook
-    still takes SES notifications with their full headers.
+    ``limit_for(path)`` picks the cap for a path, or None when the route bounds its own reading
+    (the one-click unsubscribe, the SNS web hook).
     """
 
     def __init__(self, app: ASGIApp, limit_for: Callable[[str], int | None],

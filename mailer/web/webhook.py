@@ -28,7 +28,10 @@ from mailer.wire import SNS_TYPE_HEADER, WEBHOOK_PATH
 log = logging.getLogger("mailer.webhook")
 router = APIRouter()
 
-MAX_BODY_BYTES = 256 * 1024  # SES caps mail.headers at 10 KB; real notifications are far smaller
+# The web hook's one body cap: the app's size middleware lets this path through, so a refusal is
+# this route's logged JSON answer like every other. SES caps mail.headers at 10 KB; real
+# notifications are far smaller.
+MAX_BODY_BYTES = 256 * 1024
 MAX_CERT_BYTES = 64 * 1024
 SNS_FETCH_TIMEOUT = 3.0  # seconds; SNS itself waits 15 s for our answer
 

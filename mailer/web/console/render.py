@@ -9,16 +9,14 @@ import hashlib
 import hmac
 import math
 from datetime import UTC, date, datetime
-from functools import lru_cache
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 from mailer.config import Settings
+from mailer.render.templates import template_environment
 from mailer.web.admin import require_operator
 from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
 from mailer.web.security import RateLimiter, client_ip, rate_limit_key
@@ -57,27 +55,15 @@ def fmt_time(at: datetime | date | str | None) -> str:
     return at.isoformat()
 
 
-@lru_cache(maxsize=4)
-def _environment(templates_dir: Path) -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(str(templates_dir / "web")),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.globals["css"] = Markup(CONSOLE_CSS)
-    env.globals["script"] = Markup(CONSOLE_JS)
-    env.filters["num"] = fmt_number
-    env.filters["pct"] = fmt_pct
-    env.filters["utc"] = fmt_time
-    return env
+FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time}
+# passed at each render, not set on the environment the public pages share
+LAYOUT = {"css": Markup(CONSOLE_CSS), "script": Markup(CONSOLE_JS)}
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: object) -> HTMLResponse:
-    env = _environment(settings_of(request).templates_dir)
+    env = template_environment(settings_of(request).templates_dir / "web", FILTERS)
     context.setdefault("live", False)
-    html = env.get_template(template).render(csrf_token=csrf_token(request), **context)
+    html = env.get_template(template).render(LAYOUT, csrf_token=csrf_token(request), **context)
     return HTMLResponse(html, status_code=status_code, headers=CONSOLE_HEADERS)
 
 
