@@ -34,7 +34,7 @@ def _reader_id(engine, email: str) -> int | None:
 
 def _status_and_history(engine, email: str) -> tuple[str, list]:
     from mailer.store.db import session
-    from mailer.store.subscribers import history
+    from mailer.store.subscriber_reads import history
 
     with session(engine) as db:
         reader, changes = history(db, email)

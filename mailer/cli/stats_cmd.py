@@ -12,15 +12,8 @@ from mailer.cli._app import app, console, engine, examples, json_text, shown
 from mailer.errors import MailerError
 from mailer.store.console import overview_document
 from mailer.store.db import session
-from mailer.store.stats import (
-    CampaignStats,
-    IssueDetail,
-    WeekGrowth,
-    campaign_stats,
-    issue_detail,
-    subscriber_growth,
-    subscriber_totals,
-)
+from mailer.store.stats import CampaignStats, IssueDetail, campaign_stats, issue_detail
+from mailer.store.subscriber_reads import WeekGrowth, count_by_status, subscriber_growth
 
 STATS_HELP = """\
 Delivery stats per issue (one row per campaign), one issue in detail, or the list's growth.
@@ -171,7 +164,7 @@ def _print_issue_tables(detail: IssueDetail) -> None:
 def _show_subscribers(weeks: int, as_json: bool) -> None:
     with session(engine()) as db:
         growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
-        totals = subscriber_totals(db)
+        totals = count_by_status(db)
     if as_json:
         _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
         return

@@ -188,7 +188,7 @@ def export(
 
 
 def _export_total(db, status: SubscriberStatus | None) -> int:
-    from mailer.store.subscribers import count_by_status
+    from mailer.store.subscriber_reads import count_by_status
 
     counts = count_by_status(db)
     return counts[status.value] if status is not None else sum(counts.values())
@@ -229,7 +229,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Show subscribers, oldest first."""
-    from mailer.store.subscribers import list_subscribers
+    from mailer.store.subscriber_reads import list_subscribers
 
     with _session() as db:
         subscribers = list_subscribers(db, status=status, limit=limit)
@@ -251,7 +251,7 @@ def list_(
                                          "mailer subscribers count --json"))
 def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
-    from mailer.store.subscribers import count_by_status
+    from mailer.store.subscriber_reads import count_by_status
 
     with _session() as db:
         counts = count_by_status(db)
@@ -270,7 +270,7 @@ def count(as_json: JsonOption = False) -> None:
                                          "mailer subscribers show ann@example.org --json"))
 def show(email: str, as_json: JsonOption = False) -> None:
     """One subscriber and the history of its changes (the consent record)."""
-    from mailer.store.subscribers import history
+    from mailer.store.subscriber_reads import history
 
     with _session() as db:
         subscriber, changes = history(db, email)

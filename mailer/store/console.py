@@ -16,17 +16,11 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.rate_warnings import rate_property
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
-from mailer.store.stats import (
-    CampaignStats,
-    _count_where,
-    _iso,
-    _rate,
-    _week_bucket,
-    campaign_stats,
-    combine,
-    subscriber_totals,
-)
+from mailer.store.sql_figures import count_where, week_bucket
+from mailer.store.stats import CampaignStats, _iso, campaign_stats, combine
+from mailer.store.subscriber_reads import count_by_status
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
@@ -108,9 +102,7 @@ class ListWeek:
     signups_confirmed: int  # ... of which confirmed (by now)
     signups_pending: int = 0  # ... and still waiting to confirm
 
-    @property
-    def confirmation_rate(self) -> float | None:
-        return _rate(self.signups_confirmed, self.signups)
+    confirmation_rate = rate_property("signups_confirmed", "signups")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "week_start": self.week_start.isoformat(),
@@ -120,7 +112,7 @@ class ListWeek:
 def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
     """One pass over the window's status changes: per week, arrivals in each status and the
     net change of the active list."""
-    week = _week_bucket(session, SubscriberChange.at).label("week")
+    week = week_bucket(session, SubscriberChange.at).label("week")
     left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
     query = (select(week, SubscriberChange.to_status, left_active, func.count())
              .where(SubscriberChange.at >= since)
@@ -138,11 +130,11 @@ def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int
 
 def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
     """Per week: new readers, and the sign-ups through the form: confirmed, still pending."""
-    week = _week_bucket(session, Subscriber.created_at).label("week")
+    week = week_bucket(session, Subscriber.created_at).label("week")
     form = Subscriber.source == SIGNUP_SOURCE
-    query = (select(week, func.count(), _count_where(form),
-                    _count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
-                    _count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
+    query = (select(week, func.count(), count_where(form),
+                    count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
+                    count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
              .where(Subscriber.created_at >= since)
              .group_by(week))
     names = ("new", "signups", "signups_confirmed", "signups_pending")
@@ -170,7 +162,7 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
     series = {**_change_series(session, since), **_signup_series(session, since)}
     net = series.pop("net")
     keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
-    size = subscriber_totals(session)[SubscriberStatus.ACTIVE.value]
+    size = count_by_status(session)[SubscriberStatus.ACTIVE.value]
     sizes: dict[str, int] = {}
     for key in reversed(keys):  # walk back from now
         sizes[key] = size
@@ -191,9 +183,7 @@ class SignupHealth:
     confirmed: int
     pending: int
 
-    @property
-    def confirmation_rate(self) -> float | None:
-        return _rate(self.confirmed, self.signups)
+    confirmation_rate = rate_property("confirmed", "signups")
 
     def as_dict(self) -> dict:
         return {**asdict(self), "confirmation_rate": self.confirmation_rate}
@@ -208,7 +198,7 @@ def signup_health(weeks: list[ListWeek], window: int = SIGNUP_WINDOW_WEEKS) -> S
 
 def overview_document(session: Session) -> dict:
     """``mailer stats --json`` and ``/admin/stats.json``: one dictionary, the same keys."""
-    return overview_from(campaign_stats(session), list_weeks(session), subscriber_totals(session))
+    return overview_from(campaign_stats(session), list_weeks(session), count_by_status(session))
 
 
 def overview_from(campaigns: list[CampaignStats], weeks: list[ListWeek],

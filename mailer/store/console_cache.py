@@ -41,8 +41,8 @@ from mailer.store.stats import (
     CampaignStats,
     _delivery_counts,
     _unsubscribed_after,
-    subscriber_totals,
 )
+from mailer.store.subscriber_reads import count_by_status
 
 FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
 # Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction
@@ -190,13 +190,13 @@ class ConsoleCache:
             return bundle
 
     def list_parts(self, session: Session) -> tuple[list[ListWeek], dict[str, int]]:
-        """The weeks of the list and today's totals (the same as list_weeks, subscriber_totals)."""
+        """The weeks of the list and today's totals (the same as list_weeks, count_by_status)."""
         with self._lock:
             self._forget_stale(session)
             today = utcnow().date()
             parts = self._store.list_parts
             if parts is None or parts[0] != today:
-                parts = (today, list_weeks(session, today=today), subscriber_totals(session))
+                parts = (today, list_weeks(session, today=today), count_by_status(session))
                 self._store.list_parts = parts
             return parts[1], parts[2]
 

@@ -14,10 +14,11 @@ from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
 from mailer.store.console import PROVIDERS, CampaignState, campaign_states
 from mailer.store.models import Campaign, Delivery, Subscriber, SubscriberChange
 from mailer.store.stats import (
+    RECIPIENT_COUNTS,
     CampaignStats,
     IssueDetail,
+    RecipientCounts,
     TimeBucket,
-    _rate,
     bounce_reasons,
     campaign_stats,
     combine,
@@ -32,18 +33,9 @@ ISSUE_UNSUBSCRIBES = 20  # the latest unsubscribes listed by name
 
 
 @dataclass(frozen=True)
-class ProviderStats:
+class ProviderStats(RecipientCounts):
     name: str  # "Gmail", or a domain for the rest
     provider: bool
-    recipients: int
-    sent: int
-    delivered: int
-    bounced: int
-    complained: int
-
-    @property
-    def bounce_rate(self) -> float | None:
-        return _rate(self.bounced, self.sent)
 
 
 def _provider_of(domain: str) -> tuple[int, str]:
@@ -57,17 +49,16 @@ def provider_stats(session: Session, campaign_ids: list[int], limit: int = 20) -
     """Recipients per mailbox provider (Gmail, Outlook, Yahoo ... first), then the largest
     other domains. SQL groups by domain (one pass, the domain computed once per row); the few
     thousand domains are then folded into providers here."""
-    merged: dict[str, list[int]] = {}
+    merged: dict[str, dict[str, int]] = {}
     ranks: dict[str, int] = {}
     for domain in domain_stats(session, campaign_ids, limit=None):
         rank, name = _provider_of(domain.domain)
         ranks[name] = rank
-        counts = merged.setdefault(name, [0, 0, 0, 0, 0])
-        for i, n in enumerate((domain.recipients, domain.sent, domain.delivered, domain.bounced,
-                               domain.complained)):
-            counts[i] += n
-    order = sorted(merged, key=lambda name: (ranks[name], -merged[name][0], name))
-    return [ProviderStats(name, ranks[name] < len(PROVIDERS), *merged[name])
+        counts = merged.setdefault(name, dict.fromkeys(RECIPIENT_COUNTS, 0))
+        for key in RECIPIENT_COUNTS:
+            counts[key] += getattr(domain, key)
+    order = sorted(merged, key=lambda name: (ranks[name], -merged[name]["recipients"], name))
+    return [ProviderStats(name, ranks[name] < len(PROVIDERS), **merged[name])
             for name in order[:limit]]
 
 

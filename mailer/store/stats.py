@@ -1,95 +1,30 @@
-"""Delivery stats: read-only queries over the ledger, the event log and the subscriber history.
+"""Delivery stats of campaigns and issues: read-only queries over the ledger and the event log.
 
 Every figure is aggregated in SQL (``GROUP BY``), so a campaign of 100,000 deliveries costs a few
 index scans, never a Python loop over rows. The queries run unchanged on SQLite and PostgreSQL;
-the few dialect differences (time buckets, the domain of an address) sit in small helpers.
-
-Rates are fractions (0.05 = 5 %) and ``None`` when nothing was sent yet, so a script never divides
-by zero and never mistakes "no data" for "0 %".
+the few dialect differences (time buckets, the domain of an address) sit in
+:mod:`mailer.store.sql_figures`. Rates and their warnings are :mod:`mailer.rate_warnings`; the
+list over time is :mod:`mailer.store.subscriber_reads`.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
 from mailer.errors import StoreError
-from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber, SubscriberChange
+from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
+from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, SubscriberChange
+from mailer.store.sql_figures import count_where, domain_of, minute_bucket
 from mailer.wire import SIMULATOR_DOMAIN
-
-# SES puts an account under review at a 5 % bounce rate and may pause it at 10 %; complaints:
-# 0.1 % review, 0.5 % pause. Gmail wants spam complaints under 0.3 %. We warn at half the review
-# line, while there is still time to clean the list.
-BOUNCE_REVIEW = 0.05
-BOUNCE_PAUSE = 0.10
-COMPLAINT_REVIEW = 0.001
-COMPLAINT_PAUSE = 0.005
-GMAIL_SPAM_LINE = 0.003
-EARLY_WARNING_SHARE = 0.5
 
 TOP_BOUNCE_REASONS = 10
 TOP_DOMAINS = 20
-
-
-@dataclass(frozen=True)
-class RateWarning:
-    code: str  # stable: bounce_near_review, bounce_review, bounce_pause, complaint_..., gmail_spam
-    level: str  # "warning" (act soon) or "critical" (SES or Gmail acts on it)
-    message: str
-
-
-def _percent(rate: float) -> str:
-    return f"{rate * 100:.2f} %".replace(".00 %", " %")
-
-
-def bounce_warnings(rate: float | None) -> list[RateWarning]:
-    if rate is None:
-        return []
-    if rate >= BOUNCE_PAUSE:
-        return [RateWarning("bounce_pause", "critical",
-                            f"bounce rate {_percent(rate)} is at or above SES's "
-                            f"{_percent(BOUNCE_PAUSE)} line where sending may be paused")]
-    if rate >= BOUNCE_REVIEW:
-        return [RateWarning("bounce_review", "critical",
-                            f"bounce rate {_percent(rate)} is at or above SES's "
-                            f"{_percent(BOUNCE_REVIEW)} review threshold")]
-    if rate >= BOUNCE_REVIEW * EARLY_WARNING_SHARE:
-        return [RateWarning("bounce_near_review", "warning",
-                            f"bounce rate {_percent(rate)} nears SES's "
-                            f"{_percent(BOUNCE_REVIEW)} review threshold")]
-    return []
-
-
-def complaint_warnings(rate: float | None) -> list[RateWarning]:
-    if rate is None:
-        return []
-    warnings: list[RateWarning] = []
-    if rate >= COMPLAINT_PAUSE:
-        warnings.append(RateWarning("complaint_pause", "critical",
-                                    f"complaint rate {_percent(rate)} is at or above SES's "
-                                    f"{_percent(COMPLAINT_PAUSE)} line where sending may be paused"))
-    elif rate >= COMPLAINT_REVIEW:
-        warnings.append(RateWarning("complaint_review", "critical",
-                                    f"complaint rate {_percent(rate)} is at or above SES's "
-                                    f"{_percent(COMPLAINT_REVIEW)} review threshold"))
-    elif rate >= COMPLAINT_REVIEW * EARLY_WARNING_SHARE:
-        warnings.append(RateWarning("complaint_near_review", "warning",
-                                    f"complaint rate {_percent(rate)} nears SES's "
-                                    f"{_percent(COMPLAINT_REVIEW)} review threshold"))
-    if rate >= GMAIL_SPAM_LINE:
-        warnings.append(RateWarning("gmail_spam", "critical",
-                                    f"complaint rate {_percent(rate)} is at or above Gmail's "
-                                    f"{_percent(GMAIL_SPAM_LINE)} spam-rate line"))
-    return warnings
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
 
 
 @dataclass(frozen=True)
@@ -117,25 +52,11 @@ class CampaignStats:
     complained: int = 0
     unsubscribed: int = 0  # recipients who unsubscribed after the campaign started
 
-    @property
-    def bounce_rate(self) -> float | None:
-        return _rate(self.bounced, self.sent)
-
-    @property
-    def hard_bounce_rate(self) -> float | None:
-        return _rate(self.bounced_hard, self.sent)
-
-    @property
-    def complaint_rate(self) -> float | None:
-        return _rate(self.complained, self.sent)
-
-    @property
-    def delivery_rate(self) -> float | None:
-        return _rate(self.delivered, self.sent)
-
-    @property
-    def unsubscribe_rate(self) -> float | None:
-        return _rate(self.unsubscribed, self.sent)
+    bounce_rate = rate_property("bounced")
+    hard_bounce_rate = rate_property("bounced_hard")
+    complaint_rate = rate_property("complained")
+    delivery_rate = rate_property("delivered")
+    unsubscribe_rate = rate_property("unsubscribed")
 
     @property
     def warnings(self) -> list[RateWarning]:
@@ -168,21 +89,29 @@ class BounceReason:
     count: int
 
 
-@dataclass(frozen=True)
-class DomainStats:
-    domain: str
+@dataclass(frozen=True, kw_only=True)
+class RecipientCounts:
+    """What became of the messages to one group of recipients (a domain, a mailbox provider)."""
+
     recipients: int
     sent: int
     delivered: int
     bounced: int
     complained: int
 
-    @property
-    def bounce_rate(self) -> float | None:
-        return _rate(self.bounced, self.sent)
+    bounce_rate = rate_property("bounced")
+
+
+RECIPIENT_COUNTS = tuple(f.name for f in fields(RecipientCounts))
+
+
+@dataclass(frozen=True)
+class DomainStats(RecipientCounts):
+    domain: str
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "bounce_rate": self.bounce_rate}
+        # the domain first, as before the counts moved to their own class
+        return {"domain": self.domain, **asdict(self), "bounce_rate": self.bounce_rate}
 
 
 @dataclass(frozen=True)
@@ -210,55 +139,8 @@ class IssueDetail:
         }
 
 
-@dataclass(frozen=True)
-class WeekGrowth:
-    week_start: date  # the Monday (UTC) the week begins
-    new: int = 0
-    confirmed: int = 0
-    unsubscribed: int = 0
-    suppressed: int = 0
-
-    @property
-    def net(self) -> int:
-        return self.confirmed - self.unsubscribed - self.suppressed
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "week_start": self.week_start.isoformat(), "net": self.net}
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
-
-
-# -- dialect helpers --------------------------------------------------------------------------
-
-
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
-def _count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
-
-
-def _minute_bucket(session: Session, column) -> ColumnElement:
-    if _dialect(session) == "postgresql":
-        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD\"T\"HH24:MI")
-    # SQLite keeps UTC times as "YYYY-MM-DD HH:MM:SS.ffffff" text
-    return func.strftime("%Y-%m-%dT%H:%M", column)
-
-
-def _week_bucket(session: Session, column) -> ColumnElement:
-    if _dialect(session) == "postgresql":
-        return func.to_char(func.date_trunc("week", func.timezone("UTC", column)), "YYYY-MM-DD")
-    # next Sunday (or the same day), then back six days: the Monday that starts the ISO week
-    return func.date(column, "weekday 0", "-6 days")
-
-
-def _domain_of(session: Session, column) -> ColumnElement[str]:
-    if _dialect(session) == "postgresql":
-        return func.lower(func.split_part(column, "@", 2))
-    return func.lower(func.substr(column, func.instr(column, "@") + 1))
 
 
 # -- per-campaign figures ---------------------------------------------------------------------
@@ -268,23 +150,23 @@ def _delivery_counts() -> list[ColumnElement]:
     status = Delivery.status
     return [
         func.count(Delivery.id).label("recipients"),
-        _count_where(status == DeliveryStatus.QUEUED.value).label("queued"),
-        _count_where(status == DeliveryStatus.SENDING.value).label("sending"),
-        _count_where(status == DeliveryStatus.SENT.value).label("sent"),
-        _count_where(status == DeliveryStatus.FAILED.value).label("failed"),
-        _count_where(status == DeliveryStatus.SKIPPED.value).label("skipped"),
-        _count_where(status == DeliveryStatus.UNKNOWN.value).label("unknown"),
-        _count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
-        _count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
-        _count_where(and_(Delivery.bounced_at.is_not(None),
+        count_where(status == DeliveryStatus.QUEUED.value).label("queued"),
+        count_where(status == DeliveryStatus.SENDING.value).label("sending"),
+        count_where(status == DeliveryStatus.SENT.value).label("sent"),
+        count_where(status == DeliveryStatus.FAILED.value).label("failed"),
+        count_where(status == DeliveryStatus.SKIPPED.value).label("skipped"),
+        count_where(status == DeliveryStatus.UNKNOWN.value).label("unknown"),
+        count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
+        count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
+        count_where(and_(Delivery.bounced_at.is_not(None),
                           Delivery.bounce_type == BounceType.PERMANENT.value)).label("bounced_hard"),
-        _count_where(and_(Delivery.bounced_at.is_not(None),
+        count_where(and_(Delivery.bounced_at.is_not(None),
                           Delivery.bounce_type == BounceType.TRANSIENT.value)).label("bounced_soft"),
-        _count_where(and_(Delivery.bounced_at.is_not(None),
+        count_where(and_(Delivery.bounced_at.is_not(None),
                           or_(Delivery.bounce_type.is_(None),
                               Delivery.bounce_type == BounceType.UNDETERMINED.value))
                      ).label("bounced_undetermined"),
-        _count_where(Delivery.complained_at.is_not(None)).label("complained"),
+        count_where(Delivery.complained_at.is_not(None)).label("complained"),
     ]
 
 
@@ -381,28 +263,28 @@ def bounce_reasons(session: Session, campaign_ids: list[int],
 
 def domain_stats(session: Session, campaign_ids: list[int],
                  limit: int = TOP_DOMAINS) -> list[DomainStats]:
-    domain = _domain_of(session, Delivery.email).label("domain")
+    domain = domain_of(session, Delivery.email).label("domain")
     recipients = func.count(Delivery.id)
     query = (
         select(
             domain,
             recipients,
-            _count_where(Delivery.status == DeliveryStatus.SENT.value),
-            _count_where(Delivery.delivered_at.is_not(None)),
-            _count_where(Delivery.bounced_at.is_not(None)),
-            _count_where(Delivery.complained_at.is_not(None)),
+            count_where(Delivery.status == DeliveryStatus.SENT.value),
+            count_where(Delivery.delivered_at.is_not(None)),
+            count_where(Delivery.bounced_at.is_not(None)),
+            count_where(Delivery.complained_at.is_not(None)),
         )
         .where(Delivery.campaign_id.in_(campaign_ids), _NOT_SIMULATOR)
         .group_by(domain)
         .order_by(recipients.desc(), domain)
         .limit(limit)
     )
-    return [DomainStats(name, *(int(n) for n in counts))
+    return [DomainStats(name, **{key: int(n) for key, n in zip(RECIPIENT_COUNTS, counts, strict=True)})
             for name, *counts in session.execute(query)]
 
 
 def sent_per_minute(session: Session, campaign_ids: list[int]) -> list[TimeBucket]:
-    minute = _minute_bucket(session, Delivery.sent_at).label("minute")
+    minute = minute_bucket(session, Delivery.sent_at).label("minute")
     query = (
         select(minute, func.count(Delivery.id))
         .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None),
@@ -428,50 +310,8 @@ def issue_detail(session: Session, issue_number: int) -> IssueDetail:
     )
 
 
-# -- the list over time -----------------------------------------------------------------------
-
-
-def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:
-    week = _week_bucket(session, column).label("week")
-    query = select(week, func.count()).where(*conditions).group_by(week)
-    return {str(key): int(n) for key, n in session.execute(query)}
-
-
-def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:
-    """Per ISO week (Monday, UTC): sign-ups, confirmations, unsubscribes and suppressions.
-
-    Only weeks with some change are listed, oldest first; ``weeks`` keeps the most recent ones.
-    """
-    to_status = SubscriberChange.to_status
-    series = {
-        "new": _weekly_counts(session, Subscriber.created_at),
-        "confirmed": _weekly_counts(session, SubscriberChange.at,
-                                    to_status == SubscriberStatus.ACTIVE.value),
-        "unsubscribed": _weekly_counts(session, SubscriberChange.at,
-                                       to_status == SubscriberStatus.UNSUBSCRIBED.value),
-        "suppressed": _weekly_counts(session, SubscriberChange.at, to_status.in_(
-            [SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value])),
-    }
-    week_keys = sorted(set().union(*series.values()))
-    if weeks:
-        week_keys = week_keys[-weeks:]
-    return [
-        WeekGrowth(date.fromisoformat(key), **{name: counts.get(key, 0)
-                                               for name, counts in series.items()})
-        for key in week_keys
-    ]
-
-
-def subscriber_totals(session: Session) -> dict[str, int]:
-    """How many subscribers are in each status now (every status present, zero when none)."""
-    query = select(Subscriber.status, func.count(Subscriber.id)).group_by(Subscriber.status)
-    counts = {str(status): int(n) for status, n in session.execute(query)}
-    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
-
-
 __all__ = [
-    "BounceReason", "CampaignStats", "DomainStats", "IssueDetail", "RateWarning", "TimeBucket",
-    "WeekGrowth", "bounce_reasons", "bounce_warnings", "campaign_stats", "combine",
-    "complaint_warnings", "domain_stats", "issue_detail", "sent_per_minute", "subscriber_growth",
-    "subscriber_totals",
+    "RECIPIENT_COUNTS", "BounceReason", "CampaignStats", "DomainStats", "IssueDetail",
+    "RecipientCounts", "TimeBucket", "bounce_reasons", "campaign_stats", "combine",
+    "domain_stats", "issue_detail", "sent_per_minute",
 ]

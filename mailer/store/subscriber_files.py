@@ -105,6 +105,20 @@ class _Candidate:
     attrs: str | None
 
 
+@dataclass(frozen=True)
+class _ImportRun:
+    """What every row of one import gets: its status, its source, the file it came from."""
+
+    confirmed: bool
+    source: str
+    secret: str  # the key of the forgotten-address hashes
+    file_name: str
+
+    @property
+    def status(self) -> SubscriberStatus:
+        return SubscriberStatus.ACTIVE if self.confirmed else SubscriberStatus.PENDING
+
+
 def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: str = "import",
                secret: str | None = None,
                on_rows: Callable[[int], None] | None = None) -> ImportReport:
@@ -116,7 +130,7 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
     lines were read after each chunk (progress for the caller to show).
     """
     path = Path(path)
-    key = secret_or_configured(secret)
+    run = _ImportRun(confirmed, source, secret_or_configured(secret), path.name)
     report = ImportReport()
     try:
         handle = path.open(newline="", encoding="utf-8-sig", errors="replace")
@@ -133,13 +147,11 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
             if candidate is not None:
                 chunk.append(candidate)
             if len(chunk) >= IMPORT_CHUNK_ROWS:
-                _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
-                              secret=key, file_name=path.name)
+                _import_chunk(session, chunk, report, run)
                 chunk = []
                 told = _tell_progress(on_rows, reader.line_num, told)
         if chunk:
-            _import_chunk(session, chunk, report, confirmed=confirmed, source=source,
-                          secret=key, file_name=path.name)
+            _import_chunk(session, chunk, report, run)
         _tell_progress(on_rows, reader.line_num, told)
     return report
 
@@ -214,15 +226,16 @@ def _json_object(value: str) -> dict:
     return {str(k): v for k, v in parsed.items()} if isinstance(parsed, dict) else {}
 
 
-def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportReport, *,
-                  confirmed: bool, source: str, secret: str, file_name: str) -> None:
-    fresh = _drop_forgotten(session, chunk, report, secret=secret)
+def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportReport,
+                  run: _ImportRun) -> None:
+    fresh = _drop_forgotten(session, chunk, report, secret=run.secret)
     if not fresh:
         return
     now = utcnow()
-    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+    status = run.status
     rows = [{"email": c.email, "status": status.value, "created_at": now, "updated_at": now,
-             "confirmed_at": now if confirmed else None, "source": source, "attrs": c.attrs}
+             "confirmed_at": now if run.confirmed else None, "source": run.source,
+             "attrs": c.attrs}
             for c in fresh]
     # ON CONFLICT DO NOTHING (on either unique index: the address or its lower case): an
     # address already there, or arriving meanwhile from the web form, counts as "existing".
@@ -234,8 +247,8 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
     if inserted:
         session.execute(insert(SubscriberChange.__table__), [
             {"subscriber_id": subscriber_id, "at": now, "from_status": None,
-             "to_status": status.value, "source": source,
-             "detail": json.dumps({"file": file_name, "line": lines[email]})}
+             "to_status": status.value, "source": run.source,
+             "detail": json.dumps({"file": run.file_name, "line": lines[email]})}
             for subscriber_id, email in inserted
         ])
     session.commit()

@@ -1,5 +1,8 @@
 """Subscribers: double opt-in, the consent record, operator commands and erasure.
 
+Reading the list (counts per status, listings, one subscriber's history, growth) is
+:mod:`mailer.store.subscriber_reads`.
+
 Address normalisation is :mod:`mailer.addresses`, forgotten-address hashes
 :mod:`mailer.store.forgotten`, CSV import and export :mod:`mailer.store.subscriber_files`; their
 public names stay importable from here.
@@ -83,7 +86,8 @@ def get_by_email(session: Session, raw_email: str) -> Subscriber | None:
         func.lower(Subscriber.email) == email.lower())).scalars().first()
 
 
-def _require(session: Session, raw_email: str) -> Subscriber:
+def require_subscriber(session: Session, raw_email: str) -> Subscriber:
+    """The subscriber with this address; UnknownSubscriber when there is none."""
     email = normalise_address(raw_email)
     subscriber = get_by_email(session, email)
     if subscriber is None:
@@ -334,7 +338,7 @@ def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
 
 def remove_subscriber(session: Session, raw_email: str, *, source: str = "cli") -> Subscriber:
     """Unsubscribe an address (a bounced or complained one stays suppressed as it is)."""
-    subscriber = _require(session, raw_email)
+    subscriber = require_subscriber(session, raw_email)
     _unsubscribe(session, subscriber, source=source)
     return subscriber
 
@@ -378,34 +382,3 @@ def _redact_events(session: Session, *, email: str, delivery_ids: Iterable[int])
         .values(recipient="(forgotten)", raw="{}", diagnostic=None, delivery_id=None)
         .execution_options(synchronize_session=False)
     )
-
-
-def count_by_status(session: Session) -> dict[str, int]:
-    """Subscribers per status, every status present (zero when none)."""
-    counts = {status.value: 0 for status in SubscriberStatus}
-    rows = session.execute(
-        select(Subscriber.status, func.count()).group_by(Subscriber.status)).all()
-    for status, count in rows:
-        counts[str(status)] = count
-    return counts
-
-
-def list_subscribers(session: Session, *, status: SubscriberStatus | None = None,
-                     limit: int | None = None) -> list[Subscriber]:
-    query = select(Subscriber).order_by(Subscriber.id)
-    if status is not None:
-        query = query.where(Subscriber.status == status)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.execute(query).scalars())
-
-
-def history(session: Session, raw_email: str) -> tuple[Subscriber, list[SubscriberChange]]:
-    """A subscriber and its changes, oldest first: the consent record."""
-    subscriber = _require(session, raw_email)
-    changes = session.execute(
-        select(SubscriberChange).where(SubscriberChange.subscriber_id == subscriber.id)
-        .order_by(SubscriberChange.at, SubscriberChange.id)).scalars().all()
-    return subscriber, list(changes)
-
-

@@ -11,6 +11,13 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 
 from mailer.domain import CampaignStatus
+from mailer.rate_warnings import (
+    BOUNCE_PAUSE,
+    BOUNCE_REVIEW,
+    COMPLAINT_PAUSE,
+    COMPLAINT_REVIEW,
+    GMAIL_SPAM_LINE,
+)
 from mailer.store.console import (
     IssueTrend,
     ListWeek,
@@ -23,15 +30,7 @@ from mailer.store.console import (
 from mailer.store.console_issue import SendBucket, issue_progress, progress_of, rebin
 from mailer.store.console_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
-from mailer.store.stats import (
-    BOUNCE_PAUSE,
-    BOUNCE_REVIEW,
-    COMPLAINT_PAUSE,
-    COMPLAINT_REVIEW,
-    GMAIL_SPAM_LINE,
-    CampaignStats,
-    TimeBucket,
-)
+from mailer.store.stats import CampaignStats, TimeBucket
 from mailer.web.admin import require_operator
 from mailer.web.public import signup_pressure
 from mailer.web.console.charts import (
