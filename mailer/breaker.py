@@ -35,19 +35,21 @@ class Thresholds:
 
     def crossed(self, figures: Reputation) -> str | None:
         """One line saying which threshold the figures cross, or None while they hold."""
-        if (self.complaint_rate and figures.delivered >= self.min_delivered
-                and figures.complaints >= self.min_complaints
-                and figures.complaints / figures.delivered >= self.complaint_rate):
-            return (f"complaints {figures.complaints} of {figures.delivered} delivered = "
-                    f"{_pct(figures.complaints / figures.delivered)}, at or above "
-                    f"{_pct(self.complaint_rate)}")
-        if (self.bounce_rate and figures.sent >= self.min_sent
-                and figures.hard_bounces >= self.min_bounces
-                and figures.hard_bounces / figures.sent >= self.bounce_rate):
-            return (f"hard bounces {figures.hard_bounces} of {figures.sent} sent = "
-                    f"{_pct(figures.hard_bounces / figures.sent)}, at or above "
-                    f"{_pct(self.bounce_rate)}")
+        if figures.delivered >= self.min_delivered and figures.complaints >= self.min_complaints:
+            if reason := _at_or_over("complaints", figures.complaints, "delivered",
+                                     figures.delivered, self.complaint_rate):
+                return reason
+        if figures.sent >= self.min_sent and figures.hard_bounces >= self.min_bounces:
+            return _at_or_over("hard bounces", figures.hard_bounces, "sent", figures.sent,
+                               self.bounce_rate)
         return None
+
+
+def _at_or_over(what: str, part: int, of: str, whole: int, line: float) -> str | None:
+    """``part`` of ``whole`` said in words, when it reaches the ``line`` (0 turns a rule off)."""
+    if not line or not whole or part / whole < line:
+        return None
+    return f"{what} {part} of {whole} {of} = {_pct(part / whole)}, at or above {_pct(line)}"
 
 
 def _pct(rate: float) -> str:
