@@ -173,3 +173,51 @@ def test_readers_who_unsubscribe_during_the_send_are_skipped(mailer_env, engine,
     assert copies == {address: 1 for address in readers(75)}
     rows = ledger_rows(engine)
     assert all(rows[address].status == DeliveryStatus.SKIPPED for address in leaving)
+
+
+def test_an_ses_outage_stops_the_send_with_nobody_failed_and_a_rerun_sends_everyone_once(
+        mailer_env, engine, fake_ses):
+    fake_ses.control(latency=0.02, max_send_rate=50)
+    add_readers(engine, *readers(200))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+
+    process = start_send(env, "--concurrency", "8")
+    wait_for_accepted(fake_ses, 30, process)
+    fake_ses.control(errors=1_000_000)  # from now on every SendEmail answers 500
+    try:
+        out, err = process.communicate(timeout=90)
+    finally:
+        process.kill()
+
+    assert process.returncode == 1, err
+    assert "Traceback" not in err
+    statuses = [row.status for row in ledger_rows(engine).values()]
+    queued = statuses.count(DeliveryStatus.QUEUED)
+    assert statuses.count(DeliveryStatus.SENT) + queued == 200  # nobody failed, nothing unknown
+    assert "SES kept answering with temporary errors" in err
+    assert f"stopped with {queued} readers still queued; run the same command to resume" in err
+
+    fake_ses.control(errors=0)  # the outage is over
+    resumed = run_send(env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in readers(200)}
+    assert "campaign 1 finished" in resumed.stdout
+
+
+def test_messages_ses_never_takes_fail_alone_and_the_campaign_finishes(
+        mailer_env, engine, fake_ses):
+    # One in the middle (others go out while it is retried) and the very last one (alone).
+    poisoned = {"reader0040@example.org", "reader0119@example.org"}
+    fake_ses.control(latency=0.01, max_send_rate=100, fail=sorted(poisoned))
+    add_readers(engine, *readers(120))
+    env = {**os.environ, **mailer_env, **fake_ses.env}
+
+    result = run_send(env, "--concurrency", "8")
+
+    assert result.returncode == 1, result.stderr  # a reader failed
+    assert "Traceback" not in result.stderr and "campaign 1 finished" in result.stdout
+    rows = ledger_rows(engine)
+    assert {a for a, row in rows.items() if row.status == DeliveryStatus.FAILED} == poisoned
+    assert all("gave up after 5 attempts" in rows[address].error for address in poisoned)
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in readers(120)
+                                                 if address not in poisoned}

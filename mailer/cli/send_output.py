@@ -147,6 +147,9 @@ def print_summary(outcome) -> None:
         print_paused(campaign)
     elif report.limit_reached and not report.account_error:
         _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
+    elif report.outage:
+        _err(f"{report.stop_reason}: stopped with {waiting:,} readers still queued; run the same "
+             "command to resume", highlight=False)
     elif report.stop_reason:
         _err(f"stopped: {report.stop_reason}. State is saved: run the same "
                           "`mailer send` command again to resume", highlight=False)

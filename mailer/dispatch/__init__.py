@@ -4,6 +4,7 @@ on the campaign. ``Dispatcher`` joins the ledger (through a :class:`Lease`) with
 - ``compose``: one reader's message from the campaign's rendered issue;
 - ``options``: a send's options, its pace, its progress and its report;
 - ``lease``: one worker's hold on one campaign in the ledger;
+- ``outage``: whether a row out of temporary tries is poisoned or caught in a provider outage;
 - ``dispatcher``: the threads that claim, send and mark.
 """
 

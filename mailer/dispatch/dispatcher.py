@@ -12,7 +12,9 @@ this worker visible to its peers, takes its share of the rate (total / live work
 releases rows left behind by peers that died.
 
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
-→ retry with backoff up to ``max_attempts`` then fail the row; Rejected → fail the row, go on;
+→ retry with backoff up to ``max_attempts``, then fail the row if the provider took other
+messages meanwhile, else hold it in the queue: several held rows mean an outage, and the send
+stops with them queued (``mailer.dispatch.outage``); Rejected → fail the row, go on;
 AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
 AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
 with the reason and is never retried here: SES has no idempotency key, so only a later Send or
@@ -31,6 +33,7 @@ from sqlalchemy.engine import Engine
 
 from mailer.dispatch.compose import MessageComposer
 from mailer.dispatch.lease import Lease, breaker_baseline
+from mailer.dispatch.outage import GiveUp, OutageWatch, Verdict
 from mailer.dispatch.options import Progress, SendOptions, SendReport, limit_malloc_arenas
 from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
 from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
@@ -39,6 +42,8 @@ from mailer.store.ledger import ClaimedDelivery
 from mailer.transports.base import Transport
 
 log = logging.getLogger(__name__)
+
+PROVIDERS = {"ses": "SES", "smtp": "the SMTP server"}  # who "kept answering" in an outage
 
 
 # -- the dispatcher ----------------------------------------------------------------------------
@@ -72,16 +77,20 @@ class Dispatcher:
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
         self._lost_in_a_row = 0
+        self.outages = OutageWatch(options.max_gave_up_in_a_row)
+        self._outage = False
         self._paused = False
         self._baseline = None  # the figures an operator reviewed before resuming
 
     # -- control ---------------------------------------------------------------------------
-    def stop(self, reason: str, *, account_error: bool = False, paused: bool = False) -> None:
+    def stop(self, reason: str, *, account_error: bool = False, paused: bool = False,
+             outage: bool = False) -> None:
         """Finish the messages in flight, send no new ones. The first reason wins."""
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
                 self._paused = paused
+                self._outage = outage
             self._account_error = self._account_error or account_error
         self._stop.set()
 
@@ -164,6 +173,7 @@ class Dispatcher:
 
     def _deliver(self, row: ClaimedDelivery) -> None:
         temporary_failures = 0
+        first_failure: float | None = None
         message = self.composer.compose(row)
         while True:
             if not self.limiter.acquire(self._stop):
@@ -188,10 +198,11 @@ class Dispatcher:
                 self._retry_later(row, f"throttled: {error}", 1)
             except TemporaryFailure as error:
                 temporary_failures += 1
+                first_failure = first_failure or time.monotonic()
                 if temporary_failures >= self.options.max_attempts:
-                    self.lease.failed(row, f"gave up after {temporary_failures} attempts: "
-                                           f"{error}")
-                    self._count("failed")
+                    self._give_up(GiveUp(
+                        row, f"gave up after {temporary_failures} attempts: {error}",
+                        first_failure, fresh=row.attempts < self.options.max_attempts), error)
                     return
                 self._count("retried")
                 self._retry_later(row, f"temporary failure: {error}", temporary_failures)
@@ -218,6 +229,7 @@ class Dispatcher:
                 self.gate.observe(time.monotonic() - began)
                 self._count("sent")
                 self._lost_in_a_row = 0
+                self._fail_held(self.outages.succeeded(began))
                 return
             self._give_back_quota()
             if self._stop.is_set():
@@ -227,6 +239,26 @@ class Dispatcher:
         self.lease.retry(row, reason)
         self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
                                       cap=self.options.backoff_cap))
+
+    def _give_up(self, give_up: GiveUp, error: TemporaryFailure) -> None:
+        """A row out of temporary tries: back to the queue (still ours) until the verdict, then
+        failed if the provider took other messages since its first failure; enough such rows
+        with none taken are an outage, which stops the send with them queued."""
+        self.lease.retry(give_up.row, give_up.reason)
+        verdict = self.outages.gave_up(give_up)
+        if verdict is Verdict.POISONED:
+            self._fail_held([give_up])
+        elif verdict is Verdict.OUTAGE:
+            provider = PROVIDERS.get(self.transport.name, f"the {self.transport.name} transport")
+            self.stop(f"{provider} kept answering with temporary errors ({error}); "
+                      f"{self.outages.enough} readers in a row ran out of their "
+                      f"{self.options.max_attempts} tries with no message accepted meanwhile",
+                      account_error=True, outage=True)
+
+    def _fail_held(self, give_ups: list[GiveUp]) -> None:
+        for give_up in give_ups:
+            if self.lease.failed_held(give_up.row, give_up.reason):
+                self._count("failed")
 
     def _note_lost_answer(self, error: AnswerLost) -> None:
         with self._lock:
@@ -311,6 +343,9 @@ class Dispatcher:
                 "continue")
 
     def _wrap_up(self) -> SendReport:
+        held = self.outages.release()
+        if not self._stop.is_set():  # the send ran out of rows: nothing left to tell them apart
+            self._fail_held(held)
         self.lease.leave()
         finished = self.lease.finish_if_done()
         reason = self._stop_reason
@@ -329,5 +364,5 @@ class Dispatcher:
             finished=finished, stop_reason=None if finished else reason,
             account_error=self._account_error and not finished,
             limit_reached=self._limit_reached, unknown=p.unknown,
-            paused=self._paused and not finished,
+            paused=self._paused and not finished, outage=self._outage and not finished,
         )

@@ -60,6 +60,10 @@ class Lease:
     def failed(self, row: ClaimedDelivery, reason: str) -> bool:
         return ledger.mark_failed(self.engine, row.id, self.worker_id, reason)
 
+    def failed_held(self, row: ClaimedDelivery, reason: str) -> bool:
+        """Fail a row given back to the queue (still ours) while its verdict was awaited."""
+        return ledger.mark_failed_held(self.engine, row.id, self.worker_id, reason)
+
     def retry(self, row: ClaimedDelivery, reason: str) -> bool:
         return ledger.mark_retry(self.engine, row.id, self.worker_id, reason)
 

@@ -23,6 +23,7 @@ class SendOptions:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
+    max_gave_up_in_a_row: int = 3  # rows out of temporary tries, none taken meanwhile: outage
     breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
     breaker_interval: float = 5.0  # seconds between reputation checks
     canary_only: bool = False  # send only the campaign's canary sample
@@ -95,6 +96,7 @@ class SendReport:
     limit_reached: bool = False
     unknown: int = 0  # rows this run left `unknown` because their answer was lost
     paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
+    outage: bool = False  # the provider kept answering with temporary errors: rows still queued
 
     @property
     def ok(self) -> bool:

@@ -32,6 +32,7 @@ from mailer.store.ledger_writes import (  # the hot path, under the names dispat
     ClaimedDelivery as ClaimedDelivery,
     claim_batch as claim_batch,
     mark_failed as mark_failed,
+    mark_failed_held as mark_failed_held,
     mark_retry as mark_retry,
     mark_sent as mark_sent,
     mark_unknown as mark_unknown,

@@ -240,6 +240,16 @@ def mark_retry(engine: Engine, delivery_id: int, worker_id: str, reason: str) ->
     return _finish_row(engine, delivery_id, worker_id, DeliveryStatus.QUEUED, reason)
 
 
+def mark_failed_held(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
+    """Fail a row held back in the queue, still leased by us: it ran out of temporary tries and
+    waited there until the provider was seen taking other messages (not an outage, then)."""
+    statement = (update(D).where(D.c.id == delivery_id, D.c.claimed_by == worker_id,
+                                 D.c.status == DeliveryStatus.QUEUED.value)
+                 .values(status=DeliveryStatus.FAILED.value, error=reason[:2000]))
+    with writing(engine) as connection:
+        return bool(connection.execute(statement).rowcount)
+
+
 def mark_unknown(engine: Engine, delivery_id: int, worker_id: str, reason: str) -> bool:
     return _finish_row(engine, delivery_id, worker_id, DeliveryStatus.UNKNOWN, reason)
 

@@ -29,6 +29,8 @@ the option names below, ``-`` written as ``_``):
   draws come from the seed, its recipients and how many requests for them came before, so a
   message's n-th try meets the same fault in every run, whatever the other threads do
 * ``reject`` list of fnmatch patterns: a recipient matching one gets MessageRejected
+* ``fail`` list of fnmatch patterns: a recipient matching one gets a 500 InternalFailure on every
+  try (a message the provider cannot take while it takes every other one)
 * ``identities`` / ``configuration_sets`` lists: when given, only those exist
 * ``max_send_rate`` what GetAccount reports as MaxSendRate (default: ``rate``, or 14)
 * ``keep`` keep every accepted raw message (``GET /_messages``)
@@ -73,6 +75,7 @@ DEFAULTS = {
     "sent_last_24h": 0,
     "paused": False,
     "reject": [],
+    "fail": [],
     "identities": None,
     "configuration_sets": None,
     "max_send_rate": None,
@@ -225,6 +228,9 @@ def send_email(state: State, request: dict) -> dict:
             options["errors"] = max(0, options["errors"] - 1)
             state.errors += 1
             raise SesError(500, "InternalFailure", "Internal failure (injected).")
+        if _matching(recipients, options["fail"]):
+            state.errors += 1
+            raise SesError(500, "InternalFailure", "Internal failure for this message.")
         if not state.take_token():
             state.throttled += 1
             raise SesError(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
@@ -238,8 +244,7 @@ def send_email(state: State, request: dict) -> dict:
             raise SesError(400, "MessageRejected",
                            "Email address is not verified. The following identities failed "
                            f"the check in region US-EAST-1: {sender}")
-        refused = [r for r in recipients
-                   if any(fnmatch.fnmatch(r, pattern.lower()) for pattern in options["reject"])]
+        refused = _matching(recipients, options["reject"])
         if refused:
             state.rejected += 1
             raise SesError(400, "MessageRejected", f"Address rejected: {refused[0]}")
@@ -326,6 +331,10 @@ def _answer_is_lost(state: State, attempt: str) -> bool:
         return True
     rate = float(options["lose_answer_rate"] or 0)
     return rate > 0 and state.chance(attempt, "lost") < rate
+
+
+def _matching(recipients: list[str], patterns: list[str]) -> list[str]:
+    return [r for r in recipients if any(fnmatch.fnmatch(r, p.lower()) for p in patterns)]
 
 
 def _count_accepted(state: State, recipients: list[str]) -> None:
@@ -513,6 +522,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[str, int, dict]:
     parser.add_argument("--max-send-rate", type=float, default=None)
     parser.add_argument("--paused", action="store_true")
     parser.add_argument("--reject", action="append", default=[], metavar="PATTERN")
+    parser.add_argument("--fail", action="append", default=[], metavar="PATTERN")
     parser.add_argument("--identities", default=None, help="comma-separated; default: all")
     parser.add_argument("--configuration-sets", default=None, help="comma-separated")
     parser.add_argument("--keep", action="store_true", help="keep raw messages for /_messages")

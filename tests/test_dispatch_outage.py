@@ -1,0 +1,114 @@
+"""A provider outage stops the send with its readers still queued; one message the provider
+never takes still fails on its own. The dispatcher with an in-process transport double on a
+real SQLite ledger (the same endpoint-level proof against fake_ses is in test_send_ses.py)."""
+
+from __future__ import annotations
+
+import time
+
+from mailer.domain import CampaignStatus, DeliveryStatus
+from mailer.errors import TemporaryFailure
+from mailer.store import ledger
+from tests.test_dispatch import RecordingTransport, run, statuses
+from tests.test_ledger import add_readers, rows, start
+
+
+class FlakyProvider(RecordingTransport):
+    """Takes messages until ``fail_after`` were accepted, then answers every try with a 5xx (a
+    regional outage); ``poisoned`` addresses get a 5xx on every try, outage or not."""
+
+    def __init__(self, *, fail_after: int | None = None, poisoned=(),
+                 latency: float = 0.002) -> None:
+        super().__init__(latency=latency)
+        self.fail_after = fail_after
+        self.poisoned = set(poisoned)
+        self.refused = 0
+
+    def send(self, message) -> str:
+        with self._lock:
+            down = self.fail_after is not None and len(self.accepted) >= self.fail_after
+            if down or message.to in self.poisoned:
+                self.refused += 1
+                refuse = True
+            else:
+                refuse = False
+        if refuse:
+            time.sleep(self.latency)
+            raise TemporaryFailure("HTTP 500 InternalFailure")
+        return super().send(message)
+
+
+def failed_addresses(engine, campaign_id) -> set[str]:
+    return {row.email for row in rows(engine, campaign_id) if row.status == DeliveryStatus.FAILED}
+
+
+def assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, report, queued: int):
+    assert report.outage and report.account_error and not report.finished
+    assert report.failed == 0 and "kept answering with temporary errors" in report.stop_reason
+    assert statuses(engine, campaign.id).get(DeliveryStatus.QUEUED) == queued
+    assert DeliveryStatus.FAILED not in statuses(engine, campaign.id)
+    assert DeliveryStatus.SENDING not in statuses(engine, campaign.id)
+    assert ledger.get_campaign(engine, campaign.id).status == CampaignStatus.STOPPED
+
+
+def test_an_outage_stops_the_send_with_nobody_failed_and_a_resume_sends_everyone_once(
+        engine, settings):
+    add_readers(engine, 120)
+    campaign = start(engine).campaign
+    outage = FlakyProvider(fail_after=30)
+
+    first = run(engine, settings, outage, campaign, concurrency=8, max_attempts=3)
+
+    assert 30 <= len(outage.accepted) < 30 + 8  # the outage began with 8 in flight
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, first,
+                                                   queued=120 - len(outage.accepted))
+    assert outage.refused < 60  # not 90 readers x 3 tries
+    ledger.resume_campaign(engine, campaign.id)
+    healthy = RecordingTransport()
+    second = run(engine, settings, healthy, campaign, concurrency=8, max_attempts=3)
+    assert second.finished and second.sent == 120 - len(outage.accepted) and second.ok
+    assert len(outage.accepted) + len(healthy.accepted) == 120
+    assert outage.copies() | healthy.copies() == {f"reader{n}@example.org": 1 for n in range(120)}
+
+
+def test_one_sender_thread_also_stops_at_an_outage_before_failing_anyone(engine, settings):
+    add_readers(engine, 40)
+    campaign = start(engine).campaign
+
+    report = run(engine, settings, FlakyProvider(fail_after=10), campaign, concurrency=1,
+                 max_attempts=3, max_gave_up_in_a_row=3)
+
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, report, queued=30)
+
+
+def test_messages_the_provider_never_takes_fail_and_the_campaign_finishes(engine, settings):
+    add_readers(engine, 200)
+    campaign = start(engine).campaign
+    poisoned = {f"reader{n}@example.org" for n in (10, 11, 12, 60, 199)}
+    provider = FlakyProvider(poisoned=poisoned)
+
+    report = run(engine, settings, provider, campaign, max_attempts=3)
+
+    assert report.finished and not report.outage and report.failed == len(poisoned)
+    assert failed_addresses(engine, campaign.id) == poisoned
+    assert provider.copies() == {f"reader{n}@example.org": 1 for n in range(200)
+                                 if f"reader{n}@example.org" not in poisoned}
+    assert all("gave up after 3 attempts" in row.error for row in rows(engine, campaign.id)
+               if row.status == DeliveryStatus.FAILED)
+
+
+def test_poisoned_messages_left_alone_at_the_end_stop_once_then_fail_on_the_rerun(
+        engine, settings):
+    # Nothing else is sent while they are tried: a first run cannot tell them from an outage.
+    # Their second round proves nothing new, so the rerun fails them and the campaign ends.
+    add_readers(engine, 3)
+    campaign = start(engine).campaign
+    poisoned = {f"reader{n}@example.org" for n in range(3)}
+
+    first = run(engine, settings, FlakyProvider(poisoned=poisoned), campaign, max_attempts=3)
+
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, first, queued=3)
+    ledger.resume_campaign(engine, campaign.id)
+    second = run(engine, settings, FlakyProvider(poisoned=poisoned), campaign, max_attempts=3)
+    assert second.finished and second.failed == 3 and not second.outage
+    assert failed_addresses(engine, campaign.id) == poisoned
