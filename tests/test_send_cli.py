@@ -183,3 +183,30 @@ def test_worker_joins_a_campaign_being_sent_and_finishes_it(mailer_env, engine):
     assert "finished" in joined.stdout
     assert sorted(m["To"] for m in outbox_messages(mailer_env)) == [
         "a@example.org", "b@example.org", "c@example.org"]
+
+
+def test_a_worker_joining_while_the_canary_is_judged_sends_only_the_sample(mailer_env, engine):
+    """`mailer send --canary` on one machine has chosen its sample and not judged it yet: a worker
+    started on another machine must not mail the rest of the list before the verdict."""
+    readers = [f"reader{n}@example.org" for n in range(12)]
+    add_readers(engine, *readers)
+    assert mailer(mailer_env, "send", "--issue", "644", "--yes", "--limit", "1").returncode == 0
+    table = Delivery.__table__
+    with engine.begin() as connection:  # as `send --canary 3` leaves it while its sample goes out
+        queued = connection.execute(select(table.c.id, table.c.email).where(
+            table.c.status == DeliveryStatus.QUEUED.value).order_by(table.c.id).limit(3)).all()
+        connection.execute(update(table).where(table.c.id.in_([row.id for row in queued]))
+                           .values(canary=True))
+        connection.execute(update(Campaign.__table__).values(status="sending", canary_size=3))
+    sent_before = {m["To"] for m in outbox_messages(mailer_env)}
+
+    joined = mailer(mailer_env, "worker")
+
+    assert joined.returncode == 0, joined.stderr
+    assert "canary is not judged yet" in joined.stdout
+    sent_now = {m["To"] for m in outbox_messages(mailer_env)} - sent_before
+    assert sent_now == {row.email for row in queued}
+    with engine.connect() as connection:
+        still_queued = connection.execute(select(table.c.email).where(
+            table.c.status == DeliveryStatus.QUEUED.value)).scalars().all()
+    assert len(still_queued) == len(readers) - 1 - 3

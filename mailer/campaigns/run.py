@@ -101,6 +101,15 @@ def canary_phase(job: SendJob, wait: timedelta, send: Callable, on_wait: Callabl
                       account_error=False, paused=True)
 
 
+def canary_undecided(campaign) -> bool:
+    """The campaign has a canary whose events are not judged yet. Until then only its sample may
+    be sent: the `mailer send` that chose it judges it, then goes on with the rest; a worker
+    that joins meanwhile must not send the rest before the verdict."""
+    if not campaign.canary_size or campaign.breaker_sent is not None:
+        return False  # no canary, or an operator resumed after reviewing a pause
+    return campaign.canary_until is None or campaign.canary_until > utcnow()
+
+
 PROGRESS_EVERY = 10.0  # seconds between reports while the canary's events are awaited
 
 

@@ -177,7 +177,11 @@ def worker(
         job = campaigns.SendJob(db=db, transport=transport, rendered=rendered, settings=s,
                                 campaign_id=campaign.id, issue_number=campaign.issue_number,
                                 pace=pace)
-        report = _run(job, None)
+        sample_only = campaigns.canary_undecided(campaign)
+        if sample_only:
+            _out(f"campaign {campaign.id}'s canary is not judged yet: this worker sends only "
+                 "its sample; the rest waits for the verdict")
+        report = _run(job, None, canary_only=sample_only)
     finally:
         transport.close()
     print_summary(campaigns.finish_send(db, report))
