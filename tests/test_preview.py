@@ -3,31 +3,17 @@ readers' send still waits for --not-before; previews never show in stats."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.mailer_cli import mailer, outbox
+
 pytestmark = pytest.mark.slow
 
-MAILER = str(Path(sys.executable).with_name("mailer"))
 EDITORS = "editors@example.org"
-
-
-def mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=120, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
-
-
-def outbox(env: dict) -> list[email.message.EmailMessage]:
-    folder = Path(env["MAILER_OUTBOX_DIR"]) / "new"
-    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted(folder.iterdir(), key=lambda p: p.stat().st_mtime_ns)] if folder.is_dir() else []
 
 
 def write_issue(folder: Path, number: int, day: str) -> None:

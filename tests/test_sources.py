@@ -5,8 +5,6 @@ sends nothing and says so in one line."""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import os
 import shutil
 import subprocess
@@ -16,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.mailer_cli import mailer, outbox
+
 from tests.plugins.processes import free_port, stop_process
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
-MAILER = str(Path(sys.executable).with_name("mailer"))
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "sources"
 DID = "did:plc:twirtestpublication"
@@ -72,17 +71,6 @@ def cron_env(mailer_env, tmp_path) -> dict[str, str]:
            "MAILER_SOURCE_TIMEOUT": "5", "MAILER_ISSUES_DIR": str(tmp_path / "no-such-folder")}
     assert mailer(env, "subscribers", "add", "reader@example.org", "--confirmed").returncode == 0
     return env
-
-
-def mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=120, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
-
-
-def outbox(env: dict) -> list[email.message.EmailMessage]:
-    folder = Path(env["MAILER_OUTBOX_DIR"]) / "new"
-    return [email.message_from_bytes(p.read_bytes(), policy=email.policy.default)
-            for p in sorted(folder.iterdir())] if folder.is_dir() else []
 
 
 def assert_sent_once_across_two_runs(env: dict, number: int, words: str) -> None:
