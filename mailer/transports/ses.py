@@ -45,6 +45,7 @@ from mailer.errors import (
 )
 from mailer.message import build_mime
 from mailer.transports.ses_reads import (
+    REFUSED_CREDENTIALS,
     UNKNOWN_OPERATION,
     aws_client,
     client_config,
@@ -61,9 +62,7 @@ NO_CREDENTIALS = (
 _THROTTLE_CODES = {"TooManyRequestsException", "Throttling", "ThrottlingException"}
 _ACCOUNT_CODES = {
     "SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException",
-    "NotFoundException", "AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
-    "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidSignatureException",
-    "MissingAuthenticationTokenException", "ExpiredTokenException", "ExpiredToken",
+    "NotFoundException", *REFUSED_CREDENTIALS,
 }
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 _TAG_MAX = 256

@@ -24,8 +24,12 @@ from mailer.domain import SendQuota
 # An endpoint that does not know the operation (moto_server has no GetAccount).
 UNKNOWN_OPERATION = {"404", "UnknownOperationException", "UnknownOperation"}
 _NOT_FOUND = {"NotFoundException", "NotFound", "ConfigurationSetDoesNotExist"}
-_AUTH_CODES = {"UnrecognizedClientException", "InvalidClientTokenId", "SignatureDoesNotMatch",
-               "AccessDeniedException", "AccessDenied", "ExpiredTokenException"}
+# AWS refused who is asking: unknown, expired or unsigned credentials, or no permission.
+REFUSED_CREDENTIALS = {
+    "AccessDeniedException", "AccessDenied", "UnrecognizedClientException",
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidSignatureException",
+    "MissingAuthenticationTokenException", "ExpiredTokenException", "ExpiredToken",
+}
 
 
 # -- clients ----------------------------------------------------------------------------------
@@ -81,7 +85,7 @@ def is_not_found(error: ClientError) -> bool:
 
 
 def is_refused_credentials(error: ClientError) -> bool:
-    return error_code(error) in _AUTH_CODES
+    return error_code(error) in REFUSED_CREDENTIALS
 
 
 def reason(error: Exception) -> str:
