@@ -138,8 +138,8 @@ def prebuilt_requests(rendered, count: int) -> list[dict]:
     return requests
 
 
-def bare_loop(client, requests: list[dict], total: int, threads: int) -> float:
-    """Messages/s of ``threads`` plain loops calling send_email on prebuilt requests."""
+def on_threads(total: int, threads: int, work) -> float:
+    """Run ``work(n)`` for each n below ``total`` on ``threads`` threads; the seconds it took."""
     counter = iter(range(total))
     lock = threading.Lock()
 
@@ -149,7 +149,7 @@ def bare_loop(client, requests: list[dict], total: int, threads: int) -> float:
                 n = next(counter, None)
             if n is None:
                 return
-            client.send_email(**requests[n % len(requests)])
+            work(n)
 
     workers = [threading.Thread(target=loop) for _ in range(threads)]
     started = time.perf_counter()
@@ -157,7 +157,13 @@ def bare_loop(client, requests: list[dict], total: int, threads: int) -> float:
         worker.start()
     for worker in workers:
         worker.join()
-    return total / (time.perf_counter() - started)
+    return time.perf_counter() - started
+
+
+def bare_loop(client, requests: list[dict], total: int, threads: int) -> float:
+    """Messages/s of ``threads`` plain loops calling send_email on prebuilt requests."""
+    return total / on_threads(total, threads,
+                              lambda n: client.send_email(**requests[n % len(requests)]))
 
 
 # -- the three measurements --------------------------------------------------------------------
@@ -368,31 +374,19 @@ def naive_retry_row(args, fake, rendered) -> dict:
     fake.control(latency=0.02, max_send_rate=200, seed=14, lose_answer_rate=0.02)
     client = boto_client(fake.endpoint_url, args.concurrency + 2)
     template = prebuilt_requests(rendered, 1)[0]
-    counter = iter(range(args.fault_recipients))
-    lock = threading.Lock()
 
-    def loop() -> None:
-        while True:
-            with lock:
-                n = next(counter, None)
-            if n is None:
+    def send_retrying(n: int) -> None:
+        request = dict(template, Destination={"ToAddresses": [f"naive{n}@example.org"]})
+        for _ in range(5):
+            try:
+                client.send_email(**request)
                 return
-            request = dict(template, Destination={"ToAddresses": [f"naive{n}@example.org"]})
-            for _ in range(5):
-                try:
-                    client.send_email(**request)
-                    break
-                except (BotoCoreError, ClientError):
-                    continue
+            except (BotoCoreError, ClientError):
+                continue
 
-    started = time.perf_counter()
-    workers = [threading.Thread(target=loop) for _ in range(args.concurrency)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    seconds = on_threads(args.fault_recipients, args.concurrency, send_retrying)
     return fault_row("baseline: naive loop retrying every error, 2 % lost", fake.stats(),
-                     args.fault_recipients, time.perf_counter() - started, unknown=0, failed=0)
+                     args.fault_recipients, seconds, unknown=0, failed=0)
 
 
 def report_faults(rows: list[dict]) -> None:
