@@ -72,10 +72,13 @@ def send_probes(settings: Settings) -> list[Probe]:
     raises the transport's error."""
     transport = get_transport(settings, max_connections=2)
     probes = []
-    for mailbox, expected in SIMULATOR_EVENTS.items():
-        address = simulator_address(mailbox)
-        message_id = transport.send(simulator_message(settings, address))
-        probes.append(Probe(address, message_id, expected))
+    try:
+        for mailbox, expected in SIMULATOR_EVENTS.items():
+            address = simulator_address(mailbox)
+            message_id = transport.send(simulator_message(settings, address))
+            probes.append(Probe(address, message_id, expected))
+    finally:
+        transport.close()
     return probes
 
 
