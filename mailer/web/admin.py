@@ -1,10 +1,10 @@
 """The operator pages: delivery stats per issue, one issue's send over time, JSON for scripts.
 
 Behind HTTP basic auth (MAILER_ADMIN_USER + MAILER_ADMIN_PASSWORD) or a bearer token
-(MAILER_ADMIN_TOKEN). With neither configured, or with one that is an example value or too weak
-to resist guessing (mailer.config says which), that way in is switched off: with no way left the
-pages answer 403 with the reason, never open. Credentials are compared in constant time, and failed attempts are rate limited per
-client so a password cannot be guessed at network speed.
+(MAILER_ADMIN_TOKEN). A credential that is an example value or too weak to resist guessing
+(mailer.config says which) switches its way in off; with no way in left the pages answer 403
+with the reason, never open. Credentials are compared in constant time, and failed attempts are
+rate limited per client so a password cannot be guessed at network speed.
 
 The pages are in ``mailer.web.console``; this module only decides who may see them.
 """
@@ -34,8 +34,6 @@ FAILED_LOGINS_PER_MINUTE = 10
 
 def _settings(request: Request) -> Settings:
     return request.app.state.settings
-
-
 
 
 def _same(given: str, expected: str) -> bool:
