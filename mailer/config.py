@@ -7,6 +7,7 @@ tests can point mailer at another database or outbox by setting the environment 
 
 from __future__ import annotations
 
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -42,7 +43,22 @@ DEFAULT_ISSUES_DIR = shipped_dir("examples")
 EXAMPLE_SECRET_KEY = "change-me-to-a-long-random-string"
 DEV_SECRET_KEY = "insecure-development-key-do-not-use-in-production"
 INSECURE_SECRET_KEYS = frozenset({EXAMPLE_SECRET_KEY, DEV_SECRET_KEY})
+# Every credential value the project shows anywhere (deploy/mailer.env, .env.example, README,
+# docs/): public, so refused as a secret key, an /admin password and an /admin token alike.
+# tests/test_admin_credentials.py scans those files and fails on a value not refused.
+EXAMPLE_CREDENTIALS = frozenset({
+    *INSECURE_SECRET_KEYS,
+    "change-me-too",  # deploy/mailer.env's admin password before issue 19
+    "a-long-password",  # .env.example
+    "a-long-random-token",  # .env.example
+})
 MIN_SECRET_KEY_LENGTH = 16
+MIN_ADMIN_PASSWORD_LENGTH = 12
+MIN_ADMIN_TOKEN_LENGTH = 32
+# A crude floor on guessability: "kkkk…" or "abcdabcd…" has the length but not the variety.
+# secrets.token_urlsafe draws from 64 symbols, so even its 16-character keys clear this.
+MIN_DISTINCT_CHARACTERS = 8
+GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 def _split_csv(value: object) -> object:
@@ -176,6 +192,58 @@ class Settings(BaseSettings):
         """The signing key, or a one-line ConfigError when it is missing or not a real one."""
         return require_real_secret(self.secret_key)
 
+    # -- /admin: a weak or example credential switches its own way in off, never opens it ------
+
+    @property
+    def admin_basic_usable(self) -> bool:
+        return bool(self.admin_user and self.admin_password
+                    and admin_password_problem(self.admin_password) is None)
+
+    @property
+    def admin_token_usable(self) -> bool:
+        return bool(self.admin_token) and admin_token_problem(self.admin_token) is None
+
+    def admin_credential_problems(self) -> list[str]:
+        """One phrase per /admin credential that is set but refused, naming its variable."""
+        problems = [("MAILER_ADMIN_PASSWORD", admin_password_problem(self.admin_password)),
+                    ("MAILER_ADMIN_TOKEN", admin_token_problem(self.admin_token))]
+        return [f"{name} {problem}" for name, problem in problems if problem]
+
+    def admin_warning(self) -> str | None:
+        """What `mailer serve` says at start when a set /admin credential is refused."""
+        problems = self.admin_credential_problems()
+        if not problems:
+            return None
+        if self.admin_token_usable:
+            state = "only MAILER_ADMIN_TOKEN opens /admin"
+        elif self.admin_basic_usable:
+            state = "only MAILER_ADMIN_PASSWORD opens /admin"
+        else:
+            state = "/admin is off"
+        return f"{state}: {'; '.join(problems)}. Set a long random one: {GENERATE_HINT}"
+
+
+def _normalised(value: str) -> str:
+    """``value`` as compared with the examples: no whitespace anywhere, no surrounding quotes,
+    case folded, so ``" Change-Me-Too"`` is still the example."""
+    folded = "".join(unicodedata.normalize("NFKC", value).split())
+    return folded.strip("'\"").casefold()
+
+
+_NORMALISED_EXAMPLES = frozenset(_normalised(example) for example in EXAMPLE_CREDENTIALS)
+
+
+def weakness(value: str, min_length: int) -> str | None:
+    """Why ``value`` is too weak for a secret (an example, too short, too plain), or None."""
+    normal = _normalised(value)
+    if any(example in normal for example in _NORMALISED_EXAMPLES):
+        return "is an example value, which anyone can read"
+    if len(normal) < min_length:
+        return f"is shorter than {min_length} characters"
+    if len(set(normal)) < MIN_DISTINCT_CHARACTERS:
+        return f"has fewer than {MIN_DISTINCT_CHARACTERS} different characters"
+    return None
+
 
 def secret_key_problem(secret: str | None) -> str | None:
     """Why ``secret`` must not sign links, or None when it is a real key."""
@@ -183,9 +251,17 @@ def secret_key_problem(secret: str | None) -> str | None:
         return "is not set"
     if secret in INSECURE_SECRET_KEYS:
         return "is the example or old development key, which anyone can read"
-    if len(secret) < MIN_SECRET_KEY_LENGTH:
-        return f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
-    return None
+    return weakness(secret, MIN_SECRET_KEY_LENGTH)
+
+
+def admin_password_problem(password: str | None) -> str | None:
+    """Why MAILER_ADMIN_PASSWORD must not open /admin, or None (also when it is unset)."""
+    return weakness(password, MIN_ADMIN_PASSWORD_LENGTH) if password else None
+
+
+def admin_token_problem(token: str | None) -> str | None:
+    """Why MAILER_ADMIN_TOKEN must not open /admin, or None (also when it is unset)."""
+    return weakness(token, MIN_ADMIN_TOKEN_LENGTH) if token else None
 
 
 def require_real_secret(secret: str | None) -> str:

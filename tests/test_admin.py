@@ -9,7 +9,7 @@ import pytest
 
 from tests.test_stats import build_ledger
 
-USER, PASSWORD, TOKEN = "operator", "a long operator password", "operator-token-0123456789abcdef"
+USER, PASSWORD, TOKEN = "operator", "a long operator password", "operator-token-0123456789abcdefghij"
 ADMIN_ENV = {"MAILER_ADMIN_USER": USER, "MAILER_ADMIN_PASSWORD": PASSWORD,
              "MAILER_ADMIN_TOKEN": TOKEN}
 

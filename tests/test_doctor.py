@@ -79,7 +79,7 @@ def _checks(monkeypatch, **env: str) -> dict[str, tuple[str, str]]:
 def test_a_complete_setup_passes_every_check(aws, monkeypatch):
     checks = _checks(monkeypatch)
     assert {name: status for name, (status, _) in checks.items()} == {
-        "web app secret": "ok", "transport": "ok", "web hook URL": "ok", "AWS access": "ok",
+        "web app secret": "ok", "operator console": "ok", "transport": "ok", "web hook URL": "ok", "AWS access": "ok",
         "sender identity": "ok", "DKIM": "ok", "configuration set": "ok",
         "event destination": "ok", "SNS topic": "ok", "web hook subscription": "ok",
         "topic allow-list": "ok",
@@ -135,6 +135,12 @@ BREAKAGES = {
     "example secret": (
         lambda aws: None, {"MAILER_SECRET_KEY": "change-me-to-a-long-random-string"},
         "web app secret", "is the example or development key"),
+    "example admin password": (
+        lambda aws: None, {"MAILER_ADMIN_USER": "editor", "MAILER_ADMIN_PASSWORD": "change-me-too"},
+        "operator console", "MAILER_ADMIN_PASSWORD is an example value"),
+    "short admin token": (
+        lambda aws: None, {"MAILER_ADMIN_TOKEN": "0123456789abcdef"},
+        "operator console", "MAILER_ADMIN_TOKEN is shorter than 32 characters"),
     "plain http base URL": (
         lambda aws: None, {"MAILER_BASE_URL": "http://news.example.org"},
         "web hook URL", "is not https"),

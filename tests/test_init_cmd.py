@@ -65,6 +65,42 @@ def test_init_never_overwrites_without_force(mailer_env, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".env")] == [".env"]
 
 
+def test_force_writes_through_a_symlinked_env_to_its_target(mailer_env, tmp_path):
+    """The deploy links /var/lib/mailer/.env to /etc/mailer/mailer.env (issue 19, item 17)."""
+    etc = tmp_path / "etc-mailer"
+    etc.mkdir()
+    target = etc / "mailer.env"
+    target.write_text("MAILER_SECRET_KEY=the-deploys-old-key-0123456789\n")
+    os.chmod(target, 0o640)
+    if os.geteuid() == 0:  # as root, as the deploy's operator: a file owned by someone else
+        os.chown(target, 1, 1)
+    owner = (target.stat().st_uid, target.stat().st_gid)
+    link = tmp_path / ".env"
+    link.symlink_to(target)
+
+    result = init("--yes", "--force")
+
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and link.resolve() == target.resolve()  # the link survives
+    written = dotenv_values(target)["MAILER_SECRET_KEY"]
+    assert written != "the-deploys-old-key-0123456789" and secret_key_problem(written) is None
+    assert mode(target) == 0o640  # the deploy's mode, not a fresh 0600
+    assert (target.stat().st_uid, target.stat().st_gid) == owner
+    assert f"wrote {target.resolve()} (through the link .env, mode 0640)" in result.stdout
+    assert sorted(p.name for p in etc.iterdir()) == ["mailer.env"]  # no temporary file left
+
+
+def test_force_through_a_link_to_a_missing_folder_is_one_line(mailer_env, tmp_path):
+    link = tmp_path / ".env"
+    link.symlink_to(tmp_path / "no-such-folder" / "mailer.env")
+
+    result = init("--yes", "--force")
+
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cannot write") and len(result.stderr.splitlines()) == 1
+    assert link.is_symlink() and not (tmp_path / "no-such-folder").exists()
+
+
 @pytest.mark.parametrize("args, named", [
     (("--from", "nobody"), "--from"),
     (("--from", "Evil <x@example.org>\nMAILER_SECRET_KEY=known"), "--from"),

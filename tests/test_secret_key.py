@@ -174,3 +174,42 @@ def _now():
     from mailer.domain import utcnow
 
     return utcnow()
+
+
+# -- near-examples and low-variety keys (issue 19, item 13) -----------------------------------
+
+WEAK_KEYS = {
+    "example with a trailing space": EXAMPLE_SECRET_KEY + " ",
+    "example in capitals": EXAMPLE_SECRET_KEY.upper(),
+    "example with a tab and a newline around it": f"\t{EXAMPLE_SECRET_KEY}\n",
+    "example quoted": f'"{EXAMPLE_SECRET_KEY}"',
+    "old built-in, mixed case": DEV_SECRET_KEY.title(),
+    "16 identical characters": "k" * 16,
+    "64 identical characters": "k" * 64,
+    "four characters over and over": "abcd" * 8,
+    "short once the spaces are gone": "   0123456789abc   ",
+}
+
+
+@pytest.mark.parametrize("key", list(WEAK_KEYS.values()), ids=list(WEAK_KEYS))
+def test_a_near_example_or_low_variety_key_is_refused(mailer_env, engine, monkeypatch, key):
+    use_key(monkeypatch, key)
+
+    result = cli("subscribers", "add", "new@example.org")
+
+    assert result.exit_code == 2, result.output
+    assert_key_error(result.stderr)
+    with session(engine) as db:
+        assert db.execute(select(Subscriber)).first() is None
+
+
+def test_generated_keys_and_the_suites_own_key_pass():
+    import secrets
+
+    from mailer.config import secret_key_problem
+    from tests.conftest import TEST_SECRET
+
+    assert secret_key_problem(TEST_SECRET) is None
+    for _ in range(500):  # what `mailer init` and the docs' one-liner write
+        assert secret_key_problem(secrets.token_urlsafe(48)) is None
+    assert secret_key_problem(secrets.token_urlsafe(12)) is None  # 16 characters, still random

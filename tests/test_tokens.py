@@ -57,7 +57,7 @@ def test_tokens_are_bound_to_the_key_and_their_purpose():
 def test_truncated_and_altered_tokens_are_invalid():
     token = make_unsubscribe_token(SECRET, 5)
     payload, signature = token.rsplit(".", 1)
-    forged_payload = make_unsubscribe_token("x" * 32, 6).rsplit(".", 1)[0]
+    forged_payload = make_unsubscribe_token("another-key-0123456789abcdef", 6).rsplit(".", 1)[0]
     for bad in (token[:-1], token[:10], "", "a" * 600, f"{forged_payload}.{signature}",
                 token.replace(payload, payload + "A")):
         with pytest.raises(TokenInvalid):

@@ -3,13 +3,15 @@
 It holds a random MAILER_SECRET_KEY (nothing signs links without a real key) and the sender,
 the base URL and the transport: asked for on a terminal, or taken from the flags and the
 defaults with ``--yes`` or when no terminal is attached. The file is created with mode 0600
-(it holds the key) and never replaced without ``--force``.
+(it holds the key) and never replaced without ``--force``; a ``.env`` that is a symbolic link
+is replaced through the link, at its target.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import stat
 import sys
 import tempfile
 from datetime import UTC, datetime
@@ -50,7 +52,8 @@ def init(
     yes: Annotated[bool, typer.Option(
         "--yes", "-y", help="Ask nothing: take the flags, else the defaults.")] = False,
     force: Annotated[bool, typer.Option(
-        "--force", help="Replace an existing .env (a new key breaks links already mailed).")
+        "--force", help="Replace an existing .env, or a symlinked one's target (a new key "
+                   "breaks links already mailed).")
     ] = False,
 ) -> None:
     """Write a .env for this folder: a new random MAILER_SECRET_KEY (file mode 0600), the
@@ -67,8 +70,8 @@ def init(
         "MAILER_TRANSPORT": _transport(_value(transport, "Transport (outbox, ses, smtp)",
                                               DEFAULT_TRANSPORT, ask)),
     }
-    write_env_file(ENV_FILE, env_text(secrets.token_urlsafe(48), values), replace=force)
-    _report(values)
+    written = write_env_file(ENV_FILE, env_text(secrets.token_urlsafe(48), values), replace=force)
+    _report(values, written)
 
 
 def _value(given: str | None, question: str, default: str, ask: bool) -> str:
@@ -141,31 +144,78 @@ def env_text(secret_key: str, values: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_env_file(path: Path, text: str, *, replace: bool) -> None:
+def write_env_file(path: Path, text: str, *, replace: bool) -> Path:
     """Write ``path`` with mode 0600 from its first byte, so the key is never readable by
     others; the file appears whole or not at all, and without ``replace`` an existing one
-    (even one created a moment ago) is never overwritten."""
-    descriptor, temporary = tempfile.mkstemp(prefix=".env.", dir=path.resolve().parent)
+    (even one created a moment ago) is never overwritten.
+
+    Replacing a symbolic link (the deploy links /var/lib/mailer/.env to /etc/mailer/mailer.env)
+    writes through it to its target, keeping the target's mode and owner where this user may,
+    so the link and the units reading the target keep working (a plain file is replaced by a
+    new 0600 one). Returns the file written."""
+    through_link = replace and path.is_symlink()
+    target = Path(os.path.realpath(path)) if through_link else path
+    try:
+        _write_whole(target, text, replace=replace,
+                     like=_stat_or_none(target) if through_link else None)
+    except FileExistsError:
+        raise ConfigError(f"{path} already exists here; nothing changed. Pass --force to "
+                          "replace it") from None
+    except OSError as error:
+        raise ConfigError(f"cannot write {target}: {error.strerror or error}; nothing "
+                          "changed") from None
+    return target
+
+
+def _stat_or_none(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except OSError:
+        return None
+
+
+def _write_whole(target: Path, text: str, *, replace: bool, like: os.stat_result | None) -> None:
+    # The temporary file sits beside the target, so the rename below is atomic.
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{target.name}.",
+                                             dir=target.resolve().parent)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(temporary, 0o600)  # mkstemp's mode already; said here because it matters
+        if like is not None:
+            _take_mode_and_owner(temporary, like)
         if replace:
-            os.replace(temporary, path)
+            os.replace(temporary, target)
         else:
-            os.link(temporary, path)  # fails if the name exists: no check-then-write race
-    except FileExistsError:
-        raise ConfigError(f"{path} already exists here; nothing changed. Pass --force to "
-                          "replace it") from None
+            os.link(temporary, target)  # fails if the name exists: no check-then-write race
     finally:
         Path(temporary).unlink(missing_ok=True)
 
 
-def _report(values: dict[str, str]) -> None:
+def _take_mode_and_owner(temporary: str, like: os.stat_result) -> None:
+    """The replaced file's owner (when this user may give it) and mode, e.g. the deploy's
+    root:mailer 0640, which the units reading it rely on."""
+    for uid in (like.st_uid, -1):  # only root may give a file away; the group may still fit
+        try:
+            os.chown(temporary, uid, like.st_gid)
+            break
+        except PermissionError:
+            continue
+    os.chmod(temporary, stat.S_IMODE(like.st_mode))
+
+
+def _where(written: Path) -> str:
+    mode = f"mode {stat.S_IMODE(written.stat().st_mode):04o}"
+    if ENV_FILE.is_symlink():
+        return f"{written.resolve()} (through the link {ENV_FILE}, {mode})"
+    return f"{written.resolve()} ({mode})"
+
+
+def _report(values: dict[str, str], written: Path) -> None:
     transport = values["MAILER_TRANSPORT"]
-    console.print(f"wrote {ENV_FILE.resolve()} (mode 0600) with a new random MAILER_SECRET_KEY; "
+    console.print(f"wrote {_where(written)} with a new random MAILER_SECRET_KEY; "
                   f"sender {values['MAILER_FROM']}, base URL {values['MAILER_BASE_URL']}, "
                   f"transport {transport}", highlight=False, markup=False, soft_wrap=True)
     if transport == "smtp":

@@ -7,7 +7,8 @@ import socket
 
 import typer
 
-from mailer.cli._app import app, engine, examples, settings
+from mailer.cli._app import app, engine, err_console, examples, settings
+from mailer.config import Settings
 from mailer.errors import ConfigError
 
 # An import string, not an import: the CLI and the web app are sibling entry points.
@@ -33,6 +34,14 @@ def check_can_listen(host: str, port: int) -> None:
             raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
+def warn_about_admin(current: Settings) -> None:
+    """One line when a set /admin credential is refused: the public pages still serve, and the
+    operator learns now, not at the first log-in, why /admin stays shut."""
+    warning = current.admin_warning()
+    if warning is not None:
+        err_console.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+
+
 @app.command("serve", short_help="Run the web app: subscribe, unsubscribe, SES web hook.",
              epilog=examples("mailer serve                      # http://127.0.0.1:8000",
                              "mailer serve --host 0.0.0.0 --port 8080"))
@@ -48,6 +57,7 @@ def serve(
 
     check_integrity(engine())  # a damaged page fails here, not on some reader's request
     check_can_listen(host, port)
+    warn_about_admin(current)
 
     import uvicorn
 

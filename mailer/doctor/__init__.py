@@ -29,7 +29,7 @@ from mailer.doctor.event_path import (
     check_topic_allowed,
     check_topics,
 )
-from mailer.doctor.local import check_secret, check_transport, check_webhook_url
+from mailer.doctor.local import check_admin, check_secret, check_transport, check_webhook_url
 from mailer.transports.ses_reads import AwsClients, make_clients
 
 __all__ = ["Check", "run_checks"]
@@ -37,7 +37,8 @@ __all__ = ["Check", "run_checks"]
 
 def run_checks(settings: Settings, clients: AwsClients | None = None) -> list[Check]:
     """Every check, in the order an operator would fix them."""
-    checks = [check_secret(settings), check_transport(settings), check_webhook_url(settings)]
+    checks = [check_secret(settings), check_admin(settings), check_transport(settings),
+              check_webhook_url(settings)]
     clients = clients or make_clients(settings)
     access = guarded("AWS access", lambda: check_access(clients))
     checks += access

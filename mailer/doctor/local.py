@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email.utils import parseaddr
 
-from mailer.config import Settings
+from mailer.config import GENERATE_HINT, MIN_SECRET_KEY_LENGTH, Settings
 from mailer.doctor.checks import Check
 from mailer.wire import WEBHOOK_PATH
 
@@ -20,9 +20,22 @@ def webhook_url(settings: Settings) -> str:
 def check_secret(settings: Settings) -> Check:
     if settings.secret_is_insecure:
         return Check("web app secret", "FAIL",
-                     "MAILER_SECRET_KEY is the example or development key (or shorter than 16 "
-                     "characters): anyone could forge unsubscribe links. Set a long random one.")
+                     f"MAILER_SECRET_KEY is the example or development key (or shorter than "
+                     f"{MIN_SECRET_KEY_LENGTH} characters, or too plain): anyone could forge "
+                     f"unsubscribe links. Set a long random one: {GENERATE_HINT}")
     return Check("web app secret", "ok", "MAILER_SECRET_KEY is set and not the example one")
+
+
+def check_admin(settings: Settings) -> Check:
+    problems = settings.admin_credential_problems()
+    if problems:
+        return Check("operator console", "FAIL",
+                     f"{'; '.join(problems)}: /admin refuses it rather than let it be guessed. "
+                     f"Set a long random one: {GENERATE_HINT}")
+    if settings.admin_basic_usable or settings.admin_token_usable:
+        return Check("operator console", "ok", "/admin has a strong password or token")
+    return Check("operator console", "ok", "/admin is off (no MAILER_ADMIN_PASSWORD or "
+                                           "MAILER_ADMIN_TOKEN set)")
 
 
 def check_transport(settings: Settings) -> Check:

@@ -6,6 +6,8 @@ send can write at the same time. PostgreSQL URLs (``postgresql+psycopg://``) wor
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from alembic import command
@@ -32,6 +34,22 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+def _create_private_file(database: str | None, query: Mapping[str, object]) -> None:
+    """Create a new SQLite file with mode 0600 (less under a stricter umask) before SQLite does.
+
+    SQLite creates it 0644, readable by every local user, and gives the -wal and -shm files the
+    database file's mode; this holds every reader's address. An existing file keeps its mode
+    (the operator's choice), and anything unusual (memory, a URI, a missing folder) is left to
+    SQLite, which reports it.
+    """
+    if not database or database == ":memory:" or "uri" in query:
+        return
+    try:
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except OSError:  # exists already (also a race with another process), or cannot be made
+        pass
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url`` with mailer's connection settings; a bad URL is a ConfigError."""
     try:
@@ -39,6 +57,7 @@ def make_engine(url: str) -> Engine:
     except ArgumentError:
         raise ConfigError(f"bad setting MAILER_DATABASE_URL: cannot parse {url!r}") from None
     if parsed.get_backend_name() == "sqlite":
+        _create_private_file(parsed.database, parsed.query)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},

@@ -1,9 +1,10 @@
 """The operator pages: delivery stats per issue, one issue's send over time, JSON for scripts.
 
 Behind HTTP basic auth (MAILER_ADMIN_USER + MAILER_ADMIN_PASSWORD) or a bearer token
-(MAILER_ADMIN_TOKEN). With neither configured the pages are switched off (403 with the reason),
-never open. Credentials are compared in constant time, and failed attempts are rate limited per
-client so a password cannot be guessed at network speed.
+(MAILER_ADMIN_TOKEN). A credential that is an example value or too weak to resist guessing
+(mailer.config says which) switches its way in off; with no way in left the pages answer 403
+with the reason, never open. Credentials are compared in constant time, and failed attempts are
+rate limited per client so a password cannot be guessed at network speed.
 
 The pages are in ``mailer.web.console``; this module only decides who may see them.
 """
@@ -35,10 +36,6 @@ def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _basic_configured(settings: Settings) -> bool:
-    return bool(settings.admin_user and settings.admin_password)
-
-
 def _same(given: str, expected: str) -> bool:
     # hash first so the comparison takes the same time whatever the lengths
     digest = hashlib.sha256
@@ -57,9 +54,9 @@ def _basic_credentials(header: str) -> tuple[str, str] | None:
 def _credentials_valid(settings: Settings, authorization: str) -> bool:
     scheme, _, value = authorization.strip().partition(" ")
     value = value.strip()
-    if scheme.lower() == "bearer" and settings.admin_token:
-        return _same(value, settings.admin_token)
-    if scheme.lower() == "basic" and _basic_configured(settings):
+    if scheme.lower() == "bearer" and settings.admin_token_usable:
+        return _same(value, settings.admin_token or "")
+    if scheme.lower() == "basic" and settings.admin_basic_usable:
         credentials = _basic_credentials(value)
         if credentials is None:
             return False
@@ -84,12 +81,20 @@ def _client_key(request: Request) -> str:
     return rate_limit_key(client_ip(request, getattr(request.app.state, "trusted_proxies", ())))
 
 
+def _switched_off(settings: Settings) -> str:
+    problems = settings.admin_credential_problems()
+    if problems:  # weak or example: refused rather than left guessable (issue 19)
+        return (f"The operator pages are switched off: {'; '.join(problems)}. Set a long random "
+                "one; `mailer doctor` checks it.")
+    return ("The operator pages are switched off: set MAILER_ADMIN_USER and "
+            "MAILER_ADMIN_PASSWORD, or MAILER_ADMIN_TOKEN.")
+
+
 def require_operator(request: Request) -> None:
     """Let an operator through, or answer 401 (ask for credentials) / 403 (pages switched off)."""
     settings = _settings(request)
-    if not (_basic_configured(settings) or settings.admin_token):
-        raise HTTPException(403, "The operator pages are switched off: set MAILER_ADMIN_USER and "
-                                 "MAILER_ADMIN_PASSWORD, or MAILER_ADMIN_TOKEN.")
+    if not (settings.admin_basic_usable or settings.admin_token_usable):
+        raise HTTPException(403, _switched_off(settings))
     authorization = request.headers.get("authorization", "")
     if authorization:
         failed, client = _failed_logins(request), _client_key(request)
