@@ -161,6 +161,39 @@ def test_git_outage_sends_nothing_and_says_so_in_one_line(cron_env, tmp_path):
     assert_outage_sends_nothing(env, "issue source git: git clone of ")
 
 
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_source_works_as_shipped_with_the_relative_default_cache_dir(mailer_env, tmp_path):
+    """Issue 19 item 7: the default MAILER_SOURCE_CACHE_DIR (.mailer-cache) is relative to the
+    folder mailer runs in; the clone must land there, not in a folder nested inside it."""
+    work = tmp_path / "twir"  # a plain repository (git init), read through a file:// URL
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "content").mkdir()
+    (work / "content" / "2026-03-12-this-week-in-rust.md").write_text(issue_markdown(671, "2026-03-12"))
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "one issue")
+    env = {**mailer_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": work.as_uri(),
+           "MAILER_SOURCE_GIT_BRANCH": "main"}
+    assert "MAILER_SOURCE_CACHE_DIR" not in env
+    result = mailer(env, "render", "--issue", "671", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    assert "issue 671, written for mailer's git source test" in (tmp_path / "out" / "671.txt").read_text()
+    [checkout] = (tmp_path / ".mailer-cache" / "git").iterdir()
+    assert (checkout / "content" / "2026-03-12-this-week-in-rust.md").is_file()
+    again = mailer(env, "render", "--issue", "671", "--out", "out")  # the fetch path, same folder
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_failing_git_says_what_git_said_not_that_git_is_missing(mailer_env, tmp_path):
+    env = {**mailer_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": (tmp_path / "gone").as_uri(),
+           "MAILER_SOURCE_GIT_BRANCH": "main", "MAILER_SOURCE_RETRIES": "1"}
+    result = mailer(env, "render", "--issue", "671")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: issue source git: git clone of file://") and "not installed" not in line
+    assert "does not appear to be a git repository" in line or "not found" in line, line
+
+
 # -- the site's feed ---------------------------------------------------------------------------
 
 def feed_env(cron_env: dict, site: Peer, feed: str = "all.atom.xml") -> dict:

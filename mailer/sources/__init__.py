@@ -33,7 +33,8 @@ def load_issue_from_source(settings: Settings, wanted: int | str) -> Issue:
     if kind == "folder":
         return load_issue_by_number(Path(settings.issues_dir), wanted, site_url=settings.site_url)
     policy = FetchPolicy(timeout=settings.source_timeout, tries=settings.source_retries)
-    cache = Path(settings.source_cache_dir)
+    # Resolved once, against the folder mailer was started in (the default is relative).
+    cache = Path(settings.source_cache_dir).expanduser().absolute()
     if kind == "git":
         from mailer.sources.git import GitCheckout
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -12,12 +13,16 @@ from pathlib import Path
 from mailer.errors import SourceError
 from mailer.sources.http import FetchPolicy
 
+MAX_GIT_MESSAGE = 400  # characters of git's stderr kept in the error line
+
 
 class GitCheckout:
     def __init__(self, url: str, branch: str, subdir: str, cache_dir: Path, policy: FetchPolicy) -> None:
         self.url, self.branch, self.subdir, self.policy = url, branch, subdir.strip("/"), policy
         digest = hashlib.sha256(f"{url}\n{branch}".encode()).hexdigest()[:16]
-        self.path = Path(cache_dir) / "git" / digest
+        # Absolute once: git runs in other folders (the clone from the cache, the rest inside
+        # the checkout), where a relative path would name a folder nested inside itself.
+        self.path = Path(cache_dir).absolute() / "git" / digest
 
     def update(self) -> Path:
         """Clone or fetch, then return the folder of issues in the fresh checkout."""
@@ -62,17 +67,24 @@ class GitCheckout:
         try:
             result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
                                     timeout=self.policy.timeout * 6)
-        except FileNotFoundError:
-            raise SourceError("issue source git: the git program is not installed") from None
+        except FileNotFoundError as error:
+            if shutil.which("git") is None:
+                raise SourceError("issue source git: the git program is not installed") from None
+            raise SourceError(f"issue source git: cannot run git {args[0]} in {cwd}: "
+                              f"{error.strerror or error}") from None
         except subprocess.TimeoutExpired:
             raise SourceError(f"issue source git: git {args[0]} of {self.url} timed out") from None
         if result.returncode != 0:
-            last = (result.stderr.strip().splitlines() or ["failed"])[-1].removeprefix("fatal: ")
             raise SourceError(f"issue source git: git {args[0]} of {self.url} (branch {self.branch}) "
-                              f"failed: {last}")
+                              f"failed: {_one_line(result.stderr)}")
+
+
+def _one_line(stderr: str) -> str:
+    """What git said, on one line: its messages (not its progress), the error last."""
+    lines = [line.strip().removeprefix("fatal: ").removeprefix("error: ") for line in stderr.splitlines()]
+    said = "; ".join(line for line in lines if line and not line.startswith(("Cloning into", "remote: ")))
+    return said[-MAX_GIT_MESSAGE:] or "failed without a message"
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)
