@@ -9,8 +9,12 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpcore
 
 from mailer.errors import SourceError
+from mailer.sources.guard import RefusedAddress, check_host_by_name
 from mailer.sources.http import FetchPolicy
 
 MAX_GIT_MESSAGE = 400  # characters of git's stderr kept in the error line
@@ -26,6 +30,7 @@ class GitCheckout:
 
     def update(self) -> Path:
         """Clone or fetch, then return the folder of issues in the fresh checkout."""
+        self._check_address()
         if (self.path / ".git").is_dir():
             self._retrying(["fetch", "--depth", "1", "--no-tags", "origin", self.branch], self.path)
             self._git(["reset", "--hard", "--quiet", "FETCH_HEAD"], self.path)
@@ -36,6 +41,17 @@ class GitCheckout:
             raise SourceError(f"issue source git: {self.url} (branch {self.branch}) has no "
                               f"{self.subdir}/ folder (set MAILER_SOURCE_GIT_PATH)")
         return issues
+
+    def _check_address(self) -> None:
+        host = network_host(self.url)
+        if host is None:
+            return  # a path or file:// URL: nothing on the network to protect
+        try:
+            check_host_by_name(host, self.policy.allow_private)
+        except RefusedAddress as refusal:
+            raise SourceError(f"issue source git: {self.url}: {refusal}") from None
+        except httpcore.ConnectError:
+            pass  # an unknown name: git's own error says it best
 
     def _clone(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,7 +78,8 @@ class GitCheckout:
 
     def _git(self, args: list[str], cwd: Path) -> None:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
-        command = ["git", "-c", f"http.userAgent={self.policy.user_agent}",
+        # No redirects: one could lead git to a host that was never checked.
+        command = ["git", "-c", f"http.userAgent={self.policy.user_agent}", "-c", "http.followRedirects=false",
                    "-c", f"http.lowSpeedTime={int(self.policy.timeout)}", "-c", "http.lowSpeedLimit=1", *args]
         try:
             result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
@@ -77,6 +94,19 @@ class GitCheckout:
         if result.returncode != 0:
             raise SourceError(f"issue source git: git {args[0]} of {self.url} (branch {self.branch}) "
                               f"failed: {_one_line(result.stderr)}")
+
+
+def network_host(url: str) -> str | None:
+    """The host a git URL reaches over the network (scp-like ``user@host:path`` too), or None."""
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return None
+    if parts.netloc:
+        return parts.hostname
+    head = url.split("/", 1)[0]
+    if ":" in head and len(head.split(":", 1)[0]) > 1:  # user@host:path; C:\\ is a drive
+        return head.split(":", 1)[0].rpartition("@")[2].strip("[]") or None
+    return None  # a local path
 
 
 def _one_line(stderr: str) -> str:
