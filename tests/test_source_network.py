@@ -8,6 +8,7 @@ source keeps one page of records in memory, not everything it has read."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import tracemalloc
@@ -154,3 +155,35 @@ def test_a_huge_body_is_refused_while_streaming_with_bounded_memory(sites, tmp_p
     finally:
         tracemalloc.stop()
     assert peak < 50 * 1024 * 1024
+
+
+# -- item 8 (c): the AT Protocol source keeps what it needs, not all it read --------------------
+
+def test_the_atproto_source_does_not_keep_every_record_it_reads(tmp_path):
+    from mailer.sources.atproto import AtprotoSource
+    from mailer.sources.http import Fetcher, FetchPolicy
+
+    records = tmp_path / "records" / "site.standard.document"
+    shutil.copytree(FIXTURES / "records", tmp_path / "records")
+    template = json.loads(next(records.glob("*.json")).read_text())
+    for index in range(40):  # 40 documents of 1 MiB each, two per page: 20 pages
+        value = {**template, "title": f"This Week in Rust {900 + index}", "padding": "x" * 1024 * 1024}
+        (records / f"3zzz{index:04d}.json").write_text(json.dumps(value))
+    port = free_port()
+    process = start_peer("tests.peers.fake_pds", "--did", DID, "--records", str(tmp_path / "records"),
+                         "--port", str(port), "--log", str(tmp_path / "pds.log"), "--page-size", "2")
+    policy = FetchPolicy(timeout=30, tries=1, allow_private=True)
+    source = AtprotoSource(f"http://127.0.0.1:{port}", DID, Fetcher("atproto", tmp_path / "cache", policy),
+                           tmp_path / "cache")
+    try:
+        tracemalloc.start()
+        try:
+            issue = source.load(900)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert issue.number == 900
+        assert peak < 30 * 1024 * 1024  # all 40 records would be over 40 MiB
+        assert source.load(939).number == 939  # a record read on the first run, from the cache
+    finally:
+        stop_process(process)
