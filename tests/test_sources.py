@@ -157,6 +157,31 @@ def test_git_source_sends_the_latest_issue_once_and_fetches_new_ones(cron_env, r
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_source_does_not_follow_symlinks_out_of_the_checkout(cron_env, repository, tmp_path):
+    """Issue 19 item 8a: a link in content/ to a file elsewhere on the machine is not an issue."""
+    bare, work = repository
+    (tmp_path / "secret-998.md").write_text(issue_markdown(998, "2026-03-19").replace("Hello", "SECRET absolute"))
+    (tmp_path / "secret-999.md").write_text(issue_markdown(999, "2026-03-26").replace("Hello", "SECRET relative"))
+    (work / "content" / "2026-03-19-this-week-in-rust.md").symlink_to(tmp_path / "secret-998.md")
+    # From the checkout, cache/git/<digest>/content/, four levels up is tmp_path.
+    (work / "content" / "2026-03-26-this-week-in-rust.md").symlink_to("../../../../secret-999.md")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "two links")
+    git(work, "push", "-q", "origin", "HEAD:main")
+    env = {**cron_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": str(bare),
+           "MAILER_SOURCE_GIT_BRANCH": "main"}
+    for number in (998, 999):
+        result = mailer(env, "render", "--issue", str(number), "--out", str(tmp_path / "out"))
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.startswith(f"error: no issue {number} in "), result.stderr
+        assert "SECRET" not in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
+    latest = mailer(env, "render", "--issue", "latest", "--out", str(tmp_path / "out"))
+    assert latest.returncode == 0, latest.stderr
+    assert [p.name for p in (tmp_path / "out").glob("*.txt")] == ["671.txt"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_git_outage_sends_nothing_and_says_so_in_one_line(cron_env, tmp_path):
     env = {**cron_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": str(tmp_path / "gone.git"),
            "MAILER_SOURCE_GIT_BRANCH": "main"}

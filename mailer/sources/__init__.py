@@ -41,7 +41,8 @@ def load_issue_from_source(settings: Settings, wanted: int | str) -> Issue:
 
         url = _required(settings.source_git_url, "MAILER_SOURCE_GIT_URL", kind)
         checkout = GitCheckout(url, settings.source_git_branch, settings.source_git_path, cache, policy)
-        return load_issue_by_number(checkout.update(), wanted, site_url=settings.site_url)
+        # A checkout made before links were checked out as files may still hold links.
+        return load_issue_by_number(checkout.update(), wanted, site_url=settings.site_url, follow_symlinks=False)
     number = parse_wanted(wanted)
     if kind == "feed":
         from mailer.sources.feed import FeedSource

@@ -37,6 +37,9 @@ class GitCheckout:
         else:
             self._clone()
         issues = self.path / self.subdir if self.subdir else self.path
+        if not _inside(issues, self.path):
+            raise SourceError(f"issue source git: {self.subdir}/ of {self.url} leads out of the checkout "
+                              "(a symbolic link); refusing to read it")
         if not issues.is_dir():
             raise SourceError(f"issue source git: {self.url} (branch {self.branch}) has no "
                               f"{self.subdir}/ folder (set MAILER_SOURCE_GIT_PATH)")
@@ -78,8 +81,11 @@ class GitCheckout:
 
     def _git(self, args: list[str], cwd: Path) -> None:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}
-        # No redirects: one could lead git to a host that was never checked.
+        # No redirects: one could lead git to a host that was never checked. No symbolic links:
+        # git writes a link as a small file holding its target, so nothing points out of the
+        # checkout (a link to /etc/passwd or ../../secret is not an issue to read and mail).
         command = ["git", "-c", f"http.userAgent={self.policy.user_agent}", "-c", "http.followRedirects=false",
+                   "-c", "core.symlinks=false",
                    "-c", f"http.lowSpeedTime={int(self.policy.timeout)}", "-c", "http.lowSpeedLimit=1", *args]
         try:
             result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True,
@@ -94,6 +100,11 @@ class GitCheckout:
         if result.returncode != 0:
             raise SourceError(f"issue source git: git {args[0]} of {self.url} (branch {self.branch}) "
                               f"failed: {_one_line(result.stderr)}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    resolved, top = path.resolve(), root.resolve()
+    return resolved == top or top in resolved.parents
 
 
 def network_host(url: str) -> str | None:
