@@ -75,7 +75,7 @@ class GitCheckout:
                 return
             except SourceError as error:
                 if attempt == self.policy.tries:
-                    raise SourceError(f"{error} ({self.policy.tries} tries)") from None
+                    raise SourceError(f"{error} ({_tries(self.policy.tries)})") from None
             time.sleep(delay)
             delay *= 2
 
@@ -100,6 +100,10 @@ class GitCheckout:
         if result.returncode != 0:
             raise SourceError(f"issue source git: git {args[0]} of {self.url} (branch {self.branch}) "
                               f"failed: {_one_line(result.stderr)}")
+
+
+def _tries(count: int) -> str:
+    return f"{count} tr{'ies' if count > 1 else 'y'}"
 
 
 def _inside(path: Path, root: Path) -> bool:

@@ -176,6 +176,9 @@ def _describe(error: Exception) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "timed out"
     if isinstance(error, (httpx.ConnectError, httpcore.ConnectError)):
+        said = str(error)  # the guard's own words when the name did not resolve; TLS's
+        if said.startswith("cannot resolve") or "certificate" in said.lower() or "ssl" in said.lower():
+            return said
         return "connection refused or host unreachable"
     return str(error) or type(error).__name__
 
