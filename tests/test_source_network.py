@@ -123,6 +123,21 @@ def test_the_pds_and_git_addresses_follow_the_same_rule(source_env, tmp_path):
     assert "169.254.169.254 is a link-local address" in one_error_line(render(git, 671, tmp_path / "out"))
 
 
+@pytest.mark.parametrize("address", ["127.0.0.1", "10.0.0.8", "172.16.5.4", "192.168.1.1", "169.254.169.254",
+                                     "100.64.0.1", "0.0.0.0", "::1", "fe80::1", "fd00::1", "::ffff:10.0.0.1"])
+def test_addresses_of_the_machine_and_its_networks_are_refused(address):
+    from mailer.sources.guard import address_problem
+
+    assert address_problem(address) is not None
+
+
+@pytest.mark.parametrize("address", ["93.184.215.14", "2606:4700::6810:84e5"])
+def test_public_addresses_are_allowed(address):
+    from mailer.sources.guard import address_problem
+
+    assert address_problem(address) is None
+
+
 # -- item 8 (d): an overall deadline and a body limit per fetch --------------------------------
 
 def fetcher(tmp_path: Path, timeout: float = 1.0):
