@@ -171,6 +171,11 @@ class Settings(BaseSettings):
     source_atproto_repo: str | None = None  # DID (or handle) owning the site.standard.document records
     preview_to: str | None = None  # editors' address for `mailer send --preview-to`
 
+    # -- where the network issue sources may connect (issue 19) -------------------------------
+    # Off (the default), a source never connects to a loopback, private or link-local address,
+    # whatever the feed, its redirects or DNS say; on, for a site or PDS on the local network.
+    source_allow_private: bool = False
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
     _split_return_urls = field_validator("allowed_return_urls", mode="before")(_split_csv)

@@ -68,7 +68,9 @@ def pds(tmp_path):
 @pytest.fixture
 def cron_env(mailer_env, tmp_path) -> dict[str, str]:
     env = {**mailer_env, "MAILER_SOURCE_CACHE_DIR": str(tmp_path / "cache"), "MAILER_SOURCE_RETRIES": "2",
-           "MAILER_SOURCE_TIMEOUT": "5", "MAILER_ISSUES_DIR": str(tmp_path / "no-such-folder")}
+           "MAILER_SOURCE_TIMEOUT": "5", "MAILER_ISSUES_DIR": str(tmp_path / "no-such-folder"),
+           # The peers listen on 127.0.0.1, which the sources refuse by default (issue 19).
+           "MAILER_SOURCE_ALLOW_PRIVATE": "1"}
     assert mailer(env, "subscribers", "add", "reader@example.org", "--confirmed").returncode == 0
     return env
 
@@ -155,10 +157,68 @@ def test_git_source_sends_the_latest_issue_once_and_fetches_new_ones(cron_env, r
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_source_does_not_follow_symlinks_out_of_the_checkout(cron_env, repository, tmp_path):
+    """Issue 19 item 8a: a link in content/ to a file elsewhere on the machine is not an issue."""
+    bare, work = repository
+    (tmp_path / "secret-998.md").write_text(issue_markdown(998, "2026-03-19").replace("Hello", "SECRET absolute"))
+    (tmp_path / "secret-999.md").write_text(issue_markdown(999, "2026-03-26").replace("Hello", "SECRET relative"))
+    (work / "content" / "2026-03-19-this-week-in-rust.md").symlink_to(tmp_path / "secret-998.md")
+    # From the checkout, cache/git/<digest>/content/, four levels up is tmp_path.
+    (work / "content" / "2026-03-26-this-week-in-rust.md").symlink_to("../../../../secret-999.md")
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "two links")
+    git(work, "push", "-q", "origin", "HEAD:main")
+    env = {**cron_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": str(bare),
+           "MAILER_SOURCE_GIT_BRANCH": "main"}
+    for number in (998, 999):
+        result = mailer(env, "render", "--issue", str(number), "--out", str(tmp_path / "out"))
+        assert result.returncode == 1, result.stdout
+        assert result.stderr.startswith(f"error: no issue {number} in "), result.stderr
+        assert "SECRET" not in result.stdout + result.stderr
+    assert not (tmp_path / "out").exists()
+    latest = mailer(env, "render", "--issue", "latest", "--out", str(tmp_path / "out"))
+    assert latest.returncode == 0, latest.stderr
+    assert [p.name for p in (tmp_path / "out").glob("*.txt")] == ["671.txt"]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_git_outage_sends_nothing_and_says_so_in_one_line(cron_env, tmp_path):
     env = {**cron_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": str(tmp_path / "gone.git"),
            "MAILER_SOURCE_GIT_BRANCH": "main"}
     assert_outage_sends_nothing(env, "issue source git: git clone of ")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_source_works_as_shipped_with_the_relative_default_cache_dir(mailer_env, tmp_path):
+    """Issue 19 item 7: the default MAILER_SOURCE_CACHE_DIR (.mailer-cache) is relative to the
+    folder mailer runs in; the clone must land there, not in a folder nested inside it."""
+    work = tmp_path / "twir"  # a plain repository (git init), read through a file:// URL
+    git(tmp_path, "init", "-q", "-b", "main", str(work))
+    (work / "content").mkdir()
+    (work / "content" / "2026-03-12-this-week-in-rust.md").write_text(issue_markdown(671, "2026-03-12"))
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "one issue")
+    env = {**mailer_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": work.as_uri(),
+           "MAILER_SOURCE_GIT_BRANCH": "main"}
+    assert "MAILER_SOURCE_CACHE_DIR" not in env
+    result = mailer(env, "render", "--issue", "671", "--out", "out")
+    assert result.returncode == 0, result.stderr
+    assert "issue 671, written for mailer's git source test" in (tmp_path / "out" / "671.txt").read_text()
+    [checkout] = (tmp_path / ".mailer-cache" / "git").iterdir()
+    assert (checkout / "content" / "2026-03-12-this-week-in-rust.md").is_file()
+    again = mailer(env, "render", "--issue", "671", "--out", "out")  # the fetch path, same folder
+    assert again.returncode == 0, again.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_failing_git_says_what_git_said_not_that_git_is_missing(mailer_env, tmp_path):
+    env = {**mailer_env, "MAILER_ISSUE_SOURCE": "git", "MAILER_SOURCE_GIT_URL": (tmp_path / "gone").as_uri(),
+           "MAILER_SOURCE_GIT_BRANCH": "main", "MAILER_SOURCE_RETRIES": "1"}
+    result = mailer(env, "render", "--issue", "671")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: issue source git: git clone of file://") and "not installed" not in line
+    assert "does not appear to be a git repository" in line or "not found" in line, line
 
 
 # -- the site's feed ---------------------------------------------------------------------------
@@ -251,7 +311,8 @@ def test_fetcher_retries_a_busy_server_but_not_a_missing_page(site, tmp_path):
     from mailer.errors import SourceError
     from mailer.sources.http import Fetcher, FetchPolicy
 
-    fetcher = Fetcher("feed", tmp_path / "cache", FetchPolicy(timeout=5, tries=3, backoff=0.05))
+    fetcher = Fetcher("feed", tmp_path / "cache", FetchPolicy(timeout=5, tries=3, backoff=0.05,
+                                                                 allow_private=True))
     with pytest.raises(SourceError, match=r"^issue source feed: cannot fetch .*/status/503: HTTP 503 \(3 tries\)$"):
         fetcher.get(f"{site.url}/status/503")
     assert [line.split()[1] for line in site.requests()] == ["/status/503"] * 3

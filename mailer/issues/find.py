@@ -6,6 +6,7 @@ header) and the one claiming the wanted number is loaded.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,12 @@ from mailer.issues.common import DEFAULT_SITE_URL
 from mailer.issues.load import MARKDOWN_SUFFIXES, load_issue
 from mailer.issues.markdown import parse_header_lines
 
-# Pelican headers are a handful of lines; stop scanning a file that never ends its header.
+# Pelican headers are a handful of short lines; stop scanning a file that never ends its
+# header, and read only the head of each file (a whole first line could be any size).
 MAX_HEADER_LINES = 64
+MAX_HEADER_BYTES = 16 * 1024
+MAX_HEADER_LINE = 2048  # characters
+_NEWLINE_RE = re.compile(r"\r\n|\r|\n")  # the newlines text mode reads
 
 
 @dataclass(frozen=True)
@@ -26,9 +31,12 @@ class _Candidate:
     number: int
 
 
-def find_issue_file(issues_dir: Path, number: int) -> Path:
-    """The one Markdown file in ``issues_dir`` whose header claims issue ``number``."""
-    claims, unreadable = _scan_issue_numbers(issues_dir)
+def find_issue_file(issues_dir: Path, number: int, *, follow_symlinks: bool = True) -> Path:
+    """The one Markdown file in ``issues_dir`` whose header claims issue ``number``.
+
+    ``follow_symlinks=False`` (a git checkout): a symbolic link is never read, so nothing
+    outside the folder can pass for an issue."""
+    claims, unreadable = _scan_issue_numbers(issues_dir, follow_symlinks)
     matches = [c.path for c in claims if c.number == number]
     if len(matches) > 1:
         names = " and ".join(str(p) for p in matches)
@@ -38,26 +46,27 @@ def find_issue_file(issues_dir: Path, number: int) -> Path:
     raise IssueNotFound(_not_found_message(issues_dir, number, claims, unreadable))
 
 
-def latest_issue_number(issues_dir: Path) -> int:
+def latest_issue_number(issues_dir: Path, *, follow_symlinks: bool = True) -> int:
     """The highest issue number any file in ``issues_dir`` claims."""
-    claims, unreadable = _scan_issue_numbers(issues_dir)
+    claims, unreadable = _scan_issue_numbers(issues_dir, follow_symlinks)
     if not claims:
         hint = f"; unreadable headers: {'; '.join(unreadable)}" if unreadable else ""
         raise IssueNotFound(f"no issues found in {issues_dir} (looked for *.md and *.markdown with a Title: header){hint}")
     return max(c.number for c in claims)
 
 
-def load_issue_by_number(issues_dir: Path, number: int | str, *, site_url: str = DEFAULT_SITE_URL) -> Issue:
+def load_issue_by_number(issues_dir: Path, number: int | str, *, site_url: str = DEFAULT_SITE_URL,
+                         follow_symlinks: bool = True) -> Issue:
     """Load issue ``number`` (an int, a digit string or ``"latest"``) from ``issues_dir``."""
-    wanted = _parse_issue_number(number, issues_dir)
-    return load_issue(find_issue_file(issues_dir, wanted), site_url=site_url)
+    wanted = _parse_issue_number(number, issues_dir, follow_symlinks)
+    return load_issue(find_issue_file(issues_dir, wanted, follow_symlinks=follow_symlinks), site_url=site_url)
 
 
-def _parse_issue_number(number: int | str, issues_dir: Path) -> int:
+def _parse_issue_number(number: int | str, issues_dir: Path, follow_symlinks: bool) -> int:
     if isinstance(number, str):
         text = number.strip()
         if text.lower() == "latest":
-            return latest_issue_number(issues_dir)
+            return latest_issue_number(issues_dir, follow_symlinks=follow_symlinks)
         if not text.isascii() or not text.isdigit():
             raise IssueNotFound(f"{number!r} is not an issue number: give a number such as 644, or 'latest'")
         number = int(text)
@@ -66,7 +75,7 @@ def _parse_issue_number(number: int | str, issues_dir: Path) -> int:
     return number
 
 
-def _scan_issue_numbers(issues_dir: Path) -> tuple[list[_Candidate], list[str]]:
+def _scan_issue_numbers(issues_dir: Path, follow_symlinks: bool) -> tuple[list[_Candidate], list[str]]:
     """Every (file, number) the directory's headers claim, plus files whose header is unreadable."""
     issues_dir = Path(issues_dir)
     if not issues_dir.is_dir():
@@ -74,6 +83,9 @@ def _scan_issue_numbers(issues_dir: Path) -> tuple[list[_Candidate], list[str]]:
     claims: list[_Candidate] = []
     unreadable: list[str] = []
     for path in _markdown_files(issues_dir):
+        if not follow_symlinks and path.is_symlink():
+            unreadable.append(f"{path}: a symbolic link, not followed")
+            continue
         try:
             number = _claimed_number(path)
         except MalformedIssue as exc:
@@ -91,20 +103,25 @@ def _markdown_files(issues_dir: Path) -> Iterator[Path]:
 
 
 def _claimed_number(path: Path) -> int | None:
-    """The number a file's header claims, reading only its header. None: not an issue file."""
+    """The number a file's header claims, reading only its head. None: not an issue file."""
     try:
-        with path.open(encoding="utf-8-sig", errors="replace") as handle:
-            header = parse_header_lines(_first_lines(handle), path)
+        with path.open("rb") as handle:
+            head = handle.read(MAX_HEADER_BYTES + 1)
     except OSError as exc:
         raise MalformedIssue(f"{path}: cannot be read ({exc.strerror})") from exc
-    return header.number
+    return parse_header_lines(_header_lines(head), path).number
 
 
-def _first_lines(handle) -> Iterator[str]:
-    for count, line in enumerate(handle):
-        if count >= MAX_HEADER_LINES or not line.strip():
+def _header_lines(head: bytes) -> Iterator[str]:
+    """The header's lines in the first ``MAX_HEADER_BYTES`` of a file, each at most
+    ``MAX_HEADER_LINE`` characters: a longer line ends the header, as text would."""
+    lines = _NEWLINE_RE.split(head[:MAX_HEADER_BYTES].decode("utf-8-sig", errors="replace"))
+    if len(head) > MAX_HEADER_BYTES:
+        lines.pop()  # cut short by the bound: not a whole line
+    for count, line in enumerate(lines):
+        if count >= MAX_HEADER_LINES or not line.strip() or len(line) > MAX_HEADER_LINE:
             return
-        yield line.rstrip("\r\n")
+        yield line
 
 
 def _not_found_message(issues_dir: Path, number: int, claims: list[_Candidate], unreadable: list[str]) -> str:

@@ -32,25 +32,28 @@ def load_issue_from_source(settings: Settings, wanted: int | str) -> Issue:
     kind = settings.issue_source
     if kind == "folder":
         return load_issue_by_number(Path(settings.issues_dir), wanted, site_url=settings.site_url)
-    policy = FetchPolicy(timeout=settings.source_timeout, tries=settings.source_retries)
-    cache = Path(settings.source_cache_dir)
+    policy = FetchPolicy(timeout=settings.source_timeout, tries=settings.source_retries,
+                         allow_private=settings.source_allow_private)
+    # Resolved once, against the folder mailer was started in (the default is relative).
+    cache = Path(settings.source_cache_dir).expanduser().absolute()
     if kind == "git":
         from mailer.sources.git import GitCheckout
 
         url = _required(settings.source_git_url, "MAILER_SOURCE_GIT_URL", kind)
         checkout = GitCheckout(url, settings.source_git_branch, settings.source_git_path, cache, policy)
-        return load_issue_by_number(checkout.update(), wanted, site_url=settings.site_url)
+        # A checkout made before links were checked out as files may still hold links.
+        return load_issue_by_number(checkout.update(), wanted, site_url=settings.site_url, follow_symlinks=False)
     number = parse_wanted(wanted)
     if kind == "feed":
         from mailer.sources.feed import FeedSource
 
         url = _web_url(_required(settings.source_feed_url, "MAILER_SOURCE_FEED_URL", kind), "MAILER_SOURCE_FEED_URL")
-        return FeedSource(url, Fetcher("feed", cache, policy), settings.site_url).load(number)
+        return FeedSource(url, Fetcher("feed", cache, policy, site=url), settings.site_url).load(number)
     from mailer.sources.atproto import AtprotoSource
 
     pds = _web_url(_required(settings.source_pds_url, "MAILER_SOURCE_PDS_URL", kind), "MAILER_SOURCE_PDS_URL")
     repo = _required(settings.source_atproto_repo, "MAILER_SOURCE_ATPROTO_REPO", kind)
-    return AtprotoSource(pds, repo, Fetcher("atproto", cache, policy), cache).load(number)
+    return AtprotoSource(pds, repo, Fetcher("atproto", cache, policy, site=pds), cache).load(number)
 
 
 def parse_wanted(wanted: int | str) -> int | None:

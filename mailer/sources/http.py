@@ -1,5 +1,10 @@
-"""Polite HTTP GETs for the issue sources: a timeout, a User-Agent, retries with backoff, and a
-disk cache revalidated with ETag / If-Modified-Since, so an hourly cron mostly gets 304s."""
+"""Polite HTTP GETs for the issue sources: a deadline, a User-Agent, retries with backoff, and a
+disk cache revalidated with ETag / If-Modified-Since, so an hourly cron mostly gets 304s.
+
+And guarded ones (issue 19, see :mod:`mailer.sources.guard`): a fetch stays on the configured
+site, follows at most five redirects within it, connects only to public addresses (unless
+allowed), reads at most ``max_bytes`` and ends within ``timeout`` seconds in all.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +14,51 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
+import httpcore
 import httpx
 
 from mailer import __version__
 from mailer.errors import SourceError
+from mailer.sources.guard import Deadline, DeadlineExceeded, GuardedBackend, RefusedAddress, Site
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a feed, a page or a page of records; anything bigger is wrong
 MAX_RETRY_AFTER = 60.0  # seconds: a server asking for longer gets the next cron run instead
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
 class FetchPolicy:
-    timeout: float = 20.0
+    timeout: float = 20.0  # seconds for one try in all: connecting, redirects, headers and body
     tries: int = 3
     backoff: float = 1.0  # seconds before the second try; doubles after each failure
     user_agent: str = f"mailer/{__version__} (This Week in Rust newsletter delivery)"
+    allow_private: bool = False  # MAILER_SOURCE_ALLOW_PRIVATE: loopback, private, link-local too
+    max_bytes: int = MAX_BODY_BYTES
+
+
+class _Refused(Exception):
+    """A fetch that must not happen: no retry can change the answer."""
 
 
 class Fetcher:
-    """GET with a conditional-request cache under ``cache_dir/http``."""
+    """GET with a conditional-request cache under ``cache_dir/http``, only from ``site``'s
+    host and port (the first URL fetched, when not given)."""
 
-    def __init__(self, source: str, cache_dir: Path, policy: FetchPolicy) -> None:
+    def __init__(self, source: str, cache_dir: Path, policy: FetchPolicy, site: str | None = None) -> None:
         self.source = source  # "feed", "atproto": named in every error line
         self.cache_dir = Path(cache_dir) / "http"
         self.policy = policy
+        self.site = Site(site) if site else None
         self.network_fetches = 0  # 200 answers; 304s cost nothing to parse
 
     def get(self, url: str) -> bytes:
+        self.site = self.site or Site(url)
+        if not self.site.holds(url):
+            raise SourceError(f"issue source {self.source}: {url} is not on the configured site "
+                              f"({self.site.host}); issue sources fetch only from it")
         cached = self._cached(url)
         headers = {"User-Agent": self.policy.user_agent}
         if cached and cached.get("etag"):
@@ -57,12 +78,15 @@ class Fetcher:
         delay, problem = self.policy.backoff, "no answer"
         for attempt in range(1, self.policy.tries + 1):
             try:
-                response = _bounded_get(url, headers, self.policy.timeout)
-            except httpx.HTTPError as error:
+                response = _guarded_get(url, headers, self.policy, self.site)
+            except (httpx.HTTPError, httpcore.ConnectError) as error:
                 problem = _describe(error)
-            except _TooLarge:
-                raise SourceError(f"issue source {self.source}: {url} is larger than "
-                                  f"{MAX_BODY_BYTES:,} bytes") from None
+            except DeadlineExceeded:
+                problem = f"no complete answer within {self.policy.timeout:g} s"
+            except _Refused as refusal:
+                raise SourceError(f"issue source {self.source}: {url} {refusal}") from None
+            except RefusedAddress as refusal:
+                raise SourceError(f"issue source {self.source}: {url}: {refusal}") from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
@@ -105,20 +129,40 @@ class Fetcher:
                               f"{self.cache_dir}: {error.strerror or error}") from None
 
 
-class _TooLarge(Exception):
-    pass
+def _guarded_get(url: str, headers: dict[str, str], policy: FetchPolicy, site: Site) -> httpx.Response:
+    """One try: GET ``url``, following redirects that stay on ``site``, within one deadline."""
+    deadline = Deadline(policy.timeout)
+    with _guarded_client(policy, deadline) as client:
+        for _ in range(MAX_REDIRECTS + 1):
+            with client.stream("GET", url, headers=headers) as response:
+                if not response.has_redirect_location:
+                    return _read_bounded(response, policy.max_bytes)
+                target = urljoin(url, response.headers["location"])
+            if not site.holds(target):
+                raise _Refused(f"redirects to {target}, which is not on the configured site ({site.host})")
+            url = target
+        raise _Refused(f"makes more than {MAX_REDIRECTS} redirects")
 
 
-def _bounded_get(url: str, headers: dict[str, str], timeout: float) -> httpx.Response:
-    with httpx.stream("GET", url, headers=headers, timeout=timeout, follow_redirects=True) as response:
-        chunks, size = [], 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > MAX_BODY_BYTES:
-                raise _TooLarge
-            chunks.append(chunk)
-        return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
-                              request=response.request)
+def _guarded_client(policy: FetchPolicy, deadline: Deadline) -> httpx.Client:
+    transport = httpx.HTTPTransport()
+    # httpx offers no public hook for the network backend; the pool it would build is replaced
+    # by one whose sockets go only to checked addresses and keep to the deadline.
+    transport._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(),
+                                              network_backend=GuardedBackend(policy.allow_private, deadline))
+    # trust_env=False: a proxy from the environment would connect in our place, unchecked.
+    return httpx.Client(transport=transport, timeout=policy.timeout, trust_env=False)
+
+
+def _read_bounded(response: httpx.Response, max_bytes: int) -> httpx.Response:
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > max_bytes:
+            raise _Refused(f"is larger than {max_bytes:,} bytes")
+        chunks.append(chunk)
+    return httpx.Response(response.status_code, headers=response.headers, content=b"".join(chunks),
+                          request=response.request)
 
 
 def _retry_after(response: httpx.Response) -> float:
@@ -128,10 +172,13 @@ def _retry_after(response: httpx.Response) -> float:
         return 0.0
 
 
-def _describe(error: httpx.HTTPError) -> str:
+def _describe(error: Exception) -> str:
     if isinstance(error, httpx.TimeoutException):
         return "timed out"
-    if isinstance(error, httpx.ConnectError):
+    if isinstance(error, (httpx.ConnectError, httpcore.ConnectError)):
+        said = str(error)  # the guard's own words when the name did not resolve; TLS's
+        if said.startswith("cannot resolve") or "certificate" in said.lower() or "ssl" in said.lower():
+            return said
         return "connection refused or host unreachable"
     return str(error) or type(error).__name__
 
