@@ -38,6 +38,7 @@ demo: $(STAMP)
 	$(BIN)/mailer db upgrade
 	$(BIN)/mailer subscribers add demo-reader@example.org --confirmed
 	$(BIN)/mailer send --issue 644 --yes
+	@echo "mailer is installed in $(BIN)/: run '. $(BIN)/activate' to type mailer commands in this shell"
 
 test: $(STAMP)
 	$(BIN)/ruff check .

@@ -145,6 +145,21 @@ def test_backup_into_a_folder_gets_a_dated_name(mailer_env, tmp_path):
     assert len(copy_facts(copy)[1]) == 10
 
 
+def test_a_trailing_slash_names_a_folder_even_before_it_exists(mailer_env, tmp_path):
+    """`mailer db backup backups/` (the help's own example) used to write a file named backups."""
+    fill_readers(mailer_env["MAILER_DATABASE_URL"], 4)
+    result = run_mailer(mailer_env, "db", "backup", "backups/")
+    assert result.returncode == 0, result.stderr
+    folder = tmp_path / "backups"
+    assert folder.is_dir()
+    [copy] = folder.iterdir()
+    assert copy.name.startswith("subscribers.backup-") and len(copy_facts(copy)[1]) == 4
+    nested = run_mailer(mailer_env, "db", "backup", "no/such/backups/")
+    assert nested.returncode != 0 and not (tmp_path / "no").exists()
+    assert nested.stderr.strip().splitlines() == [
+        "error: cannot make folder no/such/backups: folder no/such does not exist"]
+
+
 def test_backup_never_overwrites_and_says_why_in_one_line(mailer_env, tmp_path):
     fill_readers(mailer_env["MAILER_DATABASE_URL"], 3)
     existing = tmp_path / "keep.db"

@@ -99,3 +99,27 @@ def test_shell_completion_completes_commands_and_options():
 
     assert complete("mailer sub", 1) == ["subscribers"]
     assert complete("mailer send --dr", 2) == ["--dry-run"]
+
+
+def value_options(command) -> list:
+    return [param for param in command.params if param.param_type_name == "option"
+            and getattr(param.type_descriptor, "annotation", None) is not bool]
+
+
+def command_at(path: tuple[str, ...]):
+    command = root()
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+@pytest.mark.parametrize("path", [p for p in COMMANDS if not is_group(command_at(p))],
+                         ids=" ".join)
+def test_every_option_that_takes_a_value_shows_what_it_takes(path):
+    """`--issue N`, `--to ADDRESS`: the help says a value follows, and what kind."""
+    text = help_of(*path)
+    for option in value_options(command_at(path)):
+        [line] = [row for row in text.splitlines()
+                  if re.search(rf"│\s*\*?\s*{re.escape(option.opts[0])}\b(?![-\w])", row)]
+        after = line.split(option.opts[0], 1)[1]
+        assert re.match(r"^(\s+-\w)?\s+([A-Z][A-Z_]*|[a-z-]+(\|[a-z-]+)+)\b", after), (path, line)

@@ -85,6 +85,29 @@ def _shoot(page, name: str, tmp_path: Path) -> None:
         page.screenshot(path=str(folder / f"{name}.{n}.png"), full_page=True, clip=clip)
 
 
+def _reads_on_a_phone(page) -> None:
+    """A table wider than the phone says it scrolls, no row is a tall sliver of wrapped words,
+    and the labels under a chart do not run into each other."""
+    regions = page.eval_on_selector_all(".scroll", """nodes => nodes.map(n => ({
+        wide: n.scrollWidth > n.clientWidth + 1,
+        hint: parseFloat(getComputedStyle(n, "::before").maxHeight) || 0,
+        says: getComputedStyle(n, "::before").content}))""")
+    for region in regions:  # the hint is shown exactly when the table is wider than the screen
+        assert (region["hint"] > 0) == region["wide"], (page.url, region)
+        assert "sideways" in region["says"]
+    tallest = page.eval_on_selector_all(
+        "tbody tr", "rows => Math.max(0, ...rows.map(r => r.getBoundingClientRect().height))")
+    assert tallest <= 160, (page.url, tallest)
+    overlaps = page.eval_on_selector_all("svg.chart", """charts => charts.flatMap(chart => {
+        const boxes = [...chart.querySelectorAll("text.xlabel")]
+            .filter(t => getComputedStyle(t).display !== "none" && t.textContent)
+            .map(t => t.getBoundingClientRect()).sort((a, b) => a.left - b.left);
+        return boxes.slice(1).filter((box, i) => box.left < boxes[i].right)
+            .map(box => chart.querySelector("title").textContent);
+    })""")
+    assert overlaps == [], (page.url, overlaps)
+
+
 def _numbers(text: str) -> int:
     return int(text.replace(",", "").strip())
 
@@ -104,6 +127,8 @@ def test_every_page_fits_both_widths_in_both_schemes(browser, console_url, maile
                 for name, path in pages.items():
                     assert page.goto(console_url + path).status == 200, path
                     _fits(page, width)
+                    if width < 600:
+                        _reads_on_a_phone(page)
                     _shoot(page, f"{name}-{width}-{scheme}", tmp_path)
                 assert problems == []
                 background = page.evaluate("getComputedStyle(document.body).backgroundColor")

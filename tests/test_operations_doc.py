@@ -119,3 +119,48 @@ def test_every_aws_command_in_the_runbook_matches_the_api(words):
         assert set(definition) <= set(destination_shape.members)
         allowed = set(destination_shape.members["MatchingEventTypes"].member.enum)
         assert set(definition["MatchingEventTypes"]) <= allowed
+
+
+def local_section_script() -> list[str]:
+    """Section 1's shell lines in order, as a new operator types them (the web app aside).
+
+    Installing into ``venv/`` is the packaging tests' job (tests/test_packaging.py), and cloning
+    TWiR needs the internet: those lines are left out and ``venv/bin/mailer`` is this checkout's.
+    """
+    text = DOC.read_text()
+    section = text[text.index("## 1. Try it locally"):text.index("## 2. Install on the server")]
+    lines = []
+    for block in re.findall(r"^```sh\n(.*?)^```", section, re.DOTALL | re.MULTILINE):
+        for line in block.splitlines():
+            words = shlex.split(line, comments=True)
+            if not words or words[:2] == ["python3", "-m"] or "venv/bin/pip" in words:
+                continue
+            if "serve" in words or words[:2] == ["git", "clone"]:
+                continue
+            lines.append(line)
+    return lines
+
+
+@pytest.mark.slow
+def test_the_local_part_of_the_runbook_runs_as_written_in_a_fresh_folder(tmp_path):
+    """Run in order, section 1 gets from an empty folder to one message in the outbox."""
+    import os
+    import subprocess
+    import sys
+
+    script = local_section_script()
+    assert any("send --issue" in line for line in script), script
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAILER_")}
+    env["HOME"] = str(tmp_path)
+    folder = tmp_path / "twir-mailer" / "venv" / "bin"
+    folder.mkdir(parents=True)
+    (folder / "mailer").symlink_to(Path(sys.executable).with_name("mailer"))
+    # The section's `mkdir twir-mailer` meets the folder made above for venv/bin/mailer.
+    lines = [line.replace("mkdir twir-mailer", "mkdir -p twir-mailer") for line in script]
+    result = subprocess.run(["bash", "-e", "-c", "\n".join(lines)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, f"{lines}\n{result.stdout}\n{result.stderr}"
+    assert "Traceback" not in result.stderr
+    assert len(list((tmp_path / "twir-mailer" / "outbox" / "new").iterdir())) == 1, result.stdout
+    assert (tmp_path / "twir-mailer" / "out" / "644.html").is_file()
+    assert (tmp_path / "twir-mailer" / "my-templates").is_dir()

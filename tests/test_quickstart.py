@@ -11,7 +11,9 @@ import glob
 import os
 import shutil
 import stat
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -143,3 +145,24 @@ def test_quickstart_make_demo_runs_with_a_python_other_than_3_11(tmp_path, minor
                            text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert "already sent" in again.stdout and env_file.read_text() == key
+
+
+def test_the_readme_says_how_to_type_mailer_after_make_demo(tmp_path):
+    """After `make demo`, the README's `mailer …` commands were `command not found`."""
+    readme = (ROOT / "README.md").read_text()
+    quickstart = readme[readme.index("## Quickstart"):readme.index("## Using it")]
+    prose = re.sub(r"^```.*?^```", "", quickstart, flags=re.DOTALL | re.MULTILINE)
+    commands = [span for span in re.findall(r"`([^`\n]+)`", prose) if "activate" in span]
+    assert commands, "the Quickstart does not say how to put .venv/bin on the PATH"
+    venv_bin = tmp_path / ".venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    # The activate script of a real venv, made the way make makes it.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / ".venv")],
+                   check=True, timeout=120)
+    (venv_bin / "mailer").write_text("#!/bin/sh\necho mailer from the venv\n")
+    (venv_bin / "mailer").chmod(0o755)
+    shell = subprocess.run(["bash", "-c", f"{commands[0]} && mailer"], cwd=tmp_path,
+                           env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+                           capture_output=True, text=True, timeout=60)
+    assert shell.stdout.strip() == "mailer from the venv", shell.stderr
+    assert "activate" in (ROOT / "Makefile").read_text().split("\ndemo:", 1)[1].split("\n\n")[0]

@@ -19,6 +19,7 @@ import json
 import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version as package_version
+from pathlib import Path
 from typing import Annotated, Any, TypeVar, get_type_hints
 
 import click
@@ -145,10 +146,34 @@ def with_options(
     return decorate
 
 
+# What an option's value is, shown beside it in --help (`--issue N`, `--to ADDRESS`): one word
+# for one kind of value across every command. An option not named here is named by its type.
+METAVARS = {
+    "--issue": "N", "--campaign": "ID", "--limit": "N", "--concurrency": "N", "--max": "N",
+    "--weeks": "N", "--port": "PORT", "--host": "HOST", "--html-budget": "BYTES",
+    "--to": "ADDRESS", "--preview-to": "ADDRESS", "--from": "ADDRESS", "--base-url": "URL",
+    "--queue-url": "URL", "--endpoint-url": "URL", "--region": "REGION",
+    "--rate": "PER_SECOND", "--wait": "SECONDS", "--late-after": "SECONDS", "--every": "SECONDS",
+    "--not-before": "AGE", "--canary": "SHARE", "--canary-wait": "DURATION",
+    "--source": "PATH", "--out": "DIR", "--format": "FORMAT", "--transport": "NAME",
+}
+_METAVARS_BY_TYPE = {int: "N", float: "NUMBER", Path: "PATH", str: "TEXT"}
+
+
+def option_metavar(option: Any) -> str | None:
+    """The word shown for an option's value, or None for a flag (which takes none)."""
+    annotation = getattr(getattr(option, "type_descriptor", None), "annotation", None)
+    if annotation is bool or getattr(option, "param_type_name", "option") != "option":
+        return None
+    declared = next((name for name in option.opts if name in METAVARS), None)
+    return METAVARS[declared] if declared else _METAVARS_BY_TYPE.get(annotation, "VALUE")
+
+
 def _hide_type_tags() -> None:
     """Newer typer prints a tag beside every option (``<bool>``, ``<str>``, ``<int range>``); the
-    help texts already say what a value is. Keep only choices (``outbox|ses|smtp``) and
-    explicit metavars. Older typer has no such tags and no ``display_type_rich``."""
+    help texts say the rest. Keep choices (``outbox|ses|smtp``) and explicit metavars, and name
+    every other value by :data:`METAVARS`. Older typer has no such tags and no
+    ``display_type_rich``."""
     from typer import core
 
     for cls in (core.TyperOption, core.TyperArgument):
@@ -162,7 +187,7 @@ def _hide_type_tags() -> None:
             descriptor = getattr(self, "type_descriptor", None)
             if descriptor is not None and descriptor.is_choice:
                 return (_original(self, ctx) or "").strip("<>") or None
-            return None
+            return option_metavar(self)
 
         display_type_rich._mailer_quiet = True  # type: ignore[attr-defined]
         cls.display_type_rich = display_type_rich

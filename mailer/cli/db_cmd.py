@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from contextlib import closing
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -62,8 +61,10 @@ def current() -> None:
                 epilog=examples("mailer db backup backups/",
                                 "mailer db backup /var/backups/mailer/subscribers-2026-11-29.db"))
 def backup(
-    path: Annotated[Path, typer.Argument(
-        help="The copy to write (must not exist), or a folder to put a dated copy in.")],
+    path: Annotated[str, typer.Argument(
+        metavar="PATH|DIR/",
+        help="The copy to write (must not exist), or a folder to put a dated copy in "
+             "(a trailing slash makes it when missing).")],
 ) -> None:
     """Copy the SQLite database consistently while the web app and sends keep writing (SQLite's
     online backup API), then check the copy. For PostgreSQL it names the pg_dump command."""

@@ -71,8 +71,17 @@ def timestamped_name(database: Path, label: str = "backup") -> str:
     return f"{database.stem}.{label}-{stamp}{database.suffix or '.db'}"
 
 
-def resolve_target(database: Path, target: Path) -> Path:
-    """Where the copy goes: ``target`` itself, or a dated file inside it when it is a folder."""
+def resolve_target(database: Path, given: str | Path) -> Path:
+    """Where the copy goes: ``given`` itself, or a dated file inside it when it is a folder.
+
+    A trailing slash means a folder, as for cp and rsync: it is made when missing (its parent
+    must exist), never taken as the copy's file name.
+    """
+    target = Path(given)
+    if os.fspath(given).endswith(("/", os.sep)) and not target.is_dir():
+        if not target.parent.is_dir():
+            raise StoreError(f"cannot make folder {target}: folder {target.parent} does not exist")
+        target.mkdir(mode=0o700)
     if target.is_dir():
         target = target / timestamped_name(database)
     if target.exists():

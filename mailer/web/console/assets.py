@@ -26,10 +26,10 @@ nav{display:flex;flex-wrap:wrap;gap:.25rem 1rem;padding:.6rem 1rem;border-bottom
 background:var(--card)}
 nav a{text-decoration:none;font-weight:600}
 nav a[aria-current=page]{text-decoration:underline}
-h1{font-size:1.4rem;margin:.6rem 0 .8rem;overflow-wrap:anywhere}
+h1{font-size:1.4rem;margin:.6rem 0 .8rem;overflow-wrap:break-word}
 h2{font-size:1.1rem;margin:1.6rem 0 .5rem}
 a{color:var(--link)}
-p,li,dd{overflow-wrap:anywhere}
+p,li,dd{overflow-wrap:break-word}
 .muted,caption,figcaption{color:var(--muted)}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(9.5rem,1fr));gap:.6rem;margin:0;padding:0}
@@ -57,12 +57,23 @@ svg.chart{display:block;width:100%;overflow:visible}
 .chart .trend{stroke:var(--bar);stroke-width:2}
 .chart .dot{fill:var(--bar)}
 @media (max-width:40rem){.chart .minor{display:none}}
-.scroll{overflow-x:auto;max-width:100%}
-table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%;background:var(--card)}
+.scroll{overflow-x:auto;max-width:100%;background:
+linear-gradient(to right,var(--card) 30%,transparent) left/2.5rem 100% no-repeat local,
+linear-gradient(to left,var(--card) 30%,transparent) right/2.5rem 100% no-repeat local,
+radial-gradient(farthest-side at 0 50%,rgb(0 0 0/.35),transparent) left/.9rem 100% no-repeat scroll,
+radial-gradient(farthest-side at 100% 50%,rgb(0 0 0/.35),transparent) right/.9rem 100% no-repeat scroll,
+var(--card)}
+.scroll::before{content:"Swipe sideways for every column \\2192";display:block;position:sticky;left:0;
+font-size:.8rem;color:var(--muted);max-height:0;overflow:hidden}
+@keyframes scrollable{from,to{max-height:2rem;padding:.1rem 0}}
+@supports (animation-timeline:scroll()){.scroll::before{animation:scrollable linear both;
+animation-timeline:scroll(nearest inline)}}
+table{border-collapse:collapse;font-variant-numeric:tabular-nums;width:100%}
 caption{text-align:left;font-size:.9rem;padding:.2rem 0;max-width:calc(100vw - 2.5rem)}
 th,td{padding:.3rem .5rem;border-bottom:1px solid var(--line);text-align:right;white-space:nowrap;vertical-align:top}
 th:first-child,td:first-child,.text,.left{text-align:left}
-td.text{white-space:normal;overflow-wrap:anywhere;min-width:8rem}
+td.text{white-space:normal;overflow-wrap:break-word;min-width:8rem}
+@media (max-width:40rem){td.text{min-width:15rem}}
 .notices{padding:0;list-style:none;margin:.5rem 0}
 .notices li{padding:.45rem .7rem;margin:.3rem 0;border-radius:4px}
 .critical{background:var(--crit-bg);color:var(--crit-fg)}

@@ -112,7 +112,9 @@ def overview_charts(trends: list[IssueTrend], weeks: list[ListWeek]) -> dict[str
 
 def _week_label(weeks: list[ListWeek], i: int) -> tuple[str, bool]:
     shown, minor = _labelled(i, len(weeks))
-    return (weeks[i].week_start.isoformat() if shown else ""), minor
+    # "Nov 30", not "2026-11-30": four ISO dates did not fit a phone's width side by side.
+    week = weeks[i].week_start
+    return (f"{week:%b} {week.day}" if shown else ""), minor
 
 
 def _list_size_chart(weeks: list[ListWeek]) -> Markup:
