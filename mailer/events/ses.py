@@ -131,6 +131,13 @@ def header_value(mail: dict, name: str) -> str | None:
     return None
 
 
+def text_or_none(value: object, limit: int | None = None) -> str | None:
+    """A field SES documents as a string; anything else in its place is treated as absent."""
+    if not isinstance(value, str):
+        return None
+    return value[:limit] if limit else value
+
+
 def as_id(value: object) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool):
         return value if value > 0 else None
@@ -166,8 +173,8 @@ def recipient_entries(kind: EventKind, payload: dict, detail: dict) -> list[dict
         elif isinstance(item, dict) and isinstance(item.get("emailAddress"), str):
             entries.append({
                 "address": item["emailAddress"],
-                "diagnostic": item.get("diagnosticCode"),
-                "status": item.get("status"),
+                "diagnostic": text_or_none(item.get("diagnosticCode")),
+                "status": text_or_none(item.get("status")),
             })
     return [entry for entry in entries if entry["address"].strip()]
 
@@ -189,9 +196,9 @@ def kind_diagnostic(kind: EventKind, detail: dict) -> str | None:
         preferences = detail.get("newTopicPreferences")
         if isinstance(preferences, dict) and preferences.get("unsubscribeAll") is True:
             return "unsubscribeAll"
-        return detail.get("source")
+        return text_or_none(detail.get("source"))
     field = _DIAGNOSTIC_FIELD.get(kind)
-    return detail.get(field) if field else None
+    return text_or_none(detail.get(field)) if field else None
 
 
 def bounce_type_of(detail: dict) -> BounceType | None:
@@ -207,7 +214,9 @@ def parse_notification(
     """One :class:`DeliveryEvent` per recipient of an SES notification (bare JSON or dict).
 
     ``event_id`` defaults to a digest of the payload, so the same notification always yields
-    the same ids whatever route it came by (web hook, queue, replay file).
+    the same ids whatever route it came by (web hook, queue, replay file). A field of the wrong
+    type is ignored where SES marks it optional, and refused (:class:`MalformedEvent`, a 400)
+    where the event cannot be read without it.
     """
     document = load_payload(payload)
     kind = event_kind(document)
@@ -234,7 +243,8 @@ def parse_notification(
         "delivery_id": delivery_id_of(mail, tags),
         "campaign_id": as_id(tags.get(CAMPAIGN_TAG)),
         "bounce_type": bounce_type_of(detail) if kind is EventKind.BOUNCE else None,
-        "bounce_subtype": detail.get("bounceSubType") if kind is EventKind.BOUNCE else None,
+        "bounce_subtype": (text_or_none(detail.get("bounceSubType"), 64)
+                           if kind is EventKind.BOUNCE else None),
         "raw": document,
         "event_id": event_id or f"sha256:{payload_digest(document)}",
     }
