@@ -143,3 +143,23 @@ def test_replay_reports_each_bad_line_and_applies_the_rest(tmp_path, mailer_env,
                                 "complain@example.net": "complained",
                                 "deliver@example.net": "active"}
     assert event_count(engine) == 3
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(payload=mutated_payloads(), enveloped=st.booleans())
+def test_replayed_payloads_of_any_shape_apply_or_are_one_reported_problem(
+        mailer_env, engine, payload, enveloped):
+    """The replay and poll route (no signature): a bad notification is a MailerError the command
+    reports for its line, never another exception that would stop the replay."""
+    from mailer.config import get_settings
+    from mailer.errors import MailerError, StoreError
+    from mailer.events.apply import ingest_document
+
+    document = envelope(payload, f"sns-{id(payload)}") if enveloped else payload
+    try:
+        ingest_document(engine, document, get_settings())
+    except StoreError:
+        raise
+    except MailerError:
+        pass
