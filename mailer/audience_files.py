@@ -17,6 +17,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -216,7 +217,10 @@ class _CappedReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer) -> int:
-        data = self.stream.read(min(len(buffer), self.left + 1))
+        try:
+            data = self.stream.read(min(len(buffer), self.left + 1))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # its CRC or size did not hold
+            raise SubscriberError(f"{self.where}: the zip is damaged ({error})") from None
         if len(data) > self.left:
             raise SubscriberError(f"{self.where} inflates past the size its zip header gives")
         self.left -= len(data)

@@ -118,3 +118,21 @@ def test_a_huge_line_in_a_mailchimp_export_is_one_error_naming_file_and_line(run
     one_error_line(result, file_name("subscribed"), "line 4")
     assert subscribers(engine) == {}
     assert peak < LONG_LINE // 4
+
+
+def lie_about_size(path, declared: int) -> None:
+    """Rewrite the zip's one member's uncompressed size, in its local and central headers."""
+    data = bytearray(path.read_bytes())
+    local = data.find(b"PK\x03\x04")
+    central = data.find(b"PK\x01\x02")
+    data[local + 22:local + 26] = declared.to_bytes(4, "little")
+    data[central + 24:central + 28] = declared.to_bytes(4, "little")
+    path.write_bytes(bytes(data))
+
+
+def test_a_zip_whose_headers_lie_about_a_size_is_one_error_line(run, engine, tmp_path):
+    files = {file_name("subscribed"): csv_bytes("subscribed", [member(n) for n in range(200)])}
+    export = write_zip(tmp_path / "liar.zip", files)
+    lie_about_size(export, 2000)
+    one_error_line(run("import-mailchimp", str(export)), "liar.zip", file_name("subscribed"))
+    assert subscribers(engine) == {}
