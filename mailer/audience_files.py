@@ -17,6 +17,7 @@ import csv
 import io
 import re
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -38,6 +39,14 @@ FIXED_COLUMNS = frozenset({
 })
 _EXPORT_FILE = re.compile(r"^(subscribed|unsubscribed|cleaned|nonsubscribed)_members_export_"
                           r"[^/\\]*\.csv$", re.IGNORECASE)
+# Bounds for files built to exhaust the machine (issue 19, item 16). A real export is a few CSVs
+# of some hundred bytes a reader, deflated 5 to 15 times; a zip bomb is thousands of times.
+MAX_EXPORT_MEMBERS = 1000  # entries in the zip, listed or not
+MAX_EXPORT_BYTES = 4 * 1024**3  # the export CSVs uncompressed, in total
+MAX_COMPRESSION_RATIO = 100  # per CSV, once it is over RATIO_CHECK_FROM bytes
+RATIO_CHECK_FROM = 1024 * 1024
+MAX_LINE_BYTES = 1024 * 1024  # one CSV line (csv's own field cap is 128 KiB)
+_SCAN_CHUNK = 1 << 20
 _TIME_FORMAT_HINT = "YYYY-MM-DD HH:MM:SS"
 _TIME_SHAPE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", re.ASCII)
 
@@ -119,21 +128,21 @@ class MailchimpExport(AbstractContextManager):
         so a broken export stops before anything is written."""
         for export_file in self.files:
             with export_file.open_text() as handle:
-                header_of(export_file.name, csv.reader(handle))
+                header_of(export_file.name, csv.reader(bounded_lines(export_file.name, handle)))
 
     def count_rows(self) -> int:
-        """About how many data rows there are (lines less headers): a progress total only."""
+        """About how many data rows there are (lines less headers), for progress; reading every
+        byte once, it raises SubscriberError on a line over MAX_LINE_BYTES, before any import."""
         total = 0
         for export_file in self.files:
             with export_file.open_binary() as handle:
-                lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
-            total += max(0, lines - 1)
+                total += max(0, scan_lines(export_file.name, handle) - 1)
         return total
 
     def members(self, export_file: ExportFile) -> Iterator[MailchimpMember | BadRow]:
         """Every data row of one file as a record, or a BadRow saying why it could not be read."""
         with export_file.open_text() as handle:
-            reader = csv.reader(handle)
+            reader = csv.reader(bounded_lines(export_file.name, handle))
             header = header_of(export_file.name, reader)
             for line, cells in data_rows(reader):
                 if isinstance(cells, str):
@@ -154,6 +163,11 @@ def open_mailchimp_export(path: Path) -> MailchimpExport:
     except (zipfile.BadZipFile, OSError) as error:
         raise SubscriberError(f"{path} is not a Mailchimp export zip: {error}") from None
     files, ignored = [], []
+    try:
+        check_zip_bounds(path, archive)
+    except SubscriberError:
+        archive.close()
+        raise
     for info in archive.infolist():
         if info.is_dir():
             continue
@@ -162,8 +176,92 @@ def open_mailchimp_export(path: Path) -> MailchimpExport:
             ignored.append(info.filename)
             continue
         files.append(ExportFile(Path(info.filename).name, kind,
-                                lambda name=info.filename: archive.open(name)))
+                                lambda info=info: _CappedReader.open(path, archive, info)))
     return _checked(MailchimpExport(path, _by_restrictiveness(files), ignored, archive))
+
+
+def check_zip_bounds(path: Path, archive: zipfile.ZipFile) -> None:
+    """Refuse a zip bomb from its directory, before a byte is inflated."""
+    infos = archive.infolist()
+    if len(infos) > MAX_EXPORT_MEMBERS:
+        raise SubscriberError(f"{path} holds {len(infos):,} files, over {MAX_EXPORT_MEMBERS:,}: "
+                              "not a Mailchimp export")
+    total = 0
+    for info in infos:
+        if info.is_dir() or kind_of(info.filename) is None:
+            continue  # never read
+        if (info.file_size > RATIO_CHECK_FROM
+                and info.file_size > MAX_COMPRESSION_RATIO * max(info.compress_size, 1)):
+            raise SubscriberError(
+                f"{path}: {info.filename} inflates {info.file_size // max(info.compress_size, 1):,}"
+                f" times (over {MAX_COMPRESSION_RATIO}): a zip bomb, not a Mailchimp export")
+        total += info.file_size
+    if total > MAX_EXPORT_BYTES:
+        raise SubscriberError(f"{path}: its CSVs are {total / 1024**3:.1f} GiB uncompressed, over "
+                              f"{MAX_EXPORT_BYTES / 1024**3:.1f} GiB")
+
+
+class _CappedReader(io.RawIOBase):
+    """A zip member that may not inflate past the size its header declares: headers can lie."""
+
+    def __init__(self, path: Path, info: zipfile.ZipInfo, stream: IO[bytes]) -> None:
+        self.where = f"{path}: {info.filename}"
+        self.left = info.file_size
+        self.stream = stream
+
+    @classmethod
+    def open(cls, path: Path, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+        return io.BufferedReader(cls(path, info, archive.open(info)))
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        try:
+            data = self.stream.read(min(len(buffer), self.left + 1))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:  # its CRC or size did not hold
+            raise SubscriberError(f"{self.where}: the zip is damaged ({error})") from None
+        if len(data) > self.left:
+            raise SubscriberError(f"{self.where} inflates past the size its zip header gives")
+        self.left -= len(data)
+        buffer[:len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.stream.close()
+        super().close()
+
+
+def scan_lines(file_name: str, handle: IO[bytes], limit: int | None = None) -> int:
+    """Count the lines of a file in bounded memory; raise SubscriberError on one over ``limit``
+    bytes, naming the file and the line."""
+    limit = limit or MAX_LINE_BYTES
+    lines, current = 0, 0  # current: bytes of the line not yet ended
+    for chunk in iter(lambda: handle.read(_SCAN_CHUNK), b""):
+        lengths = [len(part) for part in chunk.split(b"\n")]
+        lengths[0] += current
+        longest = max(lengths)
+        if longest > limit:
+            raise _line_too_long(file_name, lines + lengths.index(longest) + 1, limit)
+        lines += len(lengths) - 1
+        current = lengths[-1]
+    return lines + (1 if current else 0)
+
+
+def bounded_lines(file_name: str, handle: IO[str], limit: int | None = None) -> Iterator[str]:
+    """The lines of a text file for ``csv.reader``, none read past ``limit`` characters."""
+    limit = limit or MAX_LINE_BYTES
+    number = 0
+    while line := handle.readline(limit + 1):
+        number += 1
+        if len(line) > limit:
+            raise _line_too_long(file_name, number, limit)
+        yield line
+
+
+def _line_too_long(file_name: str, line: int, limit: int) -> SubscriberError:
+    return SubscriberError(f"{file_name}: line {line:,} is longer than {limit // 1024:,} KiB: "
+                           "not a subscriber CSV (nothing was imported)")
 
 
 def _export_from_dir(path: Path) -> MailchimpExport:

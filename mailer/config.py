@@ -144,6 +144,9 @@ class Settings(BaseSettings):
     # Seconds an idle keep-alive connection / a request's headers may take before `serve` hangs up.
     http_keep_alive_timeout: float = Field(default=5.0, gt=0)
     http_header_timeout: float = Field(default=10.0, gt=0)
+    # -- request bodies (issue 19, item 14d) ----------------------------------------------------
+    # Seconds a request's whole body may take to arrive once a route reads it, else 408.
+    http_body_timeout: float = Field(default=20.0, gt=0)
 
     # -- the reputation circuit breaker (issue 11) --------------------------------------------
     # A send pauses itself well under SES's review lines (5 % bounces, 0.1 % complaints); each

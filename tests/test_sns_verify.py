@@ -256,3 +256,27 @@ def test_every_envelope_twin_parses():
 
 def test_every_aws_sample_envelope_parses(shared_dir):
     assert_envelopes_parse(sorted((shared_dir / "ses-samples").glob("sns-envelope-*.json")))
+
+
+def signed_at(signer, moment: datetime | str) -> dict:
+    document = signer.notification({"eventType": "Send"})
+    stamp = moment if isinstance(moment, str) else (
+        moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z")
+    return signer.sign(dict(document, Timestamp=stamp))
+
+
+@pytest.mark.parametrize("age", [timedelta(minutes=-1), timedelta(seconds=0),
+                                 timedelta(minutes=59), timedelta(hours=1, minutes=2)])
+def test_messages_within_snss_retry_span_pass(sns_signer, fetcher, age):
+    """SNS keeps a message's Timestamp across its retries, which last up to an hour."""
+    verify(signed_at(sns_signer, datetime.now(UTC) - age), fetcher)
+
+
+@pytest.mark.parametrize("moment", [
+    datetime.now(UTC) - timedelta(hours=2), datetime.now(UTC) - timedelta(days=300),
+    datetime.now(UTC) + timedelta(minutes=20), "yesterday", "2026-13-45T00:00:00Z", "",
+])
+def test_stale_future_or_unreadable_timestamps_are_refused(sns_signer, fetcher, moment):
+    error = refused(signed_at(sns_signer, moment), fetcher)
+    assert "Timestamp" in str(error)
+    assert fetcher.urls == []  # refused before any certificate fetch

@@ -87,3 +87,60 @@ def test_no_warning_when_the_proxy_is_trusted(web_server_factory, tmp_path):
     time.sleep(0.3)
     log = (tmp_path / f"web-{urlsplit(url).port}.log").read_text()
     assert "MAILER_TRUSTED_PROXIES is empty" not in log
+
+
+BODY_ROUTES = ["/webhooks/ses", "/subscribe", "/unsubscribe/some-token"]
+
+
+def _post_head(path: str, length: int) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded"
+            f"\r\nContent-Length: {length}\r\n\r\n").encode()
+
+
+def _trickle_until_answered(connection: socket.socket, limit: float) -> bytes:
+    """Send one body byte every 0.2 s until the server answers; fails after ``limit`` seconds."""
+    started = time.monotonic()
+    connection.setblocking(False)
+    answer = b""
+    while time.monotonic() - started < limit:
+        try:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return answer
+            answer += chunk
+            if b"\r\n\r\n" in answer:
+                return answer
+        except BlockingIOError:
+            pass
+        try:
+            connection.send(b"a")
+        except OSError:
+            return answer
+        time.sleep(0.2)
+    pytest.fail(f"the server still read the trickled body after {limit}s")
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_body_trickled_a_byte_at_a_time_is_answered_408(web_server_factory, path):
+    """Issue 19 item 14d: headers on time, then the body a byte at a time (slowloris), would
+    hold a worker for as long as the client liked without the proxy in front."""
+    url = web_server_factory({**TIMEOUTS, "MAILER_HTTP_BODY_TIMEOUT": "1"})
+    with _connect(url) as connection:
+        connection.sendall(_post_head(path, 10_000))
+        answer = _trickle_until_answered(connection, 8)
+    assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+def test_a_client_hanging_up_mid_body_is_one_log_line(web_server_factory, tmp_path, path):
+    """Issue 19 item 14c: a disconnect is the client's doing, not a bug: no traceback."""
+    url = web_server_factory(TIMEOUTS)
+    for _ in range(2):
+        with _connect(url) as connection:
+            connection.sendall(_post_head(path, 10_000) + b"email=a")
+            time.sleep(0.3)
+    time.sleep(0.5)
+    assert httpx.get(f"{url}/healthz").status_code == 200
+    log = (tmp_path / f"web-{urlsplit(url).port}.log").read_text()
+    assert "Traceback" not in log, log
+    assert log.count("hung up") == 2, log

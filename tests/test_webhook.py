@@ -169,13 +169,15 @@ def forged(kind: str, signer) -> tuple[bytes | dict, int]:
         return signer.notification(dict(payload, padding="x" * 300_000)), 413
     if kind == "type header mismatch":
         return good, 400
+    if kind == "stale timestamp":  # a captured message replayed after SNS's retries ended
+        return signer.sign(dict(good, Timestamp="2026-03-04T09:12:41.000Z")), 403
     raise AssertionError(kind)
 
 
 FORGERIES = ["unsigned", "empty signature", "wrong signature", "tampered message",
              "v1 labelled 2", "v2 labelled 1", "http cert url", "look-alike host",
              "userinfo trick", "port", "topic not on the list", "malformed json", "raw delivery",
-             "huge body", "type header mismatch"]
+             "huge body", "type header mismatch", "stale timestamp"]
 
 
 @pytest.mark.parametrize("kind", FORGERIES)

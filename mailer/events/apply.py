@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
@@ -28,7 +29,7 @@ from sqlmodel import Session, select
 from mailer.config import Settings
 from mailer.domain import BounceType, DeliveryEvent, DeliveryStatus, EventKind, SubscriberStatus
 from mailer.errors import MailerError, StoreError
-from mailer.events.ses import event_key, parse_notification
+from mailer.events.ses import event_key, parse_notification, recipient_parts
 from mailer.events.sns import NOTIFICATION, SnsEnvelope, envelope_from_fields, is_envelope
 from mailer.store import subscribers
 from mailer.store.db import session as open_session
@@ -145,13 +146,17 @@ def run_in_transaction(engine: Engine, work):
 def apply_events(db: Session, events: list[DeliveryEvent], settings: Settings) -> ApplyResult:
     """Record each new event, update its ledger row and apply the subscriber policy."""
     result = ApplyResult()
+    parts: dict[int, Callable[[str], dict]] = {}  # per payload: its events share one dict
     for event in events:
         key = event_key(event)
         if db.exec(select(DeliveryEventRecord.id).where(DeliveryEventRecord.event_key == key)).first():
             result.duplicates += 1
             continue
         delivery = find_delivery(db, event)
-        db.add(event_record(event, key, delivery))
+        if id(event.raw) not in parts:
+            parts[id(event.raw)] = recipient_parts(event.raw)
+        part = parts[id(event.raw)]
+        db.add(event_record(event, key, delivery, part(event.recipient)))
         if delivery is None:
             result.unmatched += 1
         else:
@@ -165,7 +170,9 @@ def apply_events(db: Session, events: list[DeliveryEvent], settings: Settings) -
     return result
 
 
-def event_record(event: DeliveryEvent, key: str, delivery: Delivery | None) -> DeliveryEventRecord:
+def event_record(event: DeliveryEvent, key: str, delivery: Delivery | None,
+                 raw: dict) -> DeliveryEventRecord:
+    """The row for one event; ``raw`` is the recipient's part of the payload."""
     return DeliveryEventRecord(
         event_key=key,
         kind=event.kind.value,
@@ -176,7 +183,7 @@ def event_record(event: DeliveryEvent, key: str, delivery: Delivery | None) -> D
         bounce_type=event.bounce_type.value if event.bounce_type else None,
         bounce_subtype=(event.bounce_subtype or None) and str(event.bounce_subtype)[:64],
         diagnostic=event.diagnostic,
-        raw=json.dumps(event.raw, ensure_ascii=False, separators=(",", ":")),
+        raw=json.dumps(raw, ensure_ascii=False, separators=(",", ":")),
     )
 
 

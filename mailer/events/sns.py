@@ -17,7 +17,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from cryptography import x509
@@ -45,6 +45,12 @@ SIGNATURE_HASHES = {"1": hashes.SHA1, "2": hashes.SHA256}
 
 # sns.<region>.amazonaws.com and the China partition's sns.<region>.amazonaws.com.cn, nothing else.
 SNS_HOST = re.compile(r"sns\.[a-z]{2}(?:-[a-z]+)+-\d\.amazonaws\.com(?:\.cn)?")
+
+# SNS keeps a message's Timestamp (when it was published) on every retry, and retries an HTTP(S)
+# endpoint for at most an hour: older messages are replays, never SNS. A few minutes of clock
+# skew either way are allowed.
+MAX_MESSAGE_AGE = timedelta(hours=1, minutes=5)
+MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 RAW_DELIVERY_HINT = (
     "this is a bare SES notification without the SNS envelope: turn 'raw message delivery' off "
@@ -186,6 +192,27 @@ def check_cert_url(url: str) -> str:
     return url
 
 
+def parse_timestamp(value: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=moment.tzinfo or UTC)
+
+
+def check_timestamp(envelope: SnsEnvelope, now: datetime | None = None) -> None:
+    """Refuse a message published outside SNS's retry span: a captured message replayed later."""
+    moment = parse_timestamp(envelope.timestamp)
+    if moment is None:
+        raise WebhookRejected(f"SNS Timestamp {envelope.timestamp[:40]!r} is not a time", 400)
+    now = now or datetime.now(UTC)
+    if moment < now - MAX_MESSAGE_AGE:
+        raise WebhookRejected(
+            f"SNS Timestamp {envelope.timestamp[:40]} is older than SNS retries: a replay", 403)
+    if moment > now + MAX_CLOCK_SKEW:
+        raise WebhookRejected(f"SNS Timestamp {envelope.timestamp[:40]} is in the future", 403)
+
+
 def check_topic(envelope: SnsEnvelope, allowed_topics: Iterable[str]) -> None:
     """A valid signature proves only that *some* AWS topic sent it: only ours may."""
     if envelope.topic_arn not in set(allowed_topics):
@@ -231,11 +258,12 @@ def verify_envelope(
 ) -> None:
     """Every check a message must pass before anything acts on it.
 
-    The topic and the certificate URL are checked before any fetch, so a forged message cannot
-    make the server fetch from anywhere but an SNS host.
+    The topic, the certificate URL and the Timestamp are checked before any fetch, so a forged
+    message cannot make the server fetch from anywhere but an SNS host.
     """
     check_topic(envelope, allowed_topics)
     check_cert_url(envelope.signing_cert_url)
+    check_timestamp(envelope)
     if envelope.signature_version not in SIGNATURE_HASHES:
         raise WebhookRejected(
             f"unsupported SNS SignatureVersion {envelope.signature_version[:10]!r}", 403

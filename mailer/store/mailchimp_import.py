@@ -102,8 +102,9 @@ def import_mailchimp(engine: Engine, path: Path, *, secret: str, dry_run: bool =
     with open_mailchimp_export(path) as export:
         export.check_headers()  # a broken file stops the import before anything is written
         report.files = [f.name for f in export.files]
+        total = export.count_rows()  # also refuses a line too long to read, before any write
         if on_total is not None:
-            on_total(export.count_rows())
+            on_total(total)
         seen: dict[str, tuple[str, int, SubscriberStatus | None]] = {}
         with Session(engine, expire_on_commit=False) as session:
             for export_file in export.files:

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from mailer.addresses import normalise_address, shorten
-from mailer.audience_files import data_rows
+from mailer.audience_files import bounded_lines, data_rows, scan_lines
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress, SubscriberError
 from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
@@ -133,11 +133,13 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
     run = _ImportRun(confirmed, source, secret_or_configured(secret), path.name)
     report = ImportReport()
     try:
+        with path.open("rb") as raw:
+            scan_lines(path.name, raw)  # a line too long to read stops it before any write
         handle = path.open(newline="", encoding="utf-8-sig", errors="replace")
     except OSError as error:
         raise SubscriberError(f"cannot read {path}: {error.strerror or error}") from None
     with handle, Session(engine, expire_on_commit=False) as session:
-        reader = csv.reader(handle)
+        reader = csv.reader(bounded_lines(path.name, handle))
         email_index, header = _read_header(reader, path)
         seen: set[str] = set()
         chunk: list[_Candidate] = []

@@ -36,6 +36,7 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.web import admin, console, embed, public, webhook
+from mailer.web.client_body import ClientBodyMiddleware
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
@@ -84,6 +85,7 @@ HTTP_TITLES = {
     400: "Bad request",
     404: "Page not found",
     405: "Method not allowed",
+    408: "Too slow",
     413: "Too much data",
     415: "Unsupported format",
     422: "Check your input",
@@ -151,6 +153,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
         response = _too_large_response(StarletteRequest(scope, receive), limit)
         await response(scope, receive, send)
 
+    # innermost: the route's body reads get the deadline, its hang-ups one log line
+    app.add_middleware(ClientBodyMiddleware, seconds=settings.http_body_timeout)
     # added last = outermost: the 413 answers get the security headers too
     app.add_middleware(BodySizeLimitMiddleware, limit_for=limit_for, too_large=too_large)
     if not settings.trusted_proxies:

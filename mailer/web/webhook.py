@@ -1,8 +1,10 @@
 """``POST /webhooks/ses``: SES events arriving through an SNS HTTP(S) subscription.
 
 Nothing is acted on before the message passed every check in :mod:`mailer.events.sns` (topic on
-``MAILER_SNS_TOPIC_ARNS``, certificate URL on an SNS host, signature v1/v2). Refusals are 4xx, so
-SNS does not retry them; only a database we cannot reach answers 503, which SNS retries.
+``MAILER_SNS_TOPIC_ARNS``, certificate URL on an SNS host, Timestamp within SNS's retry span,
+signature v1/v2). Refusals are 4xx, so SNS does not retry them: a signed notification mailer
+cannot read (:class:`~mailer.events.ses.MalformedEvent`) is a 400 too, logged, since SNS would
+only send the same bytes again. Only a database we cannot reach answers 503, which SNS retries.
 
 The signing certificate comes from ``app.state.sns_cert_fetcher`` (the app factory installs the
 https fetcher with its cache; tests install one serving their own certificate), and the
@@ -22,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from mailer.errors import StoreError, WebhookRejected
 from mailer.events import sns
 from mailer.events.apply import ingest_sns_message
+from mailer.web.client_body import BodyDeadlineExceeded
 from mailer.store.db import get_engine
 from mailer.wire import SNS_TYPE_HEADER, WEBHOOK_PATH
 
@@ -85,10 +88,13 @@ async def read_capped_body(request: Request, limit: int = MAX_BODY_BYTES) -> byt
     if declared.isdigit() and int(declared) > limit:
         raise WebhookRejected(f"the body is larger than {limit // 1024} KB", 413)
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise WebhookRejected(f"the body is larger than {limit // 1024} KB", 413)
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise WebhookRejected(f"the body is larger than {limit // 1024} KB", 413)
+    except BodyDeadlineExceeded as error:  # MAILER_HTTP_BODY_TIMEOUT: answered in this route's JSON
+        raise WebhookRejected(str(error.detail), 408) from None
     return bytes(body)
 
 
@@ -129,7 +135,8 @@ def confirm_later(confirmer: Callable[[str], None], url: str, topic_arn: str) ->
 def rejected(error: WebhookRejected, request: Request) -> JSONResponse:
     client = request.client.host if request.client else "?"
     log.warning("SNS web hook refused a request from %s: %s", client, error)
-    return JSONResponse({"error": str(error)}, status_code=error.status_code)
+    headers = {"Connection": "close"} if error.status_code == 408 else None
+    return JSONResponse({"error": str(error)}, status_code=error.status_code, headers=headers)
 
 
 @router.post(WEBHOOK_PATH)
