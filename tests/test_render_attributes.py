@@ -145,3 +145,37 @@ def test_hostile_attribute_values_never_become_attributes(options, value, source
         image = body_element(rendered.html, "img", src="https://ok.example/i.png")
         assert (link.get("title") or "") == value  # an empty title is dropped
         assert image.get("alt") == value.strip()
+
+
+# -- the last pass: whatever a stage after the sanitizer adds, the reader does not get ---------
+
+def test_the_finished_html_loses_what_a_later_stage_added_and_says_so(options):
+    """The mail as premailer wrote it on main for the two payloads; the last pass repairs it."""
+    from mailer.render.allowlist import enforce_allow_list
+
+    clean = render_issue(markdown_issue("Fine [link](https://ok.example/)."), options).html
+    hostile = clean.replace(
+        '<a href="https://ok.example/">',
+        '<a href="https://ok.example/" title="a\\\\\\" onmouseover=\'alert(1)//"\'>'
+        '<img alt="x\\" onerror="alert(1)" style=\'position:fixed;inset:0;color:red"\' '
+        'src="https://ok.example/i.png" SRC="javascript:alert(2)" onload=x>'
+        '<a href="javascript:alert(3)" style="text-align:center;background:url(https://t.example/px)">'
+        '<blink>words</blink></a>', 1)
+    assert enforce_allow_list(clean) == (clean, [])  # the template's own mail is left byte for byte
+    repaired, warnings = enforce_allow_list(hostile)
+    assert_attributes_harmless(repaired)
+    assert '<a href="https://ok.example/" title="a\\\\\\">' in repaired
+    assert '<img alt="x\\" style="inset:0;color:red&quot;" src="https://ok.example/i.png">' in repaired
+    assert '<a style="text-align:center">words</a>' in repaired
+    assert len(warnings) == 1 and "onmouseover on <a>" in warnings[0] and "<blink>" in warnings[0]
+
+
+@pytest.mark.parametrize("element", ["<script>alert(1)</script>", "<iframe src=x></iframe>",
+                                     "<style>p{}</style>", '<meta http-equiv="refresh" content="0">'])
+def test_an_element_that_could_run_or_load_in_the_body_stops_the_render(options, element):
+    from mailer.errors import RenderError
+    from mailer.render.allowlist import enforce_allow_list
+
+    clean = render_issue(markdown_issue("Fine."), options).html
+    with pytest.raises(RenderError, match="no mail may carry"):
+        enforce_allow_list(clean.replace("<p>Fine.</p>", f"<p>Fine.{element}</p>", 1))
