@@ -179,3 +179,9 @@ def test_an_element_that_could_run_or_load_in_the_body_stops_the_render(options,
     clean = render_issue(markdown_issue("Fine."), options).html
     with pytest.raises(RenderError, match="no mail may carry"):
         enforce_allow_list(clean.replace("<p>Fine.</p>", f"<p>Fine.{element}</p>", 1))
+
+
+def test_terminal_escapes_pasted_into_an_issue_do_not_stop_the_render(options):
+    """An ESC in the text (a pasted terminal line) made mjml-python refuse the whole issue."""
+    rendered = render_issue(markdown_issue("Run `cargo build` \x1b[1;32mFinished\x1b[0m in 2s."), options)
+    assert "Finished" in rendered.html and "\x1b" not in rendered.html

@@ -82,11 +82,20 @@ def mjml_safe_attribute(value: str) -> str:
         lambda m: "&amp;" if m.group() == "&" else f"&#{ord(m.group())};", value)
 
 
+# C0 controls other than tab and line breaks: no HTML may hold them, and mrml refuses the whole
+# document over one (an ESC pasted with a terminal's output).
+C0_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
 class MjmlSafeFormatter(HTMLFormatter):
-    """bs4's "minimal" formatter, with attribute values made safe for mjml-python."""
+    """bs4's "minimal" formatter, with attribute values made safe for mjml-python and text
+    without the controls it refuses."""
 
     def attribute_value(self, value: str) -> str:
         return mjml_safe_attribute(value)
+
+    def substitute(self, ns: str) -> str:
+        return C0_CONTROLS.sub("", super().substitute(ns))
 
 
 MJML_SAFE = MjmlSafeFormatter(entity_substitution=EntitySubstitution.substitute_xml)
