@@ -78,7 +78,7 @@ def report(checked, as_json: bool) -> None:
         return
     # Findings quote the issue: control characters are written out, so each is one plain line.
     lines = [visible_controls(finding.as_line()) for finding in findings]
-    if os.environ.get("GITHUB_ACTIONS") == "true":
+    if lines and os.environ.get("GITHUB_ACTIONS") == "true":
         print_for_github(lines, [visible_controls(f.as_github_annotation()) for f in findings])
     else:
         for line in lines:
