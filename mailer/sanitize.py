@@ -90,6 +90,11 @@ def is_safe_url(value: str) -> bool:
     return scheme == "" or scheme in URL_SCHEMES
 
 
+def is_loadable_url(value: str) -> bool:
+    """May a mail client load this by itself (an image's src)? Relative URLs, http and https."""
+    return _scheme(html_lib.unescape(str(value))) in LOADED_URL_SCHEMES | {""}
+
+
 def _scheme(url: str) -> str:
     # Control characters and whitespace inside a scheme ("java\tscript:") must not slip past.
     return urlsplit(re.sub(r"[\x00-\x20]", "", url)).scheme.lower()

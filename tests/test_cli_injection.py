@@ -137,3 +137,24 @@ def test_subscribers_show_prints_the_consent_record_plainly(mailer_env, tmp_path
     as_json = mailer(mailer_env, "subscribers", "show", "fine@example.org", "--json")
     assert_shown_plainly(as_json.stdout)
     assert json.loads(as_json.stdout)["changes"][0]["detail"]["file"] == rows.name
+
+
+def test_preview_and_check_show_hostile_issue_text_plainly(mailer_env, tmp_path):
+    """Issue 19.9: the render warnings and the findings quote the issue's links and images."""
+    from typer.testing import CliRunner
+
+    from mailer.cli import app
+
+    source = tmp_path / "hostile.md"
+    source.write_text("Title: This Week in Rust 904 \x9b2J \u202eexe\nNumber: 904\nDate: 2031-05-07\n\n"
+                      "Hello.\n\n![](https://e.example/\x1b[2J\x9b31m\u202eexe.png)\n\n"
+                      '<a href="javascript:x\x9b1m\u202e">words</a>\n', encoding="utf-8")
+    runner = CliRunner()
+    preview = runner.invoke(app, ["preview", "--source", str(source), "--out", str(tmp_path / "out")])
+    assert preview.exit_code == 0, preview.output
+    assert_shown_plainly(preview.stdout.encode(), "904 \\x9b2J \\u202eexe")
+    assert_shown_plainly(preview.stderr.encode(), "(javascript:x\\x9b1m\\u202e)",
+                         "image without alt text: https://e.example/\\x1b[2J\\x9b31m\\u202eexe.png")
+    checked = runner.invoke(app, ["check", str(source)], env={"GITHUB_ACTIONS": "true"})
+    assert checked.exit_code == 1, checked.output
+    assert_shown_plainly(checked.stdout.encode(), "https://e.example/\\x1b[2J\\x9b31m\\u202eexe.png")

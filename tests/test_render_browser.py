@@ -146,3 +146,32 @@ def test_preheader_is_invisible_even_where_display_none_is_dropped(page, mail_fi
     assert found["hidden"] == [0, 0] and not found["visible"]
     assert found["stripped"][1] == 0 and found["opacity"] == "0"
     assert found["visibility"] == "hidden" and not found["strippedVisible"]
+
+
+HANDLERS_JS = """
+() => [...document.querySelectorAll('*')].flatMap(el =>
+  [...el.attributes].filter(a => a.name.startsWith('on')).map(a => el.tagName + ' ' + a.name)
+  .concat(getComputedStyle(el).position === 'fixed' ? [el.tagName + ' position:fixed'] : []))
+"""
+
+
+def test_quotes_in_titles_and_alt_text_run_nothing_in_a_browser(page, tmp_path):
+    """Issue 19.1: the two payloads that gave the mail live handlers and a fixed overlay."""
+    from mailer.domain import Issue
+
+    body = ('Hello.\n\n[x](https://ok.example/ "a\\" onmouseover=window.pwned=1// ")\n\n'
+            "<img src=\"https://ok.example/i.png\" alt='x\" onerror=window.pwned=2 "
+            "style=position:fixed;inset:0'>\n")
+    rendered = render_issue(Issue(title="This Week in Rust 901", body=body, number=901),
+                            RenderOptions.from_settings(load_settings()))
+    path = tmp_path / "mail.html"
+    path.write_text(rendered.html, encoding="utf-8")
+    # nothing leaves the machine; the failed image load is what would fire onerror
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:")
+               else route.abort())
+    page.goto(path.as_uri())
+    page.hover("a[href='https://ok.example/']")
+    page.wait_for_load_state("load")
+    assert page.evaluate(HANDLERS_JS) == []
+    assert page.evaluate("window.pwned") is None
+    assert page.get_attribute("a[href='https://ok.example/']", "title") == 'a\\" onmouseover=window.pwned=1//'

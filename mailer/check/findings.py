@@ -17,12 +17,23 @@ class Finding:
         return f"{self.path}:{self.line}: {self.severity}: {self.message}"
 
     def as_github_annotation(self) -> str:
-        # Workflow commands end at a newline; %, CR and LF must be escaped in the message.
-        text = self.message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return f"::{self.severity} file={self.path},line={self.line}::{text}"
+        """The finding as a GitHub workflow command, escaped by GitHub's rules: the message and
+        the file name are the issue's and the pull request's words, never a command of theirs."""
+        return (f"::{self.severity} file={github_property(self.path)},line={self.line}"
+                f"::{github_data(self.message)}")
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def github_data(text: str) -> str:
+    """A workflow command's message: a CR or LF would end the command and start another line."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def github_property(text: str) -> str:
+    """A workflow command's property value: also no ':' (ends the properties) or ',' (the next)."""
+    return github_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def error(path: str, line: int, code: str, message: str) -> Finding:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 from pathlib import Path
 
 import typer
 
-from mailer.cli._app import app, console, examples, settings
+from mailer.cli._app import app, console, examples, settings, visible_controls
 from mailer.errors import MailerError
 
 
@@ -73,17 +74,38 @@ def report(checked, as_json: bool) -> None:
                        for item in checked],
             "findings": [finding.as_dict() for finding in findings],
         }
-        print(json.dumps(payload, indent=2))
+        print(runner_inert(json.dumps(payload, indent=2)))
         return
-    github = os.environ.get("GITHUB_ACTIONS") == "true"
-    for finding in findings:
-        print(finding.as_line())
-        if github:
-            print(finding.as_github_annotation())
+    # Findings quote the issue: control characters are written out, so each is one plain line.
+    lines = [visible_controls(finding.as_line()) for finding in findings]
+    if lines and os.environ.get("GITHUB_ACTIONS") == "true":
+        print_for_github(lines, [visible_controls(f.as_github_annotation()) for f in findings])
+    else:
+        for line in lines:
+            print(line)
     errors = sum(item.errors for item in checked)
     console.print(f"{errors} error{'s' * (errors != 1)}, {len(findings) - errors} warning"
                   f"{'s' * (len(findings) - errors != 1)} in {len(checked)} issue"
                   f"{'s' * (len(checked) != 1)}", highlight=False)
+
+
+def print_for_github(lines: list[str], annotations: list[str]) -> None:
+    """The readable lines with the runner's command processing stopped (a link to
+    ``…/##[add-mask]…`` would be obeyed anywhere in a line), then the annotations, each one
+    escaped command of our own."""
+    token = secrets.token_hex(16)  # unguessable: the issue cannot print it to resume commands
+    print(f"::stop-commands::{token}")
+    for line in lines:
+        print(line)
+    print(f"::{token}::")
+    for annotation in annotations:
+        print(annotation)
+
+
+def runner_inert(text: str) -> str:
+    """JSON the GitHub runner reads as text: ``##[`` would start one of its older commands
+    anywhere in a line, so its bracket is written as the JSON escape it equals."""
+    return text.replace("##[", "##\\u005b")
 
 
 def write_rendered(checked, out: Path) -> None:

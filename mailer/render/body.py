@@ -24,6 +24,8 @@ from urllib.parse import urljoin
 
 import markdown
 from bs4 import BeautifulSoup, Comment, NavigableString, Tag
+from bs4.dammit import EntitySubstitution
+from bs4.formatter import HTMLFormatter
 
 from mailer.render.palette import LIGHT
 from mailer.sanitize import clean_html, is_safe_url
@@ -63,7 +65,40 @@ class Body:
     warnings: list[str] = field(default_factory=list)
 
     def html(self) -> str:
-        return minify_fragment(str(self.soup))
+        return minify_fragment(self.soup.decode(formatter=MJML_SAFE))
+
+
+# mjml-python (mrml) writes attribute values back with Rust's string escapes, not HTML's: a `"`
+# becomes `\"` (which ends the value in HTML, so the rest of it became attributes), a backslash
+# `\\`, a newline `\n`, a no-break space `\u{a0}`. Only printable ASCII without quotes,
+# backslash, `<`, `>` and `&` passes it unchanged, so everything else goes in as a character
+# reference, which it copies as it is and every HTML parser reads back as the character.
+MJML_UNSAFE_IN_ATTRIBUTE = re.compile(r"[^A-Za-z0-9 !#$%()*+,\-./:;=?@\[\]^_`{|}~]")
+
+
+def mjml_safe_attribute(value: str) -> str:
+    """An attribute value MJML round-trips: ``&`` as ``&amp;``, the rest as ``&#N;``."""
+    return MJML_UNSAFE_IN_ATTRIBUTE.sub(
+        lambda m: "&amp;" if m.group() == "&" else f"&#{ord(m.group())};", value)
+
+
+# C0 controls other than tab and line breaks: no HTML may hold them, and mrml refuses the whole
+# document over one (an ESC pasted with a terminal's output).
+C0_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+class MjmlSafeFormatter(HTMLFormatter):
+    """bs4's "minimal" formatter, with attribute values made safe for mjml-python and text
+    without the controls it refuses."""
+
+    def attribute_value(self, value: str) -> str:
+        return mjml_safe_attribute(value)
+
+    def substitute(self, ns: str) -> str:
+        return C0_CONTROLS.sub("", super().substitute(ns))
+
+
+MJML_SAFE = MjmlSafeFormatter(entity_substitution=EntitySubstitution.substitute_xml)
 
 
 def markdown_to_html(source: str) -> str:

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from mailer.config import Settings
 from mailer.domain import Issue
 from mailer.errors import RenderError
+from mailer.render.allowlist import enforce_allow_list
 from mailer.render.body import Body, build_body
 from mailer.render.mjml import mjml_to_lean_email_html
 from mailer.render.palette import DARK, LIGHT
@@ -85,7 +86,9 @@ def render_issue(issue: Issue, options: RenderOptions) -> RenderedIssue:
     web_url = issue_web_url(issue, options, warnings)
     context = template_context(issue, options, body, web_url)
     mjml_source = render_template(options.templates_dir, context)
-    html = finish_document(mjml_to_lean_email_html(mjml_source))
+    # Last, over the mail as it goes out: no stage after the sanitizer can add what it removed.
+    html, removed = enforce_allow_list(finish_document(mjml_to_lean_email_html(mjml_source)))
+    warnings.extend(removed)
     text = render_text(issue, options, body, web_url, context["issue_line"])
     warnings.extend(size_warnings(len(html.encode("utf-8"))))
     return RenderedIssue(
