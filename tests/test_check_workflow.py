@@ -75,3 +75,35 @@ def test_the_steps_check_only_the_issues_a_pull_request_changes(mailer_env, tmp_
     assert "::error file=content/2031-03-19-this-week-in-rust.md,line=10::" in check.stdout
     assert "2031-03-05" not in check.stdout  # the unchanged issue is not checked
     assert sorted(p.name for p in (temp / "rendered").iterdir()) == ["680.html", "680.mjml", "680.txt"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_pull_requests_file_names_are_listed_but_never_obeyed(mailer_env, tmp_path):
+    """A file named `content/##[add-mask]…` (or `::error …`) in a pull request is printed by the
+    listing step: the runner must read it as text, not as a command."""
+    from tests.test_check_injection import runner_commands
+
+    origin, repo, temp = tmp_path / "origin.git", tmp_path / "twir", tmp_path / "runner"
+    temp.mkdir()
+    git(tmp_path, "init", "-q", "--bare", "-b", "master", str(origin))
+    git(tmp_path, "clone", "-q", str(origin), str(repo))
+    (repo / "content").mkdir()
+    (repo / "content" / "README").write_text("issues\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "start")
+    git(repo, "push", "-q", "origin", "HEAD:master")
+    git(repo, "checkout", "-qb", "hostile")
+    for name in ("##[add-mask]secret.md", "::error file=x,line=1::pwned.md"):
+        shutil.copy(FIXTURES / "clean" / "2031-03-05-this-week-in-rust.md", repo / "content" / name)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "hostile names")
+    env = {**os.environ, **mailer_env, "RUNNER_TEMP": str(temp), "GITHUB_OUTPUT": str(temp / "out"),
+           "BASE_REF": "master", "GITHUB_ACTIONS": "true"}
+    run = step(load_workflow(), "List the issues this pull request adds or changes")["run"]
+    listing = subprocess.run(["bash", "-e", "-c", run], cwd=repo, env=env, capture_output=True,
+                             text=True)
+    assert listing.returncode == 0, listing.stderr
+    assert "secret.md" in listing.stdout and "pwned.md" in listing.stdout  # still listed
+    assert runner_commands(listing.stdout) == []
+    assert (temp / "out").read_text() == "count=2\n"
