@@ -14,7 +14,9 @@ releases rows left behind by peers that died.
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts``, then fail the row if the provider took other
 messages meanwhile, else hold it in the queue: several held rows mean an outage, and the send
-stops with them queued (``mailer.dispatch.outage``); Rejected → fail the row, go on;
+stops with them queued (``mailer.dispatch.outage``); Rejected → fail the row, go on, once
+the provider was seen taking another message (until then the same rule holds it: the first
+readers all refused means the message is at fault, and the send stops with them queued);
 AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
 AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
 with the reason and is never retried here: SES has no idempotency key, so only a later Send or
@@ -78,6 +80,7 @@ class Dispatcher:
         self._stop_heartbeat = threading.Event()
         self._lost_in_a_row = 0
         self.outages = OutageWatch(options.max_gave_up_in_a_row)
+        self.rejections = OutageWatch(options.max_refused_in_a_row)  # the same rule, for Rejected
         self._outage = False
         self._paused = False
         self._baseline = None  # the figures an operator reviewed before resuming
@@ -207,8 +210,8 @@ class Dispatcher:
                 self._count("retried")
                 self._retry_later(row, f"temporary failure: {error}", temporary_failures)
             except Rejected as error:
-                self.lease.failed(row, f"rejected: {error}")
-                self._count("failed")
+                self._rejected(GiveUp(row, f"rejected: {error}", began,
+                                      fresh=row.attempts == 0), error)
                 return
             except AnswerLost as error:
                 self.lease.unknown(row, f"answer lost: {error}")
@@ -229,7 +232,7 @@ class Dispatcher:
                 self.gate.observe(time.monotonic() - began)
                 self._count("sent")
                 self._lost_in_a_row = 0
-                self._fail_held(self.outages.succeeded(began))
+                self._fail_held(self.outages.succeeded(began) + self.rejections.succeeded(began))
                 return
             self._give_back_quota()
             if self._stop.is_set():
@@ -249,11 +252,34 @@ class Dispatcher:
         if verdict is Verdict.POISONED:
             self._fail_held([give_up])
         elif verdict is Verdict.OUTAGE:
-            provider = PROVIDERS.get(self.transport.name, f"the {self.transport.name} transport")
-            self.stop(f"{provider} kept answering with temporary errors ({error}); "
+            self.stop(f"{self._provider()} kept answering with temporary errors ({error}); "
                       f"{self.outages.enough} readers in a row ran out of their "
                       f"{self.options.max_attempts} tries with no message accepted meanwhile",
                       account_error=True, outage=True)
+
+    def _rejected(self, refused: GiveUp, error: Rejected) -> None:
+        """Refused for good. Until the provider is seen taking another message, that may be the
+        message's fault rather than the reader's (a title no header can hold, a message SES
+        will not take): held in the queue like a row out of temporary tries, and enough such
+        rows stop the send with every reader still queued, so a rerun after the fix sends it."""
+        if self.rejections.proven_poisoned(refused.first_failure):
+            self.lease.failed(refused.row, refused.reason)
+            self._count("failed")
+            return
+        self.lease.retry(refused.row, refused.reason)
+        verdict = self.rejections.gave_up(refused)
+        if verdict is Verdict.POISONED:
+            self._fail_held([refused])
+        elif verdict is Verdict.OUTAGE:
+            self._stop_refused(error)
+
+    def _stop_refused(self, error: Rejected | str) -> None:
+        self.stop(f"{self._provider()} refused the message for the first "
+                  f"{self.rejections.enough} readers tried, none accepted ({error}): the "
+                  "message, not the readers, is refused", account_error=True, outage=True)
+
+    def _provider(self) -> str:
+        return PROVIDERS.get(self.transport.name, f"the {self.transport.name} transport")
 
     def _fail_held(self, give_ups: list[GiveUp]) -> None:
         for give_up in give_ups:
@@ -343,9 +369,12 @@ class Dispatcher:
                 "continue")
 
     def _wrap_up(self) -> SendReport:
-        held = self.outages.release()
+        held, refused = self.outages.release(), self.rejections.release()
+        if not self._stop.is_set() and self.progress.sent == 0 \
+                and any(g.fresh for g in refused):  # a list shorter than the stopping rule
+            self._stop_refused(refused[0].reason)
         if not self._stop.is_set():  # the send ran out of rows: nothing left to tell them apart
-            self._fail_held(held)
+            self._fail_held(held + refused)
         self.lease.leave()
         finished = self.lease.finish_if_done()
         reason = self._stop_reason
