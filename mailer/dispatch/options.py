@@ -98,6 +98,7 @@ class SendReport:
     unknown: int = 0  # rows this run left `unknown` because their answer was lost
     paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
     outage: bool = False  # the provider kept answering with temporary errors: rows still queued
+    disk_full: bool = False  # the outbox's or the database's disk is full: rows still queued
 
     @property
     def ok(self) -> bool:
