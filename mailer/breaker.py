@@ -5,13 +5,21 @@ campaign's figures every few seconds and pauses when hard bounces reach ``bounce
 messages sent, or complaints ``complaint_rate`` of those delivered, well under those lines. A
 rate counts only once its sample (sent / delivered) and its events (bounces / complaints) reach
 their minimums, so one early complaint does not stop a send.
+
+A few complaints are what a few people can send on purpose (sock-puppet subscribers), and on a
+small list a few are already over the rate. So :meth:`Thresholds.for_campaign` raises the
+minimum complaints to more than SES's own review line (0.1 %) of the campaign's readers, capped
+at ``few_complaints``: two complaints can no longer pause a 2,000-reader send (they are 0.1 %
+of it however early they come), while a wave of complaints still pauses any send.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from mailer.domain import Reputation
+from mailer.rate_warnings import COMPLAINT_REVIEW
 
 
 @dataclass(frozen=True)
@@ -22,6 +30,7 @@ class Thresholds:
     min_bounces: int = 5
     min_delivered: int = 500
     min_complaints: int = 2
+    few_complaints: int = 5  # the most complaints for_campaign may ask for before a pause
 
     @classmethod
     def from_settings(cls, settings) -> Thresholds:
@@ -31,7 +40,15 @@ class Thresholds:
             min_sent=settings.breaker_min_sent, min_bounces=settings.breaker_min_bounces,
             min_delivered=settings.breaker_min_delivered,
             min_complaints=settings.breaker_min_complaints,
+            few_complaints=settings.breaker_few_complaints,
         )
+
+    def for_campaign(self, readers: int) -> Thresholds:
+        """The rule for a campaign of ``readers``: complaints count once they are more than
+        0.1 % of them, or ``few_complaints``, whichever is fewer (never under min_complaints)."""
+        beyond_review = int(readers * COMPLAINT_REVIEW) + 1
+        needed = max(self.min_complaints, min(self.few_complaints, beyond_review))
+        return dataclasses.replace(self, min_complaints=needed)
 
     def crossed(self, figures: Reputation) -> str | None:
         """One line saying which threshold the figures cross, or None while they hold."""

@@ -160,6 +160,12 @@ class Settings(BaseSettings):
     breaker_min_complaints: int = Field(default=2, ge=1)
     breaker_interval: float = Field(default=5.0, gt=0)  # seconds between checks while sending
 
+    # -- complaints a few people explain (security issue 19, item 19) --------------------------
+    # Complaints pause a send only when there are more than 0.1 % of its readers (SES's review
+    # line over the whole campaign), or this many, whichever is fewer: two sock puppets on a
+    # small list no longer stall every issue.
+    breaker_few_complaints: int = Field(default=5, ge=1)
+
     # -- issue checks and sources (mailer check, MAILER_ISSUE_SOURCE, previews) ----------------
     check_html_budget: int = Field(default=90 * 1024, ge=1024)  # bytes; under Gmail's clip
     issue_source: Literal["folder", "git", "feed", "atproto"] = "folder"

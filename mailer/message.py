@@ -10,7 +10,8 @@ lines (free, and readable in the raw source) and as ``base64`` otherwise (the ch
 encoding in CPython). The boundary starts with ``=_``, a sequence neither encoding can produce.
 
 Header values are checked for line breaks (header injection: a subscriber address such as
-``a@example.org\\r\\nBcc: ...`` must not add a header) and non-ASCII values are RFC 2047 encoded.
+``a@example.org\\r\\nBcc: ...`` must not add a header) and non-ASCII values are RFC 2047 encoded,
+as is a Subject with a word too long for one line (``header_text`` makes a title one line).
 Every refusal is a :class:`~mailer.errors.Rejected`: permanent for this message, nothing sent.
 """
 
@@ -40,6 +41,11 @@ _HEADER_NAME = re.compile(r"[!-9;-~]+\Z")  # printable ASCII except ":" (RFC 532
 # What may go into a header unencoded: printable ASCII and blanks, and no "=?" that a reader
 # would decode as an RFC 2047 encoded word.
 _NEEDS_ENCODING = re.compile(r"[^\t\x20-\x7e]|=\?")
+# A word longer than RFC 5322's recommended 78-character line: in an unstructured header such
+# as Subject it goes out as encoded words, which fold anywhere (a title can be one long word).
+_LONG_WORD = re.compile(r"[^\t ]{78}")
+# Line breaks and other controls in a text that becomes a header line (an issue's title).
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
 
 # Headers built from OutgoingEmail fields or by this module; ``message.headers`` may override
 # only Date and Message-ID (a caller may want a stable Message-ID per delivery).
@@ -75,7 +81,7 @@ def build_mime(
     lines = [
         from_header,
         to_header,
-        _header_line("Subject", _encode_if_needed("Subject", message.subject)),
+        _header_line("Subject", _encode_subject(message.subject)),
     ]
     if message.reply_to:
         lines.append(_address_header("Reply-To", message.reply_to)[0])
@@ -206,10 +212,23 @@ def _encode_if_needed(name: str, value: str) -> str:
     return Header(value, "utf-8", header_name=name).encode(linesep="\r\n")
 
 
+def header_text(text: str) -> str:
+    """``text`` as one header line: line breaks and other controls become one space each run.
+    For text that was never meant to hold header syntax, such as an issue's title."""
+    return _CONTROLS.sub(" ", text).strip()
+
+
+@lru_cache(maxsize=64)  # the Subject repeats for every message of a send
+def _encode_subject(value: str) -> str:
+    if _LONG_WORD.search(value) and not _LINE_BREAKS.search(value):
+        return Header(value, "utf-8", header_name="Subject").encode(linesep="\r\n")
+    return _encode_if_needed("Subject", value)
+
+
 def _header_line(name: str, value: str) -> bytes:
     # Values were checked for line breaks before encoding; RFC 2047 may have folded them.
     line = f"{name}: {value}"
-    if len(line) > MAX_LINE:
+    if len(line) > MAX_LINE and max(map(len, line.split("\r\n"))) > MAX_LINE:  # not yet folded
         line = _fold(name, line)
     return line.encode("ascii")
 
@@ -358,8 +377,6 @@ def _common_prefix_length(a: bytes, b: bytes) -> int:
         else:
             high = middle - 1
     return low
-
-
 
 
 def _base64_lines(data: bytes) -> bytes:

@@ -225,3 +225,22 @@ def test_readers_copies_decode_to_their_own_bodies_when_the_shared_start_is_reus
         assert html.get_content().replace("\r\n", "\n") == message.html
         long_line = len(f'<a href="{link}">leave</a>') > 998
         assert html["Content-Transfer-Encoding"] == ("base64" if long_line else "7bit")
+
+
+@pytest.mark.parametrize("subject", [
+    "ThisWeekInRust" + "_" * 1183 + "652",  # one 1,200-character word (security issue 19)
+    "Crab news 🦀 and more " * 60,  # encoded words over 998 octets in all
+])
+def test_a_subject_too_long_for_one_line_folds_into_encoded_words(subject):
+    data = build_mime(make(subject=subject)).data
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert max(len(line) for line in head.split(b"\r\n")) <= 998
+    parsed = parse(data)
+    assert parsed["Subject"].strip() == subject.strip()
+    assert parsed["Reply-To"] == "editors@example.org"  # the header block goes on after it
+
+
+def test_a_title_becomes_one_header_line():
+    from mailer.message import header_text
+
+    assert header_text(" This Week\r\nin Rust\u2028651\x00\t") == "This Week in Rust 651"

@@ -1,7 +1,9 @@
-"""Issue 11 §2: the reputation circuit breaker, proven as issue 11 asks. Three complaints among
-the first 600 delivered (0.5 %) arrive through `mailer events replay` in another process during
-a 5,000-reader send; the send pauses before it finishes, says why and how to resume, and
-`--resume` completes it: every reader exactly once, counted at the SES endpoint."""
+"""Issue 11 §2: the reputation circuit breaker, proven as issue 11 asks. A wave of six
+complaints among the first 600 delivered (1 %) arrives through `mailer events replay` in
+another process during a 5,000-reader send; the send pauses before it finishes, says why and
+how to resume, and `--resume` completes it: every reader exactly once, counted at the SES
+endpoint. Two complaints early in a 2,000-reader send (security issue 19: two sock puppets)
+no longer pause it."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from tests.test_send_ses import MAILER, readers, start_send
 
 READERS = 5000
 FIRST_DELIVERED = 600
-COMPLAINERS = (99, 299, 499)  # positions among the first 600 delivered
+COMPLAINERS = (49, 99, 199, 299, 399, 499)  # positions among the first 600 delivered
 
 
 # -- the rule ----------------------------------------------------------------------------------
@@ -76,13 +78,14 @@ def first_sent(engine, count: int, process, limit: float = 120) -> list[tuple[st
         time.sleep(0.1)
 
 
-def replay_feedback(env: dict, engine, processes, tmp_path: Path) -> list[str]:
-    """What SES would publish for the first 600 messages: a Delivery each, and three readers
+def replay_feedback(env: dict, engine, processes, tmp_path: Path,
+                    delivered: int = FIRST_DELIVERED, who=COMPLAINERS) -> list[str]:
+    """What SES would publish for the first 600 messages: a Delivery each, and six readers
     who mark theirs as spam; fed in by `mailer events replay`, another process."""
-    sent = first_sent(engine, FIRST_DELIVERED, processes)
+    sent = first_sent(engine, delivered, processes)
     lines = [event("event-delivery", to, message_id) for to, message_id in sent]
-    complainers = [sent[n][0] for n in COMPLAINERS]
-    lines += [event("event-complaint", sent[n][0], sent[n][1]) for n in COMPLAINERS]
+    complainers = [sent[n][0] for n in who]
+    lines += [event("event-complaint", sent[n][0], sent[n][1]) for n in who]
     feedback = tmp_path / "feedback.jsonl"
     feedback.write_text("".join(json.dumps(line) + "\n" for line in lines))
     replayed = subprocess.run([MAILER, "events", "replay", str(feedback)], env=env,
@@ -115,12 +118,12 @@ def pause_then_resume(engine, env: dict, fake_ses, tmp_path: Path, workers: int)
         assert process.returncode == 3, err  # documented: paused by the reputation breaker
         assert "Traceback" not in err
     said = "".join(err for _, err in results)
-    assert ("paused by the reputation breaker: complaints 3 of 600 delivered = 0.50 %, at or "
+    assert ("paused by the reputation breaker: complaints 6 of 600 delivered = 1.00 %, at or "
             "above 0.05 %") in said
     assert "mailer send --issue 644 --resume" in said
     campaign = campaign_row(engine)
-    assert campaign.status == "paused" and campaign.pause_reason.startswith("complaints 3 of")
-    assert (campaign.breaker_delivered, campaign.breaker_complaints) == (FIRST_DELIVERED, 3)
+    assert campaign.status == "paused" and campaign.pause_reason.startswith("complaints 6 of")
+    assert (campaign.breaker_delivered, campaign.breaker_complaints) == (FIRST_DELIVERED, 6)
     accepted = fake_ses.stats()["accepted"]
     assert FIRST_DELIVERED <= accepted < READERS  # paused before it finished
 
@@ -131,11 +134,11 @@ def pause_then_resume(engine, env: dict, fake_ses, tmp_path: Path, workers: int)
     assert "campaign 1 sending: sent" in lines[0] and "/s, ETA" in lines[0]
     assert "breaker: ok (pauses at 2.50 % hard bounces or 0.05 % complaints)" in lines[0]
     assert "campaign 1 paused" in lines[-1] and f"of {READERS:,}" in lines[-1]
-    assert "complaints 3 (0.50 % of 600 delivered); breaker: paused: complaints 3 of 600" \
+    assert "complaints 6 (1.00 % of 600 delivered); breaker: paused: complaints 6 of 600" \
         in lines[-1]
     stats = subprocess.run([MAILER, "stats", "--issue", "644"], env=env, capture_output=True,
                            text=True, timeout=60)
-    assert "paused: issue 644 (campaign 1) by the reputation breaker: complaints 3 of 600" \
+    assert "paused: issue 644 (campaign 1) by the reputation breaker: complaints 6 of 600" \
         in " ".join(stats.stdout.split())
 
     # Without --resume nothing moves.
@@ -175,6 +178,41 @@ def test_complaints_pause_three_workers_and_a_resume_completes_it_on_postgres(
     monkeypatch.setenv("MAILER_DATABASE_URL", pg_url)
     env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_DATABASE_URL": pg_url}
     pause_then_resume(get_engine(pg_url), env, fake_ses, tmp_path, workers=3)
+
+
+def test_a_few_complaints_a_few_people_explain_need_more_than_0_1_percent_of_the_campaign():
+    rule = Thresholds()
+    two_early = Reputation(sent=600, delivered=540, complaints=2)  # 0.37 % of delivered
+    assert rule.crossed(two_early)  # the rule without the campaign's size, as before
+    assert rule.for_campaign(2000).crossed(two_early) is None  # 2 of 2,000 readers = 0.1 %
+    assert rule.for_campaign(2000).crossed(Reputation(600, 540, complaints=3)) == (
+        "complaints 3 of 540 delivered = 0.56 %, at or above 0.05 %")
+    assert rule.for_campaign(1000).crossed(two_early)  # 0.2 % of the campaign: pause
+    assert rule.for_campaign(100_000).min_complaints == 5  # a wave still pauses a big send
+    assert rule.for_campaign(100_000).crossed(Reputation(600, 600, complaints=4)) is None
+    assert rule.for_campaign(100_000).crossed(Reputation(600, 600, complaints=5))
+    assert Thresholds(min_complaints=4).for_campaign(100).min_complaints == 4
+
+
+@pytest.mark.slow
+@pytest.mark.peer
+def test_two_complaints_early_in_a_2000_reader_send_do_not_pause_it(
+        mailer_env, engine, fake_ses, tmp_path):
+    everyone = readers(2000)
+    add_readers(engine, *everyone)
+    fake_ses.control(max_send_rate=150, latency=0.02)
+    env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_BREAKER_INTERVAL": "1"}
+
+    process = start_send(env)
+    replay_feedback(env, engine, [process], tmp_path, delivered=540, who=(99, 399))
+    out, err = process.communicate(timeout=240)
+
+    assert process.returncode == 0, err
+    assert "paused" not in out + err and "Traceback" not in err
+    assert f"campaign 1: {len(everyone)} sent" in out
+    campaign = campaign_row(engine)
+    assert campaign.status == "finished" and campaign.pause_reason is None
+    assert fake_ses.stats()["per_recipient"] == {address: 1 for address in everyone}
 
 
 # -- the canary (issue 11 §3) -------------------------------------------------------------------

@@ -27,7 +27,7 @@ from mailer.campaigns.run import (
     new_dispatcher,
 )
 from mailer.campaigns.start import (
-    Pace, Recovered, Started, TestCopy, check_same_version, choose_pace, choose_threads,
+    Pace, Recovered, Started, TestCopy, check_message, check_same_version, choose_pace, choose_threads,
     join_campaign, mail_destination, open_transport, pick_open_campaign, send_test_copy,
     start_send,
 )
@@ -35,7 +35,7 @@ from mailer.campaigns.start import (
 __all__ = [
     "AlreadySent", "CanaryWait", "Look", "Outcome", "Recovered", "SendFlags", "SendJob",
     "SendPlan", "Standing", "Started", "TestCopy", "already_sent", "canary_phase", "canary_undecided",
-    "Pace", "check_same_version", "choose_pace", "choose_threads", "pick_open_campaign", "due_moment", "finish_send", "get_campaign",
+    "Pace", "check_message", "check_same_version", "choose_pace", "choose_threads", "pick_open_campaign", "due_moment", "finish_send", "get_campaign",
     "issue_moment", "join_campaign", "look", "mail_destination", "new_dispatcher",
     "open_transport", "parse_duration", "plan_send", "recovered",
     "refuse_sample_issue", "remaining",

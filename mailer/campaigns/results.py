@@ -44,6 +44,11 @@ def unknown_count(db, campaign_id: int) -> int:
     return ledger.count_by_status(db, campaign_id)[DeliveryStatus.UNKNOWN]
 
 
+def campaign_size(db, campaign_id: int) -> int:
+    """Every reader the campaign was started for, whatever became of their row."""
+    return sum(ledger.count_by_status(db, campaign_id).values())
+
+
 def remaining(db, campaign_id: int, include_unknown: bool) -> int:
     """Rows still to send: queued and in flight, plus the unknown ones if they are re-sent."""
     counts = ledger.count_by_status(db, campaign_id)

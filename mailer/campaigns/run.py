@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from mailer.breaker import Thresholds
-from mailer.campaigns.results import remaining
+from mailer.campaigns.results import campaign_size, remaining
 from mailer.campaigns.start import Pace
 from mailer.domain import CampaignStatus, Reputation, utcnow
 from mailer.store import ledger
@@ -43,8 +43,9 @@ def new_dispatcher(job: SendJob, limit: int | None = None, *, canary_only: bool 
     composer = MessageComposer(job.rendered, s, campaign_id=job.campaign_id,
                                issue_number=job.issue_number)
     pace = job.pace
+    rule = Thresholds.from_settings(s).for_campaign(campaign_size(job.db, job.campaign_id))
     options = SendOptions(rate=pace.rate, concurrency=pace.threads, size_concurrency=pace.sized,
-                          limit=limit, breaker=Thresholds.from_settings(s),
+                          limit=limit, breaker=rule,
                           breaker_interval=s.breaker_interval, canary_only=canary_only)
     dispatcher = Dispatcher(job.db, job.transport, composer, job.campaign_id, options,
                             quota=pace.quota)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from mailer.campaigns.policy import SendFlags
 from mailer.campaigns.results import AlreadySent, already_sent, recovered
 from mailer.domain import CampaignStatus
-from mailer.errors import SendError
+from mailer.errors import Rejected, SendError
+from mailer.message import build_mime, header_text
 from mailer.store import ledger
 from mailer.store.models import Campaign
 
@@ -69,6 +70,30 @@ def choose_pace(s, requested_rate: float | None, quota, threads: tuple[int, bool
     return Pace(rate=rate, source=source, quota=quota, threads=threads[0], sized=threads[1])
 
 
+SUBJECT_COLUMN = 500  # characters the campaign row keeps of the Subject, for stats and /admin
+
+
+def _shown_subject(rendered) -> str:
+    subject = header_text(rendered.subject)
+    if len(subject) > SUBJECT_COLUMN:
+        subject = subject[:SUBJECT_COLUMN - 1] + "…"
+    return subject
+
+
+def check_message(s, rendered, number: int) -> None:
+    """Build one reader's message before any campaign exists: what the issue puts in the
+    headers must go out, or no campaign is started (where every row would fail, leaving the
+    issue "sent" to nobody)."""
+    from mailer.dispatch import MessageComposer
+
+    composer = MessageComposer(rendered, s, campaign_id="check", issue_number=number)
+    try:
+        build_mime(composer.compose_test("reader@example.org", None))
+    except Rejected as error:
+        raise SendError(f"issue {number} cannot be sent: its message cannot be built "
+                        f"({error}); no campaign was started") from None
+
+
 # -- start or resume ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -93,7 +118,7 @@ def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFla
                canary_sample: int | None = None) -> Started:
     """Start the issue's campaign (choosing its canary sample) or resume the open one."""
     sha = content_sha256(rendered)
-    start = ledger.begin_campaign(db, issue_number=number, subject=rendered.subject,
+    start = ledger.begin_campaign(db, issue_number=number, subject=_shown_subject(rendered),
                                   transport=transport_name, content_sha256=sha,
                                   again=flags.again)
     campaign = start.campaign

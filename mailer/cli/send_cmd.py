@@ -110,6 +110,7 @@ def send(options: SendOptions) -> None:
         raise typer.Exit(PAUSED_EXIT)
 
     rendered = _render(the_issue, s)
+    campaigns.check_message(s, rendered, number)
     threads = campaigns.choose_threads(s, options.concurrency)
     transport = campaigns.open_transport(s, threads[0])
     try:

@@ -147,6 +147,9 @@ def print_summary(outcome) -> None:
         print_paused(campaign)
     elif report.limit_reached and not report.account_error:
         _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
+    elif report.disk_full:
+        _err(f"error: {report.stop_reason}; {waiting:,} readers are still queued",
+             highlight=False)
     elif report.outage:
         _err(f"{report.stop_reason}: stopped with {waiting:,} readers still queued; run the same "
              "command to resume", highlight=False)

@@ -5,6 +5,8 @@ on the campaign. ``Dispatcher`` joins the ledger (through a :class:`Lease`) with
 - ``options``: a send's options, its pace, its progress and its report;
 - ``lease``: one worker's hold on one campaign in the ledger;
 - ``outage``: whether a row out of temporary tries is poisoned or caught in a provider outage;
+- ``held``: the rows held for that verdict, and those refused before anything was accepted;
+- ``faults``: a full disk or an unwritable database, told apart from bugs;
 - ``dispatcher``: the threads that claim, send and mark.
 """
 

@@ -12,6 +12,7 @@ from typing import Any
 from mailer import wire
 from mailer.config import Settings
 from mailer.domain import OutgoingEmail
+from mailer.message import header_text
 from mailer.store.ledger import ClaimedDelivery
 from mailer.tokens import make_unsubscribe_token
 
@@ -82,6 +83,8 @@ class MessageComposer:
         if personalise is None:
             from mailer.render import personalise as personalise
         self._rendered = rendered
+        # A title may hold a line break (an AT Protocol record can): one Subject line all the same.
+        self._subject = header_text(rendered.subject)
         self._fill = _fast_personalise(rendered, personalise)
         self._settings = settings
         self._base_url = settings.base_url.rstrip("/")
@@ -113,7 +116,7 @@ class MessageComposer:
         html, text = self._fill(unsubscribe_url=url, manage_url=url)
         list_unsubscribe = f"<{url}>" + (f", <{self._mailto}>" if self._mailto else "")
         return OutgoingEmail(
-            to=to, sender=self._settings.from_, subject=self._rendered.subject, html=html,
+            to=to, sender=self._settings.from_, subject=self._subject, html=html,
             text=text, reply_to=self._settings.reply_to,
             headers={wire.LIST_UNSUBSCRIBE_HEADER: list_unsubscribe, **self._static_headers, **headers},
             tags=tags,

@@ -14,12 +14,16 @@ releases rows left behind by peers that died.
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts``, then fail the row if the provider took other
 messages meanwhile, else hold it in the queue: several held rows mean an outage, and the send
-stops with them queued (``mailer.dispatch.outage``); Rejected → fail the row, go on;
+stops with them queued (``mailer.dispatch.outage``, ``held``); Rejected → fail the row, go on, once
+the provider was seen taking another message (until then the same rule holds it: the first
+readers all refused means the message is at fault, and the send stops with them queued);
 AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
 AnswerLost (the request went out, its answer did not come back) → the row becomes ``unknown``
 with the reason and is never retried here: SES has no idempotency key, so only a later Send or
 Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
 mean the path to the provider is broken: the send stops instead of making every row unknown.
+A full disk (the outbox's or the database's) or a database that cannot be written stops the
+send with one line and the rows not yet sent still queued (``mailer.dispatch.faults``).
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import time
 
 from sqlalchemy.engine import Engine
 
+from mailer.dispatch import faults
 from mailer.dispatch.compose import MessageComposer
 from mailer.dispatch.lease import Lease, breaker_baseline
-from mailer.dispatch.outage import GiveUp, OutageWatch, Verdict
+from mailer.dispatch.held import HeldRows
+from mailer.dispatch.outage import GiveUp
 from mailer.dispatch.options import Progress, SendOptions, SendReport, limit_malloc_arenas
 from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
 from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
@@ -42,9 +48,6 @@ from mailer.store.ledger import ClaimedDelivery
 from mailer.transports.base import Transport
 
 log = logging.getLogger(__name__)
-
-PROVIDERS = {"ses": "SES", "smtp": "the SMTP server"}  # who "kept answering" in an outage
-
 
 # -- the dispatcher ----------------------------------------------------------------------------
 
@@ -77,20 +80,23 @@ class Dispatcher:
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
         self._lost_in_a_row = 0
-        self.outages = OutageWatch(options.max_gave_up_in_a_row)
+        self.held = HeldRows(self.lease, options, transport.name, self._stop_held,
+                             lambda: self._count("failed"))
         self._outage = False
         self._paused = False
+        self._disk_full = False
         self._baseline = None  # the figures an operator reviewed before resuming
 
     # -- control ---------------------------------------------------------------------------
     def stop(self, reason: str, *, account_error: bool = False, paused: bool = False,
-             outage: bool = False) -> None:
+             outage: bool = False, disk_full: bool = False) -> None:
         """Finish the messages in flight, send no new ones. The first reason wins."""
         with self._lock:
             if self._stop_reason is None:
                 self._stop_reason = reason
                 self._paused = paused
                 self._outage = outage
+                self._disk_full = disk_full
             self._account_error = self._account_error or account_error
         self._stop.set()
 
@@ -116,8 +122,9 @@ class Dispatcher:
         try:
             self._feed()
         except BaseException as error:
-            self.stop(f"interrupted by {type(error).__name__}: {error}", account_error=True)
-            raise
+            if not self._store_failed(error):
+                self.stop(f"interrupted by {type(error).__name__}: {error}", account_error=True)
+                raise
         finally:
             for _ in senders:
                 self._queue.put(None)  # after the rows already queued: they are still sent
@@ -165,9 +172,10 @@ class Dispatcher:
             try:
                 self._deliver(row)
             except Exception as error:  # a bug, not a provider answer: stop, keep the traceback
-                log.exception("unexpected error while sending delivery %s", row.id)
-                self.stop(f"unexpected error: {type(error).__name__}: {error}",
-                          account_error=True)
+                if not self._store_failed(error):
+                    log.exception("unexpected error while sending delivery %s", row.id)
+                    self.stop(f"unexpected error: {type(error).__name__}: {error}",
+                              account_error=True)
             finally:
                 self.gate.release()
 
@@ -200,15 +208,15 @@ class Dispatcher:
                 temporary_failures += 1
                 first_failure = first_failure or time.monotonic()
                 if temporary_failures >= self.options.max_attempts:
-                    self._give_up(GiveUp(
+                    self.held.gave_up(GiveUp(
                         row, f"gave up after {temporary_failures} attempts: {error}",
                         first_failure, fresh=row.attempts < self.options.max_attempts), error)
                     return
                 self._count("retried")
                 self._retry_later(row, f"temporary failure: {error}", temporary_failures)
             except Rejected as error:
-                self.lease.failed(row, f"rejected: {error}")
-                self._count("failed")
+                self.held.refused(GiveUp(row, f"rejected: {error}", began,
+                                         fresh=row.attempts == 0), error)
                 return
             except AnswerLost as error:
                 self.lease.unknown(row, f"answer lost: {error}")
@@ -218,7 +226,7 @@ class Dispatcher:
             except AccountError as error:
                 # Not sent: the row goes back to the queue for the resumed send.
                 self.lease.retry(row, f"account: {error}")
-                self.stop(str(error), account_error=True)
+                self.stop(str(error), account_error=True, disk_full=faults.disk_full(error))
                 return
             except BaseException as error:
                 # We cannot tell whether the message left: say so rather than risk a 2nd copy.
@@ -229,7 +237,7 @@ class Dispatcher:
                 self.gate.observe(time.monotonic() - began)
                 self._count("sent")
                 self._lost_in_a_row = 0
-                self._fail_held(self.outages.succeeded(began))
+                self.held.succeeded(began)
                 return
             self._give_back_quota()
             if self._stop.is_set():
@@ -240,25 +248,8 @@ class Dispatcher:
         self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
                                       cap=self.options.backoff_cap))
 
-    def _give_up(self, give_up: GiveUp, error: TemporaryFailure) -> None:
-        """A row out of temporary tries: back to the queue (still ours) until the verdict, then
-        failed if the provider took other messages since its first failure; enough such rows
-        with none taken are an outage, which stops the send with them queued."""
-        self.lease.retry(give_up.row, give_up.reason)
-        verdict = self.outages.gave_up(give_up)
-        if verdict is Verdict.POISONED:
-            self._fail_held([give_up])
-        elif verdict is Verdict.OUTAGE:
-            provider = PROVIDERS.get(self.transport.name, f"the {self.transport.name} transport")
-            self.stop(f"{provider} kept answering with temporary errors ({error}); "
-                      f"{self.outages.enough} readers in a row ran out of their "
-                      f"{self.options.max_attempts} tries with no message accepted meanwhile",
-                      account_error=True, outage=True)
-
-    def _fail_held(self, give_ups: list[GiveUp]) -> None:
-        for give_up in give_ups:
-            if self.lease.failed_held(give_up.row, give_up.reason):
-                self._count("failed")
+    def _stop_held(self, reason: str) -> None:
+        self.stop(reason, account_error=True, outage=True)
 
     def _note_lost_answer(self, error: AnswerLost) -> None:
         with self._lock:
@@ -294,8 +285,9 @@ class Dispatcher:
         while not self._stop_heartbeat.wait(self.options.heartbeat_interval):
             try:
                 self._beat()
-            except Exception:  # a missed beat is not fatal; the next one may succeed
-                log.exception("heartbeat failed")
+            except Exception as error:  # a missed beat is not fatal; the next one may succeed
+                if not self._store_failed(error):
+                    log.exception("heartbeat failed")
 
     def _beat(self) -> None:
         live = self.lease.beat(self.limiter.rate)
@@ -318,8 +310,9 @@ class Dispatcher:
                 continue
             try:
                 self.check_reputation()
-            except Exception:  # a missed check is not fatal; the next one may succeed
-                log.exception("reputation check failed")
+            except Exception as error:  # a missed check is not fatal; the next one may succeed
+                if not self._store_failed(error):
+                    log.exception("reputation check failed")
 
     def check_reputation(self) -> str | None:
         """Pause the campaign (every worker follows at its next beat) when the figures that
@@ -342,27 +335,44 @@ class Dispatcher:
         return (f"sent {counts[DeliveryStatus.SENT]:,} of {total:,}; run the same command to "
                 "continue")
 
+    def _store_failed(self, error: BaseException) -> bool:
+        """A full disk or an unwritable database: nothing can be recorded, so the send stops
+        (one line, rows not yet sent still queued). False for anything else."""
+        reason = faults.store_failure(self.engine, error)
+        if reason is not None:
+            self.stop(reason, account_error=True, disk_full=faults.disk_full(error))
+        return reason is not None
+
     def _wrap_up(self) -> SendReport:
-        held = self.outages.release()
-        if not self._stop.is_set():  # the send ran out of rows: nothing left to tell them apart
-            self._fail_held(held)
+        try:
+            finished = self._settle()
+        except Exception as error:
+            if not self._store_failed(error):
+                raise
+            finished = False  # nothing more can be written; the next run recovers the rows
+        p = self.progress
+        return SendReport(
+            campaign_id=self.campaign_id, sent=p.sent, failed=p.failed, skipped=p.skipped,
+            throttled=p.throttled, retried=p.retried, elapsed=time.monotonic() - p.started,
+            finished=finished, stop_reason=None if finished else self._stop_reason,
+            account_error=self._account_error and not finished,
+            limit_reached=self._limit_reached, unknown=p.unknown,
+            paused=self._paused and not finished, outage=self._outage and not finished,
+            disk_full=self._disk_full and not finished,
+        )
+
+    def _settle(self) -> bool:
+        """Fail or keep the held rows, leave the campaign, finish or stop it: True if finished."""
+        self.held.settle(stopping=self._stop.is_set(), sent_any=self.progress.sent > 0)
         self.lease.leave()
         finished = self.lease.finish_if_done()
+        if self._stop_reason is None and self._limit_reached:
+            self._stop_reason = self._limit_line()
         reason = self._stop_reason
-        if reason is None and self._limit_reached:
-            reason = self._limit_line()
         peers = self.lease.live_peers()
         # A provider error stops every worker; a signal or a canary stops only this one while
         # peers are still sending.
         if not finished and reason is not None and not self._paused \
                 and (self._account_error or peers == 0):
             self.lease.stop(reason)
-        p = self.progress
-        return SendReport(
-            campaign_id=self.campaign_id, sent=p.sent, failed=p.failed, skipped=p.skipped,
-            throttled=p.throttled, retried=p.retried, elapsed=time.monotonic() - p.started,
-            finished=finished, stop_reason=None if finished else reason,
-            account_error=self._account_error and not finished,
-            limit_reached=self._limit_reached, unknown=p.unknown,
-            paused=self._paused and not finished, outage=self._outage and not finished,
-        )
+        return finished

@@ -24,6 +24,7 @@ class SendOptions:
     backoff_cap: float = 30.0
     max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
     max_gave_up_in_a_row: int = 3  # rows out of temporary tries, none taken meanwhile: outage
+    max_refused_in_a_row: int = 5  # rows refused for good, none taken meanwhile: the message's
     breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
     breaker_interval: float = 5.0  # seconds between reputation checks
     canary_only: bool = False  # send only the campaign's canary sample
@@ -97,6 +98,7 @@ class SendReport:
     unknown: int = 0  # rows this run left `unknown` because their answer was lost
     paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
     outage: bool = False  # the provider kept answering with temporary errors: rows still queued
+    disk_full: bool = False  # the outbox's or the database's disk is full: rows still queued
 
     @property
     def ok(self) -> bool:

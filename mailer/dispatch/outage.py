@@ -19,6 +19,10 @@ and a stop would repeat on every rerun. For the same reason a row that had alrea
 tries in an earlier run (a send stopped by an outage, resumed while it lasts; or a few poisoned
 messages at the tail) is held but does not count toward an outage: a rerun's own fresh rows
 must fail too before it stops again, so poisoned messages left alone cannot stop every rerun.
+
+The dispatcher applies the same rule to permanent refusals (Rejected), with a watch of its own:
+refused before anything was accepted, it may be the message (built from the issue) rather than
+the reader, so the row is held; a success proves it the reader's and fails it.
 """
 
 from __future__ import annotations
@@ -64,6 +68,11 @@ class OutageWatch:
             poisoned = [g for g in self._held if g.first_failure < began]
             self._held = [g for g in self._held if g.first_failure >= began]
         return poisoned
+
+    def proven_poisoned(self, first_failure: float) -> bool:
+        """A message accepted since ``first_failure``: a row failing since then is poisoned."""
+        with self._lock:
+            return self._last_success_began > first_failure
 
     def gave_up(self, give_up: GiveUp) -> Verdict:
         with self._lock:

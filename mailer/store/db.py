@@ -215,6 +215,10 @@ def unusable_database(error: BaseException, url: str) -> StoreError | None:
     """
     original = getattr(error, "orig", error)
     code = getattr(original, "sqlite_errorname", "") or ""
+    if code.startswith("SQLITE_FULL") or getattr(original, "sqlstate", None) == "53100":
+        return StoreError(f"disk full: the database {_describe(url)} cannot be written "
+                          f"({_first_line(original)}); free some space, then run the same "
+                          "command again")
     if not code:
         return None
     where = _describe(url)

@@ -28,6 +28,7 @@ from sqlalchemy import Integer, String, exists, func, insert, literal, select, t
 from sqlalchemy.engine import Connection, Engine
 
 from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
+from mailer.errors import StoreError
 from mailer.store.ledger_writes import (  # the hot path, under the names dispatch has always used
     ClaimedDelivery as ClaimedDelivery,
     claim_batch as claim_batch,
@@ -68,6 +69,13 @@ class CampaignStart:
 
 
 # -- campaigns ---------------------------------------------------------------------------------
+
+def store_error(engine: Engine, error: BaseException) -> StoreError | None:
+    """A database error no send can go on after (disk full, a damaged file) as one line."""
+    from mailer.store.db import unusable_database
+
+    return unusable_database(error, engine.url.render_as_string(hide_password=False))
+
 
 def get_campaign(engine: Engine, campaign_id: int) -> Campaign | None:
     with engine.connect() as connection:

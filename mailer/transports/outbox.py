@@ -7,6 +7,7 @@ they are readable by their owner only.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import socket
@@ -19,6 +20,7 @@ from mailer.message import build_mime
 
 _DIR_MODE = 0o700
 _FILE_MODE = 0o600
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class OutboxTransport:
@@ -76,6 +78,11 @@ class OutboxTransport:
             os.rename(tmp_path, self.directory / "new" / name)
         except OSError as error:
             tmp_path.unlink(missing_ok=True)
-            # AccountError: the dispatcher stops the whole send (a full disk fails every row).
+            # AccountError: the dispatcher stops the whole send (a full disk fails every row);
+            # the OSError stays its cause, so the send can say the disk is full.
+            if error.errno in _DISK_FULL:
+                raise AccountError(f"disk full: cannot write to MAILER_OUTBOX_DIR "
+                                   f"{self.directory} ({error.strerror}); free some space, "
+                                   "then run the same command again") from error
             raise AccountError(f"MAILER_OUTBOX_DIR: cannot write to {self.directory}: "
                               f"{error.strerror or error}") from None
