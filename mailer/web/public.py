@@ -94,7 +94,8 @@ def clean_address_field(value: object) -> str:
         raise InvalidAddress("Please enter your e-mail address.")
     if len(value) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress(BAD_ADDRESS_MESSAGE)
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in value):
+    # Cs: a lone surrogate, which JSON's "\\ud800" can carry and no mail system can encode
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in value):
         raise InvalidAddress(BAD_ADDRESS_MESSAGE)
     return value.strip()
 
@@ -110,10 +111,26 @@ async def _read_subscribe_fields(request: Request) -> dict[str, Any]:
             raise HTTPException(400, "The request body is not valid JSON.") from None
         if not isinstance(payload, dict):
             raise HTTPException(422, 'Send a JSON object like {"email": "you@example.org"}.')
-        return payload
+        return _refuse_surrogates(payload)
     raise HTTPException(
         415, "Send the form as application/x-www-form-urlencoded, or JSON as application/json."
     )
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any(unicodedata.category(char) == "Cs" for char in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+    return isinstance(value, list) and any(_has_surrogate(item) for item in value)
+
+
+def _refuse_surrogates(payload: dict[str, Any]) -> dict[str, Any]:
+    """JSON's "\\ud800" is a lone surrogate, text no answer or template can encode: in the
+    address it is refused as a bad address (clean_address_field), anywhere else as bad JSON."""
+    if _has_surrogate({key: value for key, value in payload.items() if key != "email"}):
+        raise HTTPException(400, "The request body is not valid JSON: it has a lone surrogate.")
+    return payload
 
 
 def _single_values(form: FormData) -> dict[str, Any]:
