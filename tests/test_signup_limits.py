@@ -43,6 +43,29 @@ def test_canonical_mailbox_folds_tags_dots_and_googlemail():
     assert canonical_mailbox("+tag@example.org") == "+tag@example.org"  # nothing before the tag
 
 
+def test_the_limit_key_also_folds_hyphen_tags_and_subdomains():
+    from mailer.addresses import limit_mailbox
+
+    assert limit_mailbox("victim-1@example.org") == "victim@example.org"
+    assert limit_mailbox("Victim-a-b+c@Mail.Example.ORG") == "victim@example.org"
+    assert limit_mailbox("x@victim.sub.example") == "x@sub.example"
+    assert limit_mailbox("x@a.victim.co.uk") == "x@victim.co.uk"  # a two-level public suffix
+    assert limit_mailbox("v.ictim-2@googlemail.com") == "victim@gmail.com"
+    assert limit_mailbox("-tag@example.org") == "-tag@example.org"  # nothing before the tag
+
+
+@pytest.mark.parametrize("variant", ["victim-{n}@example.org", "x@s{n}.victim.example",
+                                     "x@s{n}.victim.co.uk", "victim-{n}+t{n}@mail{n}.example.org"])
+def test_hyphen_and_subdomain_variants_count_as_one_mailbox(make_client, variant):
+    client = make_client()
+    answers = {client.post("/subscribe", json={"email": variant.format(n=n)}).content
+               for n in range(1, 9)}
+    assert len(answers) == 1
+    sent = recipients(client)
+    assert len(sent) == get_settings().confirm_mails_per_mailbox == 2
+    assert sent == [variant.format(n=1), variant.format(n=2)]  # stored and mailed as typed
+
+
 def test_ten_tagged_posts_put_at_most_the_mailbox_limit_in_one_mailbox(make_client):
     client = make_client()
     answers = {client.post("/subscribe", json={"email": f"bomb+{n}@example.org"}).content

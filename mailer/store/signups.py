@@ -4,7 +4,8 @@
 (normalise, count, insert one ``SignupRequest`` row, commit), so the answer's timing tells nobody
 who reads the newsletter, and it enforces the limits on confirmation mails:
 
-- per mailbox: ``bomb+1@…`` … ``bomb+10@…``, Gmail's dots and googlemail.com are one mailbox;
+- per mailbox: ``bomb+1@…``, ``bomb-2@…``, ``bomb@x.example.org``, Gmail's dots and
+  googlemail.com are one mailbox (mailer.addresses.limit_mailbox);
   over its limit a request is recorded as ``limited`` and answered like any other;
 - per domain and per hour in total: over these the reader is refused politely (the caller says
   so), which reveals nothing about the address.
@@ -26,6 +27,8 @@ from datetime import timedelta
 from sqlalchemy import case, delete, func, select
 from sqlmodel import Session
 
+from mailer.addresses import canonical_mailbox as canonical_mailbox  # re-exported
+from mailer.addresses import limit_mailbox
 from mailer.domain import utcnow
 from mailer.errors import SignupRefused
 from mailer.store.models import SignupRequest
@@ -34,18 +37,6 @@ from mailer.store.subscribers import SubscribeOutcome, normalise_address, reques
 WINDOW = timedelta(hours=1)
 KEEP = timedelta(days=1)
 QUEUED, DONE, LIMITED = "queued", "done", "limited"
-GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-
-
-def canonical_mailbox(email: str) -> str:
-    """The mailbox an address delivers to: no ``+tag``, lower case; Gmail without dots. Pure."""
-    local, _, domain = email.rpartition("@")
-    local, domain = local.lower(), domain.lower().rstrip(".")
-    base = local.split("+", 1)[0]
-    local = base or local  # "+tag@" has nothing before its tag: keep it whole
-    if domain in GMAIL_DOMAINS:
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -98,7 +89,7 @@ def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: st
     """Record one sign-up; return the request's id to handle, or None when its mailbox is over
     its limit. Raises InvalidAddress, or SignupRefused over the domain or hourly limit."""
     email = normalise_address(raw_email)
-    mailbox = canonical_mailbox(email)
+    mailbox = limit_mailbox(email)
     domain = mailbox.rpartition("@")[2]
     key = _mailbox_key(secret, mailbox)
     now = utcnow()
