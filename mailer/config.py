@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     http_keep_alive_timeout: float = Field(default=5.0, gt=0)
     http_header_timeout: float = Field(default=10.0, gt=0)
 
+    # -- the sign-up form's allowance per network (issue 19, item 5) ---------------------------
+    # Sign-ups that lead to a confirmation mail, per hour from one network (an IPv4 address, an
+    # IPv6 /64); far below MAILER_CONFIRM_MAILS_PER_HOUR, so one network cannot pause sign-ups.
+    confirm_mails_per_network: int = Field(default=10, ge=1)
+
     # -- the reputation circuit breaker (issue 11) --------------------------------------------
     # A send pauses itself well under SES's review lines (5 % bounces, 0.1 % complaints); each
     # rate counts only once its sample and its events reach the minimums, so one early

@@ -47,7 +47,8 @@ content_types = st.sampled_from([
 def client(mailer_env):
     # the limiters are tested elsewhere
     app_settings = load_settings(subscribe_rate_per_ip=1_000_000, confirm_mails_per_hour=1_000_000,
-                                 confirm_mails_per_domain=1_000_000)
+                                 confirm_mails_per_domain=1_000_000,
+                                 confirm_mails_per_network=1_000_000)
     app = create_app(app_settings)
     app.state.transport = type("Null", (), {"send": lambda self, m: "id", "name": "null"})()
     with TestClient(app, follow_redirects=False) as test_client:

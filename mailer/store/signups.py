@@ -7,8 +7,9 @@ who reads the newsletter, and it enforces the limits on confirmation mails:
 - per mailbox: ``bomb+1@…``, ``bomb-2@…``, ``bomb@x.example.org``, Gmail's dots and
   googlemail.com are one mailbox (mailer.addresses.limit_mailbox);
   over its limit a request is recorded as ``limited`` and answered like any other;
-- per domain and per hour in total: over these the reader is refused politely (the caller says
-  so), which reveals nothing about the address.
+- per domain from one source address, and per hour in total: over these the reader is refused
+  politely (the caller says so), which reveals nothing about the address. (The web app also
+  limits each network's sign-ups per hour, mailer.web.public.)
 
 The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
 moved only for new addresses would itself tell known from new.
@@ -62,13 +63,17 @@ def _mailbox_key(secret: str, mailbox: str) -> str:
     return hmac.new(secret.encode(), mailbox.encode(), hashlib.sha256).hexdigest()
 
 
-def _counts(session: Session, mailbox_key: str, domain: str, since) -> tuple[int, int, int, object]:
-    """(all counted requests, those for ``domain``, all rows for the mailbox, the oldest time)."""
+def _counts(session: Session, mailbox_key: str, domain: str, ip: str | None,
+            since) -> tuple[int, int, int, object]:
+    """(all counted requests, those for ``domain`` from ``ip``, all rows for the mailbox, the
+    oldest time). The domain count is per source: counted for everyone, 100 junk sign-ups at
+    gmail.com would close the form to every Gmail reader."""
     counted = SignupRequest.state != LIMITED
+    same_source = SignupRequest.ip.is_(None) if ip is None else SignupRequest.ip == ip
     row = session.execute(
         select(
             func.sum(case((counted, 1), else_=0)),
-            func.sum(case((counted & (SignupRequest.domain == domain), 1), else_=0)),
+            func.sum(case((counted & (SignupRequest.domain == domain) & same_source, 1), else_=0)),
             func.sum(case((SignupRequest.mailbox_key == mailbox_key, 1), else_=0)),
             func.min(SignupRequest.at),
         ).where(SignupRequest.at >= since)
@@ -93,15 +98,15 @@ def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: st
     domain = mailbox.rpartition("@")[2]
     key = _mailbox_key(secret, mailbox)
     now = utcnow()
-    total, in_domain, in_mailbox, oldest = _counts(session, key, domain, now - WINDOW)
+    total, in_domain, in_mailbox, oldest = _counts(session, key, domain, ip, now - WINDOW)
     if total >= limits.per_hour:
         raise SignupRefused(
             "Sign-ups are paused for a while: we received unusually many. Please try again later.",
             _seconds_until_window_frees(oldest, now), paused=True)
     if in_domain >= limits.per_domain:
         raise SignupRefused(
-            f"We received unusually many sign-ups for addresses at {domain} in the last hour. "
-            "Please try again later.", 600, paused=False)
+            f"We received unusually many sign-ups for addresses at {domain} from your network "
+            "in the last hour. Please try again later.", 600, paused=False)
     state = LIMITED if in_mailbox >= limits.per_mailbox else QUEUED
     row = SignupRequest(at=now, state=state, email=email if state == QUEUED else None, ip=ip,
                         mailbox_key=key, domain=domain)

@@ -4,6 +4,9 @@ Rules every route keeps:
 - ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
   nobody can learn who reads the newsletter from it, and in the same time: while the reader
   waits it only queues the request (mailer.store.signups, the same work for every address).
+- Each network (an IPv4 address, an IPv6 /64) gets MAILER_CONFIRM_MAILS_PER_NETWORK sign-ups
+  an hour that may lead to a confirmation mail, far below the hourly cap for everyone: an
+  abuser needs many networks to mail many strangers or to pause the form.
 - A GET never changes state: mail scanners follow links. Changes happen on POST only.
 - The subscriber row and the confirmation mail follow after the answer, in the background; a
   transport failure is logged and never reaches the client.
@@ -32,6 +35,7 @@ from mailer.store.signups import SignupRefused
 from mailer.store.db import get_engine
 from mailer.store.models import Subscriber
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
+from mailer.web.limiter import SlidingWindowLimiter
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
 from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
@@ -82,6 +86,32 @@ def _check_rate(request: Request) -> None:
             "Too many sign-up attempts from your network. Please wait a minute and try again.",
             headers={"Retry-After": str(max(1, round(retry_after)))},
         )
+
+
+NETWORK_BUSY_MESSAGE = ("We received unusually many sign-ups from your network in the last hour. "
+                        "Please try again later.")
+
+
+def _network_allowance(request: Request) -> SlidingWindowLimiter:
+    """Sign-ups that led to a confirmation mail, per network and hour (in process memory)."""
+    state = request.app.state
+    with state.transport_lock:
+        if getattr(state, "signup_network_limiter", None) is None:
+            state.signup_network_limiter = SlidingWindowLimiter(
+                _settings(request).confirm_mails_per_network, window=3600.0)
+        return state.signup_network_limiter
+
+
+def _check_network_allowance(request: Request) -> None:
+    """A network that used up its hour's allowance waits; a known address and a new one alike,
+    so the refusal says nothing about the address, and other networks are not held back."""
+    wait = _network_allowance(request).blocked(rate_limit_key(_client_ip(request)))
+    if wait is not None:
+        raise SignupRefused(NETWORK_BUSY_MESSAGE, max(60, round(wait)), paused=False)
+
+
+def _spend_network_allowance(request: Request) -> None:
+    _network_allowance(request).record(rate_limit_key(_client_ip(request)))
 
 
 def clean_address_field(value: object) -> str:
@@ -205,13 +235,15 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
+        _check_network_allowance(request)
         request_id = await run_in_threadpool(_queue_signup, request, raw_email)
     except InvalidAddress as error:
         return _invalid_address(request, error, typed)
     except SignupRefused as error:
         return _refused(request, error)
     request.app.state.signups_paused_logged = False  # accepted again: log the next pause
-    if request_id is not None:
+    if request_id is not None:  # a confirmation mail may follow: it counts for the network
+        _spend_network_allowance(request)
         background.add_task(handle_queued_signup, request.app, request_id)
     return _accepted(request, fields)
 
