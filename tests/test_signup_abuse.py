@@ -89,3 +89,21 @@ def test_mailbox_limited_posts_do_not_use_up_the_allowance(make_app):
     for n in range(10):  # one reader pressing the button again and again
         assert client.post("/subscribe", json={"email": f"me+{n}@example.org"}).status_code == 202
     assert client.post("/subscribe", json={"email": "friend@example.org"}).status_code == 202
+
+
+def test_over_the_hourly_cap_a_network_s_first_sign_up_still_gets_through(make_app):
+    app = make_app(MAILER_CONFIRM_MAILS_PER_HOUR="6", MAILER_CONFIRM_MAILS_PER_NETWORK="3")
+    _attack(app, ["198.51.100.1", "198.51.100.2"], posts_each=3)  # the hour's cap, all junk
+    assert len(_mails(app)) == 6
+    again = _from(app, "198.51.100.1").post("/subscribe", json={"email": "more@example.org"})
+    assert again.status_code == 429  # its own allowance is spent anyway
+    # a reader on a network that has not signed anyone up this hour is not locked out ...
+    reader = _from(app, "203.0.113.60").post("/subscribe", json={"email": "reader@gmail.com"})
+    assert reader.status_code == 202 and _mails(app)[-1] == "reader@gmail.com"
+    second = _from(app, "203.0.113.60").post("/subscribe", json={"email": "second@example.org"})
+    assert second.status_code == 503 and "paused" in second.json()["error"]
+    # ... up to a second cap's worth: a botnet of fresh networks cannot mail without end
+    answers = [_from(app, f"192.0.2.{n}").post("/subscribe", json={"email": f"b{n}@example.org"})
+               .status_code for n in range(1, 10)]
+    assert answers == [202] * 5 + [503] * 4
+    assert len(_mails(app)) == 12

@@ -8,7 +8,8 @@ who reads the newsletter, and it enforces the limits on confirmation mails:
   googlemail.com are one mailbox (mailer.addresses.limit_mailbox);
   over its limit a request is recorded as ``limited`` and answered like any other;
 - per domain from one source address, and per hour in total: over these the reader is refused
-  politely (the caller says so), which reveals nothing about the address. (The web app also
+  politely (the caller says so), which reveals nothing about the address. Over the total a
+  network's first sign-up of the hour still passes, up to a second total (see ``_paused``). (The web app also
   limits each network's sign-ups per hour, mailer.web.public.)
 
 The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
@@ -89,8 +90,17 @@ def _seconds_until_window_frees(oldest, now) -> int:
     return max(60, int((oldest + WINDOW - now).total_seconds()) + 1)
 
 
+def _paused(total: int, limits: SignupLimits, first_from_network: bool) -> bool:
+    """Over the hourly cap sign-ups pause, except a network's first of the hour (most readers
+    sign up once): an abuser on a few networks cannot lock everyone out. That reserve is one
+    more cap's worth, so a botnet of fresh networks cannot mail without end either."""
+    if total < limits.per_hour:
+        return False
+    return not (first_from_network and total < 2 * limits.per_hour)
+
+
 def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: str,
-                 limits: SignupLimits) -> int | None:
+                 limits: SignupLimits, first_from_network: bool = False) -> int | None:
     """Record one sign-up; return the request's id to handle, or None when its mailbox is over
     its limit. Raises InvalidAddress, or SignupRefused over the domain or hourly limit."""
     email = normalise_address(raw_email)
@@ -99,7 +109,7 @@ def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: st
     key = _mailbox_key(secret, mailbox)
     now = utcnow()
     total, in_domain, in_mailbox, oldest = _counts(session, key, domain, ip, now - WINDOW)
-    if total >= limits.per_hour:
+    if _paused(total, limits, first_from_network):
         raise SignupRefused(
             "Sign-ups are paused for a while: we received unusually many. Please try again later.",
             _seconds_until_window_frees(oldest, now), paused=True)

@@ -102,12 +102,15 @@ def _network_allowance(request: Request) -> SlidingWindowLimiter:
         return state.signup_network_limiter
 
 
-def _check_network_allowance(request: Request) -> None:
+def _check_network_allowance(request: Request) -> bool:
     """A network that used up its hour's allowance waits; a known address and a new one alike,
-    so the refusal says nothing about the address, and other networks are not held back."""
-    wait = _network_allowance(request).blocked(rate_limit_key(_client_ip(request)))
+    so the refusal says nothing about the address, and other networks are not held back.
+    True when this is the network's first sign-up of the hour."""
+    allowance, network = _network_allowance(request), rate_limit_key(_client_ip(request))
+    wait = allowance.blocked(network)
     if wait is not None:
         raise SignupRefused(NETWORK_BUSY_MESSAGE, max(60, round(wait)), paused=False)
+    return allowance.count(network) == 0
 
 
 def _spend_network_allowance(request: Request) -> None:
@@ -235,8 +238,9 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
-        _check_network_allowance(request)
-        request_id = await run_in_threadpool(_queue_signup, request, raw_email)
+        first_from_network = _check_network_allowance(request)
+        request_id = await run_in_threadpool(_queue_signup, request, raw_email,
+                                             first_from_network)
     except InvalidAddress as error:
         return _invalid_address(request, error, typed)
     except SignupRefused as error:
@@ -248,10 +252,10 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     return _accepted(request, fields)
 
 
-def _queue_signup(request: Request, raw_email: str) -> int | None:
+def _queue_signup(request: Request, raw_email: str, first_from_network: bool) -> int | None:
     """The same work for every address (see mailer.store.signups); the rest follows the answer."""
     return subscriptions.queue_signup(_engine(request), _settings(request), raw_email,
-                                      _client_ip(request))
+                                      _client_ip(request), first_from_network=first_from_network)
 
 
 def _refused(request: Request, error: SignupRefused) -> Response:
@@ -273,7 +277,8 @@ def _warn_paused_once(app) -> None:
             return
         state.signups_paused_logged = True
     log.warning("sign-ups are paused: %s confirmation requests in the last hour reached "
-                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later",
+                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later, except a "
+                "network's first sign-up of the hour (up to as many again)",
                 state.settings.confirm_mails_per_hour)
 
 
