@@ -9,8 +9,8 @@ who reads the newsletter, and it enforces the limits on confirmation mails:
   over its limit a request is recorded as ``limited`` and answered like any other;
 - per domain from one source address, and per hour in total: over these the reader is refused
   politely (the caller says so), which reveals nothing about the address. Over the total a
-  network's first sign-up of the hour still passes, up to a second total (see ``_paused``). (The web app also
-  limits each network's sign-ups per hour, mailer.web.public.)
+  network's first sign-up of the hour still passes, up to a second total (``_paused``); the web
+  app also limits each network's sign-ups per hour (mailer.web.public).
 
 The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
 moved only for new addresses would itself tell known from new.
