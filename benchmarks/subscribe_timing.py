@@ -35,6 +35,7 @@ def start_server(folder: Path) -> tuple[str, object]:  # (url, stop)
         "MAILER_OUTBOX_DIR": str(folder / "outbox"), "MAILER_SECRET_KEY": "bench-subscribe-timing-key-0123456789",
         "MAILER_SUBSCRIBE_RATE_PER_IP": "1000000", "MAILER_CONFIRM_MAILS_PER_HOUR": "1000000",
         "MAILER_CONFIRM_MAILS_PER_DOMAIN": "1000000", "MAILER_CONFIRM_MAILS_PER_MAILBOX": "1000000",
+        "MAILER_CONFIRM_MAILS_PER_NETWORK": "1000000",
     })
     import uvicorn
 

@@ -97,3 +97,50 @@ def _ascii_domain(domain: str) -> str | None:
 
 def shorten(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# -- mailboxes: which spellings reach the same person ------------------------------------------
+
+GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
+# Public suffixes of two labels under which many readers' mail lives: name.co.uk is one
+# registrable domain, co.uk is not. Not the whole Public Suffix List (a dependency and a list to
+# keep fresh): a suffix missing here only makes the limiter key one label coarser.
+TWO_LABEL_SUFFIXES = frozenset({
+    "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "ltd.uk", "plc.uk", "net.uk", "sch.uk",
+    "com.au", "net.au", "org.au", "edu.au", "gov.au", "co.nz", "org.nz", "net.nz", "ac.nz",
+    "co.jp", "ne.jp", "or.jp", "ac.jp", "go.jp", "co.kr", "or.kr", "ac.kr", "co.in", "net.in",
+    "org.in", "ac.in", "co.za", "org.za", "ac.za", "co.il", "org.il", "ac.il", "com.br",
+    "net.br", "org.br", "com.mx", "com.ar", "com.cn", "net.cn", "org.cn", "edu.cn", "com.tw",
+    "org.tw", "edu.tw", "com.hk", "org.hk", "com.sg", "edu.sg", "com.tr", "org.tr", "edu.tr",
+    "com.pl", "com.ua", "co.id", "or.id", "ac.id", "com.my", "com.ph", "com.vn", "co.th",
+    "ac.th", "com.co", "com.pe", "com.ve", "com.eg", "com.sa", "com.pk", "com.ng", "co.ke",
+})
+
+
+def canonical_mailbox(email: str) -> str:
+    """The mailbox a normalised address delivers to: no ``+tag``, lower case; Gmail without dots
+    and on gmail.com. What forgetting an address covers: these spellings are one person. Pure."""
+    local, _, domain = email.rpartition("@")
+    local, domain = local.lower(), domain.lower().rstrip(".")
+    base = local.split("+", 1)[0]
+    local = base or local  # "+tag@" has nothing before its tag: keep it whole
+    if domain in GMAIL_DOMAINS:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
+def registrable_domain(domain: str) -> str:
+    """``mail.example.co.uk`` → ``example.co.uk``: the part one owner registers. Pure."""
+    labels = domain.lower().rstrip(".").split(".")
+    keep = 3 if ".".join(labels[-2:]) in TWO_LABEL_SUFFIXES else 2
+    return ".".join(labels[-keep:])
+
+
+def limit_mailbox(email: str) -> str:
+    """The key confirmation mails are limited by: :func:`canonical_mailbox`, also without a
+    ``-tag`` (Yahoo, Fastmail and many own servers deliver ``name-x@`` to ``name@``) and on the
+    registrable domain (a catch-all takes ``x@anything.example``). Coarser than one person on
+    purpose: it only limits mail, the stored address stays as typed. Pure."""
+    local, _, domain = canonical_mailbox(email).rpartition("@")
+    base = local.split("-", 1)[0]
+    return f"{base or local}@{registrable_domain(domain)}"

@@ -148,6 +148,11 @@ class Settings(BaseSettings):
     # Seconds a request's whole body may take to arrive once a route reads it, else 408.
     http_body_timeout: float = Field(default=20.0, gt=0)
 
+    # -- the sign-up form's allowance per network (issue 19, item 5) ---------------------------
+    # Sign-ups that lead to a confirmation mail, per hour from one network (an IPv4 address, an
+    # IPv6 /64); far below MAILER_CONFIRM_MAILS_PER_HOUR, so one network cannot pause sign-ups.
+    confirm_mails_per_network: int = Field(default=10, ge=1)
+
     # -- the reputation circuit breaker (issue 11) --------------------------------------------
     # A send pauses itself well under SES's review lines (5 % bounces, 0.1 % complaints); each
     # rate counts only once its sample and its events reach the minimums, so one early

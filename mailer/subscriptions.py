@@ -39,12 +39,15 @@ def signup_limits(settings: Settings) -> SignupLimits:
                         per_hour=settings.confirm_mails_per_hour)
 
 
-def queue_signup(engine, settings: Settings, raw_email: str, ip: str) -> int | None:
+def queue_signup(engine, settings: Settings, raw_email: str, ip: str, *,
+                 first_from_network: bool = False) -> int | None:
     """The same work for every address (see mailer.store.signups); the rest follows the
-    answer. The request's id, or None when nothing follows."""
+    answer. The request's id, or None when nothing follows. ``first_from_network``: no
+    sign-up from the client's network led to a mail this hour (it may pass the hourly cap)."""
     with session(engine) as db:
         return signups.queue_signup(db, raw_email, ip=ip, secret=settings.secret_key,
-                                    limits=signup_limits(settings))
+                                    limits=signup_limits(settings),
+                                    first_from_network=first_from_network)
 
 
 def handle_signup(engine, settings: Settings, request_id: int):

@@ -147,10 +147,16 @@ def _snippet_from(web_server: str, **params: str) -> str:
 
 
 def _status(mailer_env, address: str) -> str | None:
+    """The stored status, waiting a little for it: the row is written after the answer."""
     path = mailer_env["MAILER_DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        row = connection.execute("SELECT status FROM subscriber WHERE email = ?", (address,)).fetchone()
-    return row[0] if row else None
+    for _ in range(100):
+        with sqlite3.connect(path) as connection:
+            row = connection.execute("SELECT status FROM subscriber WHERE email = ?",
+                                     (address,)).fetchone()
+        if row:
+            return row[0]
+        threading.Event().wait(0.05)
+    return None
 
 
 @pytest.mark.browser

@@ -21,10 +21,14 @@ from mailer.web.app import create_app
 pytestmark = pytest.mark.slow
 
 text = st.text(max_size=80)
+# JSON can carry what UTF-8 cannot: a lone surrogate ("\\ud800") decodes to an unpaired code point
+surrogate_text = st.text(st.characters(categories=("Cs", "Ll", "Nd", "Po")), max_size=20)
 addresses = st.one_of(st.emails(), text, st.just("a@example.org\r\nBcc: x@example.org"))
 json_values = st.recursive(
-    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(text, children, max_size=4),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), text,
+              surrogate_text),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(text | surrogate_text,
+                                                                      children, max_size=4),
     max_leaves=12,
 )
 form_fields = st.dictionaries(st.sampled_from(["email", "website", "List-Unsubscribe", "x"]) | text,
@@ -43,7 +47,8 @@ content_types = st.sampled_from([
 def client(mailer_env):
     # the limiters are tested elsewhere
     app_settings = load_settings(subscribe_rate_per_ip=1_000_000, confirm_mails_per_hour=1_000_000,
-                                 confirm_mails_per_domain=1_000_000)
+                                 confirm_mails_per_domain=1_000_000,
+                                 confirm_mails_per_network=1_000_000)
     app = create_app(app_settings)
     app.state.transport = type("Null", (), {"send": lambda self, m: "id", "name": "null"})()
     with TestClient(app, follow_redirects=False) as test_client:
@@ -105,6 +110,32 @@ def test_damaged_real_confirm_tokens_never_confirm(client, cut, position, replac
         return
     response = test_client.request(method, f"/confirm/{quote(damaged, safe='')}")
     assert 400 <= response.status_code < 500
+    assert_no_active_subscriber(engine)
+
+
+SURROGATES = ['{"email": "\\ud800@example.org"}', '{"email": "a@ex\\udfffample.org"}',
+              '{"email": "a@example.org", "website": "\\ud800"}', '{"\\ud800": "a@example.org"}',
+              '{"email": "a@example.org", "return": "\\udc80"}']
+
+
+@pytest.mark.parametrize("body", SURROGATES)
+def test_a_lone_surrogate_in_json_is_a_4xx_like_a_bad_address(client, body):
+    test_client, engine = client
+    response = test_client.post("/subscribe", content=body.encode(),
+                                headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert response.headers["content-type"].startswith("application/json")
+
+
+@hypothesis_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=surrogate_text, field=st.sampled_from(["email", "website", "return", "x"]),
+       route=st.sampled_from(["/subscribe", "/subscribe/embed", "/unsubscribe/x", "/confirm/x"]))
+def test_surrogates_in_json_never_fail_with_5xx(client, value, field, route):
+    test_client, engine = client
+    body = json.dumps({"email": f"{value}@example.org", field: value})  # ensure_ascii: \\udXXX
+    response = test_client.post(route, content=body.encode(),
+                                headers={"content-type": "application/json"})
+    assert response.status_code < 500, response.text
     assert_no_active_subscriber(engine)
 
 

@@ -18,7 +18,8 @@ SAMPLES = 120
 @pytest.fixture
 def web_server_env() -> dict[str, str]:
     return {"MAILER_SUBSCRIBE_RATE_PER_IP": "1000000", "MAILER_CONFIRM_MAILS_PER_HOUR": "1000000",
-            "MAILER_CONFIRM_MAILS_PER_DOMAIN": "1000000", "MAILER_CONFIRM_MAILS_PER_MAILBOX": "1000000"}
+            "MAILER_CONFIRM_MAILS_PER_DOMAIN": "1000000", "MAILER_CONFIRM_MAILS_PER_MAILBOX": "1000000",
+            "MAILER_CONFIRM_MAILS_PER_NETWORK": "1000000"}
 
 
 def _timed_post(url: str, address: str) -> float:

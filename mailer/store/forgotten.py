@@ -1,5 +1,9 @@
 """Forgotten addresses: the keyed hashes an erasure leaves, so an address is never re-added.
 
+Each erasure leaves two hashes when they differ: the spelling's and its mailbox's
+(mailer.addresses.canonical_mailbox), so Gmail's dots, googlemail.com and +tags of a forgotten
+address are forgotten too; a lookup checks both, so rows holding only a spelling still count.
+
 Used by the subscribers' commands (forget, add, confirm) and by the CSV and Mailchimp imports.
 """
 
@@ -13,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session
 
+from mailer.addresses import canonical_mailbox
 from mailer.config import INSECURE_SECRET_KEYS, get_settings
 from mailer.domain import utcnow
 from mailer.store.models import ForgottenAddress, StoreSecret
@@ -40,9 +45,17 @@ class ForgetKeys:
     legacy_secrets: tuple[str, ...]  # empty when no old-style row is left
 
     def hashes(self, email: str) -> list[str]:
-        """Every hash this address may have been stored under, the current kind first."""
-        current = [forget_hash(self.pepper, email)] if self.pepper else []
-        return current + [address_hash(secret, email) for secret in self.legacy_secrets]
+        """Every hash this address may have been stored under, the current kinds first."""
+        legacy = [address_hash(secret, email) for secret in self.legacy_secrets]
+        return self.current_hashes(email) + legacy
+
+    def current_hashes(self, email: str) -> list[str]:
+        """The spelling's hash and its mailbox's (no +tag, Gmail without dots): forgetting one
+        spelling forgets them all, and rows that hold only a spelling's hash still count."""
+        if not self.pepper:
+            return []
+        spellings = dict.fromkeys((email, canonical_mailbox(email)))
+        return list(dict.fromkeys(forget_hash(self.pepper, spelling) for spelling in spellings))
 
 
 def forget_keys(session: Session, secret: str | None, *, create: bool = False) -> ForgetKeys:
@@ -76,9 +89,11 @@ def forgotten_hash(session: Session, email: str, keys: ForgetKeys) -> str | None
 
 
 def remember_forgotten(session: Session, email: str, keys: ForgetKeys) -> None:
-    """Store the current hash of ``email`` and drop old-style ones (needs ``keys.pepper``)."""
-    current, *legacy = keys.hashes(email)
+    """Store the current hashes of ``email`` and drop old-style ones (needs ``keys.pepper``)."""
+    current = keys.current_hashes(email)
+    legacy = keys.hashes(email)[len(current):]
     if legacy:
         session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(legacy)))
-    if session.get(ForgottenAddress, current) is None:
-        session.add(ForgottenAddress(address_hash=current, forgotten_at=utcnow()))
+    for digest in current:
+        if session.get(ForgottenAddress, digest) is None:
+            session.add(ForgottenAddress(address_hash=digest, forgotten_at=utcnow()))

@@ -4,10 +4,13 @@
 (normalise, count, insert one ``SignupRequest`` row, commit), so the answer's timing tells nobody
 who reads the newsletter, and it enforces the limits on confirmation mails:
 
-- per mailbox: ``bomb+1@…`` … ``bomb+10@…``, Gmail's dots and googlemail.com are one mailbox;
+- per mailbox: ``bomb+1@…``, ``bomb-2@…``, ``bomb@x.example.org``, Gmail's dots and
+  googlemail.com are one mailbox (mailer.addresses.limit_mailbox);
   over its limit a request is recorded as ``limited`` and answered like any other;
-- per domain and per hour in total: over these the reader is refused politely (the caller says
-  so), which reveals nothing about the address.
+- per domain from one source address, and per hour in total: over these the reader is refused
+  politely (the caller says so), which reveals nothing about the address. Over the total a
+  network's first sign-up of the hour still passes, up to a second total (``_paused``); the web
+  app also limits each network's sign-ups per hour (mailer.web.public).
 
 The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
 moved only for new addresses would itself tell known from new.
@@ -26,6 +29,8 @@ from datetime import timedelta
 from sqlalchemy import case, delete, func, select
 from sqlmodel import Session
 
+from mailer.addresses import canonical_mailbox as canonical_mailbox  # re-exported
+from mailer.addresses import limit_mailbox
 from mailer.domain import utcnow
 from mailer.errors import SignupRefused
 from mailer.store.models import SignupRequest
@@ -34,18 +39,6 @@ from mailer.store.subscribers import SubscribeOutcome, normalise_address, reques
 WINDOW = timedelta(hours=1)
 KEEP = timedelta(days=1)
 QUEUED, DONE, LIMITED = "queued", "done", "limited"
-GMAIL_DOMAINS = frozenset({"gmail.com", "googlemail.com"})
-
-
-def canonical_mailbox(email: str) -> str:
-    """The mailbox an address delivers to: no ``+tag``, lower case; Gmail without dots. Pure."""
-    local, _, domain = email.rpartition("@")
-    local, domain = local.lower(), domain.lower().rstrip(".")
-    base = local.split("+", 1)[0]
-    local = base or local  # "+tag@" has nothing before its tag: keep it whole
-    if domain in GMAIL_DOMAINS:
-        local, domain = local.replace(".", ""), "gmail.com"
-    return f"{local}@{domain}"
 
 
 @dataclass(frozen=True)
@@ -71,13 +64,17 @@ def _mailbox_key(secret: str, mailbox: str) -> str:
     return hmac.new(secret.encode(), mailbox.encode(), hashlib.sha256).hexdigest()
 
 
-def _counts(session: Session, mailbox_key: str, domain: str, since) -> tuple[int, int, int, object]:
-    """(all counted requests, those for ``domain``, all rows for the mailbox, the oldest time)."""
+def _counts(session: Session, mailbox_key: str, domain: str, ip: str | None,
+            since) -> tuple[int, int, int, object]:
+    """(all counted requests, those for ``domain`` from ``ip``, all rows for the mailbox, the
+    oldest time). The domain count is per source: counted for everyone, 100 junk sign-ups at
+    gmail.com would close the form to every Gmail reader."""
     counted = SignupRequest.state != LIMITED
+    same_source = SignupRequest.ip.is_(None) if ip is None else SignupRequest.ip == ip
     row = session.execute(
         select(
             func.sum(case((counted, 1), else_=0)),
-            func.sum(case((counted & (SignupRequest.domain == domain), 1), else_=0)),
+            func.sum(case((counted & (SignupRequest.domain == domain) & same_source, 1), else_=0)),
             func.sum(case((SignupRequest.mailbox_key == mailbox_key, 1), else_=0)),
             func.min(SignupRequest.at),
         ).where(SignupRequest.at >= since)
@@ -93,24 +90,33 @@ def _seconds_until_window_frees(oldest, now) -> int:
     return max(60, int((oldest + WINDOW - now).total_seconds()) + 1)
 
 
+def _paused(total: int, limits: SignupLimits, first_from_network: bool) -> bool:
+    """Over the hourly cap sign-ups pause, except a network's first of the hour (most readers
+    sign up once): an abuser on a few networks cannot lock everyone out. That reserve is one
+    more cap's worth, so a botnet of fresh networks cannot mail without end either."""
+    if total < limits.per_hour:
+        return False
+    return not (first_from_network and total < 2 * limits.per_hour)
+
+
 def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: str,
-                 limits: SignupLimits) -> int | None:
+                 limits: SignupLimits, first_from_network: bool = False) -> int | None:
     """Record one sign-up; return the request's id to handle, or None when its mailbox is over
     its limit. Raises InvalidAddress, or SignupRefused over the domain or hourly limit."""
     email = normalise_address(raw_email)
-    mailbox = canonical_mailbox(email)
+    mailbox = limit_mailbox(email)
     domain = mailbox.rpartition("@")[2]
     key = _mailbox_key(secret, mailbox)
     now = utcnow()
-    total, in_domain, in_mailbox, oldest = _counts(session, key, domain, now - WINDOW)
-    if total >= limits.per_hour:
+    total, in_domain, in_mailbox, oldest = _counts(session, key, domain, ip, now - WINDOW)
+    if _paused(total, limits, first_from_network):
         raise SignupRefused(
             "Sign-ups are paused for a while: we received unusually many. Please try again later.",
             _seconds_until_window_frees(oldest, now), paused=True)
     if in_domain >= limits.per_domain:
         raise SignupRefused(
-            f"We received unusually many sign-ups for addresses at {domain} in the last hour. "
-            "Please try again later.", 600, paused=False)
+            f"We received unusually many sign-ups for addresses at {domain} from your network "
+            "in the last hour. Please try again later.", 600, paused=False)
     state = LIMITED if in_mailbox >= limits.per_mailbox else QUEUED
     row = SignupRequest(at=now, state=state, email=email if state == QUEUED else None, ip=ip,
                         mailbox_key=key, domain=domain)

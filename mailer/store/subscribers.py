@@ -153,7 +153,7 @@ def _record_creation(session: Session, subscriber: Subscriber, *, source: str,
 
 @dataclass(frozen=True)
 class SubscribeOutcome:
-    subscriber: Subscriber
+    subscriber: Subscriber | None  # None: a forgotten address, nothing stored
     confirm_token: str | None  # set only when a confirmation mail must be sent now
 
 
@@ -166,6 +166,10 @@ def request_subscription(session: Session, raw_email: str, *, secret: str, sourc
     """
     email = normalise_address(raw_email)
     subscriber = get_by_email(session, email)
+    if subscriber is None and is_forgotten(session, email, secret=secret):
+        # they asked to be forgotten: a sign-up (by anyone) stores and mails nothing; the
+        # operator can add them back with `subscribers add --allow-forgotten`
+        return SubscribeOutcome(None, None)
     if subscriber is None:
         try:
             return _new_pending(session, email, secret=secret, source=source, ip=ip)

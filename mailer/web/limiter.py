@@ -3,10 +3,13 @@ per network and in total, confirmation mails per mailbox, per domain and per hou
 
 Counts live in process memory: `mailer serve` runs one uvicorn worker. Keys are whatever the
 caller groups by (an IPv4 address, an IPv6 /64, a mailbox, "*" for everyone).
+A limit keyed "*" must never refuse a right credential or a real reader: one attacker could
+fill it for everyone.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -31,6 +34,9 @@ class SlidingWindowLimiter:
         self._max_keys = max_keys
         self._hits: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._clock()
 
     def hit(self, key: str) -> float | None:
         """Count one hit; return None when allowed, else the seconds until the next is allowed."""
@@ -90,18 +96,35 @@ class SlidingWindowLimiter:
 
 
 class FailedLoginGuard:
-    """Failed operator log-ins, per client network and in total. While either is over its limit
-    no guess is even checked, so a right guess after the limit does not get in either."""
+    """Failed operator log-ins, per client network and in total.
 
-    def __init__(self, per_network: SlidingWindowLimiter, overall: SlidingWindowLimiter) -> None:
+    A network over its limit is refused before its guess is checked, so a right guess from it
+    does not get in either. The total is only an alarm: refusing everyone over it would let any
+    attacker lock every operator out, so it logs a warning (once per window) and refuses nobody.
+    """
+
+    def __init__(self, per_network: SlidingWindowLimiter, overall: SlidingWindowLimiter,
+                 log: logging.Logger | None = None) -> None:
         self.per_network = per_network
         self.overall = overall
+        self.log = log or logging.getLogger("mailer.web")
+        self._alarm_until = float("-inf")
 
     def retry_after(self, network: str) -> float | None:
-        waits = [wait for wait in (self.per_network.blocked(network),
-                                   self.overall.blocked(GLOBAL_KEY)) if wait is not None]
-        return max(waits) if waits else None
+        return self.per_network.blocked(network)
 
     def record_failure(self, network: str) -> None:
         self.per_network.record(network)
-        self.overall.record(GLOBAL_KEY)
+        if self.overall.hit(GLOBAL_KEY) is not None:
+            self._raise_alarm()
+
+    def _raise_alarm(self) -> None:
+        now = self.overall.now()
+        if now < self._alarm_until:
+            return
+        self._alarm_until = now + self.overall.window
+        self.log.warning(
+            "more than %s failed operator log-ins in the last %d minutes, from many networks: "
+            "someone may be guessing the admin password. Each network is limited on its own; "
+            "operators can still log in. Check that MAILER_ADMIN_PASSWORD is long and random.",
+            self.overall.limit, self.overall.window // 60)

@@ -4,6 +4,9 @@ Rules every route keeps:
 - ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
   nobody can learn who reads the newsletter from it, and in the same time: while the reader
   waits it only queues the request (mailer.store.signups, the same work for every address).
+- Each network (an IPv4 address, an IPv6 /64) gets MAILER_CONFIRM_MAILS_PER_NETWORK sign-ups
+  an hour that may lead to a confirmation mail, far below the hourly cap for everyone: an
+  abuser needs many networks to mail many strangers or to pause the form.
 - A GET never changes state: mail scanners follow links. Changes happen on POST only.
 - The subscriber row and the confirmation mail follow after the answer, in the background; a
   transport failure is logged and never reaches the client.
@@ -32,6 +35,7 @@ from mailer.store.signups import SignupRefused
 from mailer.store.db import get_engine
 from mailer.store.models import Subscriber
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
+from mailer.web.limiter import SlidingWindowLimiter
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
 from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
@@ -84,6 +88,35 @@ def _check_rate(request: Request) -> None:
         )
 
 
+NETWORK_BUSY_MESSAGE = ("We received unusually many sign-ups from your network in the last hour. "
+                        "Please try again later.")
+
+
+def _network_allowance(request: Request) -> SlidingWindowLimiter:
+    """Sign-ups that led to a confirmation mail, per network and hour (in process memory)."""
+    state = request.app.state
+    with state.transport_lock:
+        if getattr(state, "signup_network_limiter", None) is None:
+            state.signup_network_limiter = SlidingWindowLimiter(
+                _settings(request).confirm_mails_per_network, window=3600.0)
+        return state.signup_network_limiter
+
+
+def _check_network_allowance(request: Request) -> bool:
+    """A network that used up its hour's allowance waits; a known address and a new one alike,
+    so the refusal says nothing about the address, and other networks are not held back.
+    True when this is the network's first sign-up of the hour."""
+    allowance, network = _network_allowance(request), rate_limit_key(_client_ip(request))
+    wait = allowance.blocked(network)
+    if wait is not None:
+        raise SignupRefused(NETWORK_BUSY_MESSAGE, max(60, round(wait)), paused=False)
+    return allowance.count(network) == 0
+
+
+def _spend_network_allowance(request: Request) -> None:
+    _network_allowance(request).record(rate_limit_key(_client_ip(request)))
+
+
 def clean_address_field(value: object) -> str:
     """The raw address as typed: one string, not absurdly long, no control characters.
 
@@ -94,7 +127,8 @@ def clean_address_field(value: object) -> str:
         raise InvalidAddress("Please enter your e-mail address.")
     if len(value) > MAX_ADDRESS_LENGTH:
         raise InvalidAddress(BAD_ADDRESS_MESSAGE)
-    if any(unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp") for char in value):
+    # Cs: a lone surrogate, which JSON's "\\ud800" can carry and no mail system can encode
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs", "Zl", "Zp") for char in value):
         raise InvalidAddress(BAD_ADDRESS_MESSAGE)
     return value.strip()
 
@@ -110,10 +144,26 @@ async def _read_subscribe_fields(request: Request) -> dict[str, Any]:
             raise HTTPException(400, "The request body is not valid JSON.") from None
         if not isinstance(payload, dict):
             raise HTTPException(422, 'Send a JSON object like {"email": "you@example.org"}.')
-        return payload
+        return _refuse_surrogates(payload)
     raise HTTPException(
         415, "Send the form as application/x-www-form-urlencoded, or JSON as application/json."
     )
+
+
+def _has_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any(unicodedata.category(char) == "Cs" for char in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(key) or _has_surrogate(item) for key, item in value.items())
+    return isinstance(value, list) and any(_has_surrogate(item) for item in value)
+
+
+def _refuse_surrogates(payload: dict[str, Any]) -> dict[str, Any]:
+    """JSON's "\\ud800" is a lone surrogate, text no answer or template can encode: in the
+    address it is refused as a bad address (clean_address_field), anywhere else as bad JSON."""
+    if _has_surrogate({key: value for key, value in payload.items() if key != "email"}):
+        raise HTTPException(400, "The request body is not valid JSON: it has a lone surrogate.")
+    return payload
 
 
 def _single_values(form: FormData) -> dict[str, Any]:
@@ -188,21 +238,24 @@ async def subscribe(request: Request, background: BackgroundTasks) -> Response:
     typed = fields.get("email")
     try:
         raw_email = clean_address_field(typed)
-        request_id = await run_in_threadpool(_queue_signup, request, raw_email)
+        first_from_network = _check_network_allowance(request)
+        request_id = await run_in_threadpool(_queue_signup, request, raw_email,
+                                             first_from_network)
     except InvalidAddress as error:
         return _invalid_address(request, error, typed)
     except SignupRefused as error:
         return _refused(request, error)
     request.app.state.signups_paused_logged = False  # accepted again: log the next pause
-    if request_id is not None:
+    if request_id is not None:  # a confirmation mail may follow: it counts for the network
+        _spend_network_allowance(request)
         background.add_task(handle_queued_signup, request.app, request_id)
     return _accepted(request, fields)
 
 
-def _queue_signup(request: Request, raw_email: str) -> int | None:
+def _queue_signup(request: Request, raw_email: str, first_from_network: bool) -> int | None:
     """The same work for every address (see mailer.store.signups); the rest follows the answer."""
     return subscriptions.queue_signup(_engine(request), _settings(request), raw_email,
-                                      _client_ip(request))
+                                      _client_ip(request), first_from_network=first_from_network)
 
 
 def _refused(request: Request, error: SignupRefused) -> Response:
@@ -224,7 +277,8 @@ def _warn_paused_once(app) -> None:
             return
         state.signups_paused_logged = True
     log.warning("sign-ups are paused: %s confirmation requests in the last hour reached "
-                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later",
+                "MAILER_CONFIRM_MAILS_PER_HOUR; readers are asked to try again later, except a "
+                "network's first sign-up of the hour (up to as many again)",
                 state.settings.confirm_mails_per_hour)
 
 
