@@ -8,7 +8,8 @@ Errors (the issue would go out broken): an HTML part over the size budget, Markd
 left as literal text, a link without a target, a relative link that cannot be made absolute, a
 malformed header, a duplicate issue number, an image without alt text.
 Warnings: non-https links, URL shorteners, the same link twice in one issue, a skipped heading
-level.
+level. The warnings a newsletter has as its standard are listed once in `mailer-check.toml`
+(:mod:`mailer.check.accept`) and counted apart, not repeated every week.
 
 No database and no network: only the file system, Markdown and the renderer.
 """
@@ -19,6 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mailer.check.accept import NOTHING_ACCEPTED, Accepted, find_accept_file, load_accepted
 from mailer.check.body import URL_SHORTENERS, check_markdown_body
 from mailer.check.findings import Finding, error
 from mailer.check.header import check_header
@@ -27,8 +29,8 @@ from mailer.errors import IssueError, MailerError
 from mailer.issues import MARKDOWN_SUFFIXES, load_issue
 from mailer.render import RenderedIssue, RenderOptions, render_issue
 
-__all__ = ["DEFAULT_HTML_BUDGET", "URL_SHORTENERS", "CheckOptions", "CheckedIssue", "Finding",
-           "check_file", "check_paths", "claimed_numbers"]
+__all__ = ["DEFAULT_HTML_BUDGET", "URL_SHORTENERS", "Accepted", "CheckOptions", "CheckedIssue",
+           "Finding", "check_file", "check_paths", "claimed_numbers"]
 
 DEFAULT_HTML_BUDGET = 90 * 1024  # under Gmail's 102 KB clip, with room for the reader's links
 
@@ -37,6 +39,8 @@ DEFAULT_HTML_BUDGET = 90 * 1024  # under Gmail's 102 KB clip, with room for the 
 class CheckOptions:
     render: RenderOptions
     html_budget: int = DEFAULT_HTML_BUDGET
+    # mailer-check.toml to use for every file; None: each file's nearest one
+    accept_file: Path | None = None
 
 
 @dataclass
@@ -45,6 +49,8 @@ class CheckedIssue:
     number: int | None
     findings: list[Finding] = field(default_factory=list)
     rendered: RenderedIssue | None = None
+    accepted: list[Finding] = field(default_factory=list)  # warnings mailer-check.toml accepts
+    accepted_by: Path | None = None
 
     @property
     def errors(self) -> int:
@@ -58,7 +64,19 @@ def check_paths(paths: Iterable[Path], options: CheckOptions) -> list[CheckedIss
     """Check each file; a number claimed twice (among them or beside them) is an error in each."""
     checked = [check_file(Path(p), options) for p in paths]
     _flag_duplicate_numbers(checked)
+    accepted_files: dict[Path | None, Accepted] = {}
+    for item in checked:
+        source = options.accept_file or find_accept_file(item.path)
+        if source not in accepted_files:
+            accepted_files[source] = load_accepted(source) if source else NOTHING_ACCEPTED
+        _set_aside_accepted(item, accepted_files[source])
     return checked
+
+
+def _set_aside_accepted(item: CheckedIssue, accepted: Accepted) -> None:
+    item.accepted = [f for f in item.findings if accepted.accepts(f)]
+    item.findings = [f for f in item.findings if not accepted.accepts(f)]
+    item.accepted_by = accepted.source
 
 
 def check_file(path: Path, options: CheckOptions) -> CheckedIssue:

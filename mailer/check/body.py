@@ -83,7 +83,7 @@ def _duplicate_link_warnings(path: str, lines_of: dict[str, list[int]]) -> list[
         if len(lines) > 1:
             where = ", ".join(str(n) for n in sorted(set(lines)))
             found.append(warning(path, lines[1], "duplicate-link",
-                                  f"{url} is linked {len(lines)} times (lines {where})"))
+                                  f"{url} is linked {len(lines)} times (lines {where})", url))
     return found
 
 
@@ -109,10 +109,11 @@ def _url_warnings(path: str, line: int, href: str) -> list[Finding]:
     host = (parts.hostname or "").lower().removeprefix("www.")
     found = []
     if parts.scheme.lower() == "http":
-        found.append(warning(path, line, "insecure-link", f"link is not https: {href}"))
+        found.append(warning(path, line, "insecure-link", f"link is not https: {href}", href))
     if host in URL_SHORTENERS:
         found.append(warning(path, line, "url-shortener",
-                              f"link goes through the URL shortener {host}: link to where it leads"))
+                              f"link goes through the URL shortener {host}: link to where it leads",
+                              href))
     return found
 
 
@@ -135,6 +136,6 @@ def _heading_findings(path: str, locate: Locator) -> list[Finding]:
         if level > previous + 1:
             findings.append(warning(path, line, "heading-skip",
                                      f"heading {text!r} is level {level} after level {previous}: "
-                                     f"a level is skipped"))
+                                     f"a level is skipped", text))
         previous = level
     return findings

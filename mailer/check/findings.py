@@ -12,6 +12,9 @@ class Finding:
     severity: str  # "error" or "warning"
     code: str  # a stable short name for tools, e.g. "unparsed-link"
     message: str
+    # What the warning is about, for mailer-check.toml's patterns: the link's address, or the
+    # heading's text. Empty when there is nothing an editor could accept by name.
+    subject: str = ""
 
     def as_line(self) -> str:
         return f"{self.path}:{self.line}: {self.severity}: {self.message}"
@@ -40,8 +43,8 @@ def error(path: str, line: int, code: str, message: str) -> Finding:
     return Finding(path, line, "error", code, message)
 
 
-def warning(path: str, line: int, code: str, message: str) -> Finding:
-    return Finding(path, line, "warning", code, message)
+def warning(path: str, line: int, code: str, message: str, subject: str = "") -> Finding:
+    return Finding(path, line, "warning", code, message, subject)
 
 
 def shorten(text: str, limit: int = 70) -> str:

@@ -23,6 +23,7 @@ def check(
     as_json: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
     html_budget: int | None = typer.Option(None, "--html-budget", min=1024, metavar="BYTES", help="Largest HTML part in bytes (default MAILER_CHECK_HTML_BUDGET)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Also write each rendered issue (N.html, N.txt) here."),
+    accept: Path | None = typer.Option(None, "--accept", metavar="FILE", help="The warnings accepted as standard (default: the nearest mailer-check.toml above each issue)."),
 ) -> None:
     """Render issues and report what would reach readers broken; exit 1 on any error."""
     from mailer.check import CheckOptions, check_paths
@@ -35,7 +36,10 @@ def check(
     for path in files:
         if not path.is_file():
             raise MailerError(f"no such issue file: {path}")
-    options = CheckOptions(RenderOptions.from_settings(config), html_budget or config.check_html_budget)
+    if accept is not None and not accept.is_file():
+        raise MailerError(f"--accept: no such file: {accept}")
+    options = CheckOptions(RenderOptions.from_settings(config), html_budget or config.check_html_budget,
+                           accept)
     checked = check_paths(files, options)
     if out is not None:
         write_rendered(checked, out)
@@ -70,9 +74,12 @@ def report(checked, as_json: bool) -> None:
         payload = {
             "issues": [{"path": str(item.path), "number": item.number, "errors": item.errors,
                         "warnings": len(item.findings) - item.errors,
+                        "accepted": len(item.accepted),
+                        "accepted_by": str(item.accepted_by) if item.accepted_by else None,
                         "html_bytes": item.rendered.html_bytes if item.rendered else None}
                        for item in checked],
             "findings": [finding.as_dict() for finding in findings],
+            "accepted": [finding.as_dict() for item in checked for finding in item.accepted],
         }
         print(runner_inert(json.dumps(payload, indent=2)))
         return
@@ -86,7 +93,18 @@ def report(checked, as_json: bool) -> None:
     errors = sum(item.errors for item in checked)
     console.print(f"{errors} error{'s' * (errors != 1)}, {len(findings) - errors} warning"
                   f"{'s' * (len(findings) - errors != 1)} in {len(checked)} issue"
-                  f"{'s' * (len(checked) != 1)}", highlight=False)
+                  f"{'s' * (len(checked) != 1)}{_accepted_note(checked)}", highlight=False,
+                  soft_wrap=True)
+
+
+def _accepted_note(checked) -> str:
+    """"; 7 accepted as standard by content/mailer-check.toml", so nothing is hidden silently."""
+    count = sum(len(item.accepted) for item in checked)
+    if not count:
+        return ""
+    sources = sorted({str(item.accepted_by) for item in checked if item.accepted})
+    return (f"; {count} warning{'s' * (count != 1)} accepted as standard by "
+            f"{visible_controls(', '.join(sources))}")
 
 
 def print_for_github(lines: list[str], annotations: list[str]) -> None:
