@@ -103,7 +103,7 @@ def test_each_status_maps_with_its_consent_record(run, engine, tmp_path):
     assert "optin_time" not in json.loads(by_hand.detail)
     [left] = changes(engine, "reader4@example.org")
     left_detail = json.loads(left.detail)
-    assert left.at.isoformat().startswith("2025-06-11T09:30:00")
+    assert left_detail["unsubscribed_at"].startswith("2025-06-11T09:30:00")
     assert left_detail["reason"] == "OTHER" and left_detail["reason_other"] == "too many mails, sorry"
     assert "1 nonsubscribed" in result.stdout
     assert not (Path(os.environ["MAILER_OUTBOX_DIR"]) / "new").exists()  # nothing was mailed

@@ -27,6 +27,10 @@ from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
 from mailer.tokens import FORGET_HASH_PREFIX
 
 IMPORT_CHUNK_ROWS = 2_000
+# The sources that bring readers in from a file: the figures count them as imports, apart from
+# sign-ups (the Mailchimp import records suppression.MAILCHIMP, "mailchimp").
+CSV_IMPORT_SOURCE = "import"
+IMPORT_SOURCES = frozenset({CSV_IMPORT_SOURCE, "mailchimp"})
 # Columns `export` writes that an import of that file must not copy into attrs.
 _EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "confirmed_at",
                                   "source"})

@@ -1,0 +1,104 @@
+"""Imports as an operator sees them (issue 20: 14, 15, 17, 18): a Mailchimp reader keeps the
+times they signed up and confirmed, imports are counted apart from sign-ups, progress counts
+records, ``--confirmed`` means one thing in ``add`` and ``import``, and Ctrl-C says how far an
+import got."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from mailer.cli import app
+from mailer.store.models import Subscriber, SubscriberChange
+from tests.mailchimp_export import csv_bytes, file_name, member, write_zip
+
+MAILER = str(Path(sys.executable).parent / "mailer")
+
+
+@pytest.fixture
+def run(mailer_env):
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(app, list(args))
+
+    return invoke
+
+
+def readers(engine) -> dict[str, object]:
+    with engine.connect() as connection:
+        return {row.email: row for row in connection.execute(select(Subscriber.__table__))}
+
+
+def history(engine, email: str) -> list:
+    with engine.connect() as connection:
+        return list(connection.execute(
+            select(SubscriberChange.__table__).join(Subscriber.__table__)
+            .where(Subscriber.__table__.c.email == email)
+            .order_by(SubscriberChange.__table__.c.id)))
+
+
+def naive(moment) -> datetime:
+    return moment.replace(tzinfo=None) if moment.tzinfo else moment
+
+
+# -- 14: the reader's own times, imports apart from sign-ups ----------------------------------
+
+
+def small_export(tmp_path: Path) -> Path:
+    return write_zip(tmp_path / "audience.zip", {
+        file_name("subscribed"): csv_bytes("subscribed", [
+            member(1),  # opted in 04:05:06, confirmed 04:07:00
+            member(2, OPTIN_TIME=""),  # confirm time only
+            member(3, OPTIN_TIME="2021-05-05 10:00:00", CONFIRM_TIME="2021-05-05 09:00:00"),
+            member(4, OPTIN_TIME="", CONFIRM_TIME=""),  # added by hand in Mailchimp
+        ]),
+        file_name("unsubscribed"): csv_bytes("unsubscribed", [
+            member(5, UNSUB_TIME="2025-06-11 09:30:00")]),
+    })
+
+
+def test_a_mailchimp_reader_keeps_their_own_sign_up_and_confirm_times(run, engine, tmp_path):
+    before = datetime.utcnow()
+    result = run("subscribers", "import-mailchimp", str(small_export(tmp_path)))
+    assert result.exit_code == 0, result.output
+    rows = readers(engine)
+    first = rows["reader1@example.org"]
+    assert naive(first.created_at) == datetime(2020, 2, 3, 4, 5, 6)
+    assert naive(first.confirmed_at) == datetime(2020, 2, 3, 4, 7)
+    assert naive(rows["reader2@example.org"].created_at) == datetime(2020, 2, 3, 4, 7)
+    for row in rows.values():  # never signed up after they confirmed
+        assert row.confirmed_at is None or naive(row.created_at) <= naive(row.confirmed_at)
+    assert naive(rows["reader4@example.org"].created_at) >= before  # unknown: the import time
+    # the history's creation row is when mailer learned of them; Mailchimp's times are its detail
+    [created] = history(engine, "reader1@example.org")
+    assert naive(created.at) >= before
+    assert json.loads(created.detail)["confirm_time"].startswith("2020-02-03T04:07:00")
+
+
+def test_imported_readers_are_counted_apart_from_sign_ups(run, engine, tmp_path):
+    assert run("subscribers", "add", "signed-up@example.org", "--confirmed").exit_code == 0
+    assert run("subscribers", "import-mailchimp", str(small_export(tmp_path))).exit_code == 0
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email\ncsv1@example.org\ncsv2@example.org\n")
+    assert run("subscribers", "import", str(csv_file), "--confirmed").exit_code == 0
+
+    growth = json.loads(run("stats", "--subscribers", "--json").stdout)["weeks"]
+    this_week = growth[-1]
+    assert (this_week["new"], this_week["confirmed"], this_week["imported"]) == (1, 1, 6)
+    assert this_week["unsubscribed"] == 0  # reader5 left Mailchimp, not this list
+    assert this_week["net"] == 7
+    assert sum(w["new"] for w in growth) == 1  # Mailchimp's old opt-ins are no sign-ups here
+
+    overview = json.loads(run("stats", "--json").stdout)
+    week = overview["weeks"][-1]
+    assert (week["new"], week["confirmed"], week["imported"]) == (1, 1, 6)
+    assert week["unsubscribed"] == 0 and week["list_size"] == 7
+    assert overview["signups"]["signups"] == 0  # nobody used the form
+
