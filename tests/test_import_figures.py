@@ -6,6 +6,7 @@ import got."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -101,4 +102,33 @@ def test_imported_readers_are_counted_apart_from_sign_ups(run, engine, tmp_path)
     assert (week["new"], week["confirmed"], week["imported"]) == (1, 1, 6)
     assert week["unsubscribed"] == 0 and week["list_size"] == 7
     assert overview["signups"]["signups"] == 0  # nobody used the form
+
+
+# -- 15: progress counts records; a dry run says what it would do -----------------------------
+
+
+def export_with_long_notes(tmp_path: Path) -> Path:
+    notes = "met at RustConf\r\nasked about\r\nthe job board"  # three lines in one cell
+    return write_zip(tmp_path / "notes.zip", {file_name("subscribed"): csv_bytes(
+        "subscribed", [member(n, NOTES=notes) for n in range(1, 4)])})
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_progress_counts_records_not_lines_and_a_dry_run_says_would(run, monkeypatch, tmp_path,
+                                                                    dry_run):
+    monkeypatch.setenv("MAILER_PROGRESS_EVERY", "0.000001")
+    from mailer.config import get_settings
+
+    get_settings.cache_clear()
+    result = run("subscribers", "import-mailchimp", str(export_with_long_notes(tmp_path)),
+                 *(["--dry-run"] if dry_run else []))
+    assert result.exit_code == 0, result.output
+    verb = "would import" if dry_run else "imported"
+    assert re.search(rf"^{verb} 3 of 3 rows \(100%\)$", result.stderr, re.M), result.stderr
+    assert result.stderr.splitlines()[-1].startswith(f"done: {verb} 3 of 3 rows in ")
+    if dry_run:
+        assert "  would add: 3 active" in result.stdout
+        assert "imported" not in result.output and "  added" not in result.stdout
+    else:
+        assert "  added: 3 active" in result.stdout
 

@@ -117,7 +117,7 @@ def import_mailchimp(
     from mailer.cli.progress import Progress
     from mailer.store.mailchimp_import import import_mailchimp as run_import
 
-    with Progress("imported") as progress:
+    with Progress("would import" if dry_run else "imported") as progress:
         report = run_import(engine(), export, secret=settings().require_secret_key(),
                             dry_run=dry_run, on_total=progress.set_total, on_rows=progress.advance)
     if as_json:
@@ -132,9 +132,10 @@ def mailchimp_report_lines(report, source: Path) -> list[str]:
     lines = ["dry run: nothing is written; this is what the import would do"] \
         if report.dry_run else []
     lines.append(f"{source}: {report.rows:,} rows in {len(report.files)} files ({kinds})")
-    lines.append(f"  added: {_counts(report.added)}")
+    would = "would " if report.dry_run else ""
+    lines.append(f"  {would}add{'' if would else 'ed'}: {_counts(report.added)}")
     if report.changed:
-        lines.append(f"  changed: {_counts(report.changed)}")
+        lines.append(f"  {would}change{'' if would else 'd'}: {_counts(report.changed)}")
     lines.append(f"  already as the export says: {report.unchanged:,}")
     if report.kept:
         lines.append(f"  kept, stricter here than in the export: {_counts(report.kept)}")
@@ -151,7 +152,8 @@ def mailchimp_report_lines(report, source: Path) -> list[str]:
         lines.append(f"  {file} line {line}: {reason}")
     _more(lines, len(report.invalid), "invalid rows")
     if not report.changed_anything:
-        lines.append("nothing changed: mailer already holds everything in this export")
+        lines.append(f"nothing {'would change' if would else 'changed'}: mailer already holds "
+                     "everything in this export")
     return lines
 
 
