@@ -132,3 +132,56 @@ def test_progress_counts_records_not_lines_and_a_dry_run_says_would(run, monkeyp
     else:
         assert "  added: 3 active" in result.stdout
 
+
+# -- 17: one rule for --confirmed ------------------------------------------------------------
+
+
+def status_of(run, email: str) -> tuple[str, list[str]]:
+    shown = json.loads(run("subscribers", "show", email, "--json").stdout)
+    return shown["status"], [f"{c['to']}/{c['source']}" for c in shown["changes"]]
+
+
+def test_add_confirmed_confirms_a_pending_reader_and_says_so(run):
+    assert run("subscribers", "add", "ann@example.org").exit_code == 0
+    result = run("subscribers", "add", "ann@example.org", "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "confirmed 1 pending reader: ann@example.org is now active" in result.stdout
+    assert "nothing added" not in result.stdout
+    assert status_of(run, "ann@example.org") == ("active", ["pending/cli", "active/cli"])
+
+    again = run("subscribers", "add", "ann@example.org", "--confirmed")
+    assert "already there (active); nothing changed" in again.stdout
+
+
+def test_add_confirmed_never_reactivates_a_reader_who_left(run):
+    assert run("subscribers", "add", "bob@example.org", "--confirmed").exit_code == 0
+    assert run("subscribers", "remove", "bob@example.org").exit_code == 0
+    result = run("subscribers", "add", "bob@example.org", "--confirmed")
+    assert result.exit_code == 0
+    assert "bob@example.org is already there (unsubscribed); nothing changed" in result.stdout
+    assert status_of(run, "bob@example.org")[0] == "unsubscribed"
+
+
+def test_import_confirmed_confirms_pending_readers_and_counts_each_outcome(run, tmp_path):
+    assert run("subscribers", "add", "pending@example.org").exit_code == 0
+    assert run("subscribers", "add", "left@example.org", "--confirmed").exit_code == 0
+    assert run("subscribers", "remove", "left@example.org").exit_code == 0
+    assert run("subscribers", "add", "active@example.org", "--confirmed").exit_code == 0
+    csv_file = tmp_path / "readers.csv"
+    csv_file.write_text("email\npending@example.org\nleft@example.org\nactive@example.org\n"
+                        "new@example.org\n")
+    result = run("subscribers", "import", str(csv_file), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("4 rows: 1 added, 1 pending confirmed, 2 already there,")
+    assert status_of(run, "pending@example.org") == ("active", ["pending/cli", "active/import"])
+    assert status_of(run, "left@example.org")[0] == "unsubscribed"
+    report = json.loads(run("subscribers", "import", str(csv_file), "--confirmed",
+                            "--json").stdout)
+    assert (report["added"], report["confirmed"], report["existing"]) == (0, 0, 4)
+
+    plain = tmp_path / "plain.csv"
+    plain.write_text("email\nlater@example.org\n")
+    assert run("subscribers", "add", "later@example.org").exit_code == 0
+    assert json.loads(run("subscribers", "import", str(plain), "--json").stdout)["confirmed"] == 0
+    assert status_of(run, "later@example.org")[0] == "pending"  # without --confirmed: as it was
+

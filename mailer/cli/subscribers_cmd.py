@@ -46,23 +46,28 @@ def _print_json(value: object) -> None:
 def add(
     email: str,
     confirmed: Annotated[bool, typer.Option(
-        "--confirmed", help="they already consented: active now, no confirmation needed")] = False,
+        "--confirmed", help="they already consented: active now, no confirmation needed (a "
+        "pending address is confirmed; one that left or bounced stays as it is)")] = False,
     allow_forgotten: Annotated[bool, typer.Option(
         "--allow-forgotten", help="add an address erased with `forget` (they asked again)")] = False,
 ) -> None:
-    """Add one address. An address already there is left as it is (exit 0)."""
-    from mailer.store.subscribers import add_subscriber
+    """Add one address. With --confirmed a pending address is confirmed; any other address
+    already there is left as it is (exit 0): an unsubscribed or bounced one is never made
+    active again here."""
+    from mailer.store.subscribers import AddOutcome, add_subscriber
 
     with _session() as db:
-        subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
+        subscriber, outcome = add_subscriber(db, email, confirmed=confirmed, source="cli",
                                              secret=settings().require_secret_key(),
                                              allow_forgotten=allow_forgotten)
     address = shown(subscriber.email)
-    if created:
+    if outcome is AddOutcome.ADDED:
         note = "" if confirmed else " (no mail is sent: it stays pending until confirmed)"
         console.print(f"added {address} as {subscriber.status}{note}")
+    elif outcome is AddOutcome.CONFIRMED:
+        console.print(f"confirmed 1 pending reader: {address} is now active")
     else:
-        console.print(f"{address} is already there ({subscriber.status}); nothing added")
+        console.print(f"{address} is already there ({subscriber.status}); nothing changed")
 
 
 @subscribers_app.command("import", short_help="Import addresses from a CSV file; safe to run again.",
@@ -71,7 +76,8 @@ def add(
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV with a header row and an 'email' column")],
     confirmed: Annotated[bool, typer.Option(
-        "--confirmed", help="they already consented: import them as active")] = False,
+        "--confirmed", help="they already consented: import them as active, and confirm "
+        "addresses here that are pending (never those who left or bounced)")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import addresses from a CSV file; other columns are kept. Safe to run again."""
@@ -85,7 +91,9 @@ def import_(
     if as_json:
         _print_json(report.as_dict())
         return
-    console.print(f"{report.rows} rows: {report.added} added, {report.existing} already there, "
+    confirmed_part = f"{report.confirmed} pending confirmed, " if confirmed else ""
+    console.print(f"{report.rows} rows: {report.added} added, {confirmed_part}"
+                  f"{report.existing} already there, "
                   f"{report.duplicates} repeated in the file, {len(report.forgotten)} forgotten "
                   f"(skipped), {len(report.invalid)} invalid", soft_wrap=True)
     for line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
