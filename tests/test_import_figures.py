@@ -6,7 +6,10 @@ import got."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +20,8 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.store.models import Subscriber, SubscriberChange
-from tests.mailchimp_export import csv_bytes, file_name, member, write_zip
+from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
+from tests.mailchimp_export import csv_bytes, file_name, member, write_large_export, write_zip
 
 MAILER = str(Path(sys.executable).parent / "mailer")
 
@@ -185,3 +189,56 @@ def test_import_confirmed_confirms_pending_readers_and_counts_each_outcome(run, 
     assert json.loads(run("subscribers", "import", str(plain), "--json").stdout)["confirmed"] == 0
     assert status_of(run, "later@example.org")[0] == "pending"  # without --confirmed: as it was
 
+
+# -- 18: Ctrl-C during an import --------------------------------------------------------------
+
+
+def interrupt_after_progress(env: dict, args: list[str], cwd: Path) -> tuple[int, str]:
+    """Run ``mailer`` with progress lines every few ms; SIGINT it once a line shows rows done."""
+    process = subprocess.Popen([MAILER, *args], env={**env, "MAILER_PROGRESS_EVERY": "0.01"},
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd)
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if re.match(r"^imported [1-9][\d,]* of ", line):
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    process.stdout.read()
+    return process.wait(timeout=120), "".join(seen) + rest
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["mailchimp", "csv"])
+def test_ctrl_c_says_how_far_the_import_got_and_rerunning_finishes_it(mailer_env, engine,
+                                                                      tmp_path, kind):
+    rows = 60_000
+    if kind == "mailchimp":
+        source = write_large_export(tmp_path / "audience.zip", rows)
+        args = ["subscribers", "import-mailchimp", str(tmp_path / "audience.zip")]
+        expected = source
+    else:
+        csv_file = tmp_path / "readers.csv"
+        csv_file.write_text("email\n" + "".join(f"r{n}@example.org\n" for n in range(rows)))
+        args = ["subscribers", "import", str(csv_file), "--confirmed"]
+        expected = {"subscribed": rows}
+    env = {**os.environ, **mailer_env}
+    code, stderr = interrupt_after_progress(env, args, tmp_path)
+    assert code == 130, stderr
+    last = stderr.strip().splitlines()[-1]
+    found = re.fullmatch(r"interrupted: ([\d,]+) of 60,000 rows done; run the same command to "
+                         r"finish \(rows already imported are skipped\)", last)
+    assert found, stderr
+    assert "Traceback" not in stderr
+    done = int(found.group(1).replace(",", ""))
+    assert 0 < done < rows
+    # what it says was done is committed (a chunk committed as the signal came may not be
+    # counted yet: it is found already there on the re-run)
+    assert done <= len(readers(engine)) <= done + IMPORT_CHUNK_ROWS
+
+    again = subprocess.run([MAILER, *args], env=env, capture_output=True, text=True,
+                           timeout=300, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    statuses = [row.status for row in readers(engine).values()]
+    assert statuses.count("active") == expected["subscribed"]
+    assert len(statuses) == rows

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import (app, console, engine, examples, json_text, settings, shown,
-                             visible_controls)
+from mailer.cli._app import (app, console, engine, err_console, examples, json_text, settings,
+                             shown, visible_controls)
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
@@ -85,9 +85,13 @@ def import_(
     from mailer.store.subscribers import import_csv
 
     lines = count_lines(file)
-    with Progress("imported", total=max(0, lines - 1) if lines else None) as progress:
-        report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                            secret=settings().require_secret_key(), on_rows=progress.advance)
+    progress = Progress("imported", total=max(0, lines - 1) if lines else None)
+    try:
+        with progress:
+            report = import_csv(engine(), file, confirmed=confirmed, source="import",
+                                secret=settings().require_secret_key(), on_rows=progress.advance)
+    except KeyboardInterrupt:
+        raise _interrupted(progress) from None
     if as_json:
         _print_json(report.as_dict())
         return
@@ -125,14 +129,30 @@ def import_mailchimp(
     from mailer.cli.progress import Progress
     from mailer.store.mailchimp_import import import_mailchimp as run_import
 
-    with Progress("would import" if dry_run else "imported") as progress:
-        report = run_import(engine(), export, secret=settings().require_secret_key(),
-                            dry_run=dry_run, on_total=progress.set_total, on_rows=progress.advance)
+    progress = Progress("would import" if dry_run else "imported")
+    try:
+        with progress:
+            report = run_import(engine(), export, secret=settings().require_secret_key(),
+                                dry_run=dry_run, on_total=progress.set_total,
+                                on_rows=progress.advance)
+    except KeyboardInterrupt:
+        raise _interrupted(progress, dry_run=dry_run) from None
     if as_json:
         _print_json(report.as_dict())
         return
     for line in mailchimp_report_lines(report, export):
         console.print(line, highlight=False, markup=False, soft_wrap=True)
+
+
+def _interrupted(progress, *, dry_run: bool = False) -> typer.Exit:
+    """Ctrl-C: say how far it got (rows are committed chunk by chunk) and how to finish, as
+    `send` does; exit 130 like any interrupted command."""
+    of = f" of {progress.total:,}" if progress.total else ""
+    then = ("nothing was written" if dry_run else
+            "run the same command to finish (rows already imported are skipped)")
+    err_console.print(f"interrupted: {progress.done:,}{of} rows done; {then}",
+                      highlight=False, markup=False, soft_wrap=True)
+    return typer.Exit(130)
 
 
 def mailchimp_report_lines(report, source: Path) -> list[str]:
