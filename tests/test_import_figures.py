@@ -108,6 +108,19 @@ def test_imported_readers_are_counted_apart_from_sign_ups(run, engine, tmp_path)
     assert overview["signups"]["signups"] == 0  # nobody used the form
 
 
+
+def test_the_console_overview_shows_imports_apart_from_sign_ups(run, monkeypatch, tmp_path):
+    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
+
+    assert run("subscribers", "import-mailchimp", str(small_export(tmp_path))).exit_code == 0
+    page = _client(monkeypatch, ADMIN_ENV).get("/admin", headers=_basic(USER, PASSWORD)).text
+    rows = re.findall(r'<tr data-week="[^"]+">(.*?)</tr>', page)
+    this_week = re.findall(r"<td[^>]*>([^<]*)</td>", rows[0])  # newest first
+    assert this_week[0] == "0"  # sign-ups
+    assert this_week[5] == "4"  # list size
+    assert '<td data-figure="imported">4</td>' in rows[0]
+    assert "4 were imported" in page  # the gains chart says where they came from
+
 # -- 15: progress counts records; a dry run says what it would do -----------------------------
 
 
