@@ -6,8 +6,10 @@ asked to confirm. An address already in mailer never becomes less restricted: th
 only add an address or move it to a stricter state. Files are read most restrictive first, so an
 address in two files keeps the stricter state, and the report names it.
 
-New addresses go in by the bulk path of ``import_csv`` (one creation row in the history each);
-changes to existing ones go through :func:`change_status`. Both record source "mailchimp".
+New addresses go in by the bulk path of ``import_csv``: the reader's created_at and confirmed_at
+are Mailchimp's OPTIN_TIME and CONFIRM_TIME (:func:`reader_times`), and one creation row in the
+history each, at the import time, lets the figures count them as imported that week. Changes
+to existing ones go through :func:`change_status`. Both record source "mailchimp".
 ``dry_run`` decides everything the same way and writes nothing, so it prints the same report.
 """
 
