@@ -131,12 +131,15 @@ class MailchimpExport(AbstractContextManager):
                 header_of(export_file.name, csv.reader(bounded_lines(export_file.name, handle)))
 
     def count_rows(self) -> int:
-        """About how many data rows there are (lines less headers), for progress; reading every
-        byte once, it raises SubscriberError on a line over MAX_LINE_BYTES, before any import."""
+        """How many records there are: exactly the rows :meth:`members` will yield, so progress
+        ends at "N of N" even when a cell (NOTES) holds line breaks. Reading every line once,
+        it raises SubscriberError on a line over MAX_LINE_BYTES, before any import."""
         total = 0
         for export_file in self.files:
-            with export_file.open_binary() as handle:
-                total += max(0, scan_lines(export_file.name, handle) - 1)
+            with export_file.open_text() as handle:
+                reader = csv.reader(bounded_lines(export_file.name, handle))
+                header_of(export_file.name, reader)
+                total += sum(1 for _row in data_rows(reader))
         return total
 
     def members(self, export_file: ExportFile) -> Iterator[MailchimpMember | BadRow]:

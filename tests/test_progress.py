@@ -55,7 +55,7 @@ def test_a_long_run_prints_a_line_per_interval_and_a_closing_line(settings):
     assert out.getvalue().splitlines() == [
         "imported 100,000 of 200,000 rows (50%)",
         "imported 200,000 of 200,000 rows (100%)",
-        "done: imported 200,000 rows in 12.0 s",
+        "done: imported 200,000 of 200,000 rows in 12.0 s",
     ]
 
 
@@ -83,7 +83,7 @@ def test_a_large_import_prints_periodic_progress_lines_off_a_terminal(mailer_env
     periodic = [line for line in result.stderr.splitlines() if PERIODIC.match(line)]
     assert len(periodic) >= 3, result.stderr
     assert periodic[-1] != periodic[0]  # it moves
-    assert result.stderr.splitlines()[-1].startswith("done: imported 20,000 rows in ")
+    assert result.stderr.splitlines()[-1].startswith("done: imported 20,000 of 20,000 rows in ")
     # the report on stdout is what it always was
     assert result.stdout.splitlines()[0].endswith("20,000 rows in 3 files (1,000 cleaned, "
                                                   "2,000 unsubscribed, 17,000 subscribed)")
@@ -99,7 +99,7 @@ def test_a_large_import_prints_periodic_progress_lines_off_a_terminal(mailer_env
     exported = run_mailer(mailer_env, "subscribers", "export")
     assert exported.returncode == 0, exported.stderr
     assert len(list(csv.reader(io.StringIO(exported.stdout)))) == 1 + 40_000  # CSV intact
-    assert "done: exported 40,000 subscribers in " in exported.stderr
+    assert "done: exported 40,000 of 40,000 subscribers in " in exported.stderr
 
 
 @pytest.mark.slow

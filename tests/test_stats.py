@@ -232,9 +232,9 @@ def _build_growth(engine) -> None:
 
 def check_growth(weeks, totals) -> None:
     assert [w.as_dict() for w in weeks] == [
-        {"week_start": "2026-11-16", "new": 2, "confirmed": 1, "unsubscribed": 0,
+        {"week_start": "2026-11-16", "new": 2, "imported": 0, "confirmed": 1, "unsubscribed": 0,
          "suppressed": 0, "net": 1},
-        {"week_start": "2026-11-23", "new": 2, "confirmed": 2, "unsubscribed": 1,
+        {"week_start": "2026-11-23", "new": 2, "imported": 0, "confirmed": 2, "unsubscribed": 1,
          "suppressed": 2, "net": -1},
     ]
     assert totals == {"pending": 1, "active": 0, "unsubscribed": 1, "bounced": 1,

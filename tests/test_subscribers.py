@@ -296,7 +296,7 @@ def test_an_invalid_address_changes_nothing(db):
 def test_one_row_per_address_whatever_its_case(db):
     first, created = subs.add_subscriber(db, "Ann@Example.org", confirmed=True, secret=SECRET)
     again, created_again = subs.add_subscriber(db, "ann@EXAMPLE.ORG", secret=SECRET)
-    assert created and not created_again and again.id == first.id
+    assert created == "added" and created_again == "existing" and again.id == first.id
     assert subs.request_subscription(db, "ANN@example.org", secret=SECRET).subscriber.id == first.id
     assert subs.get_by_email(db, "aNN@example.org").id == first.id
     assert subscriber_count(db) == 1
@@ -305,7 +305,7 @@ def test_one_row_per_address_whatever_its_case(db):
 def test_add_confirmed_activates_a_pending_row(store, db):
     pending = subs.request_subscription(db, "wait@example.org", secret=SECRET).subscriber
     row, created = subs.add_subscriber(db, "wait@example.org", confirmed=True, secret=SECRET)
-    assert not created and fresh_row(store, pending.id).status == SubscriberStatus.ACTIVE
+    assert created == "confirmed" and fresh_row(store, pending.id).status == SubscriberStatus.ACTIVE
 
 
 def test_remove_unsubscribes_and_needs_a_known_address(store, db):
@@ -370,7 +370,7 @@ def test_forget_erases_the_person_and_keeps_only_a_hash(store, db, tmp_path):
 
     # ... but they may come back by asking, which puts them through double opt-in again
     row, created = subs.add_subscriber(db, "gone@example.org", secret=SECRET, allow_forgotten=True)
-    assert created and row.status == SubscriberStatus.PENDING
+    assert created == "added" and row.status == SubscriberStatus.PENDING
     assert db.execute(select(func.count()).select_from(ForgottenAddress)).scalar_one() == 0
 
 

@@ -59,7 +59,7 @@ def test_import_reports_rows_and_is_idempotent(run, tmp_path):
                         "cid@example.org,Cid\n")
     result = run("import", str(csv_file), "--confirmed")
     assert result.exit_code == 0, result.output
-    assert "4 rows: 2 added, 0 already there, 1 repeated in the file" in result.stdout
+    assert "4 rows: 2 added, 0 pending confirmed, 0 already there, 1 repeated in the file" in result.stdout
     assert "line 3: bob@" in result.stdout
 
     again = run("import", str(csv_file), "--confirmed", "--json")

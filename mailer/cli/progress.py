@@ -75,7 +75,8 @@ class Progress:
             self._bar.stop()
             return
         if self.lines_printed and exc_type is None:
-            self._print(f"done: {self.verb} {self.done:,} {self.unit} in "
+            of = f" of {self.total:,}" if self.total else ""
+            self._print(f"done: {self.verb} {self.done:,}{of} {self.unit} in "
                         f"{self.clock() - self.started:.1f} s")
 
     def _start_bar(self) -> None:
@@ -94,11 +95,16 @@ class Progress:
 
 
 def count_lines(path) -> int | None:
-    """Lines in a file, quickly (a progress total); None for stdin or an unreadable file."""
+    """Lines in a file, quickly (a progress total), the last one counted even without its line
+    end, as csv counts them; None for stdin or an unreadable file."""
     if str(path) == "-":
         return None
+    lines, last = 0, b"\n"
     try:
         with open(path, "rb") as handle:
-            return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                lines += chunk.count(b"\n")
+                last = chunk[-1:]
     except OSError:
         return None
+    return lines + (last != b"\n")

@@ -31,7 +31,7 @@ Gmail's 0.3 % spam line.
      "issues": [{"issue_number", "subject", "started_at", "sent", "delivered", "bounced",
                  "complained", "bounce_rate", "complaint_rate"}]  (the last 12, oldest first),
      "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "bounced", "complained",
-                "list_size", "signups", "signups_confirmed", "signups_pending",
+                "list_size", "signups", "signups_confirmed", "signups_pending", "imported",
                 "confirmation_rate"}]
               (the last 26 weeks; list_size = active readers at the week's end),
      "signups": {"window_weeks", "signups", "confirmed", "pending", "confirmation_rate"}}
@@ -53,7 +53,7 @@ Gmail's 0.3 % spam line.
      "sent_per_minute": [{"minute", "sent"}]}
   mailer stats --subscribers --json
     {"totals": {"pending", "active", "unsubscribed", "bounced", "complained"},
-     "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "suppressed", "net"}]}
+     "weeks": [{"week_start", "new", "imported", "confirmed", "unsubscribed", "suppressed", "net"}]}
 """
 
 
@@ -169,10 +169,10 @@ def _show_subscribers(weeks: int, as_json: bool) -> None:
         _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
         return
     table = Table(title="List growth per week (UTC, weeks start on Monday)", title_justify="left")
-    for name in ("week", "new", "confirmed", "unsubscribed", "suppressed", "net"):
+    for name in ("week", "new", "imported", "confirmed", "unsubscribed", "suppressed", "net"):
         table.add_column(name, justify="left" if name == "week" else "right")
     for w in growth:
-        table.add_row(w.week_start.isoformat(), str(w.new), str(w.confirmed),
+        table.add_row(w.week_start.isoformat(), str(w.new), str(w.imported), str(w.confirmed),
                       str(w.unsubscribed), str(w.suppressed), f"{w.net:+d}")
     console.print(table)
     console.print("Now: " + ", ".join(f"{n} {status}" for status, n in totals.items()),

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import (app, console, engine, examples, json_text, settings, shown,
-                             visible_controls)
+from mailer.cli._app import (app, console, engine, err_console, examples, json_text, settings,
+                             shown, visible_controls)
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
@@ -46,23 +46,28 @@ def _print_json(value: object) -> None:
 def add(
     email: str,
     confirmed: Annotated[bool, typer.Option(
-        "--confirmed", help="they already consented: active now, no confirmation needed")] = False,
+        "--confirmed", help="they already consented: active now, no confirmation needed (a "
+        "pending address is confirmed; one that left or bounced stays as it is)")] = False,
     allow_forgotten: Annotated[bool, typer.Option(
         "--allow-forgotten", help="add an address erased with `forget` (they asked again)")] = False,
 ) -> None:
-    """Add one address. An address already there is left as it is (exit 0)."""
-    from mailer.store.subscribers import add_subscriber
+    """Add one address. With --confirmed a pending address is confirmed; any other address
+    already there is left as it is (exit 0): an unsubscribed or bounced one is never made
+    active again here."""
+    from mailer.store.subscribers import AddOutcome, add_subscriber
 
     with _session() as db:
-        subscriber, created = add_subscriber(db, email, confirmed=confirmed, source="cli",
+        subscriber, outcome = add_subscriber(db, email, confirmed=confirmed, source="cli",
                                              secret=settings().require_secret_key(),
                                              allow_forgotten=allow_forgotten)
     address = shown(subscriber.email)
-    if created:
+    if outcome is AddOutcome.ADDED:
         note = "" if confirmed else " (no mail is sent: it stays pending until confirmed)"
         console.print(f"added {address} as {subscriber.status}{note}")
+    elif outcome is AddOutcome.CONFIRMED:
+        console.print(f"confirmed 1 pending reader: {address} is now active")
     else:
-        console.print(f"{address} is already there ({subscriber.status}); nothing added")
+        console.print(f"{address} is already there ({subscriber.status}); nothing changed")
 
 
 @subscribers_app.command("import", short_help="Import addresses from a CSV file; safe to run again.",
@@ -71,7 +76,8 @@ def add(
 def import_(
     file: Annotated[Path, typer.Argument(help="CSV with a header row and an 'email' column")],
     confirmed: Annotated[bool, typer.Option(
-        "--confirmed", help="they already consented: import them as active")] = False,
+        "--confirmed", help="they already consented: import them as active, and confirm "
+        "addresses here that are pending (never those who left or bounced)")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Import addresses from a CSV file; other columns are kept. Safe to run again."""
@@ -79,13 +85,19 @@ def import_(
     from mailer.store.subscribers import import_csv
 
     lines = count_lines(file)
-    with Progress("imported", total=max(0, lines - 1) if lines else None) as progress:
-        report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                            secret=settings().require_secret_key(), on_rows=progress.advance)
+    progress = Progress("imported", total=max(0, lines - 1) if lines else None)
+    try:
+        with progress:
+            report = import_csv(engine(), file, confirmed=confirmed, source="import",
+                                secret=settings().require_secret_key(), on_rows=progress.advance)
+    except KeyboardInterrupt:
+        raise _interrupted(progress) from None
     if as_json:
         _print_json(report.as_dict())
         return
-    console.print(f"{report.rows} rows: {report.added} added, {report.existing} already there, "
+    confirmed_part = f"{report.confirmed} pending confirmed, " if confirmed else ""
+    console.print(f"{report.rows} rows: {report.added} added, {confirmed_part}"
+                  f"{report.existing} already there, "
                   f"{report.duplicates} repeated in the file, {len(report.forgotten)} forgotten "
                   f"(skipped), {len(report.invalid)} invalid", soft_wrap=True)
     for line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
@@ -117,9 +129,14 @@ def import_mailchimp(
     from mailer.cli.progress import Progress
     from mailer.store.mailchimp_import import import_mailchimp as run_import
 
-    with Progress("imported") as progress:
-        report = run_import(engine(), export, secret=settings().require_secret_key(),
-                            dry_run=dry_run, on_total=progress.set_total, on_rows=progress.advance)
+    progress = Progress("would import" if dry_run else "imported")
+    try:
+        with progress:
+            report = run_import(engine(), export, secret=settings().require_secret_key(),
+                                dry_run=dry_run, on_total=progress.set_total,
+                                on_rows=progress.advance)
+    except KeyboardInterrupt:
+        raise _interrupted(progress, dry_run=dry_run) from None
     if as_json:
         _print_json(report.as_dict())
         return
@@ -127,14 +144,26 @@ def import_mailchimp(
         console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
+def _interrupted(progress, *, dry_run: bool = False) -> typer.Exit:
+    """Ctrl-C: say how far it got (rows are committed chunk by chunk) and how to finish, as
+    `send` does; exit 130 like any interrupted command."""
+    of = f" of {progress.total:,}" if progress.total else ""
+    then = ("nothing was written" if dry_run else
+            "run the same command to finish (rows already imported are skipped)")
+    err_console.print(f"interrupted: {progress.done:,}{of} rows done; {then}",
+                      highlight=False, markup=False, soft_wrap=True)
+    return typer.Exit(130)
+
+
 def mailchimp_report_lines(report, source: Path) -> list[str]:
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in report.kinds.items())
     lines = ["dry run: nothing is written; this is what the import would do"] \
         if report.dry_run else []
     lines.append(f"{source}: {report.rows:,} rows in {len(report.files)} files ({kinds})")
-    lines.append(f"  added: {_counts(report.added)}")
+    would = "would " if report.dry_run else ""
+    lines.append(f"  {would}add{'' if would else 'ed'}: {_counts(report.added)}")
     if report.changed:
-        lines.append(f"  changed: {_counts(report.changed)}")
+        lines.append(f"  {would}change{'' if would else 'd'}: {_counts(report.changed)}")
     lines.append(f"  already as the export says: {report.unchanged:,}")
     if report.kept:
         lines.append(f"  kept, stricter here than in the export: {_counts(report.kept)}")
@@ -151,7 +180,8 @@ def mailchimp_report_lines(report, source: Path) -> list[str]:
         lines.append(f"  {file} line {line}: {reason}")
     _more(lines, len(report.invalid), "invalid rows")
     if not report.changed_anything:
-        lines.append("nothing changed: mailer already holds everything in this export")
+        lines.append(f"nothing {'would change' if would else 'changed'}: mailer already holds "
+                     "everything in this export")
     return lines
 
 

@@ -20,7 +20,7 @@ from mailer.rate_warnings import rate_property
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
 from mailer.store.sql_figures import count_where, week_bucket
 from mailer.store.stats import CampaignStats, _iso, campaign_stats, combine
-from mailer.store.subscriber_reads import count_by_status
+from mailer.store.subscriber_reads import count_by_status, imported_here, signed_up_here
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
@@ -92,7 +92,7 @@ class ListWeek:
     """One ISO week (Monday, UTC) of the list: what came in, what left, and its size after."""
 
     week_start: date
-    new: int
+    new: int  # sign-ups (the form, or by hand); imported readers are counted apart
     confirmed: int
     unsubscribed: int
     bounced: int
@@ -101,6 +101,7 @@ class ListWeek:
     signups: int  # sign-ups through the public form this week
     signups_confirmed: int  # ... of which confirmed (by now)
     signups_pending: int = 0  # ... and still waiting to confirm
+    imported: int = 0  # readers an import (CSV or Mailchimp) added as active this week
 
     confirmation_rate = rate_property("signups_confirmed", "signups")
 
@@ -110,17 +111,22 @@ class ListWeek:
 
 
 def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
-    """One pass over the window's status changes: per week, arrivals in each status and the
-    net change of the active list."""
+    """One pass over the window's status changes: per week, arrivals in each status, readers
+    imported, and the net change of the active list.
+
+    An import's own rows count as "imported" (when active) and in no other series: a reader
+    who left Mailchimp years ago did not unsubscribe from this list this week."""
     week = week_bucket(session, SubscriberChange.at).label("week")
     left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
-    query = (select(week, SubscriberChange.to_status, left_active, func.count())
+    imported = imported_here().label("imported")
+    query = (select(week, SubscriberChange.to_status, left_active, imported, func.count())
              .where(SubscriberChange.at >= since)
-             .group_by(week, SubscriberChange.to_status, left_active))
-    series: dict[str, dict[str, int]] = {name: {} for name in (*STATUS_SERIES.values(), "net")}
-    for key, to_status, left, n in session.execute(query):
+             .group_by(week, SubscriberChange.to_status, left_active, imported))
+    names = (*STATUS_SERIES.values(), "imported", "net")
+    series: dict[str, dict[str, int]] = {name: {} for name in names}
+    for key, to_status, left, by_import, n in session.execute(query):
         key, n = str(key), int(n)
-        name = STATUS_SERIES.get(str(to_status))
+        name = _arrival_series(str(to_status), bool(by_import))
         if name:
             series[name][key] = series[name].get(key, 0) + n
         delta = (n if str(to_status) == SubscriberStatus.ACTIVE.value else 0) - (n if left else 0)
@@ -128,11 +134,18 @@ def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int
     return series
 
 
+def _arrival_series(to_status: str, by_import: bool) -> str | None:
+    if by_import:
+        return "imported" if to_status == SubscriberStatus.ACTIVE.value else None
+    return STATUS_SERIES.get(to_status)
+
+
 def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
-    """Per week: new readers, and the sign-ups through the form: confirmed, still pending."""
+    """Per week: new readers (not imported ones), and the sign-ups through the form: confirmed,
+    still pending."""
     week = week_bucket(session, Subscriber.created_at).label("week")
     form = Subscriber.source == SIGNUP_SOURCE
-    query = (select(week, func.count(), count_where(form),
+    query = (select(week, count_where(signed_up_here()), count_where(form),
                     count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
                     count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
              .where(Subscriber.created_at >= since)

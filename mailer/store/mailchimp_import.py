@@ -6,8 +6,10 @@ asked to confirm. An address already in mailer never becomes less restricted: th
 only add an address or move it to a stricter state. Files are read most restrictive first, so an
 address in two files keeps the stricter state, and the report names it.
 
-New addresses go in by the bulk path of ``import_csv`` (one creation row in the history each);
-changes to existing ones go through :func:`change_status`. Both record source "mailchimp".
+New addresses go in by the bulk path of ``import_csv``: the reader's created_at and confirmed_at
+are Mailchimp's OPTIN_TIME and CONFIRM_TIME (:func:`reader_times`), and one creation row in the
+history each, at the import time, lets the figures count them as imported that week. Changes
+to existing ones go through :func:`change_status`. Both record source "mailchimp".
 ``dry_run`` decides everything the same way and writes nothing, so it prints the same report.
 """
 
@@ -17,6 +19,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
@@ -243,32 +246,45 @@ def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> N
         [_subscriber_values(row, now) for row in new]).all()
     if inserted:
         session.execute(insert(SubscriberChange.__table__), [
-            _creation_values(subscriber_id, by_email[email].member) for subscriber_id, email
-            in inserted])
+            _creation_values(subscriber_id, by_email[email].member, now)
+            for subscriber_id, email in inserted])
     for _id, email in inserted:
         report.added[TARGET[by_email[email].member.kind].value] += 1
     # Inserted meanwhile by someone else (the web form): theirs stands.
     report.unchanged += len(new) - len(inserted)
 
 
-def _subscriber_values(row: _Row, now) -> dict:
+def reader_times(member: MailchimpMember, now: datetime) -> tuple[datetime, datetime]:
+    """(signed up, confirmed) as Mailchimp knew them: OPTIN_TIME and CONFIRM_TIME, each standing
+    in for the other when missing; when both are, the time they left (for who left) or the
+    import time. The earlier is the
+    sign-up, so nobody signs up after they confirmed (older exports have such rows)."""
+    known = [t for t in (member.optin_time, member.confirm_time) if t is not None]
+    if not known:
+        return member.left_at or now, now
+    return min(known), member.confirm_time or member.optin_time or now
+
+
+def _subscriber_values(row: _Row, now: datetime) -> dict:
     member = row.member
     status = TARGET[member.kind]
-    consented = member.confirm_time or member.optin_time or now
+    signed_up, confirmed = reader_times(member, now)
     mailchimp = {k: v for k, v in (("leid", member.leid), ("euid", member.euid),
                                    ("tags", member.tags)) if v}
     attrs = {**member.merge_fields, "mailchimp": mailchimp} if mailchimp else member.merge_fields
-    return {"email": row.email, "status": status.value, "created_at": now, "updated_at": now,
-            "confirmed_at": consented if status is SubscriberStatus.ACTIVE else None,
+    return {"email": row.email, "status": status.value, "created_at": signed_up,
+            "updated_at": now,
+            "confirmed_at": max(confirmed, signed_up) if status is SubscriberStatus.ACTIVE
+            else None,
             "source": SOURCE, "signup_ip": member.optin_ip, "confirm_ip": member.confirm_ip,
             "attrs": json.dumps(attrs, ensure_ascii=False, sort_keys=True) if attrs else None}
 
 
-def _creation_values(subscriber_id: int, member: MailchimpMember) -> dict:
+def _creation_values(subscriber_id: int, member: MailchimpMember, now: datetime) -> dict:
+    # ``at`` is when mailer took the reader in (the figures count it as an import that week);
+    # when they opted in, confirmed or left Mailchimp is in the detail, and on the reader.
     status = TARGET[member.kind]
-    at = (member.left_at if status is not SubscriberStatus.ACTIVE else
-          member.confirm_time or member.optin_time) or utcnow()
-    return {"subscriber_id": subscriber_id, "at": at, "from_status": None,
+    return {"subscriber_id": subscriber_id, "at": now, "from_status": None,
             "to_status": status.value, "source": SOURCE,
             "detail": json.dumps(consent_detail(member), sort_keys=True)}
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -27,6 +27,10 @@ from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
 from mailer.tokens import FORGET_HASH_PREFIX
 
 IMPORT_CHUNK_ROWS = 2_000
+# The sources that bring readers in from a file: the figures count them as imports, apart from
+# sign-ups (the Mailchimp import records suppression.MAILCHIMP, "mailchimp").
+CSV_IMPORT_SOURCE = "import"
+IMPORT_SOURCES = frozenset({CSV_IMPORT_SOURCE, "mailchimp"})
 # Columns `export` writes that an import of that file must not copy into attrs.
 _EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "confirmed_at",
                                   "source"})
@@ -79,19 +83,21 @@ def spreadsheet_safe(value: str) -> str:
 @dataclass
 class ImportReport:
     added: int = 0
-    existing: int = 0  # already subscribers (any status): left as they are
+    confirmed: int = 0  # ``confirmed``: already here and pending, now active
+    existing: int = 0  # already subscribers: left as they are
     duplicates: int = 0  # the same address again further down the file
     forgotten: list[tuple[int, str]] = field(default_factory=list)  # (line, address) skipped
     invalid: list[tuple[int, str]] = field(default_factory=list)  # (line, reason)
 
     @property
     def rows(self) -> int:
-        return self.added + self.existing + self.duplicates + len(self.forgotten) + len(
-            self.invalid)
+        return self.added + self.confirmed + self.existing + self.duplicates + len(
+            self.forgotten) + len(self.invalid)
 
     def as_dict(self) -> dict:
         return {
-            "rows": self.rows, "added": self.added, "existing": self.existing,
+            "rows": self.rows, "added": self.added, "confirmed": self.confirmed,
+            "existing": self.existing,
             "duplicates": self.duplicates,
             "forgotten": [{"line": line, "email": email} for line, email in self.forgotten],
             "invalid": [{"line": line, "reason": reason} for line, reason in self.invalid],
@@ -125,7 +131,9 @@ def import_csv(engine: Engine, path: Path, *, confirmed: bool = False, source: s
     """Add the addresses of a CSV file with an ``email`` column; other columns go to attrs.
 
     Streams the file and commits chunk by chunk, so a large file never sits in memory and an
-    interrupted import is simply run again: rows already there are counted, never changed.
+    interrupted import is simply run again: rows already there are counted, never changed,
+    except that ``confirmed`` confirms a pending one (the rule of ``add --confirmed``; an
+    unsubscribed, bounced or complained address stays as it is).
     A bad row is reported with its line number and skipped. ``on_rows`` hears how many more
     lines were read after each chunk (progress for the caller to show).
     """
@@ -253,9 +261,40 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
              "detail": json.dumps({"file": run.file_name, "line": lines[email]})}
             for subscriber_id, email in inserted
         ])
+    new = {email for _id, email in inserted}
+    confirmed = (_confirm_pending(session, [c for c in fresh if c.email not in new], run, now)
+                 if run.confirmed else 0)
     session.commit()
     report.added += len(inserted)
-    report.existing += len(fresh) - len(inserted)
+    report.confirmed += confirmed
+    report.existing += len(fresh) - len(inserted) - confirmed
+
+
+def _confirm_pending(session: Session, already: list[_Candidate], run: _ImportRun,
+                     now: datetime) -> int:
+    """Confirm the addresses of ``already`` (here before this chunk) that are pending; how many.
+
+    In bulk, one update and one insert per chunk, so a re-run over a large file stays quick."""
+    if not already:
+        return 0
+    table = Subscriber.__table__
+    by_email = {c.email.lower(): c for c in already}
+    pending = session.execute(select(table.c.id, table.c.email).where(
+        func.lower(table.c.email).in_(list(by_email)),
+        table.c.status == SubscriberStatus.PENDING.value)).all()
+    if not pending:
+        return 0
+    session.execute(update(table).where(table.c.id.in_([i for i, _e in pending])).values(
+        status=SubscriberStatus.ACTIVE.value, confirmed_at=now, updated_at=now,
+        confirm_nonce=None))  # an old confirmation link must not act on them again
+    session.execute(insert(SubscriberChange.__table__), [
+        {"subscriber_id": subscriber_id, "at": now,
+         "from_status": SubscriberStatus.PENDING.value,
+         "to_status": SubscriberStatus.ACTIVE.value, "source": run.source,
+         "detail": json.dumps({"file": run.file_name, "line": by_email[email.lower()].line,
+                               "confirmed_by": "operator"})}
+        for subscriber_id, email in pending])
+    return len(pending)
 
 
 def _insert_ignoring_duplicates(session: Session):

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from datetime import date
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.store.sql_figures import week_bucket
+from mailer.store.subscriber_files import IMPORT_SOURCES
 from mailer.store.subscribers import require_subscriber
 
 
@@ -47,17 +48,30 @@ def history(session: Session, raw_email: str) -> tuple[Subscriber, list[Subscrib
 # -- the list over time -----------------------------------------------------------------------
 
 
+def imported_here():
+    """A history row that is an import taking a reader in (a CSV or Mailchimp file): counted
+    as "imported", never as a sign-up, a confirmation or an unsubscribe of this list."""
+    return and_(SubscriberChange.from_status.is_(None),
+                SubscriberChange.source.in_(sorted(IMPORT_SOURCES)))
+
+
+def signed_up_here():
+    """A reader who came by the form or by hand, not from an imported file."""
+    return or_(Subscriber.source.is_(None), Subscriber.source.not_in(sorted(IMPORT_SOURCES)))
+
+
 @dataclass(frozen=True)
 class WeekGrowth:
     week_start: date  # the Monday (UTC) the week begins
-    new: int = 0
+    new: int = 0  # sign-ups (the form, or by hand); imported readers are not
+    imported: int = 0  # readers an import added as active
     confirmed: int = 0
     unsubscribed: int = 0
     suppressed: int = 0
 
     @property
     def net(self) -> int:
-        return self.confirmed - self.unsubscribed - self.suppressed
+        return self.confirmed + self.imported - self.unsubscribed - self.suppressed
 
     def as_dict(self) -> dict:
         return {**asdict(self), "week_start": self.week_start.isoformat(), "net": self.net}
@@ -70,18 +84,22 @@ def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:
 
 
 def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:
-    """Per ISO week (Monday, UTC): sign-ups, confirmations, unsubscribes and suppressions.
+    """Per ISO week (Monday, UTC): sign-ups, imports, confirmations, unsubscribes and
+    suppressions. A reader an import brought in counts as imported in the week of the import,
+    whatever Mailchimp's times say, and nowhere else.
 
     Only weeks with some change are listed, oldest first; ``weeks`` keeps the most recent ones.
     """
     to_status = SubscriberChange.to_status
+    active = to_status == SubscriberStatus.ACTIVE.value
+    here = not_(imported_here())
     series = {
-        "new": _weekly_counts(session, Subscriber.created_at),
-        "confirmed": _weekly_counts(session, SubscriberChange.at,
-                                    to_status == SubscriberStatus.ACTIVE.value),
-        "unsubscribed": _weekly_counts(session, SubscriberChange.at,
+        "new": _weekly_counts(session, Subscriber.created_at, signed_up_here()),
+        "imported": _weekly_counts(session, SubscriberChange.at, active, imported_here()),
+        "confirmed": _weekly_counts(session, SubscriberChange.at, active, here),
+        "unsubscribed": _weekly_counts(session, SubscriberChange.at, here,
                                        to_status == SubscriberStatus.UNSUBSCRIBED.value),
-        "suppressed": _weekly_counts(session, SubscriberChange.at, to_status.in_(
+        "suppressed": _weekly_counts(session, SubscriberChange.at, here, to_status.in_(
             [SubscriberStatus.BOUNCED.value, SubscriberStatus.COMPLAINED.value])),
     }
     week_keys = sorted(set().union(*series.values()))
@@ -94,4 +112,5 @@ def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGr
     ]
 
 
-__all__ = ["WeekGrowth", "count_by_status", "history", "list_subscribers", "subscriber_growth"]
+__all__ = ["WeekGrowth", "count_by_status", "history", "imported_here", "list_subscribers",
+           "signed_up_here", "subscriber_growth"]

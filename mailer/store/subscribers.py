@@ -20,6 +20,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -308,11 +309,20 @@ def _unsubscribe(session: Session, subscriber: Subscriber, *, source: str) -> No
 # -- operator commands -------------------------------------------------------------------------
 
 
+class AddOutcome(StrEnum):
+    """What ``add_subscriber`` did, for the operator to be told truthfully."""
+
+    ADDED = "added"
+    CONFIRMED = "confirmed"  # ``confirmed`` and the address was pending: now active
+    EXISTING = "existing"  # already there, left as it is
+
+
 def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
                    source: str = "cli", secret: str | None = None,
-                   allow_forgotten: bool = False) -> tuple[Subscriber, bool]:
-    """Add an address by hand; returns (row, created). An existing row is left as it is,
-    except that ``confirmed`` activates a pending one.
+                   allow_forgotten: bool = False) -> tuple[Subscriber, AddOutcome]:
+    """Add an address by hand; returns (row, what was done). An existing row is left as it is,
+    except that ``confirmed`` confirms a pending one (the rule ``import --confirmed`` follows
+    too); an unsubscribed, bounced or complained one is never made active here.
 
     A forgotten address is refused unless ``allow_forgotten`` (the person asked again).
     """
@@ -322,7 +332,8 @@ def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
         if confirmed and existing.status == SubscriberStatus.PENDING:
             change_status(session, existing, SubscriberStatus.ACTIVE, source=source,
                           detail={"confirmed_by": "operator"})
-        return existing, False
+            return existing, AddOutcome.CONFIRMED
+        return existing, AddOutcome.EXISTING
     if forgotten_hash(session, email, forget_keys(session, secret_or_configured(secret))) is not None:
         if not allow_forgotten:
             raise SubscriberError(f"{email} was forgotten at their request and is not added "
@@ -337,7 +348,7 @@ def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
     _record_creation(session, subscriber, source=source,
                      detail={"confirmed_by": "operator"} if confirmed else None)
     session.commit()
-    return subscriber, True
+    return subscriber, AddOutcome.ADDED
 
 
 def remove_subscriber(session: Session, raw_email: str, *, source: str = "cli") -> Subscriber:

@@ -134,16 +134,19 @@ def _flows_chart(weeks: list[ListWeek]) -> Markup:
     ups, downs = [], []
     for week in weeks:
         lost = week.unsubscribed + week.bounced + week.complained
-        ups.append(Bar("", week.confirmed, f"Week of {week.week_start}: "
-                       f"{fmt_number(week.confirmed)} confirmed", "gain"))
+        came = week.confirmed + week.imported
+        ups.append(Bar("", came, f"Week of {week.week_start}: {fmt_number(week.confirmed)} "
+                       f"confirmed, {fmt_number(week.imported)} imported", "gain"))
         downs.append(Bar("", lost, f"Week of {week.week_start}: {fmt_number(lost)} left "
                          f"({week.unsubscribed} unsubscribed, {week.bounced} bounced, "
                          f"{week.complained} complained)", "loss"))
-    gained = sum(w.confirmed for w in weeks)
+    confirmed = sum(w.confirmed for w in weeks)
+    imported = sum(w.imported for w in weeks)
     lost = sum(w.unsubscribed + w.bounced + w.complained for w in weeks)
     return diverging_chart(
         "Readers gained and lost per week",
-        f"Over {len(weeks)} weeks {fmt_number(gained)} readers confirmed (bars up) and "
+        f"Over {len(weeks)} weeks {fmt_number(confirmed)} readers confirmed and "
+        f"{fmt_number(imported)} were imported (bars up), and "
         f"{fmt_number(lost)} left by unsubscribing, bouncing or complaining (bars down).",
         ups, downs, fmt=fmt_number)
 
