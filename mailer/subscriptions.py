@@ -6,11 +6,14 @@ confirmation mail, its transport) and presents the result; nothing here knows ab
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from mailer.config import Settings
-from mailer.errors import UnknownSubscriber
+from mailer.errors import TokenUsed, UnknownSubscriber
 from mailer.render.confirm import confirmation_email
 from mailer.store import signups
 from mailer.store import subscribers as store
+from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
 from mailer.store.models import Subscriber
 from mailer.store.signups import SignupLimits
@@ -70,19 +73,50 @@ def signup_pressure(engine, settings: Settings) -> signups.SignupPressure:
 
 # -- confirm -----------------------------------------------------------------------------------
 
-def subscriber_to_confirm(engine, settings: Settings, token: str) -> Subscriber:
-    """The subscriber a confirmation link is for (an invalid or expired link raises)."""
-    with session(engine) as db:
-        return store.check_confirm_token(db, token, secret=settings.secret_key,
-                                         max_age=settings.confirm_token_max_age)
+@dataclass(frozen=True)
+class ConfirmLink:
+    """What a confirm link shows: its reader, and their manage page once it has confirmed them."""
+    subscriber: Subscriber
+    manage_url: str | None = None  # None: still pending, the page asks to confirm
 
 
-def confirm(engine, settings: Settings, token: str, ip: str) -> tuple[Subscriber, str]:
-    """Confirm the subscription; the subscriber and the path of their manage page."""
+def confirm_link(engine, settings: Settings, token: str) -> ConfirmLink:
+    """The reader a confirmation link is for; changes nothing (mail scanners GET).
+
+    Clicked again after it confirmed the reader, the link shows them subscribed while that
+    confirmation stands; any other used, invalid or expired link raises.
+    """
     with session(engine) as db:
-        subscriber = store.confirm_subscription(db, token, secret=settings.secret_key,
-                                                max_age=settings.confirm_token_max_age, ip=ip)
-    return subscriber, f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+        try:
+            return ConfirmLink(store.check_confirm_token(db, token, secret=settings.secret_key,
+                                                         max_age=settings.confirm_token_max_age))
+        except TokenUsed:
+            subscriber = _confirmed_by(db, settings, token)
+    return ConfirmLink(subscriber, _manage_url(settings, subscriber))
+
+
+def confirm(engine, settings: Settings, token: str, ip: str) -> ConfirmLink:
+    """Confirm the subscription; a second click on the same link confirms nothing new and
+    answers the same, while that confirmation stands."""
+    with session(engine) as db:
+        try:
+            subscriber = store.confirm_subscription(db, token, secret=settings.secret_key,
+                                                    max_age=settings.confirm_token_max_age, ip=ip)
+        except TokenUsed:
+            subscriber = _confirmed_by(db, settings, token)
+    return ConfirmLink(subscriber, _manage_url(settings, subscriber))
+
+
+def _confirmed_by(db, settings: Settings, token: str) -> Subscriber:
+    subscriber = reader_confirmed_by(db, token, secret=settings.secret_key,
+                                     max_age=settings.confirm_token_max_age)
+    if subscriber is None:
+        raise TokenUsed("this confirmation link has already been used")
+    return subscriber
+
+
+def _manage_url(settings: Settings, subscriber: Subscriber) -> str:
+    return f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
 
 
 # -- unsubscribe -------------------------------------------------------------------------------

@@ -347,5 +347,26 @@ def forget(
     if not yes:
         typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
     with _session() as db:
-        forget_subscriber(db, address, secret=secret)
-    console.print(f"forgot {shown(address)}: it will not be added or imported again")
+        report = forget_subscriber(db, address, secret=secret)
+    console.print(_forget_summary(report))
+
+
+def _plural(count: int, one: str, many: str) -> str:
+    return f"{count} {one if count == 1 else many}"
+
+
+def _forget_summary(report) -> str:
+    """What was there and what went: exit 0 either way, so these words are the only tell."""
+    address = shown(report.email)
+    if report.reader_status is None:
+        found = f"no reader had {address}"
+    else:
+        found = (f"erased the reader {address} ({report.reader_status}), "
+                 f"{_plural(report.history_rows, 'history row', 'history rows')} and "
+                 f"{_plural(report.deliveries, 'delivery', 'deliveries')}")
+    if report.events_redacted:
+        found += (f"; {_plural(report.events_redacted, 'provider event', 'provider events')} "
+                  "kept without the address")
+    if report.already_forgotten:
+        return f"{found}; it was already forgotten and is never added or imported again"
+    return f"{found}; its hash is recorded so it is never added or imported again"

@@ -40,6 +40,17 @@ FORGET_PEPPER = "forget-pepper"
 
 
 @dataclass(frozen=True)
+class ForgetReport:
+    """What one forget found and erased, so the operator is told the truth (exit 0 either way)."""
+    email: str
+    reader_status: str | None  # None: no reader had the address
+    history_rows: int = 0
+    deliveries: int = 0
+    events_redacted: int = 0  # provider events kept for the statistics, without the address
+    already_forgotten: bool = False
+
+
+@dataclass(frozen=True)
 class ForgetKeys:
     pepper: str | None  # None until the first address is forgotten
     legacy_secrets: tuple[str, ...]  # empty when no old-style row is left

@@ -42,6 +42,7 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.store.forgotten import (
+    ForgetReport,
     forget_keys,
     forgotten_hash,
     remember_forgotten,
@@ -358,42 +359,48 @@ def remove_subscriber(session: Session, raw_email: str, *, source: str = "cli") 
     return subscriber
 
 
-def forget_subscriber(session: Session, raw_email: str, *, secret: str) -> None:
+def forget_subscriber(session: Session, raw_email: str, *, secret: str) -> ForgetReport:
     """Erase an address and everything personal about it; keep only a keyed hash of it.
 
     The subscriber, its change history and its ledger rows go; provider events about it stay
     for the statistics but lose the address and the payload. An address that was never a
-    subscriber is remembered too, so it is never imported.
+    subscriber is remembered too, so it is never imported. The report says what was there.
     """
     email = normalise_address(raw_email)
     keys = forget_keys(session, secret, create=True)  # before the erasure's writes
+    already = forgotten_hash(session, email, keys) is not None
     subscriber = get_by_email(session, email)
-    if subscriber is not None:
-        _erase(session, subscriber)
-    _redact_events(session, email=email, delivery_ids=())
+    erased = _erase(session, subscriber) if subscriber is not None else (None, 0, 0, 0)
+    events = erased[3] + _redact_events(session, email=email, delivery_ids=())
     remember_forgotten(session, email, keys)
     session.commit()
+    shown_as = subscriber.email if subscriber is not None else email  # as the reader spelt it
+    return ForgetReport(shown_as, *erased[:3], events_redacted=events, already_forgotten=already)
 
 
-def _erase(session: Session, subscriber: Subscriber) -> None:
+def _erase(session: Session, subscriber: Subscriber) -> tuple[str, int, int, int]:
+    """(status, history rows, deliveries, events redacted) of the erased subscriber."""
+    status = SubscriberStatus(subscriber.status).value
     delivery_ids = session.execute(
         select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)).scalars().all()
-    _redact_events(session, email=subscriber.email, delivery_ids=delivery_ids)
-    session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber.id))
-    session.execute(delete(SubscriberChange).where(
-        SubscriberChange.subscriber_id == subscriber.id))
+    events = _redact_events(session, email=subscriber.email, delivery_ids=delivery_ids)
+    deliveries = session.execute(
+        delete(Delivery).where(Delivery.subscriber_id == subscriber.id)).rowcount
+    history = session.execute(delete(SubscriberChange).where(
+        SubscriberChange.subscriber_id == subscriber.id)).rowcount
     session.delete(subscriber)
     session.flush()
+    return status, history, deliveries, events
 
 
-def _redact_events(session: Session, *, email: str, delivery_ids: Iterable[int]) -> None:
+def _redact_events(session: Session, *, email: str, delivery_ids: Iterable[int]) -> int:
     matches = [func.lower(DeliveryEventRecord.recipient) == email.lower()]
     ids = list(delivery_ids)
     if ids:
         matches.append(DeliveryEventRecord.delivery_id.in_(ids))
-    session.execute(
+    return session.execute(
         update(DeliveryEventRecord)
         .where(or_(*matches))
         .values(recipient="(forgotten)", raw="{}", diagnostic=None, delivery_id=None)
         .execution_options(synchronize_session=False)
-    )
+    ).rowcount

@@ -35,7 +35,7 @@ from mailer.errors import (
     TransportError,
     UnknownSubscriber,
 )
-from mailer.web import admin, console, embed, public, webhook
+from mailer.web import admin, console, embed, links, public, webhook
 from mailer.web.client_body import ClientBodyMiddleware
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _init_state(app, settings)
     app.include_router(embed.router)  # before public: /subscribe/embed is not a form post
     app.include_router(public.router)
+    app.include_router(links.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
     app.include_router(console.router)  # the operator pages, behind admin's checks

@@ -87,10 +87,11 @@ def snippet(request: Request, return_url: str | None) -> str:
 
 @router.get("/subscribe/embed")
 def embed(request: Request) -> Response:
-    """The snippet and how to use it, for the site's editors."""
+    """The snippet and how to use it, for the site's editors: nothing of the configuration
+    (the allow-list, setting names) is shown, that is the operator's (docs/operations.md)."""
     settings: Settings = request.app.state.settings
     wanted = request.query_params.get(RETURN_FIELD)
     return_url = allowed_return_url(wanted, settings.allowed_return_urls) if wanted else None
     return request.app.state.pages.response(
         "embed", snippet=snippet(request, return_url), base_url=settings.base_url.rstrip("/"),
-        wanted=wanted, return_url=return_url, allowed=settings.allowed_return_urls)
+        wanted=wanted, return_url=return_url)

@@ -1,4 +1,5 @@
-"""Public routes: subscribe, confirm, unsubscribe (the site's form and the links in every mail).
+"""Public routes: the site's root and its subscribe form (the links in every mail are
+mailer.web.links).
 
 Rules every route keeps:
 - ``POST /subscribe`` answers the same for new, pending, active and unsubscribed addresses, so
@@ -7,7 +8,7 @@ Rules every route keeps:
 - Each network (an IPv4 address, an IPv6 /64) gets MAILER_CONFIRM_MAILS_PER_NETWORK sign-ups
   an hour that may lead to a confirmation mail, far below the hourly cap for everyone: an
   abuser needs many networks to mail many strangers or to pause the form.
-- A GET never changes state: mail scanners follow links. Changes happen on POST only.
+- A GET never changes state. Changes happen on POST only.
 - The subscriber row and the confirmation mail follow after the answer, in the background; a
   transport failure is logged and never reaches the client.
 - A database that cannot be written is a 503 with Retry-After (mailer.web.app), never a success.
@@ -23,30 +24,25 @@ from typing import Any
 from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
-from starlette.requests import Request as StarletteRequest
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from mailer.config import Settings
-from mailer.domain import SubscriberStatus
-from mailer.errors import InvalidAddress, UnknownSubscriber
+from mailer.errors import InvalidAddress
 from mailer import subscriptions
 from mailer.store import signups
 from mailer.store.signups import SignupRefused
 from mailer.store.db import get_engine
-from mailer.store.models import Subscriber
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.limiter import SlidingWindowLimiter
 from mailer.web.pages import Pages
 from mailer.web.security import client_ip, rate_limit_key
-from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH
+from mailer.wire import SUBSCRIBE_PATH
 
 log = logging.getLogger("mailer.web")
 router = APIRouter()
 
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 JSON_TYPES = ("application/json",)
-# what mail clients may send for RFC 8058 one-click (the RFC prefers multipart)
-ONE_CLICK_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 HONEYPOT_FIELD = "website"
 MAX_ADDRESS_LENGTH = 320
 ACCEPTED_MESSAGE = (
@@ -219,6 +215,12 @@ def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> No
 # -- subscribe -----------------------------------------------------------------------------------
 
 
+@router.api_route("/", methods=["GET", "HEAD"])  # HEAD too: uptime checks ask for the root
+def root() -> Response:
+    """A reader who types the bare host name came to subscribe: there is nothing else to see."""
+    return RedirectResponse(SUBSCRIBE_PATH, status_code=303)
+
+
 @router.get(SUBSCRIBE_PATH)
 def subscribe_form(request: Request) -> Response:
     return _pages(request).response("subscribe", email="", error=None)
@@ -317,83 +319,3 @@ def handle_leftover_signups(app) -> None:
 def _first_line(error: BaseException) -> str:
     text = str(getattr(error, "orig", None) or error).strip()
     return text.splitlines()[0] if text else type(error).__name__
-
-
-# -- confirm -------------------------------------------------------------------------------------
-
-
-@router.get(f"{CONFIRM_PATH}/{{token}}")
-def confirm_page(request: Request, token: str) -> Response:
-    subscriber = subscriptions.subscriber_to_confirm(_engine(request), _settings(request), token)
-    return _pages(request).response("confirm", email=subscriber.email, token=token)
-
-
-@router.post(f"{CONFIRM_PATH}/{{token}}")
-def confirm(request: Request, token: str) -> Response:
-    subscriber, manage_url = subscriptions.confirm(_engine(request), _settings(request), token,
-                                                   _client_ip(request))
-    return _pages(request).response("confirmed", email=subscriber.email, manage_url=manage_url)
-
-
-# -- unsubscribe (and the "manage subscription" page) --------------------------------------------
-
-
-@router.get(f"{UNSUBSCRIBE_PATH}/{{token}}")
-def unsubscribe_page(request: Request, token: str) -> Response:
-    subscriber = subscriptions.subscriber_of(_engine(request), _settings(request), token)
-    state = SubscriberStatus(subscriber.status)
-    return _pages(request).response(
-        "unsubscribe",
-        email=subscriber.email,
-        state=state.value,
-        token=token,
-        can_unsubscribe=state in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
-    )
-
-
-@router.post(f"{UNSUBSCRIBE_PATH}/{{token}}")
-async def unsubscribe(request: Request, token: str) -> Response:
-    """One-click (RFC 8058) and the page's button alike: 200, never a redirect, idempotent.
-
-    Any POST to a valid link unsubscribes, whatever its body: the body only tells a mail client's
-    one-click from the page's button for the consent record. A change that cannot be written
-    (disk full, read-only database) is a 503, never a success page.
-    """
-    body, complete = await _read_bounded(request, _settings(request).max_body_bytes)
-    source = "one-click" if await _is_one_click(request, body) else "web"
-    headers = None if complete else {"Connection": "close"}  # the rest of the body is unread
-    try:
-        subscriber = await run_in_threadpool(_unsubscribe, request, token, source)
-    except UnknownSubscriber:
-        # erased since the mail went out: the reader wanted no more mail, and gets none
-        return _pages(request).response("unsubscribed", headers=headers, email=None)
-    return _pages(request).response("unsubscribed", headers=headers, email=subscriber.email)
-
-
-async def _read_bounded(request: Request, limit: int) -> tuple[bytes, bool]:
-    """At most ``limit`` bytes of the body, and whether that was all of it."""
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return bytes(body[:limit]), False
-    return bytes(body), True
-
-
-async def _is_one_click(request: Request, body: bytes) -> bool:
-    if _media_type(request) not in ONE_CLICK_TYPES:
-        return False
-
-    async def replay() -> dict:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    try:
-        form = await StarletteRequest(request.scope, replay).form()
-    except Exception:
-        return False
-    return form.get(ONE_CLICK_FIELD) == ONE_CLICK_VALUE
-
-
-def _unsubscribe(request: Request, token: str, source: str) -> Subscriber:
-    return subscriptions.unsubscribe(_engine(request), _settings(request), token, source)
-

@@ -1,0 +1,77 @@
+"""Every public page in headless Chromium at a phone's and a desktop's width, light and dark:
+no CSP violation, nothing wider than the screen, the scheme followed (issue 20, item 23).
+
+With PUBLIC_SCREENSHOTS=folder the pages are also kept as PNGs to look at."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_web_browser import confirm_link_from_outbox
+
+pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]
+
+BACKGROUNDS = {"light": "rgb(253, 253, 253)", "dark": "rgb(22, 22, 22)"}
+
+
+def _check(page, name: str, width: int, scheme: str, problems: list[str]) -> None:
+    assert problems == [], (name, problems)  # a blocked style or script is a console error
+    assert page.evaluate("document.documentElement.scrollWidth") <= width, name
+    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == BACKGROUNDS[scheme]
+    assert page.get_by_role("heading", level=1).count() == 1, name
+    folder = os.environ.get("PUBLIC_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=f"{folder}/{name}-{width}-{scheme}.png", full_page=True)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [390, 1280])
+def test_every_public_page_reads_well(browser, web_server, mailer_env, width, scheme):
+    context = browser.new_context(viewport={"width": width, "height": 900}, color_scheme=scheme)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    try:
+        for name, path in (("embed", "/subscribe/embed"),
+                           ("embed-refused", "/subscribe/embed?return=https://evil.example/"),
+                           ("bad-link", "/confirm/not-a-link")):
+            page.goto(web_server + path)
+            if name == "bad-link":
+                problems.clear()  # the 400 answer itself is logged as a failed resource
+            _check(page, name, width, scheme, problems)
+
+        page.goto(web_server + "/")  # the root is the form
+        assert page.url == f"{web_server}/subscribe"
+        _check(page, "subscribe", width, scheme, problems)
+        page.get_by_label("Your e-mail address").fill(f"crab-{width}-{scheme}@example.org")
+        page.get_by_role("button", name="Subscribe").click()
+        expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+        _check(page, "thanks", width, scheme, problems)
+
+        link = confirm_link_from_outbox(mailer_env, web_server)
+        page.goto(link)
+        _check(page, "confirm", width, scheme, problems)
+        page.get_by_role("button", name="Confirm").click()
+        expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
+        page.goto(link)  # the link in the mail, clicked again
+        expect(page.get_by_role("heading", name="You are subscribed")).to_be_visible()
+        _check(page, "confirmed-again", width, scheme, problems)
+
+        page.get_by_role("link", name="manage your subscription").click()
+        _check(page, "manage", width, scheme, problems)
+        page.get_by_role("button", name="Unsubscribe").click()
+        expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
+        _check(page, "unsubscribed", width, scheme, problems)
+
+        page.goto(link)  # now the old link is an error, and never a way back in
+        problems.clear()  # the 410 answer is logged as a failed resource
+        expect(page.get_by_role("heading", name="This link was already used")).to_be_visible()
+        _check(page, "used-link", width, scheme, problems)
+    finally:
+        context.close()
