@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 
 from mailer.campaigns.policy import SendFlags
@@ -86,7 +87,10 @@ def check_message(s, rendered, number: int) -> None:
     issue "sent" to nobody)."""
     from mailer.dispatch import MessageComposer
 
-    composer = MessageComposer(rendered, s, campaign_id="check", issue_number=number)
+    # The sample is never sent: its links need no real key, so a dry run without one (which
+    # signs nothing) still checks what the issue puts in the headers.
+    sample_settings = s.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
+    composer = MessageComposer(rendered, sample_settings, campaign_id="check", issue_number=number)
     try:
         build_mime(composer.compose_test("reader@example.org", None))
     except Rejected as error:
