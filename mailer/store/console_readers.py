@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import BounceType, SubscriberStatus
@@ -40,18 +40,48 @@ ACTIONS = ("unsuppress", "unsubscribe", "forget")
 
 
 
-def search_readers(session: Session, text: str, limit: int = SEARCH_LIMIT) -> list[Subscriber]:
-    """Readers whose address contains ``text`` (any letter case), exact matches first."""
+@dataclass(frozen=True)
+class ReaderPage:
+    """One page of the readers list: newest first, an exact address first of all."""
+
+    readers: list[Subscriber]
+    older: int | None  # the id to pass as ``before`` for the next page; None on the last
+    exact: bool = False  # the first reader's address is the one searched for
+
+
+def _contains(text: str):
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return func.lower(Subscriber.email).like(pattern, escape="\\")
+
+
+def list_readers(session: Session, text: str = "", status: str | None = None,
+                 before: int | None = None, limit: int = SEARCH_LIMIT) -> ReaderPage:
+    """The newest readers (optionally of one status, whose address contains ``text`` in any
+    letter case), older than reader ``before``. Keyed on the id so each page is an index walk
+    that stops after ``limit`` rows, however long the list; the reader whose address is exactly
+    ``text`` comes first, on the first page only."""
     needle = text.strip().lower()
-    if not needle:
-        return []
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    email = func.lower(Subscriber.email)
-    query = (select(Subscriber)
-             .where(email.like(pattern, escape="\\"))
-             .order_by(case((email == needle, 0), else_=1), Subscriber.email)
-             .limit(limit))
-    return list(session.execute(query).scalars())
+    query = select(Subscriber).order_by(Subscriber.id.desc())
+    exact = None
+    if needle:
+        query = query.where(_contains(needle), func.lower(Subscriber.email) != needle)
+        exact = None if before is not None else _exact_reader(session, needle, status)
+    if status:
+        query = query.where(Subscriber.status == status)
+    if before is not None:
+        query = query.where(Subscriber.id < min(before, MAX_STORE_INT))
+    room = limit - (1 if exact else 0)
+    rows = list(session.execute(query.limit(room + 1)).scalars())
+    older = rows[room - 1].id if len(rows) > room else None
+    return ReaderPage(([exact] if exact else []) + rows[:room], older, exact is not None)
+
+
+def _exact_reader(session: Session, needle: str, status: str | None) -> Subscriber | None:
+    # one lookup on the lower(email) unique index
+    query = select(Subscriber).where(func.lower(Subscriber.email) == needle)
+    if status:
+        query = query.where(Subscriber.status == status)
+    return session.execute(query).scalars().first()
 
 
 @dataclass(frozen=True)
@@ -198,22 +228,32 @@ class EventRow:
     diagnostic: str | None
 
 
-def latest_events(session: Session, kind: str | None = None, before: int | None = None,
-                  limit: int = EVENTS_PAGE) -> list[EventRow]:
-    """The newest events (by arrival), optionally of one kind, older than event ``before``."""
-    query = (select(DeliveryEventRecord.id, DeliveryEventRecord.occurred_at,
-                    DeliveryEventRecord.kind, DeliveryEventRecord.recipient,
-                    Delivery.subscriber_id, Campaign.issue_number,
-                    DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
-                    DeliveryEventRecord.diagnostic)
-             .outerjoin(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[EventRow]
+    older: tuple[datetime, int] | None  # (occurred_at, id) of the last row when more follow
+
+
+def latest_events(session: Session, kind: str | None = None,
+                  before: tuple[datetime, int] | None = None,
+                  limit: int = EVENTS_PAGE) -> EventPage:
+    """The events that happened last (occurred time, the one the page shows; id breaks ties),
+    optionally of one kind, after the row keyed ``before`` = (occurred_at, id) in that order."""
+    E = DeliveryEventRecord
+    query = (select(E.id, E.occurred_at, E.kind, E.recipient, Delivery.subscriber_id,
+                    Campaign.issue_number, E.bounce_type, E.bounce_subtype, E.diagnostic)
+             .outerjoin(Delivery, Delivery.id == E.delivery_id)
              .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
-             .order_by(DeliveryEventRecord.id.desc()).limit(limit))
+             .order_by(E.occurred_at.desc(), E.id.desc()).limit(limit + 1))
     if kind:
-        query = query.where(DeliveryEventRecord.kind == kind)
+        query = query.where(E.kind == kind)
     if before is not None:
-        query = query.where(DeliveryEventRecord.id < min(before, MAX_STORE_INT))
-    return [EventRow(*row) for row in session.execute(query)]
+        at, event_id = before
+        query = query.where(or_(E.occurred_at < at,
+                                and_(E.occurred_at == at, E.id < min(event_id, MAX_STORE_INT))))
+    rows = [EventRow(*row) for row in session.execute(query)]
+    last = rows[limit - 1] if len(rows) > limit else None
+    return EventPage(rows[:limit], (_aware(last.occurred_at), last.id) if last else None)
 
 
 def event_kinds(session: Session) -> list[str]:
@@ -303,7 +343,8 @@ def _refusal(record: ReaderRecord, action: str) -> str:
 
 
 __all__ = [
-    "ACTIONS", "ActionOutcome", "EventRow", "HistoryEntry", "ReaderDelivery", "ReaderRecord",
-    "allowed_actions", "clean_reason", "consent_record", "event_kinds", "event_payload",
-    "latest_events", "perform_action", "reader_record", "search_readers",
+    "ACTIONS", "ActionOutcome", "EventPage", "EventRow", "HistoryEntry", "ReaderDelivery",
+    "ReaderPage", "ReaderRecord", "allowed_actions", "clean_reason", "consent_record",
+    "event_kinds", "event_payload", "latest_events", "list_readers", "perform_action",
+    "reader_record",
 ]

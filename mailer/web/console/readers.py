@@ -8,6 +8,7 @@ limited) changes anything.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -15,16 +16,16 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mailer.errors import SubscriberError
 from mailer.store.console_readers import (
     ACTIONS,
-    EVENTS_PAGE,
     allowed_actions,
     consent_record,
     event_kinds,
     event_payload,
     latest_events,
+    list_readers,
     perform_action,
     reader_record,
-    search_readers,
 )
+from mailer.store.subscriber_reads import count_by_status
 from mailer.store.db import get_engine, session
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
@@ -47,14 +48,32 @@ def _db(request: Request):
     return session(get_engine(settings_of(request).database_url))
 
 
+def _bad_cursor(what: str) -> HTTPException:
+    return HTTPException(400, f"That “older” link was not made by this page; start from the "
+                              f"latest {what} at /admin/{what}.")
+
+
+def reader_cursor(before: str) -> int | None:
+    """``before`` of an "Older readers" link: the id of the last reader shown."""
+    if not before:
+        return None
+    if not before.isdigit() or int(before) < 1:
+        raise _bad_cursor("readers")
+    return int(before)
+
+
 @router.get("/admin/readers", response_class=HTMLResponse)
-def readers(request: Request, q: str = "", done: str = "") -> HTMLResponse:
+def readers(request: Request, q: str = "", status: str = "", before: str = "",
+            done: str = "") -> HTMLResponse:
     require_operator(request)
     query = q.strip()[:MAX_QUERY]
+    cursor = reader_cursor(before)
     with _db(request) as db:
-        found = search_readers(db, query) if query else []
-    return page(request, "admin_readers.html", query=query, found=found,
-                forgotten=done == "forget")
+        counts = count_by_status(db)
+        chosen = status if status in counts else ""
+        found = list_readers(db, query, chosen or None, cursor)
+    return page(request, "admin_readers.html", query=query, found=found, counts=counts,
+                status=chosen, older_page=cursor is not None, forgotten=done == "forget")
 
 
 def _record_or_404(db, reader_id: int):
@@ -112,15 +131,35 @@ def do_action(request: Request, reader_id: int, action: str,
     return RedirectResponse(target, status_code=303)
 
 
+def event_cursor(before: str) -> tuple[datetime, int] | None:
+    """``before`` of an "Older events" link: the occurred time and id of the last event shown,
+    the key the page sorts on."""
+    if not before:
+        return None
+    at, _, event_id = before.rpartition("_")
+    try:
+        parsed = datetime.fromisoformat(at)
+    except ValueError:
+        raise _bad_cursor("events") from None
+    if not event_id.isdigit():
+        raise _bad_cursor("events")
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(event_id)
+
+
+def _cursor_text(key: tuple[datetime, int] | None) -> str | None:
+    return f"{key[0].isoformat()}_{key[1]}" if key else None
+
+
 @router.get("/admin/events", response_class=HTMLResponse)
-def events(request: Request, kind: str = "", before: int | None = None) -> HTMLResponse:
+def events(request: Request, kind: str = "", before: str = "") -> HTMLResponse:
     require_operator(request)
+    cursor = event_cursor(before)
     with _db(request) as db:
         kinds = event_kinds(db)
         chosen = kind if kind in kinds else ""
-        rows = latest_events(db, chosen or None, before if before and before > 0 else None)
-    older = rows[-1].id if len(rows) == EVENTS_PAGE else None
-    return page(request, "admin_events.html", kinds=kinds, kind=chosen, rows=rows, older=older)
+        found = latest_events(db, chosen or None, cursor)
+    return page(request, "admin_events.html", kinds=kinds, kind=chosen, rows=found.rows,
+                older=_cursor_text(found.older), older_page=cursor is not None)
 
 
 @router.get("/admin/events/{event_id}", response_class=HTMLResponse)
