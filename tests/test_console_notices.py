@@ -4,36 +4,23 @@ it stopped, the figures the reputation breaker saw, and exactly which command go
 from __future__ import annotations
 
 import re
-from datetime import timedelta
-
 import pytest
 
-from tests.console_seed import START_643, STOP_REASON, build_console_data
+from tests.console_seed import (
+    BREAKER_REASON,
+    STOP_REASON,
+    add_paused_campaign,
+    build_console_data,
+)
 from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
 
 AUTH = _basic(USER, PASSWORD)
-BREAKER_REASON = "hard bounces 30 of 600 sent = 5.00 %, at or above 2.50 %"
 
 
 @pytest.fixture
 def console(mailer_env, engine, monkeypatch):
     build_console_data(engine)
     return _client(monkeypatch, ADMIN_ENV)
-
-
-def _pause(engine) -> None:
-    from mailer.store.models import Campaign
-
-    from mailer.store.db import session
-
-    with session(engine) as db:
-        db.add(Campaign(issue_number=647, subject="This Week in Rust 647", transport="ses",
-                        content_sha256="f" * 64, started_at=START_643, status="paused",
-                        pause_reason=BREAKER_REASON, paused_at=START_643 + timedelta(hours=1),
-                        note=f"paused by the reputation breaker: {BREAKER_REASON}",
-                        breaker_sent=600, breaker_delivered=570, breaker_hard_bounces=30,
-                        breaker_complaints=0))
-        db.commit()
 
 
 def _notice(page: str, issue: int) -> str:
@@ -44,7 +31,7 @@ def _notice(page: str, issue: int) -> str:
 
 @pytest.mark.parametrize("path", ["/admin", "/admin/issues/647"])
 def test_a_paused_send_says_why_and_what_to_run(console, engine, path):
-    _pause(engine)
+    add_paused_campaign(engine)
     notice = _notice(console.get(path, headers=AUTH).text, 647)
     assert "reputation breaker" in notice and BREAKER_REASON in notice
     assert "600 sent, 570 delivered, 30 hard bounces, 0 complaints" in notice

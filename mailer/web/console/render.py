@@ -64,7 +64,9 @@ def _counted(n: int | None, one: str, many: str) -> str:
 
 
 def _command(text: str) -> Markup:
-    return Markup("<code>{}</code>").format(text)
+    # a command wraps between its words only, never after the "-" of an option
+    words = Markup(" ").join(Markup("<span>{}</span>").format(word) for word in text.split())
+    return Markup('<code class="run">{}</code>').format(words)
 
 
 def _breaker_figures(state) -> str:
