@@ -145,40 +145,47 @@ def test_a_cursor_the_page_did_not_make_is_one_line_not_a_crash(console):
 
 
 def _add_late_events(engine, count: int) -> None:
-    """Events that arrive out of order: the last received happened first, and some at the very
-    same instant (the tie is broken by id)."""
+    """Events that arrive out of order: each received a minute after the one before, but the
+    later they arrive the earlier they happened (SES sends some late)."""
     from mailer.store.models import DeliveryEventRecord
 
     with _db(engine) as db:
         for n in range(count):
-            at = START_643 + timedelta(minutes=(count - n) // 3)
-            db.add(DeliveryEventRecord(event_key=f"late-{n}", kind="delivery" if n % 4 else "bounce",
-                                       recipient=f"bulk{n}@{BULK}", occurred_at=at,
-                                       raw=json.dumps({"eventType": "Delivery"})))
+            db.add(DeliveryEventRecord(
+                event_key=f"late-{n}", kind="delivery" if n % 4 else "bounce",
+                recipient=f"bulk{n}@{BULK}", occurred_at=START_643 - timedelta(minutes=n),
+                received_at=START_643 + timedelta(days=30, minutes=n),
+                raw=json.dumps({"eventType": "Delivery"})))
         db.commit()
 
 
-def _events_in_shown_order(engine, kind: str | None = None) -> list[int]:
+def _events_received_last_first(engine, kind: str | None = None) -> list[int]:
     from sqlmodel import select
 
     from mailer.store.models import DeliveryEventRecord as E
 
-    query = select(E.id).order_by(E.occurred_at.desc(), E.id.desc())
+    query = select(E.id).order_by(E.id.desc())
     if kind:
         query = query.where(E.kind == kind)
     with _db(engine) as db:
         return list(db.exec(query))
 
 
-def _event_rows(page: str) -> list[int]:
-    return [int(n) for n in re.findall(r'<tr data-event="(\d+)">', page)]
+def _event_rows(page: str) -> list[tuple[int, str]]:
+    """(id, received time shown) of each row; a page with no row is a dead "Older" link."""
+    rows = re.findall(r'<tr data-event="(\d+)"><td class="left">([^<]+)</td>', page)
+    assert rows, "an Older link led to an empty page"
+    return [(int(n), received) for n, received in rows]
 
 
 def test_paging_through_events_visits_each_once_in_the_order_shown(console, engine):
-    _add_late_events(engine, 140)
+    _add_late_events(engine, 143)  # with the seed's 7: exactly three pages of 50
     first = console.get("/admin/events", headers=AUTH).text
-    assert re.search(r'<th scope="col"[^>]*>Occurred \(UTC\)</th>', first)
+    headers = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', first)
+    assert headers[:2] == ["Received (UTC)", "Occurred (UTC)"]
     seen = _walk(console, "/admin/events", _event_rows)
-    assert seen == _events_in_shown_order(engine)
+    assert [n for n, _ in seen] == _events_received_last_first(engine)
+    shown = [received for _, received in seen]
+    assert shown == sorted(shown, reverse=True)  # sorted by the time in the first column
     bounces = _walk(console, "/admin/events?kind=bounce", _event_rows)
-    assert bounces == _events_in_shown_order(engine, "bounce")
+    assert [n for n, _ in bounces] == _events_received_last_first(engine, "bounce")

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import BounceType, SubscriberStatus
@@ -218,6 +218,7 @@ def consent_record(subscriber: Subscriber) -> dict[str, object]:
 @dataclass(frozen=True)
 class EventRow:
     id: int
+    received_at: datetime
     occurred_at: datetime
     kind: str
     recipient: str
@@ -231,29 +232,27 @@ class EventRow:
 @dataclass(frozen=True)
 class EventPage:
     rows: list[EventRow]
-    older: tuple[datetime, int] | None  # (occurred_at, id) of the last row when more follow
+    older: int | None  # the id to pass as ``before`` for the next page; None on the last
 
 
-def latest_events(session: Session, kind: str | None = None,
-                  before: tuple[datetime, int] | None = None,
+def latest_events(session: Session, kind: str | None = None, before: int | None = None,
                   limit: int = EVENTS_PAGE) -> EventPage:
-    """The events that happened last (occurred time, the one the page shows; id breaks ties),
-    optionally of one kind, after the row keyed ``before`` = (occurred_at, id) in that order."""
+    """The events received last (arrival order, the id), optionally of one kind, older than
+    event ``before``. Arrival order, not occurred time: the kind index holds it, so a page of
+    the commonest kind among millions is an index walk, not a sort."""
     E = DeliveryEventRecord
-    query = (select(E.id, E.occurred_at, E.kind, E.recipient, Delivery.subscriber_id,
-                    Campaign.issue_number, E.bounce_type, E.bounce_subtype, E.diagnostic)
+    query = (select(E.id, E.received_at, E.occurred_at, E.kind, E.recipient,
+                    Delivery.subscriber_id, Campaign.issue_number, E.bounce_type,
+                    E.bounce_subtype, E.diagnostic)
              .outerjoin(Delivery, Delivery.id == E.delivery_id)
              .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
-             .order_by(E.occurred_at.desc(), E.id.desc()).limit(limit + 1))
+             .order_by(E.id.desc()).limit(limit + 1))
     if kind:
         query = query.where(E.kind == kind)
     if before is not None:
-        at, event_id = before
-        query = query.where(or_(E.occurred_at < at,
-                                and_(E.occurred_at == at, E.id < min(event_id, MAX_STORE_INT))))
+        query = query.where(E.id < min(before, MAX_STORE_INT))
     rows = [EventRow(*row) for row in session.execute(query)]
-    last = rows[limit - 1] if len(rows) > limit else None
-    return EventPage(rows[:limit], (_aware(last.occurred_at), last.id) if last else None)
+    return EventPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
 
 def event_kinds(session: Session) -> list[str]:

@@ -8,7 +8,6 @@ limited) changes anything.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -53,12 +52,12 @@ def _bad_cursor(what: str) -> HTTPException:
                               f"latest {what} at /admin/{what}.")
 
 
-def reader_cursor(before: str) -> int | None:
-    """``before`` of an "Older readers" link: the id of the last reader shown."""
+def id_cursor(before: str, what: str) -> int | None:
+    """``before`` of an "Older readers" or "Older events" link: the id of the last row shown."""
     if not before:
         return None
     if not before.isdigit() or int(before) < 1:
-        raise _bad_cursor("readers")
+        raise _bad_cursor(what)
     return int(before)
 
 
@@ -67,7 +66,7 @@ def readers(request: Request, q: str = "", status: str = "", before: str = "",
             done: str = "") -> HTMLResponse:
     require_operator(request)
     query = q.strip()[:MAX_QUERY]
-    cursor = reader_cursor(before)
+    cursor = id_cursor(before, "readers")
     with _db(request) as db:
         counts = count_by_status(db)
         chosen = status if status in counts else ""
@@ -131,35 +130,16 @@ def do_action(request: Request, reader_id: int, action: str,
     return RedirectResponse(target, status_code=303)
 
 
-def event_cursor(before: str) -> tuple[datetime, int] | None:
-    """``before`` of an "Older events" link: the occurred time and id of the last event shown,
-    the key the page sorts on."""
-    if not before:
-        return None
-    at, _, event_id = before.rpartition("_")
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError:
-        raise _bad_cursor("events") from None
-    if not event_id.isdigit():
-        raise _bad_cursor("events")
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(event_id)
-
-
-def _cursor_text(key: tuple[datetime, int] | None) -> str | None:
-    return f"{key[0].isoformat()}_{key[1]}" if key else None
-
-
 @router.get("/admin/events", response_class=HTMLResponse)
 def events(request: Request, kind: str = "", before: str = "") -> HTMLResponse:
     require_operator(request)
-    cursor = event_cursor(before)
+    cursor = id_cursor(before, "events")
     with _db(request) as db:
         kinds = event_kinds(db)
         chosen = kind if kind in kinds else ""
         found = latest_events(db, chosen or None, cursor)
     return page(request, "admin_events.html", kinds=kinds, kind=chosen, rows=found.rows,
-                older=_cursor_text(found.older), older_page=cursor is not None)
+                older=found.older, older_page=cursor is not None)
 
 
 @router.get("/admin/events/{event_id}", response_class=HTMLResponse)
