@@ -24,8 +24,8 @@ from mailer.store.console_readers import (
     perform_action,
     reader_record,
 )
-from mailer.store.subscriber_reads import count_by_status
 from mailer.store.db import get_engine, session
+from mailer.store.subscriber_reads import count_by_status
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
 

@@ -92,9 +92,10 @@ def what_to_run(campaign, state=None) -> Markup:
             _command(f"mailer send --issue {number} --resume"))]
     elif status == CampaignStatus.STOPPED:
         waiting = (campaign.queued or 0) + (getattr(campaign, "sending", 0) or 0)
+        rest = (f"go on with the {_counted(waiting, 'reader', 'readers')} still waiting"
+                if waiting else "finish it")
         parts.append(Markup("Its state is saved: once what stopped it is dealt with, run {} to "
-                            "go on with the {} still waiting.").format(
-            _command(f"mailer send --issue {number}"), _counted(waiting, "reader", "readers")))
+                            "{}.").format(_command(f"mailer send --issue {number}"), rest))
     if campaign.unknown:
         never = ("Going on does not send the unknown rows again" if parts
                  else "Unknown rows are never sent again on their own")
