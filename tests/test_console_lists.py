@@ -182,7 +182,7 @@ def test_paging_through_events_visits_each_once_in_the_order_shown(console, engi
     _add_late_events(engine, 143)  # with the seed's 7: exactly three pages of 50
     first = console.get("/admin/events", headers=AUTH).text
     headers = re.findall(r'<th scope="col"[^>]*>([^<]+)</th>', first)
-    assert headers[:2] == ["Received (UTC)", "Occurred (UTC)"]
+    assert headers[0] == "Received (UTC)" and "Occurred (UTC)" in headers
     seen = _walk(console, "/admin/events", _event_rows)
     assert [n for n, _ in seen] == _events_received_last_first(engine)
     shown = [received for _, received in seen]
