@@ -232,10 +232,17 @@ def main() -> None:
             report(f"{label}, after 100 new events", timed(label, after_events), baseline)
         pages = [
             ("/admin/issues/N/progress.json (live poll)", f"/admin/issues/{latest}/progress.json"),
+            ("/admin/readers (newest, no search)", "/admin/readers"),
+            ("/admin/readers?status=bounced (one status)", "/admin/readers?status=bounced"),
+            ("/admin/readers?before=ID (an older page)", f"/admin/readers?before={middle}"),
             ("/admin/readers?q=… (search by part)", f"/admin/readers?q=reader{middle}@"),
+            ("/admin/readers?q=… (a full address)", f"/admin/readers?q=reader{middle}@"
+                                                    f"{_domain(middle)}"),
             ("/admin/readers/ID (one reader)", f"/admin/readers/{middle}"),
             ("/admin/events (latest)", "/admin/events"),
             ("/admin/events?kind=complaint (filtered)", "/admin/events?kind=complaint"),
+            ("/admin/events?kind=bounce&before=ID (an older page)",
+             f"/admin/events?kind=bounce&before={middle // 10}"),
         ]
         for label, path in pages:
             report(label, timed(label, get(path)), baseline)

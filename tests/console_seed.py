@@ -15,6 +15,7 @@ SOFT = "soft@example.com"
 HARD = "hard@example.com"
 ANGRY = "angry@example.com"
 STOP_REASON = "SES paused the account: sending quota exceeded"
+BREAKER_REASON = "hard bounces 30 of 600 sent = 5.00 %, at or above 2.50 %"
 RAW_BOUNCE = {"eventType": "Bounce", "bounce": {"bounceType": "Transient",
                                                  "bouncedRecipients": [{"emailAddress": SOFT}]}}
 
@@ -148,3 +149,18 @@ def add_running_campaign(engine, issue_number: int = 646, recipients: int = 30) 
             db.add(Delivery(campaign_id=campaign.id, subscriber_id=reader.id, email=reader.email))
         db.commit()
         return campaign.id
+
+
+def add_paused_campaign(engine, issue_number: int = 647) -> None:
+    """A send the reputation breaker paused, with the figures it paused on."""
+    from mailer.store.db import session
+
+    with session(engine) as db:
+        db.add(Campaign(issue_number=issue_number, subject=f"This Week in Rust {issue_number}",
+                        transport="ses", content_sha256="f" * 64, started_at=START_643,
+                        status="paused", pause_reason=BREAKER_REASON,
+                        paused_at=START_643 + timedelta(hours=1),
+                        note=f"paused by the reputation breaker: {BREAKER_REASON}",
+                        breaker_sent=600, breaker_delivered=570, breaker_hard_bounces=30,
+                        breaker_complaints=0))
+        db.commit()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.console_seed import SOFT, add_running_campaign, build_console_data
+from tests.console_seed import SOFT, add_paused_campaign, add_running_campaign, build_console_data
 from tests.test_admin import PASSWORD, USER
 from tests.test_stats import MAILER
 
@@ -112,10 +112,13 @@ def _numbers(text: str) -> int:
     return int(text.replace(",", "").strip())
 
 
-def test_every_page_fits_both_widths_in_both_schemes(browser, console_url, mailer_env, tmp_path):
+def test_every_page_fits_both_widths_in_both_schemes(browser, console_url, mailer_env, engine,
+                                                     tmp_path):
     reader = _reader_id(mailer_env, SOFT)
+    add_paused_campaign(engine)
     pages = {"overview": "/admin", "issue": "/admin/issues/644", "stopped": "/admin/issues/645",
-             "readers": "/admin/readers?q=example", "reader": f"/admin/readers/{reader}",
+             "paused": "/admin/issues/647", "readers": "/admin/readers",
+             "search": "/admin/readers?q=example", "reader": f"/admin/readers/{reader}",
              "action": f"/admin/readers/{reader}/unsuppress", "events": "/admin/events",
              "event": "/admin/events/1"}
     for scheme in ("light", "dark"):

@@ -15,8 +15,9 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
+from mailer.store.ledger import breaker_baseline
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
 from mailer.store.sql_figures import count_where, week_bucket
 from mailer.store.stats import CampaignStats, _iso, campaign_stats, combine
@@ -235,6 +236,8 @@ class CampaignState:
     status: str
     reason: str | None  # why it is paused or stopped, when the campaign says
     running: bool
+    paused_at: datetime | None = None  # when the reputation breaker paused it ...
+    breaker: Reputation | None = None  # ... and the figures it paused on
 
 
 def pause_reason(campaign: Campaign) -> str | None:
@@ -253,7 +256,8 @@ def campaign_states(session: Session, ids: list[int]) -> dict[int, CampaignState
     rows = session.execute(select(Campaign).where(Campaign.id.in_(ids))).scalars()
     return {c.id: CampaignState(c.id, c.issue_number, str(c.status), pause_reason(c),
                                 str(c.status) == CampaignStatus.SENDING.value
-                                and c.finished_at is None)
+                                and c.finished_at is None,
+                                c.paused_at, breaker_baseline(c))
             for c in rows}
 
 

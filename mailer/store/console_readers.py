@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import BounceType, SubscriberStatus
@@ -40,18 +40,48 @@ ACTIONS = ("unsuppress", "unsubscribe", "forget")
 
 
 
-def search_readers(session: Session, text: str, limit: int = SEARCH_LIMIT) -> list[Subscriber]:
-    """Readers whose address contains ``text`` (any letter case), exact matches first."""
+@dataclass(frozen=True)
+class ReaderPage:
+    """One page of the readers list: newest first, an exact address first of all."""
+
+    readers: list[Subscriber]
+    older: int | None  # the id to pass as ``before`` for the next page; None on the last
+    exact: bool = False  # the first reader's address is the one searched for
+
+
+def _contains(text: str):
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return func.lower(Subscriber.email).like(pattern, escape="\\")
+
+
+def list_readers(session: Session, text: str = "", status: str | None = None,
+                 before: int | None = None, limit: int = SEARCH_LIMIT) -> ReaderPage:
+    """The newest readers (optionally of one status, whose address contains ``text`` in any
+    letter case), older than reader ``before``. Keyed on the id so each page is an index walk
+    that stops after ``limit`` rows, however long the list; the reader whose address is exactly
+    ``text`` comes first, on the first page only."""
     needle = text.strip().lower()
-    if not needle:
-        return []
-    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    email = func.lower(Subscriber.email)
-    query = (select(Subscriber)
-             .where(email.like(pattern, escape="\\"))
-             .order_by(case((email == needle, 0), else_=1), Subscriber.email)
-             .limit(limit))
-    return list(session.execute(query).scalars())
+    query = select(Subscriber).order_by(Subscriber.id.desc())
+    exact = None
+    if needle:
+        query = query.where(_contains(needle), func.lower(Subscriber.email) != needle)
+        exact = None if before is not None else _exact_reader(session, needle, status)
+    if status:
+        query = query.where(Subscriber.status == status)
+    if before is not None:
+        query = query.where(Subscriber.id < min(before, MAX_STORE_INT))
+    room = limit - (1 if exact else 0)
+    rows = list(session.execute(query.limit(room + 1)).scalars())
+    older = rows[room - 1].id if len(rows) > room else None
+    return ReaderPage(([exact] if exact else []) + rows[:room], older, exact is not None)
+
+
+def _exact_reader(session: Session, needle: str, status: str | None) -> Subscriber | None:
+    # one lookup on the lower(email) unique index
+    query = select(Subscriber).where(func.lower(Subscriber.email) == needle)
+    if status:
+        query = query.where(Subscriber.status == status)
+    return session.execute(query).scalars().first()
 
 
 @dataclass(frozen=True)
@@ -188,6 +218,7 @@ def consent_record(subscriber: Subscriber) -> dict[str, object]:
 @dataclass(frozen=True)
 class EventRow:
     id: int
+    received_at: datetime
     occurred_at: datetime
     kind: str
     recipient: str
@@ -198,22 +229,30 @@ class EventRow:
     diagnostic: str | None
 
 
+@dataclass(frozen=True)
+class EventPage:
+    rows: list[EventRow]
+    older: int | None  # the id to pass as ``before`` for the next page; None on the last
+
+
 def latest_events(session: Session, kind: str | None = None, before: int | None = None,
-                  limit: int = EVENTS_PAGE) -> list[EventRow]:
-    """The newest events (by arrival), optionally of one kind, older than event ``before``."""
-    query = (select(DeliveryEventRecord.id, DeliveryEventRecord.occurred_at,
-                    DeliveryEventRecord.kind, DeliveryEventRecord.recipient,
-                    Delivery.subscriber_id, Campaign.issue_number,
-                    DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
-                    DeliveryEventRecord.diagnostic)
-             .outerjoin(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
+                  limit: int = EVENTS_PAGE) -> EventPage:
+    """The events received last (arrival order, the id), optionally of one kind, older than
+    event ``before``. Arrival order, not occurred time: the kind index holds it, so a page of
+    the commonest kind among millions is an index walk, not a sort."""
+    E = DeliveryEventRecord
+    query = (select(E.id, E.received_at, E.occurred_at, E.kind, E.recipient,
+                    Delivery.subscriber_id, Campaign.issue_number, E.bounce_type,
+                    E.bounce_subtype, E.diagnostic)
+             .outerjoin(Delivery, Delivery.id == E.delivery_id)
              .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
-             .order_by(DeliveryEventRecord.id.desc()).limit(limit))
+             .order_by(E.id.desc()).limit(limit + 1))
     if kind:
-        query = query.where(DeliveryEventRecord.kind == kind)
+        query = query.where(E.kind == kind)
     if before is not None:
-        query = query.where(DeliveryEventRecord.id < min(before, MAX_STORE_INT))
-    return [EventRow(*row) for row in session.execute(query)]
+        query = query.where(E.id < min(before, MAX_STORE_INT))
+    rows = [EventRow(*row) for row in session.execute(query)]
+    return EventPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
 
 def event_kinds(session: Session) -> list[str]:
@@ -303,7 +342,8 @@ def _refusal(record: ReaderRecord, action: str) -> str:
 
 
 __all__ = [
-    "ACTIONS", "ActionOutcome", "EventRow", "HistoryEntry", "ReaderDelivery", "ReaderRecord",
-    "allowed_actions", "clean_reason", "consent_record", "event_kinds", "event_payload",
-    "latest_events", "perform_action", "reader_record", "search_readers",
+    "ACTIONS", "ActionOutcome", "EventPage", "EventRow", "HistoryEntry", "ReaderDelivery",
+    "ReaderPage", "ReaderRecord", "allowed_actions", "clean_reason", "consent_record",
+    "event_kinds", "event_payload", "latest_events", "list_readers", "perform_action",
+    "reader_record",
 ]

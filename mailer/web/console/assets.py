@@ -97,6 +97,8 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere;background:var(--card);border:1p
 padding:.6rem;border-radius:4px;font-size:13px}
 progress{width:100%;height:1rem}
 .live{font-weight:600}
+code.run span{white-space:nowrap}
+.pager{margin:1rem 0}
 """.strip()
 
 # Polls the running send's figures every 5 s and writes them into the page; stops when the

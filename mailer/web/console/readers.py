@@ -15,17 +15,17 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from mailer.errors import SubscriberError
 from mailer.store.console_readers import (
     ACTIONS,
-    EVENTS_PAGE,
     allowed_actions,
     consent_record,
     event_kinds,
     event_payload,
     latest_events,
+    list_readers,
     perform_action,
     reader_record,
-    search_readers,
 )
 from mailer.store.db import get_engine, session
+from mailer.store.subscriber_reads import count_by_status
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
 
@@ -47,14 +47,32 @@ def _db(request: Request):
     return session(get_engine(settings_of(request).database_url))
 
 
+def _bad_cursor(what: str) -> HTTPException:
+    return HTTPException(400, f"That “older” link was not made by this page; start from the "
+                              f"latest {what} at /admin/{what}.")
+
+
+def id_cursor(before: str, what: str) -> int | None:
+    """``before`` of an "Older readers" or "Older events" link: the id of the last row shown."""
+    if not before:
+        return None
+    if not before.isdigit() or int(before) < 1:
+        raise _bad_cursor(what)
+    return int(before)
+
+
 @router.get("/admin/readers", response_class=HTMLResponse)
-def readers(request: Request, q: str = "", done: str = "") -> HTMLResponse:
+def readers(request: Request, q: str = "", status: str = "", before: str = "",
+            done: str = "") -> HTMLResponse:
     require_operator(request)
     query = q.strip()[:MAX_QUERY]
+    cursor = id_cursor(before, "readers")
     with _db(request) as db:
-        found = search_readers(db, query) if query else []
-    return page(request, "admin_readers.html", query=query, found=found,
-                forgotten=done == "forget")
+        counts = count_by_status(db)
+        chosen = status if status in counts else ""
+        found = list_readers(db, query, chosen or None, cursor)
+    return page(request, "admin_readers.html", query=query, found=found, counts=counts,
+                status=chosen, older_page=cursor is not None, forgotten=done == "forget")
 
 
 def _record_or_404(db, reader_id: int):
@@ -113,14 +131,15 @@ def do_action(request: Request, reader_id: int, action: str,
 
 
 @router.get("/admin/events", response_class=HTMLResponse)
-def events(request: Request, kind: str = "", before: int | None = None) -> HTMLResponse:
+def events(request: Request, kind: str = "", before: str = "") -> HTMLResponse:
     require_operator(request)
+    cursor = id_cursor(before, "events")
     with _db(request) as db:
         kinds = event_kinds(db)
         chosen = kind if kind in kinds else ""
-        rows = latest_events(db, chosen or None, before if before and before > 0 else None)
-    older = rows[-1].id if len(rows) == EVENTS_PAGE else None
-    return page(request, "admin_events.html", kinds=kinds, kind=chosen, rows=rows, older=older)
+        found = latest_events(db, chosen or None, cursor)
+    return page(request, "admin_events.html", kinds=kinds, kind=chosen, rows=found.rows,
+                older=found.older, older_page=cursor is not None)
 
 
 @router.get("/admin/events/{event_id}", response_class=HTMLResponse)

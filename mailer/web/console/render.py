@@ -16,6 +16,7 @@ from fastapi.responses import HTMLResponse
 from markupsafe import Markup
 
 from mailer.config import Settings
+from mailer.domain import CampaignStatus
 from mailer.render.templates import template_environment
 from mailer.web.admin import require_operator
 from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
@@ -55,7 +56,55 @@ def fmt_time(at: datetime | date | str | None) -> str:
     return at.isoformat()
 
 
-FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time}
+# -- what to run: the end of a paused or stopped send's notice ------------------------------------
+
+
+def _counted(n: int | None, one: str, many: str) -> str:
+    return f"{fmt_number(n or 0)} {one if n == 1 else many}"
+
+
+def _command(text: str) -> Markup:
+    # a command wraps between its words only, never after the "-" of an option
+    words = Markup(" ").join(Markup("<span>{}</span>").format(word) for word in text.split())
+    return Markup('<code class="run">{}</code>').format(words)
+
+
+def _breaker_figures(state) -> str:
+    """What the reputation breaker saw when it paused, counted as `mailer stats` counts."""
+    figures = getattr(state, "breaker", None)
+    if figures is None:
+        return ""
+    when = f" at {fmt_time(state.paused_at)}" if getattr(state, "paused_at", None) else ""
+    return (f"When it paused{when}: {_counted(figures.sent, 'sent', 'sent')}, "
+            f"{_counted(figures.delivered, 'delivered', 'delivered')}, "
+            f"{_counted(figures.hard_bounces, 'hard bounce', 'hard bounces')}, "
+            f"{_counted(figures.complaints, 'complaint', 'complaints')}.")
+
+
+def what_to_run(campaign, state=None) -> Markup:
+    """Why a send is not going on, in figures, and the exact command that goes on with it: the
+    same commands `mailer send` and `mailer stats` print (``--resume`` only after a pause)."""
+    number, status = campaign.issue_number, str(state.status if state else campaign.status)
+    parts: list[Markup | str] = []
+    if status == CampaignStatus.PAUSED:
+        parts += [_breaker_figures(state), Markup("Review {}, then run {} to go on.").format(
+            _command(f"mailer stats --issue {number}"),
+            _command(f"mailer send --issue {number} --resume"))]
+    elif status == CampaignStatus.STOPPED:
+        waiting = (campaign.queued or 0) + (getattr(campaign, "sending", 0) or 0)
+        rest = (f"go on with the {_counted(waiting, 'reader', 'readers')} still waiting"
+                if waiting else "finish it")
+        parts.append(Markup("Its state is saved: once what stopped it is dealt with, run {} to "
+                            "{}.").format(_command(f"mailer send --issue {number}"), rest))
+    if campaign.unknown:
+        never = ("Going on does not send the unknown rows again" if parts
+                 else "Unknown rows are never sent again on their own")
+        parts.append(Markup("{}; {} does, risking a second copy.").format(
+            never, _command(f"mailer send --issue {number} --resend-unknown")))
+    return Markup(" ").join(part for part in parts if part)
+
+
+FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time, "what_to_run": what_to_run}
 # passed at each render, not set on the environment the public pages share
 LAYOUT = {"css": Markup(CONSOLE_CSS), "script": Markup(CONSOLE_JS)}
 
