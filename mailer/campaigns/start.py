@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import secrets
 from dataclasses import dataclass
 
 from mailer.campaigns.policy import SendFlags
@@ -86,7 +87,9 @@ def check_message(s, rendered, number: int) -> None:
     issue "sent" to nobody)."""
     from mailer.dispatch import MessageComposer
 
-    composer = MessageComposer(rendered, s, campaign_id="check", issue_number=number)
+    # This message never leaves: signed with a throwaway key, so a dry run still needs none.
+    throwaway = s.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
+    composer = MessageComposer(rendered, throwaway, campaign_id="check", issue_number=number)
     try:
         build_mime(composer.compose_test("reader@example.org", None))
     except Rejected as error:
