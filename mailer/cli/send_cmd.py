@@ -23,7 +23,7 @@ import typer
 
 from mailer import campaigns
 from mailer.campaigns import parse_duration
-from mailer.cli._app import app, engine, examples, settings, with_options
+from mailer.cli._app import app, engine, examples, needs, not_with, settings, with_options
 from mailer.cli.send_output import (
     _err,
     _fmt_duration,
@@ -40,6 +40,7 @@ from mailer.cli.send_output import (
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
+CANARY_WAIT = "20m"  # --canary-wait when not given
 
 
 def _say_where_mail_goes(transport) -> None:
@@ -63,7 +64,7 @@ class SendOptions:
     again: Annotated[bool, typer.Option("--again", help="Send an already finished issue again, as a new campaign.")] = False
     resume: Annotated[bool, typer.Option("--resume", help="Go on with a campaign the reputation breaker paused, after your review.")] = False
     canary: Annotated[str | None, typer.Option("--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold.")] = None
-    canary_wait: Annotated[str, typer.Option("--canary-wait", help="How long to wait for the canary's events, e.g. 20m.")] = "20m"
+    canary_wait: Annotated[str | None, typer.Option("--canary-wait", show_default=False, help=f"With --canary: how long to wait for its events (default {CANARY_WAIT}).")] = None
     preview_to: Annotated[str | None, typer.Option("--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO).")] = None
 
     @property
@@ -86,6 +87,7 @@ def send(options: SendOptions) -> None:
     """
     from mailer.sources import load_issue_from_source
 
+    _refuse_options_that_cannot_apply(options)
     s = settings()
     if not options.dry_run:
         s.require_secret_key()  # before anything: links signed with no real key fail for all
@@ -126,10 +128,10 @@ def send(options: SendOptions) -> None:
             return
         plan = campaigns.plan_send(db, standing.last, flags)
         print_plan(rendered, the_issue, plan, transport.name, pace)
+        sample = _canary_sample(options, plan)
         if options.dry_run:
             _out("dry run: nothing sent")
             return
-        sample = _canary_sample(options, plan)
         if plan.audience == 0 and plan.new_campaign:
             _out("no confirmed readers: nothing to send (no campaign created)")
             return
@@ -221,6 +223,24 @@ def _not_due_yet(the_issue, not_before: str | None) -> bool:
     return True
 
 
+TEST_COPY_ONLY = "a test copy goes to that one address, outside the campaign"
+
+
+def _refuse_options_that_cannot_apply(options: SendOptions) -> None:
+    """Before anything: an option the rest of the command line makes meaningless would be
+    dropped in silence (a --canary-wait without --canary sent to everyone at once)."""
+    needs("--canary-wait", options.canary_wait, "--canary", options.canary is not None)
+    for flag, value in (("--limit", options.limit), ("--resume", options.resume),
+                        ("--again", options.again), ("--resend-unknown", options.resend_unknown),
+                        ("--not-before", options.not_before), ("--canary", options.canary),
+                        ("--preview-to", options.preview_to)):
+        not_with(flag, value, "--to", options.to is not None, TEST_COPY_ONLY)
+    not_with("--again", options.again, "--resume", options.resume,
+             "--again starts a new campaign, --resume goes on with a paused one")
+    not_with("--again", options.again, "--resend-unknown", options.resend_unknown,
+             "--again starts a new campaign, --resend-unknown re-sends rows of the last one")
+
+
 def _canary_sample(options: SendOptions, plan) -> int | None:
     """How many readers the canary sends to first (None: no canary, or a campaign going on)."""
     if options.canary is None or not plan.new_campaign:
@@ -229,7 +249,7 @@ def _canary_sample(options: SendOptions, plan) -> int | None:
 
     sample = canary_size(options.canary, plan.audience)
     _out(f"  canary:    {sample} readers at random first, then "
-         f"{_fmt_duration(parse_duration(options.canary_wait).total_seconds())} for their events")
+         f"{_fmt_duration(parse_duration(options.canary_wait or CANARY_WAIT).total_seconds())} for their events")
     return sample
 
 
@@ -263,7 +283,7 @@ def _canary_then_rest(job, options: SendOptions):
     canary stopped the run."""
     from mailer.cli.canary import print_canary_wait
 
-    wait = parse_duration(options.canary_wait)
+    wait = parse_duration(options.canary_wait or CANARY_WAIT)
     report = campaigns.canary_phase(job, wait, _run, print_canary_wait)
     return report if report is not None else _run(job, options.limit)
 
