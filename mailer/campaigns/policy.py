@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time as day_time, timedelta
 
-from mailer.campaigns.results import AlreadySent, already_sent, remaining, unknown_count
+from mailer.campaigns.results import (
+    AlreadySent, already_sent, campaign_size, remaining, unknown_count,
+)
 from mailer.domain import CampaignStatus
 from mailer.errors import IssueError, SendError
 from mailer.store import ledger
@@ -85,12 +87,13 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
     """The issue's latest campaign, judged against the flags; a flag that cannot apply to it
     (``--again`` on a campaign still open) is a :class:`SendError`."""
     last = ledger.latest_campaign(db, number)
-    if (flags.for_real and not flags.again and last is not None
+    judged = not flags.to  # a dry run stops where the real run would
+    if (judged and not flags.again and last is not None
             and last.status == CampaignStatus.FINISHED
             and not (flags.resend_unknown and unknown_count(db, last.id))):
         return Standing(last, already=already_sent(db, last))
     if (last is not None and last.status == CampaignStatus.PAUSED and not flags.resume
-            and flags.for_real):
+            and judged):
         return Standing(last, paused=True)
     if flags.again and not flags.to and last is not None \
             and last.status != CampaignStatus.FINISHED:
@@ -106,6 +109,8 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
 class SendPlan:
     audience: int  # readers this send would mail
     resuming: bool  # going on with an open campaign rather than starting one
+    campaign_id: int | None = None  # the campaign resumed
+    size: int = 0  # readers the resumed campaign was started for
 
     @property
     def new_campaign(self) -> bool:
@@ -118,6 +123,8 @@ def plan_send(db, last: Campaign | None, flags: SendFlags) -> SendPlan:
     if flags.resend_unknown and last is not None and last.status == CampaignStatus.FINISHED:
         open_campaign = last
     resuming = open_campaign is not None and not flags.again
-    audience = (remaining(db, open_campaign.id, flags.resend_unknown) if resuming
-                else ledger.audience_size(db))
-    return SendPlan(audience=audience, resuming=resuming)
+    if not resuming:
+        return SendPlan(audience=ledger.audience_size(db), resuming=False)
+    return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown),
+                    resuming=True, campaign_id=open_campaign.id,
+                    size=campaign_size(db, open_campaign.id))

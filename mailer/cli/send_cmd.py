@@ -33,6 +33,7 @@ from mailer.cli.send_output import (
     follow,
     print_paused,
     print_already_sent,
+    print_dry_run,
     print_plan,
     print_recovery,
     print_summary,
@@ -99,16 +100,17 @@ def send(options: SendOptions) -> None:
     campaigns.refuse_sample_issue(s, flags)
     if flags.for_real:
         _preview_once(s, the_issue, options.preview_to or s.preview_to)
-        if _not_due_yet(the_issue, options.not_before):
-            return
+    # A dry run stops wherever the real run would, and says so in its own words.
+    if not options.to and _not_due_yet(the_issue, options.not_before, options.dry_run):
+        return
 
     db = engine()
     standing = campaigns.standing(db, number, flags)
     if standing.already is not None:
-        print_already_sent(standing.already)
+        print_already_sent(standing.already, dry_run=options.dry_run)
         return
     if standing.paused:
-        print_paused(standing.last)
+        print_paused(standing.last, dry_run=options.dry_run)
         raise typer.Exit(PAUSED_EXIT)
 
     rendered = _render(the_issue, s)
@@ -130,7 +132,7 @@ def send(options: SendOptions) -> None:
         print_plan(rendered, the_issue, plan, transport.name, pace)
         sample = _canary_sample(options, plan)
         if options.dry_run:
-            _out("dry run: nothing sent")
+            print_dry_run(plan, options.limit)
             return
         if plan.audience == 0 and plan.new_campaign:
             _out("no confirmed readers: nothing to send (no campaign created)")
@@ -210,16 +212,20 @@ def _preview_once(s, the_issue, address: str | None) -> None:
             _out(note)
 
 
-def _not_due_yet(the_issue, not_before: str | None) -> bool:
+def _not_due_yet(the_issue, not_before: str | None, dry_run: bool = False) -> bool:
     """True (and said so) when --not-before puts the issue's send moment in the future."""
     if not_before is None:
         return False
     due = campaigns.due_moment(the_issue, not_before)
     if not due:
         return False
-    left = (due - datetime.now(UTC)).total_seconds()
-    _out(f"issue {the_issue.number} is not due yet: it will be sent after "
-         f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration(left)}); nothing sent")
+    when = f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration((due - datetime.now(UTC)).total_seconds())})"
+    if dry_run:
+        _out(f"dry run: not yet: issue {the_issue.number} would be sent after {when}; nothing "
+             "would be sent")
+    else:
+        _out(f"issue {the_issue.number} is not due yet: it will be sent after {when}; "
+             "nothing sent")
     return True
 
 
