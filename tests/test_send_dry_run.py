@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.config import get_settings
-from mailer.store.models import Campaign
+from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import outbox
 from tests.test_send_cli import add_readers
 
@@ -121,3 +121,24 @@ def test_an_issue_not_due_yet_would_not_be_sent(mailer_env, engine):
     assert planned.endswith("); nothing would be sent")
     assert "audience" not in dry.output
     assert outbox(mailer_env) == [] and statuses(engine) == []
+
+
+def test_a_campaign_over_the_breakers_line_would_pause_before_its_first_message(
+        mailer_env, engine, monkeypatch):
+    for name, value in {"MAILER_BREAKER_MIN_SENT": "2", "MAILER_BREAKER_MIN_BOUNCES": "2"}.items():
+        monkeypatch.setenv(name, value)
+    add_readers(engine, *READERS)
+    assert cli(*SEND, "--limit", "2").exit_code == 0
+    with engine.begin() as connection:  # both readers' addresses bounced for good
+        connection.execute(update(Delivery.__table__).where(
+            Delivery.__table__.c.status == "sent").values(bounce_type="permanent"))
+
+    dry, real = dry_then_real(mailer_env)
+
+    assert dry.exit_code == real.exit_code == 3
+    reason = "hard bounces 2 of 2 sent = 100.00 %, at or above 2.50 %"
+    assert dry.stderr.strip().splitlines()[-1] == (
+        f"dry run: nothing sent (the reputation breaker would pause campaign 1 before its "
+        f"first message: {reason}; review, then --resume)")
+    assert f"paused by the reputation breaker: {reason}" in real.stderr
+    assert len(outbox(mailer_env)) == 2 and statuses(engine) == ["paused"]

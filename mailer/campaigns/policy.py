@@ -111,13 +111,14 @@ class SendPlan:
     resuming: bool  # going on with an open campaign rather than starting one
     campaign_id: int | None = None  # the campaign resumed
     size: int = 0  # readers the resumed campaign was started for
+    pauses: str | None = None  # the breaker would pause the resumed campaign at once: why
 
     @property
     def new_campaign(self) -> bool:
         return not self.resuming
 
 
-def plan_send(db, last: Campaign | None, flags: SendFlags) -> SendPlan:
+def plan_send(db, s, last: Campaign | None, flags: SendFlags) -> SendPlan:
     """Who gets the issue: the readers an open campaign still owes, or every confirmed one."""
     open_campaign = last if last is not None and last.status != CampaignStatus.FINISHED else None
     if flags.resend_unknown and last is not None and last.status == CampaignStatus.FINISHED:
@@ -125,6 +126,17 @@ def plan_send(db, last: Campaign | None, flags: SendFlags) -> SendPlan:
     resuming = open_campaign is not None and not flags.again
     if not resuming:
         return SendPlan(audience=ledger.audience_size(db), resuming=False)
+    size = campaign_size(db, open_campaign.id)
     return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown),
-                    resuming=True, campaign_id=open_campaign.id,
-                    size=campaign_size(db, open_campaign.id))
+                    resuming=True, campaign_id=open_campaign.id, size=size,
+                    pauses=breaker_verdict(db, s, open_campaign, size))
+
+
+def breaker_verdict(db, s, campaign: Campaign, size: int) -> str | None:
+    """Why the breaker would pause ``campaign`` before a run's first message (None: it holds):
+    the rule and figures the dispatcher checks (``Dispatcher.check_reputation``), for a dry run
+    to say what the real run will do."""
+    from mailer.breaker import Thresholds
+
+    figures = ledger.reputation(db, campaign.id).since(ledger.breaker_baseline(campaign))
+    return Thresholds.from_settings(s).for_campaign(size).crossed(figures)

@@ -128,11 +128,13 @@ def send(options: SendOptions) -> None:
             _out(f"test copy of issue {number} sent to {copy.address} (message id "
                  f"{copy.provider_id}); no campaign was started")
             return
-        plan = campaigns.plan_send(db, standing.last, flags)
+        plan = campaigns.plan_send(db, s, standing.last, flags)
         print_plan(rendered, the_issue, plan, transport.name, pace)
         sample = _canary_sample(options, plan)
         if options.dry_run:
             print_dry_run(plan, options.limit)
+            if plan.pauses:
+                raise typer.Exit(PAUSED_EXIT)  # as the real run will
             return
         if plan.audience == 0 and plan.new_campaign:
             _out("no confirmed readers: nothing to send (no campaign created)")

@@ -84,6 +84,11 @@ def print_dry_run(plan, limit: int | None) -> None:
     """The last line of a dry run (a ``campaigns.SendPlan``): what the real run would do."""
     now = (f", {min(limit, plan.audience)} of them now (--limit)"
            if limit is not None and limit < plan.audience else "")
+    if plan.pauses:
+        _err(f"dry run: nothing sent (the reputation breaker would pause campaign "
+             f"{plan.campaign_id} before its first message: {plan.pauses}; review, then "
+             "--resume)")
+        return
     if plan.resuming:
         would = (f"would resume campaign {plan.campaign_id}: {plan.audience} of {plan.size} "
                  f"readers left{now}")
