@@ -58,7 +58,8 @@ def pds_with(tmp_path, mailer_env, monkeypatch):
         for name, value in {"MAILER_ISSUE_SOURCE": "atproto",
                             "MAILER_SOURCE_PDS_URL": f"http://127.0.0.1:{port}",
                             "MAILER_SOURCE_ATPROTO_REPO": DID,
-                            "MAILER_SOURCE_CACHE_DIR": str(tmp_path / "cache")}.items():
+                            "MAILER_SOURCE_CACHE_DIR": str(tmp_path / "cache"),
+                            "MAILER_SOURCE_ALLOW_PRIVATE": "1"}.items():  # the PDS is on loopback
             monkeypatch.setenv(name, value)
 
     yield serve
