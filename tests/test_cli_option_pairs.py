@@ -87,3 +87,12 @@ def test_the_options_still_work_with_the_one_they_need(readers, mailer_env):
     assert "canary:    1 readers at random first, then 5m00s for their events" in planned.output
     assert runner.invoke(app, ["stats", "--subscribers", "--weeks", "4"]).exit_code == 0
     assert runner.invoke(app, [*SEND, *TO, "--dry-run"]).exit_code == 0
+
+
+def test_a_canary_wait_that_is_not_a_duration_is_named_in_the_error(readers, mailer_env):
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, [*SEND, "--canary", "1", "--canary-wait", "soon"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: --canary-wait: cannot read 'soon' as a duration (examples: 24h, 90m, 2d)"]
+    assert outbox(mailer_env) == [] and state(readers)[0] == []

@@ -18,11 +18,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> timedelta:
-    """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
+def parse_duration(text: str, option: str = "--not-before") -> timedelta:
+    """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours. ``option`` names the
+    option the text came from in the error."""
     match = _DURATION.match(text or "")
     if not match:
-        raise SendError(f"--not-before: cannot read {text!r} as a duration (examples: 24h, 90m, 2d)")
+        raise SendError(f"{option}: cannot read {text!r} as a duration (examples: 24h, 90m, 2d)")
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 

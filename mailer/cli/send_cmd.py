@@ -249,6 +249,10 @@ def _refuse_options_that_cannot_apply(options: SendOptions) -> None:
              "--again starts a new campaign, --resend-unknown re-sends rows of the last one")
 
 
+def _canary_wait(options: SendOptions):
+    return parse_duration(options.canary_wait or CANARY_WAIT, "--canary-wait")
+
+
 def _canary_sample(options: SendOptions, plan) -> int | None:
     """How many readers the canary sends to first (None: no canary, or a campaign going on)."""
     if options.canary is None or not plan.new_campaign:
@@ -257,7 +261,7 @@ def _canary_sample(options: SendOptions, plan) -> int | None:
 
     sample = canary_size(options.canary, plan.audience)
     _out(f"  canary:    {sample} readers at random first, then "
-         f"{_fmt_duration(parse_duration(options.canary_wait or CANARY_WAIT).total_seconds())} for their events")
+         f"{_fmt_duration(_canary_wait(options).total_seconds())} for their events")
     return sample
 
 
@@ -291,7 +295,7 @@ def _canary_then_rest(job, options: SendOptions):
     canary stopped the run."""
     from mailer.cli.canary import print_canary_wait
 
-    wait = parse_duration(options.canary_wait or CANARY_WAIT)
+    wait = _canary_wait(options)
     report = campaigns.canary_phase(job, wait, _run, print_canary_wait)
     return report if report is not None else _run(job, options.limit)
 
