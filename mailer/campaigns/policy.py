@@ -6,7 +6,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, time as day_time, timedelta
 
-from mailer.campaigns.results import AlreadySent, already_sent, remaining, unknown_count
+from mailer.campaigns.results import (
+    AlreadySent, already_sent, campaign_size, remaining, unknown_count,
+)
 from mailer.domain import CampaignStatus
 from mailer.errors import IssueError, SendError
 from mailer.store import ledger
@@ -16,11 +18,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"": 3600, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-def parse_duration(text: str) -> timedelta:
-    """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours."""
+def parse_duration(text: str, option: str = "--not-before") -> timedelta:
+    """``24h``, ``90m``, ``1.5d``, ``3600s``; a bare number means hours. ``option`` names the
+    option the text came from in the error."""
     match = _DURATION.match(text or "")
     if not match:
-        raise SendError(f"--not-before: cannot read {text!r} as a duration (examples: 24h, 90m, 2d)")
+        raise SendError(f"{option}: cannot read {text!r} as a duration (examples: 24h, 90m, 2d)")
     return timedelta(seconds=float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()])
 
 
@@ -85,12 +88,13 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
     """The issue's latest campaign, judged against the flags; a flag that cannot apply to it
     (``--again`` on a campaign still open) is a :class:`SendError`."""
     last = ledger.latest_campaign(db, number)
-    if (flags.for_real and not flags.again and last is not None
+    judged = not flags.to  # a dry run stops where the real run would
+    if (judged and not flags.again and last is not None
             and last.status == CampaignStatus.FINISHED
             and not (flags.resend_unknown and unknown_count(db, last.id))):
         return Standing(last, already=already_sent(db, last))
     if (last is not None and last.status == CampaignStatus.PAUSED and not flags.resume
-            and flags.for_real):
+            and judged):
         return Standing(last, paused=True)
     if flags.again and not flags.to and last is not None \
             and last.status != CampaignStatus.FINISHED:
@@ -106,18 +110,34 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
 class SendPlan:
     audience: int  # readers this send would mail
     resuming: bool  # going on with an open campaign rather than starting one
+    campaign_id: int | None = None  # the campaign resumed
+    size: int = 0  # readers the resumed campaign was started for
+    pauses: str | None = None  # the breaker would pause the resumed campaign at once: why
 
     @property
     def new_campaign(self) -> bool:
         return not self.resuming
 
 
-def plan_send(db, last: Campaign | None, flags: SendFlags) -> SendPlan:
+def plan_send(db, s, last: Campaign | None, flags: SendFlags) -> SendPlan:
     """Who gets the issue: the readers an open campaign still owes, or every confirmed one."""
     open_campaign = last if last is not None and last.status != CampaignStatus.FINISHED else None
     if flags.resend_unknown and last is not None and last.status == CampaignStatus.FINISHED:
         open_campaign = last
     resuming = open_campaign is not None and not flags.again
-    audience = (remaining(db, open_campaign.id, flags.resend_unknown) if resuming
-                else ledger.audience_size(db))
-    return SendPlan(audience=audience, resuming=resuming)
+    if not resuming:
+        return SendPlan(audience=ledger.audience_size(db), resuming=False)
+    size = campaign_size(db, open_campaign.id)
+    return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown),
+                    resuming=True, campaign_id=open_campaign.id, size=size,
+                    pauses=breaker_verdict(db, s, open_campaign, size))
+
+
+def breaker_verdict(db, s, campaign: Campaign, size: int) -> str | None:
+    """Why the breaker would pause ``campaign`` before a run's first message (None: it holds):
+    the rule and figures the dispatcher checks (``Dispatcher.check_reputation``), for a dry run
+    to say what the real run will do."""
+    from mailer.breaker import Thresholds
+
+    figures = ledger.reputation(db, campaign.id).since(ledger.breaker_baseline(campaign))
+    return Thresholds.from_settings(s).for_campaign(size).crossed(figures)

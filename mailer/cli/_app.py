@@ -242,3 +242,31 @@ def engine() -> Engine:
     from mailer.store.db import get_engine
 
     return get_engine(settings().database_url)
+
+
+# -- options that only mean something with another ----------------------------------------------
+# An option such a rule watches defaults to None (its default applied after the check, and shown
+# in --help with show_default=), so "given" is "not None" and a default is never mistaken for it.
+
+class OptionMisuse(MailerError):
+    """An option given where it has no meaning: refused before anything is done (exit 2, as
+    click's own usage errors)."""
+
+    exit_code = 2
+
+
+def _given(value: object) -> bool:
+    return value is not None and value is not False  # 0 is a value (`--weeks 0`: all)
+
+
+def needs(flag: str, given: object, other: str, present: bool) -> None:
+    """Refuse ``flag`` (its value ``given``: None or False when absent) without ``other``: a
+    lone option would otherwise be dropped in silence, and the command do what was not asked."""
+    if _given(given) and not present:
+        raise OptionMisuse(f"{flag} needs {other}")
+
+
+def not_with(flag: str, given: object, other: str, present: bool, why: str) -> None:
+    """Refuse ``flag`` (its value ``given``) together with ``other`` (``present``), saying why."""
+    if _given(given) and present:
+        raise OptionMisuse(f"{flag} cannot be used with {other}: {why}")

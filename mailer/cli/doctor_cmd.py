@@ -8,10 +8,12 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli._app import app, console, examples, settings, shown
+from mailer.cli._app import app, console, examples, needs, not_with, settings, shown
 from mailer.doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
+LIVE_WAIT = 300.0  # --wait when not given: seconds
+LIVE_LATE_AFTER = 60.0  # --late-after when not given: seconds
 
 DOCTOR_HELP = """\
 Check the SES side before a send, one line per check (ok / warn / FAIL), and say what is missing:
@@ -44,15 +46,25 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts")] = False,
     live: Annotated[bool, typer.Option("--live", help="send to the SES mailbox simulator and "
                                                       "wait for the events")] = False,
-    wait: Annotated[float, typer.Option("--wait", min=1, help="with --live: seconds to wait "
-                                                              "for the events")] = 300,
-    late_after: Annotated[float, typer.Option("--late-after", min=0, help="with --live: an "
-                                              "event later than this is 'late'")] = 60,
+    wait: Annotated[float | None, typer.Option("--wait", min=1, show_default=False,
+                                               help=f"with --live: seconds to wait for the "
+                                               f"events (default {LIVE_WAIT:g})")] = None,
+    late_after: Annotated[float | None, typer.Option("--late-after", min=0,
+                                                     show_default=False,
+                                                     help="with --live: an event later than "
+                                                     f"this is 'late' (default "
+                                                     f"{LIVE_LATE_AFTER:g})")] = None,
 ) -> None:
+    # an option of --live alone is refused, not ignored: `doctor --wait 5` ran the plain checks
+    needs("--wait", wait, "--live", live)
+    needs("--late-after", late_after, "--live", live)
+    not_with("--json", as_json, "--live", live, "--live prints one line per event, not JSON")
     if live:
         from mailer.cli.doctor_live import run_live
 
-        raise typer.Exit(run_live(settings(), wait=wait, late_after=late_after))
+        raise typer.Exit(run_live(settings(), wait=LIVE_WAIT if wait is None else wait,
+                                  late_after=LIVE_LATE_AFTER if late_after is None
+                                  else late_after))
     checks = run_checks(settings())
     failed = any(check.status == "FAIL" for check in checks)
     if as_json:

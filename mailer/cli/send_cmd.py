@@ -23,7 +23,7 @@ import typer
 
 from mailer import campaigns
 from mailer.campaigns import parse_duration
-from mailer.cli._app import app, engine, examples, settings, with_options
+from mailer.cli._app import app, engine, examples, needs, not_with, settings, with_options
 from mailer.cli.send_output import (
     _err,
     _fmt_duration,
@@ -33,6 +33,7 @@ from mailer.cli.send_output import (
     follow,
     print_paused,
     print_already_sent,
+    print_dry_run,
     print_plan,
     print_recovery,
     print_summary,
@@ -40,6 +41,7 @@ from mailer.cli.send_output import (
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
+CANARY_WAIT = "20m"  # --canary-wait when not given
 
 
 def _say_where_mail_goes(transport) -> None:
@@ -63,7 +65,7 @@ class SendOptions:
     again: Annotated[bool, typer.Option("--again", help="Send an already finished issue again, as a new campaign.")] = False
     resume: Annotated[bool, typer.Option("--resume", help="Go on with a campaign the reputation breaker paused, after your review.")] = False
     canary: Annotated[str | None, typer.Option("--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold.")] = None
-    canary_wait: Annotated[str, typer.Option("--canary-wait", help="How long to wait for the canary's events, e.g. 20m.")] = "20m"
+    canary_wait: Annotated[str | None, typer.Option("--canary-wait", show_default=False, help=f"With --canary: how long to wait for its events (default {CANARY_WAIT}).")] = None
     preview_to: Annotated[str | None, typer.Option("--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO).")] = None
 
     @property
@@ -86,6 +88,7 @@ def send(options: SendOptions) -> None:
     """
     from mailer.sources import load_issue_from_source
 
+    _refuse_options_that_cannot_apply(options)
     s = settings()
     if not options.dry_run:
         s.require_secret_key()  # before anything: links signed with no real key fail for all
@@ -97,16 +100,17 @@ def send(options: SendOptions) -> None:
     campaigns.refuse_sample_issue(s, flags)
     if flags.for_real:
         _preview_once(s, the_issue, options.preview_to or s.preview_to)
-        if _not_due_yet(the_issue, options.not_before):
-            return
+    # A dry run stops wherever the real run would, and says so in its own words.
+    if not options.to and _not_due_yet(the_issue, options.not_before, options.dry_run):
+        return
 
     db = engine()
     standing = campaigns.standing(db, number, flags)
     if standing.already is not None:
-        print_already_sent(standing.already)
+        print_already_sent(standing.already, dry_run=options.dry_run)
         return
     if standing.paused:
-        print_paused(standing.last)
+        print_paused(standing.last, dry_run=options.dry_run)
         raise typer.Exit(PAUSED_EXIT)
 
     rendered = _render(the_issue, s)
@@ -124,12 +128,14 @@ def send(options: SendOptions) -> None:
             _out(f"test copy of issue {number} sent to {copy.address} (message id "
                  f"{copy.provider_id}); no campaign was started")
             return
-        plan = campaigns.plan_send(db, standing.last, flags)
+        plan = campaigns.plan_send(db, s, standing.last, flags)
         print_plan(rendered, the_issue, plan, transport.name, pace)
-        if options.dry_run:
-            _out("dry run: nothing sent")
-            return
         sample = _canary_sample(options, plan)
+        if options.dry_run:
+            print_dry_run(plan, options.limit)
+            if plan.pauses:
+                raise typer.Exit(PAUSED_EXIT)  # as the real run will
+            return
         if plan.audience == 0 and plan.new_campaign:
             _out("no confirmed readers: nothing to send (no campaign created)")
             return
@@ -208,17 +214,43 @@ def _preview_once(s, the_issue, address: str | None) -> None:
             _out(note)
 
 
-def _not_due_yet(the_issue, not_before: str | None) -> bool:
+def _not_due_yet(the_issue, not_before: str | None, dry_run: bool = False) -> bool:
     """True (and said so) when --not-before puts the issue's send moment in the future."""
     if not_before is None:
         return False
     due = campaigns.due_moment(the_issue, not_before)
     if not due:
         return False
-    left = (due - datetime.now(UTC)).total_seconds()
-    _out(f"issue {the_issue.number} is not due yet: it will be sent after "
-         f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration(left)}); nothing sent")
+    when = f"{due:%Y-%m-%d %H:%M} UTC (in {_fmt_duration((due - datetime.now(UTC)).total_seconds())})"
+    if dry_run:
+        _out(f"dry run: not yet: issue {the_issue.number} would be sent after {when}; nothing "
+             "would be sent")
+    else:
+        _out(f"issue {the_issue.number} is not due yet: it will be sent after {when}; "
+             "nothing sent")
     return True
+
+
+TEST_COPY_ONLY = "a test copy goes to that one address, outside the campaign"
+
+
+def _refuse_options_that_cannot_apply(options: SendOptions) -> None:
+    """Before anything: an option the rest of the command line makes meaningless would be
+    dropped in silence (a --canary-wait without --canary sent to everyone at once)."""
+    needs("--canary-wait", options.canary_wait, "--canary", options.canary is not None)
+    for flag, value in (("--limit", options.limit), ("--resume", options.resume),
+                        ("--again", options.again), ("--resend-unknown", options.resend_unknown),
+                        ("--not-before", options.not_before), ("--canary", options.canary),
+                        ("--preview-to", options.preview_to)):
+        not_with(flag, value, "--to", options.to is not None, TEST_COPY_ONLY)
+    not_with("--again", options.again, "--resume", options.resume,
+             "--again starts a new campaign, --resume goes on with a paused one")
+    not_with("--again", options.again, "--resend-unknown", options.resend_unknown,
+             "--again starts a new campaign, --resend-unknown re-sends rows of the last one")
+
+
+def _canary_wait(options: SendOptions):
+    return parse_duration(options.canary_wait or CANARY_WAIT, "--canary-wait")
 
 
 def _canary_sample(options: SendOptions, plan) -> int | None:
@@ -229,7 +261,7 @@ def _canary_sample(options: SendOptions, plan) -> int | None:
 
     sample = canary_size(options.canary, plan.audience)
     _out(f"  canary:    {sample} readers at random first, then "
-         f"{_fmt_duration(parse_duration(options.canary_wait).total_seconds())} for their events")
+         f"{_fmt_duration(_canary_wait(options).total_seconds())} for their events")
     return sample
 
 
@@ -263,7 +295,7 @@ def _canary_then_rest(job, options: SendOptions):
     canary stopped the run."""
     from mailer.cli.canary import print_canary_wait
 
-    wait = parse_duration(options.canary_wait)
+    wait = _canary_wait(options)
     report = campaigns.canary_phase(job, wait, _run, print_canary_wait)
     return report if report is not None else _run(job, options.limit)
 

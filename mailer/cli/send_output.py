@@ -31,14 +31,15 @@ def _fmt_duration(seconds: float) -> str:
 
 # -- what the operator sees --------------------------------------------------------------------
 
-def print_already_sent(already) -> None:
+def print_already_sent(already, *, dry_run: bool = False) -> None:
     """An issue already sent (a ``campaigns.AlreadySent``): what it did, how to send again."""
     campaign, counts = already.campaign, already.counts
     when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
     line = (f"issue {campaign.issue_number} was already sent{when} (campaign {campaign.id}: "
             f"{counts[DeliveryStatus.SENT]} sent, {counts[DeliveryStatus.FAILED]} failed, "
-            f"{counts[DeliveryStatus.SKIPPED]} skipped); nothing to do. Pass --again to send "
-            "it again")
+            f"{counts[DeliveryStatus.SKIPPED]} skipped); ")
+    line = ("dry run: " + line + "nothing would be sent; --again starts a new campaign"
+            if dry_run else line + "nothing to do. Pass --again to send it again")
     if counts[DeliveryStatus.UNKNOWN]:
         line += "; " + unknown_line(counts[DeliveryStatus.UNKNOWN], campaign.issue_number,
                                     campaign.transport)
@@ -77,6 +78,26 @@ def print_plan(rendered, the_issue, plan, transport_name: str, pace) -> None:
                               "messages; the send will stop there and resume later")
     if audience and send_rate:
         _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
+
+
+def print_dry_run(plan, limit: int | None) -> None:
+    """The last line of a dry run (a ``campaigns.SendPlan``): what the real run would do."""
+    now = (f", {min(limit, plan.audience)} of them now (--limit)"
+           if limit is not None and limit < plan.audience else "")
+    if plan.pauses:
+        _err(f"dry run: nothing sent (the reputation breaker would pause campaign "
+             f"{plan.campaign_id} before its first message: {plan.pauses}; review, then "
+             "--resume)")
+        return
+    if plan.resuming:
+        would = (f"would resume campaign {plan.campaign_id}: {plan.audience} of {plan.size} "
+                 f"readers left{now}")
+    elif plan.audience == 0:
+        would = "no confirmed readers: the real run would create no campaign"
+    else:
+        reader = "reader" if plan.audience == 1 else "readers"
+        would = f"would start a new campaign for {plan.audience} {reader}{now}"
+    _out(f"dry run: nothing sent ({would})")
 
 
 def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
@@ -158,9 +179,9 @@ def print_summary(outcome) -> None:
                           "`mailer send` command again to resume", highlight=False)
 
 
-def print_paused(campaign) -> None:
+def print_paused(campaign, *, dry_run: bool = False) -> None:
     """The one line a paused send ends with: what crossed, and how to go on."""
-    _err(f"paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
+    _err(f"{'dry run: ' if dry_run else ''}paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
          f"`mailer stats --issue {campaign.issue_number}`, then resume with `mailer send "
          f"--issue {campaign.issue_number} --resume` (campaign {campaign.id} is paused)",
          highlight=False)

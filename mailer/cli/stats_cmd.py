@@ -8,12 +8,15 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, examples, json_text, shown
+from mailer.cli._app import app, console, engine, examples, json_text, needs, shown
 from mailer.errors import MailerError
 from mailer.store.console import overview_document
 from mailer.store.db import session
 from mailer.store.stats import CampaignStats, IssueDetail, campaign_stats, issue_detail
 from mailer.store.subscriber_reads import WeekGrowth, count_by_status, subscriber_growth
+
+GROWTH_WEEKS = 12  # --weeks when not given
+WATCH_EVERY = 5.0  # --every when not given
 
 STATS_HELP = """\
 Delivery stats per issue (one row per campaign), one issue in detail, or the list's growth.
@@ -186,27 +189,36 @@ def _show_subscribers(weeks: int, as_json: bool) -> None:
 def stats(
     issue: Annotated[int | None, typer.Option("--issue", help="one issue in detail", min=1)] = None,
     subscribers: Annotated[bool, typer.Option("--subscribers", help="list growth per week")] = False,
-    weeks: Annotated[int, typer.Option("--weeks", min=0,
-                                       help="with --subscribers: the last N weeks (0 = all)")] = 12,
+    weeks: Annotated[int | None, typer.Option("--weeks", min=0, show_default=False,
+                                              help="with --subscribers: the last N weeks "
+                                              f"(0 = all; default {GROWTH_WEEKS})")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts (keys above)")] = False,
     watch: Annotated[bool, typer.Option("--watch", help="with --issue: follow a running send "
                                         "(sent, rate, ETA, bounces, complaints, breaker) "
                                         "until it ends")] = False,
-    every: Annotated[float, typer.Option("--every", min=0.2,
-                                         help="with --watch: seconds between lines")] = 5.0,
+    every: Annotated[float | None, typer.Option("--every", min=0.2, show_default=False,
+                                                help="with --watch: seconds between lines "
+                                                f"(default {WATCH_EVERY:g})")] = None,
 ) -> None:
     if issue is not None and subscribers:
         raise MailerError("choose one of --issue and --subscribers")
-    if watch:
+    _refuse_lone_options(issue, subscribers, watch, weeks=weeks, every=every)
+    if watch and issue is not None:
         from mailer.cli.watch import watch_issue
 
-        if issue is None:
-            raise MailerError("--watch needs --issue N")
-        watch_issue(issue, every, as_json=as_json)
+        watch_issue(issue, every or WATCH_EVERY, as_json=as_json)
         return
     if subscribers:
-        _show_subscribers(weeks, as_json)
+        _show_subscribers(GROWTH_WEEKS if weeks is None else weeks, as_json)
     elif issue is not None:
         _show_issue(issue, as_json)
     else:
         _show_overview(as_json)
+
+
+def _refuse_lone_options(issue: int | None, subscribers: bool, watch: bool, *,
+                        weeks: int | None, every: float | None) -> None:
+    """An option that only applies with another is refused without it, not silently ignored."""
+    needs("--watch", watch, "--issue N", issue is not None)
+    needs("--every", every, "--watch", watch)
+    needs("--weeks", weeks, "--subscribers", subscribers)

@@ -120,6 +120,11 @@ class Dispatcher:
         for thread in senders:
             thread.start()
         try:
+            if self.options.breaker is not None:
+                # Before the first message, with the figures the periodic check uses: a run
+                # shorter than breaker_interval (a resume, a --limit, a worker) is otherwise
+                # never checked, and a campaign already over a threshold sends on.
+                self.check_reputation()
             self._feed()
         except BaseException as error:
             if not self._store_failed(error):
