@@ -239,6 +239,15 @@ def settings() -> Settings:
 
 
 def engine() -> Engine:
+    """The database of a command that writes: created (with its schema) if it is not there."""
     from mailer.store.db import get_engine
 
     return get_engine(settings().database_url)
+
+
+def read_engine() -> Engine:
+    """The database of a command that only reads: one that is not there is an error, never a
+    new empty file (run in the wrong folder, `mailer stats` would report nothing was sent)."""
+    from mailer.store.db import get_existing_engine
+
+    return get_existing_engine(settings().database_url)
