@@ -34,6 +34,7 @@ READS = {
     "subscribers count": ["subscribers", "count"],
     "subscribers show": ["subscribers", "show", "ann@example.org"],
     "subscribers export": ["subscribers", "export"],
+    "db current": ["db", "current"],
 }
 
 

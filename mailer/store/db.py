@@ -185,12 +185,17 @@ def get_existing_engine(url: str) -> Engine:
     """:func:`get_engine` for a database that must exist already: a missing SQLite file is a
     one-line StoreError naming it, and is not created. (A PostgreSQL database exists or its
     connection fails with its own line.)"""
+    refuse_missing_database(url)
+    return get_engine(url)
+
+
+def refuse_missing_database(url: str) -> None:
+    """A one-line StoreError when ``url`` names a SQLite file that is not there."""
     missing = missing_sqlite_file(url)
     if missing is not None:
         folder = "" if missing.parent.is_dir() else f": the folder {missing.parent} does not exist"
         raise StoreError(f"no database at {missing} (MAILER_DATABASE_URL){folder}; run mailer in "
                          "the folder that has it, or `mailer db upgrade` to create one")
-    return get_engine(url)
 
 
 def missing_sqlite_file(url: str) -> Path | None:
