@@ -7,12 +7,14 @@ tests can point mailer at another database or outbox by setting the environment 
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import SplitResult, urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
@@ -61,15 +63,36 @@ MIN_DISTINCT_CHARACTERS = 8
 GENERATE_HINT = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
+ENV_FILE = ".env"
+# Transports whose mail reaches real mailboxes: their links must be https (see require_https_links).
+REAL_TRANSPORTS = ("ses", "smtp")
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
     return value
 
 
+def _web(example: str, bare: bool = False):
+    return lambda url: check_web_url(url, example=example, bare=bare)
+
+
+# Each URL setting and its check (below): a malformed one stops every command when settings load.
+_URL_SETTINGS = {
+    "base_url": _web("https://twir.example.org", bare=True),
+    "allowed_return_urls": _web("https://this-week-in-rust.org/", bare=True),
+    "ses_endpoint_url": _web("https://email.us-east-1.amazonaws.com"),
+    "source_feed_url": _web("https://this-week-in-rust.org/atom.xml"),
+    "source_pds_url": _web("https://pds.example.org"),
+    "smtp_url": lambda url: check_smtp_url(url),
+    "source_git_url": lambda url: check_git_url(url),
+}
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="MAILER_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        env_prefix="MAILER_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore",
         populate_by_name=True,
     )
 
@@ -203,6 +226,26 @@ class Settings(BaseSettings):
             ipaddress.ip_network(network, strict=False)  # a ValueError names the bad entry
         return value
 
+    @field_validator(*_URL_SETTINGS)
+    @classmethod
+    def _check_urls(cls, value: str | list[str] | None, info: ValidationInfo) -> object:
+        if value == "" and info.field_name != "base_url":
+            return None  # `MAILER_SMTP_URL=` in a file: unset, as before
+        for url in value if isinstance(value, list) else [value]:
+            if url is not None:
+                _URL_SETTINGS[info.field_name](url)  # a ValueError says what is wrong
+        return value
+
+    def require_https_links(self) -> str:
+        """MAILER_BASE_URL, which must be https when mail goes through SES or SMTP: readers get
+        its links, and SNS posts events only to https. The outbox may keep http://127.0.0.1."""
+        if self.transport in REAL_TRANSPORTS and urlsplit(self.base_url).scheme.lower() != "https":
+            raise ConfigError(
+                f"MAILER_BASE_URL is {self.base_url!r}, not https: mail through {self.transport} "
+                "would carry its links to readers. Set it to the web app's public https address "
+                "(the outbox and --dry-run accept http)")
+        return self.base_url
+
     @property
     def secret_is_insecure(self) -> bool:
         return secret_key_problem(self.secret_key) is not None
@@ -292,12 +335,65 @@ def require_real_secret(secret: str | None) -> str:
     return secret  # type: ignore[return-value]
 
 
+# -- URL settings: checked when settings load, so a typo stops every command at once ---------
+
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+_PASSWORD_IN_URL = re.compile(r"(//[^/@:\s]*:)[^/@\s]*@")
+
+
+def _split(value: str) -> SplitResult:
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number
+    except ValueError:
+        raise ValueError("is not a URL (a bad port or bracket)") from None
+    if _SPACE_OR_CONTROL.search(value):
+        raise ValueError("has a space or a control character")
+    return parts
+
+
+def check_web_url(value: str, *, example: str, bare: bool = False) -> str:
+    """``value`` if it is an absolute http(s) URL with a host and no user or password;
+    ``bare`` also refuses a query or fragment (the URL is a prefix mailer appends paths to)."""
+    parts = _split(value)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"must be an absolute http(s) URL with a host, such as {example}")
+    if "@" in parts.netloc:
+        raise ValueError("must not hold a user name or password (user@host)")
+    if bare and (parts.query or parts.fragment or value.endswith(("?", "#"))):
+        raise ValueError(f"must not have a query (?…) or fragment (#…), such as {example}")
+    return value
+
+
+def check_smtp_url(value: str) -> str:
+    parts = _split(value)
+    if parts.scheme.lower() not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://user:password@host:587 or smtps://user:password@host:465")
+    return value
+
+
+def check_git_url(value: str) -> str:
+    """A URL, scp-like address (git@host:path) or local path git can clone, never an option."""
+    parts = _split(value)
+    if value.startswith("-") or ("://" in value and (
+            parts.scheme.lower() not in ("https", "http", "ssh", "git", "file")
+            or not (parts.hostname or parts.scheme.lower() == "file"))):
+        raise ValueError("must be a repository git can clone, such as "
+                         "https://github.com/rust-lang/this-week-in-rust.git")
+    return value
+
+
+def _hide_password(value: object) -> object:
+    return _PASSWORD_IN_URL.sub(r"\1***@", value) if isinstance(value, str) else value
+
+
 def _describe(error: ValidationError) -> str:
     first = error.errors()[0]
     loc = first.get("loc") or ("?",)
     name = str(loc[0])
     var = name if name.startswith("MAILER_") else f"MAILER_{name.upper().rstrip('_')}"
-    return f"{var}: {first.get('msg', 'invalid value')} (got {first.get('input')!r})"
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    return f"{var}: {message} (got {_hide_password(first.get('input'))!r})"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -22,7 +22,8 @@ EXPECTED = [("delivery", "success"), ("bounce", "bounce"), ("delivery", "complai
 
 
 @pytest.fixture
-def live_env(fake_ses, mailer_env, tmp_path) -> dict:
+def live_env(fake_ses, mailer_env, engine, tmp_path) -> dict:
+    # engine: --live waits for events in mailer's database, which must be there already
     events = tmp_path / "simulator-events.jsonl"
     fake_ses.control(simulator_events=str(events), keep=True)
     return {**os.environ, **mailer_env, **fake_ses.env, "MAILER_SES_CONFIGURATION_SET": "twir",

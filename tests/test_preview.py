@@ -87,7 +87,8 @@ def test_a_preview_that_cannot_be_sent_is_tried_again_on_the_next_run(env, tmp_p
     from tests.plugins.processes import free_port
 
     write_issue(tmp_path / "issues", 684, "2099-01-28")
-    down = {**env, "MAILER_TRANSPORT": "smtp", "MAILER_SMTP_URL": f"smtp://127.0.0.1:{free_port()}"}
+    down = {**env, "MAILER_TRANSPORT": "smtp", "MAILER_SMTP_URL": f"smtp://127.0.0.1:{free_port()}",
+            "MAILER_BASE_URL": "https://newsletter.example.org"}  # mail via smtp: https links
     failed = cron(down, "--preview-to", EDITORS)  # the send itself is not blocked by it
     assert "warning: preview of issue 684 to editors@example.org not sent" in failed.stdout
     assert "the next run tries again" in failed.stdout and "not due yet" in failed.stdout

@@ -93,7 +93,8 @@ def test_send_over_smtp_end_to_end(mailer_env, engine, tmp_path):
     add_readers(engine, *readers(12))
     with smtp_server(tmp_path, "--lose-answer", "reader0005@*") as peer:
         env = {**mailer_env, "MAILER_TRANSPORT": "smtp", "MAILER_SMTP_URL": peer.url(),
-               "MAILER_ISSUES_DIR": str(ROOT / "examples")}
+               "MAILER_ISSUES_DIR": str(ROOT / "examples"),
+               "MAILER_BASE_URL": "https://newsletter.example.org"}  # mail via smtp: https links
         result = mailer(env, "send", "--issue", "644", "--yes", "--concurrency", "3")
 
         assert result.returncode == 0, result.stderr

@@ -139,6 +139,7 @@ def test_cli_send_without_credentials_prints_one_line(moto_ses, mailer_env, engi
     env.update(mailer_env)
     env.update({"MAILER_TRANSPORT": "ses", "MAILER_SES_ENDPOINT_URL": moto_ses.endpoint_url,
                 "MAILER_ISSUES_DIR": str(ROOT / "examples"),
+                "MAILER_BASE_URL": "https://newsletter.example.org",  # mail through ses: https
                 "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
                 "AWS_EC2_METADATA_DISABLED": "true", "HOME": str(tmp_path)})
     mailer = str(Path(sys.executable).parent / "mailer")

@@ -30,8 +30,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from typer.core import TyperGroup
 
-from mailer.config import Settings, get_settings
-from mailer.errors import MailerError
+from mailer.config import ENV_FILE, Settings, get_settings
+from mailer.errors import ConfigError, MailerError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -235,13 +235,49 @@ def _root(
 
 
 def settings() -> Settings:
+    if get_settings.cache_info().currsize == 0:  # once, before the settings are first read
+        check_env_file()
     return get_settings()
 
 
+def check_env_file(path: Path = Path(ENV_FILE)) -> None:
+    """A ``.env`` that is there but cannot be read is a one-line ConfigError naming the file:
+    pydantic-settings would skip a dangling link or a folder (running on defaults: another
+    database, the outbox) and fail on an unreadable file with a traceback. None at all is fine."""
+    if not path.is_symlink() and not path.exists():
+        return
+    try:
+        target = path.resolve()
+    except (OSError, RuntimeError):  # a loop of links (RuntimeError before Python 3.13)
+        target = path.absolute()
+    try:
+        with path.open("rb"):
+            return
+    except PermissionError:
+        why = ("permission denied; run mailer as the user the file belongs to, or give that "
+               "user read access")
+    except FileNotFoundError:
+        why = "it is a link to a file that does not exist; restore the file or remove the link"
+    except IsADirectoryError:
+        why = "it is a folder, not a file of MAILER_* settings"
+    except OSError as error:
+        why = f"{error.strerror or error}; make it a readable file of MAILER_* settings"
+    raise ConfigError(f"cannot read {path} ({target}): {why}")
+
+
 def engine() -> Engine:
+    """The database of a command that writes: created (with its schema) if it is not there."""
     from mailer.store.db import get_engine
 
     return get_engine(settings().database_url)
+
+
+def read_engine() -> Engine:
+    """The database of a command that only reads: one that is not there is an error, never a
+    new empty file (run in the wrong folder, `mailer stats` would report nothing was sent)."""
+    from mailer.store.db import get_existing_engine
+
+    return get_existing_engine(settings().database_url)
 
 
 # -- options that only mean something with another ----------------------------------------------

@@ -50,9 +50,12 @@ def upgrade() -> None:
                     "MAILER_DATABASE_URL=postgresql+psycopg://mailer@db/twir mailer db current"))
 def current() -> None:
     """Show the database's schema revision and the newest one this mailer knows."""
-    from mailer.store.db import check_not_newer, current_revision, head_revision, make_engine
+    from mailer.store.db import (check_not_newer, current_revision, head_revision,
+                                 make_engine, refuse_missing_database)
 
-    revision = current_revision(make_engine(settings().database_url))
+    url = settings().database_url
+    refuse_missing_database(url)  # a read: never leaves an empty file behind
+    revision = current_revision(make_engine(url))
     check_not_newer(revision)
     console.print(f"database schema: {revision or 'empty'}; newest known: {head_revision()}")
 

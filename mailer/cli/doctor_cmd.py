@@ -22,7 +22,8 @@ the web app's secret, the sender identity and its DKIM, the configuration set
 the SNS topic with a confirmed HTTPS subscription to MAILER_BASE_URL/webhooks/ses (raw delivery
 off), the topic on MAILER_SNS_TOPIC_ARNS, and the account's quota and enforcement status.
 
-Reads only; changes nothing. Uses MAILER_SES_ENDPOINT_URL for SES and SNS when set.
+Reads only; changes nothing (a missing SQLite database is a warning, never created). Uses
+MAILER_SES_ENDPOINT_URL for SES and SNS when set.
 Exits 1 when a check FAILs. --json prints {"ok": bool, "checks": [{"name", "status", "message"}]}.
 
 --live instead proves the whole loop: one message to each SES mailbox simulator address
@@ -38,6 +39,20 @@ def _print(check: Check) -> None:
     status = f"[{STYLE[check.status]}]{check.status:<4}[/]"
     console.print(f"{status}  {shown(check.name)}: {shown(check.message)}", highlight=False,
                   soft_wrap=True)
+
+
+def database_check(url: str) -> Check:
+    """Is the SQLite file there? Looked for, never created: the doctor changes nothing."""
+    from mailer.store.db import missing_sqlite_file
+
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        return Check("database", "warn",
+                     f"no database at {missing} (MAILER_DATABASE_URL): a send from here would "
+                     "start an empty one; run mailer in the folder that has it, or `mailer db "
+                     "upgrade` to create one")
+    return Check("database", "ok", "MAILER_DATABASE_URL names an existing database"
+                 if url.startswith("sqlite") else "MAILER_DATABASE_URL is not SQLite (not opened)")
 
 
 @app.command("doctor", help=DOCTOR_HELP, short_help="Check that the SES side is ready for a send.",
@@ -65,7 +80,7 @@ def doctor(
         raise typer.Exit(run_live(settings(), wait=LIVE_WAIT if wait is None else wait,
                                   late_after=LIVE_LATE_AFTER if late_after is None
                                   else late_after))
-    checks = run_checks(settings())
+    checks = [*run_checks(settings()), database_check(settings().database_url)]
     failed = any(check.status == "FAIL" for check in checks)
     if as_json:
         typer.echo(json.dumps({"ok": not failed, "checks": [asdict(c) for c in checks]}, indent=2))

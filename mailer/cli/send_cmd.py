@@ -98,6 +98,8 @@ def send(options: SendOptions) -> None:
         raise IssueError(f"issue {options.issue} has no number")
     flags = options.flags
     campaigns.refuse_sample_issue(s, flags)
+    if not options.dry_run:
+        s.require_https_links()  # readers' links through ses/smtp: https, before any mail
     if flags.for_real:
         _preview_once(s, the_issue, options.preview_to or s.preview_to)
     # A dry run stops wherever the real run would, and says so in its own words.
@@ -167,6 +169,7 @@ def worker(
 
     s = settings()
     s.require_secret_key()
+    s.require_https_links()
     db = engine()
     campaign = campaigns.pick_open_campaign(db, campaign_id)
     if campaign is None:

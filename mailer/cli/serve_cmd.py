@@ -52,6 +52,7 @@ def serve(
     """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
     current = settings()
     current.require_secret_key()  # the example or no key: anyone could forge links
+    current.require_https_links()  # confirm mails through ses/smtp; SNS posts only to https
     engine()  # creates a fresh schema, or refuses an outdated / newer one, before listening
     from mailer.store.db import check_integrity
 

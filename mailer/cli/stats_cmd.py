@@ -8,7 +8,7 @@ import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, engine, examples, json_text, needs, shown
+from mailer.cli._app import app, console, examples, json_text, needs, read_engine, shown
 from mailer.errors import MailerError
 from mailer.store.console import overview_document
 from mailer.store.db import session
@@ -96,7 +96,7 @@ def _print_paused(campaigns: list[CampaignStats]) -> None:
 
     for c in campaigns:
         if c.status == CampaignStatus.PAUSED and c.campaign_id:  # by the reputation breaker
-            row = get_campaign(engine(), c.campaign_id)
+            row = get_campaign(read_engine(), c.campaign_id)
             console.print(f"[red]paused:[/] issue {c.issue_number} (campaign {c.campaign_id}) "
                           f"by the reputation breaker: {row.pause_reason if row else ''}; resume "
                           f"with `mailer send --issue {c.issue_number} --resume`",
@@ -113,10 +113,10 @@ def _print_warnings(campaigns: list[CampaignStats]) -> None:
 
 def _show_overview(as_json: bool) -> None:
     if as_json:  # the same document as /admin/stats.json
-        with session(engine()) as db:
+        with session(read_engine()) as db:
             _print_json(overview_document(db))
         return
-    with session(engine()) as db:
+    with session(read_engine()) as db:
         campaigns = campaign_stats(db)
     if not campaigns:
         console.print("No issue has been sent yet.")
@@ -127,7 +127,7 @@ def _show_overview(as_json: bool) -> None:
 
 
 def _show_issue(number: int, as_json: bool) -> None:
-    with session(engine()) as db:
+    with session(read_engine()) as db:
         detail = issue_detail(db, number)
     if as_json:
         _print_json(detail.as_dict())
@@ -165,7 +165,7 @@ def _print_issue_tables(detail: IssueDetail) -> None:
 
 
 def _show_subscribers(weeks: int, as_json: bool) -> None:
-    with session(engine()) as db:
+    with session(read_engine()) as db:
         growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
         totals = count_by_status(db)
     if as_json:

@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import (app, console, engine, err_console, examples, json_text, settings,
-                             shown, visible_controls)
+from mailer.cli._app import (app, console, engine, err_console, examples, json_text, read_engine,
+                             settings, shown, visible_controls)
 from mailer.domain import SubscriberStatus
 
 subscribers_app = typer.Typer(help="Readers: add, import, export, list, remove, forget.",
@@ -34,6 +34,13 @@ def _session():
     from mailer.store.db import session
 
     return session(engine())
+
+
+def _read_session():
+    """For list, count, show and export: they read, so a missing database is an error."""
+    from mailer.store.db import session
+
+    return session(read_engine())
 
 
 def _print_json(value: object) -> None:
@@ -208,7 +215,7 @@ def export(
 
     if fmt not in ("csv", "json"):
         raise MailerError(f"unknown export format {fmt!r}: use csv or json")
-    with _session() as db, Progress("exported", total=_export_total(db, status),
+    with _read_session() as db, Progress("exported", total=_export_total(db, status),
                                     unit="subscribers") as progress:
         rows = _counted(export_subscribers(db, status=status), progress)
         if fmt == "csv":
@@ -261,7 +268,7 @@ def list_(
     """Show subscribers, oldest first."""
     from mailer.store.subscriber_reads import list_subscribers
 
-    with _session() as db:
+    with _read_session() as db:
         subscribers = list_subscribers(db, status=status, limit=limit)
     if as_json:
         _print_json([{"id": s.id, "email": s.email, "status": str(s.status),
@@ -283,7 +290,7 @@ def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
     from mailer.store.subscriber_reads import count_by_status
 
-    with _session() as db:
+    with _read_session() as db:
         counts = count_by_status(db)
     if as_json:
         _print_json({**counts, "total": sum(counts.values())})
@@ -302,7 +309,7 @@ def show(email: str, as_json: JsonOption = False) -> None:
     """One subscriber and the history of its changes (the consent record)."""
     from mailer.store.subscriber_reads import history
 
-    with _session() as db:
+    with _read_session() as db:
         subscriber, changes = history(db, email)
     record = [{"at": c.at.isoformat(), "from": c.from_status and str(c.from_status),
                "to": str(c.to_status), "source": c.source,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 
-from mailer.cli._app import console, engine, settings
+from mailer.cli._app import console, read_engine, settings
 from mailer.domain import CampaignStatus
 from mailer.errors import MailerError
 
@@ -19,7 +19,7 @@ from mailer.errors import MailerError
 def watch_issue(number: int, every: float, *, as_json: bool = False) -> None:
     from mailer.campaigns import look
 
-    db = engine()
+    db = read_engine()  # a read: never creates a database
     previous: tuple[int, float] | None = None
     while True:
         seen = look(db, number)

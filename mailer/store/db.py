@@ -181,6 +181,38 @@ def get_engine(url: str) -> Engine:
     return engine
 
 
+def get_existing_engine(url: str) -> Engine:
+    """:func:`get_engine` for a database that must exist already: a missing SQLite file is a
+    one-line StoreError naming it, and is not created. (A PostgreSQL database exists or its
+    connection fails with its own line.)"""
+    refuse_missing_database(url)
+    return get_engine(url)
+
+
+def refuse_missing_database(url: str) -> None:
+    """A one-line StoreError when ``url`` names a SQLite file that is not there."""
+    missing = missing_sqlite_file(url)
+    if missing is not None:
+        folder = "" if missing.parent.is_dir() else f": the folder {missing.parent} does not exist"
+        raise StoreError(f"no database at {missing} (MAILER_DATABASE_URL){folder}; run mailer in "
+                         "the folder that has it, or `mailer db upgrade` to create one")
+
+
+def missing_sqlite_file(url: str) -> Path | None:
+    """The absolute path of the SQLite file ``url`` names when there is no such file, else None
+    (also for memory and ``file:`` URI databases, and other back-ends)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(f"bad setting MAILER_DATABASE_URL: cannot parse {url!r}") from None
+    database = parsed.database
+    if (parsed.get_backend_name() != "sqlite" or not database or database == ":memory:"
+            or "uri" in parsed.query):
+        return None
+    path = Path(database).absolute()
+    return None if path.exists() or path.is_symlink() else path
+
+
 def reset_engines() -> None:
     """Dispose of cached engines (tests switch databases between cases)."""
     while _ENGINES:

@@ -10,8 +10,8 @@ Fixtures (names are stable; other engineers' tests use them):
 ``moto_ses``
     ``moto_server`` (from ``moto[server]``) started once per session on a free port, reset before
     each test. The handle has ``.endpoint_url``, ``.region``, ``.env`` (AWS_* plus
-    MAILER_TRANSPORT=ses, MAILER_SES_ENDPOINT_URL, MAILER_SES_REGION and MAILER_ISSUES_DIR naming
-    the examples, for a subprocess or ``monkeypatch.setenv``), ``.client()`` (a boto3 sesv2 client on it),
+    MAILER_TRANSPORT=ses, MAILER_SES_ENDPOINT_URL, MAILER_SES_REGION, MAILER_ISSUES_DIR naming
+    the examples and an https MAILER_BASE_URL, for a subprocess or ``monkeypatch.setenv``), ``.client()`` (a boto3 sesv2 client on it),
     ``.verify_identity(address_or_domain)`` (moto refuses to send from an unknown identity),
     ``.sent_messages()`` (list of ``{"id", "source", "destinations", "raw_data"}`` for every Raw
     send, raw_data being the MIME text verbatim), ``.sent_mime()`` (the same parsed with
@@ -77,10 +77,12 @@ class _SesEndpoint:
 
     @property
     def env(self) -> dict[str, str]:
-        # A real transport never sends the shipped sample issue by default: name its folder.
+        # A real transport never sends the shipped sample issue by default: name its folder;
+        # nor links to a plain-http MAILER_BASE_URL.
         return {**FAKE_CREDENTIALS, "MAILER_TRANSPORT": "ses",
                 "MAILER_SES_ENDPOINT_URL": self.endpoint_url, "MAILER_SES_REGION": self.region,
-                "MAILER_ISSUES_DIR": str(ROOT / "examples")}
+                "MAILER_ISSUES_DIR": str(ROOT / "examples"),
+                "MAILER_BASE_URL": "https://newsletter.example.org"}
 
     def client(self):
         import boto3
