@@ -84,7 +84,7 @@ def test_the_options_still_work_with_the_one_they_need(readers, mailer_env):
     runner = CliRunner()
     planned = runner.invoke(app, [*SEND, "--dry-run", "--canary", "1", "--canary-wait", "5m"])
     assert planned.exit_code == 0, planned.output
-    assert "canary:    1 readers at random first, then 5m00s for their events" in planned.output
+    assert "canary:    1 reader at random first, then 5m00s for their events" in planned.output
     assert runner.invoke(app, ["stats", "--subscribers", "--weeks", "4"]).exit_code == 0
     assert runner.invoke(app, [*SEND, *TO, "--dry-run"]).exit_code == 0
 

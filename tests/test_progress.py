@@ -94,7 +94,7 @@ def test_a_large_import_prints_periodic_progress_lines_off_a_terminal(mailer_env
     plain = run_mailer(mailer_env, "subscribers", "import", str(csv_file))
     assert plain.returncode == 0, plain.stderr
     assert len([line for line in plain.stderr.splitlines() if PERIODIC.match(line)]) >= 3
-    assert plain.stdout.startswith("20000 rows: 20000 added")
+    assert plain.stdout.startswith("20,000 rows: 20,000 added")
 
     exported = run_mailer(mailer_env, "subscribers", "export")
     assert exported.returncode == 0, exported.stderr

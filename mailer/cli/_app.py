@@ -16,6 +16,7 @@ import dataclasses
 import functools
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version as package_version
@@ -24,7 +25,7 @@ from typing import Annotated, Any, TypeVar, get_type_hints
 
 import click
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
@@ -33,8 +34,27 @@ from typer.core import TyperGroup
 from mailer.config import ENV_FILE, Settings, get_settings
 from mailer.errors import ConfigError, MailerError
 
-console = Console()
-err_console = Console(stderr=True)
+# Output that is not read on a terminal (a pipe, a file, cron's mail) is data: Rich would fit it
+# to 80 columns, cutting table cells to "…" and breaking addresses across lines. Such output is
+# as wide as it needs to be, unless COLUMNS says otherwise.
+UNBOUNDED_WIDTH = 10_000
+
+
+class _Console(Console):
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self.is_terminal or "COLUMNS" in os.environ or self._width is not None:
+            return size
+        return ConsoleDimensions(UNBOUNDED_WIDTH, size.height)
+
+    @size.setter
+    def size(self, new_size: tuple[int, int]) -> None:
+        Console.size.fset(self, new_size)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 Result = TypeVar("Result")
 
@@ -108,6 +128,11 @@ def _unusable_database(error: DBAPIError) -> MailerError | None:
     except MailerError:
         return None
     return unusable_database(error, url)
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """A count the one way every command writes it: "1 reader", "2,000 readers"."""
+    return f"{count:,} {noun if count == 1 else plural or noun + 's'}"
 
 
 def examples(*lines: str) -> str:

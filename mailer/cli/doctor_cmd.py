@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mailer.cli._app import app, console, examples, needs, not_with, settings, shown
+from mailer.cli._app import app, console, counted, examples, needs, not_with, settings, shown
 from mailer.doctor import Check, run_checks
 
 STYLE = {"ok": "green", "warn": "yellow", "FAIL": "bold red"}
@@ -89,7 +89,7 @@ def doctor(
             _print(check)
         fails = sum(check.status == "FAIL" for check in checks)
         warns = sum(check.status == "warn" for check in checks)
-        console.print(f"{fails} failed, {warns} warnings, "
+        console.print(f"{fails} failed, {counted(warns, 'warning')}, "
                       f"{len(checks) - fails - warns} ok", highlight=False)
     if failed:
         raise typer.Exit(1)

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from mailer.cli._app import console, read_engine, shown
+from mailer.cli._app import console, counted, read_engine, shown
 from mailer.config import Settings
 from mailer.doctor import run_checks
 from mailer.doctor.live import likeliest_cause, send_probes, verdict, wait_for_events
@@ -19,7 +19,7 @@ def run_live(settings: Settings, *, wait: float, late_after: float) -> int:
                           f"{settings.transport!r}: set MAILER_TRANSPORT=ses")
     database = read_engine()  # a database problem (or none there) shows before anything is sent
     probes = send_probes(settings)
-    console.print(f"sent {len(probes)} messages to the SES mailbox simulator; waiting up to "
+    console.print(f"sent {counted(len(probes), 'message')} to the SES mailbox simulator; waiting up to "
                   f"{wait:g} s for their events", highlight=False)
     arrived = wait_for_events(database, probes, wait)
     verdicts = [(probe, kind, verdict(arrived.get((probe.message_id, kind.value)), late_after))

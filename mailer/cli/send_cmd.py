@@ -23,7 +23,7 @@ import typer
 
 from mailer import campaigns
 from mailer.campaigns import parse_duration
-from mailer.cli._app import app, engine, examples, needs, not_with, settings, with_options
+from mailer.cli._app import app, counted, engine, examples, needs, not_with, settings, with_options
 from mailer.cli.send_output import (
     _err,
     _fmt_duration,
@@ -263,7 +263,7 @@ def _canary_sample(options: SendOptions, plan) -> int | None:
     from mailer.cli.canary import canary_size
 
     sample = canary_size(options.canary, plan.audience)
-    _out(f"  canary:    {sample} readers at random first, then "
+    _out(f"  canary:    {counted(sample, 'reader')} at random first, then "
          f"{_fmt_duration(_canary_wait(options).total_seconds())} for their events")
     return sample
 
@@ -274,6 +274,7 @@ def _confirm(yes: bool) -> None:
     if not sys.stdin.isatty():
         raise SendError("not sending: no terminal to confirm on; pass --yes to send without asking")
     if not typer.confirm("Send now?", default=False):
+        _out("not sent: you answered no, so no reader was mailed")
         raise typer.Exit(1)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
-from mailer.cli._app import console, err_console, visible_controls
+from mailer.cli._app import console, counted, err_console, visible_controls
 from mailer.domain import DeliveryStatus
 
 
@@ -103,7 +103,8 @@ def print_dry_run(plan, limit: int | None) -> None:
 def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
     """What dead workers left (a ``campaigns.Recovered``)."""
     if recovered.released:
-        _out(f"{recovered.released} rows leased by a stopped worker are back in the queue")
+        _out(f"{counted(recovered.released, 'row')} leased by a stopped worker "
+             f"{'is' if recovered.released == 1 else 'are'} back in the queue")
     if recovered.unknown and not resend_unknown:
         _err(f"warning: {recovered.unknown} deliveries are unknown: they were in flight when a "
                           "send died, so they may or may not have arrived. They are not re-sent; "
@@ -169,10 +170,11 @@ def print_summary(outcome) -> None:
     elif report.limit_reached and not report.account_error:
         _out(report.stop_reason or "")  # "sent 2,000 of 1,000,000; run the same command ..."
     elif report.disk_full:
-        _err(f"error: {report.stop_reason}; {waiting:,} readers are still queued",
+        _err(f"error: {report.stop_reason}; {counted(waiting, 'reader')} "
+             f"{'is' if waiting == 1 else 'are'} still queued",
              highlight=False)
     elif report.outage:
-        _err(f"{report.stop_reason}: stopped with {waiting:,} readers still queued; run the same "
+        _err(f"{report.stop_reason}: stopped with {counted(waiting, 'reader')} still queued; run the same "
              "command to resume", highlight=False)
     elif report.stop_reason:
         _err(f"stopped: {report.stop_reason}. State is saved: run the same "

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mailer.cli._app import (app, console, engine, err_console, examples, json_text, read_engine,
+from mailer.cli._app import (app, console, counted, engine, err_console, examples, json_text, read_engine,
                              settings, shown, visible_controls)
 from mailer.domain import SubscriberStatus
 
@@ -102,11 +102,11 @@ def import_(
     if as_json:
         _print_json(report.as_dict())
         return
-    confirmed_part = f"{report.confirmed} pending confirmed, " if confirmed else ""
-    console.print(f"{report.rows} rows: {report.added} added, {confirmed_part}"
-                  f"{report.existing} already there, "
-                  f"{report.duplicates} repeated in the file, {len(report.forgotten)} forgotten "
-                  f"(skipped), {len(report.invalid)} invalid", soft_wrap=True)
+    confirmed_part = f"{report.confirmed:,} pending confirmed, " if confirmed else ""
+    console.print(f"{counted(report.rows, 'row')}: {report.added:,} added, {confirmed_part}"
+                  f"{report.existing:,} already there, "
+                  f"{report.duplicates:,} repeated in the file, {len(report.forgotten):,} forgotten "
+                  f"(skipped), {len(report.invalid):,} invalid", soft_wrap=True)
     for line, address in report.forgotten[:INVALID_ROWS_SHOWN]:
         console.print(f"  line {line}: {shown(address)} was forgotten at their request; skipped")
     for line, reason in report.invalid[:INVALID_ROWS_SHOWN]:
@@ -166,7 +166,8 @@ def mailchimp_report_lines(report, source: Path) -> list[str]:
     kinds = ", ".join(f"{n:,} {kind}" for kind, n in report.kinds.items())
     lines = ["dry run: nothing is written; this is what the import would do"] \
         if report.dry_run else []
-    lines.append(f"{source}: {report.rows:,} rows in {len(report.files)} files ({kinds})")
+    lines.append(f"{source}: {counted(report.rows, 'row')} in {counted(len(report.files), 'file')} "
+                 f"({kinds})")
     would = "would " if report.dry_run else ""
     lines.append(f"  {would}add{'' if would else 'ed'}: {_counts(report.added)}")
     if report.changed:
@@ -351,8 +352,9 @@ def forget(
 
     secret = settings().require_secret_key()  # checks old-style hashes; fail before asking
     address = normalise_address(email)
-    if not yes:
-        typer.confirm(f"Erase {address} and everything recorded about it?", abort=True)
+    if not yes and not typer.confirm(f"Erase {address} and everything recorded about it?"):
+        console.print(f"not erased: {shown(address)} is as it was", highlight=False)
+        raise typer.Exit(1)
     with _session() as db:
         report = forget_subscriber(db, address, secret=secret)
     console.print(_forget_summary(report))
