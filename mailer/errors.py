@@ -7,6 +7,7 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     ├── ConfigError              a setting is missing or malformed (names the MAILER_* variable)
     ├── IssueError
     │   ├── IssueNotFound        no file in MAILER_ISSUES_DIR claims that number
+    │   │   └── NotAnIssueNumber --issue is neither a number nor 'latest' (a usage mistake)
     │   ├── AmbiguousIssue       two files claim the same number
     │   ├── MalformedIssue       a header or a record that cannot be read
     │   └── SourceError          the issue source (git, feed, PDS) could not be reached or read
@@ -50,6 +51,12 @@ class IssueError(MailerError):
 
 class IssueNotFound(IssueError):
     pass
+
+
+class NotAnIssueNumber(IssueNotFound):
+    """A usage mistake, so exit 2 as click's own (``--issue abc``)."""
+
+    exit_code = 2
 
 
 class AmbiguousIssue(IssueError):

@@ -125,7 +125,7 @@ def test_out_writes_the_rendered_mail_for_reviewers(mailer_env, tmp_path):
 
 def test_no_arguments_and_missing_files_are_one_line_errors(mailer_env, tmp_path):
     nothing = mailer(mailer_env, "check")
-    assert nothing.returncode == 1 and nothing.stderr.startswith("error: say what to check")
+    assert nothing.returncode == 2 and nothing.stderr.startswith("error: say what to check")
     missing = mailer(mailer_env, "check", str(tmp_path / "nope.md"))
     assert missing.returncode == 1 and "no such issue file" in missing.stderr
     assert "Traceback" not in nothing.stderr + missing.stderr

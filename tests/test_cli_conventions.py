@@ -93,3 +93,16 @@ def test_answering_no_to_forget_says_nothing_was_erased(mailer_env, tmp_path: Pa
     assert code == 1, output
     assert "not erased: reader@example.org is as it was" in output and "Aborted" not in output
     assert "reader@example.org: active" in cli("subscribers", "show", "reader@example.org").stdout
+
+
+@pytest.mark.parametrize("args", [
+    ["send", "--issue", "abc", "--dry-run"],
+    ["render", "--issue", "six-forty-four"],
+    ["check"],
+    ["check", "--issue", "zz"],
+    ["send", "--no-such-option"],  # click's own usage error, for comparison
+])
+def test_usage_mistakes_exit_2_like_clicks_own(mailer_env, args: list[str]) -> None:
+    result = cli(*args)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import typer
 
-from mailer.cli._app import app, console, examples, settings, visible_controls
-from mailer.errors import MailerError
+from mailer.cli._app import OptionMisuse, app, console, examples, settings, visible_controls
+from mailer.errors import MailerError, NotAnIssueNumber
 
 
 @app.command("check", short_help="Lint issues before readers see them; exit 1 on errors.",
@@ -32,7 +32,7 @@ def check(
     config = settings()
     files = list(paths or []) + issue_files(issue, Path(config.issues_dir))
     if not files:
-        raise MailerError("say what to check: mailer check PATH… or mailer check --issue N")
+        raise OptionMisuse("say what to check: mailer check PATH… or mailer check --issue N")
     for path in files:
         if not path.is_file():
             raise MailerError(f"no such issue file: {path}")
@@ -60,7 +60,7 @@ def issue_files(issue: str | None, issues_dir: Path) -> list[Path]:
     number = latest_issue_number(issues_dir) if text.lower() == "latest" else None
     if number is None:
         if not text.isascii() or not text.isdigit():
-            raise MailerError(f"{issue!r} is not an issue number: give a number such as 644, or 'latest'")
+            raise NotAnIssueNumber(f"{issue!r} is not an issue number: give a number such as 644, or 'latest'")
         number = int(text)
     try:
         return [find_issue_file(issues_dir, number)]

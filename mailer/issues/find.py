@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mailer.domain import Issue
-from mailer.errors import AmbiguousIssue, IssueNotFound, MalformedIssue
+from mailer.errors import AmbiguousIssue, IssueNotFound, MalformedIssue, NotAnIssueNumber
 from mailer.issues.common import DEFAULT_SITE_URL
 from mailer.issues.load import MARKDOWN_SUFFIXES, load_issue
 from mailer.issues.markdown import parse_header_lines
@@ -68,10 +68,10 @@ def _parse_issue_number(number: int | str, issues_dir: Path, follow_symlinks: bo
         if text.lower() == "latest":
             return latest_issue_number(issues_dir, follow_symlinks=follow_symlinks)
         if not text.isascii() or not text.isdigit():
-            raise IssueNotFound(f"{number!r} is not an issue number: give a number such as 644, or 'latest'")
+            raise NotAnIssueNumber(f"{number!r} is not an issue number: give a number such as 644, or 'latest'")
         number = int(text)
     if isinstance(number, bool) or not isinstance(number, int) or number < 1:
-        raise IssueNotFound(f"{number!r} is not an issue number: give a number such as 644, or 'latest'")
+        raise NotAnIssueNumber(f"{number!r} is not an issue number: give a number such as 644, or 'latest'")
     return number
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from mailer.config import Settings
 from mailer.domain import Issue
-from mailer.errors import ConfigError, IssueNotFound
+from mailer.errors import ConfigError, NotAnIssueNumber
 from mailer.issues import load_issue_by_number
 from mailer.sources.http import Fetcher, FetchPolicy
 
@@ -65,7 +65,7 @@ def parse_wanted(wanted: int | str) -> int | None:
         return None
     if text.isascii() and text.isdigit() and int(text) > 0:
         return int(text)
-    raise IssueNotFound(f"{wanted!r} is not an issue number: give a number such as 644, or 'latest'")
+    raise NotAnIssueNumber(f"{wanted!r} is not an issue number: give a number such as 644, or 'latest'")
 
 
 def _required(value: str | None, variable: str, kind: str) -> str:
