@@ -105,6 +105,9 @@ def test_force_through_a_link_to_a_missing_folder_is_one_line(mailer_env, tmp_pa
     (("--from", "nobody"), "--from"),
     (("--from", "Evil <x@example.org>\nMAILER_SECRET_KEY=known"), "--from"),
     (("--base-url", "ftp://example.org"), "--base-url"),
+    # a .env that MAILER_BASE_URL's own check would then refuse to load
+    (("--base-url", "https://twir.example.org/?utm=x"), "--base-url"),
+    (("--base-url", "https://user:pw@twir.example.org"), "--base-url"),
     (("--transport", "pigeon"), "--transport"),
 ])
 def test_init_refuses_a_bad_value_in_one_line_and_writes_nothing(mailer_env, tmp_path, args,

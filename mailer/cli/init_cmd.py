@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 import typer
 
 from mailer.cli._app import app, console, examples
-from mailer.config import Settings
+from mailer.config import Settings, check_web_url
 from mailer.errors import ConfigError
 
 ENV_FILE = Path(".env")
@@ -98,7 +98,10 @@ def _base_url(text: str) -> str:
     if _has_control(text) or parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--base-url: {text!r} is not an http(s) URL such as "
                           "https://twir.example.org")
-    return text
+    try:  # the rule MAILER_BASE_URL is loaded by: never write a .env that will not load
+        return check_web_url(text, example="https://twir.example.org", bare=True)
+    except ValueError as error:
+        raise ConfigError(f"--base-url: {text!r} {error}") from None
 
 
 def _transport(text: str) -> str:
