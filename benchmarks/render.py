@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python benchmarks/render.py [ISSUE_FILE] [--repeat N]
 
-Prints the median time of each stage (Markdown, clean-up, Jinja + MJML compile, inlining,
-plaintext), the output sizes, and, for the inlining stage, premailer against css_inline on the
+Prints the median time of each stage (Markdown, clean-up, Jinja + MJML compile, inlining, the
+final allow-list pass over the finished HTML, plaintext), the output sizes, and, for the inlining stage, premailer against css_inline on the
 same document in the same run, with ratios against premailer as the baseline.
 """
 
@@ -20,6 +20,7 @@ import css_inline
 from mailer.config import load_settings
 from mailer.issues import load_issue
 from mailer.render import GMAIL_CLIP_BYTES, RenderOptions, render_issue
+from mailer.render.allowlist import enforce_allow_list
 from mailer.render.body import build_body, markdown_to_html
 from mailer.render.mjml import HTML_STYLE_TAG, compile_mjml, inline_only, split_inline_styles
 from mailer.render.pipeline import (
@@ -79,12 +80,13 @@ def main() -> None:
     t_premailer, html = median_ms(lambda: finish_document(inline_only(compiled, css)), args.repeat)
     t_css_inline, html_ci = median_ms(lambda: finish_document(css_inline_only(compiled, css)),
                                       args.repeat)
+    t_allow, _ = median_ms(lambda: enforce_allow_list(html), args.repeat)
     t_text, text = median_ms(
         lambda: render_text(issue, options, body, web_url, context["issue_line"]), args.repeat)
     t_total, rendered = median_ms(lambda: render_issue(issue, options), max(3, args.repeat // 3))
 
     stages = [("markdown (Python-Markdown)", t_markdown), ("clean-up (bs4)", t_clean), ("jinja + mjml compile", t_mjml),
-              ("inline (premailer)", t_premailer), ("plaintext", t_text)]
+              ("inline (premailer)", t_premailer), ("allow-list pass", t_allow), ("plaintext", t_text)]
     staged = sum(t for _, t in stages)
     print(f"\n{'stage':<28}{'median ms':>10}{'share':>8}")
     for name, ms in stages:
