@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
@@ -71,6 +72,7 @@ def choose_pace(s, requested_rate: float | None, quota, threads: tuple[int, bool
     return Pace(rate=rate, source=source, quota=quota, threads=threads[0], sized=threads[1])
 
 
+TEST_SUBJECT_PREFIX = "[test] "  # the Subject of a `send --to` copy starts with it
 SUBJECT_COLUMN = 500  # characters the campaign row keeps of the Subject, for stats and /admin
 
 
@@ -87,10 +89,9 @@ def check_message(s, rendered, number: int) -> None:
     issue "sent" to nobody)."""
     from mailer.dispatch import MessageComposer
 
-    # The sample is never sent: its links need no real key, so a dry run without one (which
-    # signs nothing) still checks what the issue puts in the headers.
-    sample_settings = s.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
-    composer = MessageComposer(rendered, sample_settings, campaign_id="check", issue_number=number)
+    # This message never leaves: signed with a throwaway key, so a dry run still needs none.
+    throwaway = s.model_copy(update={"secret_key": secrets.token_urlsafe(32)})
+    composer = MessageComposer(rendered, throwaway, campaign_id="check", issue_number=number)
     try:
         build_mime(composer.compose_test("reader@example.org", None))
     except Rejected as error:
@@ -197,5 +198,8 @@ def send_test_copy(db, s, transport, rendered, address: str, number: int) -> Tes
     with session(db) as db_session:
         subscriber = get_by_email(db_session, clean)
     composer = MessageComposer(rendered, s, campaign_id="test", issue_number=number)
-    provider_id = transport.send(composer.compose_test(clean, subscriber.id if subscriber else None))
+    message = composer.compose_test(clean, subscriber.id if subscriber else None)
+    # Marked, as a preview is: in an editor's inbox it must not pass for the issue itself.
+    provider_id = transport.send(dataclasses.replace(
+        message, subject=TEST_SUBJECT_PREFIX + message.subject))
     return TestCopy(address=clean, provider_id=provider_id)
