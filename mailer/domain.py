@@ -69,6 +69,7 @@ class EventKind(StrEnum):
     OPEN = "open"
     CLICK = "click"
     SUBSCRIPTION = "subscription"
+    OTHER = "other"  # a type SES added after this code: kept, never acted on
 
 
 class BounceType(StrEnum):

@@ -2,8 +2,10 @@
 
 Reads both formats SES publishes: classic feedback notifications (``notificationType``: Bounce,
 Complaint, Delivery) and configuration-set event publishing (``eventType``: Send, Delivery,
-Bounce, Complaint, Reject, "Rendering Failure", DeliveryDelay, Open, Click, Subscription). One
-event per recipient the notification is about; the whole payload is kept on each in memory, and
+Bounce, Complaint, Reject, "Rendering Failure", DeliveryDelay, Open, Click, Subscription). A type
+SES adds later is read as :attr:`EventKind.OTHER`, named in its diagnostic, so it is stored and
+shown rather than refused: SNS never retries a refusal, and the event would be lost. One event
+per recipient the notification is about; the whole payload is kept on each in memory, and
 :func:`recipient_parts` cuts it to each recipient's part for storage.
 """
 
@@ -82,18 +84,30 @@ def payload_digest(payload: dict) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def event_kind(payload: dict) -> EventKind | None:
-    """The normalised kind, or None for set-up notices that concern no message."""
+def type_name(payload: dict) -> str:
+    """The event type as SES wrote it (``eventType``, or the classic ``notificationType``)."""
     name = payload.get("eventType", payload.get("notificationType"))
-    if not isinstance(name, str):
+    if not isinstance(name, str) or not name.strip():
         raise MalformedEvent("the SES notification has neither eventType nor notificationType")
-    folded = name.strip().lower()
+    return name.strip()
+
+
+def event_kind(payload: dict) -> EventKind | None:
+    """The normalised kind (OTHER for a type mailer does not know yet), or None for set-up
+    notices that concern no message."""
+    folded = type_name(payload).lower()
     if folded in SETUP_NOTIFICATIONS:
         return None
-    kind = KINDS.get(folded) or KINDS.get(folded.replace(" ", ""))
-    if kind is None:
-        raise MalformedEvent(f"unknown SES event type {name[:40]!r}")
-    return kind
+    return KINDS.get(folded) or KINDS.get(folded.replace(" ", "")) or EventKind.OTHER
+
+
+def detail_key(kind: EventKind, name: str) -> str:
+    """The payload's object with the kind's details. SES names it after the type in camel case
+    ("DeliveryDelay" → "deliveryDelay"), so a new type's details are found the same way."""
+    if kind is EventKind.OTHER:
+        joined = "".join(name.split())
+        return joined[:1].lower() + joined[1:]
+    return DETAIL_KEYS[kind]
 
 
 def parse_time(value: object) -> datetime | None:
@@ -228,7 +242,8 @@ def parse_notification(
     mail = document.get("mail")
     if not isinstance(mail, dict):
         raise MalformedEvent("the SES notification has no mail object")
-    detail = document.get(DETAIL_KEYS[kind])
+    name = type_name(document)
+    detail = document.get(detail_key(kind, name))
     detail = detail if isinstance(detail, dict) else {}
     occurred_at = parse_time(detail.get("timestamp")) or parse_time(mail.get("timestamp"))
     if occurred_at is None:
@@ -251,7 +266,8 @@ def parse_notification(
         "raw": document,
         "event_id": event_id or f"sha256:{payload_digest(document)}",
     }
-    shared_diagnostic = kind_diagnostic(kind, detail)
+    shared_diagnostic = (f"SES event type {name[:60]!r}, unknown to mailer: kept, not acted on"
+                         if kind is EventKind.OTHER else kind_diagnostic(kind, detail))
     return [
         DeliveryEvent(
             recipient=entry["address"].strip(),

@@ -4,7 +4,8 @@ Nothing is acted on before the message passed every check in :mod:`mailer.events
 ``MAILER_SNS_TOPIC_ARNS``, certificate URL on an SNS host, Timestamp within SNS's retry span,
 signature v1/v2). Refusals are 4xx, so SNS does not retry them: a signed notification mailer
 cannot read (:class:`~mailer.events.ses.MalformedEvent`) is a 400 too, logged, since SNS would
-only send the same bytes again. Only a database we cannot reach answers 503, which SNS retries.
+only send the same bytes again. An event *type* mailer does not know is no such refusal: it is
+stored as kind ``other`` and answered 200, since SNS drops what is refused. Only a database we cannot reach answers 503, which SNS retries.
 
 The signing certificate comes from ``app.state.sns_cert_fetcher`` (the app factory installs the
 https fetcher with its cache; tests install one serving their own certificate), and the
