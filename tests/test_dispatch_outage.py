@@ -84,7 +84,7 @@ def test_one_sender_thread_also_stops_at_an_outage_before_failing_anyone(engine,
 def test_messages_the_provider_never_takes_fail_and_the_campaign_finishes(engine, settings):
     add_readers(engine, 200)
     campaign = start(engine).campaign
-    poisoned = {f"reader{n}@example.org" for n in (10, 11, 12, 60, 199)}
+    poisoned = {f"reader{n}@example.org" for n in (10, 11, 12, 60, 150)}
     provider = FlakyProvider(poisoned=poisoned)
 
     report = run(engine, settings, provider, campaign, max_attempts=3)
@@ -97,10 +97,10 @@ def test_messages_the_provider_never_takes_fail_and_the_campaign_finishes(engine
                if row.status == DeliveryStatus.FAILED)
 
 
-def test_poisoned_messages_left_alone_at_the_end_stop_once_then_fail_on_the_rerun(
+def test_poisoned_messages_with_nothing_ever_accepted_stay_queued_run_after_run(
         engine, settings):
-    # Nothing else is sent while they are tried: a first run cannot tell them from an outage.
-    # Their second round proves nothing new, so the rerun fails them and the campaign ends.
+    # Nothing else is sent while they are tried, in this run or any other: no run can tell
+    # them from an outage, so each stops with them queued (exit 1) and none is failed.
     add_readers(engine, 3)
     campaign = start(engine).campaign
     poisoned = {f"reader{n}@example.org" for n in range(3)}
@@ -110,5 +110,52 @@ def test_poisoned_messages_left_alone_at_the_end_stop_once_then_fail_on_the_reru
     assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, first, queued=3)
     ledger.resume_campaign(engine, campaign.id)
     second = run(engine, settings, FlakyProvider(poisoned=poisoned), campaign, max_attempts=3)
-    assert second.finished and second.failed == 3 and not second.outage
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, second, queued=3)
+
+
+# -- the tail of a campaign: no later message can prove SES works -------------------------------
+
+def test_an_outage_on_the_last_two_rows_keeps_them_queued_and_a_rerun_sends_them_once(
+        engine, settings):
+    add_readers(engine, 40)
+    campaign = start(engine).campaign
+    outage = FlakyProvider(fail_after=38)  # SES goes down as the last two readers are tried
+
+    first = run(engine, settings, outage, campaign, concurrency=1, max_attempts=3)
+
+    assert len(outage.accepted) == 38
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, first, queued=2)
+    ledger.resume_campaign(engine, campaign.id)
+    healthy = RecordingTransport()
+    second = run(engine, settings, healthy, campaign, concurrency=1, max_attempts=3)
+    assert second.finished and second.ok and second.sent == 2
+    assert outage.copies() | healthy.copies() == {f"reader{n}@example.org": 1 for n in range(40)}
+
+
+def test_an_outage_on_the_last_row_alone_also_stops_with_it_queued(engine, settings):
+    add_readers(engine, 20)
+    campaign = start(engine).campaign
+
+    report = run(engine, settings, FlakyProvider(fail_after=19), campaign, concurrency=1,
+                 max_attempts=3)
+
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, report, queued=1)
+
+
+def test_a_poisoned_last_row_among_good_ones_is_held_one_run_then_fails_alone(engine, settings):
+    # No message is tried after its first failure, so the first run cannot tell it from an
+    # outage; the rerun tries it again and, the campaign's other readers having been taken by
+    # SES, fails it: held one run at most, never a loop.
+    add_readers(engine, 30)
+    campaign = start(engine).campaign
+    poisoned = {"reader29@example.org"}
+
+    first = run(engine, settings, FlakyProvider(poisoned=poisoned), campaign, max_attempts=3)
+
+    assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, first, queued=1)
+    ledger.resume_campaign(engine, campaign.id)
+    provider = FlakyProvider(poisoned=poisoned)
+    second = run(engine, settings, provider, campaign, max_attempts=3)
+    assert second.finished and second.failed == 1 and not second.outage
     assert failed_addresses(engine, campaign.id) == poisoned
+    assert provider.accepted == []  # nobody else was sent twice

@@ -212,7 +212,11 @@ def test_messages_ses_never_takes_fail_alone_and_the_campaign_finishes(
     add_readers(engine, *readers(120))
     env = {**os.environ, **mailer_env, **fake_ses.env}
 
-    result = run_send(env, "--concurrency", "8")
+    first = run_send(env, "--concurrency", "8")
+    # Nothing is tried after the last one first fails: held one run, as in an outage.
+    assert first.returncode == 1 and "SES kept answering with temporary errors" in first.stderr
+    assert ledger_rows(engine)["reader0119@example.org"].status == DeliveryStatus.QUEUED
+    result = run_send(env)  # the rerun tries it again, alone, and fails it
 
     assert result.returncode == 1, result.stderr  # a reader failed
     assert "Traceback" not in result.stderr and "campaign 1 finished" in result.stdout

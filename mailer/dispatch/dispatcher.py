@@ -13,8 +13,8 @@ releases rows left behind by peers that died.
 
 Errors: Throttled → slow down (AIMD) and retry, never counted against the row; TemporaryFailure
 → retry with backoff up to ``max_attempts``, then fail the row if the provider took other
-messages meanwhile, else hold it in the queue: several held rows mean an outage, and the send
-stops with them queued (``mailer.dispatch.outage``, ``held``); Rejected → fail the row, go on, once
+messages meanwhile, else hold it in the queue: several held rows, or any still held when the
+rows run out, mean an outage, and the send stops with them queued (``mailer.dispatch.outage``, ``held``); Rejected → fail the row, go on, once
 the provider was seen taking another message (until then the same rule holds it: the first
 readers all refused means the message is at fault, and the send stops with them queued);
 AccountError (QuotaExhausted included) → stop everything, the row goes back to the queue;
@@ -366,9 +366,14 @@ class Dispatcher:
             disk_full=self._disk_full and not finished,
         )
 
+    def _campaign_sent_any(self) -> bool:
+        """SES took this campaign's message for some reader, in this run or an earlier one."""
+        return self.lease.counts().get(DeliveryStatus.SENT, 0) > 0
+
     def _settle(self) -> bool:
         """Fail or keep the held rows, leave the campaign, finish or stop it: True if finished."""
-        self.held.settle(stopping=self._stop.is_set(), sent_any=self.progress.sent > 0)
+        self.held.settle(stopping=self._stop.is_set(), sent_any=self.progress.sent > 0,
+                         taken_before=self._campaign_sent_any)
         self.lease.leave()
         finished = self.lease.finish_if_done()
         if self._stop_reason is None and self._limit_reached:

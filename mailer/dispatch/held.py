@@ -63,23 +63,36 @@ class HeldRows:
         elif verdict is Verdict.OUTAGE:
             self._stop_refused(error)
 
-    def settle(self, *, stopping: bool, sent_any: bool) -> bool:
-        """At the end of a run: fail the rows still held when the send ran out of rows, unless
-        nothing was accepted and a fresh row was refused (a list shorter than the rule): then
-        stop with them queued. True when it stopped the send."""
+    def settle(self, *, stopping: bool, sent_any: bool,
+               taken_before: Callable[[], bool]) -> bool:
+        """At the end of a run, the rows still held. Out of temporary tries with no proof, they
+        stay queued and the send stops as for an outage, unless every one of them was already
+        held by an earlier run and SES has taken this campaign's message (``taken_before``):
+        then they are poisoned and fail, so a poisoned tail is held one run, never in a loop.
+        Refused rows fail, unless nothing was accepted and a fresh row was refused (a list
+        shorter than the rule): then the send stops with them queued. True when it stopped."""
         held, refused = self.outages.release(), self.refusals.release()
         if stopping:
             return False
+        if held and (any(g.fresh for g in held) or not (sent_any or taken_before())):
+            self._stop_unproven(held)
+            return True
         if not sent_any and any(g.fresh for g in refused):
             self._stop_refused(refused[0].reason)
             return True
-        self.fail(held + refused)  # alone, nothing tells them apart from poisoned messages
+        self.fail(held + refused)  # held already by a run that stopped: proven by its rerun
         return False
 
     def fail(self, give_ups: list[GiveUp]) -> None:
         for give_up in give_ups:
             if self.lease.failed_held(give_up.row, give_up.reason):
                 self._failed()
+
+    def _stop_unproven(self, held: list[GiveUp]) -> None:
+        readers = "1 reader" if len(held) == 1 else f"{len(held)} readers"
+        self._stop(f"{self.provider} kept answering with temporary errors ({held[0].reason}); "
+                   f"{readers} ran out of their {self.max_attempts} tries with no message "
+                   "accepted since")
 
     def _stop_refused(self, error: Rejected | str) -> None:
         self._stop(f"{self.provider} refused the message for the first {self.refusals.enough} "

@@ -14,11 +14,16 @@ this worker, neither failed nor tried again. A later success that proves it pois
 The rows in flight give up nearly together in an outage, so holding the first few is what
 keeps every one of them out of FAILED.
 
-A row still held when the send runs out of rows fails: alone, nothing tells it from poison,
-and a stop would repeat on every rerun. For the same reason a row that had already used its
-tries in an earlier run (a send stopped by an outage, resumed while it lasts; or a few poisoned
-messages at the tail) is held but does not count toward an outage: a rerun's own fresh rows
-must fail too before it stops again, so poisoned messages left alone cannot stop every rerun.
+A row still held when the send runs out of rows has no proof either: at the tail of a campaign
+(an outage that begins on its last rows) no later message can show the provider works. So it
+stays queued and the send stops as for an outage (``HeldRows.settle``); the next run retries it.
+A row that had already used its tries in an earlier run (a send stopped by an outage, resumed
+while it lasts; or a poisoned message at the tail) is held but does not count toward an outage:
+a rerun's own fresh rows must fail too before it stops again. If such rows are all a run has
+left held, they fail, but only once the provider has taken this campaign's message for some
+reader (in any run): a poisoned tail among good readers is held one run, then fails alone,
+never stopping every rerun; a campaign of which nothing was ever taken keeps stopping (exit 1)
+with its readers queued, as an outage should.
 
 The dispatcher applies the same rule to permanent refusals (Rejected), with a watch of its own:
 refused before anything was accepted, it may be the message (built from the issue) rather than
