@@ -91,3 +91,18 @@ def test_inside_its_window_a_row_waits_for_its_event(engine, settings):
     assert (settling.requeued, settling.waiting, settling.unproven) == (0, 1, 0)
     assert settling.window_ends == found[0].claimed_at + timedelta(hours=1)
     assert statuses(engine, campaign_id)[0] == DeliveryStatus.UNKNOWN
+
+
+def test_an_event_arriving_after_the_requeue_but_before_the_resend_stops_the_resend(
+        engine, settings):
+    campaign_id, found = campaign_with_requests(
+        engine, DeliveryStatus.SENT, DeliveryStatus.UNKNOWN, DeliveryStatus.SENT)
+    event_for(engine, settings, found[2], EventKind.SEND)
+    assert ledger.settle_unknown(engine, campaign_id, WINDOW).requeued == 1
+    leased = ledger.claim_batch(engine, campaign_id, "w:1:a", 10)
+    assert [row.id for row in leased] == [found[1].id]
+
+    event_for(engine, settings, found[1], EventKind.SEND)  # SES did take the first copy
+
+    assert statuses(engine, campaign_id)[1] == DeliveryStatus.SENT
+    assert ledger.start_sending(engine, found[1].id, "w:1:a") is None  # so it is not sent again
