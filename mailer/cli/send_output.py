@@ -108,8 +108,9 @@ def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
              f"{'is' if recovered.released == 1 else 'are'} back in the queue")
     if recovered.unknown and not resend_unknown:
         _err(f"warning: {recovered.unknown} deliveries are unknown: they were in flight when a "
-                          "send died, so they may or may not have arrived. They are not re-sent; "
-                          "pass --resend-unknown to send them again (risking a second copy)")
+                          "send died, so they may or may not have arrived. They are not re-sent "
+                          "now: SES's events settle them (see below); pass --resend-unknown to "
+                          "send them again at once (risking a second copy)")
 
 
 def _progress_line(dispatcher, total: int) -> str:
