@@ -203,7 +203,7 @@ def settling_line(settling, issue_number: int) -> str:
                      f"`mailer send --issue {issue_number} --yes` after that re-sends once each "
                      "one still without an event, if events for later messages arrived")
     if settling.unproven:
-        parts.append(f"{settling.unproven} had no SES event, but no event arrived for the "
+        parts.append(f"{settling.unproven} had no SES event, but none has arrived for the "
                      "messages sent after them either, so the event path is not shown to work "
                      "and they are not re-sent: check that events reach mailer (`mailer serve` "
                      "web hook, `mailer events poll`) and that the configuration set publishes "
