@@ -90,6 +90,17 @@ _URL_SETTINGS = {
 }
 
 
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def _duration_seconds(text: str) -> float:
+    """``90s``, ``15m``, ``1h`` or a bare number of seconds, in seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*", text, re.IGNORECASE)
+    if not match:
+        raise ValueError(f"cannot read {text!r} as a duration (examples: 90s, 15m, 1h)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="MAILER_", env_file=ENV_FILE, env_file_encoding="utf-8", extra="ignore",
@@ -213,9 +224,20 @@ class Settings(BaseSettings):
     # whatever the feed, its redirects or DNS say; on, for a site or PDS on the local network.
     source_allow_private: bool = False
 
+    # -- rows whose SES answer was lost settle themselves (issue 21 §1) ------------------------
+    # Seconds after its request a row left `unknown` waits for an SES event; after that, with
+    # events for later messages of the campaign on record, the next send re-sends it once.
+    # Written as a duration: `90s`, `15m`, `1h` (a bare number is seconds).
+    unknown_settle_after: float = Field(default=900.0, gt=0)
+
     _split_topics = field_validator("sns_topic_arns", mode="before")(_split_csv)
     _split_proxies = field_validator("trusted_proxies", mode="before")(_split_csv)
     _split_return_urls = field_validator("allowed_return_urls", mode="before")(_split_csv)
+
+    @field_validator("unknown_settle_after", mode="before")
+    @classmethod
+    def _read_settle_window(cls, value: object) -> object:
+        return _duration_seconds(value) if isinstance(value, str) else value
 
     @field_validator("trusted_proxies")
     @classmethod

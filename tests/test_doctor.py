@@ -109,8 +109,12 @@ BREAKAGES = {
         lambda aws: aws.add_configuration_set("bare", []),
         {"MAILER_SES_CONFIGURATION_SET": "bare"},
         "event destination", "'bare' has no enabled event destination to SNS"),
+    "send events not published": (  # issue 21: rows whose answer was lost settle from them
+        lambda aws: aws.add_configuration_set("nosend", ["bounce", "complaint", "delivery"]),
+        {"MAILER_SES_CONFIGURATION_SET": "nosend"},
+        "event destination", "does not publish Send events"),
     "deliveries not published": (
-        lambda aws: aws.add_configuration_set("partial", ["bounce", "complaint"]),
+        lambda aws: aws.add_configuration_set("partial", ["bounce", "complaint", "send"]),
         {"MAILER_SES_CONFIGURATION_SET": "partial"},
         "event destination", "does not publish Delivery events"),
     "topic deleted": (

@@ -75,16 +75,16 @@ def test_lost_answers_on_sqlite_make_unknown_rows_not_duplicates(
 
     result = run_send(env, "--concurrency", "8")
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 4, result.stderr  # not finished while rows are unknown
     assert "Traceback" not in result.stderr
     unknown = assert_no_duplicates_and_every_unknown_accounted_for(
         engine, fake_ses, everyone, result.stdout + result.stderr)
     stats = json.loads(mailer(env, "stats", "--issue", "644", "--json").stdout)
     assert stats["summary"]["unknown"] == len(unknown)
 
-    # A later run sends nothing again on its own.
+    # A later run inside the settle window sends nothing again on its own.
     again = run_send(env)
-    assert again.returncode == 0 and fake_ses.stats()["requests"] == READERS
+    assert again.returncode == 4 and fake_ses.stats()["requests"] == READERS
     assert f"{len(unknown)} deliveries are unknown" in again.stdout
 
     settle_with_send_events(env, fake_ses, unknown, tmp_path)
@@ -109,7 +109,7 @@ def test_lost_answers_on_postgres_with_three_workers_make_no_duplicates(
     results = [process.communicate(timeout=240) for process in processes]
 
     for process, (_, err) in zip(processes, results, strict=False):
-        assert process.returncode == 0, err
+        assert process.returncode in (0, 4), err  # 4: the campaign has rows unknown
         assert "Traceback" not in err
     rows = ledger_rows(engine)
     assert len({row.claimed_by for row in rows.values()}) >= 2  # really shared

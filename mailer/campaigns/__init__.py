@@ -17,7 +17,7 @@ from mailer.campaigns.policy import (
 )
 from mailer.campaigns.results import (
     AlreadySent, Look, Outcome, already_sent, finish_send, get_campaign, look, recovered,
-    remaining,
+    remaining, settling,
 )
 from mailer.campaigns.run import (
     CanaryWait,
@@ -39,5 +39,5 @@ __all__ = [
     "issue_moment", "join_campaign", "look", "mail_destination", "new_dispatcher",
     "open_transport", "parse_duration", "plan_send", "recovered",
     "refuse_sample_issue", "remaining",
-    "send_test_copy", "standing", "start_send",
+    "send_test_copy", "settling", "standing", "start_send",
 ]

@@ -52,6 +52,8 @@ class SendFlags:
     again: bool = False
     resume: bool = False
     resend_unknown: bool = False
+    # how long an unknown row waits for its SES event before it may be re-sent (issue 21 §1)
+    settle_after: timedelta = timedelta(minutes=15)
 
     @property
     def for_real(self) -> bool:
@@ -91,7 +93,8 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
     judged = not flags.to  # a dry run stops where the real run would
     if (judged and not flags.again and last is not None
             and last.status == CampaignStatus.FINISHED
-            and not (flags.resend_unknown and unknown_count(db, last.id))):
+            and not (flags.resend_unknown and unknown_count(db, last.id))
+            and not settle_due(db, last.id, flags)):
         return Standing(last, already=already_sent(db, last))
     if (last is not None and last.status == CampaignStatus.PAUSED and not flags.resume
             and judged):
@@ -122,15 +125,24 @@ class SendPlan:
 def plan_send(db, s, last: Campaign | None, flags: SendFlags) -> SendPlan:
     """Who gets the issue: the readers an open campaign still owes, or every confirmed one."""
     open_campaign = last if last is not None and last.status != CampaignStatus.FINISHED else None
-    if flags.resend_unknown and last is not None and last.status == CampaignStatus.FINISHED:
+    due = settle_due(db, last.id, flags) if last is not None and not flags.resend_unknown else 0
+    if last is not None and last.status == CampaignStatus.FINISHED and (
+            flags.resend_unknown or due):
         open_campaign = last
     resuming = open_campaign is not None and not flags.again
     if not resuming:
         return SendPlan(audience=ledger.audience_size(db), resuming=False)
     size = campaign_size(db, open_campaign.id)
-    return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown),
+    return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown) + due,
                     resuming=True, campaign_id=open_campaign.id, size=size,
                     pauses=breaker_verdict(db, s, open_campaign, size))
+
+
+def settle_due(db, campaign_id: int, flags: SendFlags) -> int:
+    """Unknown rows the settle rule re-sends now (counted; :func:`start_send` decides)."""
+    if flags.again or not unknown_count(db, campaign_id):
+        return 0
+    return ledger.settle_unknown(db, campaign_id, flags.settle_after, requeue=False).requeued
 
 
 def breaker_verdict(db, s, campaign: Campaign, size: int) -> str | None:

@@ -25,6 +25,7 @@ class Outcome:
     campaign: Campaign | None
     counts: dict[DeliveryStatus, int]
     failures: list[tuple[str, str]]  # (address, reason), the first few
+    settling: object = None  # mailer.store.ledger.Settling of the unknown rows left, if any
 
 
 @dataclass(frozen=True)
@@ -60,11 +61,21 @@ def already_sent(db, campaign: Campaign) -> AlreadySent:
     return AlreadySent(campaign=campaign, counts=ledger.count_by_status(db, campaign.id))
 
 
-def finish_send(db, report) -> Outcome:
-    """The figures a run ends with: this run's report and the whole campaign's counts."""
+def settling(db, campaign_id: int, settle_after):
+    """Where the campaign's unknown rows stand against the settle rule (nothing changes)."""
+    return ledger.settle_unknown(db, campaign_id, settle_after, requeue=False)
+
+
+def finish_send(db, report, settle_after=None) -> Outcome:
+    """The figures a run ends with: this run's report and the whole campaign's counts, and
+    where its unknown rows stand against the settle rule (``settle_after`` given)."""
+    counts = ledger.count_by_status(db, report.campaign_id)
+    standing = None
+    if settle_after is not None and counts[DeliveryStatus.UNKNOWN]:
+        standing = settling(db, report.campaign_id, settle_after)
     return Outcome(report=report, campaign=ledger.get_campaign(db, report.campaign_id),
-                   counts=ledger.count_by_status(db, report.campaign_id),
-                   failures=ledger.failures(db, report.campaign_id, limit=5))
+                   counts=counts, failures=ledger.failures(db, report.campaign_id, limit=5),
+                   settling=standing)
 
 
 def recovered(db, campaign_id: int, recovery):

@@ -116,6 +116,7 @@ class Started:
     already: AlreadySent | None = None  # another run finished it meanwhile
     recovered: Recovered | None = None  # resumed: what dead workers left
     requeued: int = 0  # unknown rows queued again (--resend-unknown)
+    settled: int = 0  # unknown rows queued again by the settle rule (issue 21 §1)
     version_changed: bool = False  # the issue renders differently than when it started
 
 
@@ -131,17 +132,24 @@ def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFla
         if canary_sample:
             ledger.choose_canary(db, campaign.id, canary_sample)
         return Started(campaign=campaign, created=True)
-    if campaign.status == CampaignStatus.FINISHED and not flags.resend_unknown:
+    settled = 0 if flags.resend_unknown else settle(db, campaign.id, flags.settle_after)
+    if campaign.status == CampaignStatus.FINISHED and not flags.resend_unknown and not settled:
         return Started(campaign=campaign, created=False, already=already_sent(db, campaign))
-    return _resume(db, campaign, sha, flags.resend_unknown)
+    return _resume(db, campaign, sha, flags.resend_unknown, settled)
 
 
-def _resume(db, campaign: Campaign, sha: str, resend_unknown: bool) -> Started:
+def settle(db, campaign_id: int, settle_after) -> int:
+    """Queue again the unknown rows the settle rule lets go (the decision is atomic in the
+    ledger); how many."""
+    return ledger.settle_unknown(db, campaign_id, settle_after).requeued
+
+
+def _resume(db, campaign: Campaign, sha: str, resend_unknown: bool, settled: int) -> Started:
     recovery = recovered(db, campaign.id, ledger.recover_abandoned(db, campaign.id))
     requeued = ledger.requeue_unknown(db, campaign.id) if resend_unknown else 0
     ledger.resume_campaign(db, campaign.id, content_sha256=sha)
     return Started(campaign=campaign, created=False, recovered=recovery, requeued=requeued,
-                   version_changed=sha != campaign.content_sha256)
+                   settled=settled, version_changed=sha != campaign.content_sha256)
 
 
 # -- join from another machine -----------------------------------------------------------------

@@ -15,8 +15,9 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 import typer
@@ -29,6 +30,7 @@ from mailer.cli.send_output import (
     _fmt_duration,
     _out,
     PAUSED_EXIT,
+    UNKNOWN_EXIT,
     exit_code,
     follow,
     print_paused,
@@ -37,7 +39,9 @@ from mailer.cli.send_output import (
     print_plan,
     print_recovery,
     print_summary,
+    settling_line,
 )
+from mailer.domain import DeliveryStatus
 from mailer.errors import IssueError, SendError
 
 PLAIN_PROGRESS_EVERY = 10.0  # seconds between progress lines when stdout is not a terminal
@@ -84,7 +88,8 @@ def send(options: SendOptions) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
 
     Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
-    paused by the reputation breaker (review, then --resume); 130 interrupted.
+    paused by the reputation breaker (review, then --resume); 4 readers left unknown (their SES
+    answer was lost: a later run settles them); 130 interrupted.
     """
     from mailer.sources import load_issue_from_source
 
@@ -96,7 +101,8 @@ def send(options: SendOptions) -> None:
     number = the_issue.number
     if number is None:
         raise IssueError(f"issue {options.issue} has no number")
-    flags = options.flags
+    flags = dataclasses.replace(options.flags,
+                                settle_after=timedelta(seconds=s.unknown_settle_after))
     campaigns.refuse_sample_issue(s, flags)
     if not options.dry_run:
         s.require_https_links()  # readers' links through ses/smtp: https, before any mail
@@ -110,6 +116,7 @@ def send(options: SendOptions) -> None:
     standing = campaigns.standing(db, number, flags)
     if standing.already is not None:
         print_already_sent(standing.already, dry_run=options.dry_run)
+        _exit_if_unknown(db, standing.already, flags)
         return
     if standing.paused:
         print_paused(standing.last, dry_run=options.dry_run)
@@ -146,6 +153,7 @@ def send(options: SendOptions) -> None:
                                        flags=flags, canary_sample=sample)
         if started.already is not None:
             print_already_sent(started.already)  # another run finished it meanwhile
+            _exit_if_unknown(db, started.already, flags)
             return
         _print_start(started, options.resend_unknown)
         job = campaigns.SendJob(db=db, transport=transport, rendered=rendered, settings=s,
@@ -153,8 +161,9 @@ def send(options: SendOptions) -> None:
         report = _canary_then_rest(job, options)
     finally:
         transport.close()
-    print_summary(campaigns.finish_send(db, report))
-    raise typer.Exit(exit_code(report))
+    outcome = campaigns.finish_send(db, report, flags.settle_after)
+    print_summary(outcome)
+    raise typer.Exit(exit_code(report, outcome))
 
 
 @app.command("worker", short_help="Join a send from another machine (PostgreSQL).",
@@ -194,8 +203,9 @@ def worker(
         report = _run(job, None, canary_only=sample_only)
     finally:
         transport.close()
-    print_summary(campaigns.finish_send(db, report))
-    raise typer.Exit(exit_code(report))
+    outcome = campaigns.finish_send(db, report, timedelta(seconds=s.unknown_settle_after))
+    print_summary(outcome)
+    raise typer.Exit(exit_code(report, outcome))
 
 
 # -- steps -------------------------------------------------------------------------------------
@@ -268,6 +278,16 @@ def _canary_sample(options: SendOptions, plan) -> int | None:
     return sample
 
 
+def _exit_if_unknown(db, already, flags) -> None:
+    """A finished campaign with rows still unknown is not done: say why, and exit 4."""
+    if not already.counts[DeliveryStatus.UNKNOWN]:
+        return
+    if already.campaign.transport == "ses":  # only SES's events settle them
+        settling = campaigns.settling(db, already.campaign.id, flags.settle_after)
+        _err(settling_line(settling, already.campaign.issue_number))
+    raise typer.Exit(UNKNOWN_EXIT)
+
+
 def _confirm(yes: bool) -> None:
     if yes:
         return
@@ -286,6 +306,10 @@ def _print_start(started, resend_unknown: bool) -> None:
     _out(f"resuming campaign {campaign.id} (issue {campaign.issue_number}, "
                   f"{campaign.status}{': ' + campaign.note if campaign.note else ''})")
     print_recovery(started.recovered, resend_unknown=resend_unknown)
+    if started.settled:
+        _out(f"re-sending {counted(started.settled, 'delivery', 'deliveries')} whose SES answer "
+             "was lost: no SES event for them after the settle window, while events for "
+             "messages sent after them arrived")
     if started.requeued:
         _out(f"re-sending {started.requeued} deliveries whose fate was unknown "
              "(--resend-unknown)")

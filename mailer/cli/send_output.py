@@ -10,6 +10,7 @@ from mailer.domain import DeliveryStatus
 
 
 PAUSED_EXIT = 3  # the reputation breaker paused the campaign: review, then --resume
+UNKNOWN_EXIT = 4  # readers left unknown (answer lost): not finished; a later run settles them
 
 
 def _out(message: str, **_: object) -> None:
@@ -107,8 +108,9 @@ def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
              f"{'is' if recovered.released == 1 else 'are'} back in the queue")
     if recovered.unknown and not resend_unknown:
         _err(f"warning: {recovered.unknown} deliveries are unknown: they were in flight when a "
-                          "send died, so they may or may not have arrived. They are not re-sent; "
-                          "pass --resend-unknown to send them again (risking a second copy)")
+                          "send died, so they may or may not have arrived. They are not re-sent "
+                          "now: SES's events settle them (see below); pass --resend-unknown to "
+                          "send them again at once (risking a second copy)")
 
 
 def _progress_line(dispatcher, total: int) -> str:
@@ -163,6 +165,8 @@ def print_summary(outcome) -> None:
     if counts[DeliveryStatus.UNKNOWN]:
         _err(unknown_line(counts[DeliveryStatus.UNKNOWN], campaign.issue_number,
                           campaign.transport), highlight=False)
+        if outcome.settling is not None and campaign.transport == "ses":
+            _err(settling_line(outcome.settling, campaign.issue_number), highlight=False)
     if report.finished:
         _out(f"campaign {report.campaign_id} finished")
     elif report.paused:
@@ -189,11 +193,34 @@ def print_paused(campaign, *, dry_run: bool = False) -> None:
          highlight=False)
 
 
-def exit_code(report) -> int:
+def settling_line(settling, issue_number: int) -> str:
+    """Why the unknown rows are still unknown, and what settles them (a ``ledger.Settling``)."""
+    parts = []
+    if settling.waiting:
+        until = f" until {settling.window_ends:%H:%M:%S} UTC" if settling.window_ends else ""
+        parts.append(f"{settling.waiting} wait for their SES event{until} "
+                     "(MAILER_UNKNOWN_SETTLE_AFTER); the first "
+                     f"`mailer send --issue {issue_number} --yes` after that re-sends once each "
+                     "one still without an event, if events for later messages arrived")
+    if settling.unproven:
+        parts.append(f"{settling.unproven} had no SES event, but none has arrived for the "
+                     "messages sent after them either, so the event path is not shown to work "
+                     "and they are not re-sent: check that events reach mailer (`mailer serve` "
+                     "web hook, `mailer events poll`) and that the configuration set publishes "
+                     "Send events (`mailer doctor`)")
+    if settling.requeued:
+        parts.append(f"{settling.requeued} may be re-sent now: run "
+                     f"`mailer send --issue {issue_number} --yes`")
+    return "unknown rows: " + "; ".join(parts)
+
+
+def exit_code(report, outcome=None) -> int:
     if getattr(report, "paused", False):
         return PAUSED_EXIT
     if report.account_error or report.failed:
         return 1
     if report.stop_reason and report.stop_reason.startswith("interrupted"):
         return 130
+    if outcome is not None and outcome.counts[DeliveryStatus.UNKNOWN]:
+        return UNKNOWN_EXIT  # not finished: systemd and cron show it
     return 0

@@ -20,7 +20,9 @@ from mailer.transports.ses_reads import (
     topic_exists,
 )
 
-NEEDED_EVENTS = ("bounce", "complaint", "delivery")
+# Send events settle the rows whose SES answer was lost, and prove the event path works so the
+# rest are re-sent (issue 21): without them, those readers stay `unknown`.
+NEEDED_EVENTS = ("bounce", "complaint", "delivery", "send")
 _WAITING = "is waiting for confirmation"
 
 
@@ -44,16 +46,18 @@ def check_event_destination(settings: Settings, clients: AwsClients, found: Find
     if not destinations:
         return Check("event destination", "FAIL",
                      f"configuration set {name!r} has no enabled event destination to SNS: add "
-                     "one for Bounce, Complaint and Delivery events")
+                     "one for Bounce, Complaint, Delivery and Send events")
     covered = {event.lower() for d in destinations for event in d.get("MatchingEventTypes", [])}
     found.topics = list(dict.fromkeys(d["SNSDestination"]["TopicARN"] for d in destinations))
     missing = [event.capitalize() for event in NEEDED_EVENTS if event not in covered]
     if missing:
         return Check("event destination", "FAIL",
                      f"the SNS event destination of {name!r} does not publish "
-                     f"{', '.join(missing)} events: add them to its event types")
+                     f"{', '.join(missing)} events: add them to its event types"
+                     + (" (without Send events, readers whose SES answer was lost stay "
+                        "unknown)" if "Send" in missing else ""))
     return Check("event destination", "ok",
-                 f"{name!r} publishes Bounce, Complaint and Delivery to {', '.join(found.topics)}")
+                 f"{name!r} publishes Bounce, Complaint, Delivery and Send to {', '.join(found.topics)}")
 
 
 def _topics_to_check(settings: Settings, found: Findings) -> list[str]:

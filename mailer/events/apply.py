@@ -11,7 +11,8 @@ the rules hold whatever route an event took:
   bounced transiently; undetermined bounces are recorded only;
 - a complaint suppresses the address (``complained``) except feedback type ``not-spam``;
 - Delivery / DeliveryDelay / Open / Click stamp the row; Reject and Rendering Failure fail it;
-  any event proving the message left SES settles a row left ``unknown`` by a crash as ``sent``.
+  any event proving the message left SES settles a row left ``unknown`` by a crash as ``sent``,
+  and one re-queued by the settle rule (issue 21) before its re-send.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, select, update
 
 from mailer.config import Settings
 from mailer.domain import BounceType, DeliveryEvent, DeliveryStatus, EventKind, SubscriberStatus
@@ -33,6 +34,7 @@ from mailer.events.ses import event_key, parse_notification, recipient_parts
 from mailer.events.sns import NOTIFICATION, SnsEnvelope, envelope_from_fields, is_envelope
 from mailer.store import subscribers
 from mailer.store.db import session as open_session
+from mailer.store.ledger import SETTLE_REQUEUED
 from mailer.store.models import Delivery, DeliveryEventRecord, SnsMessage, Subscriber
 from mailer.suppression import SES_BOUNCE, SES_COMPLAINT, SES_SUBSCRIPTION
 from mailer.wire import is_simulator
@@ -160,6 +162,7 @@ def apply_events(db: Session, events: list[DeliveryEvent], settings: Settings) -
         if delivery is None:
             result.unmatched += 1
         else:
+            settle_requeued(db, delivery, event)
             update_delivery(delivery, event)
             db.add(delivery)
         db.flush()  # the transient-bounce count below must see this row's new bounce type
@@ -210,6 +213,19 @@ def find_delivery(db: Session, event: DeliveryEvent) -> Delivery | None:
     if not row.provider_message_id and event.provider_message_id:
         row.provider_message_id = event.provider_message_id[:255]  # a crash lost it
     return row
+
+
+def settle_requeued(db: Session, row: Delivery, event: DeliveryEvent) -> None:
+    """A late event for a row the settle rule re-queued, before its re-send: SES did take the
+    first copy, so the row is sent and the re-send (which needs ``queued``) never happens.
+    Conditional, so a re-send already under way keeps its own outcome."""
+    if (event.kind not in PROOF_OF_SENDING or row.status != DeliveryStatus.QUEUED
+            or row.error != SETTLE_REQUEUED):
+        return
+    db.exec(update(Delivery)
+            .where(Delivery.id == row.id, Delivery.status == DeliveryStatus.QUEUED.value)
+            .values(status=DeliveryStatus.SENT.value, sent_at=event.occurred_at,
+                    error="sent: its SES event arrived after it was queued to be re-sent"))
 
 
 def update_delivery(row: Delivery, event: DeliveryEvent) -> None:

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import Integer, String, exists, func, insert, literal, select, text, update
+from sqlalchemy import Integer, and_, or_, String, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
@@ -40,7 +41,7 @@ from mailer.store.ledger_writes import (  # the hot path, under the names dispat
     start_sending as start_sending,
     writing,
 )
-from mailer.store.models import Campaign, Delivery, Subscriber
+from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber
 from mailer.store.workers import (  # worker identity, heartbeats and recovery
     DEFAULT_STALE_AFTER as DEFAULT_STALE_AFTER,
     Recovery as Recovery,
@@ -312,3 +313,63 @@ def requeue_unknown(engine: Engine, campaign_id: int) -> int:
         ).rowcount
 
 
+
+
+# -- rows whose SES answer was lost settle themselves (issue 21 §1) ------------------------------
+
+SETTLE_REQUEUED = ("re-sent once: no SES event for it after the settle window, while events "
+                   "for messages sent after it arrived")
+
+
+@dataclass(frozen=True)
+class Settling:
+    """Where a campaign's ``unknown`` rows stand against the settle rule."""
+
+    requeued: int  # queued again now (or, when only counting, that would be)
+    waiting: int  # still inside their settle window
+    unproven: int  # past it, but no event for a later message proves the event path live
+    window_ends: datetime | None  # when the last waiting row's window ends
+
+
+def settle_unknown(engine: Engine, campaign_id: int, settle_after: timedelta, *,
+                   requeue: bool = True) -> Settling:
+    """Re-queue each ``unknown`` row that had no SES event within ``settle_after`` of its
+    request while an event arrived for another row of the campaign requested after it.
+
+    One conditional UPDATE decides, so an event recorded meanwhile (which turns the row
+    ``sent``) and the re-queue exclude each other: a row is never re-queued once SES has
+    spoken for it. With ``requeue`` False nothing changes (a dry run counts)."""
+    deadline = utcnow() - settle_after
+    due = _settle_due(campaign_id, deadline)
+    with writing(engine) as connection:
+        if requeue:
+            requeued = connection.execute(
+                update(D).where(due)
+                .values(status=DeliveryStatus.QUEUED.value, claimed_by=None, claimed_at=None,
+                        error=SETTLE_REQUEUED)
+            ).rowcount
+        else:
+            requeued = connection.execute(select(func.count()).where(due)).scalar_one()
+        unknown = and_(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.UNKNOWN.value)
+        in_window = and_(unknown, D.c.claimed_at > deadline)
+        waiting, last = connection.execute(
+            select(func.count(), func.max(D.c.claimed_at)).where(in_window)).one()
+        left = connection.execute(select(func.count()).where(unknown)).scalar_one()
+    unproven = left - waiting - (0 if requeue else requeued)
+    return Settling(requeued=requeued, waiting=waiting, unproven=unproven,
+                    window_ends=last + settle_after if last is not None else None)
+
+
+def _settle_due(campaign_id: int, deadline: datetime):
+    """The rule as one condition on a delivery row (see :func:`settle_unknown`)."""
+    E = DeliveryEventRecord.__table__
+    later = D.alias("later")
+    heard_of = exists().where(E.c.delivery_id == D.c.id)
+    # An event for another row whose request came later, or that SES itself stamped later
+    # (a Delivery for an earlier message): events published after this request reached us.
+    path_live = exists().where(
+        E.c.delivery_id == later.c.id, later.c.campaign_id == campaign_id,
+        later.c.id != D.c.id,
+        or_(later.c.claimed_at > D.c.claimed_at, E.c.occurred_at > D.c.claimed_at))
+    return and_(D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.UNKNOWN.value,
+                D.c.claimed_at.is_not(None), D.c.claimed_at <= deadline, ~heard_of, path_live)

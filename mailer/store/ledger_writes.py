@@ -164,7 +164,9 @@ def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int, *,
 # The two writes every message makes run as plain driver SQL: SQLAlchemy's statement machinery
 # costs ~200 us each, as much as boto3's own work per message, and they run at the send rate.
 _HOT_SQL = {
-    "start": "UPDATE delivery SET status = 'sending', attempts = attempts + 1 "
+    # claimed_at becomes the moment of the request: settling an unknown row compares it with
+    # the requests of other rows (mailer.store.ledger.settle_unknown).
+    "start": "UPDATE delivery SET status = 'sending', attempts = attempts + 1, claimed_at = {at} "
              "WHERE id = {id} AND claimed_by = {worker} AND status = 'queued' "
              "AND EXISTS (SELECT 1 FROM subscriber "
              "WHERE subscriber.id = delivery.subscriber_id AND subscriber.status = 'active')",
@@ -187,7 +189,7 @@ def _hot(engine: Engine, name: str) -> str:
     sql = _HOT_CACHE.get(key)
     if sql is None:
         style = ":{}" if is_sqlite(engine) else "%({})s"
-        names = ("id", "worker", "sent_at", "provider_id", "status", "error")
+        names = ("id", "worker", "sent_at", "provider_id", "status", "error", "at")
         sql = _HOT_SQL[name].format(**{n: style.format(n) for n in names})
         _HOT_CACHE[key] = sql
     return sql
@@ -211,7 +213,7 @@ def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryS
     """Move a leased row to ``sending`` right before its transport call, re-checking the
     reader in the same statement. Returns SENDING (go), SKIPPED (the reader left: marked so) or
     None (the lease is no longer ours: do not send)."""
-    params = {"id": delivery_id, "worker": worker_id}
+    params = {"id": delivery_id, "worker": worker_id, "at": _bind_time(engine)(utcnow())}
     start_sql, skip_sql = _hot(engine, "start"), _hot(engine, "skip")
 
     def statement(cursor: Any) -> DeliveryStatus | None:

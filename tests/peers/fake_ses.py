@@ -38,10 +38,13 @@ the option names below, ``-`` written as ``_``):
   *accepted* (counted, kept) and then answered with nothing: the connection is closed
   (``lose_how`` ``close``, the default) or reset (``reset``) before the answer, as when a
   network path fails after SES has taken the message. The client cannot tell it was sent.
+* ``drop_request_rate`` probability that a SendEmail request is answered with a closed
+  connection *before* it is accepted (not counted, not kept): to the client it looks exactly
+  like a lost answer, yet nothing was sent.
 
 ``GET /_stats`` → ``{"accepted", "per_recipient", "throttled", "errors", "rejected",
 "quota_refused", "paused_refused", "requests", "max_in_flight", "first_accepted",
-"last_accepted", "answers_lost", "lost_recipients"}``; ``POST /_reset`` forgets counters and messages and restores the options the
+"last_accepted", "answers_lost", "lost_recipients", "requests_dropped", "dropped_recipients"}``; ``POST /_reset`` forgets counters and messages and restores the options the
 process started with.
 """
 
@@ -84,6 +87,7 @@ DEFAULTS = {
     "lose_answer_rate": 0.0,
     "lose_answers": 0,
     "lose_how": "close",
+    "drop_request_rate": 0.0,
 }
 
 _IDENTITY_PATH = re.compile(r"/v2/email/identities/([^/?]+)\Z")
@@ -111,6 +115,8 @@ class State:
         self.in_flight = self.max_in_flight = 0
         self.answers_lost = 0
         self.lost_recipients: list[str] = []
+        self.requests_dropped = 0
+        self.dropped_recipients: list[str] = []
         self.first_accepted: float | None = None
         self.last_accepted: float | None = None
         self.messages: list[dict] = []
@@ -181,6 +187,8 @@ class State:
                 "last_accepted": self.last_accepted,
                 "answers_lost": self.answers_lost,
                 "lost_recipients": list(self.lost_recipients),
+                "requests_dropped": self.requests_dropped,
+                "dropped_recipients": list(self.dropped_recipients),
             }
 
 
@@ -214,6 +222,11 @@ def send_email(state: State, request: dict) -> dict:
     sender = request.get("FromEmailAddress") or ""
     with state.lock:
         attempt = state.next_try(recipients)
+        if options["drop_request_rate"] and \
+                state.chance(attempt, "drop") < options["drop_request_rate"]:
+            state.requests_dropped += 1
+            state.dropped_recipients.extend(recipients)
+            raise AnswerLost("close")  # before acceptance: nothing was taken
         if options["paused"]:
             state.paused_refused += 1
             raise SesError(400, "SendingPausedException",
