@@ -16,35 +16,17 @@ from starlette.requests import Request as StarletteRequest
 from starlette.responses import Response
 
 from mailer import subscriptions
-from mailer.config import Settings
 from mailer.domain import SubscriberStatus
 from mailer.errors import UnknownSubscriber
-from mailer.store.db import get_engine
 from mailer.store.models import Subscriber
-from mailer.web.pages import Pages
-from mailer.web.security import client_ip
+from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
+from mailer.web.state import client_address as _client_ip, media_type as _media_type
 from mailer.wire import CONFIRM_PATH, ONE_CLICK_FIELD, ONE_CLICK_VALUE, UNSUBSCRIBE_PATH
 
 router = APIRouter()
 
 # what mail clients may send for RFC 8058 one-click (the RFC prefers multipart)
 ONE_CLICK_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def _pages(request: Request) -> Pages:
-    return request.app.state.pages
-
-
-def _engine(request: Request):
-    return get_engine(_settings(request).database_url)
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 # -- confirm -------------------------------------------------------------------------------------
@@ -60,7 +42,7 @@ def confirm_page(request: Request, token: str) -> Response:
 
 @router.post(f"{CONFIRM_PATH}/{{token}}")
 def confirm(request: Request, token: str) -> Response:
-    ip = client_ip(request, request.app.state.trusted_proxies)
+    ip = _client_ip(request)
     return _confirmed(request, subscriptions.confirm(_engine(request), _settings(request), token, ip))
 
 

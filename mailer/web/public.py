@@ -26,7 +26,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from mailer.config import Settings
 from mailer.errors import InvalidAddress
 from mailer import subscriptions
 from mailer.store import signups
@@ -34,8 +33,9 @@ from mailer.store.signups import SignupRefused
 from mailer.store.db import get_engine
 from mailer.web.embed import RETURN_FIELD, allowed_return_url
 from mailer.web.limiter import SlidingWindowLimiter
-from mailer.web.pages import Pages
-from mailer.web.security import client_ip, rate_limit_key
+from mailer.web.security import rate_limit_key
+from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
+from mailer.web.state import client_address as _client_ip, media_type as _media_type
 from mailer.wire import SUBSCRIBE_PATH
 
 log = logging.getLogger("mailer.web")
@@ -52,26 +52,6 @@ BAD_ADDRESS_MESSAGE = "That does not look like an e-mail address. Please check i
 
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-def _settings(request: Request) -> Settings:
-    return request.app.state.settings
-
-
-def _pages(request: Request) -> Pages:
-    return request.app.state.pages
-
-
-def _engine(request: Request):
-    return get_engine(_settings(request).database_url)
-
-
-def _media_type(request: Request) -> str:
-    return request.headers.get("content-type", "").split(";")[0].strip().lower()
-
-
-def _client_ip(request: Request) -> str:
-    return client_ip(request, request.app.state.trusted_proxies)
 
 
 def _check_rate(request: Request) -> None:
