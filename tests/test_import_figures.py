@@ -15,12 +15,11 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from mailer.cli import app
-from mailer.store.models import Subscriber, SubscriberChange
 from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
+from tests.test_mailchimp_import import changes as history, subscribers as readers
 from tests.mailchimp_export import csv_bytes, file_name, member, write_large_export, write_zip
 
 MAILER = str(Path(sys.executable).parent / "mailer")
@@ -34,19 +33,6 @@ def run(mailer_env):
         return runner.invoke(app, list(args))
 
     return invoke
-
-
-def readers(engine) -> dict[str, object]:
-    with engine.connect() as connection:
-        return {row.email: row for row in connection.execute(select(Subscriber.__table__))}
-
-
-def history(engine, email: str) -> list:
-    with engine.connect() as connection:
-        return list(connection.execute(
-            select(SubscriberChange.__table__).join(Subscriber.__table__)
-            .where(Subscriber.__table__.c.email == email)
-            .order_by(SubscriberChange.__table__.c.id)))
 
 
 def naive(moment) -> datetime:
