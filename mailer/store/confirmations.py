@@ -18,10 +18,8 @@ from sqlmodel import Session
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange
 # the fingerprint and source confirm_subscription records (kept there, where they are written)
-from mailer.store.subscribers import _nonce_fingerprint as nonce_fingerprint
+from mailer.store.subscribers import CONFIRM_SOURCE, nonce_fingerprint
 from mailer.tokens import read_confirm_token
-
-CONFIRM_SOURCE = "web-confirm"
 
 
 def reader_confirmed_by(session: Session, token: str, *, secret: str,

@@ -232,7 +232,10 @@ def _confirm_token(secret: str, subscriber: Subscriber) -> str:
     return make_confirm_token(secret, subscriber.id, subscriber.confirm_nonce)
 
 
-def _nonce_fingerprint(nonce: str) -> str:
+CONFIRM_SOURCE = "web-confirm"  # the history source of a confirmation through the link
+
+
+def nonce_fingerprint(nonce: str) -> str:
     # Identifies which confirmation mail was answered without keeping a usable secret.
     return hashlib.sha256(nonce.encode()).hexdigest()[:16]
 
@@ -276,8 +279,8 @@ def confirm_subscription(session: Session, token: str, *, secret: str, max_age: 
     subscriber.confirm_ip = ip
     detail = {"ip": ip, "signup_ip": subscriber.signup_ip,
               "confirm_sent_at": _iso(subscriber.confirm_sent_at),
-              "confirmation": _nonce_fingerprint(nonce)}
-    _apply_status(session, subscriber, SubscriberStatus.ACTIVE, source="web-confirm",
+              "confirmation": nonce_fingerprint(nonce)}
+    _apply_status(session, subscriber, SubscriberStatus.ACTIVE, source=CONFIRM_SOURCE,
                   detail=detail)
     _unforget(session, subscriber.email, secret=secret)
     session.commit()
