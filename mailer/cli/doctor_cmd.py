@@ -18,8 +18,8 @@ LIVE_LATE_AFTER = 60.0  # --late-after when not given: seconds
 DOCTOR_HELP = """\
 Check the SES side before a send, one line per check (ok / warn / FAIL), and say what is missing:
 the web app's secret, the sender identity and its DKIM, the configuration set
-(MAILER_SES_CONFIGURATION_SET) with an SNS event destination for Bounce, Complaint and Delivery,
-the SNS topic with a confirmed HTTPS subscription to MAILER_BASE_URL/webhooks/ses (raw delivery
+(MAILER_SES_CONFIGURATION_SET) with an SNS event destination for Bounce, Complaint, Delivery
+and Send (Send events settle readers whose SES answer was lost), the SNS topic with a confirmed HTTPS subscription to MAILER_BASE_URL/webhooks/ses (raw delivery
 off), the topic on MAILER_SNS_TOPIC_ARNS, and the account's quota and enforcement status.
 
 Reads only; changes nothing (a missing SQLite database is a warning, never created). Uses
