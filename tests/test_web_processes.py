@@ -23,13 +23,22 @@ SUBSCRIBES_PER_MINUTE = 4
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request, mailer_env) -> str:
-    if request.param == "sqlite":
-        return mailer_env["MAILER_DATABASE_URL"]
-    return request.getfixturevalue("pg_url")
+    """The one database both servers share, its schema made here first (as `mailer db upgrade`
+    would), so neither server spends its start-up deadline migrating it."""
+    from mailer.store.db import get_engine
+
+    url = (mailer_env["MAILER_DATABASE_URL"] if request.param == "sqlite"
+           else request.getfixturevalue("pg_url"))
+    get_engine(url)
+    return url
 
 
 @pytest.fixture
-def two_servers(web_server_factory, database_url) -> list[str]:
+def two_servers(web_server_factory, database_url, monkeypatch) -> list[str]:
+    from tests.plugins import web_peer
+
+    # two servers starting one after the other on a busy CI machine: give each more time
+    monkeypatch.setattr(web_peer, "STARTUP_TIMEOUT", 90.0)
     env = {"MAILER_DATABASE_URL": database_url, "MAILER_ADMIN_USER": USER,
            "MAILER_ADMIN_PASSWORD": PASSWORD, "MAILER_TRUSTED_PROXIES": "127.0.0.1/32",
            "MAILER_SUBSCRIBE_RATE_PER_IP": str(SUBSCRIBES_PER_MINUTE),

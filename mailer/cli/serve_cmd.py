@@ -44,12 +44,16 @@ def warn_about_admin(current: Settings) -> None:
 
 @app.command("serve", short_help="Run the web app: subscribe, unsubscribe, SES web hook.",
              epilog=examples("mailer serve                      # http://127.0.0.1:8000",
-                             "mailer serve --host 0.0.0.0 --port 8080"))
+                             "mailer serve --host 0.0.0.0 --port 8080",
+                             "mailer serve --workers 2             # two processes, one port"))
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(1, min=1, max=64,
+                                help="processes sharing the port (limits and figures are shared "
+                                     "through the database)"),
 ) -> None:
-    """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
+    """Run the public web app with uvicorn (put a TLS proxy in front)."""
     current = settings()
     current.require_secret_key()  # the example or no key: anyone could forge links
     current.require_https_links()  # confirm mails through ses/smtp; SNS posts only to https
@@ -67,6 +71,7 @@ def serve(
         factory=True,
         host=host,
         port=port,
+        workers=workers,
         # X-Forwarded-For is believed only for MAILER_TRUSTED_PROXIES, by the app itself
         proxy_headers=False,
         server_header=False,
