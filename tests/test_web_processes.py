@@ -157,3 +157,38 @@ def test_admin_figures_agree_between_two_processes_after_writes(two_servers, dat
     assert _issue(after_a, 643)["bounced"] == _issue(before, 643)["bounced"] + 1
     assert after_a["subscribers"] != before["subscribers"]
     assert after_b == after_a
+
+
+def test_serve_with_two_workers_limits_as_one(mailer_env, tmp_path, monkeypatch):
+    """The deploy unit's own command: `mailer serve --workers 2`, one port, two processes; the
+    11th failed log-in from a network is refused whichever worker took the connection."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from mailer.store.db import get_engine
+    from tests.plugins import web_peer
+    from tests.plugins.processes import free_port, stop_process
+
+    get_engine(mailer_env["MAILER_DATABASE_URL"])
+    monkeypatch.setattr(web_peer, "STARTUP_TIMEOUT", 90.0)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**os.environ, **mailer_env, "MAILER_BASE_URL": url, "MAILER_ADMIN_USER": USER,
+           "MAILER_ADMIN_PASSWORD": PASSWORD, "MAILER_TRUSTED_PROXIES": "127.0.0.1/32"}
+    log_path = tmp_path / "serve-workers.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("mailer")), "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "2"],
+            env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        web_peer._wait_until_healthy(process, url, log_path)
+        # a new connection per request, so the kernel hands them to either worker
+        assert [_log_in(url, "wrong guess", "203.0.113.8") for _ in range(10)] == [401] * 10
+        assert _log_in(url, PASSWORD, "203.0.113.8") == 429
+        assert _log_in(url, PASSWORD, "198.51.100.10") == 200
+    finally:
+        stop_process(process)
+    assert "Started parent process" in log_path.read_text()  # it did run two workers

@@ -15,6 +15,7 @@ from mailer.errors import ConfigError
 APP_FACTORY = "mailer.web.app:create_app"
 # h11 with a deadline for request headers (slow or idle clients), see mailer/web/server.py
 HTTP_PROTOCOL = "mailer.web.server:HeaderTimeoutH11Protocol"
+WORKER_HEALTHCHECK_SECONDS = 60
 MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request head; larger ones get a 400
 
 
@@ -72,6 +73,9 @@ def serve(
         host=host,
         port=port,
         workers=workers,
+        # a worker must answer the parent's ping within this: uvicorn's 5 s kills (and restarts,
+        # for ever) workers still importing the app on a busy small machine
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         # X-Forwarded-For is believed only for MAILER_TRUSTED_PROXIES, by the app itself
         proxy_headers=False,
         server_header=False,
