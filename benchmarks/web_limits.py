@@ -68,7 +68,7 @@ def main() -> None:
     from mailer.web.limiter import SlidingWindowLimiter
 
     memory = per_hit_microseconds(SlidingWindowLimiter(1_000_000, window=60.0), hits)
-    print(f"{hits} hits from {NETWORKS} networks")
+    print(f"{hits} hits from {NETWORKS} networks (load average {os.getloadavg()[0]:.1f})")
     print(f"  in memory (one process only)   {memory:9.1f} µs/hit")
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{Path(folder) / 'subscribers.db'}"

@@ -192,3 +192,46 @@ def test_serve_with_two_workers_limits_as_one(mailer_env, tmp_path, monkeypatch)
     finally:
         stop_process(process)
     assert "Started parent process" in log_path.read_text()  # it did run two workers
+
+
+def test_concurrent_hits_never_pass_the_limit_nor_lose_a_count(database_url):
+    """Eight threads with their own connections hit one key at once, as two processes' request
+    threads would: exactly the limit is let in, and every recorded hit is counted."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mailer.store.db import get_engine
+    from mailer.store.limits import row_count
+    from mailer.web.limiter import DatabaseWindowLimiter
+
+    engine = get_engine(database_url)
+    limiter = DatabaseWindowLimiter("test", 50, 60.0, engine=lambda: engine, secret=TEST_SECRET)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: limiter.hit("192.0.2.1"), range(80)))
+        list(pool.map(lambda _: limiter.record("192.0.2.2"), range(80)))
+    assert sum(answer is None for answer in answers) == 50
+    assert all(answer > 0 for answer in answers if answer is not None)
+    assert limiter.count("192.0.2.1") == 50 and limiter.count("192.0.2.2") == 80
+    assert row_count(engine) <= 2 * 61  # one row per key and second at most
+
+
+def test_the_table_keeps_no_address_and_forgets_old_windows(database_url):
+    from sqlalchemy import text
+
+    from mailer.store.db import get_engine
+    from mailer.web.limiter import DatabaseWindowLimiter
+
+    engine = get_engine(database_url)
+    now = [1_800_000_000.0]
+    limiter = DatabaseWindowLimiter("login-failed", 10, 60.0, engine=lambda: engine,
+                                    secret=TEST_SECRET, clock=lambda: now[0])
+    for n in range(20):
+        limiter.record(f"203.0.113.{n}")
+        now[0] += 1.0
+    with engine.connect() as connection:
+        stored = connection.execute(text("SELECT scope, key_hash FROM rate_limit_hit")).all()
+    assert len(stored) == 20 and not any("203.0.113" in key for _, key in stored)
+    now[0] += 61.0 + 60.0  # past the window, and past the once-a-window pruning
+    limiter.record("198.51.100.1")
+    with engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM rate_limit_hit")).scalar() == 1
+    assert limiter.count("203.0.113.0") == 0
