@@ -87,6 +87,43 @@ def test_cached_figures_follow_every_kind_of_write(console_engine):
         assert get_by_email(db, SOFT) is not None
 
 
+def test_an_event_committed_late_under_a_lower_id_is_seen(console_engine):
+    """Two processes store events at once: on PostgreSQL the one holding the lower id may
+    commit after a console read the higher one. The newest id then stays as it was; the
+    figures must move all the same (issue 21, section 4)."""
+    from sqlalchemy import func
+    from sqlmodel import select
+
+    from mailer.store.console_cache import ConsoleCache
+    from mailer.store.db import session
+    from mailer.store.models import Campaign, Delivery, DeliveryEventRecord
+
+    build_console_data(console_engine, now=NOW)
+    cache = ConsoleCache()
+    with session(console_engine) as db:
+        c643 = db.exec(select(Campaign).where(Campaign.issue_number == 643)).one()
+        rows = db.exec(select(Delivery).where(Delivery.campaign_id == c643.id,
+                                              Delivery.bounced_at.is_(None)).limit(2)).all()
+        newest = db.exec(select(func.max(DeliveryEventRecord.id))).one()
+        # the transaction that drew newest + 2 committed first...
+        db.add(DeliveryEventRecord(id=newest + 2, event_key="first-committed", kind="delivery",
+                                   recipient=rows[0].email, occurred_at=NOW,
+                                   delivery_id=rows[0].id, raw="{}"))
+        db.commit()
+        before = next(c for c in _cached(db, cache)["campaigns"] if c["issue_number"] == 643)
+        # ...and the one that drew newest + 1 commits now, a bounce
+        row = rows[1]
+        row.bounced_at, row.bounce_type, row.delivered_at = NOW, "permanent", None
+        db.add(row)
+        db.add(DeliveryEventRecord(id=newest + 1, event_key="committed-late", kind="bounce",
+                                   recipient=row.email, occurred_at=NOW, delivery_id=row.id,
+                                   raw="{}"))
+        db.commit()
+        after = next(c for c in _cached(db, cache)["campaigns"] if c["issue_number"] == 643)
+        assert after["bounced"] == before["bounced"] + 1
+        assert _cached(db, cache) == _fresh(db)
+
+
 def test_a_quiet_console_counts_nothing_again(console_engine, monkeypatch):
     from mailer.store import console_cache
     from mailer.store.console_cache import ConsoleCache

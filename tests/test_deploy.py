@@ -74,7 +74,7 @@ def test_systemd_names_a_broken_unit(tmp_path: Path) -> None:
 
 def test_units_run_the_documented_commands() -> None:
     assert _exec_lines("mailer-serve.service") == [
-        f"{INSTALLED_PROGRAM} serve --host 127.0.0.1 --port 8000"]
+        f"{INSTALLED_PROGRAM} serve --host 127.0.0.1 --port 8000 --workers 2"]
     assert _exec_lines("mailer-send.service") == [
         f"{INSTALLED_PROGRAM} send --issue latest --yes --not-before 24h"]
     assert _exec_lines("mailer-events.service") == [

@@ -15,6 +15,7 @@ from mailer.errors import ConfigError
 APP_FACTORY = "mailer.web.app:create_app"
 # h11 with a deadline for request headers (slow or idle clients), see mailer/web/server.py
 HTTP_PROTOCOL = "mailer.web.server:HeaderTimeoutH11Protocol"
+WORKER_HEALTHCHECK_SECONDS = 60
 MAX_HEADER_BYTES = 16 * 1024  # h11's cap on a request head; larger ones get a 400
 
 
@@ -44,12 +45,16 @@ def warn_about_admin(current: Settings) -> None:
 
 @app.command("serve", short_help="Run the web app: subscribe, unsubscribe, SES web hook.",
              epilog=examples("mailer serve                      # http://127.0.0.1:8000",
-                             "mailer serve --host 0.0.0.0 --port 8080"))
+                             "mailer serve --host 0.0.0.0 --port 8080",
+                             "mailer serve --workers 2             # two processes, one port"))
 def serve(
     host: str = typer.Option("127.0.0.1", help="address to listen on"),
     port: int = typer.Option(8000, min=1, max=65535, help="TCP port"),
+    workers: int = typer.Option(1, min=1, max=64,
+                                help="processes sharing the port (limits and figures are shared "
+                                     "through the database)"),
 ) -> None:
-    """Run the public web app with uvicorn (one worker; put a TLS proxy in front)."""
+    """Run the public web app with uvicorn (put a TLS proxy in front)."""
     current = settings()
     current.require_secret_key()  # the example or no key: anyone could forge links
     current.require_https_links()  # confirm mails through ses/smtp; SNS posts only to https
@@ -67,6 +72,10 @@ def serve(
         factory=True,
         host=host,
         port=port,
+        workers=workers,
+        # a worker must answer the parent's ping within this: uvicorn's 5 s kills (and restarts,
+        # for ever) workers still importing the app on a busy small machine
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
         # X-Forwarded-For is believed only for MAILER_TRUSTED_PROXIES, by the app itself
         proxy_headers=False,
         server_header=False,

@@ -9,6 +9,10 @@ forgotten, was a campaign added? Only what those answers touch is counted again;
 still sending are always counted afresh. Every ``FULL_REFRESH_SECONDS`` it forgets everything,
 a safety net for writes that bypass the application.
 
+Each `mailer serve` process keeps its own cache, but the questions go to the database on every
+request, so a write by any process (another `serve`, `events poll`, the CLI) is seen by all of
+them, and two processes behind the proxy show the same figures.
+
 With 1,000,000 deliveries this turns the overview from a scan of the whole ledger into a scan
 of the one campaign whose events are arriving (or of nothing, between sends). The CLI does not
 use it: ``mailer stats`` always counts from scratch, and tests compare the two.
@@ -52,22 +56,48 @@ EVENT_SLACK = 100
 
 @dataclass(frozen=True)
 class Marks:
-    """The newest row of each table whose writes can change a figure."""
+    """The newest row of each table whose writes can change a figure, and for the tables that
+    grow by id, how many rows sit within ``EVENT_SLACK`` of the newest: a row committed late
+    under a lower id (another process's transaction, on PostgreSQL) leaves the newest id as it
+    was but changes that count, so every process sees it."""
 
     event_id: int
     change_id: int
     subscriber_id: int
     campaign_id: int
     forgotten: int
+    event_tail: int = 0
+    change_tail: int = 0
+    subscriber_tail: int = 0
+
+
+def _newest_and_tail(session: Session, column) -> tuple[int, int]:
+    newest = int(session.execute(select(func.max(column))).scalar() or 0)
+    tail = session.execute(select(func.count()).where(column > newest - EVENT_SLACK)).scalar()
+    return newest, int(tail or 0)
 
 
 def current_marks(session: Session) -> Marks:
-    def newest(column) -> int:
-        return int(session.execute(select(func.max(column))).scalar() or 0)
-
+    event_id, event_tail = _newest_and_tail(session, DeliveryEventRecord.id)
+    change_id, change_tail = _newest_and_tail(session, SubscriberChange.id)
+    subscriber_id, subscriber_tail = _newest_and_tail(session, Subscriber.id)
+    campaign_id = int(session.execute(select(func.max(Campaign.id))).scalar() or 0)
     forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress)).scalar())
-    return Marks(newest(DeliveryEventRecord.id), newest(SubscriberChange.id),
-                 newest(Subscriber.id), newest(Campaign.id), forgotten)
+    return Marks(event_id, change_id, subscriber_id, campaign_id, forgotten,
+                 event_tail, change_tail, subscriber_tail)
+
+
+def _events_moved(marks: Marks, previous: Marks) -> bool:
+    return (marks.event_id, marks.event_tail) != (previous.event_id, previous.event_tail)
+
+
+def _changes_moved(marks: Marks, previous: Marks) -> bool:
+    return (marks.change_id, marks.change_tail) != (previous.change_id, previous.change_tail)
+
+
+def _subscribers_moved(marks: Marks, previous: Marks) -> bool:
+    return ((marks.subscriber_id, marks.subscriber_tail)
+            != (previous.subscriber_id, previous.subscriber_tail))
 
 
 def touched_campaigns(session: Session, after_event_id: int) -> set[int]:
@@ -130,20 +160,18 @@ class ConsoleCache:
                 or marks.forgotten != previous.forgotten):
             self._store, self._marks, self._since = _Store(), marks, now
             return
-        if marks.event_id != previous.event_id:
+        if _events_moved(marks, previous):
             touched = touched_campaigns(session, max(0, previous.event_id - EVENT_SLACK))
             for campaign_id in touched:
                 store.counts.pop(campaign_id, None)
             store.bundles = {n: b for n, b in store.bundles.items()
                              if not touched & {c.campaign_id for c in b.detail.campaigns}}
         if marks.campaign_id != previous.campaign_id or (
-                marks.change_id != previous.change_id
+                _changes_moved(marks, previous)
                 and new_unsubscribes(session, previous.change_id)):
             store.unsubscribed = None  # who unsubscribed after which campaign
             store.bundles.clear()
-        if marks.change_id != previous.change_id:
-            store.list_parts = None
-        if marks.subscriber_id != previous.subscriber_id:
+        if _changes_moved(marks, previous) or _subscribers_moved(marks, previous):
             store.list_parts = None
         self._marks = marks
 

@@ -35,13 +35,15 @@ from mailer.errors import (
     TransportError,
     UnknownSubscriber,
 )
+from mailer.store.db import get_engine
 from mailer.web import admin, console, embed, links, public, webhook
 from mailer.web.client_body import ClientBodyMiddleware
+from mailer.web.console.render import ACTIONS_PER_MINUTE
+from mailer.web.limiter import DatabaseWindowLimiter, FailedLoginGuard
 from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
     BodyTooLarge,
-    RateLimiter,
     SecurityHeadersMiddleware,
     UntrustedForwardedForWarning,
     content_security_policy,
@@ -132,11 +134,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _init_state(app: FastAPI, settings: Settings) -> None:
     app.state.settings = settings
     app.state.pages = Pages(settings.templates_dir, settings.newsletter_name, settings.site_url)
-    app.state.subscribe_limiter = RateLimiter(settings.subscribe_rate_per_ip, window=60.0)
+    _init_limiters(app, settings)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.transport = None
     app.state.transport_lock = threading.Lock()
     app.state.sns_cert_fetcher = webhook.production_cert_fetcher()  # https, SNS hosts, cached
+
+
+def _init_limiters(app: FastAPI, settings: Settings) -> None:
+    """Every limit counts in the database: two `mailer serve` processes behind the proxy (or
+    uvicorn workers) limit as one, and a restart forgets nothing."""
+
+    def limiter(scope: str, limit: int, window: float) -> DatabaseWindowLimiter:
+        return DatabaseWindowLimiter(scope, limit, window, secret=settings.secret_key,
+                                     engine=lambda: get_engine(settings.database_url))
+
+    state = app.state
+    state.subscribe_limiter = limiter("subscribe", settings.subscribe_rate_per_ip, 60.0)
+    state.signup_network_limiter = limiter(
+        "signup-network", settings.confirm_mails_per_network, 3600.0)
+    state.admin_failed_logins = FailedLoginGuard(
+        per_network=limiter("login-failed", admin.FAILED_LOGINS_PER_MINUTE, 60.0),
+        overall=limiter("login-failed-all", settings.admin_failed_logins_global, 3600.0))
+    state.console_write_limiter = limiter("console-write", ACTIONS_PER_MINUTE, 60.0)
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

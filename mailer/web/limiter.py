@@ -1,8 +1,10 @@
-"""The one sliding-window limiter of the web app: sign-ups per network, failed operator log-ins
-per network and in total, confirmation mails per mailbox, per domain and per hour.
+"""The sliding-window limits of the web app: sign-ups per network, failed operator log-ins
+per network and in total, operator actions per client.
 
-Counts live in process memory: `mailer serve` runs one uvicorn worker. Keys are whatever the
-caller groups by (an IPv4 address, an IPv6 /64, a mailbox, "*" for everyone).
+The web app counts in the database (``DatabaseWindowLimiter``, mailer.store.limits), so several
+`mailer serve` processes behind the proxy limit as one. ``SlidingWindowLimiter`` counts in
+process memory, for one process (and as the baseline benchmarks/web_limits.py measures against).
+Keys are whatever the caller groups by (an IPv4 address, an IPv6 /64, "*" for everyone).
 A limit keyed "*" must never refuse a right credential or a real reader: one attacker could
 fill it for everyone.
 """
@@ -14,6 +16,10 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from sqlalchemy.engine import Engine
+
+from mailer.store import limits
 
 GLOBAL_KEY = "*"
 
@@ -95,6 +101,64 @@ class SlidingWindowLimiter:
             self._hits.clear()
 
 
+class DatabaseWindowLimiter:
+    """``SlidingWindowLimiter``'s methods, with the counts in the database: every process that
+    shares the database shares the limit. The window is about sixty buckets (see
+    mailer.store.limits), so a hit counts for up to one bucket longer than ``window``, never less.
+
+    ``scope`` names the limit in the table; keys are stored as an HMAC under ``secret``.
+    """
+
+    def __init__(self, scope: str, limit: int, window: float, *, engine: Callable[[], Engine],
+                 secret: str, clock: Callable[[], float] = time.time) -> None:
+        self.scope, self.limit, self.window = scope, limit, window
+        self._engine, self._secret, self._clock = engine, secret, clock
+        self._buckets = limits.window_of(window)
+        self._next_prune = float("-inf")
+        self._prune_lock = threading.Lock()
+
+    def now(self) -> float:
+        return self._clock()
+
+    def hit(self, key: str) -> float | None:
+        """Count one hit; return None when allowed, else the seconds until the next is allowed."""
+        now = self._clock()
+        self._prune_now_and_then(now)
+        return limits.add_hit(self._engine(), self.scope, self._hash(key), self.limit,
+                              self._buckets, now)
+
+    def blocked(self, key: str) -> float | None:
+        """The seconds until ``key`` may hit again, or None when it may now; counts nothing."""
+        now = self._clock()
+        return limits.wait_for(self._recent(key, now), self.limit, self._buckets, now)
+
+    def record(self, key: str) -> None:
+        """Count one hit whatever the limit (a failed log-in happened, allowed or not)."""
+        now = self._clock()
+        self._prune_now_and_then(now)
+        limits.add_hit(self._engine(), self.scope, self._hash(key), None, self._buckets, now)
+
+    def count(self, key: str) -> int:
+        return sum(hits for _, hits in self._recent(key, self._clock()))
+
+    def _recent(self, key: str, now: float) -> list[tuple[int, int]]:
+        return limits.recent_buckets(self._engine(), self.scope, self._hash(key), self._buckets, now)
+
+    def _hash(self, key: str) -> str:
+        return limits.key_hash(self._secret, self.scope, key)
+
+    def _prune_now_and_then(self, now: float) -> None:
+        # once a window per process is enough to keep the table at about one window of rows
+        with self._prune_lock:
+            if now < self._next_prune:
+                return
+            self._next_prune = now + self.window
+        limits.prune(self._engine(), self.scope, self._buckets, now)
+
+
+WindowLimiter = SlidingWindowLimiter | DatabaseWindowLimiter
+
+
 class FailedLoginGuard:
     """Failed operator log-ins, per client network and in total.
 
@@ -103,7 +167,7 @@ class FailedLoginGuard:
     attacker lock every operator out, so it logs a warning (once per window) and refuses nobody.
     """
 
-    def __init__(self, per_network: SlidingWindowLimiter, overall: SlidingWindowLimiter,
+    def __init__(self, per_network: WindowLimiter, overall: WindowLimiter,
                  log: logging.Logger | None = None) -> None:
         self.per_network = per_network
         self.overall = overall

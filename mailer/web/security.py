@@ -1,7 +1,7 @@
 """Defences of the public web app: per-IP rate limit, body-size cap, client IP, security headers.
 
-The rate limiter (mailer.web.limiter) lives in process memory: `mailer serve` runs one uvicorn
-worker, which is all a weekly newsletter's sign-up form needs.
+The rate limits (mailer.web.limiter) count in the database, so any number of `mailer serve`
+processes behind the proxy share them.
 """
 
 from __future__ import annotations
@@ -70,7 +70,8 @@ def rate_limit_key(ip: str) -> str:
 
 # -- rate limit ----------------------------------------------------------------------------------
 
-# The one sliding-window limiter (mailer.web.limiter), under the name this module always exported.
+# The in-memory sliding-window limiter (mailer.web.limiter), under the name this module always
+# exported; the app itself counts in the database (DatabaseWindowLimiter).
 RateLimiter = SlidingWindowLimiter
 
 
