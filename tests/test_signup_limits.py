@@ -147,3 +147,43 @@ def test_a_sign_up_accepted_before_a_stop_is_handled_at_the_next_start(make_clie
         assert recipients(client) == ["patient@example.org"]
     with client:  # handled once only
         assert recipients(client) == ["patient@example.org"]
+
+
+
+def test_two_serve_processes_handling_the_same_leftover_mail_it_once(engine, settings, monkeypatch):
+    """Several `serve` processes each handle the leftover sign-ups at start-up. When both pick up
+    the same queued request at the same moment, one handles it: one confirmation, not two."""
+    import threading
+
+    from mailer.store import signups
+    from mailer.store.db import session
+
+    with session(engine) as db:
+        request_id = signups.queue_signup(db, "twice@example.org", ip="192.0.2.9",
+                                          secret=settings.secret_key,
+                                          limits=signups.SignupLimits(2, 100, 500))
+    inside = threading.Barrier(2, timeout=3)  # both processes inside the handling at once
+    real = signups.request_subscription
+
+    def meet_then_subscribe(*args, **kwargs):
+        try:
+            inside.wait()
+        except threading.BrokenBarrierError:  # the other one is waiting for our claim: go on
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(signups, "request_subscription", meet_then_subscribe)
+    outcomes = []
+
+    def handle():
+        with session(engine) as db:
+            outcomes.append(signups.handle_signup(db, request_id, secret=settings.secret_key,
+                                                  min_interval=0))
+
+    workers = [threading.Thread(target=handle) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(30)
+    handled = [outcome for outcome in outcomes if outcome is not None]
+    assert len(outcomes) == 2 and len(handled) == 1 and handled[0].confirm_token

@@ -26,7 +26,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, delete, func, select
+from sqlalchemy import case, delete, func, select, update
 from sqlmodel import Session
 
 from mailer.addresses import canonical_mailbox as canonical_mailbox  # re-exported
@@ -132,12 +132,28 @@ def handle_signup(session: Session, request_id: int, *, secret: str,
     row = session.get(SignupRequest, request_id)
     if row is None or row.state != QUEUED or row.email is None:
         return None
-    outcome = request_subscription(session, row.email, secret=secret, source="web", ip=row.ip,
+    email, ip = row.email, row.ip
+    if not _claim(session, request_id):
+        session.rollback()  # another serve process took it between our read and now
+        return None
+    outcome = request_subscription(session, email, secret=secret, source="web", ip=ip,
                                    min_interval=min_interval)
-    row.state, row.email = DONE, None
-    session.add(row)
     session.commit()
     return outcome
+
+
+def _claim(session: Session, request_id: int) -> bool:
+    """Mark the request done in this transaction, only if it is still queued: with several
+    `serve` processes handling leftovers at start-up, exactly one wins and mails (the others'
+    UPDATE waits for the winner's commit, then matches no row). A crash before the commit rolls
+    the claim back, so the request stays queued."""
+    claimed = session.execute(
+        update(SignupRequest)
+        .where(SignupRequest.id == request_id, SignupRequest.state == QUEUED)
+        .values(state=DONE, email=None)
+        .execution_options(synchronize_session=False))
+    session.expire_all()
+    return claimed.rowcount == 1
 
 
 def queued_requests(session: Session) -> list[int]:
