@@ -65,8 +65,9 @@ class IssueTrend:
     sent: int
     delivered: int
     bounced: int
+    bounced_hard: int
     complained: int
-    bounce_rate: float | None
+    bounce_rate: float | None  # mailer.figures' rates, as the breaker and `mailer stats` reckon
     complaint_rate: float | None
 
     def as_dict(self) -> dict:
@@ -83,7 +84,8 @@ def issue_trends(campaigns: list[CampaignStats], limit: int = OVERVIEW_ISSUES) -
     for number in numbers:
         total = combine(by_issue[number])
         trends.append(IssueTrend(number, total.subject, total.started_at, total.sent,
-                                 total.delivered, total.bounced, total.complained,
+                                 total.delivered, total.bounced, total.bounced_hard,
+                                 total.complained,
                                  total.bounce_rate, total.complaint_rate))
     return trends
 

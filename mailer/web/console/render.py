@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.domain import CampaignStatus
+from mailer.figures import percent
 from mailer.render.templates import template_environment
 from mailer.web.admin import require_operator
 from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
@@ -41,7 +42,7 @@ def fmt_number(value: float | int | None) -> str:
 
 
 def fmt_pct(rate: float | None, digits: int = 2) -> str:
-    return "–" if rate is None else f"{rate * 100:.{digits}f} %"
+    return percent(rate, digits)  # written as `mailer stats` writes it
 
 
 def fmt_time(at: datetime | date | str | None) -> str:
