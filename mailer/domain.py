@@ -15,6 +15,12 @@ from typing import Literal
 from mailer import figures
 
 
+def address_key(address: str) -> str:
+    """What two spellings of one address share (trimmed, case-folded): how events, imports and
+    the ledger compare addresses. The spelling mailer stores is mailer.addresses'."""
+    return address.strip().casefold()
+
+
 def utcnow() -> datetime:
     """Aware UTC now, the one clock every stored timestamp uses."""
     return datetime.now(UTC)

@@ -246,11 +246,11 @@ def check_growth(weeks, totals) -> None:
 
 def test_subscriber_growth_per_week_on_sqlite(engine):
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import count_by_status, subscriber_growth
+    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
 
     _build_growth(engine)
     with session(engine) as db:
-        check_growth(subscriber_growth(db), count_by_status(db))
+        check_growth(subscriber_growth(db), subscribers_by_status(db))
         assert [w.week_start for w in subscriber_growth(db, weeks=1)] == [date(2026, 11, 23)]
 
 
@@ -271,12 +271,12 @@ def test_the_same_figures_on_postgresql(pg_url):
 @pytest.mark.postgres
 def test_subscriber_growth_on_postgresql(pg_url):
     from mailer.store.db import get_engine, session
-    from mailer.store.subscriber_reads import count_by_status, subscriber_growth
+    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
 
     engine = get_engine(pg_url)
     _build_growth(engine)
     with session(engine) as db:
-        check_growth(subscriber_growth(db), count_by_status(db))
+        check_growth(subscriber_growth(db), subscribers_by_status(db))
 
 
 # -- the command ------------------------------------------------------------------------------

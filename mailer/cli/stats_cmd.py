@@ -14,7 +14,7 @@ from mailer.figures import percent
 from mailer.store.console import overview_document
 from mailer.store.db import session
 from mailer.store.stats import CampaignStats, IssueDetail, campaign_stats, issue_detail
-from mailer.store.subscriber_reads import WeekGrowth, count_by_status, subscriber_growth
+from mailer.store.subscriber_reads import WeekGrowth, subscribers_by_status, subscriber_growth
 
 GROWTH_WEEKS = 12  # --weeks when not given
 WATCH_EVERY = 5.0  # --every when not given
@@ -169,7 +169,7 @@ def _print_issue_tables(detail: IssueDetail) -> None:
 def _show_subscribers(weeks: int, as_json: bool) -> None:
     with session(read_engine()) as db:
         growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
-        totals = count_by_status(db)
+        totals = subscribers_by_status(db)
     if as_json:
         _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
         return

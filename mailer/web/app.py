@@ -41,8 +41,8 @@ from mailer.web.pages import PAGE_CSS_HASH, Pages, error_response
 from mailer.web.security import (
     BodySizeLimitMiddleware,
     BodyTooLarge,
-    RateLimiter,
     SecurityHeadersMiddleware,
+    SlidingWindowLimiter,
     UntrustedForwardedForWarning,
     content_security_policy,
     describe_limit,
@@ -132,7 +132,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 def _init_state(app: FastAPI, settings: Settings) -> None:
     app.state.settings = settings
     app.state.pages = Pages(settings.templates_dir, settings.newsletter_name, settings.site_url)
-    app.state.subscribe_limiter = RateLimiter(settings.subscribe_rate_per_ip, window=60.0)
+    app.state.subscribe_limiter = SlidingWindowLimiter(settings.subscribe_rate_per_ip, window=60.0)
     app.state.trusted_proxies = parse_networks(settings.trusted_proxies)
     app.state.transport = None
     app.state.transport_lock = threading.Lock()

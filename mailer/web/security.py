@@ -70,8 +70,8 @@ def rate_limit_key(ip: str) -> str:
 
 # -- rate limit ----------------------------------------------------------------------------------
 
-# The one sliding-window limiter (mailer.web.limiter), under the name this module always exported.
-RateLimiter = SlidingWindowLimiter
+# The one sliding-window limiter is mailer.web.limiter's SlidingWindowLimiter (re-exported here);
+# "RateLimiter" is the send's token bucket (mailer.ratelimit), a different thing.
 
 
 # -- body-size cap -------------------------------------------------------------------------------
@@ -257,8 +257,8 @@ def describe_limit(limit: int) -> str:
 __all__ = [
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
-    "RateLimiter",
     "SecurityHeadersMiddleware",
+    "SlidingWindowLimiter",
     "client_ip",
     "content_security_policy",
     "parse_networks",
