@@ -1,8 +1,9 @@
 """The reputation circuit breaker's rule (issue 11 §2). Pure: figures in, a reason out.
 
 SES puts an account under review at a 5 % bounce or 0.1 % complaint rate. A send checks its
-campaign's figures every few seconds and pauses when hard bounces reach ``bounce_rate`` of the
-messages sent, or complaints ``complaint_rate`` of those delivered, well under those lines. A
+campaign's figures every few seconds and pauses when its bounce rate (hard bounces ÷ sent)
+reaches ``bounce_rate`` or its complaint rate (complaints ÷ delivered) reaches ``complaint_rate``,
+well under those lines: the rates of :mod:`mailer.figures`, which every page shows too. A
 rate counts only once its sample (sent / delivered) and its events (bounces / complaints) reach
 their minimums, so one early complaint does not stop a send.
 
@@ -19,6 +20,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from mailer.domain import Reputation
+from mailer.figures import percent
 from mailer.rate_warnings import COMPLAINT_REVIEW
 
 
@@ -51,23 +53,23 @@ class Thresholds:
         return dataclasses.replace(self, min_complaints=needed)
 
     def crossed(self, figures: Reputation) -> str | None:
-        """One line saying which threshold the figures cross, or None while they hold."""
+        """One line saying which threshold the figures cross, or None while they hold. The rates
+        are :mod:`mailer.figures`' (the ones ``mailer stats`` and the console show)."""
         if figures.delivered >= self.min_delivered and figures.complaints >= self.min_complaints:
             if reason := _at_or_over("complaints", figures.complaints, "delivered",
-                                     figures.delivered, self.complaint_rate):
+                                     figures.delivered, figures.complaint_rate,
+                                     self.complaint_rate):
                 return reason
         if figures.sent >= self.min_sent and figures.hard_bounces >= self.min_bounces:
             return _at_or_over("hard bounces", figures.hard_bounces, "sent", figures.sent,
-                               self.bounce_rate)
+                               figures.bounce_rate, self.bounce_rate)
         return None
 
 
-def _at_or_over(what: str, part: int, of: str, whole: int, line: float) -> str | None:
-    """``part`` of ``whole`` said in words, when it reaches the ``line`` (0 turns a rule off)."""
-    if not line or not whole or part / whole < line:
+def _at_or_over(what: str, part: int, of: str, whole: int, rate: float | None,
+                line: float) -> str | None:
+    """``part`` of ``whole`` (their ``rate``) said in words, when it reaches the ``line`` (0 turns
+    a rule off)."""
+    if not line or rate is None or rate < line:
         return None
-    return f"{what} {part} of {whole} {of} = {_pct(part / whole)}, at or above {_pct(line)}"
-
-
-def _pct(rate: float) -> str:
-    return f"{rate * 100:.2f} %"
+    return f"{what} {part} of {whole} {of} = {percent(rate)}, at or above {percent(line)}"

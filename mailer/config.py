@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from typing_extensions import Annotated
 
 from mailer.errors import ConfigError
+from mailer.figures import NEAR_CLIP_BYTES
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -206,7 +207,7 @@ class Settings(BaseSettings):
     breaker_few_complaints: int = Field(default=5, ge=1)
 
     # -- issue checks and sources (mailer check, MAILER_ISSUE_SOURCE, previews) ----------------
-    check_html_budget: int = Field(default=90 * 1024, ge=1024)  # bytes; under Gmail's clip
+    check_html_budget: int = Field(default=NEAR_CLIP_BYTES, ge=1024)  # bytes; under Gmail's clip
     issue_source: Literal["folder", "git", "feed", "atproto"] = "folder"
     source_cache_dir: Path = Path(".mailer-cache")  # git checkout, HTTP bodies with ETags
     source_timeout: float = Field(default=20.0, gt=0)  # seconds per network request

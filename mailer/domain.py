@@ -1,4 +1,4 @@
-"""Pure domain types shared by every layer. Imports nothing from mailer but errors.
+"""Pure domain types shared by every layer. Imports nothing from mailer but errors and figures.
 
 Times are aware UTC ``datetime`` values everywhere (see :func:`utcnow`); the store's columns
 refuse naive ones.
@@ -11,6 +11,14 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+
+from mailer import figures
+
+
+def address_key(address: str) -> str:
+    """What two spellings of one address share (trimmed, case-folded): how events, imports and
+    the ledger compare addresses. The spelling mailer stores is mailer.addresses'."""
+    return address.strip().casefold()
 
 
 def utcnow() -> datetime:
@@ -160,6 +168,14 @@ class Reputation:
     delivered: int = 0
     hard_bounces: int = 0
     complaints: int = 0
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return figures.bounce_rate(self.hard_bounces, self.sent)
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return figures.complaint_rate(self.complaints, self.delivered)
 
     def since(self, before: Reputation | None) -> Reputation:
         """What arrived after ``before`` (the figures when an operator resumed a paused send)."""

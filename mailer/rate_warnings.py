@@ -1,8 +1,8 @@
-"""Delivery rates and the lines SES and Gmail draw on them. Pure: counts in, rates and
-warnings out.
+"""The lines SES and Gmail draw on the delivery rates, and the warnings they give. Pure: rates
+in, warnings out.
 
-Rates are fractions (0.05 = 5 %) and ``None`` when nothing was sent yet, so a script never divides
-by zero and never mistakes "no data" for "0 %".
+The rates themselves (bounce rate = hard bounces ÷ sent, complaint rate = complaints ÷
+delivered) are defined once, in :mod:`mailer.figures`.
 
 These are the provider's lines, used to warn an operator about a campaign's figures. The
 reputation breaker (:mod:`mailer.breaker`) has lines of its own, set well below these and
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mailer.figures import line_percent, percent, rate
+
 # SES puts an account under review at a 5 % bounce rate and may pause it at 10 %; complaints:
 # 0.1 % review, 0.5 % pause. Gmail wants spam complaints under 0.3 %. We warn at half the review
 # line, while there is still time to clean the list.
@@ -22,10 +24,6 @@ COMPLAINT_REVIEW = 0.001
 COMPLAINT_PAUSE = 0.005
 GMAIL_SPAM_LINE = 0.003
 EARLY_WARNING_SHARE = 0.5
-
-
-def rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
 
 
 def rate_property(part: str, whole: str = "sent") -> property:
@@ -41,24 +39,20 @@ class RateWarning:
     message: str
 
 
-def _percent(value: float) -> str:
-    return f"{value * 100:.2f} %".replace(".00 %", " %")
-
-
 def _ses_warning(kind: str, rate: float, review: float, pause: float) -> RateWarning | None:
     """Where ``rate`` stands against SES's lines for ``kind`` ("bounce" or "complaint")."""
     if rate >= pause:
         return RateWarning(f"{kind}_pause", "critical",
-                           f"{kind} rate {_percent(rate)} is at or above SES's "
-                           f"{_percent(pause)} line where sending may be paused")
+                           f"{kind} rate {percent(rate)} is at or above SES's "
+                           f"{line_percent(pause)} line where sending may be paused")
     if rate >= review:
         return RateWarning(f"{kind}_review", "critical",
-                           f"{kind} rate {_percent(rate)} is at or above SES's "
-                           f"{_percent(review)} review threshold")
+                           f"{kind} rate {percent(rate)} is at or above SES's "
+                           f"{line_percent(review)} review threshold")
     if rate >= review * EARLY_WARNING_SHARE:
         return RateWarning(f"{kind}_near_review", "warning",
-                           f"{kind} rate {_percent(rate)} nears SES's "
-                           f"{_percent(review)} review threshold")
+                           f"{kind} rate {percent(rate)} nears SES's "
+                           f"{line_percent(review)} review threshold")
     return None
 
 
@@ -76,8 +70,8 @@ def complaint_warnings(rate: float | None) -> list[RateWarning]:
     warnings = [warning] if warning else []
     if rate >= GMAIL_SPAM_LINE:
         warnings.append(RateWarning("gmail_spam", "critical",
-                                    f"complaint rate {_percent(rate)} is at or above Gmail's "
-                                    f"{_percent(GMAIL_SPAM_LINE)} spam-rate line"))
+                                    f"complaint rate {percent(rate)} is at or above Gmail's "
+                                    f"{line_percent(GMAIL_SPAM_LINE)} spam-rate line"))
     return warnings
 
 

@@ -76,13 +76,13 @@ def _emails_newest_first(engine, *conditions) -> list[str]:
 
 def test_readers_lists_the_latest_sign_ups_before_any_search(console, engine):
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import count_by_status
+    from mailer.store.subscriber_reads import subscribers_by_status
 
     _add_readers(engine, 70)
     page = console.get("/admin/readers", headers=AUTH).text
     assert _readers_in_table(page) == _emails_newest_first(engine)[:50]
     with session(engine) as db:
-        counts = count_by_status(db)
+        counts = subscribers_by_status(db)
     options = dict(re.findall(r'<option value="(\w*)"[^>]*>([^<]+)</option>', page))
     assert options[""] == f"all statuses ({sum(counts.values()):,})"
     for status, n in counts.items():

@@ -133,7 +133,8 @@ def test_send_events_and_stats_end_to_end(mailer_env, moto_ses, sns_signer, brow
             "complained", "failed", "unknown")} == {
             "recipients": 4, "sent": 4, "delivered": 2, "bounced": 1, "bounced_hard": 1,
             "bounced_soft": 0, "complained": 1, "failed": 0, "unknown": 0}
-        assert summary["rates"]["bounce"] == 0.25 and summary["rates"]["complaint"] == 0.25
+        # one hard bounce of 4 sent; one complaint of the 2 delivered (mailer.figures)
+        assert summary["rates"]["bounce"] == 0.25 and summary["rates"]["complaint"] == 0.5
         assert {w["code"] for w in summary["warnings"]} == {"bounce_pause", "complaint_pause",
                                                             "gmail_spam"}
         bounce_domain = next(d for d in detail["domains"] if d["domain"] == "bounce.example")

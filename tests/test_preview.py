@@ -98,15 +98,15 @@ def test_a_preview_that_cannot_be_sent_is_tried_again_on_the_next_run(env, tmp_p
 
 
 def claim_release_cycle(url: str) -> list[bool]:
-    from mailer.store import previews
+    from mailer.store import advance_copies
     from mailer.store.db import get_engine
 
     engine = get_engine(url)
-    steps = [previews.claim(engine, 690, EDITORS), previews.claim(engine, 690, "other@example.org")]
-    previews.release(engine, 690)
-    steps.append(previews.claim(engine, 690, EDITORS))
-    previews.mark_sent(engine, 690, "id-1")
-    record = previews.get(engine, 690)
+    steps = [advance_copies.claim(engine, 690, EDITORS), advance_copies.claim(engine, 690, "other@example.org")]
+    advance_copies.release(engine, 690)
+    steps.append(advance_copies.claim(engine, 690, EDITORS))
+    advance_copies.mark_sent(engine, 690, "id-1")
+    record = advance_copies.get(engine, 690)
     steps.append(record.status == "sent" and record.address == EDITORS and record.sent_at is not None)
     return steps
 

@@ -120,9 +120,11 @@ def check_issue_644(row) -> None:
     assert (row.recipients, row.sent, row.failed, row.unknown, row.skipped) == (40, 36, 2, 1, 1)
     assert (row.delivered, row.bounced, row.bounced_hard, row.bounced_soft) == (30, 3, 2, 1)
     assert (row.complained, row.unsubscribed) == (1, 2)
-    assert row.bounce_rate == pytest.approx(3 / 36)
+    # SES's bounce rate (hard bounces ÷ sent) and complaints ÷ delivered: the breaker's figures
+    assert row.bounce_rate == pytest.approx(2 / 36)
     assert row.hard_bounce_rate == pytest.approx(2 / 36)
-    assert row.complaint_rate == pytest.approx(1 / 36)
+    assert row.any_bounce_rate == pytest.approx(3 / 36)
+    assert row.complaint_rate == pytest.approx(1 / 30)
     assert row.delivery_rate == pytest.approx(30 / 36)
     assert {w.code for w in row.warnings} == {"bounce_review", "complaint_pause", "gmail_spam"}
 
@@ -140,8 +142,9 @@ def check_detail(detail) -> None:
             domains["gmail.com"].complained) == (20, 20, 1)
     # rows 30-35 are example.net's first six: 30-32 bounced, 36-39 never went out
     net = domains["example.net"]
-    assert (net.recipients, net.sent, net.bounced, net.delivered) == (10, 6, 3, 0)
-    assert net.bounce_rate == pytest.approx(0.5)
+    assert (net.recipients, net.sent, net.bounced, net.bounced_hard, net.delivered) == (
+        10, 6, 3, 2, 0)
+    assert net.bounce_rate == pytest.approx(2 / 6)  # hard bounces ÷ sent, as for the campaign
     assert [(b.start, b.sent) for b in detail.timeline] == [(_at(0), 20), (_at(2), 16)]
 
 
@@ -243,11 +246,11 @@ def check_growth(weeks, totals) -> None:
 
 def test_subscriber_growth_per_week_on_sqlite(engine):
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import count_by_status, subscriber_growth
+    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
 
     _build_growth(engine)
     with session(engine) as db:
-        check_growth(subscriber_growth(db), count_by_status(db))
+        check_growth(subscriber_growth(db), subscribers_by_status(db))
         assert [w.week_start for w in subscriber_growth(db, weeks=1)] == [date(2026, 11, 23)]
 
 
@@ -268,12 +271,12 @@ def test_the_same_figures_on_postgresql(pg_url):
 @pytest.mark.postgres
 def test_subscriber_growth_on_postgresql(pg_url):
     from mailer.store.db import get_engine, session
-    from mailer.store.subscriber_reads import count_by_status, subscriber_growth
+    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
 
     engine = get_engine(pg_url)
     _build_growth(engine)
     with session(engine) as db:
-        check_growth(subscriber_growth(db), count_by_status(db))
+        check_growth(subscriber_growth(db), subscribers_by_status(db))
 
 
 # -- the command ------------------------------------------------------------------------------
@@ -289,7 +292,7 @@ def test_stats_command_prints_table_json_and_warnings(mailer_env, engine):
     table = _mailer(mailer_env)
     assert table.returncode == 0, table.stderr
     assert "644" in table.stdout and "643" in table.stdout
-    assert "8.33%" in table.stdout  # 644's bounce rate
+    assert "5.56 %" in table.stdout  # 644's bounce rate: 2 hard bounces of 36 sent
     assert "SES's 5 % review threshold" in table.stdout
     assert "Gmail's 0.30 % spam-rate line" in table.stdout
 
@@ -297,7 +300,9 @@ def test_stats_command_prints_table_json_and_warnings(mailer_env, engine):
     first = overview["campaigns"][0]
     assert (first["issue_number"], first["sent"], first["bounced_hard"], first["unsubscribed"]) == (
         644, 36, 2, 2)
-    assert first["rates"]["bounce"] == pytest.approx(3 / 36)
+    assert first["rates"]["bounce"] == pytest.approx(2 / 36)
+    assert first["rates"]["any_bounce"] == pytest.approx(3 / 36)
+    assert first["rates"]["complaint"] == pytest.approx(1 / 30)
     assert first["started_at"] == "2026-11-18T10:00:00+00:00"
 
     detail = json.loads(_mailer(mailer_env, "--issue", "644", "--json").stdout)
@@ -306,8 +311,8 @@ def test_stats_command_prints_table_json_and_warnings(mailer_env, engine):
     assert detail["sent_per_minute"] == [{"minute": "2026-11-18T10:00:00+00:00", "sent": 20},
                                          {"minute": "2026-11-18T10:02:00+00:00", "sent": 16}]
     assert detail["domains"][2] == {"domain": "example.net", "recipients": 10, "sent": 6,
-                                    "delivered": 0, "bounced": 3, "complained": 0,
-                                    "bounce_rate": 0.5}
+                                    "delivered": 0, "bounced": 3, "bounced_hard": 2,
+                                    "complained": 0, "bounce_rate": pytest.approx(2 / 6)}
 
     text = _mailer(mailer_env, "--issue", "644")
     assert "smtp; 550 5.1.1 user unknown" in text.stdout and "example.net" in text.stdout

@@ -22,7 +22,7 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.store import subscribers as subs
-from mailer.store.subscriber_reads import count_by_status
+from mailer.store.subscriber_reads import subscribers_by_status
 from mailer.store.db import get_engine, reset_engines, session
 from mailer.store.models import (
     Campaign,
@@ -316,11 +316,11 @@ def test_remove_unsubscribes_and_needs_a_known_address(store, db):
         subs.remove_subscriber(db, "stranger@example.org")
 
 
-def test_count_by_status_lists_every_status(db):
+def test_subscribers_by_status_lists_every_status(db):
     subs.add_subscriber(db, "a@example.org", confirmed=True, secret=SECRET)
     subs.add_subscriber(db, "b@example.org", confirmed=True, secret=SECRET)
     subs.add_subscriber(db, "c@example.org", secret=SECRET)
-    assert count_by_status(db) == {"pending": 1, "active": 2, "unsubscribed": 0,
+    assert subscribers_by_status(db) == {"pending": 1, "active": 2, "unsubscribed": 0,
                                    "bounced": 0, "complained": 0}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from mailer.web.security import RateLimiter, client_ip, parse_networks, rate_limit_key
+from mailer.web.security import SlidingWindowLimiter, client_ip, parse_networks, rate_limit_key
 
 
 class FakeClock:
@@ -23,7 +23,7 @@ def request_from(peer: str, forwarded: list[str] = ()) -> Request:
 
 def test_rate_limiter_refuses_the_hit_over_the_limit_and_says_when_to_retry():
     clock = FakeClock()
-    limiter = RateLimiter(3, window=60, clock=clock)
+    limiter = SlidingWindowLimiter(3, window=60, clock=clock)
     assert [limiter.hit("a") for _ in range(3)] == [None, None, None]
     retry = limiter.hit("a")
     assert retry == pytest.approx(60)
@@ -32,7 +32,7 @@ def test_rate_limiter_refuses_the_hit_over_the_limit_and_says_when_to_retry():
 
 def test_rate_limiter_window_slides():
     clock = FakeClock()
-    limiter = RateLimiter(2, window=60, clock=clock)
+    limiter = SlidingWindowLimiter(2, window=60, clock=clock)
     limiter.hit("a")
     clock.now += 30
     limiter.hit("a")
@@ -44,7 +44,7 @@ def test_rate_limiter_window_slides():
 
 def test_rate_limiter_memory_is_bounded_under_a_flood_of_keys():
     clock = FakeClock()
-    limiter = RateLimiter(1, window=60, clock=clock, max_keys=100)
+    limiter = SlidingWindowLimiter(1, window=60, clock=clock, max_keys=100)
     for index in range(1000):
         limiter.hit(f"key-{index}")
     assert len(limiter._hits) <= 100

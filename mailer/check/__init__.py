@@ -26,13 +26,14 @@ from mailer.check.findings import Finding, error
 from mailer.check.header import check_header
 from mailer.domain import Issue
 from mailer.errors import IssueError, MailerError
+from mailer.figures import GMAIL_CLIP_BYTES, NEAR_CLIP_BYTES, near_gmail_clip
 from mailer.issues import MARKDOWN_SUFFIXES, load_issue
 from mailer.render import RenderedIssue, RenderOptions, render_issue
 
 __all__ = ["DEFAULT_HTML_BUDGET", "URL_SHORTENERS", "Accepted", "CheckOptions", "CheckedIssue",
            "Finding", "check_file", "check_paths", "claimed_numbers"]
 
-DEFAULT_HTML_BUDGET = 90 * 1024  # under Gmail's 102 KB clip, with room for the reader's links
+DEFAULT_HTML_BUDGET = NEAR_CLIP_BYTES  # under Gmail's clip, with room for the reader's links
 
 
 @dataclass(frozen=True)
@@ -107,11 +108,11 @@ def _render(issue: Issue, options: CheckOptions, result: CheckedIssue) -> Render
     except MailerError as exc:
         result.findings.append(error(str(result.path), 1, "render", f"the issue does not render: {exc}"))
         return None
-    if rendered.html_bytes > options.html_budget:
+    if near_gmail_clip(rendered.html_bytes, options.html_budget):
         result.findings.append(error(
             str(result.path), 1, "html-size",
             f"HTML part is {rendered.html_bytes:,} bytes, over the {options.html_budget:,}-byte budget "
-            f"(Gmail clips mail over 102,400 bytes, hiding the rest and the unsubscribe link)"))
+            f"(Gmail clips mail over {GMAIL_CLIP_BYTES:,} bytes, hiding the rest and the unsubscribe link)"))
     return rendered
 
 

@@ -107,7 +107,7 @@ def send(options: SendOptions) -> None:
     if not options.dry_run:
         s.require_https_links()  # readers' links through ses/smtp: https, before any mail
     if flags.for_real:
-        _preview_once(s, the_issue, options.preview_to or s.preview_to)
+        _advance_copy_once(s, the_issue, options.preview_to or s.preview_to)
     # A dry run stops wherever the real run would, and says so in its own words.
     if not options.to and _not_due_yet(the_issue, options.not_before, options.dry_run):
         return
@@ -219,11 +219,11 @@ def _render(the_issue, s):
     return rendered
 
 
-def _preview_once(s, the_issue, address: str | None) -> None:
+def _advance_copy_once(s, the_issue, address: str | None) -> None:
     if address:
-        from mailer.preview import preview_once
+        from mailer.advance_copy import send_advance_copy_once
 
-        if note := preview_once(engine(), s, the_issue, address):
+        if note := send_advance_copy_once(engine(), s, the_issue, address):
             _out(note)
 
 

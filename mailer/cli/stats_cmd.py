@@ -10,10 +10,11 @@ from rich.table import Table
 
 from mailer.cli._app import app, console, examples, json_text, needs, read_engine, shown
 from mailer.errors import MailerError
+from mailer.figures import percent
 from mailer.store.console import overview_document
 from mailer.store.db import session
 from mailer.store.stats import CampaignStats, IssueDetail, campaign_stats, issue_detail
-from mailer.store.subscriber_reads import WeekGrowth, count_by_status, subscriber_growth
+from mailer.store.subscriber_reads import WeekGrowth, subscribers_by_status, subscriber_growth
 
 GROWTH_WEEKS = 12  # --weeks when not given
 WATCH_EVERY = 5.0  # --every when not given
@@ -21,8 +22,8 @@ WATCH_EVERY = 5.0  # --every when not given
 STATS_HELP = """\
 Delivery stats per issue (one row per campaign), one issue in detail, or the list's growth.
 
-Rates are fractions of the messages sent (bounce = bounced / sent, complaint = complained / sent).
-Warnings appear at half SES's review thresholds (bounce 5 %, complaint 0.1 %) and above, and at
+Rates, as the reputation breaker, the console and SES reckon them: bounce rate = hard bounces ÷
+sent (SES counts hard bounces only), complaint rate = complaints ÷ delivered. Warnings appear at half SES's review thresholds (bounce 5 %, complaint 0.1 %) and above, and at
 Gmail's 0.3 % spam line.
 
 --json prints one JSON object with stable keys:
@@ -32,7 +33,7 @@ Gmail's 0.3 % spam line.
     {"campaigns": [CAMPAIGN, ...],
      "subscribers": {"pending", "active", "unsubscribed", "bounced", "complained"},
      "issues": [{"issue_number", "subject", "started_at", "sent", "delivered", "bounced",
-                 "complained", "bounce_rate", "complaint_rate"}]  (the last 12, oldest first),
+                 "bounced_hard", "complained", "bounce_rate", "complaint_rate"}]  (the last 12, oldest first),
      "weeks": [{"week_start", "new", "confirmed", "unsubscribed", "bounced", "complained",
                 "list_size", "signups", "signups_confirmed", "signups_pending", "imported",
                 "confirmation_rate"}]
@@ -44,15 +45,17 @@ Gmail's 0.3 % spam line.
      "recipients", "queued", "sending", "sent", "failed", "skipped", "unknown", "delivered",
      "bounced", "bounced_hard", "bounced_soft", "bounced_undetermined", "complained",
      "unsubscribed",
-     "rates": {"delivery", "bounce", "hard_bounce", "complaint", "unsubscribe"},
+     "rates": {"delivery", "bounce", "hard_bounce", "any_bounce", "complaint", "unsubscribe"},
      "warnings": [{"code", "level", "message"}]}
-    times are ISO 8601 UTC; a rate is null when nothing was sent
+    times are ISO 8601 UTC; a rate is a fraction, null while its denominator is 0;
+    bounce = hard_bounce = bounced_hard / sent, any_bounce = bounced / sent,
+    complaint = complained / delivered, delivery and unsubscribe are of sent
   mailer stats --issue N --json
     {"issue_number", "summary": CAMPAIGN (all campaigns of the issue added up),
      "campaigns": [CAMPAIGN, ...],
      "bounce_reasons": [{"bounce_type", "bounce_subtype", "diagnostic", "count"}],
-     "domains": [{"domain", "recipients", "sent", "delivered", "bounced", "complained",
-                  "bounce_rate"}],
+     "domains": [{"domain", "recipients", "sent", "delivered", "bounced", "bounced_hard",
+                  "complained", "bounce_rate"}],
      "sent_per_minute": [{"minute", "sent"}]}
   mailer stats --subscribers --json
     {"totals": {"pending", "active", "unsubscribed", "bounced", "complained"},
@@ -60,8 +63,6 @@ Gmail's 0.3 % spam line.
 """
 
 
-def _pct(rate: float | None) -> str:
-    return "–" if rate is None else f"{rate * 100:.2f}%"
 
 
 def _print_json(data: dict) -> None:
@@ -72,7 +73,8 @@ def _print_json(data: dict) -> None:
 def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
     # short headings: the table has to fit an 80-column terminal
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0),
-                  caption="bnc h/s: bounced hard/soft · unsub: unsubscribed after it · % of sent",
+                  caption="bnc h/s: bounced hard/soft · unsub: unsubscribed after it · "
+                          "bounce%: hard of sent · compl%: of delivered",
                   caption_justify="left")
     for name in ("issue", "rcpt", "sent", "deliv", "bnc h/s", "compl", "unsub", "fail",
                  "unkn", "bounce%", "compl%"):
@@ -85,7 +87,7 @@ def _campaign_table(campaigns: list[CampaignStats], title: str) -> Table:
             str(c.recipients), str(c.sent), str(c.delivered),
             f"{c.bounced} {c.bounced_hard}/{c.bounced_soft}", str(c.complained),
             str(c.unsubscribed), str(c.failed), str(c.unknown),
-            _pct(c.bounce_rate), _pct(c.complaint_rate),
+            percent(c.bounce_rate), percent(c.complaint_rate),
         )
     return table
 
@@ -150,11 +152,11 @@ def _print_issue_tables(detail: IssueDetail) -> None:
     console.print(reasons if detail.bounce_reasons else "No bounces.")
     domains = Table(title="Recipient domains", title_justify="left")
     for name in ("domain", "recipients", "sent", "delivered", "bounced", "complained",
-                 "bounce rate"):
+                 "bounce rate (hard ÷ sent)"):
         domains.add_column(name, justify="left" if name == "domain" else "right")
     for d in detail.domains:
         domains.add_row(shown(d.domain), str(d.recipients), str(d.sent), str(d.delivered),
-                        str(d.bounced), str(d.complained), _pct(d.bounce_rate))
+                        str(d.bounced), str(d.complained), percent(d.bounce_rate))
     console.print(domains)
     timeline = Table(title="Sent per minute (UTC)", title_justify="left")
     timeline.add_column("minute")
@@ -167,7 +169,7 @@ def _print_issue_tables(detail: IssueDetail) -> None:
 def _show_subscribers(weeks: int, as_json: bool) -> None:
     with session(read_engine()) as db:
         growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
-        totals = count_by_status(db)
+        totals = subscribers_by_status(db)
     if as_json:
         _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
         return

@@ -226,9 +226,9 @@ def export(
 
 
 def _export_total(db, status: SubscriberStatus | None) -> int:
-    from mailer.store.subscriber_reads import count_by_status
+    from mailer.store.subscriber_reads import subscribers_by_status
 
-    counts = count_by_status(db)
+    counts = subscribers_by_status(db)
     return counts[status.value] if status is not None else sum(counts.values())
 
 
@@ -289,10 +289,10 @@ def list_(
                                          "mailer subscribers count --json"))
 def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
-    from mailer.store.subscriber_reads import count_by_status
+    from mailer.store.subscriber_reads import subscribers_by_status
 
     with _read_session() as db:
-        counts = count_by_status(db)
+        counts = subscribers_by_status(db)
     if as_json:
         _print_json({**counts, "total": sum(counts.values())})
         return

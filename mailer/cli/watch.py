@@ -14,6 +14,7 @@ import time
 from mailer.cli._app import console, read_engine, settings
 from mailer.domain import CampaignStatus
 from mailer.errors import MailerError
+from mailer.figures import bounce_rate, complaint_rate, percent
 
 
 def watch_issue(number: int, every: float, *, as_json: bool = False) -> None:
@@ -67,20 +68,21 @@ def take_snapshot(seen, previous: tuple[int, float] | None) -> dict:
 def breaker_state(campaign, rule) -> str:
     if campaign.status == CampaignStatus.PAUSED:
         return f"paused: {campaign.pause_reason or campaign.note}"
-    return (f"ok (pauses at {rule.bounce_rate * 100:.2f} % hard bounces or "
-            f"{rule.complaint_rate * 100:.2f} % complaints)")
+    return (f"ok (pauses at {percent(rule.bounce_rate)} hard bounces or "
+            f"{percent(rule.complaint_rate)} complaints)")
 
 
 def watch_line(s: dict) -> str:
     eta = s["eta_seconds"]
     eta_text = "-" if eta is None else f"{eta // 3600}h{eta % 3600 // 60:02d}m" if eta >= 3600 \
         else f"{eta // 60}m{eta % 60:02d}s"
-    bounce = s["hard_bounces"] / s["sent"] * 100 if s["sent"] else 0.0
-    complaint = s["complaints"] / s["delivered"] * 100 if s["delivered"] else 0.0
+    # the breaker's own rates (mailer.figures); 0 rather than "–" before anything is counted
+    bounce = percent(bounce_rate(s["hard_bounces"], s["sent"]) or 0.0)
+    complaint = percent(complaint_rate(s["complaints"], s["delivered"]) or 0.0)
     line = (f"issue {s['issue_number']} campaign {s['campaign_id']} {s['status']}: sent "
             f"{s['sent']:,} of {s['total']:,}, {s['rate']:.1f}/s, ETA {eta_text}; hard bounces "
-            f"{s['hard_bounces']} ({bounce:.2f} % of sent), complaints {s['complaints']} "
-            f"({complaint:.2f} % of {s['delivered']:,} delivered); breaker: {s['breaker']}")
+            f"{s['hard_bounces']} ({bounce} of sent), complaints {s['complaints']} "
+            f"({complaint} of {s['delivered']:,} delivered); breaker: {s['breaker']}")
     if s["status"] == CampaignStatus.PAUSED:
         line += f"; resume with `mailer send --issue {s['issue_number']} --resume`"
     return line

@@ -28,7 +28,14 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlmodel import Session, select, update
 
 from mailer.config import Settings
-from mailer.domain import BounceType, DeliveryEvent, DeliveryStatus, EventKind, SubscriberStatus
+from mailer.domain import (
+    BounceType,
+    DeliveryEvent,
+    DeliveryStatus,
+    EventKind,
+    SubscriberStatus,
+    address_key,
+)
 from mailer.errors import MailerError, StoreError
 from mailer.events.ses import event_key, parse_notification, recipient_parts
 from mailer.events.sns import NOTIFICATION, SnsEnvelope, envelope_from_fields, is_envelope
@@ -191,7 +198,7 @@ def event_record(event: DeliveryEvent, key: str, delivery: Delivery | None,
 
 
 def same_address(a: str, b: str) -> bool:
-    return a.strip().casefold() == b.strip().casefold()
+    return address_key(a) == address_key(b)
 
 
 def find_delivery(db: Session, event: DeliveryEvent) -> Delivery | None:

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from mailer.domain import BounceType, DeliveryEvent, EventKind
+from mailer.domain import BounceType, DeliveryEvent, EventKind, address_key
 from mailer.errors import WebhookRejected
 from mailer.wire import CAMPAIGN_TAG, DELIVERY_HEADER, DELIVERY_TAG
 
@@ -304,7 +304,7 @@ def _listed_address(item: object) -> str:
     if not isinstance(item, str):
         return ""
     match = _ANGLE_ADDRESS.search(item)
-    return (match.group(1) if match else item).strip().casefold()
+    return address_key(match.group(1) if match else item)
 
 
 def _by_address(listed: list) -> dict[str, list]:
@@ -334,7 +334,7 @@ def recipient_parts(payload: dict) -> Callable[[str], dict]:
             places.append((("mail", "commonHeaders"), key, _by_address(common[key])))
 
     def part(address: str) -> dict:
-        folded = address.strip().casefold()
+        folded = address_key(address)
         copy = dict(payload)
         for path, key, grouped in places:
             owner = copy

@@ -22,6 +22,7 @@ from mailer.errors import RenderError
 from mailer.render.allowlist import enforce_allow_list
 from mailer.render.body import Body, build_body
 from mailer.render.mjml import mjml_to_lean_email_html
+from mailer.figures import GMAIL_CLIP_BYTES, NEAR_CLIP_BYTES, near_gmail_clip
 from mailer.render.palette import DARK, LIGHT
 from mailer.render.templates import template_environment
 from mailer.render.text import WIDTH, body_to_text, wrap
@@ -31,8 +32,7 @@ from mailer.render.text import WIDTH, body_to_text, wrap
 UNSUBSCRIBE_PLACEHOLDER = "%%MAILER_UNSUBSCRIBE_URL%%"
 MANAGE_PLACEHOLDER = "%%MAILER_MANAGE_URL%%"
 
-GMAIL_CLIP_BYTES = 102_400
-SIZE_WARNING_BYTES = 90_000
+SIZE_WARNING_BYTES = NEAR_CLIP_BYTES  # `mailer check`'s default budget too (mailer.figures)
 # The real unsubscribe and manage URLs replace the placeholders: leave room for them.
 PERSONALISATION_ALLOWANCE = 600
 TEMPLATE_NAME = "issue.mjml.j2"
@@ -225,7 +225,7 @@ def size_warnings(html_bytes: int) -> list[str]:
             f"{GMAIL_CLIP_BYTES:,}-byte clip, which hides the rest of the mail and the "
             "unsubscribe link"
         ]
-    if expected > SIZE_WARNING_BYTES:
+    if near_gmail_clip(html_bytes, SIZE_WARNING_BYTES):
         return [
             f"HTML is {html_bytes:,} bytes, close to Gmail's {GMAIL_CLIP_BYTES:,}-byte clip"
         ]

@@ -21,7 +21,7 @@ from mailer.store.ledger import breaker_baseline
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
 from mailer.store.sql_figures import count_where, week_bucket
 from mailer.store.stats import CampaignStats, _iso, campaign_stats, combine
-from mailer.store.subscriber_reads import count_by_status, imported_here, signed_up_here
+from mailer.store.subscriber_reads import subscribers_by_status, imported_here, signed_up_here
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
@@ -35,7 +35,7 @@ SIGNUP_SOURCE = "web"  # the public form: its confirmation rate falls when it is
 # Column names a campaign may carry to say why it is paused (added by the send path).
 PAUSE_REASON_COLUMNS = ("pause_reason", "paused_reason", "stop_reason", "note")
 # Mailbox providers shown first on an issue's domain table, in this order.
-PROVIDERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+MAILBOX_PROVIDERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Gmail", ("gmail.com", "googlemail.com")),
     ("Outlook", ("outlook.com", "hotmail.com", "live.com", "msn.com", "hotmail.co.uk",
                  "outlook.de", "hotmail.fr", "live.co.uk")),
@@ -65,8 +65,9 @@ class IssueTrend:
     sent: int
     delivered: int
     bounced: int
+    bounced_hard: int
     complained: int
-    bounce_rate: float | None
+    bounce_rate: float | None  # mailer.figures' rates, as the breaker and `mailer stats` reckon
     complaint_rate: float | None
 
     def as_dict(self) -> dict:
@@ -83,7 +84,8 @@ def issue_trends(campaigns: list[CampaignStats], limit: int = OVERVIEW_ISSUES) -
     for number in numbers:
         total = combine(by_issue[number])
         trends.append(IssueTrend(number, total.subject, total.started_at, total.sent,
-                                 total.delivered, total.bounced, total.complained,
+                                 total.delivered, total.bounced, total.bounced_hard,
+                                 total.complained,
                                  total.bounce_rate, total.complaint_rate))
     return trends
 
@@ -176,7 +178,7 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
     series = {**_change_series(session, since), **_signup_series(session, since)}
     net = series.pop("net")
     keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
-    size = count_by_status(session)[SubscriberStatus.ACTIVE.value]
+    size = subscribers_by_status(session)[SubscriberStatus.ACTIVE.value]
     sizes: dict[str, int] = {}
     for key in reversed(keys):  # walk back from now
         sizes[key] = size
@@ -212,7 +214,7 @@ def signup_health(weeks: list[ListWeek], window: int = SIGNUP_WINDOW_WEEKS) -> S
 
 def overview_document(session: Session) -> dict:
     """``mailer stats --json`` and ``/admin/stats.json``: one dictionary, the same keys."""
-    return overview_from(campaign_stats(session), list_weeks(session), count_by_status(session))
+    return overview_from(campaign_stats(session), list_weeks(session), subscribers_by_status(session))
 
 
 def overview_from(campaigns: list[CampaignStats], weeks: list[ListWeek],

@@ -46,7 +46,7 @@ from mailer.store.stats import (
     _delivery_counts,
     _unsubscribed_after,
 )
-from mailer.store.subscriber_reads import count_by_status
+from mailer.store.subscriber_reads import subscribers_by_status
 
 FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
 # Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction
@@ -218,13 +218,13 @@ class ConsoleCache:
             return bundle
 
     def list_parts(self, session: Session) -> tuple[list[ListWeek], dict[str, int]]:
-        """The weeks of the list and today's totals (the same as list_weeks, count_by_status)."""
+        """The weeks of the list and today's totals (the same as list_weeks, subscribers_by_status)."""
         with self._lock:
             self._forget_stale(session)
             today = utcnow().date()
             parts = self._store.list_parts
             if parts is None or parts[0] != today:
-                parts = (today, list_weeks(session, today=today), count_by_status(session))
+                parts = (today, list_weeks(session, today=today), subscribers_by_status(session))
                 self._store.list_parts = parts
             return parts[1], parts[2]
 

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
-from mailer.store.console import PROVIDERS, CampaignState, campaign_states
+from mailer.store.console import MAILBOX_PROVIDERS, CampaignState, campaign_states
 from mailer.store.models import Campaign, Delivery, Subscriber, SubscriberChange
 from mailer.store.stats import (
     RECIPIENT_COUNTS,
@@ -39,10 +39,10 @@ class ProviderStats(RecipientCounts):
 
 
 def _provider_of(domain: str) -> tuple[int, str]:
-    for rank, (name, domains) in enumerate(PROVIDERS):
+    for rank, (name, domains) in enumerate(MAILBOX_PROVIDERS):
         if domain in domains:
             return rank, name
-    return len(PROVIDERS), domain
+    return len(MAILBOX_PROVIDERS), domain
 
 
 def provider_stats(session: Session, campaign_ids: list[int], limit: int = 20) -> list[ProviderStats]:
@@ -58,7 +58,7 @@ def provider_stats(session: Session, campaign_ids: list[int], limit: int = 20) -
         for key in RECIPIENT_COUNTS:
             counts[key] += getattr(domain, key)
     order = sorted(merged, key=lambda name: (ranks[name], -merged[name]["recipients"], name))
-    return [ProviderStats(name, ranks[name] < len(PROVIDERS), **merged[name])
+    return [ProviderStats(name, ranks[name] < len(MAILBOX_PROVIDERS), **merged[name])
             for name in order[:limit]]
 
 

@@ -28,7 +28,14 @@ from datetime import datetime, timedelta
 from sqlalchemy import Integer, and_, or_, String, exists, func, insert, literal, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SubscriberStatus, utcnow
+from mailer.domain import (
+    BounceType,
+    CampaignStatus,
+    DeliveryStatus,
+    Reputation,
+    SubscriberStatus,
+    utcnow,
+)
 from mailer.errors import StoreError
 from mailer.store.ledger_writes import (  # the hot path, under the names dispatch has always used
     ClaimedDelivery as ClaimedDelivery,
@@ -203,7 +210,7 @@ def reputation(engine: Engine, campaign_id: int, *, canary_only: bool = False) -
         row = connection.execute(
             select(count(D.c.status == DeliveryStatus.SENT.value),
                    count(D.c.delivered_at.is_not(None)),
-                   count(D.c.bounce_type == "permanent"),
+                   count(D.c.bounce_type == BounceType.PERMANENT.value),  # as stats counts
                    count(D.c.complained_at.is_not(None)))
             .where(D.c.campaign_id == campaign_id, *sample)
         ).one()

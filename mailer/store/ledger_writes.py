@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
-from mailer.domain import DeliveryStatus, utcnow
+from mailer.domain import DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store.models import Delivery
 
 D = Delivery.__table__
@@ -163,22 +163,25 @@ def claim_batch(engine: Engine, campaign_id: int, worker_id: str, limit: int, *,
 
 # The two writes every message makes run as plain driver SQL: SQLAlchemy's statement machinery
 # costs ~200 us each, as much as boto3's own work per message, and they run at the send rate.
-_HOT_SQL = {
+_QUEUED, _SENDING = DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value
+_SENT, _SKIPPED = DeliveryStatus.SENT.value, DeliveryStatus.SKIPPED.value
+_ACTIVE = SubscriberStatus.ACTIVE.value
+_HOT_SQL = {  # the status literals come from the enums, as in every other query
     # claimed_at becomes the moment of the request: settling an unknown row compares it with
     # the requests of other rows (mailer.store.ledger.settle_unknown).
-    "start": "UPDATE delivery SET status = 'sending', attempts = attempts + 1, claimed_at = {at} "
-             "WHERE id = {id} AND claimed_by = {worker} AND status = 'queued' "
-             "AND EXISTS (SELECT 1 FROM subscriber "
-             "WHERE subscriber.id = delivery.subscriber_id AND subscriber.status = 'active')",
-    "skip": "UPDATE delivery SET status = 'skipped', error = COALESCE("
+    "start": f"UPDATE delivery SET status = '{_SENDING}', attempts = attempts + 1, "
+             f"claimed_at = {{at}} WHERE id = {{id}} AND claimed_by = {{worker}} "
+             f"AND status = '{_QUEUED}' AND EXISTS (SELECT 1 FROM subscriber "
+             f"WHERE subscriber.id = delivery.subscriber_id AND subscriber.status = '{_ACTIVE}')",
+    "skip": f"UPDATE delivery SET status = '{_SKIPPED}', error = COALESCE("
             "(SELECT 'subscriber is ' || subscriber.status FROM subscriber "
             "WHERE subscriber.id = delivery.subscriber_id), 'subscriber was deleted') "
-            "WHERE id = {id} AND claimed_by = {worker} AND status = 'queued'",
-    "sent": "UPDATE delivery SET status = 'sent', sent_at = {sent_at}, "
+            f"WHERE id = {{id}} AND claimed_by = {{worker}} AND status = '{_QUEUED}'",
+    "sent": f"UPDATE delivery SET status = '{_SENT}', sent_at = {{sent_at}}, "
             "provider_message_id = {provider_id}, error = NULL "
-            "WHERE id = {id} AND claimed_by = {worker} AND status = 'sending'",
+            f"WHERE id = {{id}} AND claimed_by = {{worker}} AND status = '{_SENDING}'",
     "finish": "UPDATE delivery SET status = {status}, error = {error} "
-              "WHERE id = {id} AND claimed_by = {worker} AND status = 'sending'",
+              f"WHERE id = {{id}} AND claimed_by = {{worker}} AND status = '{_SENDING}'",
 }
 _HOT_CACHE: dict[tuple[str, str], str] = {}
 

@@ -3,8 +3,9 @@
 Every figure is aggregated in SQL (``GROUP BY``), so a campaign of 100,000 deliveries costs a few
 index scans, never a Python loop over rows. The queries run unchanged on SQLite and PostgreSQL;
 the few dialect differences (time buckets, the domain of an address) sit in
-:mod:`mailer.store.sql_figures`. Rates and their warnings are :mod:`mailer.rate_warnings`; the
-list over time is :mod:`mailer.store.subscriber_reads`.
+:mod:`mailer.store.sql_figures`. The rates are defined once, in :mod:`mailer.figures` (bounce
+rate = hard bounces ÷ sent, complaint rate = complaints ÷ delivered); their warnings are
+:mod:`mailer.rate_warnings`; the list over time is :mod:`mailer.store.subscriber_reads`.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ class CampaignStats:
     complained: int = 0
     unsubscribed: int = 0  # recipients who unsubscribed after the campaign started
 
-    bounce_rate = rate_property("bounced")
-    hard_bounce_rate = rate_property("bounced_hard")
-    complaint_rate = rate_property("complained")
+    # The rates of mailer.figures, the ones the reputation breaker pauses on: SES's bounce rate
+    # counts hard bounces only, and only a delivered message can draw a complaint.
+    bounce_rate = rate_property("bounced_hard")
+    hard_bounce_rate = bounce_rate  # its older name in `stats --json` ("rates.hard_bounce")
+    any_bounce_rate = rate_property("bounced")  # soft and undetermined bounces too
+    complaint_rate = rate_property("complained", "delivered")
     delivery_rate = rate_property("delivered")
     unsubscribe_rate = rate_property("unsubscribed")
 
@@ -70,6 +74,7 @@ class CampaignStats:
             "delivery": self.delivery_rate,
             "bounce": self.bounce_rate,
             "hard_bounce": self.hard_bounce_rate,
+            "any_bounce": self.any_bounce_rate,
             "complaint": self.complaint_rate,
             "unsubscribe": self.unsubscribe_rate,
         }
@@ -97,9 +102,10 @@ class RecipientCounts:
     sent: int
     delivered: int
     bounced: int
+    bounced_hard: int
     complained: int
 
-    bounce_rate = rate_property("bounced")
+    bounce_rate = rate_property("bounced_hard")  # mailer.figures' bounce rate, as for a campaign
 
 
 RECIPIENT_COUNTS = tuple(f.name for f in fields(RecipientCounts))
@@ -146,6 +152,12 @@ def _iso(value: datetime | None) -> str | None:
 # -- per-campaign figures ---------------------------------------------------------------------
 
 
+def _hard_bounce() -> ColumnElement[bool]:
+    """A row the bounce rate counts (the breaker's ``ledger.reputation`` counts the same)."""
+    return and_(Delivery.bounced_at.is_not(None),
+                Delivery.bounce_type == BounceType.PERMANENT.value)
+
+
 def _delivery_counts() -> list[ColumnElement]:
     status = Delivery.status
     return [
@@ -158,8 +170,7 @@ def _delivery_counts() -> list[ColumnElement]:
         count_where(status == DeliveryStatus.UNKNOWN.value).label("unknown"),
         count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
         count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
-        count_where(and_(Delivery.bounced_at.is_not(None),
-                          Delivery.bounce_type == BounceType.PERMANENT.value)).label("bounced_hard"),
+        count_where(_hard_bounce()).label("bounced_hard"),
         count_where(and_(Delivery.bounced_at.is_not(None),
                           Delivery.bounce_type == BounceType.TRANSIENT.value)).label("bounced_soft"),
         count_where(and_(Delivery.bounced_at.is_not(None),
@@ -272,6 +283,7 @@ def domain_stats(session: Session, campaign_ids: list[int],
             count_where(Delivery.status == DeliveryStatus.SENT.value),
             count_where(Delivery.delivered_at.is_not(None)),
             count_where(Delivery.bounced_at.is_not(None)),
+            count_where(_hard_bounce()),
             count_where(Delivery.complained_at.is_not(None)),
         )
         .where(Delivery.campaign_id.in_(campaign_ids), _NOT_SIMULATOR)

@@ -20,7 +20,7 @@ from sqlmodel import Session
 
 from mailer.addresses import normalise_address, shorten
 from mailer.audience_files import bounded_lines, data_rows, scan_lines
-from mailer.domain import SubscriberStatus, utcnow
+from mailer.domain import SubscriberStatus, address_key, utcnow
 from mailer.errors import InvalidAddress, SubscriberError
 from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
 from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
@@ -207,7 +207,7 @@ def _candidate(line: int, cells: list[str], email_index: int, header: list[str],
     except InvalidAddress as error:
         report.invalid.append((line, str(error)))
         return None
-    folded = email.casefold()
+    folded = address_key(email)
     if folded in seen:
         report.duplicates += 1
         return None

@@ -19,7 +19,7 @@ from mailer.store.subscriber_files import IMPORT_SOURCES
 from mailer.store.subscribers import require_subscriber
 
 
-def count_by_status(session: Session) -> dict[str, int]:
+def subscribers_by_status(session: Session) -> dict[str, int]:
     """How many subscribers are in each status now (every status present, zero when none)."""
     query = select(Subscriber.status, func.count(Subscriber.id)).group_by(Subscriber.status)
     counts = {str(status): int(n) for status, n in session.execute(query)}
@@ -112,5 +112,5 @@ def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGr
     ]
 
 
-__all__ = ["WeekGrowth", "count_by_status", "history", "imported_here", "list_subscribers",
+__all__ = ["WeekGrowth", "subscribers_by_status", "history", "imported_here", "list_subscribers",
            "signed_up_here", "subscriber_growth"]

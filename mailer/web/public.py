@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from mailer.addresses import MAX_ADDRESS_LENGTH  # the one limit: longer is never stored
 from mailer.errors import InvalidAddress
 from mailer import subscriptions
 from mailer.store import signups
@@ -44,7 +45,6 @@ router = APIRouter()
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 JSON_TYPES = ("application/json",)
 HONEYPOT_FIELD = "website"
-MAX_ADDRESS_LENGTH = 320
 ACCEPTED_MESSAGE = (
     "Check your inbox: if the address can receive the newsletter, a confirmation link is on its way."
 )

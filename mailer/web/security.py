@@ -70,9 +70,9 @@ def rate_limit_key(ip: str) -> str:
 
 # -- rate limit ----------------------------------------------------------------------------------
 
-# The in-memory sliding-window limiter (mailer.web.limiter), under the name this module always
-# exported; the app itself counts in the database (DatabaseWindowLimiter).
-RateLimiter = SlidingWindowLimiter
+# The one sliding-window limiter is mailer.web.limiter's SlidingWindowLimiter (re-exported here;
+# the app itself counts in the database, DatabaseWindowLimiter);
+# "RateLimiter" is the send's token bucket (mailer.ratelimit), a different thing.
 
 
 # -- body-size cap -------------------------------------------------------------------------------
@@ -258,8 +258,8 @@ def describe_limit(limit: int) -> str:
 __all__ = [
     "BodySizeLimitMiddleware",
     "BodyTooLarge",
-    "RateLimiter",
     "SecurityHeadersMiddleware",
+    "SlidingWindowLimiter",
     "client_ip",
     "content_security_policy",
     "parse_networks",

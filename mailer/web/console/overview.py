@@ -67,14 +67,21 @@ def _labelled(index: int, total: int) -> tuple[bool, bool]:
 # -- overview ---------------------------------------------------------------------------------
 
 
+# Each rate's denominator (mailer.figures): bounces are counted against the messages sent,
+# complaints against those delivered.
+_RATE_OF = {"bounce_rate": "sent", "complaint_rate": "delivered"}
+
+
 def _rate_bars(trends: list[IssueTrend], attribute: str, review: float) -> list[Bar]:
     bars = []
+    of = _RATE_OF[attribute]
     for i, trend in enumerate(trends):
         rate = getattr(trend, attribute) or 0.0
         shown, minor = _labelled(i, len(trends))
         bars.append(Bar(str(trend.issue_number) if shown else "", rate,
-                        f"Issue {trend.issue_number}: {fmt_pct(rate)} of {fmt_number(trend.sent)} "
-                        "sent", "over" if rate >= review else "bar", minor))
+                        f"Issue {trend.issue_number}: {fmt_pct(rate)} of "
+                        f"{fmt_number(getattr(trend, of))} {of}",
+                        "over" if rate >= review else "bar", minor))
     return bars
 
 
@@ -88,14 +95,15 @@ def overview_charts(trends: list[IssueTrend], weeks: list[ListWeek]) -> dict[str
                  for t, b in zip(trends, _rate_bars(trends, "bounce_rate", 1), strict=True)]
     return {
         "bounces": bar_chart(
-            "Bounce rate per issue", f"Bounce rate of {first_last}; the highest is "
+            "Bounce rate per issue", f"Bounce rate (hard bounces ÷ sent) of {first_last}; the highest is "
             f"{fmt_pct(worst_bounce)}, against SES's review line at {fmt_pct(BOUNCE_REVIEW, 0)} "
             f"and pause line at {fmt_pct(BOUNCE_PAUSE, 0)}.",
             _rate_bars(trends, "bounce_rate", BOUNCE_REVIEW), fmt=lambda v: fmt_pct(v, 1),
             lines=[Line(BOUNCE_REVIEW, "SES review 5 %", "review"),
                    Line(BOUNCE_PAUSE, "SES pause 10 %", "pause")]),
         "complaints": bar_chart(
-            "Complaint rate per issue", f"Complaint rate of {first_last}; the highest is "
+            "Complaint rate per issue", f"Complaint rate (complaints ÷ delivered) of {first_last}; "
+            f"the highest is "
             f"{fmt_pct(worst_complaint)}, against SES's review line at 0.1 %, Gmail's spam line "
             "at 0.3 % and SES's pause line at 0.5 %.",
             _rate_bars(trends, "complaint_rate", COMPLAINT_REVIEW), fmt=lambda v: fmt_pct(v, 2),
@@ -253,7 +261,9 @@ def funnel(summary: CampaignStats) -> Markup:
               if summary.recipients else ""),
         Stage("Delivered", summary.delivered, share(summary.delivered), "bar2"),
         Stage("Bounced", summary.bounced, share(summary.bounced), "over"),
-        Stage("Complained", summary.complained, share(summary.complained), "over"),
+        Stage("Complained", summary.complained,  # the complaint rate: of those delivered
+              f"{fmt_pct(summary.complaint_rate, 1)} of delivered" if summary.delivered else "",
+              "over"),
     ]
     return funnel_chart(
         f"Issue {summary.issue_number}: from recipients to inboxes",

@@ -25,7 +25,7 @@ from mailer.store.console_readers import (
     reader_record,
 )
 from mailer.store.db import get_engine, session
-from mailer.store.subscriber_reads import count_by_status
+from mailer.store.subscriber_reads import subscribers_by_status
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
 
@@ -68,7 +68,7 @@ def readers(request: Request, q: str = "", status: str = "", before: str = "",
     query = q.strip()[:MAX_QUERY]
     cursor = id_cursor(before, "readers")
     with _db(request) as db:
-        counts = count_by_status(db)
+        counts = subscribers_by_status(db)
         chosen = status if status in counts else ""
         found = list_readers(db, query, chosen or None, cursor)
     return page(request, "admin_readers.html", query=query, found=found, counts=counts,

@@ -17,10 +17,11 @@ from markupsafe import Markup
 
 from mailer.config import Settings
 from mailer.domain import CampaignStatus
+from mailer.figures import percent
 from mailer.render.templates import template_environment
 from mailer.web.admin import require_operator
 from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
-from mailer.web.security import RateLimiter, client_ip, rate_limit_key
+from mailer.web.security import SlidingWindowLimiter, client_ip, rate_limit_key
 
 ACTIONS_PER_MINUTE = 20  # operator writes per client per minute: plenty for a person
 
@@ -41,7 +42,7 @@ def fmt_number(value: float | int | None) -> str:
 
 
 def fmt_pct(rate: float | None, digits: int = 2) -> str:
-    return "–" if rate is None else f"{rate * 100:.{digits}f} %"
+    return percent(rate, digits)  # written as `mailer stats` writes it
 
 
 def fmt_time(at: datetime | date | str | None) -> str:
@@ -169,8 +170,8 @@ def check_write(request: Request, form_token: str) -> None:
                             headers={"Retry-After": str(math.ceil(wait))})
 
 
-def _write_limiter(request: Request) -> RateLimiter:
+def _write_limiter(request: Request) -> SlidingWindowLimiter:
     state = request.app.state
     if getattr(state, "console_write_limiter", None) is None:
-        state.console_write_limiter = RateLimiter(ACTIONS_PER_MINUTE, window=60.0)
+        state.console_write_limiter = SlidingWindowLimiter(ACTIONS_PER_MINUTE, window=60.0)
     return state.console_write_limiter

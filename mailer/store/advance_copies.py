@@ -1,4 +1,4 @@
-"""The record of issue previews (see :mod:`mailer.preview`): claimed before the mail goes out,
+"""The record of the editors' advance copies (see :mod:`mailer.advance_copy`): claimed before the mail goes out,
 so two overlapping runs cannot both send one."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from mailer.domain import utcnow
+from mailer.domain import DeliveryStatus, utcnow
 from mailer.store.models import IssuePreview
 
 P = IssuePreview.__table__
@@ -18,7 +18,7 @@ def claim(engine: Engine, issue_number: int, address: str) -> bool:
     try:
         with engine.begin() as connection:
             connection.execute(insert(P).values(issue_number=issue_number, address=address,
-                                                status="sending", created_at=utcnow()))
+                                                status=DeliveryStatus.SENDING.value, created_at=utcnow()))
     except IntegrityError:
         return False
     return True
@@ -27,7 +27,8 @@ def claim(engine: Engine, issue_number: int, address: str) -> bool:
 def mark_sent(engine: Engine, issue_number: int, provider_message_id: str | None) -> None:
     with engine.begin() as connection:
         connection.execute(update(P).where(P.c.issue_number == issue_number).values(
-            status="sent", provider_message_id=provider_message_id, sent_at=utcnow()))
+            status=DeliveryStatus.SENT.value, provider_message_id=provider_message_id,
+            sent_at=utcnow()))
 
 
 def release(engine: Engine, issue_number: int) -> None:
