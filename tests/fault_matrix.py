@@ -77,10 +77,10 @@ SQLITE_FAULTS = (
           peer={"drop_request_rate": 0.10, "drop_how": "reset"}),
     Fault("database write fails after acceptance (disk full)", (5, 18, 31), fill_disk=True),
 )
-POSTGRES_FAULTS = (
-    Fault("SIGKILL one worker when its request arrived", (4, 20), kill_at="request"),
-    Fault("SIGKILL one worker after acceptance", (6, 16, 28), kill_at="accepted"),
-    Fault("SIGKILL one worker after the answer", (8, 18, 30), kill_at="answered"),
+POSTGRES_FAULTS = (  # moments counted from when all three processes are sending
+    Fault("SIGKILL one worker when its request arrived", (2, 10), kill_at="request"),
+    Fault("SIGKILL one worker after acceptance", (3, 8, 14), kill_at="accepted"),
+    Fault("SIGKILL one worker after the answer", (4, 9, 15), kill_at="answered"),
     Fault("answers lost after acceptance, 10 %", (12, 13), seeded=True,
           peer={"lose_answer_rate": 0.10, "lose_how": "close"}),
     Fault("requests dropped / reset before acceptance, 10 %", (14, 15), seeded=True,
@@ -88,7 +88,8 @@ POSTGRES_FAULTS = (
 )
 READERS = 40
 PEER_PACE = {"latency": 0.02, "max_send_rate": 40}  # ~1 s of sending: kills find rows in flight
-POSTGRES_PACE = {"latency": 0.05, "max_send_rate": 15}  # slow enough for two workers to join
+POSTGRES_PACE = {"latency": 0.05, "max_send_rate": 30}
+JOINING_LATENCY = 4.0  # seconds per answer until both workers joined: the send waits for them
 
 
 @dataclass
@@ -313,38 +314,44 @@ def postgres_run(peer, base_env: dict, run_dir: Path, fault: Fault, moment: int,
                "MAILER_UNKNOWN_SETTLE_AFTER": SETTLE}
         prepare_ledger(url, readers())
         peer.reset()
-        peer.control(keep=True, **POSTGRES_PACE, **peer_options(fault, moment, run_dir))
+        peer.control(keep=True, **{**POSTGRES_PACE, "latency": JOINING_LATENCY},
+                     **peer_options(fault, moment, run_dir))
         sender = start(env, *SEND)
-        processes = [sender]
+        processes, joined = [sender], 1
         if wait_for_accepted(peer, 1, processes):  # the campaign is open: the workers join
             processes += [start(env, "worker", "--concurrency", "4") for _ in range(2)]
-            wait_for_workers(env, url, 3, processes)
-        arm(peer, fault, moment, [p.pid for p in processes], peer.stats()["requests"])
+            joined = wait_for_workers(url, 3, processes)
+        armed_at = peer.stats()["requests"]
+        arm(peer, fault, moment, [p.pid for p in processes], armed_at)
+        peer.control(latency=POSTGRES_PACE["latency"])
         codes, text = finish(processes)
+        text += f"\n[harness] {joined} workers joined; armed after request {armed_at}\n"
         stats = peer.stats()
         peer.control(**PEER_FAULTS_OFF)
         return settle_and_count(env, peer, url, fault, codes, stats, text)
 
 
-def wait_for_workers(env: dict, url: str, count: int, processes: list[subprocess.Popen]) -> None:
-    """Until ``count`` workers are registered on the campaign (or the send ended)."""
+def wait_for_workers(url: str, count: int, processes: list[subprocess.Popen]) -> int:
+    """Until ``count`` workers are registered on the campaign (or the send ended): how many."""
     from sqlalchemy import func, select
 
     from mailer.store.db import make_engine
     from mailer.store.models import SendWorker
 
     engine = make_engine(url)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
+    joined = 0
     try:
         while time.monotonic() < deadline and processes[0].poll() is None:
             with engine.connect() as connection:
                 joined = connection.execute(
                     select(func.count()).select_from(SendWorker.__table__)).scalar_one()
             if joined >= count:
-                return
+                break
             time.sleep(0.05)
     finally:
         engine.dispose()
+    return joined
 
 
 # -- the table --------------------------------------------------------------------------------
