@@ -40,11 +40,16 @@ the option names below, ``-`` written as ``_``):
   network path fails after SES has taken the message. The client cannot tell it was sent.
 * ``drop_request_rate`` probability that a SendEmail request is answered with a closed
   connection *before* it is accepted (not counted, not kept): to the client it looks exactly
-  like a lost answer, yet nothing was sent.
+  like a lost answer, yet nothing was sent; ``drop_how`` ``close`` (default) or ``reset``.
+* ``kill_pids``, ``kill_at``, ``kill_on``: SIGKILL the sending process at a chosen moment of
+  its ``kill_on``-th request (``request``, ``accepted``, ``answered``); ``fill_path``,
+  ``fill_on``: fill the sender's database disk once the ``fill_on``-th message is accepted
+  (see the section "the sender killed at a chosen moment" below).
 
 ``GET /_stats`` → ``{"accepted", "per_recipient", "throttled", "errors", "rejected",
 "quota_refused", "paused_refused", "requests", "max_in_flight", "first_accepted",
-"last_accepted", "answers_lost", "lost_recipients", "requests_dropped", "dropped_recipients"}``; ``POST /_reset`` forgets counters and messages and restores the options the
+"last_accepted", "answers_lost", "lost_recipients", "requests_dropped", "dropped_recipients",
+"killed", "disk_filled"}``; ``POST /_reset`` forgets counters and messages and restores the options the
 process started with.
 """
 
@@ -55,8 +60,10 @@ import base64
 import fnmatch
 import hashlib
 import json
+import os
 import random
 import re
+import signal
 import socket
 import struct
 import sys
@@ -88,6 +95,7 @@ DEFAULTS = {
     "lose_answers": 0,
     "lose_how": "close",
     "drop_request_rate": 0.0,
+    "drop_how": "close",
 }
 
 _IDENTITY_PATH = re.compile(r"/v2/email/identities/([^/?]+)\Z")
@@ -117,6 +125,9 @@ class State:
         self.lost_recipients: list[str] = []
         self.requests_dropped = 0
         self.dropped_recipients: list[str] = []
+        self.sendemail_requests = 0
+        self.killed: list[int] = []
+        self.disk_filled = 0
         self.first_accepted: float | None = None
         self.last_accepted: float | None = None
         self.messages: list[dict] = []
@@ -189,6 +200,8 @@ class State:
                 "lost_recipients": list(self.lost_recipients),
                 "requests_dropped": self.requests_dropped,
                 "dropped_recipients": list(self.dropped_recipients),
+                "killed": list(self.killed),
+                "disk_filled": self.disk_filled,
             }
 
 
@@ -226,7 +239,7 @@ def send_email(state: State, request: dict) -> dict:
                 state.chance(attempt, "drop") < options["drop_request_rate"]:
             state.requests_dropped += 1
             state.dropped_recipients.extend(recipients)
-            raise AnswerLost("close")  # before acceptance: nothing was taken
+            raise AnswerLost(options["drop_how"])  # before acceptance: nothing was taken
         if options["paused"]:
             state.paused_refused += 1
             raise SesError(400, "SendingPausedException",
@@ -331,6 +344,101 @@ def send_email(state: State, request: dict) -> dict:
     _write_simulator_events(state, request, reply["MessageId"])
     return reply
 # -- end of mailbox simulator events ----------------------------------------------------------
+
+
+# -- the sender killed at a chosen moment, its database disk filled (the fault matrix) --------
+# ``kill_pids`` lists the sending processes (``mailer send``, ``mailer worker``); the
+# ``kill_on``-th SendEmail request (counted from 1) SIGKILLs the one among them that sent it,
+# at the moment ``kill_at`` names: ``request`` (the request arrived, nothing is accepted),
+# ``accepted`` (the message is taken, its answer never leaves) or ``answered`` (the answer is
+# written, before the sender can record it). Which process sent a request is read from the
+# kernel's socket table, so with several workers the kill hits the one in that exchange.
+# ``fill_path`` names a file on the sender's database disk: the ``fill_on``-th accepted message
+# fills that disk before its answer goes back, so recording the accepted message fails.
+DEFAULTS.update({"kill_pids": [], "kill_at": "accepted", "kill_on": 0,
+                 "fill_path": None, "fill_on": 0})
+KILL_MOMENTS = ("request", "accepted", "answered")
+_send_email_without_kills = send_email
+
+
+def send_email(state: State, request: dict, client_port: int | None = None) -> dict:
+    with state.lock:
+        state.sendemail_requests += 1
+        kill_here = bool(state.options["kill_pids"]) and \
+            state.sendemail_requests == state.options["kill_on"]
+        moment = state.options["kill_at"]
+    if kill_here and moment not in KILL_MOMENTS:
+        raise SesError(400, "BadRequestException", f"kill_at must be one of {KILL_MOMENTS}")
+    if kill_here and moment == "request":
+        _kill_sender(state, client_port)
+        raise AnswerLost("close")
+    reply = _send_email_without_kills(state, request)
+    _fill_disk_if_due(state)
+    if kill_here and moment == "accepted":
+        _kill_sender(state, client_port)
+        raise AnswerLost("close")
+    if kill_here:
+        reply["_kill_after_answer"] = client_port
+    return reply
+
+
+def _kill_sender(state: State, client_port: int | None) -> None:
+    candidates = [int(pid) for pid in state.options["kill_pids"]]
+    pid = _process_on_port(client_port, candidates) if len(candidates) > 1 else candidates[0]
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    with state.lock:
+        state.killed.append(pid)
+
+
+def _process_on_port(port: int | None, candidates: list[int]) -> int | None:
+    """Which of ``candidates`` owns the local TCP port ``port`` (Linux /proc), else None."""
+    if port is None:
+        return None
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = open(table, encoding="ascii").read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    for pid in candidates:
+        try:
+            names = os.listdir(f"/proc/{pid}/fd")
+        except OSError:
+            continue
+        for name in names:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{name}") in inodes:
+                    return pid
+            except OSError:
+                continue
+    return None
+
+
+def _fill_disk_if_due(state: State) -> None:
+    with state.lock:
+        due = state.options["fill_path"] and state.accepted == state.options["fill_on"]
+        path = state.options["fill_path"]
+    if not due:
+        return
+    with open(path, "wb", buffering=0) as handle:
+        for chunk in (65536, 512):  # big blocks, then the last small gaps
+            try:
+                while True:
+                    handle.write(b"\0" * chunk)
+            except OSError:
+                pass
+    with state.lock:
+        state.disk_filled += 1
+# -- end of kills and a full disk -----------------------------------------------------------
 
 
 class AnswerLost(Exception):
@@ -464,7 +572,7 @@ class Handler(BaseHTTPRequestHandler):
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             try:
-                answer = send_email(state, payload)
+                answer = send_email(state, payload, self.client_address[1])
             except AnswerLost as lost:
                 self._hang_up(reset=str(lost) == "reset")
                 return
@@ -472,7 +580,10 @@ class Handler(BaseHTTPRequestHandler):
                 latency = float(state.options["latency"] or 0)
                 if latency > 0:
                     time.sleep(latency)
+            kill_port = answer.pop("_kill_after_answer", False)
             self._reply(200, answer)
+            if kill_port is not False:
+                _kill_sender(state, kill_port)
         finally:
             with state.lock:
                 state.in_flight -= 1

@@ -4,12 +4,13 @@ how is this send going."""
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from markupsafe import Markup
 
+from mailer.campaigns import settling as settling_of_unknown
 from mailer.domain import CampaignStatus
 from mailer.rate_warnings import (
     BOUNCE_PAUSE,
@@ -290,10 +291,20 @@ def issue_page(request: Request, number: int) -> HTMLResponse:
     buckets, seconds = send_buckets(detail.timeline)
     progress = progress_of(detail.campaigns, bundle.states)
     return page(request, "admin_issue.html", detail=detail, summary=detail.summary,
+                settling=_settling(request, detail.campaigns),
                 funnel=funnel(detail.summary), chart=send_chart(number, buckets, seconds),
                 chart_text=send_description(buckets, seconds), providers=bundle.providers,
                 unsubscribed=bundle.unsubscribes, states=bundle.states, progress=progress,
                 live=progress.running)
+
+
+def _settling(request: Request, campaign_list: list[CampaignStats]) -> dict:
+    """Where each campaign's unknown rows stand against the settle rule (never cached: the
+    window passes and events arrive while the figures stay the same)."""
+    after = timedelta(seconds=settings_of(request).unknown_settle_after)
+    engine = get_engine(settings_of(request).database_url)
+    return {c.campaign_id: settling_of_unknown(engine, c.campaign_id, after)
+            for c in campaign_list if c.unknown and c.campaign_id is not None}
 
 
 @router.get("/admin/issues/{number}/progress.json")

@@ -98,14 +98,41 @@ def what_to_run(campaign, state=None) -> Markup:
         parts.append(Markup("Its state is saved: once what stopped it is dealt with, run {} to "
                             "{}.").format(_command(f"mailer send --issue {number}"), rest))
     if campaign.unknown:
-        never = ("Going on does not send the unknown rows again" if parts
-                 else "Unknown rows are never sent again on their own")
-        parts.append(Markup("{}; {} does, risking a second copy.").format(
-            never, _command(f"mailer send --issue {number} --resend-unknown")))
+        # Unknown rows settle from SES's events (issue 21): why_unknown says how they stand.
+        parts.append(Markup("{} sends every unknown row again at once, risking a second "
+                            "copy.").format(_command(f"mailer send --issue {number} --resend-unknown")))
     return Markup(" ").join(part for part in parts if part)
 
 
-FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time, "what_to_run": what_to_run}
+def why_unknown(settling, number: int) -> Markup:
+    """Why a campaign's rows are unknown and whether they settle on their own: the same rule,
+    and the same advice, as the lines `mailer send` ends with (a ``Settling``)."""
+    if settling is None:
+        return Markup("")
+    send = _command(f"mailer send --issue {number} --yes")
+    parts: list[Markup] = []
+    if settling.waiting:
+        until = f" until {settling.window_ends:%H:%M:%S} UTC" if settling.window_ends else ""
+        parts.append(Markup(
+            "{} for their SES event{} (MAILER_UNKNOWN_SETTLE_AFTER): they will settle, the "
+            "first {} after that re-sends once each one still without an event, if events for "
+            "later messages arrived.").format(
+                _counted(settling.waiting, "row waits", "rows wait"), until, send))
+    if settling.unproven:
+        parts.append(Markup(
+            "{} had no SES event, and none arrived for the messages sent after them either: "
+            "the event path is not shown to work, so they will not settle and are not re-sent. "
+            "Configure the Send event type in the configuration set, check that events reach "
+            "mailer, and run {}.").format(
+                _counted(settling.unproven, "row", "rows"), _command("mailer doctor")))
+    if settling.requeued:
+        parts.append(Markup("{} will be re-sent by the next {}.").format(
+            _counted(settling.requeued, "row", "rows"), send))
+    return Markup(" ").join(parts)
+
+
+FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time, "what_to_run": what_to_run,
+           "why_unknown": why_unknown}
 # passed at each render, not set on the environment the public pages share
 LAYOUT = {"css": Markup(CONSOLE_CSS), "script": Markup(CONSOLE_JS)}
 
