@@ -301,6 +301,13 @@ def test_the_preview_line_says_what_is_new_and_is_padded(options):
     hidden = BeautifulSoup(rendered.html, "html.parser").find("div", class_="preheader")
     padding = hidden.get_text()[len(rendered.preheader):]
     assert padding.replace("\n", "") == PREVIEW_PADDING * 90
+    # early issues list changes, not headlines: an item's first words, not its link's
+    early = Issue(title="This Week in Rust 1", number=1, body=(
+        "Hello and welcome.\n\n# Changes\n\n- Ben added the `as_c_str` method, covered by "
+        "[6045](https://github.com/rust-lang/rust/pull/6045).\n- 'Object-safe' traits [landed]"
+        "(https://github.com/rust-lang/rust/pull/6881).\n"))
+    assert render_issue(early, options).preheader == (
+        "Ben added the as_c_str method, covered by 6045. · 'Object-safe' traits landed.")
     # an editor's header wins over what the renderer would derive
     assert render_issue(load_issue(LONG_LINES), options).preheader == (
         "A fixture for mail clients: long identifiers, long addresses and a code block")

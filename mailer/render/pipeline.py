@@ -46,7 +46,7 @@ PREHEADER_PADDING = Markup("\n".join(["&#847;&zwnj;&nbsp;" * 30] * 3))
 HEADLINES_IN_PREVIEW = 2
 CRATE_OF_THE_WEEK = re.compile(r"crate of the week", re.IGNORECASE)
 # A list item's markers before its headline: "[video]", "🎈🎉", a date "2031-02-06 |".
-ITEM_MARKERS = re.compile(r"^(?:\[[a-z]+\]\s*|[^\w\s`\[(]+\s*)+", re.IGNORECASE)
+ITEM_MARKERS = re.compile(r"^(?:\[[a-z]+\]\s*|[^\w\s`\[(\'\"“‘]+\s*)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -169,11 +169,14 @@ def crate_of_the_week(body: Body) -> str | None:
 
 
 def first_headlines(body: Body, count: int) -> list[str]:
-    """The words of the first list items after the intro: each one's link, or its start."""
+    """The words of the first list items after the intro: the link an item starts with (a
+    headline, "* [Title](…)"), else the item's first words (early issues: "- Ben added …")."""
     headlines = []
     for item in body.soup.find_all("li"):
+        text = ITEM_MARKERS.sub("", words_of(item))
         link = item.find("a")
-        text = words_of(link) if link else ITEM_MARKERS.sub("", words_of(item))
+        if link is not None and words_of(link) and text.startswith(words_of(link)):
+            text = words_of(link)
         if text:
             headlines.append(shortened(text, 60))
         if len(headlines) == count:
