@@ -125,7 +125,7 @@ def build_body(body: str, body_format: str, site_url: str) -> Body:
     wrap_tables(soup)
     scope_header_cells(soup)
     unwrap_dangling_references(soup, result.warnings)
-    result.contents = mark_sections(soup)
+    result.contents = mark_sections(soup, source_has_ids=" id=" in html)
     return result
 
 
@@ -231,20 +231,22 @@ NOT_IN_ID = re.compile(r"[^a-z0-9]+")
 MIN_SECTIONS = 2  # one section needs no contents line
 
 
-def mark_sections(soup: BeautifulSoup) -> list[tuple[str, str]]:
+def mark_sections(soup: BeautifulSoup, source_has_ids: bool = True) -> list[tuple[str, str]]:
     """Give the top-level headings of the body (``#`` in early issues, ``##`` now: the first
     heading's level) ids for the contents line to link to, and return (id, words) for each.
 
     Every other id is dropped: links into the web page were unwrapped already, and ids from a
     page or from footnotes (``fn:1``) would only collide with these.
     """
-    for tag in soup.find_all(id=True):
-        del tag["id"]
-    first = soup.find(SECTION_HEADINGS)
-    if first is None:
+    if source_has_ids:  # rare (pages, footnotes): a walk over the whole tree costs
+        for tag in soup.find_all(id=True):
+            del tag["id"]
+    headings = soup.find_all(SECTION_HEADINGS)
+    if not headings:
         return []
     # the first heading's level, and any heading above it (644 has a lone "# Quote of the Week")
-    headings = soup.find_all(SECTION_HEADINGS[:SECTION_HEADINGS.index(first.name) + 1])
+    top = SECTION_HEADINGS[:SECTION_HEADINGS.index(headings[0].name) + 1]
+    headings = [heading for heading in headings if heading.name in top]
     if len(headings) < MIN_SECTIONS:
         return []
     contents, taken = [], set()
