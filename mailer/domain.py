@@ -109,6 +109,8 @@ class Issue:
     # True when the body lost its link targets (standard.site text): the email must then point
     # readers at the web version prominently.
     links_stripped: bool = False
+    # The inbox preview line an editor set (a Preheader: or Preview: header); None: derived.
+    preview: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,9 @@ Speed matters: a send builds one message per recipient of a ~70 KB HTML body. So
 assembled from bytes rather than through ``email.message``: each body part is encoded once per
 distinct body (a small cache keyed by the body text), as ``7bit`` when it is ASCII with short
 lines (free, and readable in the raw source) and as ``base64`` otherwise (the cheapest safe
-encoding in CPython). The boundary starts with ``=_``, a sequence neither encoding can produce.
+encoding in CPython; plain text that is not ASCII goes as quoted-printable, readable and not
+scored by spam filters beside a 7bit HTML part). The boundary starts with ``=_``, a sequence no
+encoding here can produce.
 
 Header values are checked for line breaks (header injection: a subscriber address such as
 ``a@example.org\\r\\nBcc: ...`` must not add a header) and non-ASCII values are RFC 2047 encoded,
@@ -290,7 +292,9 @@ def _encode_part(body: str, subtype: str) -> bytes:
     raw = body.encode("utf-8")
     if "\r" in body:
         raw = raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-    # 7bit: ASCII, no NUL, short lines (RFC 2045 2.7); anything else goes out as base64.
+    # 7bit: ASCII, no NUL, short lines (RFC 2045 2.7); other plain text as quoted-printable
+    # (still readable, and no base64 text part beside a 7bit HTML part, which rspamd scores);
+    # anything else as base64.
     payload = None
     if body.isascii() and "\x00" not in body:
         payload = _seven_bit_starts.encode(subtype, raw)
@@ -299,6 +303,9 @@ def _encode_part(body: str, subtype: str) -> bytes:
         # The CRLF before the next boundary belongs to the boundary (RFC 2046 5.1.1): without
         # one of its own, a body's last line break would be lost.
         payload += b"\r\n"
+    elif subtype == "plain" and "\x00" not in body:
+        encoding = "quoted-printable"
+        payload = _quoted_printable_starts.encode(subtype, raw) + b"\r\n"
     else:
         encoding = "base64"
         # Line ends are insignificant in HTML, so only plain text pays for canonical CRLF.
@@ -390,3 +397,14 @@ _base64_starts = _SharedStarts(
     _base64_lines, lambda data, length: length - length % _BASE64_LINE_BYTES)
 _seven_bit_starts = _SharedStarts(
     _seven_bit, lambda data, length: data.rfind(b"\n", 0, length) + 1)
+
+
+def _quoted_printable(data: bytes) -> bytes:
+    """Quoted-printable text (RFC 2045 6.7) with CRLF line ends, lines under 77 characters.
+    Each line is encoded on its own, so the encoding can be resumed after any line end."""
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=True, header=False)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+_quoted_printable_starts = _SharedStarts(
+    _quoted_printable, lambda data, length: data.rfind(b"\n", 0, length) + 1)

@@ -144,3 +144,33 @@ def test_real_issues_have_no_errors_and_their_findings_point_at_real_lines(share
         if finding["code"] in ("insecure-link", "duplicate-link"):
             url = finding["message"].split()[-1] if finding["code"] == "insecure-link" else finding["message"].split()[0]
             assert url.rstrip("/") in lines[finding["line"] - 1], finding
+
+
+# Issue 24.6 and 24.7: what spam filters and readers see in links that look fine in the source.
+SPAM_SIGNS = """Title: This Week in Rust 906
+Number: 906
+Date: 2031-04-09
+
+Intro with [the archive](https://this-week-in-rust.org/blog/archives/).
+
+* [A post] (https://blog.example.org/a-post/)
+* [docs.rs](https://mirror.example.net/docs/)
+* [https://crates.io/crates/serde](https://lib.example.com/serde)
+* [blog.rust-lang.org](https://www.rust-lang.org/blog/)
+* [@someone.bsky.social](https://bsky.app/profile/someone)
+* `[not a link] (https://example.org/in-code)`
+"""
+
+
+def test_spaced_links_are_errors_and_words_naming_another_domain_are_warnings(mailer_env, tmp_path):
+    path = tmp_path / "2031-04-09-this-week-in-rust.md"
+    path.write_text(SPAM_SIGNS, encoding="utf-8")
+    result = mailer(mailer_env, "check", "--json", str(path))
+    assert result.returncode == 1, result.stderr
+    findings = {(f["line"], f["severity"], f["code"]): f["message"]
+                for f in json.loads(result.stdout)["findings"]}
+    assert set(findings) == {(7, "error", "spaced-link"), (8, "warning", "link-text-domain"),
+                             (9, "warning", "link-text-domain")}
+    assert "[A post] (https://blog.example.org/a-post/)" in findings[(7, "error", "spaced-link")]
+    assert "docs.rs" in findings[(8, "warning", "link-text-domain")]
+    assert "mirror.example.net" in findings[(8, "warning", "link-text-domain")]

@@ -225,6 +225,19 @@ def test_readers_copies_decode_to_their_own_bodies_when_the_shared_start_is_reus
         assert html.get_content().replace("\r\n", "\n") == message.html
         long_line = len(f'<a href="{link}">leave</a>') > 998
         assert html["Content-Transfer-Encoding"] == ("base64" if long_line else "7bit")
+        # never base64 beside a 7bit HTML part (rspamd scores that): readable quoted-printable
+        assert text["Content-Transfer-Encoding"] == "quoted-printable"
+
+
+def test_plain_text_beyond_ascii_goes_quoted_printable_in_short_lines():
+    text = "Crate of the week — “zerocopy” ✨ café, with a trailing space \n" + "x" * 2000 + "\n"
+    data = build_mime(make(text=text)).data
+    parsed = parse(data)
+    plain = parsed.get_body(preferencelist=("plain",))
+    assert plain["Content-Transfer-Encoding"] == "quoted-printable"
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert b"Crate of the week =E2=80=94" in data  # readable in the raw source, unlike base64
 
 
 @pytest.mark.parametrize("subject", [

@@ -39,15 +39,25 @@ def soup(rendered) -> BeautifulSoup:
     return BeautifulSoup(rendered.html, "html.parser")
 
 
+# What follows the preview line so clients do not run on into the mail (issue 24.4).
+PREVIEW_PADDING = "\u034f\u200c\u00a0"
+
+
+def without_padding(text: str) -> str:
+    return text.rstrip(PREVIEW_PADDING + "\n")
+
+
 def body_links(soup: BeautifulSoup) -> list[str]:
     return [a["href"] for a in soup.find_all("a", href=True)]
 
 
 def test_subject_preheader_number_and_date(rendered, soup):
     assert rendered.subject == "This Week in Rust 901"
-    assert rendered.preheader == "Hello and welcome to a test issue of This Week in Rust!"
+    # derived from what is new (issue 24.4): this fixture has no crate of the week, so the
+    # first two headlines; every intro starts with the same sentence, once the preview line
+    assert rendered.preheader == "Announcing a release · A talk about traits"
     hidden = soup.find("div", style=re.compile("display:none"))
-    assert hidden.get_text(strip=True) == rendered.preheader
+    assert without_padding(hidden.get_text()) == rendered.preheader
     assert "Issue 901 · 5 February 2031" in soup.get_text()
     assert soup.title.get_text() == "This Week in Rust 901"
 
@@ -76,7 +86,11 @@ def test_every_source_link_survives_as_an_absolute_url(soup):
         "https://www.reddit.com/r/rust/comments/x/this_week_in_rust_901/",  # inside <small>
     ):
         assert expected in links
-    assert all(href.startswith(("https://", "http://", "mailto:", "%%")) for href in links), links
+    # in-message links are only the contents line's, each to a section heading (issue 24.5)
+    ids = {tag["id"] for tag in soup.find_all(id=True)}
+    outside = [href for href in links if not href.startswith("#")]
+    assert all(href.startswith(("https://", "http://", "mailto:", "%%")) for href in outside), links
+    assert all(href[1:] in ids for href in links if href.startswith("#")), (links, ids)
 
 
 def test_ampersands_in_links_are_escaped_in_the_markup(rendered):
@@ -247,7 +261,8 @@ def _declarations(style: str | None) -> dict[str, str]:
 
 
 def test_preheader_is_hidden_in_every_client_without_a_low_contrast_colour(rendered, soup):
-    hidden = soup.find("div", string=rendered.preheader)
+    hidden = soup.find("div", class_="preheader")
+    assert without_padding(hidden.get_text()) == rendered.preheader
     declared = _declarations(hidden.get("style"))
     # SpamAssassin's HTML_FONT_LOW_CONTRAST: text coloured like its background (MJML's
     # mj-preview made it white on white).
@@ -258,7 +273,7 @@ def test_preheader_is_hidden_in_every_client_without_a_low_contrast_colour(rende
     assert declared["opacity"] == "0"
     # the preview text comes first in the body, before the header's "View this issue on the web"
     first_text = next(s for s in soup.body.stripped_strings)
-    assert first_text == rendered.preheader
+    assert without_padding(first_text) == rendered.preheader
 
 
 def test_no_inline_text_colour_equals_the_background_behind_it(soup):
@@ -270,3 +285,99 @@ def test_no_inline_text_colour_equals_the_background_behind_it(soup):
             if background:
                 assert colour != background, (element.name, element.get("class"), colour)
                 break
+
+
+# -- issue 24: every client, and an inbox line worth opening ----------------------------------
+
+LONG_LINES = FIXTURES / "clients-long-lines.md"
+EARLY_STYLE = FIXTURES / "clients-2014-style.md"
+
+
+def test_the_preview_line_says_what_is_new_and_is_padded(options):
+    example = Path(__file__).resolve().parent.parent / "examples" / "2026-03-25-this-week-in-rust.md"
+    rendered = render_issue(load_issue(example), options)
+    assert rendered.preheader == ("Crate of the week: lodestar · Announcing Rust 1.94.1 · "
+                                  "Inside Rust: the compiler team's spring planning notes")
+    hidden = BeautifulSoup(rendered.html, "html.parser").find("div", class_="preheader")
+    padding = hidden.get_text()[len(rendered.preheader):]
+    assert padding.replace("\n", "") == PREVIEW_PADDING * 90
+    # early issues list changes, not headlines: an item's first words, not its link's
+    early = Issue(title="This Week in Rust 1", number=1, body=(
+        "Hello and welcome.\n\n# Changes\n\n- Ben added the `as_c_str` method, covered by "
+        "[6045](https://github.com/rust-lang/rust/pull/6045).\n- 'Object-safe' traits [landed]"
+        "(https://github.com/rust-lang/rust/pull/6881).\n"))
+    assert render_issue(early, options).preheader == (
+        "Ben added the as_c_str method, covered by 6045. · 'Object-safe' traits landed.")
+    # an editor's header wins over what the renderer would derive
+    assert render_issue(load_issue(LONG_LINES), options).preheader == (
+        "A fixture for mail clients: long identifiers, long addresses and a code block")
+
+
+def test_a_contents_line_links_each_top_level_section_inside_the_mail(options):
+    for path, first in ((LONG_LINES, "Updates from Rust Community"),
+                        (EARLY_STYLE, "What's cooking on master?")):
+        soup = BeautifulSoup(render_issue(load_issue(path), options).html, "html.parser")
+        contents = soup.find("p", class_="toc")
+        links = contents.find_all("a")
+        assert links[0].get_text() == first
+        for link in links:
+            heading = soup.find(id=link["href"].removeprefix("#"))
+            assert heading is not None and heading.name in ("h1", "h2"), link
+            assert heading.get_text() == link.get_text()
+        # near the top: before the first section
+        assert contents.find_next(["h1", "h2"]).get("id") == links[0]["href"][1:]
+
+
+def test_only_plain_section_names_pass_the_allow_list_as_ids_and_in_message_links():
+    from mailer.render.allowlist import enforce_allow_list
+
+    html = ('<html><body><h2 id="crate-of-the-week">C</h2><a href="#crate-of-the-week">c</a>'
+            '<h2 id="fn:1">x</h2><a href="#">top</a><a href="#a b">sp</a></body></html>')
+    kept, removed = enforce_allow_list(html)
+    soup = BeautifulSoup(kept, "html.parser")
+    assert [tag.get("id") for tag in soup.find_all("h2")] == ["crate-of-the-week", None]
+    assert [a.get("href") for a in soup.find_all("a")] == ["#crate-of-the-week", None, None]
+    assert removed and "id on <h2>" in removed[0] and "href on <a> ×2" in removed[0]
+
+
+def test_code_blocks_keep_their_lines_without_white_space_and_their_box_in_a_cell(options):
+    soup = BeautifulSoup(render_issue(load_issue(EARLY_STYLE), options).html, "html.parser")
+    assert soup.find("pre") is None  # a <pre> keeps white-space:pre where the CSS is ignored
+    cell = soup.find("table", class_="cb").td
+    assert "padding:12px" in cell["style"]  # Word drops padding anywhere but on a cell
+    lines = [line for line in cell.get_text("\n").split("\n") if line]
+    assert lines[0] == "// code indented by four spaces, as the early issues wrote it"
+    assert lines[2] == "\xa0" * 4 + "nested_indentation_is_kept_here();"
+    text = render_issue(load_issue(EARLY_STYLE), options).text
+    assert "\n        nested_indentation_is_kept_here();\n" in text  # the text part unchanged
+
+
+def test_header_cells_name_their_scope(options):
+    soup = BeautifulSoup(render_issue(load_issue(LONG_LINES), options).html, "html.parser")
+    cells = soup.find_all("th")
+    assert cells and all(cell.get("scope") == "col" for cell in cells)
+    from mailer.render.body import build_body
+
+    body = build_body("<table><tr><th>Crate</th><td>serde</td></tr></table>", "html",
+                      "https://site.example/")
+    assert body.soup.find("th")["scope"] == "row"
+
+
+def test_outlook_gets_a_windows_font_first_and_a_600_px_column(rendered):
+    fonts = re.findall(r"font-family:([^;\"]+)", rendered.html)
+    assert fonts and all(not f.strip().startswith("-apple-system") for f in fonts)
+    assert any(f.startswith("Segoe UI,") for f in fonts)
+    assert all(f.split(",")[0] in ("Segoe UI", "Consolas") for f in fonts), set(fonts)
+    ghosts = "".join(re.findall(r"<!--\[if mso.*?<!\[endif\]-->", rendered.html, re.DOTALL))
+    widths = {int(w) for w in re.findall(r'width(?::|=")(\d+)', ghosts)}
+    assert widths and max(widths) == 600  # the ghost tables Outlook lays the mail out with
+
+
+def test_both_parts_link_the_web_issue_equally_often(rendered):
+    """rspamd's URI_COUNT_ODD: an odd number of links over the two parts scores 1.0."""
+    web = rendered.issue.web_url
+    in_html = [a["href"] for a in BeautifulSoup(rendered.html, "html.parser").find_all("a", href=True)]
+    in_text = re.findall(r"<([^<>\s]+)>", rendered.text)
+    assert in_html.count(web) == in_text.count(web) == 2
+    linked_out = [href for href in in_html if not href.startswith("#")]
+    assert (len(linked_out) + len(in_text)) % 2 == 0

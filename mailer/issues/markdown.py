@@ -66,7 +66,14 @@ def parse_markdown_issue(text: str, *, source_path: Path | None = None, site_url
         web_url=_pelican_url(site_url, issue_date, header.get("slug") or pelican_slugify(title)),
         source_path=source_path,
         source_kind="markdown",
+        preview=_preview(header),
     )
+
+
+def _preview(header: _Header) -> str | None:
+    """The editor's inbox preview line, from ``Preheader:`` or ``Preview:``; None when unset."""
+    value = header.get("preheader") or header.get("preview") or ""
+    return " ".join(value.split()) or None
 
 
 def parse_header_lines(lines, source_path: Path | None) -> _Header:

@@ -9,6 +9,9 @@ byte for byte when everything in it is allowed; otherwise it rewrites only the t
 
 * an attribute not in the allow-list, any ``on…`` handler, a link or image URL with a scheme
   the sanitizer refuses, and duplicate attributes (a browser takes the first) are dropped;
+* in-message links are the contents line's: an ``id`` and a ``href="#…"`` are kept only when
+  the name is a short run of letters, digits and hyphens (what the renderer writes on section
+  headings), never one a client's own page could mean (``#`` alone, a ``:``, quotes or spaces);
 * in a ``style`` attribute, declarations that load, run or place something (``url(``,
   ``expression(``, ``position``, CSS escapes and comments that could hide either) are dropped:
   neither the shipped template nor the sanitizer writes one;
@@ -53,6 +56,17 @@ TEMPLATE_ATTRIBUTES = {
 }
 ARIA_ATTRIBUTE = re.compile(r"aria-[a-z]+\Z")
 URL_ATTRIBUTES = {"href": is_safe_url, "src": is_loadable_url}
+# The ids the renderer puts on section headings, and the in-message links to them.
+SECTION_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z")
+
+
+def is_allowed_value(name: str, value: str) -> bool:
+    """Is this value of an allowed attribute one that may go out?"""
+    if name in URL_ATTRIBUTES and not URL_ATTRIBUTES[name](value):
+        return False
+    if name == "id" or (name == "href" and value.startswith("#")):
+        return bool(SECTION_NAME.match(value.removeprefix("#") if name == "href" else value))
+    return True
 
 # A declaration that loads (url, image-set, @import), runs (expression, behavior, -moz-binding,
 # javascript:) or places something over the mail (position); escapes and comments could hide one.
@@ -133,7 +147,7 @@ class _Scanner(HTMLParser):
         for name, value in attrs:
             if name in seen or not is_allowed_attribute(tag, name):
                 self.removed[f"{name} on <{tag}>"] += 1
-            elif value is not None and name in URL_ATTRIBUTES and not URL_ATTRIBUTES[name](value):
+            elif value is not None and not is_allowed_value(name, value):
                 self.removed[f"{name} on <{tag}>"] += 1
             elif value is not None and name == "style" and safe_style(value) != value:
                 self.removed[f"part of a style on <{tag}>"] += 1

@@ -46,12 +46,17 @@ SOURCE_TAG = re.compile(r"<[^>]*>")
 # Inline styles that must survive clients that drop <style> (the Gmail apps for non-Google
 # accounts, many webmails): code must still look like code.
 # Kept short: TWiR issues hold ~100 inline code spans and this is repeated on each.
-CODE_STYLE = f"font-family:Menlo,Consolas,monospace;background:{LIGHT['code']};padding:0 3px"
+# Consolas first: Outlook's Word engine takes only the first name of a stack.
+CODE_STYLE = f"font-family:Consolas,Menlo,monospace;background:{LIGHT['code']};padding:0 3px"
 PRE_STYLE = (
-    "font-family:ui-monospace,Menlo,Consolas,monospace;font-size:14px;line-height:1.45;"
-    f"background-color:{LIGHT['code']};padding:12px;border-radius:6px;white-space:pre-wrap;"
-    "word-break:break-word"
+    "font-family:Consolas,ui-monospace,Menlo,monospace;font-size:14px;line-height:1.45;"
+    "margin:0;word-break:break-word;overflow-wrap:break-word"
 )
+# A code block's box is a table cell: Word drops padding anywhere else.
+CODE_BLOCK_TABLE = ('<table class="cb" role="presentation" width="100%" cellpadding="0" '
+                    'cellspacing="0" style="margin:12px 0;table-layout:fixed"><tr><td style="'
+                    f'background-color:{LIGHT["code"]};padding:12px;border-radius:6px">')
+CODE_BLOCK_END = "</td></tr></table>"
 IMAGE_STYLE = "max-width:100%;height:auto"
 # A wide table scrolls inside itself rather than widening the whole mail on a phone.
 TABLE_WRAPPER_STYLE = "overflow-x:auto;max-width:100%"
@@ -63,6 +68,8 @@ class Body:
 
     soup: BeautifulSoup
     warnings: list[str] = field(default_factory=list)
+    # (id, words) of the top-level sections, for the contents line; ids are on the headings
+    contents: list[tuple[str, str]] = field(default_factory=list)
 
     def html(self) -> str:
         return minify_fragment(self.soup.decode(formatter=MJML_SAFE))
@@ -116,7 +123,9 @@ def build_body(body: str, body_format: str, site_url: str) -> Body:
     fix_images(soup, site_url, result.warnings)
     style_code(soup)
     wrap_tables(soup)
+    scope_header_cells(soup)
     unwrap_dangling_references(soup, result.warnings)
+    result.contents = mark_sections(soup, source_has_ids=" id=" in html)
     return result
 
 
@@ -205,6 +214,62 @@ def wrap_tables(soup: BeautifulSoup) -> None:
         table.wrap(wrapper)
 
 
+def scope_header_cells(soup: BeautifulSoup) -> None:
+    """``scope`` on every ``<th>``, so screen readers tie each cell to its header: a row's
+    first cell heads the row, any other header cell its column."""
+    for cell in soup.find_all("th"):
+        if cell.get("scope") in ("row", "col", "rowgroup", "colgroup"):
+            continue
+        in_head = cell.find_parent("thead") is not None
+        first = cell.find_previous_sibling(["td", "th"]) is None
+        has_data = cell.find_next_sibling("td") is not None
+        cell["scope"] = "row" if not in_head and first and has_data else "col"
+
+
+SECTION_HEADINGS = ("h1", "h2", "h3")
+NOT_IN_ID = re.compile(r"[^a-z0-9]+")
+MIN_SECTIONS = 2  # one section needs no contents line
+
+
+def mark_sections(soup: BeautifulSoup, source_has_ids: bool = True) -> list[tuple[str, str]]:
+    """Give the top-level headings of the body (``#`` in early issues, ``##`` now: the first
+    heading's level) ids for the contents line to link to, and return (id, words) for each.
+
+    Every other id is dropped: links into the web page were unwrapped already, and ids from a
+    page or from footnotes (``fn:1``) would only collide with these.
+    """
+    if source_has_ids:  # rare (pages, footnotes): a walk over the whole tree costs
+        for tag in soup.find_all(id=True):
+            del tag["id"]
+    headings = soup.find_all(SECTION_HEADINGS)
+    if not headings:
+        return []
+    # the first heading's level, and any heading above it (644 has a lone "# Quote of the Week")
+    top = SECTION_HEADINGS[:SECTION_HEADINGS.index(headings[0].name) + 1]
+    headings = [heading for heading in headings if heading.name in top]
+    if len(headings) < MIN_SECTIONS:
+        return []
+    contents, taken = [], set()
+    for heading in headings:
+        words = " ".join(heading.get_text(" ").split())
+        if not words:
+            continue
+        anchor = section_id(words, taken)
+        heading["id"] = anchor
+        contents.append((anchor, words))
+    return contents
+
+
+def section_id(words: str, taken: set[str]) -> str:
+    """A short id of letters, digits and hyphens (what the allow-list lets through), unique."""
+    base = NOT_IN_ID.sub("-", words.lower()).strip("-")[:40].rstrip("-") or "section"
+    anchor, number = base, 2
+    while anchor in taken:
+        anchor, number = f"{base}-{number}", number + 1
+    taken.add(anchor)
+    return anchor
+
+
 def unwrap_dangling_references(soup: BeautifulSoup, warnings: list[str]) -> None:
     """``[text][ref]`` with no ``[ref]: url`` line: Markdown leaves literal brackets, which
     readers should not see. Keep the words, warn the editor."""
@@ -230,9 +295,34 @@ WHITESPACE_RUN = re.compile(r"\s*\n\s*")
 
 
 def minify_fragment(html: str) -> str:
-    """Drop whitespace between block tags and fold line breaks in prose; ``<pre>`` untouched."""
+    """Drop whitespace between block tags and fold line breaks in prose; ``<pre>`` kept as
+    code blocks for every client (:func:`mail_code_block`)."""
     parts = PRE_BLOCK.split(html)
     for index in range(0, len(parts), 2):  # even indexes are outside <pre>
         folded = WHITESPACE_RUN.sub("\n", parts[index])
         parts[index] = BETWEEN_BLOCKS.sub(r"\1", folded)
+    for index in range(1, len(parts), 2):
+        parts[index] = mail_code_block(parts[index])
     return "".join(parts)
+
+
+LEADING_SPACES = re.compile(r"(?:(?<=\n)|(?<=<code>)) +")
+SPACE_RUN = re.compile(r"(?<= ) +")
+NBSP_REFERENCE = "&#160;"
+
+
+def mail_code_block(pre: str) -> str:
+    """A ``<pre>`` as a code block that keeps its lines where ``white-space`` is ignored
+    (Outlook's Word engine, Samsung Mail, the Gmail apps with other accounts): line ends as
+    ``<br>``, indentation and runs of spaces as no-break spaces, in a ``<div>`` rather than a
+    ``<pre>``, whose own ``white-space:pre`` those clients keep and which would not wrap, so the
+    lines still wrap at single spaces on a phone. The box around it is a table cell. The text
+    part reads the tree, not this."""
+    pre = pre.expandtabs(4)
+    pre = LEADING_SPACES.sub(lambda m: NBSP_REFERENCE * len(m.group()), pre)
+    pre = SPACE_RUN.sub(lambda m: NBSP_REFERENCE * len(m.group()), pre)
+    body = pre.rstrip("\n").replace("\n", "<br>")
+    # the newline closing the last line sits before </code></pre>
+    body = re.sub(r"(?:<br>)+(?=(?:</code>)?</pre>$)", "", body)
+    body = "<div" + body.removeprefix("<pre").removesuffix("</pre>") + "</div>"
+    return CODE_BLOCK_TABLE + body + CODE_BLOCK_END

@@ -84,6 +84,9 @@ def inline_only(html: str, css: str) -> str:
         allow_network=False,
         keep_style_tags=False,  # the ignored blocks stay; inlined rules are not repeated
         remove_classes=False,
+        # premailer copies vertical-align onto the tables it restyles as valign: bytes for
+        # nothing, MJML's style already says it
+        disable_basic_attributes=["valign"],
         disable_validation=True,
         cssutils_logging_level=logging.CRITICAL,
     ).transform()

@@ -36,8 +36,17 @@ SIZE_WARNING_BYTES = NEAR_CLIP_BYTES  # `mailer check`'s default budget too (mai
 # The real unsubscribe and manage URLs replace the placeholders: leave room for them.
 PERSONALISATION_ALLOWANCE = 600
 TEMPLATE_NAME = "issue.mjml.j2"
-PREHEADER_MAX = 140
+PREHEADER_MAX = 110  # what phones show of it; the rest of the line is padding
 SENTENCE_END = re.compile(r"^(.+?[.!?])(?=\s|$)")
+# After the preview line: zero-width joiners and no-break spaces, so the client shows them
+# rather than running on into the mail's first words ("View this issue on the web ...").
+# In lines of 30 (540 bytes as character references): mail lines stay under 998 octets, and a
+# line break is one more space, which the preview shows as the blank it is.
+PREHEADER_PADDING = Markup("\n".join(["&#847;&zwnj;&nbsp;" * 30] * 3))
+HEADLINES_IN_PREVIEW = 2
+CRATE_OF_THE_WEEK = re.compile(r"crate of the week", re.IGNORECASE)
+# A list item's markers before its headline: "[video]", "🎈🎉", a date "2031-02-06 |".
+ITEM_MARKERS = re.compile(r"^(?:\[[a-z]+\]\s*|[^\w\s`\[(\'\"“‘]+\s*)+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -132,22 +141,68 @@ def long_date(day: date) -> str:
     return f"{day.day} {day:%B %Y}"
 
 
-def preheader_of(body: Body) -> str:
-    """The first sentence of the intro: what inboxes show next to the subject."""
+def preheader_of(issue: Issue, body: Body) -> str:
+    """The line inboxes show after the subject: the editor's ``Preheader:``, else what is new
+    this week (the crate of the week and the first headlines), else the intro's first sentence.
+    Every TWiR intro starts with the same sentence, so that is only the last resort."""
+    if issue.preview:
+        return shortened(issue.preview)
+    news = [f"Crate of the week: {crate}" for crate in [crate_of_the_week(body)] if crate]
+    news.extend(first_headlines(body, HEADLINES_IN_PREVIEW))
+    if news:
+        return shortened(" · ".join(news))
+    return shortened(first_sentence(body))
+
+
+def words_of(tag) -> str:
+    text = " ".join(tag.get_text(" ").split())
+    return text.replace(" !", "!").replace(" .", ".").replace(" ,", ",").replace(" :", ":")
+
+
+def crate_of_the_week(body: Body) -> str | None:
+    """The first link's words in the paragraph under the "Crate of the Week" heading."""
+    heading = next((h for h in body.soup.find_all(["h1", "h2", "h3"])
+                    if CRATE_OF_THE_WEEK.search(h.get_text())), None)
+    paragraph = heading.find_next("p") if heading else None
+    link = paragraph.find(["a", "code"]) if paragraph else None
+    return words_of(link) or None if link else None
+
+
+def first_headlines(body: Body, count: int) -> list[str]:
+    """The words of the first list items after the intro: the link an item starts with (a
+    headline, "* [Title](…)"), else the item's first words (early issues: "- Ben added …")."""
+    headlines = []
+    for item in body.soup.find_all("li"):
+        text = ITEM_MARKERS.sub("", words_of(item))
+        link = item.find("a")
+        if link is not None and words_of(link) and text.startswith(words_of(link)):
+            text = words_of(link)
+        if text:
+            headlines.append(shortened(text, 60))
+        if len(headlines) == count:
+            break
+    return headlines
+
+
+def first_sentence(body: Body) -> str:
     first = body.soup.find("p")
-    text = " ".join(first.get_text(" ").split()) if first else ""
-    text = text.replace(" !", "!").replace(" .", ".").replace(" ,", ",")
+    text = words_of(first) if first else ""
     match = SENTENCE_END.match(text)
-    sentence = match.group(1) if match else text
-    if len(sentence) > PREHEADER_MAX:
-        sentence = sentence[:PREHEADER_MAX].rsplit(" ", 1)[0] + "…"
-    return sentence
+    return match.group(1) if match else text
+
+
+def shortened(text: str, limit: int = PREHEADER_MAX) -> str:
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(" ·,;:") + "…"
 
 
 def template_context(issue: Issue, options: RenderOptions, body: Body, web_url: str | None) -> dict:
     return {
         "subject": issue.title,
-        "preheader": preheader_of(body),
+        "preheader": preheader_of(issue, body),
+        "preheader_padding": PREHEADER_PADDING,
+        "contents": body.contents,
         "newsletter_name": options.newsletter_name,
         "issue_line": issue_line(issue),
         "web_url": web_url,
@@ -254,5 +309,7 @@ def render_text(issue: Issue, options: RenderOptions, body: Body, web_url: str |
         "",
         f"Unsubscribe: <{UNSUBSCRIBE_PLACEHOLDER}>",
         f"Manage your subscription: <{MANAGE_PLACEHOLDER}>",
+        # as in the HTML footer: both parts link the web issue as often (rspamd's URI_COUNT_ODD)
+        *([f"View on the web: <{web_url}>"] if web_url else []),
     ]))
     return "\n\n".join(blocks) + "\n"
