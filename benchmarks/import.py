@@ -58,15 +58,17 @@ print(report.rows, peak_kib)
 """
 
 
-# A launcher that runs one command and prints its exit code, wall time and peak RSS (KiB): the
-# launcher is small, so the peak Linux carries over to the child across exec is not ours.
+# A launcher that runs one command and prints its exit code, wall time, CPU time (steadier than
+# wall time on a shared machine) and peak RSS (KiB): the launcher is small, so the peak Linux
+# carries over to the child across exec is not ours.
 LAUNCHER = """
 import resource, subprocess, sys, time
 started = time.perf_counter()
 done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 elapsed = time.perf_counter() - started
 sys.stderr.write(done.stderr[-2000:] if done.returncode else "")
-print(done.returncode, elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(done.returncode, elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
 """
 CSV_READ_ONLY = """
 import csv, sys
@@ -128,14 +130,15 @@ def peak_memory_mib(folder: Path, rows: int) -> float:
     return int(output[1]) / 1024
 
 
-def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """(seconds, peak MiB) of ``command`` run as its own process."""
+def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
+                                                                                float]:
+    """(wall seconds, CPU seconds, peak MiB) of ``command`` run as its own process."""
     output = subprocess.run([sys.executable, "-c", LAUNCHER, *command], env=env, cwd=cwd,
                             capture_output=True, text=True, check=True)
-    code, seconds, peak_kib = output.stdout.split()
+    code, seconds, cpu, peak_kib = output.stdout.split()
     if code != "0":
         raise SystemExit(f"{' '.join(command[:4])} failed ({code}): {output.stderr}")
-    return float(seconds), int(peak_kib) / 1024
+    return float(seconds), float(cpu), int(peak_kib) / 1024
 
 
 def cli_figures(folder: Path, rows: int, database_url: str | None, again: bool) -> None:
@@ -153,16 +156,19 @@ def cli_figures(folder: Path, rows: int, database_url: str | None, again: bool) 
              CSV_READ_ONLY),
             ("subscribers import-mailchimp (zip)",
              [mailer, "subscribers", "import-mailchimp", str(export)], EXPORT_READ_ONLY)):
-        read_s, read_mib = run_measured([sys.executable, "-c", baseline, str(csv_path if
-                                        "CSV" in label else export)], env, folder)
-        seconds, mib = run_measured(command, env, folder)
-        print(f"  {label:<36} {seconds:7.1f} s {mib:6.0f} MiB peak   (csv module reading the "
-              f"file alone: {read_s:5.1f} s {read_mib:4.0f} MiB; {seconds / read_s:4.1f}x the "
-              f"time, +{mib - read_mib:.0f} MiB)", flush=True)
+        read_s, read_cpu, read_mib = run_measured(
+            [sys.executable, "-c", baseline, str(csv_path if "CSV" in label else export)],
+            env, folder)
+        seconds, cpu, mib = run_measured(command, env, folder)
+        print(f"  {label:<36} {seconds:7.1f} s ({cpu:5.1f} s CPU) {mib:5.0f} MiB peak   "
+              f"(csv module reading the file alone: {read_s:4.1f} s ({read_cpu:4.1f} s CPU) "
+              f"{read_mib:3.0f} MiB; {cpu / read_cpu:4.1f}x its CPU, +{mib - read_mib:.0f} MiB)",
+              flush=True)
         if not again:
             continue
-        again_s, again_mib = run_measured(command, env, folder)
-        print(f"  {label + ' again':<36} {again_s:7.1f} s {again_mib:6.0f} MiB peak", flush=True)
+        again_s, again_cpu, again_mib = run_measured(command, env, folder)
+        print(f"  {label + ' again':<36} {again_s:7.1f} s ({again_cpu:5.1f} s CPU) "
+              f"{again_mib:5.0f} MiB peak", flush=True)
 
 
 def main() -> None:
