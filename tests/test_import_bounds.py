@@ -155,10 +155,25 @@ def forget(engine, settings, address: str) -> None:
         subs.forget_subscriber(db, address, secret=settings.secret_key)
 
 
-def test_a_csv_import_over_several_chunks_keeps_one_row_per_address(run, engine, settings,
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request, mailer_env, monkeypatch):
+    """The engine of the database the CLI uses: the test's SQLite file, or a fresh PostgreSQL
+    database (the scratch file of the addresses met is SQLite either way)."""
+    from mailer.config import get_settings
+    from mailer.store.db import get_engine, reset_engines
+
+    if request.param == "postgresql":
+        monkeypatch.setenv("MAILER_DATABASE_URL", request.getfixturevalue("pg_url"))
+        get_settings.cache_clear()
+        reset_engines()
+    return get_engine(get_settings().database_url)
+
+
+def test_a_csv_import_over_several_chunks_keeps_one_row_per_address(run, any_engine, settings,
                                                                     tmp_path, monkeypatch):
     import json
 
+    engine = any_engine
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the scratch file goes
     forget(engine, settings, GONE)
     first = [f"reader{n}@example.org" for n in range(IMPORT_CHUNK_ROWS)]  # the first chunk
