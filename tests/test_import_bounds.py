@@ -231,3 +231,12 @@ def test_a_mailchimp_import_over_several_chunks_applies_the_two_files_rule(run, 
     assert stored["Cleaned.One@example.org"].status == "bounced"
     assert stored["Unsub.Two@example.org"].status == "unsubscribed"
     assert len(stored) == IMPORT_CHUNK_ROWS + 2
+
+
+def test_no_room_for_the_scratch_file_is_one_error_line_and_writes_nothing(run, engine,
+                                                                         tmp_path, monkeypatch):
+    path = tmp_path / "readers.csv"
+    path.write_text("email\nann@example.org\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    one_error_line(run("import", str(path)), "no-such-folder", "TMPDIR")
+    assert subscribers(engine) == {}
