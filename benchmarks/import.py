@@ -6,15 +6,24 @@ same way and hand one ORM object per row to ``session.add_all``. Every timed run
 start: its database file already created with the schema, the address validator's domain cache
 emptied, the input file read once beforehand (warm in the OS cache), and a collected heap.
 Peak memory of the Mailchimp import is measured in child processes at two sizes, to show it
-stays bounded as the export grows. Run:
+stays bounded as the export grows.
+
+``--cli N`` measures what a user runs instead: ``mailer subscribers import FILE`` on an N-row CSV
+and ``mailer subscribers import-mailchimp EXPORT.zip`` on an N-row export, each in its own
+process with no tuning flags, printing the wall time and the peak RSS of that process
+(``getrusage(RUSAGE_CHILDREN)`` in a small launcher), against a baseline in the same run: a
+process that only reads the same file with the csv module. ``--database-url`` runs the imports
+on another database (PostgreSQL: an empty one, created beforehand). Run:
 
     .venv/bin/python benchmarks/import.py [--rows 100000] [--mailchimp-rows 200000]
+    .venv/bin/python benchmarks/import.py --cli 1000000 [--database-url postgresql+psycopg://…]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import os
 import subprocess
 import sys
 import tempfile
@@ -49,11 +58,37 @@ print(report.rows, peak_kib)
 """
 
 
-def write_csv(path: Path, rows: int) -> None:
+# A launcher that runs one command and prints its exit code, wall time, CPU time (steadier than
+# wall time on a shared machine) and peak RSS (KiB): the launcher is small, so the peak Linux
+# carries over to the child across exec is not ours.
+LAUNCHER = """
+import resource, subprocess, sys, time
+started = time.perf_counter()
+done = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+elapsed = time.perf_counter() - started
+sys.stderr.write(done.stderr[-2000:] if done.returncode else "")
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(done.returncode, elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss)
+"""
+CSV_READ_ONLY = """
+import csv, sys
+with open(sys.argv[1], newline="", encoding="utf-8-sig") as handle:
+    print(sum(1 for _row in csv.reader(handle)))
+"""
+EXPORT_READ_ONLY = """
+import csv, io, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as archive:
+    print(sum(sum(1 for _row in csv.reader(io.TextIOWrapper(archive.open(info), "utf-8-sig",
+                                                            newline="")))
+              for info in archive.infolist()))
+"""
+
+
+def write_csv(path: Path, rows: int, local: str = "reader") -> None:
     with path.open("w") as handle:
         handle.write("email,name,city\n")
         for n in range(rows):
-            handle.write(f"reader{n}@Example.org,Reader {n},City {n % 97}\n")
+            handle.write(f"{local}{n}@Example.org,Reader {n},City {n % 97}\n")
 
 
 def naive_add_all(engine, csv_path: Path) -> int:
@@ -95,13 +130,64 @@ def peak_memory_mib(folder: Path, rows: int) -> float:
     return int(output[1]) / 1024
 
 
+def run_measured(command: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float,
+                                                                                float]:
+    """(wall seconds, CPU seconds, peak MiB) of ``command`` run as its own process."""
+    output = subprocess.run([sys.executable, "-c", LAUNCHER, *command], env=env, cwd=cwd,
+                            capture_output=True, text=True, check=True)
+    code, seconds, cpu, peak_kib = output.stdout.split()
+    if code != "0":
+        raise SystemExit(f"{' '.join(command[:4])} failed ({code}): {output.stderr}")
+    return float(seconds), float(cpu), int(peak_kib) / 1024
+
+
+def cli_figures(folder: Path, rows: int, database_url: str | None, again: bool) -> None:
+    """The user's commands at ``rows`` rows: time and peak RSS against reading the file alone."""
+    csv_path, export = folder / "readers.csv", folder / "audience.zip"
+    write_csv(csv_path, rows, local="csv-reader")  # not the export's: each import adds all
+    write_large_export(export, rows)
+    mailer = str(Path(sys.executable).with_name("mailer"))
+    env = {**os.environ, "MAILER_SECRET_KEY": SECRET, "MAILER_PROGRESS_EVERY": "3600",
+           "MAILER_DATABASE_URL": database_url or f"sqlite:///{folder / 'cli.db'}"}
+    where = "PostgreSQL" if database_url and database_url.startswith("postgres") else "SQLite"
+    print(f"{rows:,} rows, {where}, each command its own process:", flush=True)
+    for label, command, baseline in (
+            ("subscribers import (CSV)", [mailer, "subscribers", "import", str(csv_path)],
+             CSV_READ_ONLY),
+            ("subscribers import-mailchimp (zip)",
+             [mailer, "subscribers", "import-mailchimp", str(export)], EXPORT_READ_ONLY)):
+        read_s, read_cpu, read_mib = run_measured(
+            [sys.executable, "-c", baseline, str(csv_path if "CSV" in label else export)],
+            env, folder)
+        seconds, cpu, mib = run_measured(command, env, folder)
+        print(f"  {label:<36} {seconds:7.1f} s ({cpu:5.1f} s CPU) {mib:5.0f} MiB peak   "
+              f"(csv module reading the file alone: {read_s:4.1f} s ({read_cpu:4.1f} s CPU) "
+              f"{read_mib:3.0f} MiB; {cpu / read_cpu:4.1f}x its CPU, +{mib - read_mib:.0f} MiB)",
+              flush=True)
+        if not again:
+            continue
+        again_s, again_cpu, again_mib = run_measured(command, env, folder)
+        print(f"  {label + ' again':<36} {again_s:7.1f} s ({again_cpu:5.1f} s CPU) "
+              f"{again_mib:5.0f} MiB peak", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("rows", nargs="?", type=int, default=None, help="alias of --rows")
     parser.add_argument("--rows", dest="csv_rows", type=int, default=100_000)
     parser.add_argument("--mailchimp-rows", type=int, default=200_000)
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory probe")
+    parser.add_argument("--cli", type=int, metavar="N", default=None,
+                        help="time the mailer commands on N rows each, in their own processes")
+    parser.add_argument("--database-url", default=None,
+                        help="with --cli: import into this (empty) database instead of SQLite")
+    parser.add_argument("--again", action="store_true",
+                        help="with --cli: also time each command run a second time")
     args = parser.parse_args()
+    if args.cli:
+        with tempfile.TemporaryDirectory() as tmp:
+            cli_figures(Path(tmp), args.cli, args.database_url, args.again)
+        return
     rows = args.rows or args.csv_rows
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

@@ -4,6 +4,7 @@ bounded memory."""
 
 from __future__ import annotations
 
+import tempfile
 import tracemalloc
 import zipfile
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 
 from mailer import audience_files
 from mailer.cli import app
+from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
 from tests.mailchimp_export import csv_bytes, file_name, member, write_zip
 from tests.test_mailchimp_import import subscribers
 
@@ -135,4 +137,106 @@ def test_a_zip_whose_headers_lie_about_a_size_is_one_error_line(run, engine, tmp
     export = write_zip(tmp_path / "liar.zip", files)
     lie_about_size(export, 2000)
     one_error_line(run("import-mailchimp", str(export)), "liar.zip", file_name("subscribed"))
+    assert subscribers(engine) == {}
+
+
+# -- issue 23 §2: the two-files rule across chunks, with no set of every address in memory ------
+# The addresses met so far live in a scratch SQLite file asked one chunk at a time; these rows
+# cross IMPORT_CHUNK_ROWS (the real one), so every repeat below is found in an earlier chunk.
+
+GONE = "Gone.Reader+news@gmail.com"  # forgotten; met again as another spelling of its mailbox
+
+
+def forget(engine, settings, address: str) -> None:
+    from mailer.store import subscribers as subs
+    from mailer.store.db import session
+
+    with session(engine) as db:
+        subs.forget_subscriber(db, address, secret=settings.secret_key)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_engine(request, mailer_env, monkeypatch):
+    """The engine of the database the CLI uses: the test's SQLite file, or a fresh PostgreSQL
+    database (the scratch file of the addresses met is SQLite either way)."""
+    from mailer.config import get_settings
+    from mailer.store.db import get_engine, reset_engines
+
+    if request.param == "postgresql":
+        monkeypatch.setenv("MAILER_DATABASE_URL", request.getfixturevalue("pg_url"))
+        get_settings.cache_clear()
+        reset_engines()
+    return get_engine(get_settings().database_url)
+
+
+def test_a_csv_import_over_several_chunks_keeps_one_row_per_address(run, any_engine, settings,
+                                                                    tmp_path, monkeypatch):
+    import json
+
+    engine = any_engine
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the scratch file goes
+    forget(engine, settings, GONE)
+    first = [f"reader{n}@example.org" for n in range(IMPORT_CHUNK_ROWS)]  # the first chunk
+    later = ["reader1999@example.org",  # the first chunk's last address, again at the border
+             "READER5@example.org",  # another case of its local part
+             "  reader7@EXAMPLE.org ",  # the domain's case and blanks: the same address
+             "gonereader@googlemail.com",  # the forgotten mailbox
+             *[f"new{n}@example.org" for n in range(IMPORT_CHUNK_ROWS)],
+             "NEW3@example.org", "reader42@example.org"]  # repeats of the second and first chunk
+    path = tmp_path / "readers.csv"
+    path.write_text("email,name\n" + "".join(f"{a},R\n" for a in first + later))
+    result = run("import", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == 2 * IMPORT_CHUNK_ROWS and report["existing"] == 0
+    assert report["duplicates"] == 5
+    gone_line = 1 + len(first) + 4  # the header, the first chunk, three rows, then it
+    assert report["forgotten"] == [{"line": gone_line, "email": "gonereader@googlemail.com"}]
+    stored = subscribers(engine)
+    assert len(stored) == 2 * IMPORT_CHUNK_ROWS
+    assert "reader5@example.org" in stored and "READER5@example.org" not in stored
+    assert not any("gone" in address for address in stored)
+    assert list(tmp_path.glob("mailer-import-*")) == []  # the scratch file is gone
+
+
+def test_a_mailchimp_import_over_several_chunks_applies_the_two_files_rule(run, engine,
+                                                                          settings, tmp_path):
+    import json
+
+    forget(engine, settings, GONE)
+    subscribed = [member(n) for n in range(IMPORT_CHUNK_ROWS)]  # the first chunk of its file
+    subscribed += [member(1, email="Reader1999@example.org"),  # repeated in the same file
+                   member(2, email="cleaned.one@EXAMPLE.org"),  # in the cleaned file too
+                   member(3, email="gonereader@gmail.com"),  # the forgotten mailbox
+                   member(4, email="unsub.two@example.org")]  # in the unsubscribed file too
+    files = {
+        file_name("cleaned"): csv_bytes("cleaned", [member(9, email="Cleaned.One@example.org")]),
+        file_name("unsubscribed"): csv_bytes("unsubscribed", [
+            member(8, email="Unsub.Two@example.org")]),
+        file_name("subscribed"): csv_bytes("subscribed", subscribed),
+    }
+    result = run("import-mailchimp", str(write_zip(tmp_path / "big.zip", files)), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["added"] == {"bounced": 1, "unsubscribed": 1, "active": IMPORT_CHUNK_ROWS}
+    assert report["duplicates"] == 1
+    border = 2 + IMPORT_CHUNK_ROWS  # the header is line 1
+    assert [(t["email"], t["first"]["file"], t["again"]["line"], t["kept"])
+            for t in report["in_two_files"]] == [
+        ("cleaned.one@example.org", file_name("cleaned"), border + 1, "bounced"),
+        ("unsub.two@example.org", file_name("unsubscribed"), border + 3, "unsubscribed")]
+    assert report["forgotten"] == [{"file": file_name("subscribed"), "line": border + 2,
+                                    "email": "gonereader@gmail.com"}]
+    stored = subscribers(engine)
+    assert stored["Cleaned.One@example.org"].status == "bounced"
+    assert stored["Unsub.Two@example.org"].status == "unsubscribed"
+    assert len(stored) == IMPORT_CHUNK_ROWS + 2
+
+
+def test_no_room_for_the_scratch_file_is_one_error_line_and_writes_nothing(run, engine,
+                                                                         tmp_path, monkeypatch):
+    path = tmp_path / "readers.csv"
+    path.write_text("email\nann@example.org\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    one_error_line(run("import", str(path)), "no-such-folder", "TMPDIR")
     assert subscribers(engine) == {}

@@ -88,15 +88,15 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Import addresses from a CSV file; other columns are kept. Safe to run again."""
-    from mailer.cli.progress import Progress, count_lines
+    from mailer.cli.progress import Progress
     from mailer.store.subscribers import import_csv
 
-    lines = count_lines(file)
-    progress = Progress("imported", total=max(0, lines - 1) if lines else None)
+    progress = Progress("imported")  # its total comes from the import's own first pass
     try:
         with progress:
             report = import_csv(engine(), file, confirmed=confirmed, source="import",
-                                secret=settings().require_secret_key(), on_rows=progress.advance)
+                                secret=settings().require_secret_key(),
+                                on_total=progress.set_total, on_rows=progress.advance)
     except KeyboardInterrupt:
         raise _interrupted(progress) from None
     if as_json:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -30,12 +30,13 @@ from mailer import suppression
 from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mailchimp_export
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress
+from mailer.store.import_seen import First, SeenAddresses
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.store.subscriber_files import (
     IMPORT_CHUNK_ROWS,
     ImportReport,
     _Candidate,
-    _insert_ignoring_duplicates,
+    insert_rows,
 )
 from mailer.store.subscriber_files import _drop_forgotten as _drop_forgotten_candidates
 from mailer.store.subscribers import change_status, normalise_address
@@ -108,8 +109,7 @@ def import_mailchimp(engine: Engine, path: Path, *, secret: str, dry_run: bool =
         total = export.count_rows()  # also refuses a line too long to read, before any write
         if on_total is not None:
             on_total(total)
-        seen: dict[str, tuple[str, int, SubscriberStatus | None]] = {}
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(engine, expire_on_commit=False) as session, SeenAddresses() as seen:
             for export_file in export.files:
                 for chunk in _chunks(export.members(export_file)):
                     rows = _admit(chunk, report, seen)
@@ -131,9 +131,10 @@ def _chunks(records: Iterator[MailchimpMember | BadRow]) -> Iterator[list]:
         yield chunk
 
 
-def _admit(chunk: list, report: MailchimpReport, seen: dict) -> list[_Row]:
-    """The rows of a chunk that may change mailer: valid, first of their address in the run."""
-    rows: list[_Row] = []
+def _admit(chunk: list, report: MailchimpReport, seen: SeenAddresses) -> list[_Row]:
+    """The rows of a chunk that may change mailer: valid, first of their address in the run
+    (asked of ``seen`` for the chunks before: no set of every address in memory)."""
+    valid: list[tuple[MailchimpMember, str, str]] = []  # (record, email, folded)
     for record in chunk:
         report.rows += 1
         if isinstance(record, BadRow):
@@ -145,22 +146,27 @@ def _admit(chunk: list, report: MailchimpReport, seen: dict) -> list[_Row]:
         except InvalidAddress as error:
             report.invalid.append((record.file, record.line, str(error)))
             continue
-        target = TARGET.get(record.kind)
-        folded = email.lower()  # the unique index is on lower(email)
-        first = seen.get(folded)
+        valid.append((record, email, email.lower()))  # the unique index is on lower(email)
+    earlier = seen.earlier(folded for _record, _email, folded in valid)
+    first_here: dict[str, First] = {}
+    rows: list[_Row] = []
+    for record, email, folded in valid:
+        first = first_here.get(folded) or earlier.get(folded)
         if first is not None:
             _count_repeat(report, record, email, first)
             continue
-        seen[folded] = (record.file, record.line, target)
+        target = TARGET.get(record.kind)
+        first_here[folded] = (record.file, record.line, target.value if target else None)
         if target is None:
             report.nonsubscribed += 1
             continue
         rows.append(_Row(record, email))
+    seen.add((folded, *first) for folded, first in first_here.items())
     return rows
 
 
 def _count_repeat(report: MailchimpReport, record: MailchimpMember, email: str,
-                  first: tuple[str, int, SubscriberStatus | None]) -> None:
+                  first: First) -> None:
     first_file, first_line, first_target = first
     if first_file == record.file:
         report.duplicates += 1
@@ -168,7 +174,7 @@ def _count_repeat(report: MailchimpReport, record: MailchimpMember, email: str,
     if record.kind is MemberKind.NONSUBSCRIBED:
         report.nonsubscribed += 1
     # Files come most restrictive first, so the first one seen is the state that holds.
-    kept = first_target.value if first_target is not None else "skipped"
+    kept = first_target if first_target is not None else "skipped"
     report.in_two_files.append(TwoFiles(email, (first_file, first_line),
                                         (record.file, record.line), kept))
 
@@ -240,12 +246,11 @@ def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> N
         return
     now = utcnow()
     by_email = {row.email: row for row in new}
-    inserted = session.execute(
-        _insert_ignoring_duplicates(session).returning(Subscriber.__table__.c.id,
-                                                       Subscriber.__table__.c.email),
-        [_subscriber_values(row, now) for row in new]).all()
+    inserted = insert_rows(session, Subscriber.__table__,
+                           [_subscriber_values(row, now) for row in new],
+                           ignore_conflicts=True, returning=("id", "email"))
     if inserted:
-        session.execute(insert(SubscriberChange.__table__), [
+        insert_rows(session, SubscriberChange.__table__, [
             _creation_values(subscriber_id, by_email[email].member, now)
             for subscriber_id, email in inserted])
     for _id, email in inserted:
