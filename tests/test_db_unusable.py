@@ -14,7 +14,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,14 +22,9 @@ from mailer.store.db import session
 from mailer.store.subscribers import add_subscriber
 from tests.conftest import FIXTURES
 from tests.plugins.processes import free_port
+from tests.mailer_cli import mailer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 PAGE = 4096
-
-
-def mailer(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def assert_one_line_naming(result: subprocess.CompletedProcess, path: Path, *words: str) -> None:
