@@ -46,8 +46,11 @@ def mailer(env: dict, *args: str, stdin: str | bytes | None = None,
 
     from mailer.cli import app
 
+    from mailer.cli import _app
+
     folder = _folder(env, cwd)
     before, environment = os.getcwd(), dict(os.environ)
+    consoles = {console: dict(console.__dict__) for console in (_app.console, _app.err_console)}
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     os.environ.update(env)
     try:
@@ -62,7 +65,10 @@ def mailer(env: dict, *args: str, stdin: str | bytes | None = None,
         os.environ.update(environment)
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
-        _forget_global_state()
+        for console, state in consoles.items():  # as the test had them: nothing leaks out
+            console.__dict__.clear()
+            console.__dict__.update(state)
+        _forget_global_state(consoles=False)
     stdout, stderr = result.stdout_bytes, result.stderr_bytes
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         # As the process would: the traceback on stderr, exit status 1.
@@ -72,7 +78,7 @@ def mailer(env: dict, *args: str, stdin: str | bytes | None = None,
     return subprocess.CompletedProcess(["mailer", *args], result.exit_code, stdout, stderr)
 
 
-def _forget_global_state() -> None:
+def _forget_global_state(consoles: bool = True) -> None:
     """What one process would not carry into the next: cached settings and engines, and the
     consoles' view of the terminal (COLUMNS, NO_COLOR are read when a console is made)."""
     from mailer.cli import _app
@@ -81,8 +87,9 @@ def _forget_global_state() -> None:
     get_settings.cache_clear()
     if "mailer.store.db" in sys.modules:
         sys.modules["mailer.store.db"].reset_engines()
-    _app.console.__init__()
-    _app.err_console.__init__(stderr=True)
+    if consoles:
+        _app.console.__init__()
+        _app.err_console.__init__(stderr=True)
 
 
 def outbox(env: dict) -> list[email.message.EmailMessage]:
