@@ -1,5 +1,6 @@
 # `make demo` runs the main job on the embedded defaults (SQLite + the local outbox);
-# `make test` runs the tests. Both create their own virtual environment in .venv.
+# `make test` runs the fast tests, `make test-all` every test (what .ci/run runs). All create their
+# own virtual environment in .venv.
 #
 # Any Python 3.11 or newer will do: the newest of python3.13, python3.12, python3.11 and python3
 # that really runs (a pyenv shim may exist without its version) and is new enough. Pass
@@ -23,7 +24,7 @@ else
 MAKE_VENV = { echo "make: needs Python 3.11 or newer and found none: install python3.11, 3.12 or 3.13 (Debian: apt install python3 python3-venv; others: https://www.python.org/downloads/), or pass PYTHON=/path/to/python" >&2; exit 1; }
 endif
 
-.PHONY: demo test serve clean bench
+.PHONY: demo test test-all serve clean bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(MAKE_VENV)
@@ -40,15 +41,26 @@ demo: $(STAMP)
 	$(BIN)/mailer send --issue 644 --yes
 	@echo "mailer is installed in $(BIN)/: run '. $(BIN)/activate' to type mailer commands in this shell"
 
+# The fast set leaves out what needs minutes or a service: tests marked slow (whole sends through
+# SES peers, quickstart, packaging, timing), browser and PostgreSQL. Both spread the tests over
+# every core; --dist loadfile keeps a file's tests, which share its fixtures and files, on one.
+PYTEST_PARALLEL := -n auto --dist loadfile
+FAST_TESTS      := -m "not slow and not browser and not postgres"
+
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(FAST_TESTS)
+
+test-all: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/render.py
 	$(BIN)/python benchmarks/send.py
 	$(BIN)/python benchmarks/import.py
 	$(BIN)/python benchmarks/stats.py
+	$(BIN)/python benchmarks/startup.py
 
 serve: $(STAMP)
 	$(BIN)/mailer serve

@@ -3,7 +3,11 @@ median milliseconds of each, and the ratio new/known. A ratio near 1.00 means th
 does not tell who is subscribed. The baseline in the same run is GET /healthz (no database).
 
 Each request uses a fresh connection, and requests are spaced so the work done after an answer
-(the subscriber row, the confirmation mail) is not counted in the next one. Run:
+(the subscriber row, the confirmation mail) is not counted in the next one. Each sample measures
+a new and a known address back to back, so the machine's changing load cancels out of their paired
+difference; the figures are within the bar when it is at most 10 % of the known median (or
+0.3 ms). This was tests/test_web_timing.py, a minute-long timed assertion: timing is measured
+here, not asserted in the tests (issue 22). Run:
 
     .venv/bin/python benchmarks/subscribe_timing.py [SAMPLES]
 """
@@ -66,8 +70,11 @@ def main(samples: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         url, stop = start_server(Path(folder))
         known = [f"known{n}@example.org" for n in range(20)]
-        for address in known:
+        for address in known:  # pending and just mailed: a repeat changes nothing
             timed("POST", f"{url}/subscribe", json={"email": address})
+        for n in range(20):  # warm up both paths
+            timed("POST", f"{url}/subscribe", json={"email": f"warm{n}@example.org"})
+            timed("POST", f"{url}/subscribe", json={"email": known[n % len(known)]})
         times: dict[str, list[float]] = {"new": [], "known": [], "healthz": []}
         for n in range(samples):
             order = ["new", "known", "healthz"]
@@ -88,6 +95,10 @@ def main(samples: int) -> None:
     print(f"POST /subscribe, known    median {medians['known']:7.2f} ms  "
           f"({medians['known'] / medians['healthz']:.2f}x baseline)")
     print(f"ratio new/known: {medians['new'] / medians['known']:.3f}")
+    paired = statistics.median(new - old for new, old in zip(times["new"], times["known"], strict=True))
+    bar = max(0.1 * medians["known"], 0.3)
+    print(f"paired difference new - known: median {paired * 1000:+.2f} ms "
+          f"({'within' if abs(paired * 1000) <= bar else 'OVER'} the {bar:.2f} ms bar)")
 
 
 if __name__ == "__main__":

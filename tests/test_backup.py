@@ -6,10 +6,7 @@ it must pass SQLite's integrity check and hold exactly the rows committed before
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,15 +17,10 @@ from sqlalchemy import text
 from mailer.store.backup import backup_sqlite
 from mailer.store.db import head_revision, make_engine, upgrade
 from tests.test_migrations import fill_at_first_revision
+from tests.mailer_cli import mailer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 NOW = "2026-01-05 10:00:00.000000"
 PADDING = "x" * 200  # bulk, so the database spans many backup steps
-
-
-def run_mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=300)
 
 
 def db_file(mailer_env: dict[str, str]) -> Path:
@@ -121,7 +113,7 @@ def test_cli_backup_prints_progress_while_the_app_writes(mailer_env, tmp_path):
     writer = Writer(url)
     writer.start()
     try:
-        result = run_mailer(mailer_env, "db", "backup", str(tmp_path / "nightly.db"))
+        result = mailer(mailer_env, "db", "backup", str(tmp_path / "nightly.db"))
     finally:
         writer.finish()
     assert result.returncode == 0, result.stderr
@@ -137,7 +129,7 @@ def test_backup_into_a_folder_gets_a_dated_name(mailer_env, tmp_path):
     fill_readers(mailer_env["MAILER_DATABASE_URL"], 10)
     folder = tmp_path / "backups"
     folder.mkdir()
-    result = run_mailer(mailer_env, "db", "backup", str(folder))
+    result = mailer(mailer_env, "db", "backup", str(folder))
     assert result.returncode == 0, result.stderr
     [copy] = folder.iterdir()
     assert copy.name.startswith("subscribers.backup-") and copy.suffix == ".db"
@@ -148,13 +140,13 @@ def test_backup_into_a_folder_gets_a_dated_name(mailer_env, tmp_path):
 def test_a_trailing_slash_names_a_folder_even_before_it_exists(mailer_env, tmp_path):
     """`mailer db backup backups/` (the help's own example) used to write a file named backups."""
     fill_readers(mailer_env["MAILER_DATABASE_URL"], 4)
-    result = run_mailer(mailer_env, "db", "backup", "backups/")
+    result = mailer(mailer_env, "db", "backup", "backups/")
     assert result.returncode == 0, result.stderr
     folder = tmp_path / "backups"
     assert folder.is_dir()
     [copy] = folder.iterdir()
     assert copy.name.startswith("subscribers.backup-") and len(copy_facts(copy)[1]) == 4
-    nested = run_mailer(mailer_env, "db", "backup", "no/such/backups/")
+    nested = mailer(mailer_env, "db", "backup", "no/such/backups/")
     assert nested.returncode != 0 and not (tmp_path / "no").exists()
     assert nested.stderr.strip().splitlines() == [
         "error: cannot make folder no/such/backups: folder no/such does not exist"]
@@ -164,17 +156,17 @@ def test_backup_never_overwrites_and_says_why_in_one_line(mailer_env, tmp_path):
     fill_readers(mailer_env["MAILER_DATABASE_URL"], 3)
     existing = tmp_path / "keep.db"
     existing.write_bytes(b"precious")
-    result = run_mailer(mailer_env, "db", "backup", str(existing))
+    result = mailer(mailer_env, "db", "backup", str(existing))
     assert result.returncode != 0 and existing.read_bytes() == b"precious"
     assert result.stderr.strip().splitlines() == [
         f"error: {existing} exists already; a backup never overwrites a file"]
-    missing_folder = run_mailer(mailer_env, "db", "backup", str(tmp_path / "no" / "x.db"))
+    missing_folder = mailer(mailer_env, "db", "backup", str(tmp_path / "no" / "x.db"))
     assert missing_folder.returncode != 0 and "does not exist" in missing_folder.stderr
     assert "Traceback" not in missing_folder.stderr
 
 
 def test_backup_of_a_missing_database_writes_nothing(mailer_env, tmp_path):
-    result = run_mailer(mailer_env, "db", "backup", str(tmp_path / "copy.db"))
+    result = mailer(mailer_env, "db", "backup", str(tmp_path / "copy.db"))
     assert result.returncode != 0
     assert "no SQLite database at" in result.stderr
     assert not (tmp_path / "copy.db").exists() and not db_file(mailer_env).exists()
@@ -183,7 +175,7 @@ def test_backup_of_a_missing_database_writes_nothing(mailer_env, tmp_path):
 def test_postgres_backup_is_one_line_naming_pg_dump(mailer_env, tmp_path):
     env = {**mailer_env,
            "MAILER_DATABASE_URL": "postgresql+psycopg://twir:s3cret@db.internal:5433/mailer"}
-    result = run_mailer(env, "db", "backup", str(tmp_path / "dump"))
+    result = mailer(env, "db", "backup", str(tmp_path / "dump"))
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert "pg_dump --format=custom --file=" + str(tmp_path / "dump") in line
@@ -194,7 +186,7 @@ def test_postgres_backup_is_one_line_naming_pg_dump(mailer_env, tmp_path):
 def test_upgrade_backs_up_an_outdated_database_first_and_names_the_copy(mailer_env, tmp_path):
     url = mailer_env["MAILER_DATABASE_URL"]
     fill_at_first_revision(url)
-    result = run_mailer(mailer_env, "db", "upgrade")
+    result = mailer(mailer_env, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith("backed up the database to ") and first.endswith(" before migrating")
@@ -205,12 +197,12 @@ def test_upgrade_backs_up_an_outdated_database_first_and_names_the_copy(mailer_e
         assert old.execute("SELECT count(*) FROM subscriber").fetchone()[0] == 30
     assert f"to {head_revision()}" in result.stdout
 
-    again = run_mailer(mailer_env, "db", "upgrade")  # nothing to migrate: no second copy
+    again = mailer(mailer_env, "db", "upgrade")  # nothing to migrate: no second copy
     assert "backed up" not in again.stdout
     assert len(list(copy.parent.glob("subscribers.before-upgrade-*"))) == 1
 
 
 def test_upgrade_of_a_new_database_takes_no_backup(mailer_env, tmp_path):
-    result = run_mailer(mailer_env, "db", "upgrade")
+    result = mailer(mailer_env, "db", "upgrade")
     assert result.returncode == 0 and "backed up" not in result.stdout
     assert list(tmp_path.glob("*.before-upgrade-*")) == []

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.mailer_cli import mailer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 FIXTURES = Path(__file__).parent / "fixtures" / "check"
 CLEAN = sorted((FIXTURES / "clean").glob("*.md"))
 LINKS = FIXTURES / "faulty" / "2031-03-19-this-week-in-rust.md"
@@ -43,11 +40,6 @@ PLANTED = {
     DUPLICATES[0]: {(2, "error", "duplicate-number")},
     DUPLICATES[1]: {(2, "error", "duplicate-number")},
 }
-
-
-def mailer(env: dict, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=120, cwd=cwd)
 
 
 def findings_by_file(stdout: str) -> dict[Path, set[tuple[int, str, str]]]:

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from mailer.cli import app
+from mailer.cli import app, load_every_command
 
 MAILER = str(Path(sys.executable).with_name("mailer"))
 WIDTH = "80"  # a plain terminal
@@ -21,6 +21,7 @@ TYPE_TAG = re.compile(r"<(bool|str|int|float|path|text|integer)[^>]*>", re.IGNOR
 
 
 def root():
+    load_every_command()  # mailer loads a command's module when it runs: here, all of them
     return typer.main.get_command(app)
 
 

@@ -9,9 +9,7 @@ a real SQLite file and the real command in a subprocess; the output is read as b
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,7 @@ from mailer.domain import DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store.db import session
 from mailer.store.models import Campaign, Delivery, Subscriber
 from tests.conftest import FIXTURES, ROOT
-
-MAILER = str(Path(sys.executable).parent / "mailer")
+from tests.mailer_cli import mailer as run_mailer
 
 # What a hostile remote server or a careless editor can put in a line of text.
 MARKUP = "[/] [bold red]loud[/bold red] [link=https://evil.example]x[/link]"
@@ -31,8 +28,7 @@ SHOWN_CONTROLS = ("\\x1b[2J", "\\x1b]0;pwned\\x07", "\\x9b31m", "\\u202eexe.txt"
 
 
 def mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env, "COLUMNS": "250"},
-                          capture_output=True, timeout=120)
+    return run_mailer({**env, "COLUMNS": "250"}, *args, text=False)
 
 
 def assert_shown_plainly(output: bytes, *expected: str) -> str:

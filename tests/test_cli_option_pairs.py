@@ -16,7 +16,7 @@ from mailer.cli import app
 from mailer.config import get_settings
 from mailer.store.models import Campaign, Subscriber
 from tests.mailer_cli import outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 SEND = ("send", "--issue", "644", "--yes")
 TO = ("--to", "editor@example.org")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import ctypes
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,8 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.config import get_settings
+from tests.mailer_cli import MAILER  # the installed command: its process drops root's file access
 
-MAILER = str(Path(sys.executable).with_name("mailer"))
 PR_CAPBSET_DROP = 24
 CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2
 

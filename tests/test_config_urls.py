@@ -13,7 +13,8 @@ from mailer.cli import app
 from mailer.config import get_settings
 from mailer.store.models import Campaign, Delivery
 from tests.conftest import ROOT
-from tests.test_send_cli import add_readers, outbox_messages
+from tests.fakes import add_readers
+from tests.test_send_cli import outbox_messages
 
 
 def run(*args: str):

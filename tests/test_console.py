@@ -4,15 +4,13 @@ actions change. The same pages in Chromium are in test_console_browser.py."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
 
 import pytest
 
 from tests.console_seed import ANGRY, HARD, SOFT, STOP_REASON, add_running_campaign, build_console_data
 from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
-from tests.test_stats import MAILER
+from tests.mailer_cli import mailer
 
 AUTH = _basic(USER, PASSWORD)
 
@@ -83,8 +81,8 @@ def test_overview_puts_the_stopped_campaign_first_and_draws_the_limits(console):
 
 def test_stats_json_and_the_cli_give_one_document(console, mailer_env):
     web = console.get("/admin/stats.json", headers=AUTH).json()
-    cli = subprocess.run([MAILER, "stats", "--json"], env={**os.environ, **mailer_env},
-                         capture_output=True, text=True, check=True)
+    cli = mailer(mailer_env, "stats", "--json")
+    assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == web
     assert set(web) == {"campaigns", "subscribers", "issues", "weeks", "signups"}
     assert [t["issue_number"] for t in web["issues"]] == list(range(634, 646))

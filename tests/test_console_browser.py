@@ -12,7 +12,6 @@ import json
 import os
 import re
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ from playwright.sync_api import expect
 
 from tests.console_seed import SOFT, add_paused_campaign, add_running_campaign, build_console_data
 from tests.test_admin import PASSWORD, USER
-from tests.test_stats import MAILER
+from tests.mailer_cli import mailer
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]
 
@@ -44,8 +43,8 @@ def _reader_id(mailer_env, email: str) -> int:
 
 
 def _stats_json(mailer_env, *args: str) -> dict:
-    done = subprocess.run([MAILER, "stats", *args, "--json"], env={**os.environ, **mailer_env},
-                          capture_output=True, text=True, check=True)
+    done = mailer(mailer_env, "stats", *args, "--json")
+    assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
 

@@ -35,14 +35,18 @@ def _cached(db, cache):
 
 
 def _bounce(db, delivery_id: int, key: str) -> None:
-    """What events.apply does for a hard bounce: an event row, and the ledger row updated."""
-    from mailer.store.models import Delivery, DeliveryEventRecord
+    """A hard bounce for this delivery, applied by events.apply as an SES notification is."""
+    from mailer.config import get_settings
+    from mailer.domain import BounceType, DeliveryEvent, EventKind
+    from mailer.events.apply import apply_events
+    from mailer.store.models import Delivery
 
     row = db.get(Delivery, delivery_id)
-    row.bounced_at, row.bounce_type, row.delivered_at = NOW, "permanent", None
-    db.add(row)
-    db.add(DeliveryEventRecord(event_key=key, kind="bounce", recipient=row.email,
-                               occurred_at=NOW, delivery_id=row.id, raw="{}"))
+    event = DeliveryEvent(kind=EventKind.BOUNCE, recipient=row.email, occurred_at=NOW,
+                          provider_message_id=row.provider_message_id, delivery_id=row.id,
+                          campaign_id=row.campaign_id, bounce_type=BounceType.PERMANENT,
+                          event_id=key)
+    assert apply_events(db, [event], get_settings()).recorded == {"bounce": 1}
     db.commit()
 
 

@@ -1,4 +1,5 @@
-"""A damaged or unreadable SQLite file, met by the installed `mailer` command in a subprocess.
+"""A damaged or unreadable SQLite file, met by the `mailer` commands (in process; `serve` as a
+process, which must exit instead of listening).
 
 Every command, and `mailer serve` before it listens, must answer with one `error:` line that
 names the file and says what to do (restore a backup from `mailer db backup`), never a
@@ -14,7 +15,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,9 @@ from mailer.store.db import session
 from mailer.store.subscribers import add_subscriber
 from tests.conftest import FIXTURES
 from tests.plugins.processes import free_port
+from tests.mailer_cli import mailer, mailer_process
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 PAGE = 4096
-
-
-def mailer(env: dict, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=timeout)
 
 
 def assert_one_line_naming(result: subprocess.CompletedProcess, path: Path, *words: str) -> None:
@@ -121,7 +116,7 @@ def test_a_damaged_page_read_mid_command_is_one_line(mailer_env, good_db):
 
 def test_serve_refuses_to_start_on_a_damaged_page(mailer_env, good_db):
     _damage_table_root(good_db, "subscriber")
-    result = mailer(mailer_env, "serve", "--port", str(free_port()), timeout=30)
+    result = mailer_process(mailer_env, "serve", "--port", str(free_port()), timeout=30)
     assert_one_line_naming(result, good_db, "damaged", "mailer db backup")
     assert "Uvicorn running" not in result.stderr
 
@@ -129,7 +124,7 @@ def test_serve_refuses_to_start_on_a_damaged_page(mailer_env, good_db):
 def test_serve_refuses_to_start_on_a_garbage_file(mailer_env, tmp_path):
     path = tmp_path / "subscribers.db"
     path.write_bytes(b"\x00garbage" * 1000)
-    result = mailer(mailer_env, "serve", "--port", str(free_port()), timeout=30)
+    result = mailer_process(mailer_env, "serve", "--port", str(free_port()), timeout=30)
     assert_one_line_naming(result, path, "damaged", "mailer db backup")
 
 

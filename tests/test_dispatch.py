@@ -21,7 +21,9 @@ from mailer.ratelimit import RateLimiter, backoff_delay
 from mailer.store import ledger
 from mailer.store.models import SendWorker
 from mailer.tokens import read_unsubscribe_token
-from tests.test_ledger import add_readers, rows, set_status, start
+from tests.fakes import add_reader_rows
+from tests.test_ledger import rows, set_status, start
+from tests.fakes import FakeClock, RecordingTransport
 
 PLACEHOLDER = "%%UNSUB%%"
 
@@ -36,56 +38,6 @@ class FakeRendered:
 def fake_personalise(rendered, *, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
     return (rendered.html.replace(PLACEHOLDER, unsubscribe_url),
             rendered.text.replace(PLACEHOLDER, unsubscribe_url))
-
-
-class RecordingTransport:
-    """Accepts every message unless ``script`` (address → list of errors to raise) says not."""
-
-    name = "fake"
-
-    def __init__(self, *, latency: float = 0.0, script: dict | None = None,
-                 on_send=None) -> None:
-        self.latency = latency
-        self.script = script or {}
-        self.on_send = on_send
-        self.accepted: list = []
-        self.attempts = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-        self._lock = threading.Lock()
-
-    def preflight(self):
-        return None
-
-    def send(self, message) -> str:
-        with self._lock:
-            self.attempts += 1
-            self.in_flight += 1
-            self.max_in_flight = max(self.max_in_flight, self.in_flight)
-            planned = self.script.get(message.to)
-            error = planned.pop(0) if planned else None
-        try:
-            if self.latency:
-                time.sleep(self.latency)
-            if error is not None:
-                raise error
-            if self.on_send:
-                self.on_send(message)
-            with self._lock:
-                self.accepted.append(message)
-                return f"provider-{len(self.accepted)}"
-        finally:
-            with self._lock:
-                self.in_flight -= 1
-
-    def close(self) -> None:
-        pass
-
-    def copies(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for message in self.accepted:
-            counts[message.to] = counts.get(message.to, 0) + 1
-        return counts
 
 
 def run(engine, settings, transport, campaign, *, quota=None, **options):
@@ -106,7 +58,7 @@ def statuses(engine, campaign_id) -> dict[DeliveryStatus, int]:
 # -- every reader once, with the headers that let them leave and SES map events back -----------
 
 def test_every_reader_gets_one_personalised_copy_with_list_headers(engine, settings):
-    ids = add_readers(engine, 30)
+    ids = add_reader_rows(engine, 30)
     campaign = start(engine).campaign
     transport = RecordingTransport()
 
@@ -141,7 +93,7 @@ def test_mailto_unsubscribe_is_added_when_configured(engine, monkeypatch, mailer
 
     monkeypatch.setenv("MAILER_UNSUBSCRIBE_MAILTO", "leave@example.org")
     get_settings.cache_clear()
-    add_readers(engine, 1)
+    add_reader_rows(engine, 1)
     campaign = start(engine).campaign
     transport = RecordingTransport()
     run(engine, get_settings(), transport, campaign)
@@ -168,7 +120,7 @@ def test_fast_personalisation_gives_exactly_what_render_personalise_gives(engine
 
 
 def test_sends_overlap_up_to_the_concurrency(engine, settings):
-    add_readers(engine, 40)
+    add_reader_rows(engine, 40)
     campaign = start(engine).campaign
     transport = RecordingTransport(latency=0.03)
     run(engine, settings, transport, campaign, concurrency=8)
@@ -179,7 +131,7 @@ def test_sends_overlap_up_to_the_concurrency(engine, settings):
 # -- provider errors ---------------------------------------------------------------------------
 
 def test_throttling_slows_down_and_loses_nothing(engine, settings):
-    add_readers(engine, 20)
+    add_reader_rows(engine, 20)
     campaign = start(engine).campaign
     script = {f"reader{n}@example.org": [Throttled("Maximum sending rate exceeded.")] * 2
               for n in range(0, 20, 3)}
@@ -197,7 +149,7 @@ def test_throttling_slows_down_and_loses_nothing(engine, settings):
 
 
 def test_temporary_failures_are_retried_then_the_row_fails_with_the_reason(engine, settings):
-    add_readers(engine, 3)
+    add_reader_rows(engine, 3)
     campaign = start(engine).campaign
     script = {"reader0@example.org": [TemporaryFailure("HTTP 503")] * 2,  # recovers
               "reader1@example.org": [TemporaryFailure("HTTP 500 boom")] * 10}  # never does
@@ -214,7 +166,7 @@ def test_temporary_failures_are_retried_then_the_row_fails_with_the_reason(engin
 
 
 def test_a_rejected_recipient_fails_and_the_send_goes_on(engine, settings):
-    add_readers(engine, 4)
+    add_reader_rows(engine, 4)
     campaign = start(engine).campaign
     transport = RecordingTransport(script={"reader1@example.org": [Rejected("Email address is not verified")]})
     report = run(engine, settings, transport, campaign)
@@ -223,7 +175,7 @@ def test_a_rejected_recipient_fails_and_the_send_goes_on(engine, settings):
 
 
 def test_an_account_error_stops_everything_and_a_resume_sends_the_rest_once(engine, settings):
-    add_readers(engine, 30)
+    add_reader_rows(engine, 30)
     campaign = start(engine).campaign
     paused = RecordingTransport(script={"reader10@example.org": [AccountError("sending paused")]})
 
@@ -247,7 +199,7 @@ def test_an_account_error_stops_everything_and_a_resume_sends_the_rest_once(engi
 
 
 def test_the_24_hour_quota_stops_the_send_cleanly(engine, settings):
-    add_readers(engine, 12)
+    add_reader_rows(engine, 12)
     campaign = start(engine).campaign
     transport = RecordingTransport()
     quota = SendQuota(max_send_rate=100, max_24h=1000, sent_last_24h=995)
@@ -260,7 +212,7 @@ def test_the_24_hour_quota_stops_the_send_cleanly(engine, settings):
 
 
 def test_quota_exhausted_from_the_provider_stops_too(engine, settings):
-    add_readers(engine, 6)
+    add_reader_rows(engine, 6)
     campaign = start(engine).campaign
     transport = RecordingTransport(
         script={"reader2@example.org": [QuotaExhausted("Daily message quota exceeded")]})
@@ -272,7 +224,7 @@ def test_quota_exhausted_from_the_provider_stops_too(engine, settings):
 # -- readers who leave mid-send, canaries and signals ------------------------------------------
 
 def test_an_unsubscribe_during_the_send_is_honoured(engine, settings):
-    ids = add_readers(engine, 10)
+    ids = add_reader_rows(engine, 10)
 
     def first_message_unsubscribes_the_last_reader(message) -> None:
         if message.to == "reader0@example.org":
@@ -289,14 +241,14 @@ def test_an_unsubscribe_during_the_send_is_honoured(engine, settings):
 
 
 def test_limit_says_how_many_of_the_campaign_went_out_with_thousands_marked(engine, settings):
-    add_readers(engine, 1200)
+    add_reader_rows(engine, 1200)
     campaign = start(engine).campaign
     report = run(engine, settings, RecordingTransport(), campaign, limit=1000)
     assert report.stop_reason == "sent 1,000 of 1,200; run the same command to continue"
 
 
 def test_a_canary_sends_the_limit_and_leaves_the_campaign_resumable(engine, settings):
-    add_readers(engine, 10)
+    add_reader_rows(engine, 10)
     campaign = start(engine).campaign
     transport = RecordingTransport()
     report = run(engine, settings, transport, campaign, limit=3, batch_size=2)
@@ -308,7 +260,7 @@ def test_a_canary_sends_the_limit_and_leaves_the_campaign_resumable(engine, sett
 
 
 def test_stop_finishes_the_messages_in_flight_and_leaves_nothing_sending(engine, settings):
-    add_readers(engine, 200)
+    add_reader_rows(engine, 200)
     campaign = start(engine).campaign
     transport = RecordingTransport(latency=0.02)
     composer = MessageComposer(FakeRendered(), settings, campaign_id=campaign.id,
@@ -336,14 +288,6 @@ def test_stop_finishes_the_messages_in_flight_and_leaves_nothing_sending(engine,
 
 
 # -- rate --------------------------------------------------------------------------------------
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def test_rate_limiter_hands_out_slots_at_the_rate():
     clock = FakeClock()
@@ -397,7 +341,7 @@ def test_effective_rate_is_the_lower_of_setting_and_account():
 
 
 def test_live_peers_share_the_rate_and_a_dead_peers_rows_are_taken_over(engine, settings):
-    add_readers(engine, 6)
+    add_reader_rows(engine, 6)
     campaign = start(engine).campaign
     ledger.register_worker(engine, "peer-a", campaign.id, 50)
     ledger.register_worker(engine, "peer-b", campaign.id, 50)

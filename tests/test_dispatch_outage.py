@@ -9,8 +9,10 @@ import time
 from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.errors import TemporaryFailure
 from mailer.store import ledger
-from tests.test_dispatch import RecordingTransport, run, statuses
-from tests.test_ledger import add_readers, rows, start
+from tests.fakes import RecordingTransport
+from tests.test_dispatch import run, statuses
+from tests.fakes import add_reader_rows
+from tests.test_ledger import rows, start
 
 
 class FlakyProvider(RecordingTransport):
@@ -53,7 +55,7 @@ def assert_stopped_by_an_outage_with_nobody_failed(engine, campaign, report, que
 
 def test_an_outage_stops_the_send_with_nobody_failed_and_a_resume_sends_everyone_once(
         engine, settings):
-    add_readers(engine, 120)
+    add_reader_rows(engine, 120)
     campaign = start(engine).campaign
     outage = FlakyProvider(fail_after=30)
 
@@ -72,7 +74,7 @@ def test_an_outage_stops_the_send_with_nobody_failed_and_a_resume_sends_everyone
 
 
 def test_one_sender_thread_also_stops_at_an_outage_before_failing_anyone(engine, settings):
-    add_readers(engine, 40)
+    add_reader_rows(engine, 40)
     campaign = start(engine).campaign
 
     report = run(engine, settings, FlakyProvider(fail_after=10), campaign, concurrency=1,
@@ -82,7 +84,7 @@ def test_one_sender_thread_also_stops_at_an_outage_before_failing_anyone(engine,
 
 
 def test_messages_the_provider_never_takes_fail_and_the_campaign_finishes(engine, settings):
-    add_readers(engine, 200)
+    add_reader_rows(engine, 200)
     campaign = start(engine).campaign
     poisoned = {f"reader{n}@example.org" for n in (10, 11, 12, 60, 150)}
     provider = FlakyProvider(poisoned=poisoned)
@@ -101,7 +103,7 @@ def test_poisoned_messages_with_nothing_ever_accepted_stay_queued_run_after_run(
         engine, settings):
     # Nothing else is sent while they are tried, in this run or any other: no run can tell
     # them from an outage, so each stops with them queued (exit 1) and none is failed.
-    add_readers(engine, 3)
+    add_reader_rows(engine, 3)
     campaign = start(engine).campaign
     poisoned = {f"reader{n}@example.org" for n in range(3)}
 
@@ -117,7 +119,7 @@ def test_poisoned_messages_with_nothing_ever_accepted_stay_queued_run_after_run(
 
 def test_an_outage_on_the_last_two_rows_keeps_them_queued_and_a_rerun_sends_them_once(
         engine, settings):
-    add_readers(engine, 40)
+    add_reader_rows(engine, 40)
     campaign = start(engine).campaign
     outage = FlakyProvider(fail_after=38)  # SES goes down as the last two readers are tried
 
@@ -133,7 +135,7 @@ def test_an_outage_on_the_last_two_rows_keeps_them_queued_and_a_rerun_sends_them
 
 
 def test_an_outage_on_the_last_row_alone_also_stops_with_it_queued(engine, settings):
-    add_readers(engine, 20)
+    add_reader_rows(engine, 20)
     campaign = start(engine).campaign
 
     report = run(engine, settings, FlakyProvider(fail_after=19), campaign, concurrency=1,
@@ -146,7 +148,7 @@ def test_a_poisoned_last_row_among_good_ones_is_held_one_run_then_fails_alone(en
     # No message is tried after its first failure, so the first run cannot tell it from an
     # outage; the rerun tries it again and, the campaign's other readers having been taken by
     # SES, fails it: held one run at most, never a loop.
-    add_readers(engine, 30)
+    add_reader_rows(engine, 30)
     campaign = start(engine).campaign
     poisoned = {"reader29@example.org"}
 

@@ -4,17 +4,14 @@ named in plain words."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import boto3
 import pytest
+from tests.mailer_cli import mailer
 
 pytestmark = pytest.mark.peer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 BASE_URL = "https://news.example.org"
 HOOK = f"{BASE_URL}/webhooks/ses"
 CONFIG_SET = "twir"
@@ -178,9 +175,7 @@ def test_an_unreachable_endpoint_is_one_failure(aws, monkeypatch):
 
 
 def _doctor(*args: str) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items()}
-    return subprocess.run([MAILER, "doctor", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return mailer({}, "doctor", *args)  # the settings are the aws fixture's environment
 
 
 def test_the_command_exits_zero_when_nothing_fails(aws):

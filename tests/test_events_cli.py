@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlmodel import select
@@ -15,13 +12,11 @@ from mailer.domain import DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store.db import session
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber
 from tests.conftest import FIXTURES
-
-MAILER = str(Path(sys.executable).parent / "mailer")
+from tests.mailer_cli import mailer
 
 
 def run(env: dict, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, input=stdin,
-                          capture_output=True, timeout=120)
+    return mailer(env, *args, stdin=stdin, text=False)
 
 
 def twin(name: str) -> dict:

@@ -7,7 +7,6 @@ import pty
 import select
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,8 +15,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.config import secret_key_problem
-
-MAILER = str(Path(sys.executable).with_name("mailer"))
+from tests.mailer_cli import MAILER
 
 
 def init(*args: str):

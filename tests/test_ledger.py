@@ -8,24 +8,13 @@ import threading
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store import ledger, ledger_writes
 from mailer.store.db import make_engine
 from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
-
-
-def add_readers(engine, count: int, *, status: str = "active", start: int = 0) -> list[int]:
-    now = utcnow()
-    rows = [dict(email=f"reader{n}@example.org", status=status, created_at=now, updated_at=now)
-            for n in range(start, start + count)]
-    with engine.begin() as connection:
-        connection.execute(insert(Subscriber.__table__), rows)
-        return list(connection.execute(
-            select(Subscriber.__table__.c.id).where(
-                Subscriber.__table__.c.email.in_([row["email"] for row in rows]))
-            .order_by(Subscriber.__table__.c.id)).scalars())
+from tests.fakes import add_reader_rows
 
 
 def set_status(engine, subscriber_id: int, status: SubscriberStatus) -> None:
@@ -49,23 +38,23 @@ def rows(engine, campaign_id: int) -> list[Delivery]:
 
 
 def test_audience_is_the_active_readers_when_the_send_starts(engine):
-    active = add_readers(engine, 5)
-    add_readers(engine, 2, status="pending", start=100)
-    add_readers(engine, 1, status="unsubscribed", start=200)
+    active = add_reader_rows(engine, 5)
+    add_reader_rows(engine, 2, status="pending", start=100)
+    add_reader_rows(engine, 1, status="unsubscribed", start=200)
 
     first = start(engine)
     assert first.created
     assert sorted(row.subscriber_id for row in rows(engine, first.campaign.id)) == active
     assert all(row.status == DeliveryStatus.QUEUED for row in rows(engine, first.campaign.id))
 
-    add_readers(engine, 3, start=300)  # joined after the start: not part of this issue's send
+    add_reader_rows(engine, 3, start=300)  # joined after the start: not part of this issue's send
     again = start(engine)
     assert not again.created and again.campaign.id == first.campaign.id
     assert len(rows(engine, first.campaign.id)) == 5
 
 
 def test_a_finished_issue_is_not_started_again_without_again(engine):
-    add_readers(engine, 2)
+    add_reader_rows(engine, 2)
     campaign = start(engine).campaign
     worker = "w1"
     ledger.register_worker(engine, worker, campaign.id, 10)
@@ -83,7 +72,7 @@ def test_a_finished_issue_is_not_started_again_without_again(engine):
 
 
 def test_workers_lease_disjoint_batches_that_cover_everyone(engine):
-    add_readers(engine, 120)
+    add_reader_rows(engine, 120)
     campaign = start(engine).campaign
     seen: dict[str, list[int]] = {"a": [], "b": [], "c": []}
     while True:
@@ -121,7 +110,7 @@ def claim_from_four_connections(url: str, campaign_id: int, batch: int) -> dict[
 
 
 def test_claims_from_separate_connections_at_once_never_overlap(settings, engine):
-    add_readers(engine, 600)
+    add_reader_rows(engine, 600)
     campaign = start(engine).campaign
     results = claim_from_four_connections(settings.database_url, campaign.id, 25)
     claimed = [row_id for got in results.values() for row_id in got]
@@ -129,7 +118,7 @@ def test_claims_from_separate_connections_at_once_never_overlap(settings, engine
 
 
 def test_a_reader_who_left_before_their_turn_is_skipped(engine):
-    ids = add_readers(engine, 2)
+    ids = add_reader_rows(engine, 2)
     campaign = start(engine).campaign
     batch = ledger.claim_batch(engine, campaign.id, "w", 10)
     set_status(engine, ids[1], SubscriberStatus.UNSUBSCRIBED)
@@ -141,7 +130,7 @@ def test_a_reader_who_left_before_their_turn_is_skipped(engine):
 
 
 def test_only_in_flight_rows_of_a_dead_worker_become_unknown(engine):
-    add_readers(engine, 10)
+    add_reader_rows(engine, 10)
     campaign = start(engine).campaign
     ledger.register_worker(engine, "dead", campaign.id, 10)
     ledger.register_worker(engine, "alive", campaign.id, 10)
@@ -168,7 +157,7 @@ def test_only_in_flight_rows_of_a_dead_worker_become_unknown(engine):
 
 
 def test_a_stale_heartbeat_counts_as_dead(engine):
-    add_readers(engine, 3)
+    add_reader_rows(engine, 3)
     campaign = start(engine).campaign
     ledger.register_worker(engine, "sleepy", campaign.id, 10)
     batch = ledger.claim_batch(engine, campaign.id, "sleepy", 3)
@@ -194,7 +183,7 @@ def test_a_process_that_exited_on_this_host_is_dead_at_once():
 
 
 def test_campaign_finishes_only_when_nothing_is_pending(engine):
-    add_readers(engine, 2)
+    add_reader_rows(engine, 2)
     campaign = start(engine).campaign
     batch = ledger.claim_batch(engine, campaign.id, "w", 2)
     ledger.start_sending(engine, batch[0].id, "w")
@@ -213,7 +202,7 @@ def test_campaign_finishes_only_when_nothing_is_pending(engine):
 def test_two_starts_at_once_share_one_campaign(settings, engine):
     from concurrent.futures import ThreadPoolExecutor
 
-    add_readers(engine, 50)
+    add_reader_rows(engine, 50)
     barrier = threading.Barrier(4, timeout=30)
 
     def begin() -> ledger.CampaignStart:
@@ -239,14 +228,14 @@ def test_two_starts_at_once_share_one_campaign(settings, engine):
 
 @pytest.mark.parametrize("limit", [0, -1])
 def test_claiming_nothing_is_harmless(engine, limit):
-    add_readers(engine, 1)
+    add_reader_rows(engine, 1)
     campaign = start(engine).campaign
     assert ledger.claim_batch(engine, campaign.id, "w", limit) == []
 
 
 def test_many_threads_writing_at_once_each_get_their_own_committed_answer(engine):
     """The per-message writes of 16 sender threads share commits; none is lost or mixed up."""
-    add_readers(engine, 160)
+    add_reader_rows(engine, 160)
     campaign = start(engine).campaign
     rows = ledger.claim_batch(engine, campaign.id, "w", 160)
     answers: dict[int, tuple] = {}
@@ -270,7 +259,7 @@ def test_many_threads_writing_at_once_each_get_their_own_committed_answer(engine
 
 
 def test_a_write_that_fails_raises_in_its_caller_and_commits_nothing(engine):
-    add_readers(engine, 1)
+    add_reader_rows(engine, 1)
     campaign = start(engine).campaign
     (row,) = ledger.claim_batch(engine, campaign.id, "w", 1)
     assert ledger.start_sending(engine, row.id, "w") is DeliveryStatus.SENDING
@@ -291,7 +280,7 @@ def test_an_engine_let_go_is_not_kept_alive_by_the_write_machinery(engine, setti
     import gc
     import weakref
 
-    add_readers(engine, 1)
+    add_reader_rows(engine, 1)
     campaign = start(engine).campaign
     own = make_engine(settings.database_url)
     (row,) = ledger.claim_batch(own, campaign.id, "w", 1)

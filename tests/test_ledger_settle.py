@@ -12,7 +12,8 @@ from mailer.domain import DeliveryEvent, DeliveryStatus, EventKind, utcnow
 from mailer.events.apply import ingest_events
 from mailer.store import ledger
 from mailer.store.models import Delivery
-from tests.test_ledger import add_readers, rows, start
+from tests.fakes import add_reader_rows
+from tests.test_ledger import rows, start
 
 D = Delivery.__table__
 WINDOW = timedelta(minutes=15)
@@ -20,7 +21,7 @@ WINDOW = timedelta(minutes=15)
 
 def campaign_with_requests(engine, *statuses: DeliveryStatus) -> tuple[int, list[Delivery]]:
     """A campaign whose rows were requested one minute apart, 20 minutes ago onwards."""
-    add_readers(engine, len(statuses))
+    add_reader_rows(engine, len(statuses))
     campaign_id = start(engine).campaign.id
     first = utcnow() - timedelta(minutes=20)
     with engine.begin() as connection:

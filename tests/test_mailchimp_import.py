@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,8 +16,7 @@ from mailer.cli import app
 from mailer.domain import utcnow
 from mailer.store.models import Subscriber, SubscriberChange
 from tests.mailchimp_export import csv_bytes, file_name, member, write_dir, write_zip
-
-MAILER = str(Path(sys.executable).parent / "mailer")
+from tests.mailer_cli import mailer as run_mailer
 
 
 @pytest.fixture
@@ -234,11 +232,9 @@ def test_the_shared_sample_export_imports(run, engine, shared_dir):
 @pytest.mark.peer
 def test_only_subscribed_readers_get_the_issue(mailer_env, tmp_path):
     export = write_zip(tmp_path / "a.zip", the_export())
-    env = {**os.environ, **mailer_env}
 
     def mailer(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([MAILER, *args], env=env, capture_output=True, text=True,
-                              timeout=120, cwd=tmp_path)
+        return run_mailer(mailer_env, *args, cwd=tmp_path)
 
     imported = mailer("subscribers", "import-mailchimp", str(export))
     assert imported.returncode == 0, imported.stderr

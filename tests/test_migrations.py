@@ -3,10 +3,6 @@ newer mailer, or one not yet upgraded, stops every command with one line."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,14 +10,9 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.store.db import current_revision, get_engine, head_revision, make_engine, upgrade
+from tests.mailer_cli import mailer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 NOW = "2026-01-05 10:00:00.000000"
-
-
-def run_mailer(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, timeout=120)
 
 
 def fill_at_first_revision(url: str) -> None:
@@ -85,7 +76,7 @@ def test_upgrade_in_place_keeps_every_row(mailer_env):
         "SELECT subscriber_id, to_status FROM subscriber_change ORDER BY id",
         "SELECT campaign_id, subscriber_id, email FROM delivery ORDER BY id")}
 
-    result = run_mailer(mailer_env, "db", "upgrade")
+    result = mailer(mailer_env, "db", "upgrade")
     assert result.returncode == 0, result.stderr
     assert f"upgraded from schema 0001 to {head_revision()}" in result.stdout
 
@@ -95,12 +86,12 @@ def test_upgrade_in_place_keeps_every_row(mailer_env):
     assert table_rows(url, "PRAGMA foreign_keys") == [(1,)]
 
     # the upgraded file works: readers are there and the new rules hold
-    counted = run_mailer(mailer_env, "subscribers", "count", "--json")
+    counted = mailer(mailer_env, "subscribers", "count", "--json")
     assert counted.returncode == 0, counted.stderr
     assert '"active": 30' in counted.stdout
-    added = run_mailer(mailer_env, "subscribers", "add", "READER1@example.org")
+    added = mailer(mailer_env, "subscribers", "add", "READER1@example.org")
     assert "already there" in added.stdout
-    assert run_mailer(mailer_env, "db", "upgrade").stdout.startswith("database is up to date")
+    assert mailer(mailer_env, "db", "upgrade").stdout.startswith("database is up to date")
 
 
 def test_upgrade_stops_on_rows_the_new_schema_forbids_and_changes_nothing(mailer_env):
@@ -158,7 +149,7 @@ def test_a_database_from_a_newer_mailer_is_refused_by_every_command(mailer_env, 
 
 def test_the_installed_command_refuses_a_newer_database_in_one_line(mailer_env):
     stamp_unknown_revision(mailer_env["MAILER_DATABASE_URL"])
-    result = run_mailer(mailer_env, "subscribers", "count")
+    result = mailer(mailer_env, "subscribers", "count")
     assert result.returncode == 1
     assert result.stderr.startswith("error:") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr

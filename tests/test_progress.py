@@ -5,34 +5,24 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from rich.console import Console
 
 from tests.mailchimp_export import write_large_export
+from tests.mailer_cli import mailer
+from tests.fakes import FakeClock
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 PERIODIC = re.compile(r"^imported [\d,]+ of [\d,]+ rows \(\d+%\)$")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def reporter(settings, total, **kwargs):
     from mailer.cli.progress import Progress
 
     out = io.StringIO()
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     progress = Progress("imported", total=total, every=5.0, clock=clock,
                         console=Console(file=out, force_terminal=False, width=200), **kwargs)
     return progress, clock, out
@@ -68,10 +58,8 @@ def test_without_a_total_the_line_counts_only(settings):
 
 
 def run_mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    # stdout and stderr are pipes: the non-terminal mode a cron job or a log file gets
-    return subprocess.run([MAILER, *args], env={**os.environ, **env, "MAILER_PROGRESS_EVERY":
-                                                "0.01"}, capture_output=True, text=True,
-                          timeout=300, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
+    # stdout and stderr are not terminals: the mode a cron job or a log file gets
+    return mailer({**env, "MAILER_PROGRESS_EVERY": "0.01"}, *args)
 
 
 @pytest.mark.slow

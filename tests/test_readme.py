@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import typer
 
-from mailer.cli import app
+from mailer.cli import app, load_every_command
 from mailer.config import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -19,6 +19,7 @@ FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
 def _root():  # typer's own click (typer._click in recent typer), so no click types
+    load_every_command()  # mailer loads a command's module when it runs: here, all of them
     return typer.main.get_command(app)
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tests.mailer_cli import mailer
 
-MAILER = str(Path(sys.executable).parent / "mailer")
 FIXTURE = Path(__file__).parent / "fixtures" / "render" / "quirks-901.md"
 
 
@@ -23,8 +22,7 @@ def issues_env(mailer_env, tmp_path) -> dict[str, str]:
 
 
 def run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env=env, cwd=cwd, capture_output=True, text=True,
-                          timeout=120)
+    return mailer(env, *args, cwd=cwd)
 
 
 def test_render_writes_the_three_files_and_reports_sizes(issues_env, tmp_path):

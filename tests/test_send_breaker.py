@@ -22,7 +22,7 @@ from mailer.domain import DeliveryStatus, Reputation, SubscriberStatus
 from mailer.store.db import get_engine
 from mailer.store.models import Campaign, Delivery, Subscriber
 from tests.conftest import FIXTURES
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_ses import MAILER, readers, start_send
 
 READERS = 5000

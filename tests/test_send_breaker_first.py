@@ -18,7 +18,7 @@ from mailer.config import get_settings
 from mailer.domain import DeliveryStatus, utcnow
 from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 READERS = [f"reader{n}@example.org" for n in range(10)]
 SENT_FIRST = 4

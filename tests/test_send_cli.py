@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import email
 import email.policy
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
-from mailer.domain import DeliveryStatus, utcnow
-from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
-
-MAILER = str(Path(sys.executable).with_name("mailer"))
+from mailer.domain import DeliveryStatus
+from mailer.store.models import Campaign, Delivery, SendWorker
+from tests.mailer_cli import mailer
+from tests.fakes import add_readers
 
 pytestmark = pytest.mark.slow
-
-
-def mailer(env: dict, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env={**os.environ, **env}, capture_output=True,
-                          text=True, input=stdin, timeout=120, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
 
 
 def outbox_messages(env: dict) -> list[email.message.EmailMessage]:
@@ -31,15 +23,6 @@ def outbox_messages(env: dict) -> list[email.message.EmailMessage]:
         return []
     return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             for path in sorted(folder.iterdir())]
-
-
-def add_readers(engine, *addresses: str, status: str = "active") -> None:
-    """Straight into the database: a subprocess per reader would cost seconds each."""
-    now = utcnow()
-    with engine.begin() as connection:
-        connection.execute(insert(Subscriber.__table__), [
-            dict(email=address, status=status, created_at=now, updated_at=now)
-            for address in addresses])
 
 
 def campaigns(engine) -> list[Campaign]:

@@ -15,7 +15,9 @@ from sqlalchemy import update
 from mailer.domain import DeliveryStatus, utcnow
 from mailer.store.db import get_engine
 from mailer.store.models import Campaign
-from tests.test_send_cli import MAILER, add_readers, campaigns, mailer, outbox_messages
+from tests.fakes import add_readers
+from tests.mailer_cli import MAILER, mailer
+from tests.test_send_cli import campaigns, outbox_messages
 from tests.test_send_ses import ledger_rows, readers, run_send, start_send, wait_for_accepted
 
 pytestmark = pytest.mark.slow

@@ -10,7 +10,7 @@ import signal
 import pytest
 
 from mailer.domain import DeliveryStatus
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_ses import ledger_rows, readers, run_send, start_send, wait_for_accepted
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]

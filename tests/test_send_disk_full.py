@@ -20,7 +20,7 @@ from mailer.config import get_settings
 from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import MAILER, outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 READERS = [f"reader{n:02d}@example.org" for n in range(40)]
 

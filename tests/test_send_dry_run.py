@@ -15,7 +15,7 @@ from mailer.cli import app
 from mailer.config import get_settings
 from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 READERS = [f"reader{n}@example.org" for n in range(5)]
 SEND = ("send", "--issue", "644", "--yes")

@@ -23,7 +23,7 @@ from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import outbox
 from tests.plugins.processes import free_port, stop_process
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_sources import start_peer
 
 pytestmark = [pytest.mark.peer]

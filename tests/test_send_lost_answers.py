@@ -16,7 +16,7 @@ import pytest
 
 from mailer.domain import DeliveryStatus
 from mailer.store.db import get_engine
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_ses import MAILER, ledger_rows, readers, run_send, start_send
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]

@@ -10,9 +10,9 @@ from sqlalchemy import select
 from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.store.db import get_engine
 from mailer.store.models import Campaign, SendWorker
-from tests.test_ledger import add_readers as add_reader_rows
+from tests.fakes import add_reader_rows
 from tests.test_ledger import claim_from_four_connections, start
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_ses import ledger_rows, readers, start_send
 
 pytestmark = [pytest.mark.postgres]

@@ -14,7 +14,8 @@ from mailer.cli import app
 from mailer.config import Settings, get_settings
 from mailer.errors import SendError
 from mailer.store.models import Campaign, Delivery
-from tests.test_send_cli import add_readers, outbox_messages
+from tests.fakes import add_readers
+from tests.test_send_cli import outbox_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from sqlalchemy import select, update
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
 from mailer.store.models import Campaign, Delivery, Subscriber
 from mailer.tokens import read_unsubscribe_token
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 MAILER = str(Path(sys.executable).with_name("mailer"))
 

@@ -10,7 +10,7 @@ import os
 import pytest
 
 from mailer.domain import DeliveryStatus
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_ses import ledger_rows, readers, run_send
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]

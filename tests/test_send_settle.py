@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailer.domain import DeliveryStatus
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 from tests.test_send_lost_answers import mailer
 from tests.test_send_ses import ledger_rows, readers, run_send
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.config import get_settings
 from tests.mailer_cli import outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 
 def cli(*args: str):

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.config import Settings, get_settings
 from tests.mailer_cli import outbox
-from tests.test_send_cli import add_readers
+from tests.fakes import add_readers
 
 
 @pytest.mark.parametrize(("written", "seconds"), [("90s", 90), ("15m", 900), ("1h", 3600),

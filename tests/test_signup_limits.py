@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from mailer.config import get_settings
 from mailer.web.app import create_app
-from tests.test_web_app import RecordingTransport
+from tests.fakes import RecordingTransport
 
 
 @pytest.fixture

@@ -7,18 +7,14 @@ would leave it, so the expected figures can be counted by hand from this file.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from mailer.domain import DeliveryStatus, SubscriberStatus
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber, SubscriberChange
-
-MAILER = str(Path(sys.executable).parent / "mailer")
+from tests.mailer_cli import mailer
 
 START_644 = datetime(2026, 11, 18, 10, 0, tzinfo=UTC)  # a Wednesday
 START_643 = datetime(2026, 11, 11, 10, 0, tzinfo=UTC)
@@ -283,8 +279,7 @@ def test_subscriber_growth_on_postgresql(pg_url):
 
 
 def _mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, "stats", *args], env={**os.environ, **env, "COLUMNS": "200"},
-                          capture_output=True, text=True, timeout=60)
+    return mailer({**env, "COLUMNS": "200"}, "stats", *args)
 
 
 def test_stats_command_prints_table_json_and_warnings(mailer_env, engine):

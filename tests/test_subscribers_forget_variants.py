@@ -17,7 +17,7 @@ from mailer.store.db import session
 from mailer.store.models import ForgottenAddress, Subscriber
 from mailer.tokens import forget_hash
 from mailer.web.app import create_app
-from tests.test_web_app import RecordingTransport
+from tests.fakes import RecordingTransport
 
 FORGOTTEN = "Ann.Smith+news@gmail.com"
 VARIANTS = ["annsmith@gmail.com", "a.n.n.s.m.i.t.h@googlemail.com", "AnnSmith+other@gmail.com",

@@ -13,33 +13,13 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlmodel import select
 
 from mailer.domain import SubscriberStatus
-from mailer.errors import TemporaryFailure
 from mailer.store.db import session
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.tokens import make_confirm_token, make_unsubscribe_token
 from mailer.web.app import create_app
+from tests.fakes import RecordingTransport
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-class RecordingTransport:
-    name = "recording"
-
-    def __init__(self, fail: bool = False) -> None:
-        self.sent = []
-        self.fail = fail
-
-    def preflight(self):
-        return None
-
-    def send(self, message):
-        if self.fail:
-            raise TemporaryFailure("connection refused by smtp.internal:25")
-        self.sent.append(message)
-        return f"id-{len(self.sent)}"
-
-    def close(self) -> None:
-        pass
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from mailer.config import get_settings
 from mailer.web.app import create_app
-from tests.test_web_app import RecordingTransport
+from tests.fakes import RecordingTransport
 
 SITE = "https://this-week-in-rust.org/newsletter/"
 ALLOWED = [SITE, "http://127.0.0.1:8123/"]

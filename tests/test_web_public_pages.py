@@ -14,7 +14,8 @@ from mailer.store.db import session
 from mailer.store.models import SubscriberChange
 from mailer.tokens import make_unsubscribe_token
 from mailer.web.app import create_app
-from tests.test_web_app import (RecordingTransport, client, confirm_token_from, subscribe,  # noqa: F401
+from tests.fakes import RecordingTransport
+from tests.test_web_app import (client, confirm_token_from, subscribe,  # noqa: F401
                                 subscriber, transport)
 
 RETURN_SITES = ["https://this-week-in-rust.org/newsletter/", "https://staging.internal:8443/x/"]

@@ -6,14 +6,7 @@ import pytest
 from starlette.requests import Request
 
 from mailer.web.security import SlidingWindowLimiter, client_ip, parse_networks, rate_limit_key
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 def request_from(peer: str, forwarded: list[str] = ()) -> Request:

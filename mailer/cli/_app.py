@@ -18,21 +18,22 @@ import inspect
 import json
 import os
 import re
+import sys
 from collections.abc import Callable
-from importlib.metadata import PackageNotFoundError, version as package_version
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, get_type_hints
 
-import click
 import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
-from mailer.config import ENV_FILE, Settings, get_settings
 from mailer.errors import ConfigError, MailerError
+
+if TYPE_CHECKING:  # pydantic and SQLAlchemy cost tenths of a second: loaded where they are used
+    from sqlalchemy.engine import Engine
+
+    from mailer.config import Settings
 
 # Output that is not read on a terminal (a pipe, a file, cron's mail) is data: Rich would fit it
 # to 80 columns, cutting table cells to "…" and breaking addresses across lines. Such output is
@@ -59,9 +60,42 @@ err_console = _Console(stderr=True)
 Result = TypeVar("Result")
 
 
-# The order a newcomer meets the commands in; any command not named here follows.
-COMMAND_ORDER = ("init", "render", "preview", "check", "subscribers", "send", "worker", "serve", "events",
-                 "stats", "doctor", "db")
+# Every command, in the order a newcomer meets them: the module that defines it and its line in
+# `mailer --help`. A command's module is imported only when that command runs (or its own --help
+# is asked for), so `mailer --version`, `--help` and a light command do not load boto3,
+# SQLAlchemy, alembic, premailer or FastAPI. tests/test_cli_lazy.py checks each line here against
+# the command's own short_help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("init_cmd", "Write a .env here: a random secret key, sender, base URL."),
+    "render": ("render_cmd", "Render an issue to HTML, plaintext and MJML files."),
+    "preview": ("render_cmd", "Render an issue and say which file to open."),
+    "check": ("check_cmd", "Lint issues before readers see them; exit 1 on errors."),
+    "subscribers": ("subscribers_cmd", "Readers: add, import, export, list, remove, forget."),
+    "send": ("send_cmd", "Send an issue to every confirmed reader, exactly once."),
+    "worker": ("send_cmd", "Join a send from another machine (PostgreSQL)."),
+    "serve": ("serve_cmd", "Run the web app: subscribe, unsubscribe, SES web hook."),
+    "events": ("events_cmd", "SES events: replay saved notifications or poll an SQS queue."),
+    "stats": ("stats_cmd", "Delivery figures per issue, and the list's growth."),
+    "doctor": ("doctor_cmd", "Check that the SES side is ready for a send."),
+    "db": ("db_cmd", "Database schema and backups."),
+    "templates": ("templates_cmd", "The e-mail and web page templates mailer ships with."),
+}
+# Any command not named above follows them.
+COMMAND_ORDER = tuple(COMMANDS)
+
+
+def load_command_module(name: str) -> None:
+    """Import the module that registers command ``name`` on :data:`app`."""
+    import importlib
+
+    importlib.import_module(f"mailer.cli.{COMMANDS[name][0]}")
+
+
+def load_every_command() -> None:
+    """Register every command on :data:`app` (for tools that walk the whole command tree)."""
+    for name in COMMANDS:
+        load_command_module(name)
+
 
 # C0 and C1 controls, DEL, and the bidirectional overrides that make text read in another order
 # than it is stored ("Trojan Source"); each is shown as its Python escape instead.
@@ -100,18 +134,33 @@ def _print_error(error: MailerError) -> None:
 
 
 class MailerGroup(TyperGroup):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        names = super().list_commands(ctx)
-        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
-        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+    """The root command: commands of :data:`COMMANDS` are loaded when first resolved."""
 
-    def invoke(self, ctx: click.Context):
+    def list_commands(self, ctx) -> list[str]:
+        names = set(super().list_commands(ctx)) | set(COMMANDS)
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
+
+    def get_command(self, ctx, name: str):
+        command = super().get_command(ctx, name)
+        if command is None and name in COMMANDS:
+            # Only listed (the root --help): a stand-in that knows its one line of help.
+            return TyperCommand(name, short_help=COMMANDS[name][1], help=COMMANDS[name][1])
+        return command
+
+    def resolve_command(self, ctx, args: list[str]):
+        name = args[0] if args else None
+        if name in COMMANDS and name not in self.commands:
+            self.commands[name] = _loaded_command(name)
+        return super().resolve_command(ctx, args)
+
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except MailerError as error:
             _print_error(error)
             raise typer.Exit(error.exit_code) from None
-        except DBAPIError as error:
+        except Exception as error:  # re-raised unless it is a database's
             readable = _unusable_database(error)
             if readable is None:
                 raise
@@ -119,8 +168,17 @@ class MailerGroup(TyperGroup):
             raise typer.Exit(readable.exit_code) from None
 
 
-def _unusable_database(error: DBAPIError) -> MailerError | None:
+def _loaded_command(name: str):
+    """The click command ``name`` as its module declares it, once that module is imported."""
+    load_command_module(name)
+    return typer.main.get_group(app).commands[name]
+
+
+def _unusable_database(error: Exception) -> MailerError | None:
     """A damaged or unreadable database met mid-command, as a one-line error (else None)."""
+    exc = sys.modules.get("sqlalchemy.exc")  # not loaded: the error cannot be SQLAlchemy's
+    if exc is None or not isinstance(error, exc.DBAPIError):
+        return None
     from mailer.store.db import unusable_database
 
     try:
@@ -235,6 +293,8 @@ app = typer.Typer(
 
 
 def mailer_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version as package_version
+
     try:
         return package_version("mailer")
     except PackageNotFoundError:  # run from a checkout that was never installed
@@ -260,15 +320,21 @@ def _root(
 
 
 def settings() -> Settings:
+    from mailer.config import get_settings
+
     if get_settings.cache_info().currsize == 0:  # once, before the settings are first read
         check_env_file()
     return get_settings()
 
 
-def check_env_file(path: Path = Path(ENV_FILE)) -> None:
+def check_env_file(path: Path | None = None) -> None:
     """A ``.env`` that is there but cannot be read is a one-line ConfigError naming the file:
     pydantic-settings would skip a dangling link or a folder (running on defaults: another
     database, the outbox) and fail on an unreadable file with a traceback. None at all is fine."""
+    if path is None:
+        from mailer.config import ENV_FILE
+
+        path = Path(ENV_FILE)
     if not path.is_symlink() and not path.exists():
         return
     try:

@@ -1,0 +1,57 @@
+"""`mailer --version` and `mailer --help` answer without loading what only commands need: each
+command's module is imported when that command runs (issue 22). The time it takes is measured
+by benchmarks/startup.py; here, what it loads."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from mailer.cli import COMMANDS, app, load_every_command
+
+HEAVY = ("boto3", "botocore", "sqlalchemy", "sqlmodel", "alembic", "premailer", "mjml", "fastapi",
+         "uvicorn", "pydantic_settings", "jinja2")
+
+# A fresh interpreter runs the entry point as the installed `mailer` script does, then says
+# which of the heavy libraries it loaded.
+PROBE = """
+import json, sys
+sys.argv = ["mailer", *json.loads(sys.argv[1])]
+from mailer.cli import main
+try:
+    main()
+except SystemExit:
+    pass
+print(json.dumps(sorted(name for name in {heavy!r} if name in sys.modules)), file=sys.stderr)
+""".format(heavy=list(HEAVY))
+
+
+def heavy_libraries_loaded_by(*args: str, cwd=None, env=None) -> list[str]:
+    result = subprocess.run([sys.executable, "-c", PROBE, json.dumps(list(args))], cwd=cwd,
+                            env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                            timeout=120)
+    return json.loads(result.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("args", [("--version",), ("--help",), ("db", "--help")])
+def test_a_command_that_needs_no_database_loads_none_of_the_heavy_libraries(args):
+    assert heavy_libraries_loaded_by(*args) == []
+
+
+def test_a_command_that_uses_the_database_still_loads_it(mailer_env, tmp_path):
+    # The probe can tell: `stats` reads the database (here none is there: an error line).
+    loaded = heavy_libraries_loaded_by("stats", "--json", cwd=tmp_path, env=mailer_env)
+    assert "sqlalchemy" in loaded
+
+
+def test_the_command_list_says_what_each_command_says_of_itself():
+    load_every_command()
+    commands = typer.main.get_command(app).commands
+    assert sorted(commands) == sorted(COMMANDS)  # a new command is named in the table too
+    for name, command in commands.items():
+        assert COMMANDS[name][1] == command.get_short_help_str(limit=200), name
