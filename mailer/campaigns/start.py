@@ -6,14 +6,19 @@ import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailer.campaigns.policy import SendFlags
-from mailer.campaigns.results import AlreadySent, already_sent, recovered
-from mailer.domain import CampaignStatus
+from mailer.campaigns.results import AlreadySent, Recovered, already_sent, recovered
+from mailer.domain import CampaignStatus, SendQuota
 from mailer.errors import Rejected, SendError
 from mailer.message import build_mime, header_text
 from mailer.store import ledger
 from mailer.store.models import Campaign
+
+if TYPE_CHECKING:
+    from mailer.config import Settings
+    from mailer.transports.base import Transport
 
 
 def content_sha256(rendered) -> str:
@@ -23,18 +28,12 @@ def content_sha256(rendered) -> str:
 
 # -- the transport and its pace ----------------------------------------------------------------
 
-def open_transport(s, threads: int):
+def open_pooled_transport(s: Settings, threads: int) -> Transport:
+    """The transport a send goes out through, with a connection for each sender thread."""
     from mailer.transports import get_transport
 
     # One pooled connection per sender thread, plus a few for preflight.
     return get_transport(s, max_connections=threads + 4)
-
-
-def mail_destination(transport) -> str | None:
-    """The transport's one-line notice before a send (the outbox says no mail leaves)."""
-    from mailer.transports import transport_notice
-
-    return transport_notice(transport)
 
 
 def _explicit(s, name: str):
@@ -62,12 +61,13 @@ class Pace:
 
     rate: float  # messages per second for the whole campaign
     source: str  # where the rate comes from, in words
-    quota: object  # mailer.domain.SendQuota from the transport's preflight, or None
+    quota: SendQuota | None  # from the transport's preflight
     threads: int
     sized: bool  # the messages in flight follow the rate and the observed latency
 
 
-def choose_pace(s, requested_rate: float | None, quota, threads: tuple[int, bool]) -> Pace:
+def choose_pace(s: Settings, requested_rate: float | None, quota: SendQuota | None,
+                threads: tuple[int, bool]) -> Pace:
     rate, source = choose_send_rate(s, requested_rate, quota)
     return Pace(rate=rate, source=source, quota=quota, threads=threads[0], sized=threads[1])
 
@@ -100,14 +100,6 @@ def check_message(s, rendered, number: int) -> None:
 
 
 # -- start or resume ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Recovered:
-    """What a start found left behind by workers that died."""
-
-    released: int  # leased rows back in the queue
-    unknown: int  # rows whose fate is unknown, in the whole campaign
-
 
 @dataclass(frozen=True)
 class Started:
@@ -192,6 +184,9 @@ def join_campaign(db, campaign_id: int) -> Recovered:
 
 @dataclass(frozen=True)
 class TestCopy:
+    """One copy sent to ``address`` outside any campaign."""
+
+    issue_number: int
     address: str
     provider_id: str
 
@@ -210,4 +205,4 @@ def send_test_copy(db, s, transport, rendered, address: str, number: int) -> Tes
     # Marked, as a preview is: in an editor's inbox it must not pass for the issue itself.
     provider_id = transport.send(dataclasses.replace(
         message, subject=TEST_SUBJECT_PREFIX + message.subject))
-    return TestCopy(address=clean, provider_id=provider_id)
+    return TestCopy(issue_number=number, address=clean, provider_id=provider_id)
