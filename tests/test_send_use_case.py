@@ -341,3 +341,143 @@ def test_a_worker_joining_during_the_canary_sends_only_the_sample(settings, engi
 def test_a_worker_finds_nothing_to_join_when_no_campaign_is_being_sent(settings, engine):
     result = campaigns.join(campaigns.JoinRequest(settings=settings), RecordingUI())
     assert isinstance(result, campaigns.NothingToJoin)
+
+
+# -- the dispatcher on its ledger interface, without a database -------------------------------------
+
+class InMemoryLease:
+    """The ``mailer.dispatch.Lease`` interface on a dict: one worker, one campaign."""
+
+    def __init__(self, addresses: list[str], *, reputation: Reputation = Reputation()) -> None:
+        from mailer.store.ledger import ClaimedDelivery
+
+        self.worker_id, self.campaign_id = "worker-1", 1
+        self.rows = {n: ClaimedDelivery(id=n, subscriber_id=n, email=address, attempts=0)
+                     for n, address in enumerate(addresses, start=1)}
+        self.status = {n: DeliveryStatus.QUEUED for n in self.rows}
+        self.leased: set[int] = set()
+        self.reasons: dict[int, str] = {}
+        self.figures = reputation
+        self.state = InMemoryCampaign()
+
+    def join(self, rate): pass
+    def beat(self, rate): return 1
+    def recover_abandoned(self): return None
+    def live_peers(self): return 0
+    def leave(self): pass
+
+    def claim(self, limit, *, canary_only=False):
+        free = [n for n, status in self.status.items()
+                if status == DeliveryStatus.QUEUED and n not in self.leased][:limit]
+        self.leased.update(free)
+        return [self.rows[n] for n in free]
+
+    def start_sending(self, row):
+        self.status[row.id] = DeliveryStatus.SENDING
+        return DeliveryStatus.SENDING
+
+    def _mark(self, row, status, reason=None):
+        self.status[row.id] = status
+        if reason:
+            self.reasons[row.id] = reason
+        return True
+
+    def sent(self, row, provider_message_id): return self._mark(row, DeliveryStatus.SENT)
+    def failed(self, row, reason): return self._mark(row, DeliveryStatus.FAILED, reason)
+    def failed_held(self, row, reason): return self._mark(row, DeliveryStatus.FAILED, reason)
+    def retry(self, row, reason): return self._mark(row, DeliveryStatus.QUEUED, reason)
+    def unknown(self, row, reason): return self._mark(row, DeliveryStatus.UNKNOWN, reason)
+
+    def campaign(self): return self.state
+    def reputation(self): return self.figures
+    def baseline(self): return None
+
+    def pause(self, reason, figures):
+        self.state.status, self.state.pause_reason = CampaignStatus.PAUSED, reason
+        return True
+
+    def counts(self):
+        return {status: list(self.status.values()).count(status) for status in DeliveryStatus}
+
+    def finish_if_done(self):
+        left = {DeliveryStatus.QUEUED, DeliveryStatus.SENDING} & set(self.status.values())
+        if not left and self.state.status == CampaignStatus.SENDING:
+            self.state.status = CampaignStatus.FINISHED
+        return not left
+
+    def stop(self, note):
+        self.state.status, self.state.note = CampaignStatus.STOPPED, note
+
+    def store_failure(self, error): return None
+
+
+class InMemoryCampaign:
+    status = CampaignStatus.SENDING
+    note: str | None = None
+    pause_reason: str | None = None
+
+
+class RecordingTransport:
+    """Takes every message except those to ``refuse``, which it rejects."""
+
+    name = "recording"
+
+    def __init__(self, refuse: tuple[str, ...] = ()) -> None:
+        self.refuse, self.accepted = refuse, []
+
+    def send(self, message) -> str:
+        from mailer.errors import Rejected
+
+        if message.to in self.refuse:
+            raise Rejected("550 no such mailbox")
+        self.accepted.append(message.to)
+        return f"message-{len(self.accepted)}"
+
+
+class ShortIssue:
+    subject = "This Week in Rust 644"
+    html = "<p>Issue 644</p><a href='%%UNSUB%%'>unsubscribe</a>"
+    text = "Issue 644\nUnsubscribe: %%UNSUB%%\n"
+
+
+def plain_personalise(rendered, *, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
+    return (rendered.html.replace("%%UNSUB%%", unsubscribe_url),
+            rendered.text.replace("%%UNSUB%%", unsubscribe_url))
+
+
+def dispatcher_on(lease, transport, settings, **options):
+    from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
+
+    composer = MessageComposer(ShortIssue(), settings, campaign_id=1, issue_number=644,
+                               personalise=plain_personalise)
+    return Dispatcher(lease, transport, composer, 1,
+                      SendOptions(rate=1000, concurrency=2, heartbeat_interval=0.05, **options))
+
+
+def test_the_dispatcher_runs_on_its_ledger_interface_without_a_database(settings):
+    addresses = [f"reader{n}@example.org" for n in range(6)]
+    lease = InMemoryLease(addresses)
+    transport = RecordingTransport(refuse=("reader5@example.org",))
+    report = dispatcher_on(lease, transport, settings).run()
+
+    assert sorted(transport.accepted) == addresses[:5]  # each once
+    assert report.sent == 5 and report.failed == 1 and report.finished
+    assert lease.status[6] == DeliveryStatus.FAILED
+    assert lease.reasons[6] == "rejected: 550 no such mailbox"
+    assert lease.state.status == CampaignStatus.FINISHED
+    assert not Path(settings.database_url.removeprefix("sqlite:///")).exists()
+
+
+def test_the_breaker_pauses_through_the_ledger_interface_before_the_first_message(settings):
+    from mailer.breaker import Thresholds
+
+    lease = InMemoryLease(["reader@example.org"],
+                          reputation=Reputation(sent=10, hard_bounces=10))
+    transport = RecordingTransport()
+    rule = Thresholds(min_sent=1, min_bounces=1)
+    report = dispatcher_on(lease, transport, settings, breaker=rule).run()
+
+    assert report.paused and transport.accepted == []
+    assert lease.state.status == CampaignStatus.PAUSED
+    assert lease.state.pause_reason.startswith("hard bounces 10 of 10 sent")
+    assert lease.status[1] == DeliveryStatus.QUEUED
