@@ -52,6 +52,14 @@ class Look:
     figures: Reputation
 
 
+def id_of(campaign: Campaign) -> int:
+    """The id of a campaign read from the ledger: always there (only a new, unsaved row has
+    none), so a missing one is a bug, not a campaign 0 or None passed on."""
+    if campaign.id is None:
+        raise ValueError("a campaign read from the ledger has no id")
+    return campaign.id
+
+
 def get_campaign(db, campaign_id: int) -> Campaign | None:
     return ledger.get_campaign(db, campaign_id)
 
@@ -73,7 +81,8 @@ def remaining(db, campaign_id: int, include_unknown: bool) -> int:
 
 
 def already_sent(db, campaign: Campaign) -> AlreadySent:
-    return AlreadySent(campaign=campaign, counts=ledger.count_by_status(db, campaign.id))
+    return AlreadySent(campaign=campaign,
+                       counts=ledger.count_by_status(db, id_of(campaign)))
 
 
 def settling(db, campaign_id: int, settle_after: timedelta) -> Settling:
@@ -103,5 +112,6 @@ def look(db, number: int) -> Look | None:
     campaign = ledger.latest_campaign(db, number)
     if campaign is None:
         return None
-    return Look(campaign=campaign, counts=ledger.count_by_status(db, campaign.id),
-                figures=ledger.reputation(db, campaign.id))
+    found = id_of(campaign)
+    return Look(campaign=campaign, counts=ledger.count_by_status(db, found),
+                figures=ledger.reputation(db, found))

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from mailer.campaigns.policy import SendFlags
-from mailer.campaigns.results import AlreadySent, Recovered, already_sent, recovered
+from mailer.campaigns.results import AlreadySent, Recovered, already_sent, id_of, recovered
 from mailer.domain import CampaignStatus, SendQuota
 from mailer.errors import Rejected, SendError
 from mailer.message import build_mime, header_text
@@ -122,9 +122,9 @@ def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFla
     campaign = start.campaign
     if start.created:
         if canary_sample:
-            ledger.choose_canary(db, campaign.id, canary_sample)
+            ledger.choose_canary(db, id_of(campaign), canary_sample)
         return Started(campaign=campaign, created=True)
-    settled = 0 if flags.resend_unknown else settle(db, campaign.id, flags.settle_after)
+    settled = 0 if flags.resend_unknown else settle(db, id_of(campaign), flags.settle_after)
     if campaign.status == CampaignStatus.FINISHED and not flags.resend_unknown and not settled:
         return Started(campaign=campaign, created=False, already=already_sent(db, campaign))
     return _resume(db, campaign, sha, flags.resend_unknown, settled)
@@ -137,24 +137,25 @@ def settle(db, campaign_id: int, settle_after) -> int:
 
 
 def _resume(db, campaign: Campaign, sha: str, resend_unknown: bool, settled: int) -> Started:
-    recovery = recovered(db, campaign.id, ledger.recover_abandoned(db, campaign.id))
-    requeued = ledger.requeue_unknown(db, campaign.id) if resend_unknown else 0
-    ledger.resume_campaign(db, campaign.id, content_sha256=sha)
+    resumed = id_of(campaign)
+    recovery = recovered(db, resumed, ledger.recover_abandoned(db, resumed))
+    requeued = ledger.requeue_unknown(db, resumed) if resend_unknown else 0
+    ledger.resume_campaign(db, resumed, content_sha256=sha)
     return Started(campaign=campaign, created=False, recovered=recovery, requeued=requeued,
                    settled=settled, version_changed=sha != campaign.content_sha256)
 
 
 # -- join from another machine -----------------------------------------------------------------
 
-def pick_open_campaign(db, campaign_id: int | None) -> Campaign | None:
+def pick_open_campaign(db, wanted: int | None) -> Campaign | None:
     """The campaign a worker joins: the one asked for, else the only one being sent."""
-    if campaign_id is not None:
-        campaign = ledger.get_campaign(db, campaign_id)
+    if wanted is not None:
+        campaign = ledger.get_campaign(db, wanted)
         if campaign is None:
-            raise SendError(f"there is no campaign {campaign_id}")
+            raise SendError(f"there is no campaign {wanted}")
         if campaign.status != CampaignStatus.SENDING:
             how = " --resume" if campaign.status == CampaignStatus.PAUSED else ""
-            raise SendError(f"campaign {campaign_id} is {campaign.status}, not being sent; "
+            raise SendError(f"campaign {wanted} is {campaign.status}, not being sent; "
                             f"resume it with `mailer send --issue {campaign.issue_number}{how}`")
         return campaign
     campaigns = ledger.open_campaigns(db)

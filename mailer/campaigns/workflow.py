@@ -20,7 +20,7 @@ from mailer.campaigns.policy import (
     SendFlags, SendPlan, due_moment, parse_duration, plan_send, refuse_sample_issue, standing,
 )
 from mailer.campaigns.results import (
-    AlreadySent, Outcome, Recovered, finish_send, settling,
+    AlreadySent, Outcome, Recovered, finish_send, id_of, settling,
 )
 from mailer.campaigns.run import (
     CanaryWait, SendJob, canary_phase, canary_size, canary_undecided, new_dispatcher,
@@ -213,7 +213,7 @@ def send(request: SendRequest, ui: SendUI) -> SendResult:
             return _with_settling(db, started.already, flags.settle_after)
         ui.started(started)
         job = SendJob(db=db, transport=transport, rendered=rendered, settings=s,
-                      campaign_id=_id(started.campaign), issue_number=number, pace=pace)
+                      campaign_id=id_of(started.campaign), issue_number=number, pace=pace)
         report = _canary_then_rest(job, request, ui)
     finally:
         transport.close()
@@ -231,7 +231,7 @@ def join(request: JoinRequest, ui: SendUI) -> JoinResult:
     campaign = pick_open_campaign(db, request.campaign_id)
     if campaign is None:
         return NothingToJoin()
-    campaign_id = _id(campaign)
+    joined = id_of(campaign)
     rendered = _render(load_issue_from_source(s, campaign.issue_number), s, ui)
     check_same_version(campaign, rendered)
     threads = choose_threads(s, request.concurrency)
@@ -239,12 +239,12 @@ def join(request: JoinRequest, ui: SendUI) -> JoinResult:
     try:
         pace = choose_pace(s, request.rate, transport.preflight(), threads)
         _say_where_mail_goes(transport, ui)
-        ui.recovered(join_campaign(db, campaign_id))
+        ui.recovered(join_campaign(db, joined))
         job = SendJob(db=db, transport=transport, rendered=rendered, settings=s,
-                      campaign_id=campaign_id, issue_number=campaign.issue_number, pace=pace)
+                      campaign_id=joined, issue_number=campaign.issue_number, pace=pace)
         sample_only = canary_undecided(campaign)
         if sample_only:
-            ui.notice(f"campaign {campaign_id}'s canary is not judged yet: this worker sends "
+            ui.notice(f"campaign {joined}'s canary is not judged yet: this worker sends "
                       "only its sample; the rest waits for the verdict")
         report = _run(job, ui, None, canary_only=sample_only)
     finally:
@@ -259,13 +259,6 @@ def _ledger(s: Settings) -> Engine:
     from mailer.store.db import get_engine
 
     return get_engine(s.database_url)
-
-
-def _id(campaign: Campaign) -> int:
-    """A campaign read from the ledger always has its id; only a new, unsaved row has none."""
-    if campaign.id is None:
-        raise ValueError("a campaign from the ledger has no id")
-    return campaign.id
 
 
 def _render(issue: Issue, s: Settings, ui: SendUI) -> RenderedIssue:
@@ -289,7 +282,7 @@ def _with_settling(db: Engine, already: AlreadySent, settle_after: timedelta) ->
     settle rule, when SES events can settle them."""
     if already.counts[DeliveryStatus.UNKNOWN] and already.campaign.transport == "ses":
         return dataclasses.replace(
-            already, settling=settling(db, _id(already.campaign), settle_after))
+            already, settling=settling(db, id_of(already.campaign), settle_after))
     return already
 
 
