@@ -13,7 +13,7 @@ what needs the operator. Nothing here prints. The modules follow a send's life:
 - ``results``: what a campaign holds now: the summary, "already sent", a watch's figures.
 """
 
-from mailer.campaigns.policy import SendFlags, SendPlan, parse_duration, refuse_sample_issue
+from mailer.campaigns.policy import SendFlags, SendPlan, refuse_sample_issue
 from mailer.campaigns.results import AlreadySent, Look, Outcome, Recovered, get_campaign, look
 from mailer.campaigns.run import CanaryWait, canary_size
 from mailer.campaigns.start import Pace, Started, TestCopy
@@ -30,6 +30,6 @@ __all__ = [
     "NothingToJoin", "Outcome", "Paused", "SendResult", "TestCopy",
     # what they tell the interface on the way
     "CanaryWait", "Pace", "Recovered", "SendPlan", "Started",
-    # flag parsing and reads for the entry points
-    "Look", "canary_size", "get_campaign", "look", "parse_duration", "refuse_sample_issue",
+    # flag checks and reads for the entry points
+    "Look", "canary_size", "get_campaign", "look", "refuse_sample_issue",
 ]

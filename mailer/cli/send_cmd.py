@@ -251,7 +251,8 @@ def _print_start(started: campaigns.Started, resend_unknown: bool) -> None:
         return
     _out(f"resuming campaign {campaign.id} (issue {campaign.issue_number}, "
                   f"{campaign.status}{': ' + campaign.note if campaign.note else ''})")
-    print_recovery(started.recovered, resend_unknown=resend_unknown)
+    if started.recovered is not None:  # always, for a campaign resumed
+        print_recovery(started.recovered, resend_unknown=resend_unknown)
     if started.settled:
         _out(f"re-sending {counted(started.settled, 'delivery', 'deliveries')} whose SES answer "
              "was lost: no SES event for them after the settle window, while events for "
