@@ -1,43 +1,35 @@
-"""The use cases of a send, between the entry points and the joiners (issue 10).
+"""The send as one use case, between the entry points and the joiners (issues 10, 22).
 
-`mailer send` and `mailer worker` parse their input, call these and present what comes back;
-nothing here prints. The modules follow a send's life:
+`mailer send` calls :func:`send`, `mailer worker` calls :func:`join`; each runs the whole
+workflow and returns what it ended with, asking the entry point (a :class:`SendUI`) only for
+what needs the operator. Nothing here prints. The modules follow a send's life:
 
+- ``workflow``: the two entries, the interface they depend on, what they end with;
 - ``policy``: may this issue be sent now, and to how many readers (already finished,
   ``--not-before``, ``--again``, ``--resume``, ``--resend-unknown``);
 - ``start``: open the transport, start or resume the campaign, join one from another machine,
   send a test copy;
-- ``run``: the dispatcher for one run of a campaign, and the canary's wait and verdict;
+- ``run``: the dispatcher for one run of a campaign, and the canary's size, wait and verdict;
 - ``results``: what a campaign holds now: the summary, "already sent", a watch's figures.
 """
 
-from mailer.campaigns.policy import (
-    SendFlags, SendPlan, Standing, due_moment, issue_moment, parse_duration, plan_send,
-    refuse_sample_issue, standing,
-)
-from mailer.campaigns.results import (
-    AlreadySent, Look, Outcome, already_sent, finish_send, get_campaign, look, recovered,
-    remaining, settling,
-)
-from mailer.campaigns.run import (
-    CanaryWait,
-    SendJob,
-    canary_phase,
-    canary_undecided,
-    new_dispatcher,
-)
-from mailer.campaigns.start import (
-    Pace, Recovered, Started, TestCopy, check_message, check_same_version, choose_pace, choose_threads,
-    join_campaign, mail_destination, open_transport, pick_open_campaign, send_test_copy,
-    start_send,
+from mailer.campaigns.policy import SendFlags, SendPlan, refuse_sample_issue
+from mailer.campaigns.results import AlreadySent, Look, Outcome, Recovered, get_campaign, look
+from mailer.campaigns.run import CanaryWait, canary_size
+from mailer.campaigns.start import Pace, Started, TestCopy
+from mailer.campaigns.workflow import (
+    Declined, DryRun, DryRunTestCopy, JoinRequest, JoinResult, NoReaders, NotDue, NothingToJoin,
+    Paused, SendRequest, SendResult, SendUI, join, send,
 )
 
 __all__ = [
-    "AlreadySent", "CanaryWait", "Look", "Outcome", "Recovered", "SendFlags", "SendJob",
-    "SendPlan", "Standing", "Started", "TestCopy", "already_sent", "canary_phase", "canary_undecided",
-    "Pace", "check_message", "check_same_version", "choose_pace", "choose_threads", "pick_open_campaign", "due_moment", "finish_send", "get_campaign",
-    "issue_moment", "join_campaign", "look", "mail_destination", "new_dispatcher",
-    "open_transport", "parse_duration", "plan_send", "recovered",
-    "refuse_sample_issue", "remaining",
-    "send_test_copy", "settling", "standing", "start_send",
+    # the entries and the interface they depend on
+    "JoinRequest", "SendFlags", "SendRequest", "SendUI", "join", "send",
+    # what they end with
+    "AlreadySent", "Declined", "DryRun", "DryRunTestCopy", "JoinResult", "NoReaders", "NotDue",
+    "NothingToJoin", "Outcome", "Paused", "SendResult", "TestCopy",
+    # what they tell the interface on the way
+    "CanaryWait", "Pace", "Recovered", "SendPlan", "Started",
+    # flag checks and reads for the entry points
+    "Look", "canary_size", "get_campaign", "look", "refuse_sample_issue",
 ]

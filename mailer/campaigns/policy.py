@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time as day_time, timedelta
 
 from mailer.campaigns.results import (
-    AlreadySent, already_sent, campaign_size, remaining, unknown_count,
+    AlreadySent, already_sent, campaign_size, id_of, remaining, unknown_count,
 )
 from mailer.domain import CampaignStatus
 from mailer.errors import IssueError, SendError
@@ -93,8 +93,8 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
     judged = not flags.to  # a dry run stops where the real run would
     if (judged and not flags.again and last is not None
             and last.status == CampaignStatus.FINISHED
-            and not (flags.resend_unknown and unknown_count(db, last.id))
-            and not settle_due(db, last.id, flags)):
+            and not (flags.resend_unknown and unknown_count(db, id_of(last)))
+            and not settle_due(db, id_of(last), flags)):
         return Standing(last, already=already_sent(db, last))
     if (last is not None and last.status == CampaignStatus.PAUSED and not flags.resume
             and judged):
@@ -104,7 +104,7 @@ def standing(db, number: int, flags: SendFlags) -> Standing:
         # --again starts a new campaign for everyone; an unfinished one would be resumed
         # instead, and the plan would not match what is sent.
         raise SendError(f"--again: campaign {last.id} of issue {number} is {last.status}, not "
-                        f"finished ({remaining(db, last.id, False)} readers still waiting); "
+                        f"finished ({remaining(db, id_of(last), False)} readers still waiting); "
                         f"run `mailer send --issue {number}` without --again to resume it")
     return Standing(last)
 
@@ -125,16 +125,18 @@ class SendPlan:
 def plan_send(db, s, last: Campaign | None, flags: SendFlags) -> SendPlan:
     """Who gets the issue: the readers an open campaign still owes, or every confirmed one."""
     open_campaign = last if last is not None and last.status != CampaignStatus.FINISHED else None
-    due = settle_due(db, last.id, flags) if last is not None and not flags.resend_unknown else 0
+    due = (settle_due(db, id_of(last), flags)
+           if last is not None and not flags.resend_unknown else 0)
     if last is not None and last.status == CampaignStatus.FINISHED and (
             flags.resend_unknown or due):
         open_campaign = last
     resuming = open_campaign is not None and not flags.again
     if not resuming:
         return SendPlan(audience=ledger.audience_size(db), resuming=False)
-    size = campaign_size(db, open_campaign.id)
-    return SendPlan(audience=remaining(db, open_campaign.id, flags.resend_unknown) + due,
-                    resuming=True, campaign_id=open_campaign.id, size=size,
+    resumed = id_of(open_campaign)
+    size = campaign_size(db, resumed)
+    return SendPlan(audience=remaining(db, resumed, flags.resend_unknown) + due,
+                    resuming=True, campaign_id=resumed, size=size,
                     pauses=breaker_verdict(db, s, open_campaign, size))
 
 
@@ -151,5 +153,5 @@ def breaker_verdict(db, s, campaign: Campaign, size: int) -> str | None:
     to say what the real run will do."""
     from mailer.breaker import Thresholds
 
-    figures = ledger.reputation(db, campaign.id).since(ledger.breaker_baseline(campaign))
+    figures = ledger.reputation(db, id_of(campaign)).since(ledger.breaker_baseline(campaign))
     return Thresholds.from_settings(s).for_campaign(size).crossed(figures)

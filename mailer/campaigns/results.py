@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from mailer.domain import DeliveryStatus, Reputation
 from mailer.store import ledger
+from mailer.store.ledger import Recovery, Settling
 from mailer.store.models import Campaign
+
+if TYPE_CHECKING:
+    from mailer.dispatch import SendReport
 
 
 @dataclass(frozen=True)
@@ -15,17 +21,26 @@ class AlreadySent:
 
     campaign: Campaign
     counts: dict[DeliveryStatus, int]
+    settling: Settling | None = None  # rows still unknown: where they stand (SES settles them)
+
+
+@dataclass(frozen=True)
+class Recovered:
+    """What a start found left behind by workers that died."""
+
+    released: int  # leased rows back in the queue
+    unknown: int  # rows whose fate is unknown, in the whole campaign
 
 
 @dataclass(frozen=True)
 class Outcome:
     """One run's report with the campaign's figures after it."""
 
-    report: object  # mailer.dispatch.SendReport
+    report: SendReport
     campaign: Campaign | None
     counts: dict[DeliveryStatus, int]
     failures: list[tuple[str, str]]  # (address, reason), the first few
-    settling: object = None  # mailer.store.ledger.Settling of the unknown rows left, if any
+    settling: Settling | None = None  # where the unknown rows left stand, if any
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,14 @@ class Look:
     campaign: Campaign
     counts: dict[DeliveryStatus, int]
     figures: Reputation
+
+
+def id_of(campaign: Campaign) -> int:
+    """The id of a campaign read from the ledger: always there (only a new, unsaved row has
+    none), so a missing one is a bug, not a campaign 0 or None passed on."""
+    if campaign.id is None:
+        raise ValueError("a campaign read from the ledger has no id")
+    return campaign.id
 
 
 def get_campaign(db, campaign_id: int) -> Campaign | None:
@@ -58,15 +81,16 @@ def remaining(db, campaign_id: int, include_unknown: bool) -> int:
 
 
 def already_sent(db, campaign: Campaign) -> AlreadySent:
-    return AlreadySent(campaign=campaign, counts=ledger.count_by_status(db, campaign.id))
+    return AlreadySent(campaign=campaign,
+                       counts=ledger.count_by_status(db, id_of(campaign)))
 
 
-def settling(db, campaign_id: int, settle_after):
+def settling(db, campaign_id: int, settle_after: timedelta) -> Settling:
     """Where the campaign's unknown rows stand against the settle rule (nothing changes)."""
     return ledger.settle_unknown(db, campaign_id, settle_after, requeue=False)
 
 
-def finish_send(db, report, settle_after=None) -> Outcome:
+def finish_send(db, report: SendReport, settle_after: timedelta | None = None) -> Outcome:
     """The figures a run ends with: this run's report and the whole campaign's counts, and
     where its unknown rows stand against the settle rule (``settle_after`` given)."""
     counts = ledger.count_by_status(db, report.campaign_id)
@@ -78,10 +102,8 @@ def finish_send(db, report, settle_after=None) -> Outcome:
                    settling=standing)
 
 
-def recovered(db, campaign_id: int, recovery):
+def recovered(db, campaign_id: int, recovery: Recovery) -> Recovered:
     """A recovery with the campaign's unknown rows counted after it."""
-    from mailer.campaigns.start import Recovered
-
     return Recovered(released=recovery.released, unknown=unknown_count(db, campaign_id))
 
 
@@ -90,5 +112,6 @@ def look(db, number: int) -> Look | None:
     campaign = ledger.latest_campaign(db, number)
     if campaign is None:
         return None
-    return Look(campaign=campaign, counts=ledger.count_by_status(db, campaign.id),
-                figures=ledger.reputation(db, campaign.id))
+    found = id_of(campaign)
+    return Look(campaign=campaign, counts=ledger.count_by_status(db, found),
+                figures=ledger.reputation(db, found))

@@ -10,32 +10,44 @@ stopped with a note, so no worker joins; a rerun waits out what is left.
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from mailer.breaker import Thresholds
 from mailer.campaigns.results import campaign_size, remaining
 from mailer.campaigns.start import Pace
 from mailer.domain import CampaignStatus, Reputation, utcnow
+from mailer.errors import SendError
 from mailer.store import ledger
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from mailer.config import Settings
+    from mailer.dispatch import Dispatcher, SendReport
+    from mailer.render.pipeline import RenderedIssue
+    from mailer.transports.base import Transport
 
 
 @dataclass(frozen=True)
 class SendJob:
     """Everything one run of a campaign needs, fixed before it starts."""
 
-    db: object  # the engine
-    transport: object
-    rendered: object  # mailer.render.RenderedIssue
-    settings: object
+    db: Engine  # the ledger
+    transport: Transport
+    rendered: RenderedIssue
+    settings: Settings
     campaign_id: int
     issue_number: int
     pace: Pace
 
 
-def new_dispatcher(job: SendJob, limit: int | None = None, *, canary_only: bool = False):
+def new_dispatcher(job: SendJob, limit: int | None = None, *,
+                   canary_only: bool = False) -> tuple[Dispatcher, int]:
     """The dispatcher for this run, and how many rows it is going to send at most."""
     from mailer.dispatch import Dispatcher, MessageComposer, SendOptions
 
@@ -56,6 +68,24 @@ def new_dispatcher(job: SendJob, limit: int | None = None, *, canary_only: bool 
 
 # -- the canary --------------------------------------------------------------------------------
 
+def canary_size(text: str, audience: int) -> int:
+    """``2%`` of the audience (at least one reader) or a number of readers."""
+    value = text.strip()
+    try:
+        if value.endswith("%"):
+            share = float(value[:-1])
+            if not 0 < share <= 100:
+                raise ValueError
+            return max(1, math.ceil(audience * share / 100))
+        count = int(value)
+        if count < 1:
+            raise ValueError
+        return count
+    except ValueError:
+        raise SendError(f"--canary: expected a share such as 2% or a number of readers, got "
+                        f"{text!r}") from None
+
+
 @dataclass(frozen=True)
 class CanaryWait:
     """The sample's figures while its events are awaited; ``left`` 0 means they held."""
@@ -70,7 +100,8 @@ def canary_thresholds(thresholds: Thresholds, size: int) -> Thresholds:
                                min_delivered=min(thresholds.min_delivered, max(1, size // 2)))
 
 
-def canary_phase(job: SendJob, wait: timedelta, send: Callable, on_wait: Callable) -> object:
+def canary_phase(job: SendJob, wait: timedelta, send: Callable[..., SendReport],
+                 on_wait: Callable[[CanaryWait], None]) -> SendReport | None:
     """Send the campaign's canary sample (if it has one not yet sent) and wait for its events.
 
     ``send(job, canary_only=True)`` runs the dispatcher and returns its report; ``on_wait``

@@ -6,14 +6,19 @@ import dataclasses
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mailer.campaigns.policy import SendFlags
-from mailer.campaigns.results import AlreadySent, already_sent, recovered
-from mailer.domain import CampaignStatus
+from mailer.campaigns.results import AlreadySent, Recovered, already_sent, id_of, recovered
+from mailer.domain import CampaignStatus, SendQuota
 from mailer.errors import Rejected, SendError
 from mailer.message import build_mime, header_text
 from mailer.store import ledger
 from mailer.store.models import Campaign
+
+if TYPE_CHECKING:
+    from mailer.config import Settings
+    from mailer.transports.base import Transport
 
 
 def content_sha256(rendered) -> str:
@@ -23,18 +28,12 @@ def content_sha256(rendered) -> str:
 
 # -- the transport and its pace ----------------------------------------------------------------
 
-def open_transport(s, threads: int):
+def open_pooled_transport(s: Settings, threads: int) -> Transport:
+    """The transport a send goes out through, with a connection for each sender thread."""
     from mailer.transports import get_transport
 
     # One pooled connection per sender thread, plus a few for preflight.
     return get_transport(s, max_connections=threads + 4)
-
-
-def mail_destination(transport) -> str | None:
-    """The transport's one-line notice before a send (the outbox says no mail leaves)."""
-    from mailer.transports import transport_notice
-
-    return transport_notice(transport)
 
 
 def _explicit(s, name: str):
@@ -62,12 +61,13 @@ class Pace:
 
     rate: float  # messages per second for the whole campaign
     source: str  # where the rate comes from, in words
-    quota: object  # mailer.domain.SendQuota from the transport's preflight, or None
+    quota: SendQuota | None  # from the transport's preflight
     threads: int
     sized: bool  # the messages in flight follow the rate and the observed latency
 
 
-def choose_pace(s, requested_rate: float | None, quota, threads: tuple[int, bool]) -> Pace:
+def choose_pace(s: Settings, requested_rate: float | None, quota: SendQuota | None,
+                threads: tuple[int, bool]) -> Pace:
     rate, source = choose_send_rate(s, requested_rate, quota)
     return Pace(rate=rate, source=source, quota=quota, threads=threads[0], sized=threads[1])
 
@@ -102,14 +102,6 @@ def check_message(s, rendered, number: int) -> None:
 # -- start or resume ---------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class Recovered:
-    """What a start found left behind by workers that died."""
-
-    released: int  # leased rows back in the queue
-    unknown: int  # rows whose fate is unknown, in the whole campaign
-
-
-@dataclass(frozen=True)
 class Started:
     campaign: Campaign  # as it was found (status and note before the resume)
     created: bool
@@ -130,9 +122,9 @@ def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFla
     campaign = start.campaign
     if start.created:
         if canary_sample:
-            ledger.choose_canary(db, campaign.id, canary_sample)
+            ledger.choose_canary(db, id_of(campaign), canary_sample)
         return Started(campaign=campaign, created=True)
-    settled = 0 if flags.resend_unknown else settle(db, campaign.id, flags.settle_after)
+    settled = 0 if flags.resend_unknown else settle(db, id_of(campaign), flags.settle_after)
     if campaign.status == CampaignStatus.FINISHED and not flags.resend_unknown and not settled:
         return Started(campaign=campaign, created=False, already=already_sent(db, campaign))
     return _resume(db, campaign, sha, flags.resend_unknown, settled)
@@ -145,24 +137,25 @@ def settle(db, campaign_id: int, settle_after) -> int:
 
 
 def _resume(db, campaign: Campaign, sha: str, resend_unknown: bool, settled: int) -> Started:
-    recovery = recovered(db, campaign.id, ledger.recover_abandoned(db, campaign.id))
-    requeued = ledger.requeue_unknown(db, campaign.id) if resend_unknown else 0
-    ledger.resume_campaign(db, campaign.id, content_sha256=sha)
+    resumed = id_of(campaign)
+    recovery = recovered(db, resumed, ledger.recover_abandoned(db, resumed))
+    requeued = ledger.requeue_unknown(db, resumed) if resend_unknown else 0
+    ledger.resume_campaign(db, resumed, content_sha256=sha)
     return Started(campaign=campaign, created=False, recovered=recovery, requeued=requeued,
                    settled=settled, version_changed=sha != campaign.content_sha256)
 
 
 # -- join from another machine -----------------------------------------------------------------
 
-def pick_open_campaign(db, campaign_id: int | None) -> Campaign | None:
+def pick_open_campaign(db, wanted: int | None) -> Campaign | None:
     """The campaign a worker joins: the one asked for, else the only one being sent."""
-    if campaign_id is not None:
-        campaign = ledger.get_campaign(db, campaign_id)
+    if wanted is not None:
+        campaign = ledger.get_campaign(db, wanted)
         if campaign is None:
-            raise SendError(f"there is no campaign {campaign_id}")
+            raise SendError(f"there is no campaign {wanted}")
         if campaign.status != CampaignStatus.SENDING:
             how = " --resume" if campaign.status == CampaignStatus.PAUSED else ""
-            raise SendError(f"campaign {campaign_id} is {campaign.status}, not being sent; "
+            raise SendError(f"campaign {wanted} is {campaign.status}, not being sent; "
                             f"resume it with `mailer send --issue {campaign.issue_number}{how}`")
         return campaign
     campaigns = ledger.open_campaigns(db)
@@ -192,6 +185,9 @@ def join_campaign(db, campaign_id: int) -> Recovered:
 
 @dataclass(frozen=True)
 class TestCopy:
+    """One copy sent to ``address`` outside any campaign."""
+
+    issue_number: int
     address: str
     provider_id: str
 
@@ -210,4 +206,4 @@ def send_test_copy(db, s, transport, rendered, address: str, number: int) -> Tes
     # Marked, as a preview is: in an editor's inbox it must not pass for the issue itself.
     provider_id = transport.send(dataclasses.replace(
         message, subject=TEST_SUBJECT_PREFIX + message.subject))
-    return TestCopy(address=clean, provider_id=provider_id)
+    return TestCopy(issue_number=number, address=clean, provider_id=provider_id)

@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import TYPE_CHECKING
 
 from mailer.cli._app import console, counted, err_console, visible_controls
 from mailer.domain import DeliveryStatus
+
+if TYPE_CHECKING:
+    from mailer.campaigns import AlreadySent, Outcome, Pace, Recovered, SendPlan
+    from mailer.dispatch import Dispatcher, SendReport
+    from mailer.domain import Issue
+    from mailer.render.pipeline import RenderedIssue
+    from mailer.store.models import Campaign
 
 
 PAUSED_EXIT = 3  # the reputation breaker paused the campaign: review, then --resume
@@ -32,7 +40,7 @@ def _fmt_duration(seconds: float) -> str:
 
 # -- what the operator sees --------------------------------------------------------------------
 
-def print_already_sent(already, *, dry_run: bool = False) -> None:
+def print_already_sent(already: AlreadySent, *, dry_run: bool = False) -> None:
     """An issue already sent (a ``campaigns.AlreadySent``): what it did, how to send again."""
     campaign, counts = already.campaign, already.counts
     when = f" on {campaign.finished_at:%Y-%m-%d %H:%M} UTC" if campaign.finished_at else ""
@@ -60,7 +68,8 @@ def unknown_line(count: int, issue_number: int, transport: str) -> str:
             f"`mailer send --issue {issue_number} --resend-unknown`")
 
 
-def print_plan(rendered, the_issue, plan, transport_name: str, pace) -> None:
+def print_plan(rendered: RenderedIssue, the_issue: Issue, plan: SendPlan, transport_name: str,
+               pace: Pace) -> None:
     """What is about to happen: a ``campaigns.SendPlan`` at a ``campaigns.Pace``."""
     audience, quota, send_rate = plan.audience, pace.quota, pace.rate
     reader = "reader" if audience == 1 else "readers"
@@ -81,7 +90,7 @@ def print_plan(rendered, the_issue, plan, transport_name: str, pace) -> None:
         _out(f"  takes about {_fmt_duration(audience / send_rate)}", highlight=False)
 
 
-def print_dry_run(plan, limit: int | None) -> None:
+def print_dry_run(plan: SendPlan, limit: int | None) -> None:
     """The last line of a dry run (a ``campaigns.SendPlan``): what the real run would do."""
     now = (f", {min(limit, plan.audience)} of them now (--limit)"
            if limit is not None and limit < plan.audience else "")
@@ -101,7 +110,7 @@ def print_dry_run(plan, limit: int | None) -> None:
     _out(f"dry run: nothing sent ({would})")
 
 
-def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
+def print_recovery(recovered: Recovered, *, resend_unknown: bool = False) -> None:
     """What dead workers left (a ``campaigns.Recovered``)."""
     if recovered.released:
         _out(f"{counted(recovered.released, 'row')} leased by a stopped worker "
@@ -113,7 +122,7 @@ def print_recovery(recovered, *, resend_unknown: bool = False) -> None:
                           "send them again at once (risking a second copy)")
 
 
-def _progress_line(dispatcher, total: int) -> str:
+def _progress_line(dispatcher: Dispatcher, total: int) -> str:
     p = dispatcher.progress
     rate = p.rate()
     left = max(0, total - p.done)
@@ -122,7 +131,7 @@ def _progress_line(dispatcher, total: int) -> str:
             f"{rate:.1f}/s  ETA {eta}")
 
 
-def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:
+def follow(dispatcher: Dispatcher, thread: threading.Thread, total: int, *, plain_every: float) -> None:
     """Show progress until the dispatch thread ends: a rich bar on a terminal, else a plain
     line every ``plain_every`` seconds (cron mail and log files stay readable)."""
     if console.is_terminal:
@@ -136,7 +145,7 @@ def follow(dispatcher, thread: threading.Thread, total: int, *, plain_every: flo
             last = time.monotonic()
 
 
-def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:
+def _follow_with_bar(dispatcher: Dispatcher, thread: threading.Thread, total: int) -> None:
     from rich.progress import BarColumn, Progress, TextColumn
 
     with Progress(TextColumn("[bold]sending"), BarColumn(), TextColumn("{task.description}"),
@@ -148,7 +157,7 @@ def _follow_with_bar(dispatcher, thread: threading.Thread, total: int) -> None:
                        description=_progress_line(dispatcher, total))
 
 
-def print_summary(outcome) -> None:
+def print_summary(outcome: Outcome) -> None:
     """The end of a run (a ``campaigns.Outcome``): this run, then the whole campaign."""
     report, counts, campaign = outcome.report, outcome.counts, outcome.campaign
     rate = report.sent / report.elapsed if report.elapsed > 0 else 0.0
@@ -185,7 +194,7 @@ def print_summary(outcome) -> None:
                           "`mailer send` command again to resume", highlight=False)
 
 
-def print_paused(campaign, *, dry_run: bool = False) -> None:
+def print_paused(campaign: Campaign, *, dry_run: bool = False) -> None:
     """The one line a paused send ends with: what crossed, and how to go on."""
     _err(f"{'dry run: ' if dry_run else ''}paused by the reputation breaker: {campaign.pause_reason or campaign.note}. Review "
          f"`mailer stats --issue {campaign.issue_number}`, then resume with `mailer send "
@@ -214,7 +223,7 @@ def settling_line(settling, issue_number: int) -> str:
     return "unknown rows: " + "; ".join(parts)
 
 
-def exit_code(report, outcome=None) -> int:
+def exit_code(report: SendReport, outcome: Outcome | None = None) -> int:
     if getattr(report, "paused", False):
         return PAUSED_EXIT
     if report.account_error or report.failed:

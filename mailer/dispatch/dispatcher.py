@@ -1,7 +1,7 @@
 """The send loop: claim → re-check the reader → personalise → transport → mark.
 
 The dispatcher joins two small interfaces: its :class:`~mailer.dispatch.lease.Lease` on the
-campaign in the ledger (``mailer.store.ledger``) and a transport
+campaign in the ledger (``mailer.store.ledger_lease`` implements it) and a transport
 (``mailer.transports.base.Transport``); the issue is rendered once per campaign and only
 personalised (two string replacements) per recipient (``mailer.dispatch.compose``).
 
@@ -33,34 +33,46 @@ import queue
 import threading
 import time
 
-from sqlalchemy.engine import Engine
+from typing import TYPE_CHECKING
 
 from mailer.dispatch import faults
 from mailer.dispatch.compose import MessageComposer
-from mailer.dispatch.lease import Lease, breaker_baseline
 from mailer.dispatch.held import HeldRows
+from mailer.dispatch.lease import Lease
+from mailer.dispatch.options import RunCounts, SendOptions, SendReport, limit_malloc_arenas
 from mailer.dispatch.outage import GiveUp
-from mailer.dispatch.options import Progress, SendOptions, SendReport, limit_malloc_arenas
 from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
 from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
 from mailer.ratelimit import ConcurrencyGate, RateLimiter, backoff_delay
-from mailer.store.ledger import ClaimedDelivery
 from mailer.transports.base import Transport
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from mailer.store.ledger import ClaimedDelivery
 
 log = logging.getLogger(__name__)
 
 # -- the dispatcher ----------------------------------------------------------------------------
 
+def _lease_on(engine: Engine, campaign_id: int, options: SendOptions) -> Lease:
+    from mailer.store.ledger_lease import LedgerLease
+
+    return LedgerLease(engine, campaign_id, stale_after=options.stale_after)
+
+
 class Dispatcher:
-    def __init__(self, engine: Engine, transport: Transport, composer: MessageComposer,
+    def __init__(self, ledger: Lease | Engine, transport: Transport, composer: MessageComposer,
                  campaign_id: int, options: SendOptions, *,
                  quota: SendQuota | None = None) -> None:
-        self.engine = engine
+        """``ledger``: this worker's :class:`Lease` on the campaign, or an engine to take one
+        on the ledger there."""
         self.transport = transport
         self.composer = composer
         self.campaign_id = campaign_id
         self.options = options
-        self.lease = Lease(engine, campaign_id, stale_after=options.stale_after)
+        self.lease = ledger if isinstance(ledger, Lease) else _lease_on(ledger, campaign_id,
+                                                                          options)
         self.worker_id = self.lease.worker_id
         # At most 100 ms worth of credit after a pause: enough to absorb thread scheduling
         # jitter, too little to trip a provider that counts its rate over one second.
@@ -68,7 +80,7 @@ class Dispatcher:
                                    burst=max(1.0, min(options.rate * 0.1, options.concurrency)))
         self.gate = ConcurrencyGate(options.concurrency, fixed=not options.size_concurrency)
         self.gate.size_for(options.rate)
-        self.progress = Progress()
+        self.progress = RunCounts()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._stop_reason: str | None = None
@@ -114,7 +126,7 @@ class Dispatcher:
         beat.start()
         watch = None
         if self.options.breaker is not None:
-            self._baseline = breaker_baseline(self.lease.campaign())
+            self._baseline = self.lease.baseline()
             watch = threading.Thread(target=self._watch_loop, name="mailer-breaker", daemon=True)
             watch.start()
         for thread in senders:
@@ -343,7 +355,7 @@ class Dispatcher:
     def _store_failed(self, error: BaseException) -> bool:
         """A full disk or an unwritable database: nothing can be recorded, so the send stops
         (one line, rows not yet sent still queued). False for anything else."""
-        reason = faults.store_failure(self.engine, error)
+        reason = self.lease.store_failure(error)
         if reason is not None:
             self.stop(reason, account_error=True, disk_full=faults.disk_full(error))
         return reason is not None

@@ -1,14 +1,11 @@
 """Errors no send goes on after, told apart from bugs: a full disk (the outbox's, or the
-database's) and a database that cannot be written. Each stops the send with one line, every
-reader not yet sent still queued; anything else unexpected keeps its traceback."""
+database's) and a database that cannot be written (the ledger tells those:
+``Lease.store_failure``). Each stops the send with one line, every reader not yet sent still
+queued; anything else unexpected keeps its traceback."""
 
 from __future__ import annotations
 
 import errno
-
-from sqlalchemy.exc import DBAPIError
-
-from mailer.store import ledger
 
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 POSTGRES_DISK_FULL = "53100"  # SQLSTATE disk_full
@@ -25,11 +22,3 @@ def disk_full(error: BaseException | None) -> bool:
             return True
         error = error.__cause__
     return False
-
-
-def store_failure(engine, error: BaseException) -> str | None:
-    """The one line for a database error no send can go on after; None for anything else."""
-    if not isinstance(error, DBAPIError):
-        return None
-    mapped = ledger.store_error(engine, error)
-    return str(mapped) if mapped is not None else None

@@ -1,95 +1,81 @@
-"""One worker's hold on one campaign in the ledger.
+"""The ledger as the dispatcher sees it: one worker's hold on one campaign (issue 22 §1).
 
-A :class:`Lease` is bound to an engine, a campaign and a worker id, so the dispatcher says
-``lease.claim(50)`` or ``lease.sent(row, message_id)`` instead of passing those three to
-fifteen ledger functions. It adds no policy: each method is one ledger call.
+The dispatcher depends on this interface, not on a database: ``mailer.store.ledger_lease``
+implements it on the ledger, and a test can implement it in memory. It is the dispatcher's own
+vocabulary (claim a batch, mark a row, beat, pause), one method per ledger write or read.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from sqlalchemy.engine import Engine
-
-from mailer.domain import DeliveryStatus, Reputation
-from mailer.store import ledger
-from mailer.store.ledger import ClaimedDelivery
-from mailer.store.models import Campaign
+if TYPE_CHECKING:
+    from mailer.domain import DeliveryStatus, Reputation
+    from mailer.store.ledger import ClaimedDelivery, Recovery
+    from mailer.store.models import Campaign
 
 
-class Lease:
-    def __init__(self, engine: Engine, campaign_id: int, worker_id: str | None = None, *,
-                 stale_after: timedelta = ledger.DEFAULT_STALE_AFTER) -> None:
-        self.engine = engine
-        self.campaign_id = campaign_id
-        self.worker_id = worker_id or ledger.new_worker_id()
-        self.stale_after = stale_after  # a peer silent this long is taken for dead
+@runtime_checkable
+class Lease(Protocol):
+    worker_id: str
+    campaign_id: int
 
     # -- this worker among its peers -------------------------------------------------------
     def join(self, rate: float) -> None:
-        ledger.register_worker(self.engine, self.worker_id, self.campaign_id, rate)
+        """Register this worker on the campaign at ``rate``."""
 
     def beat(self, rate: float) -> int:
         """Say this worker is alive at ``rate``; the number of live workers sharing the send."""
-        return ledger.heartbeat(self.engine, self.worker_id, rate, stale_after=self.stale_after)
 
-    def recover_abandoned(self) -> ledger.Recovery:
+    def recover_abandoned(self) -> Recovery:
         """Give back the rows of peers that died."""
-        return ledger.recover_abandoned(self.engine, self.campaign_id,
-                                        stale_after=self.stale_after)
 
     def live_peers(self) -> int:
-        return ledger.live_workers(self.engine, self.campaign_id, stale_after=self.stale_after)
+        """Workers still sending this campaign."""
 
     def leave(self) -> None:
-        ledger.unregister_worker(self.engine, self.worker_id)
+        """This worker is done with the campaign."""
 
     # -- rows ------------------------------------------------------------------------------
     def claim(self, limit: int, *, canary_only: bool = False) -> list[ClaimedDelivery]:
-        return ledger.claim_batch(self.engine, self.campaign_id, self.worker_id, limit,
-                                  canary_only=canary_only)
+        """Lease up to ``limit`` queued rows (of the canary sample only, if asked)."""
 
     def start_sending(self, row: ClaimedDelivery) -> DeliveryStatus | None:
         """SENDING when the row is this worker's to send now; SKIPPED when its reader left
         meanwhile; None when the lease on it was lost."""
-        return ledger.start_sending(self.engine, row.id, self.worker_id)
 
-    def sent(self, row: ClaimedDelivery, provider_message_id: str) -> bool:
-        return ledger.mark_sent(self.engine, row.id, self.worker_id, provider_message_id)
+    def sent(self, row: ClaimedDelivery, provider_message_id: str) -> bool: ...
 
-    def failed(self, row: ClaimedDelivery, reason: str) -> bool:
-        return ledger.mark_failed(self.engine, row.id, self.worker_id, reason)
+    def failed(self, row: ClaimedDelivery, reason: str) -> bool: ...
 
     def failed_held(self, row: ClaimedDelivery, reason: str) -> bool:
         """Fail a row given back to the queue (still ours) while its verdict was awaited."""
-        return ledger.mark_failed_held(self.engine, row.id, self.worker_id, reason)
 
     def retry(self, row: ClaimedDelivery, reason: str) -> bool:
-        return ledger.mark_retry(self.engine, row.id, self.worker_id, reason)
+        """Back to the queue (still ours), to be tried again."""
 
     def unknown(self, row: ClaimedDelivery, reason: str) -> bool:
-        return ledger.mark_unknown(self.engine, row.id, self.worker_id, reason)
+        """Its answer was lost: maybe sent, never retried here."""
 
     # -- the campaign ----------------------------------------------------------------------
-    def campaign(self) -> Campaign | None:
-        return ledger.get_campaign(self.engine, self.campaign_id)
+    def campaign(self) -> Campaign | None: ...
 
     def reputation(self) -> Reputation:
-        return ledger.reputation(self.engine, self.campaign_id)
+        """The campaign's figures the breaker watches."""
 
-    def pause(self, reason: str, figures: Reputation) -> bool:
-        return ledger.pause_campaign(self.engine, self.campaign_id, reason, figures)
+    def baseline(self) -> Reputation | None:
+        """The figures an operator reviewed before resuming a paused campaign, if any."""
+
+    def pause(self, reason: str, figures: Reputation) -> bool: ...
 
     def counts(self) -> dict[DeliveryStatus, int]:
-        return ledger.count_by_status(self.engine, self.campaign_id)
+        """Rows of the campaign by status."""
 
     def finish_if_done(self) -> bool:
-        return ledger.finish_if_done(self.engine, self.campaign_id)
+        """Mark the campaign finished if no row is left to send; True if it is."""
 
     def stop(self, note: str) -> None:
-        ledger.stop_campaign(self.engine, self.campaign_id, note)
+        """Stop the campaign (for every worker) with ``note``."""
 
-
-def breaker_baseline(campaign: Campaign | None) -> Reputation | None:
-    """The figures an operator reviewed before resuming a paused campaign, if any."""
-    return ledger.breaker_baseline(campaign) if campaign is not None else None
+    def store_failure(self, error: BaseException) -> str | None:
+        """The one line for a ledger error no send can go on after; None for anything else."""

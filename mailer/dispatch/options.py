@@ -1,4 +1,4 @@
-"""A send's options, its pace, its progress and its report."""
+"""A send's options, its pace, its running counts and its report."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def choose_concurrency(requested: int | None, configured: int | None) -> tuple[i
 
 
 @dataclass
-class Progress:
+class RunCounts:
+    """What one run has done so far, counted as it goes (``Dispatcher.progress``)."""
+
     sent: int = 0
     failed: int = 0
     skipped: int = 0

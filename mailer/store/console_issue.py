@@ -163,7 +163,7 @@ def issue_bundle(session: Session, issue_number: int) -> IssueBundle | None:
 
 
 @dataclass(frozen=True)
-class Progress:
+class IssueProgress:
     """A send's rows by state, for the issue page's live figures."""
 
     issue_number: int
@@ -186,21 +186,21 @@ class Progress:
 
 
 def _progress(issue_number: int, by_status: dict[str, int],
-              states: dict[int, CampaignState], status: str) -> Progress:
-    return Progress(issue_number, sum(by_status.values()),
+              states: dict[int, CampaignState], status: str) -> IssueProgress:
+    return IssueProgress(issue_number, sum(by_status.values()),
                     *(by_status.get(s.value, 0) for s in (
                         DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.SENT,
                         DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN)),
                     running=any(state.running for state in states.values()), status=status)
 
 
-def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]) -> Progress:
+def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]) -> IssueProgress:
     total = combine(campaigns)
     by_status = {s.value: getattr(total, s.value) for s in DeliveryStatus}
     return _progress(total.issue_number, by_status, states, campaigns[0].status)
 
 
-def issue_progress(session: Session, issue_number: int) -> Progress | None:
+def issue_progress(session: Session, issue_number: int) -> IssueProgress | None:
     """Rows per state from the (campaign, status) index alone: cheap enough to poll every few
     seconds during a send of 200,000."""
     campaigns = session.execute(select(Campaign.id, Campaign.status)
@@ -216,6 +216,6 @@ def issue_progress(session: Session, issue_number: int) -> Progress | None:
 
 
 __all__ = [
-    "IssueBundle", "Progress", "ProviderStats", "SendBucket", "Unsubscribe", "issue_bundle",
+    "IssueBundle", "IssueProgress", "ProviderStats", "SendBucket", "Unsubscribe", "issue_bundle",
     "issue_progress", "issue_unsubscribes", "progress_of", "provider_stats", "rebin",
 ]
