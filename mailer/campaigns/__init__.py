@@ -14,7 +14,9 @@ what needs the operator. Nothing here prints. The modules follow a send's life:
 """
 
 from mailer.campaigns.policy import SendFlags, SendPlan, refuse_sample_issue
-from mailer.campaigns.results import AlreadySent, Look, Outcome, Recovered, get_campaign, look
+from mailer.campaigns.results import (
+    AlreadySent, Look, Outcome, Recovered, get_campaign, look, settling,
+)
 from mailer.campaigns.run import CanaryWait, canary_size
 from mailer.campaigns.start import Pace, Started, TestCopy
 from mailer.campaigns.workflow import (
@@ -31,5 +33,5 @@ __all__ = [
     # what they tell the interface on the way
     "CanaryWait", "Pace", "Recovered", "SendPlan", "Started",
     # flag checks and reads for the entry points
-    "Look", "canary_size", "get_campaign", "look", "refuse_sample_issue",
+    "Look", "canary_size", "get_campaign", "look", "refuse_sample_issue", "settling",
 ]
