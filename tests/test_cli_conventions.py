@@ -24,9 +24,11 @@ def cli(*args: str, stdin: str | None = None):
     return CliRunner().invoke(app, list(args), input=stdin)
 
 
-def test_tables_and_lines_sent_to_a_pipe_are_never_cut(mailer_env) -> None:
+def test_tables_and_lines_sent_to_a_pipe_are_never_cut(mailer_env, monkeypatch) -> None:
     """Rich fitted piped output to 80 columns: the table showed 'a-very-long-local-part-for-testin…'
     and `show` broke the address across two lines."""
+    for name in ("COLUMNS", "LINES"):  # a pipe with no width set (another test may have set one)
+        monkeypatch.delenv(name, raising=False)
     # a real process writing to a real pipe: that is the point (an in-process console keeps
     # whatever width an earlier test gave it)
     assert mailer_process(mailer_env, "subscribers", "add", LONG, "--confirmed").returncode == 0
