@@ -9,6 +9,7 @@ clock a test moves by hand. Readers are written straight into the real database,
 from __future__ import annotations
 
 import threading
+from datetime import datetime
 import time
 
 from sqlalchemy import insert, select
@@ -109,3 +110,20 @@ def add_reader_rows(engine, count: int, *, status: str = "active", start: int = 
             select(Subscriber.__table__.c.id).where(
                 Subscriber.__table__.c.email.in_([row["email"] for row in rows]))
             .order_by(Subscriber.__table__.c.id)).scalars())
+
+
+def ses_event(kind: str, message: dict, at: datetime) -> dict:
+    """The SES event the configuration set publishes for a message it took, matched by the
+    ledger tags the message carries (no message id ever reached mailer for a lost answer)."""
+    tags = {tag["Name"]: [tag["Value"]] for tag in message["tags"]}
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    event = {"eventType": kind,
+             "mail": {"timestamp": stamp, "messageId": message["id"],
+                      "source": "newsletter@example.org", "destination": message["destinations"],
+                      "tags": tags}}
+    if kind == "Send":
+        event["send"] = {}
+    else:
+        event["delivery"] = {"timestamp": stamp, "recipients": message["destinations"],
+                             "smtpResponse": "250 2.0.0 OK", "processingTimeMillis": 500}
+    return event

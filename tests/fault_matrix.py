@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mailer.domain import DeliveryStatus
+from tests.fakes import ses_event
 from tests.mailer_cli import MAILER
 
 SETTLE = "1s"
@@ -163,22 +164,6 @@ def run(env: dict, *args: str) -> subprocess.CompletedProcess:
 
 SEND = ("send", "--issue", "644", "--yes", "--concurrency", "4")
 
-
-def ses_event(kind: str, message: dict, at: datetime) -> dict:
-    """The event SES publishes for a message it took, with the ledger tags the message carries
-    (all a lost answer leaves to match it by)."""
-    tags = {tag["Name"]: [tag["Value"]] for tag in message["tags"]}
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    event = {"eventType": kind,
-             "mail": {"timestamp": stamp, "messageId": message["id"],
-                      "source": "newsletter@example.org", "destination": message["destinations"],
-                      "tags": tags}}
-    if kind == "Send":
-        event["send"] = {}
-    else:
-        event["delivery"] = {"timestamp": stamp, "recipients": message["destinations"],
-                             "smtpResponse": "250 2.0.0 OK", "processingTimeMillis": 500}
-    return event
 
 
 def replay_events(env: dict, peer) -> subprocess.CompletedProcess:

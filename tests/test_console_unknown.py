@@ -17,7 +17,7 @@ from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
 from tests.test_send_cli import add_readers
 from tests.test_send_ses import readers, run_send
 from tests.test_send_lost_answers import mailer
-from tests.test_send_settle import ses_event
+from tests.fakes import ses_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mailer.domain import DeliveryStatus
-from tests.fakes import add_readers
+from tests.fakes import add_readers, ses_event
 from tests.test_send_lost_answers import mailer
 from tests.test_send_ses import ledger_rows, readers, run_send
 
@@ -25,22 +25,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.peer]
 READERS = 500
 SETTLE = "1s"
 
-
-def ses_event(kind: str, message: dict, at: datetime) -> dict:
-    """The SES event the configuration set publishes for a message it took, matched by the
-    ledger tags the message carries (no message id ever reached mailer for a lost answer)."""
-    tags = {tag["Name"]: [tag["Value"]] for tag in message["tags"]}
-    stamp = at.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    event = {"eventType": kind,
-             "mail": {"timestamp": stamp, "messageId": message["id"],
-                      "source": "newsletter@example.org", "destination": message["destinations"],
-                      "tags": tags}}
-    if kind == "Send":
-        event["send"] = {}
-    else:
-        event["delivery"] = {"timestamp": stamp, "recipients": message["destinations"],
-                             "smtpResponse": "250 2.0.0 OK", "processingTimeMillis": 500}
-    return event
 
 
 def replay_events_for_accepted(env: dict, fake_ses, tmp_path: Path, name: str) -> None:
