@@ -54,10 +54,10 @@ def make_handler(records: Path, did: str, log: Path, page_size: int):
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
+            with _LOG_LOCK, log.open("a") as handle:  # before the answer leaves, so a client that has it finds the line
+                handle.write(f"{self.path} {status} {self.headers.get('User-Agent', '-')}\n")
             self.end_headers()
             self.wfile.write(body)
-            with _LOG_LOCK, log.open("a") as handle:
-                handle.write(f"{self.path} {status} {self.headers.get('User-Agent', '-')}\n")
 
         def log_message(self, *args) -> None:
             pass

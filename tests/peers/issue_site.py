@@ -54,8 +54,8 @@ def make_handler(root: Path, log: Path):
             self.send_response(302)
             self.send_header("Location", target)
             self.send_header("Content-Length", "0")
+            self._log(302)  # before the answer leaves: a client that has it must find the line
             self.end_headers()
-            self._log(302)
 
         def _trickle(self, query: dict[str, str]) -> None:
             size, every = int(query.get("bytes", "60")), float(query.get("every", "0.25"))
@@ -111,10 +111,10 @@ def make_handler(root: Path, log: Path):
                 self.send_header("ETag", etag)
                 self.send_header("Last-Modified", formatdate(usegmt=True))
             self.send_header("Content-Length", str(len(body)))
+            self._log(status)  # before the answer leaves: a client that has it must find the line
             self.end_headers()
             if status != 304:
                 self.wfile.write(body)
-            self._log(status)
 
         def log_message(self, *args) -> None:  # quiet: the log file is the record
             pass
