@@ -6,13 +6,18 @@ whether its address came earlier in the run. A Python set of a million addresses
 100 MB; a scratch SQLite file in a temporary folder, asked one chunk at a time, keeps an
 import's memory flat whatever the file's size. It never touches the subscribers' database, so
 it works alike on SQLite and PostgreSQL and needs no write there; it is deleted when the import
-ends, interrupted or not.
+ends, interrupted or not. A killed import (SIGKILL, power loss) cannot clean up after itself, so
+its folder carries its pid and the next import removes the folders of imports that are gone.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import shutil
 import sqlite3
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +30,54 @@ _CACHE_KIB = 8 * 1024  # the scratch file's page cache: the index of a million k
 
 First = tuple[str, int, str | None]  # (file, line, what that row decided)
 
+_PREFIX = "mailer-import-"
+_OWNED = re.compile(rf"^{_PREFIX}(\d+)-")  # mailer-import-<pid>-<random>
+_UNOWNED_AFTER = 24 * 3600  # seconds: folders of older versions carry no pid
+
+
+def sweep_abandoned_scratch(folder: str | None = None) -> int:
+    """Remove the scratch folders of imports that were killed; how many went.
+
+    Only this user's folders, and only those whose process no longer exists (or, without a pid
+    in the name, that are a day old): an import running beside this one keeps its file.
+    """
+    removed = 0
+    root = Path(folder or tempfile.gettempdir())
+    try:
+        entries = list(root.glob(f"{_PREFIX}*"))
+    except OSError:
+        return 0
+    for entry in entries:
+        if _is_abandoned(entry):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed += not entry.exists()
+    return removed
+
+
+def _is_abandoned(entry: Path) -> bool:
+    try:
+        info = entry.lstat()
+    except OSError:
+        return False
+    if not entry.is_dir() or entry.is_symlink() or info.st_uid != os.getuid():
+        return False
+    owned = _OWNED.match(entry.name)
+    if owned is None:
+        return time.time() - info.st_mtime > _UNOWNED_AFTER
+    return not _process_exists(int(owned.group(1)))
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
 
 class SeenAddresses:
     """``with SeenAddresses() as seen:`` … ``seen.earlier(keys)``, ``seen.add(entries)``.
@@ -34,8 +87,9 @@ class SeenAddresses:
     """
 
     def __init__(self) -> None:
+        sweep_abandoned_scratch()
         try:  # mode 0700: the addresses are personal data
-            self._folder = tempfile.TemporaryDirectory(prefix="mailer-import-")
+            self._folder = tempfile.TemporaryDirectory(prefix=f"{_PREFIX}{os.getpid()}-")
         except OSError as error:
             raise SubscriberError(
                 f"cannot make the import's scratch folder in {tempfile.gettempdir()} "
