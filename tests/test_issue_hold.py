@@ -1,0 +1,149 @@
+"""Issue 25 §2: the editors' preview carries signed Hold and preview-page links; a held issue is
+sent by no `mailer send` until `--release`; a changed issue gets a correction preview."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.mailer_cli import mailer, outbox
+
+pytestmark = pytest.mark.slow
+
+EDITORS = "editors@example.org"
+READERS = ("ann@example.org", "bob@example.org")
+
+
+def write_issue(folder: Path, number: int, day: str, words: str = "written for the hold test") -> None:
+    folder.mkdir(exist_ok=True)
+    (folder / f"{day}-this-week-in-rust.md").write_text(
+        f"Title: This Week in Rust {number}\nNumber: {number}\nDate: {day}\n\n"
+        f"Hello and welcome to issue {number}, {words}.\n")
+
+
+@pytest.fixture
+def env(mailer_env, tmp_path) -> dict:
+    env = {**mailer_env, "MAILER_ISSUES_DIR": str(tmp_path / "issues"), "MAILER_PREVIEW_TO": EDITORS}
+    for reader in READERS:
+        assert mailer(env, "subscribers", "add", reader, "--confirmed").returncode == 0
+    return env
+
+
+def cron(env: dict, *extra: str) -> subprocess.CompletedProcess:
+    result = mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "24h", *extra)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result
+
+
+def links_in(message) -> dict[str, str]:
+    text = message.get_body(("plain",)).get_content()
+    return {"hold": re.search(r"Hold the send: (\S+)", text).group(1),
+            "page": re.search(r"Open the preview page: (\S+)", text).group(1)}
+
+
+def readers_mailed(env: dict) -> list[str]:
+    return [m["To"] for m in outbox(env) if m["To"] in READERS]
+
+
+def hold_issue(env: dict, hold_url: str) -> None:
+    """The POST the hold page's button makes, through the web app in process."""
+    from fastapi.testclient import TestClient
+
+    from mailer.config import get_settings
+    from mailer.web.app import create_app
+
+    get_settings.cache_clear()
+    path = hold_url.removeprefix(env["MAILER_BASE_URL"])
+    with TestClient(create_app(get_settings()), base_url=env["MAILER_BASE_URL"]) as client:
+        assert "Hold the send" in client.get(path).text
+        done = client.post(path)
+    assert done.status_code == 200 and "held" in done.text.lower(), done.text
+
+
+def test_the_preview_mail_carries_the_hold_and_page_links(env, tmp_path):
+    write_issue(tmp_path / "issues", 700, "2099-01-07")
+    cron(env)
+    [preview] = outbox(env)
+    links = links_in(preview)
+    assert links["hold"].startswith("http://127.0.0.1:8000/hold/")
+    assert links["page"].startswith("http://127.0.0.1:8000/preview/")
+    html = preview.get_body(("html",)).get_content()
+    assert "Hold the send</a>" in html and "Open the preview page</a>" in html
+    assert "2099-01-08 00:00 UTC" in html  # the planned send: a day after the issue's date
+
+
+def test_hold_then_the_timer_sends_nothing_then_release_sends_once(env, tmp_path):
+    write_issue(tmp_path / "issues", 701, "2026-01-07")  # due: the timer would send it now
+    # a preview run before it is due, as the timer meets it a day early
+    first = mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    assert "preview of issue 701 sent" in first.stdout
+    [preview] = outbox(env)
+    hold_issue(env, links_in(preview)["hold"])
+
+    for _ in range(2):  # every later timer run: held, nothing sent, exit 0 for systemd
+        held = cron(env)
+        assert re.search(r"issue 701 is held by editors@example\.org at \d{4}-\d\d-\d\d \d\d:\d\d UTC; "
+                         r"`mailer send --issue 701 --release` to release", held.stdout), held.stdout
+    assert readers_mailed(env) == []
+    assert "held by editors@example.org" in mailer(env, "send", "--issue", "701", "--dry-run").stdout
+
+    released = mailer(env, "send", "--issue", "701", "--release", "--yes")
+    assert released.returncode == 0, released.stderr
+    assert "released issue 701, held by editors@example.org" in released.stdout
+    assert sorted(readers_mailed(env)) == sorted(READERS)
+    cron(env)
+    assert sorted(readers_mailed(env)) == sorted(READERS)  # one send, not two
+    [campaign] = json.loads(mailer(env, "stats", "--json").stdout)["campaigns"]
+    assert campaign["sent"] == 2
+
+
+def test_a_release_before_the_planned_time_waits_for_it(env, tmp_path):
+    write_issue(tmp_path / "issues", 702, "2099-01-07")
+    cron(env)
+    hold_issue(env, links_in(outbox(env)[0])["hold"])
+    released = mailer(env, "send", "--issue", "702", "--release", "--yes")
+    assert released.returncode == 0 and "released issue 702" in released.stdout
+    assert "not due yet" in released.stdout and "2099-01-08 00:00 UTC" in released.stdout
+    assert readers_mailed(env) == []
+    assert "not due yet" in cron(env).stdout  # no longer held: only the time keeps it
+
+
+def test_release_of_an_issue_not_held_says_so(env, tmp_path):
+    write_issue(tmp_path / "issues", 703, "2099-01-07")
+    result = mailer(env, "send", "--issue", "703", "--release", "--yes", "--not-before", "24h")
+    assert result.returncode == 0 and "issue 703 was not held: nothing to release" in result.stdout
+
+
+def test_release_with_dry_run_is_refused_in_one_line(env, tmp_path):
+    write_issue(tmp_path / "issues", 704, "2099-01-07")
+    result = mailer(env, "send", "--issue", "704", "--release", "--dry-run")
+    assert result.returncode != 0 and result.stderr.startswith("error:")
+    assert len(result.stderr.strip().splitlines()) == 1 and outbox(env) == []
+
+
+def test_a_changed_issue_gets_a_correction_and_the_send_uses_it(env, tmp_path):
+    issues = tmp_path / "issues"
+    write_issue(issues, 705, "2026-01-07", "with a typo in it")
+    mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    unchanged = mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    assert "preview" not in unchanged.stdout and len(outbox(env)) == 1
+
+    write_issue(issues, 705, "2026-01-07", "with the typo fixed")  # a fix merged
+    corrected = mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    assert "correction of issue 705's preview sent to editors@example.org" in corrected.stdout
+    first, correction = outbox(env)
+    assert first["Subject"].startswith("[Preview] ")
+    assert correction["Subject"].startswith("[Correction] [Preview] This Week in Rust 705")
+    assert "with the typo fixed" in " ".join(correction.get_body(("plain",)).get_content().split())
+    again = mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    assert "correction" not in again.stdout and len(outbox(env)) == 2  # once per change
+
+    cron(env)
+    mail = [m for m in outbox(env) if m["To"] in READERS]
+    assert len(mail) == 2
+    assert all("with the typo fixed" in " ".join(m.get_body(("plain",)).get_content().split())
+               for m in mail)
