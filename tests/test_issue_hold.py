@@ -26,8 +26,9 @@ def write_issue(folder: Path, number: int, day: str, words: str = "written for t
 
 
 @pytest.fixture
-def env(mailer_env, tmp_path) -> dict:
+def env(mailer_env, tmp_path, monkeypatch) -> dict:
     env = {**mailer_env, "MAILER_ISSUES_DIR": str(tmp_path / "issues"), "MAILER_PREVIEW_TO": EDITORS}
+    monkeypatch.setenv("MAILER_ISSUES_DIR", env["MAILER_ISSUES_DIR"])  # for the web app in process
     for reader in READERS:
         assert mailer(env, "subscribers", "add", reader, "--confirmed").returncode == 0
     return env
@@ -147,3 +148,73 @@ def test_a_changed_issue_gets_a_correction_and_the_send_uses_it(env, tmp_path):
     assert len(mail) == 2
     assert all("with the typo fixed" in " ".join(m.get_body(("plain",)).get_content().split())
                for m in mail)
+
+
+def web_client(env: dict):
+    from fastapi.testclient import TestClient
+
+    from mailer.config import get_settings
+    from mailer.web.app import create_app
+
+    get_settings.cache_clear()
+    return TestClient(create_app(get_settings()), base_url=env["MAILER_BASE_URL"])
+
+
+def sent_nothing_and_held_nothing(env: dict, number: int) -> bool:
+    dry = mailer(env, "send", "--issue", str(number), "--dry-run").stdout
+    return "held" not in dry and readers_mailed(env) == []
+
+
+def test_opening_the_hold_link_changes_nothing(env, tmp_path):
+    write_issue(tmp_path / "issues", 720, "2099-01-07")
+    cron(env)
+    path = links_in(outbox(env)[0])["hold"].removeprefix(env["MAILER_BASE_URL"])
+    with web_client(env) as client:
+        for _ in range(3):  # a mail scanner, a link preview, the editor
+            page = client.get(path)
+            assert page.status_code == 200 and "Opening this page changed nothing" in page.text
+            assert "content-security-policy" in page.headers
+    assert sent_nothing_and_held_nothing(env, 720)
+
+
+def test_a_forged_expired_or_preview_token_gets_a_clear_page_and_holds_nothing(env, tmp_path):
+    from mailer.tokens import make_issue_token
+    from tests.conftest import TEST_SECRET
+
+    write_issue(tmp_path / "issues", 721, "2099-01-07")
+    cron(env)
+    links = links_in(outbox(env)[0])
+    base = env["MAILER_BASE_URL"]
+    expired = make_issue_token(TEST_SECRET, "hold", 721, EDITORS, expires_at=1_000_000)
+    other_key = make_issue_token("another-secret-key-0123456789", "hold", 721, EDITORS, 4_000_000_000)
+    with web_client(env) as client:
+        for path, status, title in (
+                ("/hold/" + links["hold"].rsplit("/", 1)[1][:-3] + "xyz", 400, "This link is not valid"),
+                ("/hold/" + other_key, 400, "This link is not valid"),
+                (links["page"].removeprefix(base).replace("/preview/", "/hold/"), 400, "This link is not valid"),
+                ("/hold/" + expired, 410, "This link has expired")):
+            answer = client.post(path)
+            assert answer.status_code == status and title in answer.text, (path, answer.text)
+        assert client.get(links["hold"].removeprefix(base).replace("/hold/", "/preview/")).status_code == 400
+    assert sent_nothing_and_held_nothing(env, 721)
+
+
+def test_a_hold_after_the_send_started_is_too_late_and_changes_nothing(env, tmp_path):
+    write_issue(tmp_path / "issues", 722, "2026-01-07")
+    mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    hold_link = links_in(outbox(env)[0])["hold"]
+    cron(env)  # due: sent to the readers
+    with web_client(env) as client:
+        answer = client.post(hold_link.removeprefix(env["MAILER_BASE_URL"]))
+    assert answer.status_code == 409 and "already being sent" in answer.text
+    assert "held" not in mailer(env, "send", "--issue", "722", "--dry-run").stdout
+
+
+def test_the_preview_page_shows_the_issue_and_its_planned_send(env, tmp_path):
+    write_issue(tmp_path / "issues", 723, "2099-01-07")
+    cron(env)
+    with web_client(env) as client:
+        page = client.get(links_in(outbox(env)[0])["page"].removeprefix(env["MAILER_BASE_URL"]))
+    assert page.status_code == 200
+    assert "This Week in Rust 723" in page.text and "2099-01-08 00:00 UTC" in page.text
+    assert "written for the hold test" in page.text
