@@ -218,3 +218,51 @@ def test_the_preview_page_shows_the_issue_and_its_planned_send(env, tmp_path):
     assert page.status_code == 200
     assert "This Week in Rust 723" in page.text and "2099-01-08 00:00 UTC" in page.text
     assert "written for the hold test" in page.text
+
+
+OPERATOR, OPERATOR_PASSWORD = "operator", "a long operator password"
+
+
+def console_client(env: dict, monkeypatch):
+    monkeypatch.setenv("MAILER_ADMIN_USER", OPERATOR)
+    monkeypatch.setenv("MAILER_ADMIN_PASSWORD", OPERATOR_PASSWORD)
+    client = web_client(env)
+    client.auth = (OPERATOR, OPERATOR_PASSWORD)
+    return client
+
+
+def steps(html: str) -> list[str]:
+    return re.findall(r'data-step="(\w+)"', html)
+
+
+def test_the_console_shows_the_timeline_and_its_button_releases(env, tmp_path, monkeypatch):
+    write_issue(tmp_path / "issues", 730, "2026-01-07")
+    mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "99999h")
+    hold_issue(env, links_in(outbox(env)[0])["hold"])
+    cron(env)  # held: nothing sent
+    with console_client(env, monkeypatch) as console:
+        held = console.get("/admin/issues/730")
+        assert held.status_code == 200, held.text
+        assert "Held by <strong>editors@example.org</strong>" in held.text
+        assert steps(held.text) == ["planned", "found", "preview", "held"]  # planned: 2026-01-08
+        forged = console.post("/admin/issues/730/release", data={"csrf_token": "0" * 64},
+                              follow_redirects=False)
+        assert forged.status_code == 403
+        token = re.search(r'name="csrf_token" value="([0-9a-f]+)"', held.text).group(1)
+        done = console.post("/admin/issues/730/release", data={"csrf_token": token},
+                            follow_redirects=False)
+        assert done.status_code == 303
+        after = console.get(done.headers["location"]).text
+        assert "Held by" not in after and "Released</strong>" in after
+        assert "by operator (console) (held by editors@example.org" in after
+    cron(env)  # the planned time passed: the timer sends it now, once
+    cron(env)
+    assert sorted(readers_mailed(env)) == sorted(READERS)
+    with console_client(env, monkeypatch) as console:
+        sent = console.get("/admin/issues/730").text
+    assert steps(sent)[-2:] == ["started", "sent"] and "released" in steps(sent)
+
+
+def test_the_console_page_of_an_issue_never_met_is_still_a_404(env, monkeypatch):
+    with console_client(env, monkeypatch) as console:
+        assert console.get("/admin/issues/731").status_code == 404
