@@ -266,3 +266,59 @@ def test_the_console_shows_the_timeline_and_its_button_releases(env, tmp_path, m
 def test_the_console_page_of_an_issue_never_met_is_still_a_404(env, monkeypatch):
     with console_client(env, monkeypatch) as console:
         assert console.get("/admin/issues/731").status_code == 404
+
+
+def hold_release_cycle(url: str) -> list[object]:
+    """One issue held twice (the second editor finds it held), released twice (the second
+    finds nothing), with a preview whose version and planned time the store keeps."""
+    from datetime import UTC, datetime
+
+    from mailer.store import advance_copies, issue_timeline
+    from mailer.store.db import get_engine
+
+    engine = get_engine(url)
+    planned = datetime(2099, 1, 8, tzinfo=UTC)
+    advance_copies.claim(engine, 740, EDITORS, "v1", planned)
+    advance_copies.mark_sent(engine, 740, "id-1")
+    first, made = issue_timeline.hold(engine, 740, EDITORS)
+    again, made_again = issue_timeline.hold(engine, 740, "other@example.org")
+    lifted = issue_timeline.release(engine, 740, "operator")
+    steps = [made, made_again, again.held_by, lifted.held_by,
+             issue_timeline.release(engine, 740, "operator"),
+             advance_copies.claim_correction(engine, 740, "v1", "v2"),
+             advance_copies.claim_correction(engine, 740, "v1", "v2"),
+             [s.kind for s in issue_timeline.timeline(engine, 740)]]
+    advance_copies.set_planned(engine, 740, None)
+    steps.append(advance_copies.get(engine, 740).planned_send_at)
+    return steps
+
+
+CYCLE = [True, False, EDITORS, EDITORS, None, True, False, ["held", "released", "planned"], None]
+
+
+def test_a_hold_is_one_row_and_a_release_lifts_it_once_on_sqlite(mailer_env):
+    assert hold_release_cycle(mailer_env["MAILER_DATABASE_URL"]) == CYCLE
+
+
+@pytest.mark.postgres
+def test_a_hold_is_one_row_and_a_release_lifts_it_once_on_postgresql(pg_url):
+    assert hold_release_cycle(pg_url) == CYCLE
+
+
+@pytest.mark.postgres
+def test_the_hold_migration_goes_down_and_up_on_postgresql(pg_url):
+    from alembic import command
+
+    from mailer.store.db import alembic_config, current_revision, make_engine, upgrade
+
+    engine = make_engine(pg_url)
+    upgrade(engine)
+    with engine.connect() as connection:
+        cfg = alembic_config(pg_url)
+        cfg.attributes["connection"] = connection
+        with connection.begin():
+            command.downgrade(cfg, "0007_rate_limit_hits")
+    assert current_revision(engine) == "0007_rate_limit_hits"
+    upgrade(engine)
+    assert current_revision(engine) == "0010_issue_hold"
+    engine.dispose()
