@@ -1,7 +1,7 @@
 """Issue 25 §2's proof in headless Chromium: an editor opens the real preview mail from the
-outbox, clicks Hold the send, presses the page's button; the timer then sends nothing, a
-release sends once. The hold and preview pages read at 320 px in dark mode with no CSP
-violation."""
+outbox, clicks Hold the send, presses the page's button; the timer then sends nothing; the
+operator presses Release on the console's issue page; the timer sends once. The hold and
+preview pages read at 320 px in dark mode with no CSP violation."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from tests.mailer_cli import mailer, outbox
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]
 
 EDITORS = "editors@example.org"
+OPERATOR, PASSWORD = "operator", "a long operator password"
 READERS = ("ann@example.org", "bob@example.org")
 
 
@@ -35,7 +36,8 @@ def test_an_editor_holds_the_send_from_the_preview_mail(browser, mailer_env, tmp
     (issues / "2026-01-07-this-week-in-rust.md").write_text(
         "Title: This Week in Rust 710\nNumber: 710\nDate: 2026-01-07\n\n"
         "Hello and welcome to issue 710, held from the browser.\n")
-    url = web_server_factory({"MAILER_ISSUES_DIR": str(issues)})
+    url = web_server_factory({"MAILER_ISSUES_DIR": str(issues), "MAILER_ADMIN_USER": OPERATOR,
+                              "MAILER_ADMIN_PASSWORD": PASSWORD})
     env = {**mailer_env, "MAILER_ISSUES_DIR": str(issues), "MAILER_BASE_URL": url,
            "MAILER_PREVIEW_TO": EDITORS}
     for reader in READERS:
@@ -74,8 +76,26 @@ def test_an_editor_holds_the_send_from_the_preview_mail(browser, mailer_env, tmp
     assert re.search(r"issue 710 is held by editors@example\.org at .* UTC; "
                      r"`mailer send --issue 710 --release` to release", held.stdout), held.stdout
     assert _readers_mailed(env) == []
-    released = mailer(env, "send", "--issue", "710", "--release", "--yes")
-    assert released.returncode == 0, released.stderr
-    assert sorted(_readers_mailed(env)) == sorted(READERS)
-    mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "24h")
+    _release_on_the_console(browser, f"{url}/admin/issues/710")
+    assert _readers_mailed(env) == []  # the button lifts the hold; the timer sends
+    for _ in range(2):
+        mailer(env, "send", "--issue", "latest", "--yes", "--not-before", "24h")
     assert sorted(_readers_mailed(env)) == sorted(READERS)  # one send
+
+
+def _release_on_the_console(browser, issue_url: str) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 800}, color_scheme="dark",
+                                  http_credentials={"username": OPERATOR, "password": PASSWORD})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    try:
+        page.goto(issue_url)
+        expect(page.locator("[data-hold]")).to_contain_text(f"Held by {EDITORS}")
+        page.get_by_role("button", name="Release issue 710").click()
+        expect(page.locator('[data-step="released"]')).to_contain_text("by operator (console)")
+        expect(page.locator("[data-hold]")).to_have_count(0)
+        assert problems == [], problems
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    finally:
+        context.close()
