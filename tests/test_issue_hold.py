@@ -322,3 +322,17 @@ def test_the_hold_migration_goes_down_and_up_on_postgresql(pg_url):
     upgrade(engine)
     assert current_revision(engine) == "0010_issue_hold"
     engine.dispose()
+
+
+def test_the_editor_links_are_rate_limited_per_network(env, tmp_path):
+    from mailer.web.editor_links import EDITOR_LINKS_PER_MINUTE
+
+    write_issue(tmp_path / "issues", 741, "2099-01-07")
+    cron(env)
+    path = links_in(outbox(env)[0])["hold"].removeprefix(env["MAILER_BASE_URL"])
+    with web_client(env) as client:
+        answers = [client.get(path).status_code for _ in range(EDITOR_LINKS_PER_MINUTE)]
+        refused = client.post(path)
+    assert set(answers) == {200}
+    assert refused.status_code == 429 and "retry-after" in refused.headers
+    assert sent_nothing_and_held_nothing(env, 741)
