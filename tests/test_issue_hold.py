@@ -336,3 +336,12 @@ def test_the_editor_links_are_rate_limited_per_network(env, tmp_path):
     assert set(answers) == {200}
     assert refused.status_code == 429 and "retry-after" in refused.headers
     assert sent_nothing_and_held_nothing(env, 741)
+
+
+def test_an_issue_sent_without_previews_has_found_started_and_sent(env, tmp_path, monkeypatch):
+    write_issue(tmp_path / "issues", 742, "2026-01-07")
+    cron({**env, "MAILER_PREVIEW_TO": ""})
+    with console_client(env, monkeypatch) as console:
+        page = console.get("/admin/issues/742").text
+    assert steps(page) == ["found", "started", "sent"]
+    assert "(planned send 2026-01-08 00:00 UTC)" in page  # what the timer's --not-before made it

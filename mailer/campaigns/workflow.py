@@ -187,9 +187,10 @@ def send(request: SendRequest, ui: SendUI) -> SendResult:
     refuse_sample_issue(s, flags)
     if not dry_run:
         s.require_https_links()  # readers' links through ses/smtp: https, before any mail
-    if flags.for_real:
-        ui.advance_copy(issue)
     db = _ledger(s)
+    if flags.for_real:
+        _record_found(db, issue, request.not_before)
+        ui.advance_copy(issue)
     if not flags.to:  # a test copy goes out held or not: it is the editors' own check
         stopped = _held_or_released(db, issue, request, ui)
         if stopped is not None:
@@ -292,6 +293,16 @@ def planned_send(issue: Issue, not_before: str | None) -> datetime | None:
     if not_before is None:
         return None
     return issue_moment(issue) + parse_duration(not_before)
+
+
+def _record_found(db: Engine, issue: Issue, not_before: str | None) -> None:
+    """The issue's timeline starts with the first run that meets it, previews or not."""
+    from mailer.store import issue_timeline
+
+    planned = planned_send(issue, not_before)
+    issue_timeline.record_found_once(
+        db, issue.number or 0,
+        f"planned send {planned:%Y-%m-%d %H:%M} UTC" if planned is not None else None)
 
 
 def _held_or_released(db: Engine, issue: Issue, request: SendRequest, ui: SendUI
