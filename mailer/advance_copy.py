@@ -226,6 +226,13 @@ def _view(engine: Engine, number: int, editor: str) -> IssueLinkView:
                          send_started=ledger.latest_campaign(engine, number) is not None)
 
 
+def mail_html_for_page(settings: Settings, number: int, editor: str) -> str:
+    """The HTML part readers would get now, with links for no reader (as the preview mail)."""
+    rendered = rendered_for_page(settings, number)
+    return MessageComposer(rendered, settings, campaign_id=PREVIEW_TAG,
+                           issue_number=number).compose_test(editor, None).html
+
+
 def rendered_for_page(settings: Settings, number: int) -> RenderedIssue:
     """The issue as the readers would get it now (its current version, as the send uses)."""
     from mailer.sources import load_issue_from_source

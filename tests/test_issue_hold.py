@@ -218,6 +218,14 @@ def test_the_preview_page_shows_the_issue_and_its_planned_send(env, tmp_path):
     assert page.status_code == 200
     assert "This Week in Rust 723" in page.text and "2099-01-08 00:00 UTC" in page.text
     assert "written for the hold test" in page.text
+    with web_client(env) as client:
+        mail = client.get(links_in(outbox(env)[0])["page"].removeprefix(env["MAILER_BASE_URL"]) + "/mail")
+        hold_as_mail = client.get(links_in(outbox(env)[0])["hold"].removeprefix(env["MAILER_BASE_URL"])
+                                  .replace("/hold/", "/preview/") + "/mail")
+    assert mail.status_code == 200 and "written for the hold test" in mail.text
+    csp = mail.headers["content-security-policy"]
+    assert "sandbox" in csp and "script-src" not in csp and "default-src 'none'" in csp
+    assert hold_as_mail.status_code == 400
 
 
 OPERATOR, OPERATOR_PASSWORD = "operator", "a long operator password"

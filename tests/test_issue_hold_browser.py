@@ -58,6 +58,9 @@ def test_an_editor_holds_the_send_from_the_preview_mail(browser, mailer_env, tmp
         expect(page.get_by_role("heading", level=1)).to_contain_text("This Week in Rust 710")
         expect(page.locator("pre.issue-text")).to_contain_text("held from the browser")
         _fits(page, problems)
+        page.get_by_role("link", name="Open the mail as readers will see it").click()
+        expect(page.locator("p", has_text="held from the browser")).to_be_visible()
+        assert problems == [], problems  # its inline styles are allowed on this page alone
 
         page.set_content(preview.get_body(("html",)).get_content())
         problems.clear()

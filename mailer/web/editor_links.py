@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from mailer import advance_copy
 from mailer.web.security import rate_limit_key
@@ -22,6 +22,15 @@ from mailer.web.state import client_address as _client_ip
 from mailer.wire import HOLD_PATH, PREVIEW_PAGE_PATH
 
 router = APIRouter()
+
+# The mail as readers see it, on its own page: its inline styles need 'unsafe-inline', which no
+# other page gets. It runs no script (the sandbox allows none, and the finished HTML passed the
+# render's allow-list: no handler, no script, no url() in a style attribute), posts no form,
+# and cannot be framed.
+MAIL_PAGE_CSP = ("default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; "
+                 "form-action 'none'; frame-ancestors 'none'; base-uri 'none'; "
+                 "sandbox allow-popups allow-popups-to-escape-sandbox "
+                 "allow-top-navigation-by-user-activation")
 
 EDITOR_LINKS_PER_MINUTE = 30  # a few editors clicking about; far below any guessing
 
@@ -56,4 +65,14 @@ def preview_page(request: Request, token: str) -> Response:
     view = advance_copy.read_issue_link(engine, settings, token, "preview")
     rendered = advance_copy.rendered_for_page(settings, view.issue_number)
     return _pages(request).response("issue_preview", view=view, subject=rendered.subject,
-                                    text=rendered.text)
+                                    text=rendered.text, token=token)
+
+
+@router.get(f"{PREVIEW_PAGE_PATH}/{{token}}/mail")
+def preview_mail(request: Request, token: str) -> Response:
+    _check_rate(request)
+    engine, settings = _engine(request), _settings(request)
+    view = advance_copy.read_issue_link(engine, settings, token, "preview")
+    html = advance_copy.mail_html_for_page(settings, view.issue_number, view.editor)
+    return HTMLResponse(html, headers={"content-security-policy": MAIL_PAGE_CSP,
+                                       "cache-control": "no-store"})
