@@ -17,7 +17,7 @@ import hashlib
 import hmac
 from functools import lru_cache
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from mailer.config import require_real_secret
 from mailer.errors import TokenExpired, TokenInvalid
@@ -82,6 +82,40 @@ def read_unsubscribe_token(secret: str, token: str) -> int:
                                _unsubscribe_signature(secret, id_text).encode("ascii")):
         raise TokenInvalid("this unsubscribe link is not valid")
     return int(id_text)
+
+
+_ISSUE_LINK_SALT = "mailer.issue-link.v1"
+ISSUE_LINK_PURPOSES = ("hold", "preview")
+
+
+def make_issue_token(secret: str, purpose: str, issue_number: int, address: str,
+                     expires_at: int) -> str:
+    """A link in the editors' preview mail: bound to one purpose ("hold" or "preview"), one
+    issue and the editor it was mailed to, valid until ``expires_at`` (Unix seconds)."""
+    require_real_secret(secret)
+    if purpose not in ISSUE_LINK_PURPOSES:
+        raise ValueError(f"unknown issue link purpose {purpose!r}")
+    return URLSafeSerializer(secret, salt=_ISSUE_LINK_SALT).dumps(
+        [purpose, int(issue_number), address, int(expires_at)])
+
+
+def read_issue_token(secret: str, token: str, purpose: str, now: float) -> tuple[int, str]:
+    """Return (issue number, editor address); raise TokenExpired or TokenInvalid. A token of
+    another purpose (a preview link used as a hold link) is invalid."""
+    require_real_secret(secret)
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid("this link is not valid")
+    try:
+        value = URLSafeSerializer(secret, salt=_ISSUE_LINK_SALT).loads(token)
+    except (BadSignature, ValueError, TypeError):
+        raise TokenInvalid("this link is not valid") from None
+    if not (isinstance(value, list) and len(value) == 4 and value[0] == purpose
+            and isinstance(value[1], int) and isinstance(value[2], str)
+            and isinstance(value[3], int)):
+        raise TokenInvalid("this link is not valid")
+    if now > value[3]:
+        raise TokenExpired("this link has expired: the issue's send is long past")
+    return value[1], value[2]
 
 
 def forget_hash(pepper: str, email: str) -> str:

@@ -20,18 +20,18 @@ from mailer.campaigns.results import (
 from mailer.campaigns.run import CanaryWait, canary_size
 from mailer.campaigns.start import Pace, Started, TestCopy
 from mailer.campaigns.workflow import (
-    Declined, DryRun, DryRunTestCopy, JoinRequest, JoinResult, NoReaders, NotDue, NothingToJoin,
-    Paused, SendRequest, SendResult, SendUI, join, send,
+    Declined, DryRun, DryRunTestCopy, Held, JoinRequest, JoinResult, NoReaders, NotDue, NothingToJoin,
+    Paused, SendRequest, SendResult, SendUI, join, planned_send, send,
 )
 
 __all__ = [
     # the entries and the interface they depend on
     "JoinRequest", "SendFlags", "SendRequest", "SendUI", "join", "send",
     # what they end with
-    "AlreadySent", "Declined", "DryRun", "DryRunTestCopy", "JoinResult", "NoReaders", "NotDue",
+    "AlreadySent", "Declined", "DryRun", "DryRunTestCopy", "Held", "JoinResult", "NoReaders", "NotDue",
     "NothingToJoin", "Outcome", "Paused", "SendResult", "TestCopy",
     # what they tell the interface on the way
     "CanaryWait", "Pace", "Recovered", "SendPlan", "Started",
     # flag checks and reads for the entry points
-    "Look", "canary_size", "get_campaign", "look", "refuse_sample_issue", "settling",
+    "Look", "canary_size", "get_campaign", "look", "planned_send", "refuse_sample_issue", "settling",
 ]

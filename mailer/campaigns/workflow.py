@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 from mailer.campaigns.policy import (
-    SendFlags, SendPlan, due_moment, parse_duration, plan_send, refuse_sample_issue, standing,
+    SendFlags, SendPlan, due_moment, issue_moment, parse_duration, plan_send, refuse_sample_issue, standing,
 )
 from mailer.campaigns.results import (
     AlreadySent, Outcome, Recovered, finish_send, id_of, settling,
@@ -92,6 +92,16 @@ class NotDue:
 
 
 @dataclass(frozen=True)
+class Held:
+    """An editor held the issue from its preview: no send until ``--release`` (or the
+    console's Release button)."""
+
+    issue_number: int
+    held_by: str
+    held_at: datetime
+
+
+@dataclass(frozen=True)
 class Paused:
     """The breaker paused the issue's campaign: only ``--resume`` goes on."""
 
@@ -127,7 +137,7 @@ class NothingToJoin:
     """`mailer worker` found no campaign being sent."""
 
 
-SendResult = (NotDue | AlreadySent | Paused | DryRun | DryRunTestCopy | TestCopy | NoReaders
+SendResult = (NotDue | Held | AlreadySent | Paused | DryRun | DryRunTestCopy | TestCopy | NoReaders
               | Declined | Outcome)
 JoinResult = NothingToJoin | Outcome
 
@@ -145,6 +155,8 @@ class SendRequest:
     concurrency: int | None = None  # --concurrency
     canary: str | None = None  # "2%" or a number of readers
     canary_wait: str = "20m"  # how long the canary's events are awaited, read when needed
+    release: bool = False  # --release: lift an editor's hold first
+    released_by: str = "the command line"  # who releases, for the issue's timeline
 
 
 @dataclass(frozen=True)
@@ -175,13 +187,18 @@ def send(request: SendRequest, ui: SendUI) -> SendResult:
     refuse_sample_issue(s, flags)
     if not dry_run:
         s.require_https_links()  # readers' links through ses/smtp: https, before any mail
+    db = _ledger(s)
     if flags.for_real:
+        _record_found(db, issue, request.not_before)
         ui.advance_copy(issue)
+    if not flags.to:  # a test copy goes out held or not: it is the editors' own check
+        stopped = _held_or_released(db, issue, request, ui)
+        if stopped is not None:
+            return stopped
     if not flags.to and request.not_before is not None:
         due = due_moment(issue, request.not_before)
         if due is not None:
             return NotDue(issue_number=number, due=due)
-    db = _ledger(s)
     judged = standing(db, number, flags)
     if judged.already is not None:
         return _with_settling(db, judged.already, flags.settle_after)
@@ -270,6 +287,50 @@ def _render(issue: Issue, s: Settings, ui: SendUI) -> RenderedIssue:
     return rendered
 
 
+def planned_send(issue: Issue, not_before: str | None) -> datetime | None:
+    """When the readers' send of ``issue`` is due under ``--not-before`` (None: on this run,
+    no --not-before), the moment the editors' preview names; past or to come."""
+    if not_before is None:
+        return None
+    return issue_moment(issue) + parse_duration(not_before)
+
+
+def _record_found(db: Engine, issue: Issue, not_before: str | None) -> None:
+    """The issue's timeline starts with the first run that meets it, previews or not."""
+    from mailer.store import issue_timeline
+
+    planned = planned_send(issue, not_before)
+    issue_timeline.record_found_once(
+        db, issue.number or 0,
+        f"planned send {planned:%Y-%m-%d %H:%M} UTC" if planned is not None else None)
+
+
+def _held_or_released(db: Engine, issue: Issue, request: SendRequest, ui: SendUI
+                      ) -> Held | NotDue | None:
+    """A held issue ends the run (Held) unless ``--release`` lifts the hold; the send released
+    then goes at the moment the timer planned (NotDue until then), or now if it passed."""
+    from mailer.store import advance_copies, issue_timeline
+
+    number = issue.number or 0
+    if request.not_before is not None and not request.flags.dry_run:
+        # the timer's --not-before is the plan: a release without one keeps to the last one seen
+        advance_copies.set_planned(db, number, planned_send(issue, request.not_before))
+    if not request.release:
+        hold = issue_timeline.hold_of(db, number)
+        return Held(number, hold.held_by, hold.held_at) if hold is not None else None
+    lifted = issue_timeline.release(db, number, request.released_by)
+    if lifted is None:
+        ui.notice(f"issue {number} was not held: nothing to release")
+    else:
+        ui.notice(f"released issue {number}, held by {lifted.held_by} at "
+                  f"{lifted.held_at:%Y-%m-%d %H:%M} UTC")
+    preview = advance_copies.get(db, number)
+    planned = preview.planned_send_at if preview is not None else None
+    if request.not_before is None and planned is not None and planned > datetime.now(UTC):
+        return NotDue(issue_number=number, due=planned)
+    return None
+
+
 def _say_where_mail_goes(transport: Transport, ui: SendUI) -> None:
     from mailer.transports import transport_notice
 
@@ -315,6 +376,6 @@ def _run(job: SendJob, ui: SendUI, limit: int | None, *, canary_only: bool = Fal
 
 
 __all__ = [
-    "Declined", "DryRun", "DryRunTestCopy", "JoinRequest", "JoinResult", "NoReaders", "NotDue",
-    "NothingToJoin", "Paused", "SendRequest", "SendResult", "SendUI", "join", "send",
+    "Declined", "DryRun", "DryRunTestCopy", "Held", "JoinRequest", "JoinResult", "NoReaders",
+    "NotDue", "NothingToJoin", "planned_send", "Paused", "SendRequest", "SendResult", "SendUI", "join", "send",
 ]

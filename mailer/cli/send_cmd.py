@@ -72,6 +72,7 @@ class SendArguments:
     canary: Annotated[str | None, typer.Option("--canary", help="First send to a random sample (2% or a number of readers), wait for its events, go on only if they hold.")] = None
     canary_wait: Annotated[str | None, typer.Option("--canary-wait", show_default=False, help=f"With --canary: how long to wait for its events (default {CANARY_WAIT}).")] = None
     preview_to: Annotated[str | None, typer.Option("--preview-to", help="Mail each issue once to the editors at ADDRESS when first found (default MAILER_PREVIEW_TO).")] = None
+    release: Annotated[bool, typer.Option("--release", help="Lift an editor's hold on the issue; the send then goes at its planned time, or now if that passed.")] = False
 
     def request(self) -> campaigns.SendRequest:
         flags = campaigns.SendFlags(to=self.to, dry_run=self.dry_run, again=self.again,
@@ -79,7 +80,18 @@ class SendArguments:
         return campaigns.SendRequest(
             settings=settings(), issue=self.issue, flags=flags, not_before=self.not_before,
             limit=self.limit, rate=self.rate, concurrency=self.concurrency, canary=self.canary,
-            canary_wait=self.canary_wait or CANARY_WAIT)
+            canary_wait=self.canary_wait or CANARY_WAIT, release=self.release,
+            released_by=_who_runs_this())
+
+
+def _who_runs_this() -> str:
+    """The login releasing a hold, for the issue's timeline."""
+    import getpass
+
+    try:
+        return f"{getpass.getuser()} (mailer send --release)"
+    except (KeyError, OSError):  # no name for this uid (a container)
+        return "mailer send --release"
 
 
 @app.command("send", short_help="Send an issue to every confirmed reader, exactly once.",
@@ -91,7 +103,8 @@ class SendArguments:
 def send(options: SendArguments) -> None:
     """Send an issue to every confirmed reader: resumable, at the account's rate, never twice.
 
-    Exit codes: 0 done or nothing to do; 1 readers failed or the provider stopped the send; 3
+    Exit codes: 0 done or nothing to do (also: not due yet, or held by an editor, so the hourly
+    timer's unit does not fail while an issue waits on purpose); 1 readers failed or the provider stopped the send; 3
     paused by the reputation breaker (review, then --resume); 4 readers left unknown (their SES
     answer was lost: a later run settles them); 130 interrupted.
     """
@@ -138,7 +151,8 @@ class Terminal:
         if address:
             from mailer.advance_copy import send_advance_copy_once
 
-            if note := send_advance_copy_once(engine(), settings(), issue, address):
+            planned = campaigns.planned_send(issue, self.options.not_before if self.options else None)
+            if note := send_advance_copy_once(engine(), settings(), issue, address, planned):
                 _out(note)
 
     def plan(self, plan: campaigns.SendPlan, rendered: RenderedIssue, issue: Issue,
@@ -180,6 +194,9 @@ def _present(result: campaigns.SendResult, options: SendArguments) -> int:
     if isinstance(result, campaigns.NotDue):
         _say_not_due(result, dry_run)
         return 0
+    if isinstance(result, campaigns.Held):
+        _say_held(result, dry_run)
+        return 0
     if isinstance(result, campaigns.AlreadySent):
         print_already_sent(result, dry_run=dry_run)
         return _unknown_left(result)
@@ -217,6 +234,14 @@ def _say_not_due(not_due: campaigns.NotDue, dry_run: bool) -> None:
              "nothing sent")
 
 
+def _say_held(held: campaigns.Held, dry_run: bool) -> None:
+    number = held.issue_number
+    line = (f"issue {number} is held by {held.held_by} at {held.held_at:%Y-%m-%d %H:%M} UTC; "
+            f"`mailer send --issue {number} --release` to release")
+    _out(f"dry run: {line}; nothing would be sent" if dry_run else f"{line}; nothing sent",
+         highlight=False)
+
+
 def _unknown_left(already: campaigns.AlreadySent) -> int:
     """A finished campaign with rows still unknown is not done: say why, and exit 4."""
     if not already.counts[DeliveryStatus.UNKNOWN]:
@@ -236,10 +261,12 @@ def _refuse_options_that_cannot_apply(options: SendArguments) -> None:
     for flag, value in (("--limit", options.limit), ("--resume", options.resume),
                         ("--again", options.again), ("--resend-unknown", options.resend_unknown),
                         ("--not-before", options.not_before), ("--canary", options.canary),
-                        ("--preview-to", options.preview_to)):
+                        ("--preview-to", options.preview_to), ("--release", options.release)):
         not_with(flag, value, "--to", options.to is not None, TEST_COPY_ONLY)
     not_with("--again", options.again, "--resume", options.resume,
              "--again starts a new campaign, --resume goes on with a paused one")
+    not_with("--release", options.release, "--dry-run", options.dry_run,
+             "a dry run changes nothing, so it cannot lift a hold")
     not_with("--again", options.again, "--resend-unknown", options.resend_unknown,
              "--again starts a new campaign, --resend-unknown re-sends rows of the last one")
 

@@ -3,6 +3,8 @@ so two overlapping runs cannot both send one."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -13,15 +15,36 @@ from mailer.store.models import IssuePreview
 P = IssuePreview.__table__
 
 
-def claim(engine: Engine, issue_number: int, address: str) -> bool:
+def claim(engine: Engine, issue_number: int, address: str, version: str | None = None,
+          planned_send_at: datetime | None = None) -> bool:
     """True when this run may send the preview of ``issue_number``; False when one exists."""
     try:
         with engine.begin() as connection:
             connection.execute(insert(P).values(issue_number=issue_number, address=address,
-                                                status=DeliveryStatus.SENDING.value, created_at=utcnow()))
+                                                status=DeliveryStatus.SENDING.value, created_at=utcnow(),
+                                                content_sha256=version, planned_send_at=planned_send_at))
     except IntegrityError:
         return False
     return True
+
+
+def claim_correction(engine: Engine, issue_number: int, seen: str, version: str) -> bool:
+    """True when this run may mail the correction of a preview that showed version ``seen``:
+    one conditional UPDATE, so of two overlapping runs only one sends it."""
+    with engine.begin() as connection:
+        claimed = connection.execute(update(P).where(
+            P.c.issue_number == issue_number, P.c.content_sha256 == seen,
+            P.c.status == DeliveryStatus.SENT.value,
+        ).values(content_sha256=version, status=DeliveryStatus.SENDING.value)).rowcount
+    return claimed == 1
+
+
+def unclaim_correction(engine: Engine, issue_number: int, seen: str) -> None:
+    """The correction could not be sent: the editors still have version ``seen``, and the next
+    run tries again."""
+    with engine.begin() as connection:
+        connection.execute(update(P).where(P.c.issue_number == issue_number).values(
+            content_sha256=seen, status=DeliveryStatus.SENT.value))
 
 
 def mark_sent(engine: Engine, issue_number: int, provider_message_id: str | None) -> None:
@@ -41,3 +64,12 @@ def get(engine: Engine, issue_number: int) -> IssuePreview | None:
     with engine.connect() as connection:
         row = connection.execute(select(P).where(P.c.issue_number == issue_number)).mappings().first()
     return IssuePreview.model_validate(dict(row)) if row else None
+
+
+def set_planned(engine: Engine, issue_number: int, moment: datetime | None) -> None:
+    """The readers' send moment the latest timer run planned (its --not-before), for the
+    preview page, the timeline and a release."""
+    with engine.begin() as connection:
+        connection.execute(update(P).where(P.c.issue_number == issue_number,
+                                           P.c.planned_send_at.is_distinct_from(moment))
+                           .values(planned_send_at=moment))

@@ -207,3 +207,32 @@ class IssuePreview(SQLModel, table=True):
     provider_message_id: str | None = Field(default=None, max_length=256)
     created_at: datetime = Field(default_factory=utcnow)
     sent_at: datetime | None = None
+    # The version the editors saw (hash of the rendered HTML, as Campaign.content_sha256): a
+    # different one on a later run mails them a correction. Migration 0010.
+    content_sha256: str | None = Field(default=None, max_length=64)
+    planned_send_at: datetime | None = None  # the send moment the preview named
+
+
+class IssueHold(SQLModel, table=True):
+    """An issue an editor held from its preview: no `mailer send` sends it while this row is
+    there; a release deletes it. Migration 0010."""
+
+    __tablename__ = "issue_hold"
+
+    issue_number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    held_by: str = Field(max_length=320)
+    held_at: datetime = Field(default_factory=utcnow)
+
+
+class IssueEvent(SQLModel, table=True):
+    """One step of an issue's way to the readers, for its timeline on /admin/issues/N: found,
+    preview, correction, held, released (with who). Migration 0010."""
+
+    __tablename__ = "issue_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_number: int = Field(index=True)
+    at: datetime = Field(default_factory=utcnow)
+    kind: str = Field(max_length=32)
+    actor: str | None = Field(default=None, max_length=320)
+    detail: str | None = Field(default=None, sa_column=Column(Text))

@@ -33,6 +33,8 @@ button.danger{background:#a4160b}
 .trap{position:absolute;left:-10000px;width:1px;height:1px;overflow:hidden}
 footer{margin-top:2.5rem;font-size:.9rem;color:#444}
 pre{overflow-x:auto;padding:.8rem;border-radius:6px;background:#f0f0f0;font-size:.85rem}
+pre.issue-text{white-space:pre-wrap;overflow-wrap:anywhere}
+code{overflow-wrap:anywhere}
 @media (prefers-color-scheme:dark){
 body{background:#161616;color:#ececec}
 a{color:#8ab8ff}

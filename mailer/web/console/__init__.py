@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mailer.web.console import overview, readers
+from mailer.web.console import issue_hold, overview, readers
 
 router = APIRouter(include_in_schema=False)
 router.include_router(overview.router)
 router.include_router(readers.router)
+router.include_router(issue_hold.router)
 
 __all__ = ["router"]

@@ -44,6 +44,7 @@ from mailer.web.console.charts import (
     line_chart,
 )
 from mailer.web.console.render import fmt_number, fmt_pct, page, settings_of
+from mailer.web.console import issue_hold
 
 router = APIRouter(include_in_schema=False)
 
@@ -285,8 +286,8 @@ def issue_page(request: Request, number: int) -> HTMLResponse:
     number = _issue_number(number)
     with _db(request) as db:
         bundle = figure_cache(request).issue_bundle(db, number)
-    if bundle is None:
-        raise HTTPException(404, f"Issue {number} has not been sent.")
+    if bundle is None:  # held, or previewed and waiting: only its timeline to show
+        return issue_hold.waiting_page(request, number)
     detail = bundle.detail
     buckets, seconds = send_buckets(detail.timeline)
     progress = progress_of(detail.campaigns, bundle.states)
@@ -295,7 +296,7 @@ def issue_page(request: Request, number: int) -> HTMLResponse:
                 funnel=funnel(detail.summary), chart=send_chart(number, buckets, seconds),
                 chart_text=send_description(buckets, seconds), providers=bundle.providers,
                 unsubscribed=bundle.unsubscribes, states=bundle.states, progress=progress,
-                live=progress.running)
+                live=progress.running, **issue_hold.timeline_context(request, number))
 
 
 def _settling(request: Request, campaign_list: list[CampaignStats]) -> dict:
