@@ -15,7 +15,8 @@ import httpcore
 
 from mailer.errors import SourceError
 from mailer.sources.guard import RefusedAddress, check_host_by_name
-from mailer.sources.http import FetchPolicy
+from mailer.ratelimit import backoff_delay
+from mailer.sources.http import MAX_RETRY_AFTER, FetchPolicy
 
 MAX_GIT_MESSAGE = 400  # characters of git's stderr kept in the error line
 
@@ -68,7 +69,6 @@ class GitCheckout:
         partial.rename(self.path)  # a clone cut short never looks like a usable checkout
 
     def _retrying(self, args: list[str], cwd: Path) -> None:
-        delay = self.policy.backoff
         for attempt in range(1, self.policy.tries + 1):
             try:
                 self._git(args, cwd)
@@ -76,8 +76,7 @@ class GitCheckout:
             except SourceError as error:
                 if attempt == self.policy.tries:
                     raise SourceError(f"{error} ({_tries(self.policy.tries)})") from None
-            time.sleep(delay)
-            delay *= 2
+            time.sleep(backoff_delay(attempt, base=self.policy.backoff, cap=MAX_RETRY_AFTER))
 
     def _git(self, args: list[str], cwd: Path) -> None:
         env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_ASKPASS": "true", "LC_ALL": "C"}

@@ -21,6 +21,7 @@ import httpx
 
 from mailer import __version__
 from mailer.errors import SourceError
+from mailer.ratelimit import backoff_delay
 from mailer.sources.guard import Deadline, DeadlineExceeded, GuardedBackend, RefusedAddress, Site
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # a feed, a page or a page of records; anything bigger is wrong
@@ -75,7 +76,7 @@ class Fetcher:
         return response.content
 
     def _get_with_retries(self, url: str, headers: dict[str, str]) -> httpx.Response:
-        delay, problem = self.policy.backoff, "no answer"
+        problem, retry_after = "no answer", 0.0
         for attempt in range(1, self.policy.tries + 1):
             try:
                 response = _guarded_get(url, headers, self.policy, self.site)
@@ -91,12 +92,14 @@ class Fetcher:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 problem = f"HTTP {response.status_code}"
-                delay = max(delay, _retry_after(response))
+                retry_after = _retry_after(response)
             if attempt < self.policy.tries:
-                time.sleep(min(delay, MAX_RETRY_AFTER))
-                delay *= 2
+                time.sleep(min(max(retry_after, self._backoff(attempt)), MAX_RETRY_AFTER))
         raise SourceError(f"issue source {self.source}: cannot fetch {url}: {problem} "
                           f"({self.policy.tries} tr{'ies' if self.policy.tries > 1 else 'y'})")
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(attempt, base=self.policy.backoff, cap=MAX_RETRY_AFTER)
 
     # -- the cache: <sha256>.json (validators) beside <sha256>.body ----------------------------
 
