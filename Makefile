@@ -49,10 +49,12 @@ FAST_TESTS      := -m "not slow and not browser and not postgres"
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) $(FAST_TESTS)
 
 test-all: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_PARALLEL) --durations=30
 
 bench: $(STAMP)

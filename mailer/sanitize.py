@@ -75,6 +75,15 @@ _CLEANER = nh3.Cleaner(
 )
 
 
+def attribute_text(tag, name: str) -> str:
+    """An HTML attribute as one string, "" when absent: BeautifulSoup gives a list for the
+    multi-valued ones (class, rel), and the links and images read here want the words."""
+    value = tag.get(name)
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else " ".join(value)
+
+
 def clean_html(fragment: str) -> str:
     """``fragment`` with everything outside the allow-list removed."""
     return _CLEANER.clean(fragment)

@@ -40,4 +40,4 @@ SIMULATOR_DOMAIN = "simulator.amazonses.com"
 
 def is_simulator(address: str | None) -> bool:
     """SES's mailbox simulator: its events are tests, never a reader's reputation."""
-    return bool(address) and address.strip().lower().endswith("@" + SIMULATOR_DOMAIN)
+    return address is not None and address.strip().lower().endswith("@" + SIMULATOR_DOMAIN)

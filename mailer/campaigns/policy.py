@@ -130,8 +130,7 @@ def plan_send(db, s, last: Campaign | None, flags: SendFlags) -> SendPlan:
     if last is not None and last.status == CampaignStatus.FINISHED and (
             flags.resend_unknown or due):
         open_campaign = last
-    resuming = open_campaign is not None and not flags.again
-    if not resuming:
+    if open_campaign is None or flags.again:  # not resuming
         return SendPlan(audience=ledger.audience_size(db), resuming=False)
     resumed = id_of(open_campaign)
     size = campaign_size(db, resumed)

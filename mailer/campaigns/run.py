@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from mailer.config import Settings
     from mailer.dispatch import Dispatcher, SendReport
     from mailer.render.pipeline import RenderedIssue
+    from mailer.store.models import Campaign
     from mailer.transports.base import Transport
 
 
@@ -110,7 +111,7 @@ def canary_phase(job: SendJob, wait: timedelta, send: Callable[..., SendReport],
     from mailer.dispatch import SendReport
 
     db, campaign_id = job.db, job.campaign_id
-    campaign = ledger.get_campaign(db, campaign_id)
+    campaign = _campaign(db, campaign_id)
     if not campaign.canary_size or campaign.status == CampaignStatus.FINISHED:
         return None
     reviewed = campaign.breaker_sent is not None  # an operator resumed after a pause
@@ -166,13 +167,21 @@ def _await_events(db, campaign, thresholds: Thresholds, interval: float,
         time.sleep(min(interval, max(0.05, left)))
 
 
+def _campaign(db, campaign_id: int) -> Campaign:
+    """The campaign a send is running: it exists (the run created or found it)."""
+    campaign = ledger.get_campaign(db, campaign_id)
+    if campaign is None:
+        raise LookupError(f"campaign {campaign_id} is not in the ledger")
+    return campaign
+
+
 def _start_waiting(db, campaign_id: int, wait: timedelta):
     """Record until when the canary's events are awaited; returns the campaign."""
-    campaign = ledger.get_campaign(db, campaign_id)
+    campaign = _campaign(db, campaign_id)
     until = campaign.canary_until or utcnow() + wait
     if until > utcnow():  # the first wait, or what a rerun has left of it
         ledger.wait_for_canary_until(db, campaign_id, until,
                                      f"canary: waiting for its events until {until:%H:%M:%S} "
                                      "UTC")
-        campaign = ledger.get_campaign(db, campaign_id)
+        campaign = _campaign(db, campaign_id)
     return campaign

@@ -129,6 +129,8 @@ def _flag_duplicate_numbers(checked: list[CheckedIssue]) -> None:
         if item.number is not None:
             claims[item.number].add(item.path.resolve())
     for item in checked:
+        if item.number is None:
+            continue
         others = sorted(p for p in claims.get(item.number, ()) if p != item.path.resolve())
         if others:
             names = ", ".join(p.name for p in others)

@@ -13,6 +13,7 @@ from mailer.check.findings import Finding, error, shorten, warning
 from mailer.check.locate import Locator
 from mailer.domain import Issue
 from mailer.render.body import markdown_to_html
+from mailer.sanitize import attribute_text
 
 # Hosts whose links hide where they lead; readers (and spam filters) distrust them.
 URL_SHORTENERS = frozenset({
@@ -66,7 +67,7 @@ def _link_findings(path: str, soup: BeautifulSoup, locate: Locator, issue: Issue
     findings = []
     lines_of: dict[str, list[int]] = defaultdict(list)
     for link in soup.find_all("a"):
-        href = (link.get("href") or "").strip()
+        href = attribute_text(link, "href").strip()
         text = link.get_text(" ", strip=True)
         if not href:
             line = locate.find(f"[{text}]") if text else locate.find("]()")
@@ -152,8 +153,8 @@ def _base_domain(host: str) -> str:
 def _image_findings(path: str, soup: BeautifulSoup, locate: Locator) -> list[Finding]:
     findings = []
     for image in soup.find_all("img"):
-        src = (image.get("src") or "").strip()
-        if not (image.get("alt") or "").strip():
+        src = attribute_text(image, "src").strip()
+        if not attribute_text(image, "alt").strip():
             line = locate.find(src) if src else locate.find("![")
             findings.append(error(path, line, "image-without-alt",
                                    f"image without alt text: {shorten(src) or '(no source)'}"))

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlmodel import Session, select, update
+from sqlmodel import Session, col, select, update
 
 from mailer.config import Settings
 from mailer.domain import (
@@ -230,7 +230,7 @@ def settle_requeued(db: Session, row: Delivery, event: DeliveryEvent) -> None:
             or row.error != SETTLE_REQUEUED):
         return
     db.exec(update(Delivery)
-            .where(Delivery.id == row.id, Delivery.status == DeliveryStatus.QUEUED.value)
+            .where(col(Delivery.id) == row.id, col(Delivery.status) == DeliveryStatus.QUEUED.value)
             .values(status=DeliveryStatus.SENT.value, sent_at=event.occurred_at,
                     error="sent: its SES event arrived after it was queued to be re-sent"))
 
@@ -341,8 +341,8 @@ def recent_transient_bounces(db: Session, subscriber_id: int, window: int) -> in
     recent = db.exec(
         select(Delivery.bounce_type)
         .where(Delivery.subscriber_id == subscriber_id)
-        .where(Delivery.status.in_([DeliveryStatus.SENT.value, DeliveryStatus.UNKNOWN.value]))
-        .order_by(Delivery.id.desc())
+        .where(col(Delivery.status).in_([DeliveryStatus.SENT.value, DeliveryStatus.UNKNOWN.value]))
+        .order_by(col(Delivery.id).desc())
         .limit(window)
     ).all()
     return sum(1 for bounce_type in recent if bounce_type == BounceType.TRANSIENT.value)

@@ -77,8 +77,8 @@ HOSTILE_DECLARATION = re.compile(
 
 
 def allowed_attributes(tag: str) -> frozenset[str]:
-    return (ATTRIBUTES["*"] | ATTRIBUTES.get(tag, set()) | LAYOUT_ATTRIBUTES
-            | TEMPLATE_ATTRIBUTES.get(tag, frozenset()))
+    return frozenset(ATTRIBUTES["*"] | ATTRIBUTES.get(tag, set()) | LAYOUT_ATTRIBUTES
+                     | TEMPLATE_ATTRIBUTES.get(tag, frozenset()))
 
 
 def is_allowed_attribute(tag: str, name: str) -> bool:

@@ -28,7 +28,7 @@ from bs4.dammit import EntitySubstitution
 from bs4.formatter import HTMLFormatter
 
 from mailer.render.palette import LIGHT
-from mailer.sanitize import clean_html, is_safe_url
+from mailer.sanitize import attribute_text, clean_html, is_safe_url
 
 # Python-Markdown with "extra" is what TWiR's site (Pelican) renders issues with.
 MARKDOWN_EXTENSIONS = ("extra",)
@@ -137,7 +137,7 @@ def fix_links(soup: BeautifulSoup, site_url: str, warnings: list[str], source_ht
     """Absolute targets; a link that has none (or lost an unsafe one) keeps its words only."""
     unsafe_targets: dict[str, str] | None = None
     for link in soup.find_all("a"):
-        href = (link.get("href") or "").strip()
+        href = attribute_text(link, "href").strip()
         text = link.get_text(" ", strip=True)
         if href.startswith("#"):
             drop_anchor_link(link, text)
@@ -181,20 +181,20 @@ def drop_anchor_link(link: Tag, text: str) -> None:
 
 def fix_images(soup: BeautifulSoup, site_url: str, warnings: list[str]) -> None:
     for image in soup.find_all("img"):
-        src = (image.get("src") or "").strip()
+        src = attribute_text(image, "src").strip()
         url = absolute_url(src, site_url) if src else ""
         if not url:  # none, or the sanitizer removed one a mail client must not load
             warnings.append(f"image without a usable source removed: {src[:60]!r}")
             image.decompose()
             continue
-        alt = (image.get("alt") or "").strip()
+        alt = attribute_text(image, "alt").strip()
         if not alt:
             warnings.append(f"image without alt text: {url}")
         attrs = {"src": url, "alt": alt, "style": IMAGE_STYLE}
         for size in ("width", "height"):
-            if image.get(size, "").isdigit():
-                attrs[size] = image[size]
-        image.attrs = attrs
+            if attribute_text(image, size).isdigit():
+                attrs[size] = attribute_text(image, size)
+        image.attrs = dict(attrs)
 
 
 def style_code(soup: BeautifulSoup) -> None:
@@ -241,15 +241,16 @@ def mark_sections(soup: BeautifulSoup, source_has_ids: bool = True) -> list[tupl
     if source_has_ids:  # rare (pages, footnotes): a walk over the whole tree costs
         for tag in soup.find_all(id=True):
             del tag["id"]
-    headings = soup.find_all(SECTION_HEADINGS)
-    if not headings:
+    found = soup.find_all(SECTION_HEADINGS)
+    if not found:
         return []
     # the first heading's level, and any heading above it (644 has a lone "# Quote of the Week")
-    top = SECTION_HEADINGS[:SECTION_HEADINGS.index(headings[0].name) + 1]
-    headings = [heading for heading in headings if heading.name in top]
+    top = SECTION_HEADINGS[:SECTION_HEADINGS.index(found[0].name) + 1]
+    headings = [heading for heading in found if heading.name in top]
     if len(headings) < MIN_SECTIONS:
         return []
-    contents, taken = [], set()
+    contents: list[tuple[str, str]] = []
+    taken: set[str] = set()
     for heading in headings:
         words = " ".join(heading.get_text(" ").split())
         if not words:

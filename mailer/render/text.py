@@ -12,6 +12,8 @@ import textwrap
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
+from mailer.sanitize import attribute_text
+
 WIDTH = 76
 HEADING_UNDERLINES = {"h1": "=", "h2": "-"}
 BLOCK_TAGS = frozenset({
@@ -84,7 +86,8 @@ def heading(tag: Tag, width: int) -> str:
 
 def render_list(tag: Tag, width: int) -> str:
     ordered = tag.name == "ol"
-    start = int(tag.get("start", 1)) if str(tag.get("start", "1")).isdigit() else 1
+    start_text = attribute_text(tag, "start")
+    start = int(start_text) if start_text.isdigit() else 1
     items = []
     for number, item in enumerate(tag.find_all("li", recursive=False), start=start):
         marker = f"{number}. " if ordered else "* "
@@ -140,7 +143,7 @@ def inline_text(node) -> str:
     if name == "a":
         return link_text(node)
     if name == "img":
-        alt = (node.get("alt") or "").strip()
+        alt = attribute_text(node, "alt").strip()
         return f"[{alt}]" if alt else "[image]"
     if name == "code":
         return f"`{node.get_text()}`"
@@ -150,7 +153,7 @@ def inline_text(node) -> str:
 
 
 def link_text(link: Tag) -> str:
-    href = link.get("href", "")
+    href = attribute_text(link, "href")
     text = collapse(inline_children(link))
     if not href:
         return text

@@ -124,7 +124,7 @@ class SesAccount:
     def send_quota(self) -> SendQuota:
         return SendQuota(max_send_rate=self.max_send_rate, max_24h=self.max_24h,
                          sent_last_24h=self.sent_last_24h or 0.0,
-                         sending_enabled=self.sending_enabled,
+                         sending_enabled=self.sending_enabled is not False,  # unknown is not refused
                          enforcement_status=self.enforcement_status)
 
 
