@@ -7,6 +7,7 @@ confirmation mail, its transport) and presents the result; nothing here knows ab
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from mailer.config import Settings
 from mailer.errors import TokenUsed, UnknownSubscriber
@@ -17,7 +18,13 @@ from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
 from mailer.store.models import Subscriber
 from mailer.store.signups import SignupLimits
-from mailer.tokens import make_unsubscribe_token, read_unsubscribe_token
+from mailer.tokens import (
+    make_manage_token,
+    make_unsubscribe_token,
+    read_manage_token,
+    read_unsubscribe_token,
+)
+from mailer.wire import MANAGE_PATH
 
 
 # -- subscribe ---------------------------------------------------------------------------------
@@ -116,7 +123,30 @@ def _confirmed_by(db, settings: Settings, token: str) -> Subscriber:
 
 
 def _manage_url(settings: Settings, subscriber: Subscriber) -> str:
-    return f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, subscriber.id)}"
+    return f"{MANAGE_PATH}/{make_manage_token(settings.secret_key, subscriber.id)}"
+
+
+# -- the reader's own page (issue 26) -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReaderPage:
+    """What the reader's own page shows: their address, its status and since when."""
+
+    subscriber: Subscriber
+    status_since: datetime
+    unsubscribe_token: str  # the page's Unsubscribe button posts to the unsubscribe link
+
+
+def reader_page(engine, settings: Settings, token: str) -> ReaderPage:
+    """Whose page this is (a forged or unsubscribe token raises TokenInvalid); reads only."""
+    subscriber_id = read_manage_token(settings.secret_key, token)
+    with session(engine) as db:
+        subscriber = db.get(Subscriber, subscriber_id)
+        if subscriber is None:
+            raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+        since = store.status_since(db, subscriber)
+    return ReaderPage(subscriber, since,
+                      make_unsubscribe_token(settings.secret_key, subscriber.id))
 
 
 # -- unsubscribe -------------------------------------------------------------------------------

@@ -6,6 +6,9 @@
   must keep working); they are bound to one subscriber and cannot be forged without the key.
 - Nothing is signed or checked with a missing, example or old built-in key: a link signed with
   a key the web app does not have fails for every reader (ConfigError naming MAILER_SECRET_KEY).
+- Manage tokens (the reader's own page) have the unsubscribe token's shape and lifetime but a
+  key of their own: an old issue's "Manage" link must still reach the page, yet a leaked
+  List-Unsubscribe URL must not open the page that can change the address or erase the reader.
 - Forget hashes are keyed by the database's own pepper, not by the signing key, so rotating
   MAILER_SECRET_KEY never lets a forgotten address back in.
 """
@@ -24,6 +27,7 @@ from mailer.errors import TokenExpired, TokenInvalid
 
 _CONFIRM_SALT = "mailer.confirm.v1"
 _UNSUBSCRIBE_SALT = "mailer.unsubscribe.v1"
+_MANAGE_SALT = "mailer.manage.v1"
 _FORGET_SALT = b"mailer.forget.v2\0"
 # Marks hashes keyed by the pepper; rows without it are earlier versions' address_hash().
 FORGET_HASH_PREFIX = "f2:"
@@ -52,36 +56,54 @@ def read_confirm_token(secret: str, token: str, max_age: int) -> tuple[int, str]
     return value[0], value[1]
 
 
-@lru_cache(maxsize=4)
-def _unsubscribe_key(secret: str) -> bytes:
-    # Derived once per secret: a send signs one token per reader (and checks the key once).
+@lru_cache(maxsize=8)
+def _reader_link_key(secret: str, salt: str) -> bytes:
+    # Derived once per secret and purpose: a send signs tokens per reader (and checks the key once).
     require_real_secret(secret)
-    return hmac.new(secret.encode(), _UNSUBSCRIBE_SALT.encode(), hashlib.sha256).digest()
+    return hmac.new(secret.encode(), salt.encode(), hashlib.sha256).digest()
 
 
-def _unsubscribe_signature(secret: str, id_text: str) -> str:
-    digest = hmac.new(_unsubscribe_key(secret), id_text.encode(), hashlib.sha256).digest()
+def _reader_link_signature(secret: str, salt: str, id_text: str) -> str:
+    digest = hmac.new(_reader_link_key(secret, salt), id_text.encode(), hashlib.sha256).digest()
     # 128 bits of HMAC-SHA256: far beyond guessing, and the link stays short.
     return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
 
 
-def make_unsubscribe_token(secret: str, subscriber_id: int) -> str:
-    """``<id>.<signature>``: no timestamp, so it never expires; bound to one subscriber."""
+def _make_reader_link_token(secret: str, salt: str, subscriber_id: int) -> str:
     id_text = str(int(subscriber_id))
-    return f"{id_text}.{_unsubscribe_signature(secret, id_text)}"
+    return f"{id_text}.{_reader_link_signature(secret, salt, id_text)}"
 
 
-def read_unsubscribe_token(secret: str, token: str) -> int:
+def _read_reader_link_token(secret: str, salt: str, token: str, what: str) -> int:
     if not token or len(token) > MAX_TOKEN_LENGTH:
-        raise TokenInvalid("this unsubscribe link is not valid")
+        raise TokenInvalid(f"this {what} link is not valid")
     id_text, _, signature = token.partition(".")
     if not (id_text.isascii() and id_text.isdigit() and len(id_text) <= 18
             and id_text == str(int(id_text))):
-        raise TokenInvalid("this unsubscribe link is not valid")
+        raise TokenInvalid(f"this {what} link is not valid")
     if not hmac.compare_digest(signature.encode("ascii", "replace"),
-                               _unsubscribe_signature(secret, id_text).encode("ascii")):
-        raise TokenInvalid("this unsubscribe link is not valid")
+                               _reader_link_signature(secret, salt, id_text).encode("ascii")):
+        raise TokenInvalid(f"this {what} link is not valid")
     return int(id_text)
+
+
+def make_unsubscribe_token(secret: str, subscriber_id: int) -> str:
+    """``<id>.<signature>``: no timestamp, so it never expires; bound to one subscriber."""
+    return _make_reader_link_token(secret, _UNSUBSCRIBE_SALT, subscriber_id)
+
+
+def read_unsubscribe_token(secret: str, token: str) -> int:
+    return _read_reader_link_token(secret, _UNSUBSCRIBE_SALT, token, "unsubscribe")
+
+
+def make_manage_token(secret: str, subscriber_id: int) -> str:
+    """The reader's own page: the unsubscribe token's shape and lifetime, signed apart."""
+    return _make_reader_link_token(secret, _MANAGE_SALT, subscriber_id)
+
+
+def read_manage_token(secret: str, token: str) -> int:
+    """Whose page this is; an unsubscribe token (or any other) raises TokenInvalid."""
+    return _read_reader_link_token(secret, _MANAGE_SALT, token, "manage")
 
 
 _ISSUE_LINK_SALT = "mailer.issue-link.v1"

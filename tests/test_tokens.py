@@ -10,8 +10,10 @@ from mailer.errors import TokenError, TokenExpired, TokenInvalid
 from mailer.tokens import (
     address_hash,
     make_confirm_token,
+    make_manage_token,
     make_unsubscribe_token,
     read_confirm_token,
+    read_manage_token,
     read_unsubscribe_token,
 )
 
@@ -64,13 +66,39 @@ def test_truncated_and_altered_tokens_are_invalid():
             read_unsubscribe_token(SECRET, bad)
 
 
+def test_manage_token_from_an_old_issue_still_opens_the_page(monkeypatch):
+    # Like the unsubscribe link, the footer's Manage link in an issue of years ago must work.
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 10 * 365 * 86400)
+    token = make_manage_token(SECRET, 7)
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    assert read_manage_token(SECRET, token) == 7
+
+
+def test_an_unsubscribe_link_does_not_open_the_manage_page():
+    # List-Unsubscribe URLs travel in headers that mail providers read and log; the page that
+    # can change the address or erase the reader needs the footer's own link.
+    unsubscribe = make_unsubscribe_token(SECRET, 5)
+    manage = make_manage_token(SECRET, 5)
+    assert manage != unsubscribe
+    with pytest.raises(TokenInvalid, match="manage link"):
+        read_manage_token(SECRET, unsubscribe)
+    with pytest.raises(TokenInvalid, match="unsubscribe link"):
+        read_unsubscribe_token(SECRET, manage)
+    with pytest.raises(TokenInvalid):
+        read_manage_token("another-secret-0123456789abcdef", manage)
+    with pytest.raises(TokenInvalid):
+        read_manage_token(SECRET, manage.replace("5.", "6.", 1))
+
+
 @given(st.text(max_size=700))
 @hsettings(max_examples=300, deadline=None)
 def test_garbage_raises_only_token_errors(garbage):
     # Text nobody signed is refused, by a TokenError (a clear page), never another exception or
     # a reader id: a try/except that let a return pass would accept any garbage.
     for read in (lambda t: read_confirm_token(SECRET, t, WEEK),
-                 lambda t: read_unsubscribe_token(SECRET, t)):
+                 lambda t: read_unsubscribe_token(SECRET, t),
+                 lambda t: read_manage_token(SECRET, t)):
         with pytest.raises(TokenError):
             read(garbage)
 

@@ -20,6 +20,7 @@ import json
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import delete, func, or_, select, update
@@ -102,6 +103,19 @@ def is_forgotten(session: Session, email: str, *, secret: str | None = None) -> 
 
 
 # -- state changes -----------------------------------------------------------------------------
+
+
+def status_since(session: Session, subscriber: Subscriber) -> datetime:
+    """When the subscriber entered its current status (the reader's page shows it)."""
+    # Rows older than the history (early versions' imports) fall back to their last change.
+    at = session.execute(
+        select(SubscriberChange.at)
+        .where(SubscriberChange.subscriber_id == subscriber.id,
+               SubscriberChange.to_status == subscriber.status)
+        .order_by(SubscriberChange.at.desc(), SubscriberChange.id.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+    return at if at is not None else subscriber.updated_at
 
 
 def change_status(session: Session, subscriber: Subscriber, to: SubscriberStatus, *,

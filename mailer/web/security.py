@@ -227,7 +227,7 @@ class UntrustedForwardedForWarning:
 
 # -- logs --------------------------------------------------------------------------------------
 
-_TOKEN_PATH = re.compile(r"^(/(?:confirm|unsubscribe)/)[^/?#\s]+")
+_TOKEN_PATH = re.compile(r"^(/(?:confirm|unsubscribe|manage)/)[^/?#\s]+")
 
 
 def redact_token_path(path: str) -> str:

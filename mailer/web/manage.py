@@ -1,0 +1,45 @@
+"""The reader's own page (issue 26): the footer's "Manage" link, ``/manage/<token>``.
+
+A GET never changes anything (mail scanners follow links); the page's actions are POSTs behind
+a confirmation. The one-click unsubscribe stays on its own link (List-Unsubscribe).
+Each network gets MANAGE_REQUESTS_PER_MINUTE requests a minute, counted in the database like
+the other public limits.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, Request
+from starlette.responses import Response
+
+from mailer import subscriptions
+from mailer.domain import SubscriberStatus
+from mailer.web.security import rate_limit_key
+from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
+from mailer.web.state import client_address as _client_ip
+from mailer.wire import MANAGE_PATH
+
+router = APIRouter()
+
+MANAGE_REQUESTS_PER_MINUTE = 30  # a reader clicking through their page; far below any guessing
+
+
+def _check_rate(request: Request) -> None:
+    retry_after = request.app.state.manage_limiter.hit(rate_limit_key(_client_ip(request)))
+    if retry_after is not None:
+        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
+                            headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+@router.get(f"{MANAGE_PATH}/{{token}}")
+def manage_page(request: Request, token: str) -> Response:
+    _check_rate(request)
+    page = subscriptions.reader_page(_engine(request), _settings(request), token)
+    state = SubscriberStatus(page.subscriber.status)
+    return _pages(request).response(
+        "manage",
+        email=page.subscriber.email,
+        state=state.value,
+        since=page.status_since.strftime("%-d %B %Y"),
+        unsubscribe_token=page.unsubscribe_token,
+        can_unsubscribe=state in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
+    )

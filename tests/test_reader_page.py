@@ -1,0 +1,113 @@
+"""The reader's own page (issue 26), end to end through the web app: what the reader sees at
+``/manage/<token>`` and what a forger, an old mail or a scanner can do with it."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlmodel import select
+
+from mailer.domain import SubscriberStatus
+from mailer.store.db import session
+from mailer.store.models import Subscriber, SubscriberChange
+from mailer.tokens import make_manage_token, make_unsubscribe_token
+from mailer.web.app import create_app
+from mailer.web.manage import MANAGE_REQUESTS_PER_MINUTE
+from tests.fakes import RecordingTransport
+
+
+@pytest.fixture
+def transport():
+    return RecordingTransport()
+
+
+@pytest.fixture
+def client(settings, engine, transport):
+    app = create_app(settings)
+    app.state.transport = transport
+    with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
+        yield test_client
+
+
+def row(engine, email: str) -> Subscriber:
+    with session(engine) as db:
+        return db.exec(select(Subscriber).where(Subscriber.email == email)).one()
+
+
+def confirmed_reader(client, transport, engine, email: str) -> Subscriber:
+    """A reader who signed up on the form and clicked the confirmation mail's link."""
+    client.post("/subscribe", json={"email": email})
+    line = next(line for line in transport.sent[-1].text.splitlines() if "/confirm/" in line)
+    client.post(f"/confirm/{line.rsplit('/confirm/', 1)[1].strip()}")
+    return row(engine, email)
+
+
+def test_the_confirmed_page_links_to_the_readers_own_page(client, transport, engine, settings):
+    client.post("/subscribe", json={"email": "new@example.org"})
+    line = next(line for line in transport.sent[-1].text.splitlines() if "/confirm/" in line)
+    confirmed = client.post(f"/confirm/{line.rsplit('/confirm/', 1)[1].strip()}")
+    reader = row(engine, "new@example.org")
+    assert f'href="/manage/{make_manage_token(settings.secret_key, reader.id)}"' in confirmed.text
+
+
+def test_the_page_shows_address_status_and_since_when_and_get_changes_nothing(
+        client, transport, engine, settings):
+    reader = confirmed_reader(client, transport, engine, "ann@example.org")
+    with session(engine) as db:
+        confirmed_at = db.exec(select(SubscriberChange.at).where(
+            SubscriberChange.subscriber_id == reader.id,
+            SubscriberChange.to_status == SubscriberStatus.ACTIVE)).one()
+    page = client.get(f"/manage/{make_manage_token(settings.secret_key, reader.id)}")
+    assert page.status_code == 200
+    assert "ann@example.org" in page.text and "receives" in page.text
+    assert f"since {confirmed_at.strftime('%-d %B %Y')}" in page.text
+    unsubscribe = make_unsubscribe_token(settings.secret_key, reader.id)
+    assert f'action="/unsubscribe/{unsubscribe}"' in page.text
+    assert row(engine, "ann@example.org").status == SubscriberStatus.ACTIVE
+
+
+def test_the_pages_unsubscribe_button_unsubscribes_and_the_page_then_says_so(
+        client, transport, engine, settings):
+    reader = confirmed_reader(client, transport, engine, "bob@example.org")
+    path = f"/manage/{make_manage_token(settings.secret_key, reader.id)}"
+    unsubscribe = make_unsubscribe_token(settings.secret_key, reader.id)
+    assert client.post(f"/unsubscribe/{unsubscribe}", data={}).status_code == 200
+    after = client.get(path)
+    assert after.status_code == 200
+    assert "is unsubscribed since" in after.text and 'action="/unsubscribe/' not in after.text
+    assert row(engine, "bob@example.org").status == SubscriberStatus.UNSUBSCRIBED
+
+
+def test_forged_foreign_and_unsubscribe_tokens_do_not_open_the_page(
+        client, transport, engine, settings):
+    reader = confirmed_reader(client, transport, engine, "cat@example.org")
+    token = make_manage_token(settings.secret_key, reader.id)
+    for bad in (make_unsubscribe_token(settings.secret_key, reader.id),
+                make_manage_token("someone-elses-secret-key-123456", reader.id),
+                token[:-3], f"{reader.id + 1}.{token.split('.', 1)[1]}", "a" * 600):
+        response = client.get(f"/manage/{bad}")
+        assert response.status_code == 400, bad
+        assert "cat@example.org" not in response.text
+
+
+def test_the_page_of_an_erased_reader_reveals_nothing(client, settings):
+    response = client.get(f"/manage/{make_manage_token(settings.secret_key, 999)}")
+    assert response.status_code == 404 and "Not on our list" in response.text
+    assert "@example" not in response.text and "Unsubscribe</button>" not in response.text
+
+
+def test_the_page_carries_the_public_pages_headers(client, transport, engine, settings):
+    reader = confirmed_reader(client, transport, engine, "dan@example.org")
+    page = client.get(f"/manage/{make_manage_token(settings.secret_key, reader.id)}")
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    assert page.headers["referrer-policy"] == "no-referrer"
+    assert page.headers["x-frame-options"] == "DENY"
+
+
+def test_the_page_is_rate_limited_per_network(client, transport, engine, settings):
+    reader = confirmed_reader(client, transport, engine, "eve@example.org")
+    path = f"/manage/{make_manage_token(settings.secret_key, reader.id)}"
+    answers = [client.get(path).status_code for _ in range(MANAGE_REQUESTS_PER_MINUTE)]
+    refused = client.get(path)
+    assert set(answers) == {200}
+    assert refused.status_code == 429 and "retry-after" in refused.headers
