@@ -113,10 +113,12 @@ def test_fast_personalisation_gives_exactly_what_render_personalise_gives(engine
     composer = MessageComposer(rendered, settings, campaign_id=1, issue_number=644)
     delivery = ledger.ClaimedDelivery(id=5, subscriber_id=42, email="a@example.org", attempts=0)
     message = composer.compose(delivery)
-    url = composer.unsubscribe_url(42)
+    url, manage = composer.unsubscribe_url(42), composer.manage_url(42)
     assert (message.html, message.text) == personalise(rendered, unsubscribe_url=url,
-                                                       manage_url=url)
-    assert message.html.count(url) == 3 and message.text.count(url) == 2
+                                                       manage_url=manage)
+    assert message.html.count(url) == 2 and message.text.count(url) == 1
+    assert message.html.count(manage) == 1 and message.text.count(manage) == 1
+    assert "/manage/" in manage and manage != url
 
 
 def test_sends_overlap_up_to_the_concurrency(engine, settings):

@@ -111,3 +111,27 @@ def test_the_page_is_rate_limited_per_network(client, transport, engine, setting
     refused = client.get(path)
     assert set(answers) == {200}
     assert refused.status_code == 429 and "retry-after" in refused.headers
+
+
+def test_the_manage_link_in_a_sent_issue_opens_the_readers_own_page(
+        client, transport, engine, settings, mailer_env):
+    """The footer's "Manage" link of a real send (to the outbox) leads to /manage/<token>,
+    not to the unsubscribe page; List-Unsubscribe stays the one-click unsubscribe URL."""
+    from typer.testing import CliRunner
+
+    from mailer.cli import app
+    from mailer.config import get_settings
+    from tests.mailer_cli import outbox
+
+    reader = confirmed_reader(client, transport, engine, "cat@example.org")
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["send", "--issue", "644", "--yes"])
+    assert result.exit_code == 0, result.output
+    (message,) = [m for m in outbox(mailer_env) if m["To"] == "cat@example.org"]
+    text = message.get_body(("plain",)).get_content()
+    manage = next(line for line in text.splitlines() if "Manage" in line)
+    path = "/manage/" + manage.split("/manage/", 1)[1].strip(" <>")
+    assert path == f"/manage/{make_manage_token(settings.secret_key, reader.id)}"
+    assert "/unsubscribe/" in message["List-Unsubscribe"]
+    page = client.get(path)
+    assert page.status_code == 200 and "cat@example.org" in page.text

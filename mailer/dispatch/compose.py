@@ -14,7 +14,7 @@ from mailer.config import Settings
 from mailer.domain import OutgoingEmail
 from mailer.message import header_text
 from mailer.store.ledger import ClaimedDelivery
-from mailer.tokens import make_unsubscribe_token
+from mailer.tokens import make_manage_token, make_unsubscribe_token
 
 ONE_CLICK = wire.ONE_CLICK
 
@@ -100,6 +100,12 @@ class MessageComposer:
         token = make_unsubscribe_token(self._settings.secret_key, subscriber_id)
         return f"{self._base_url}{wire.UNSUBSCRIBE_PATH}/{token}"
 
+    def manage_url(self, subscriber_id: int) -> str:
+        """The footer's "Manage" link: the reader's own page, signed apart from unsubscribing
+        (a List-Unsubscribe URL, which providers read and log, cannot open that page)."""
+        token = make_manage_token(self._settings.secret_key, subscriber_id)
+        return f"{self._base_url}{wire.MANAGE_PATH}/{token}"
+
     def compose(self, delivery: ClaimedDelivery) -> OutgoingEmail:
         headers = {wire.DELIVERY_HEADER: str(delivery.id)}
         tags = {wire.CAMPAIGN_TAG: self._campaign_id, wire.DELIVERY_TAG: str(delivery.id)}
@@ -113,7 +119,7 @@ class MessageComposer:
     def _build(self, to: str, subscriber_id: int, headers: dict[str, str],
                tags: dict[str, str]) -> OutgoingEmail:
         url = self.unsubscribe_url(subscriber_id)
-        html, text = self._fill(unsubscribe_url=url, manage_url=url)
+        html, text = self._fill(unsubscribe_url=url, manage_url=self.manage_url(subscriber_id))
         list_unsubscribe = f"<{url}>" + (f", <{self._mailto}>" if self._mailto else "")
         return OutgoingEmail(
             to=to, sender=self._settings.from_, subject=self._subject, html=html,
