@@ -76,7 +76,7 @@ def main() -> None:
                          lambda p, e, d, f, m: matrix.postgres_run(p, e, d, f, m, url))
                         for fault in matrix.POSTGRES_FAULTS for moment in fault.moments]
                 tables.append(matrix.table(
-                    f"PostgreSQL, 3 workers (send + 2 worker), {matrix.READERS} readers a run",
+                    f"PostgreSQL, 3 workers (send + 2 worker), {matrix.POSTGRES_READERS} readers a run",
                     run_all("postgres", runs, peer, workdir)))
             elif args.only != "sqlite":
                 tables.append("PostgreSQL: skipped (no --postgres URL, no "

@@ -12,8 +12,9 @@ are ledger rows still `unknown` at the end.
 The sender is killed from outside, at moments the peer picks (the n-th request arrived, its
 message accepted, its answer written) or at the n-th accepted message seen by polling (which
 lands anywhere in the send loop: claims, commits, between requests). On PostgreSQL the send is
-shared by three processes (`mailer send` and two `mailer worker`) and the peer kills the one
-in the chosen exchange.
+shared by three processes (`mailer send` and two `mailer worker`) over a larger ledger; the
+fault is armed only once each of them holds claimed rows, and the peer kills the worker (never
+`mailer send`) in the chosen exchange, counted in SendEmail requests from the arming.
 """
 
 from __future__ import annotations
@@ -88,6 +89,9 @@ POSTGRES_FAULTS = (  # moments counted from when all three processes are sending
           peer={"drop_request_rate": 0.10, "drop_how": "reset"}),
 )
 READERS = 40
+# PostgreSQL runs are larger: the sender claims in chunks, and with 40 readers it had claimed
+# them all before the two workers joined, so a "kill one worker" found no worker holding rows.
+POSTGRES_READERS = 250
 PEER_PACE = {"latency": 0.02, "max_send_rate": 40}  # ~1 s of sending: kills find rows in flight
 POSTGRES_PACE = {"latency": 0.05, "max_send_rate": 30}
 JOINING_LATENCY = 4.0  # seconds per answer until both workers joined: the send waits for them
@@ -219,14 +223,14 @@ def fault_struck(fault: Fault, stats: dict, first_codes: list[int]) -> bool:
 
 
 def settle_and_count(env: dict, peer, url: str, fault: Fault, first_codes: list[int],
-                     stats: dict, text: str) -> Outcome:
+                     stats: dict, text: str, count: int = READERS) -> Outcome:
     """The fault gone: resume, events, the settle window, the next run; then count."""
     resumed = run(env, *SEND)
     replayed = replay_events(env, peer)
     time.sleep(SETTLE_WAIT)
     settled = run(env, *SEND)
     copies = peer.stats()["per_recipient"]
-    everyone = readers()
+    everyone = readers(count)
     statuses = ledger_statuses(url)
     return Outcome(
         fault=fault.name,
@@ -297,7 +301,7 @@ def postgres_run(peer, base_env: dict, run_dir: Path, fault: Fault, moment: int,
         env = {**base_env, "MAILER_DATABASE_URL": url, "MAILER_RUN_DIR": str(run_dir),
                "MAILER_OUTBOX_DIR": str(run_dir / "outbox"),
                "MAILER_UNKNOWN_SETTLE_AFTER": SETTLE}
-        prepare_ledger(url, readers())
+        prepare_ledger(url, readers(POSTGRES_READERS))
         peer.reset()
         peer.control(keep=True, **{**POSTGRES_PACE, "latency": JOINING_LATENCY},
                      **peer_options(fault, moment, run_dir))
@@ -306,14 +310,20 @@ def postgres_run(peer, base_env: dict, run_dir: Path, fault: Fault, moment: int,
         if wait_for_accepted(peer, 1, processes):  # the campaign is open: the workers join
             processes += [start(env, "worker", "--concurrency", "4") for _ in range(2)]
             joined = wait_for_workers(url, 3, processes)
-        armed_at = peer.stats()["requests"]
-        arm(peer, fault, moment, [p.pid for p in processes], armed_at)
+        holding = wait_until_each_holds_rows(url, processes)
+        armed_at = peer.stats()["sendemail_requests"]
+        # Only the two `mailer worker` processes may die: "kill one worker" is about a peer
+        # dying in the middle of its own rows while the others go on; the peer passes the kill
+        # on to the next worker request when the one due came from `mailer send`.
+        arm(peer, fault, moment, [p.pid for p in processes[1:]], armed_at)
         peer.control(latency=POSTGRES_PACE["latency"])
         codes, text = finish(processes)
-        text += f"\n[harness] {joined} workers joined; armed after request {armed_at}\n"
+        text += (f"\n[harness] {joined} workers joined, {holding} held rows; armed after "
+                 f"SendEmail request {armed_at}; killed {peer.stats()['killed']} of "
+                 f"{[p.pid for p in processes]}\n")
         stats = peer.stats()
         peer.control(**PEER_FAULTS_OFF)
-        return settle_and_count(env, peer, url, fault, codes, stats, text)
+        return settle_and_count(env, peer, url, fault, codes, stats, text, POSTGRES_READERS)
 
 
 def wait_for_workers(url: str, count: int, processes: list[subprocess.Popen]) -> int:
@@ -337,6 +347,33 @@ def wait_for_workers(url: str, count: int, processes: list[subprocess.Popen]) ->
     finally:
         engine.dispose()
     return joined
+
+
+def wait_until_each_holds_rows(url: str, processes: list[subprocess.Popen]) -> int:
+    """Until each of ``processes`` holds claimed, unfinished ledger rows (or the send ended, or
+    60 s passed): how many did. Arming before that let the sender's request take the kill."""
+    from sqlalchemy import func, select
+
+    from mailer.store.db import make_engine
+    from mailer.store.models import Delivery
+
+    table = Delivery.__table__
+    unfinished = (DeliveryStatus.QUEUED.value, DeliveryStatus.SENDING.value)
+    holders = select(func.count(func.distinct(table.c.claimed_by))).where(
+        table.c.claimed_by.is_not(None), table.c.status.in_(unfinished))
+    engine = make_engine(url)
+    deadline = time.monotonic() + 60
+    holding = 0
+    try:
+        while time.monotonic() < deadline and processes[0].poll() is None:
+            with engine.connect() as connection:
+                holding = connection.execute(holders).scalar_one()
+            if holding >= len(processes):
+                break
+            time.sleep(0.05)
+    finally:
+        engine.dispose()
+    return holding
 
 
 # -- the table --------------------------------------------------------------------------------

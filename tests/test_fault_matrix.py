@@ -17,11 +17,7 @@ from tests.plugins.ses_peer import start_fake_ses
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
 SQLITE_CELLS = [(fault, moment) for fault in matrix.SQLITE_FAULTS for moment in fault.moments]
-# The kill-one-worker cells stay out of the test for now: in CI the kill never found a worker
-# holding a request (the sender finished the 40 rows first), so they would fail on the harness,
-# not on the send. `benchmarks/fault_matrix.py --only postgres` still runs them.
-POSTGRES_CELLS = [(fault, moment) for fault in matrix.POSTGRES_FAULTS if fault.kill_at is None
-                  for moment in fault.moments]
+POSTGRES_CELLS = [(fault, moment) for fault in matrix.POSTGRES_FAULTS for moment in fault.moments]
 
 
 def cell_id(cell) -> str:

@@ -47,7 +47,7 @@ the option names below, ``-`` written as ``_``):
   (see the section "the sender killed at a chosen moment" below).
 
 ``GET /_stats`` → ``{"accepted", "per_recipient", "throttled", "errors", "rejected",
-"quota_refused", "paused_refused", "requests", "max_in_flight", "first_accepted",
+"quota_refused", "paused_refused", "requests", "sendemail_requests", "max_in_flight", "first_accepted",
 "last_accepted", "answers_lost", "lost_recipients", "requests_dropped", "dropped_recipients",
 "killed", "disk_filled"}``; ``POST /_reset`` forgets counters and messages and restores the options the
 process started with.
@@ -126,6 +126,7 @@ class State:
         self.requests_dropped = 0
         self.dropped_recipients: list[str] = []
         self.sendemail_requests = 0
+        self.kill_claimed = False  # a request was picked for the kill (one kill per reset)
         self.killed: list[int] = []
         self.disk_filled = 0
         self.first_accepted: float | None = None
@@ -193,6 +194,7 @@ class State:
                 "quota_refused": self.quota_refused,
                 "paused_refused": self.paused_refused,
                 "requests": self.requests,
+                "sendemail_requests": self.sendemail_requests,
                 "max_in_flight": self.max_in_flight,
                 "first_accepted": self.first_accepted,
                 "last_accepted": self.last_accepted,
@@ -352,7 +354,8 @@ def send_email(state: State, request: dict) -> dict:
 # at the moment ``kill_at`` names: ``request`` (the request arrived, nothing is accepted),
 # ``accepted`` (the message is taken, its answer never leaves) or ``answered`` (the answer is
 # written, before the sender can record it). Which process sent a request is read from the
-# kernel's socket table, so with several workers the kill hits the one in that exchange.
+# kernel's socket table, so with several workers the kill hits the one in that exchange; a
+# request due for the kill from a process not listed passes the kill to the next listed one's.
 # ``fill_path`` names a file on the sender's database disk: the ``fill_on``-th accepted message
 # fills that disk before its answer goes back, so recording the accepted message fails.
 DEFAULTS.update({"kill_pids": [], "kill_at": "accepted", "kill_on": 0,
@@ -362,11 +365,8 @@ _send_email_without_kills = send_email
 
 
 def send_email(state: State, request: dict, client_port: int | None = None) -> dict:
-    with state.lock:
-        state.sendemail_requests += 1
-        kill_here = bool(state.options["kill_pids"]) and \
-            state.sendemail_requests == state.options["kill_on"]
-        moment = state.options["kill_at"]
+    kill_here = _picked_for_the_kill(state, client_port)
+    moment = state.options["kill_at"]
     if kill_here and moment not in KILL_MOMENTS:
         raise SesError(400, "BadRequestException", f"kill_at must be one of {KILL_MOMENTS}")
     if kill_here and moment == "request":
@@ -380,6 +380,27 @@ def send_email(state: State, request: dict, client_port: int | None = None) -> d
     if kill_here:
         reply["_kill_after_answer"] = client_port
     return reply
+
+
+def _picked_for_the_kill(state: State, client_port: int | None) -> bool:
+    """Whether this SendEmail request is the one to kill its sender at.
+
+    The ``kill_on``-th request, or, when it came from a process outside ``kill_pids`` (the
+    ``mailer send`` of a PostgreSQL run, when only its workers are to die), the first request
+    after it that comes from one of them: so the kill always lands in a listed process's own
+    exchange, and at most once."""
+    with state.lock:
+        state.sendemail_requests += 1
+        candidates = [int(pid) for pid in state.options["kill_pids"]]
+        due = bool(candidates) and not state.kill_claimed and \
+            state.sendemail_requests >= state.options["kill_on"] > 0
+    if not due:
+        return False
+    if len(candidates) > 1 and _process_on_port(client_port, candidates) is None:
+        return False  # not a listed process's request: the next one may be
+    with state.lock:
+        picked, state.kill_claimed = not state.kill_claimed, True
+    return picked
 
 
 def _kill_sender(state: State, client_port: int | None) -> None:
