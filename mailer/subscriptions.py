@@ -16,7 +16,9 @@ from mailer.store import signups
 from mailer.store import subscribers as store
 from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
+from mailer.store.forgotten import ForgetReport
 from mailer.store.models import Subscriber
+from mailer.store.reader_data import reader_record
 from mailer.store.signups import SignupLimits
 from mailer.tokens import (
     make_manage_token,
@@ -147,6 +149,29 @@ def reader_page(engine, settings: Settings, token: str) -> ReaderPage:
         since = store.status_since(db, subscriber)
     return ReaderPage(subscriber, since,
                       make_unsubscribe_token(settings.secret_key, subscriber.id))
+
+
+def _page_owner(db, settings: Settings, token: str) -> Subscriber:
+    subscriber = db.get(Subscriber, read_manage_token(settings.secret_key, token))
+    if subscriber is None:
+        raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+    return subscriber
+
+
+def export_reader(engine, settings: Settings, token: str) -> tuple[str, dict]:
+    """Download my data: the page's reader's address and everything held about them."""
+    with session(engine) as db:
+        subscriber = _page_owner(db, settings, token)
+        return subscriber.email, reader_record(db, subscriber)
+
+
+def erase_reader(engine, settings: Settings, token: str) -> ForgetReport:
+    """Erase me: what `mailer subscribers forget` does, for the page's own reader. Only a keyed
+    hash of the address stays, so no import or sign-up brings it back."""
+    with session(engine) as db:
+        subscriber = _page_owner(db, settings, token)
+        return store.forget_subscriber(db, subscriber.email,
+                                       secret=settings.require_secret_key())
 
 
 # -- unsubscribe -------------------------------------------------------------------------------

@@ -135,3 +135,88 @@ def test_the_manage_link_in_a_sent_issue_opens_the_readers_own_page(
     assert "/unsubscribe/" in message["List-Unsubscribe"]
     page = client.get(path)
     assert page.status_code == 200 and "cat@example.org" in page.text
+
+
+# -- download my data, erase me ----------------------------------------------------------------
+
+def send_issue_644() -> None:
+    from typer.testing import CliRunner
+
+    from mailer.cli import app
+    from mailer.config import get_settings
+
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["send", "--issue", "644", "--yes"])
+    assert result.exit_code == 0, result.output
+
+
+def event_for(engine, email: str, kind: str = "Delivery") -> None:
+    """A provider event about the reader's delivery, as event application stores one."""
+    import json
+
+    from mailer.domain import utcnow
+    from mailer.store.models import Delivery, DeliveryEventRecord
+
+    with session(engine) as db:
+        delivery = db.exec(select(Delivery).where(Delivery.email == email)).one()
+        db.add(DeliveryEventRecord(event_key=f"test:{email}:{kind}", kind=kind, recipient=email,
+                                   occurred_at=utcnow(), delivery_id=delivery.id,
+                                   diagnostic=f"250 ok for {email}", raw=json.dumps({})))
+        db.commit()
+
+
+def test_download_my_data_holds_every_row_about_the_reader_and_nobody_elses(
+        client, transport, engine, settings):
+    ann = confirmed_reader(client, transport, engine, "ann@example.org")
+    confirmed_reader(client, transport, engine, "bob@example.org")
+    send_issue_644()
+    event_for(engine, "ann@example.org")
+    event_for(engine, "bob@example.org")
+    path = f"/manage/{make_manage_token(settings.secret_key, ann.id)}/export"
+
+    assert client.get(path).status_code == 405  # a link followed by a scanner fetches nothing
+    download = client.post(path)
+
+    assert download.status_code == 200
+    assert download.headers["content-type"].startswith("application/json")
+    assert "attachment" in download.headers["content-disposition"]
+    assert download.headers["cache-control"] == "no-store"
+    data = download.json()
+    assert data["address"] == "ann@example.org" and data["status"] == "active"
+    assert data["consent"]["confirmed_at"] and data["consent"]["source"] == "web"
+    with session(engine) as db:
+        changes = db.exec(select(SubscriberChange).where(
+            SubscriberChange.subscriber_id == ann.id)).all()
+    assert [(c["to"], c["source"]) for c in data["status_history"]] == [
+        (str(c.to_status), c.source) for c in changes]
+    assert [(d["issue"], d["address"]) for d in data["deliveries"]] == [(644, "ann@example.org")]
+    assert [e["kind"] for e in data["events"]] == ["Delivery"]
+    assert "bob@example.org" not in download.text
+
+
+def test_erase_me_asks_first_then_erases_and_an_import_never_brings_the_address_back(
+        client, transport, engine, settings, tmp_path):
+    from mailer.store import subscribers as subs
+
+    ann = confirmed_reader(client, transport, engine, "ann@example.org")
+    send_issue_644()
+    page = f"/manage/{make_manage_token(settings.secret_key, ann.id)}"
+
+    asked = client.get(f"{page}/erase")
+    assert asked.status_code == 200 and 'action="' + page + '/erase"' in asked.text
+    assert row(engine, "ann@example.org").status == SubscriberStatus.ACTIVE  # the GET changed nothing
+
+    erased = client.post(f"{page}/erase")
+    assert erased.status_code == 200
+    assert "ann@example.org" in erased.text and "keyed hash" in erased.text
+    assert "1 issue sent to you" in " ".join(erased.text.split())
+    with session(engine) as db:
+        assert db.exec(select(Subscriber).where(Subscriber.email == "ann@example.org")).first() is None
+    assert client.get(page).status_code == 404  # the old link reveals nothing now
+
+    csv_file = tmp_path / "list.csv"
+    csv_file.write_text("email\nann@example.org\nnew@example.org\n")
+    report = subs.import_csv(engine, csv_file, secret=settings.secret_key)
+    assert report.added == 1 and [address for _, address in report.forgotten] == ["ann@example.org"]
+    with session(engine) as db:
+        assert db.exec(select(Subscriber).where(Subscriber.email == "ann@example.org")).first() is None

@@ -65,6 +65,12 @@ def test_every_public_page_reads_well(browser, web_server, mailer_env, width, sc
 
         page.get_by_role("link", name="manage your subscription").click()
         _check(page, "manage", width, scheme, problems)
+        manage_url = page.url
+        page.get_by_role("link", name="Erase me").click()  # the confirmation, which erases nothing
+        expect(page.get_by_role("heading", name="Erase your address?")).to_be_visible()
+        _check(page, "manage-erase", width, scheme, problems)
+        page.get_by_role("link", name="Keep my subscription as it is").click()
+        assert page.url == manage_url
         page.get_by_role("button", name="Unsubscribe").click()
         expect(page.get_by_role("heading", name="You are unsubscribed")).to_be_visible()
         _check(page, "unsubscribed", width, scheme, problems)

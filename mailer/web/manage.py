@@ -8,6 +8,8 @@ the other public limits.
 
 from __future__ import annotations
 
+import json
+
 from fastapi import APIRouter, HTTPException, Request
 from starlette.responses import Response
 
@@ -42,4 +44,36 @@ def manage_page(request: Request, token: str) -> Response:
         since=page.status_since.strftime("%-d %B %Y"),
         unsubscribe_token=page.unsubscribe_token,
         can_unsubscribe=state in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
+        token=token,
     )
+
+
+@router.post(f"{MANAGE_PATH}/{{token}}/export")
+def download_my_data(request: Request, token: str) -> Response:
+    """A JSON file of everything held about the reader. A POST (the page's button), so a mail
+    scanner following links never fetches anyone's data."""
+    _check_rate(request)
+    _, record = subscriptions.export_reader(_engine(request), _settings(request), token)
+    body = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
+    return Response(body, media_type="application/json", headers={
+        "content-disposition": 'attachment; filename="my-newsletter-data.json"',
+        "cache-control": "no-store",
+    })
+
+
+@router.get(f"{MANAGE_PATH}/{{token}}/erase")
+def erase_confirmation(request: Request, token: str) -> Response:
+    """The confirmation before erasing: one button; this GET changes nothing."""
+    _check_rate(request)
+    page = subscriptions.reader_page(_engine(request), _settings(request), token)
+    return _pages(request).response("manage_erase", email=page.subscriber.email, token=token)
+
+
+@router.post(f"{MANAGE_PATH}/{{token}}/erase")
+def erase_me(request: Request, token: str) -> Response:
+    _check_rate(request)
+    report = subscriptions.erase_reader(_engine(request), _settings(request), token)
+    return _pages(request).response("manage_erased", email=report.email,
+                                    history_rows=report.history_rows,
+                                    deliveries=report.deliveries,
+                                    events=report.events_redacted)
