@@ -16,6 +16,7 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     │   ├── InvalidAddress       not a deliverable e-mail address
     │   ├── UnknownSubscriber    no such subscriber
     │   ├── SignupRefused        too many sign-ups right now: carries retry_after and paused
+    │   ├── BadPause             a pause date out of range, or a reader who cannot pause
     │   └── TokenError           a confirm / unsubscribe token that cannot be used
     │       ├── TokenInvalid     forged, truncated or for something else
     │       ├── TokenExpired     signed by us, but too old
@@ -94,6 +95,10 @@ class SignupRefused(SubscriberError):
         super().__init__(message)
         self.retry_after = retry_after  # seconds, for the Retry-After header
         self.paused = paused  # the hourly cap, not one domain
+
+
+class BadPause(SubscriberError):
+    """The reader's pause cannot be set as asked (a past day, more than three months ahead)."""
 
 
 class TokenError(SubscriberError):

@@ -7,10 +7,11 @@ confirmation mail, its transport) and presents the result; nothing here knows ab
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 from mailer.config import Settings
-from mailer.errors import TokenUsed, UnknownSubscriber
+from mailer.domain import SubscriberStatus, utcnow
+from mailer.errors import BadPause, TokenUsed, UnknownSubscriber
 from mailer.render.confirm import confirmation_email
 from mailer.store import signups
 from mailer.store import subscribers as store
@@ -156,6 +157,26 @@ def _page_owner(db, settings: Settings, token: str) -> Subscriber:
     if subscriber is None:
         raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
     return subscriber
+
+
+MAX_PAUSE = timedelta(days=92)  # "up to 3 months"
+
+
+def pause_reader(engine, settings: Settings, token: str, until: date | None,
+                 today: date | None = None) -> datetime | None:
+    """Pause: issues begun before ``until`` (00:00 UTC) skip the reader; None resumes now.
+    A date not after today, or more than three months ahead, raises BadPause."""
+    today = today or utcnow().date()
+    if until is not None and not today < until <= today + MAX_PAUSE:
+        raise BadPause(f"Pick a day after today and at most three months ahead "
+                       f"(until {today + MAX_PAUSE:%-d %B %Y}).")
+    ends = datetime.combine(until, time(0), tzinfo=UTC) if until is not None else None
+    with session(engine) as db:
+        subscriber = _page_owner(db, settings, token)
+        if subscriber.status != SubscriberStatus.ACTIVE:
+            raise BadPause("Only a subscription that receives the newsletter can be paused.")
+        store.set_pause(db, subscriber, ends, source="manage-pause" if ends else "manage-resume")
+    return ends
 
 
 def export_reader(engine, settings: Settings, token: str) -> tuple[str, dict]:

@@ -220,3 +220,95 @@ def test_erase_me_asks_first_then_erases_and_an_import_never_brings_the_address_
     assert report.added == 1 and [address for _, address in report.forgotten] == ["ann@example.org"]
     with session(engine) as db:
         assert db.exec(select(Subscriber).where(Subscriber.email == "ann@example.org")).first() is None
+
+
+# -- pause -------------------------------------------------------------------------------------
+
+def deliveries_of(engine, email: str) -> list[tuple[str, str | None]]:
+    from mailer.store.models import Delivery
+
+    with session(engine) as db:
+        return [(str(d.status), d.error) for d in db.exec(
+            select(Delivery).where(Delivery.email == email).order_by(Delivery.id)).all()]
+
+
+def send_again() -> None:
+    from typer.testing import CliRunner
+
+    from mailer.cli import app
+    from mailer.config import get_settings
+
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["send", "--issue", "644", "--yes", "--again"])
+    assert result.exit_code == 0, result.output
+
+
+def test_a_pause_skips_exactly_the_issues_in_its_window_and_counts_them_apart(
+        client, transport, engine, settings, mailer_env):
+    from datetime import timedelta
+
+    from mailer.domain import utcnow
+    from tests.mailer_cli import outbox
+
+    ann = confirmed_reader(client, transport, engine, "ann@example.org")
+    confirmed_reader(client, transport, engine, "bob@example.org")
+    page = f"/manage/{make_manage_token(settings.secret_key, ann.id)}"
+    until = (utcnow().date() + timedelta(days=14)).isoformat()
+
+    paused = client.post(f"{page}/pause", data={"until": until})
+    assert paused.status_code == 303 and paused.headers["location"] == page
+    shown = client.get(page).text
+    assert "you get no issues until" in shown and "Resume now" in shown
+    assert row(engine, "ann@example.org").status == SubscriberStatus.ACTIVE  # still subscribed
+
+    send_issue_644()  # inside the window: skipped, counted apart, not mailed
+    assert deliveries_of(engine, "ann@example.org") == [("skipped", "paused by the reader")]
+    assert deliveries_of(engine, "bob@example.org") == [("sent", None)]
+    assert [m["To"] for m in outbox(mailer_env)] == ["bob@example.org"]
+
+    with session(engine) as db:  # the window passes
+        reader = db.get(Subscriber, ann.id)
+        reader.paused_until = utcnow() - timedelta(minutes=1)
+        db.add(reader)
+        db.commit()
+    send_again()  # the first issue after the window goes to her as usual
+    assert deliveries_of(engine, "ann@example.org") == [("skipped", "paused by the reader"),
+                                                        ("sent", None)]
+    assert sorted(m["To"] for m in outbox(mailer_env)) == ["ann@example.org", "bob@example.org",
+                                                           "bob@example.org"]
+    with session(engine) as db:  # the pause is in her history, with its source
+        sources = [c.source for c in db.exec(select(SubscriberChange).where(
+            SubscriberChange.subscriber_id == ann.id)).all()]
+    assert "manage-pause" in sources
+
+
+def test_a_pause_out_of_range_is_refused_and_changes_nothing(client, transport, engine, settings):
+    from datetime import timedelta
+
+    from mailer.domain import utcnow
+
+    ann = confirmed_reader(client, transport, engine, "ann@example.org")
+    page = f"/manage/{make_manage_token(settings.secret_key, ann.id)}"
+    today = utcnow().date()
+    for until in (today.isoformat(), (today + timedelta(days=93)).isoformat(), "next week", ""):
+        answer = client.post(f"{page}/pause", data={"until": until} if until else {})
+        if until:
+            assert answer.status_code == 400, until
+            assert "Traceback" not in answer.text
+        assert row(engine, "ann@example.org").paused_until is None
+    assert client.post(f"{page}/pause", data={
+        "until": (today + timedelta(days=92)).isoformat()}).status_code == 303
+
+
+def test_resume_now_ends_the_pause(client, transport, engine, settings):
+    from datetime import timedelta
+
+    from mailer.domain import utcnow
+
+    ann = confirmed_reader(client, transport, engine, "ann@example.org")
+    page = f"/manage/{make_manage_token(settings.secret_key, ann.id)}"
+    client.post(f"{page}/pause", data={"until": (utcnow().date() + timedelta(days=7)).isoformat()})
+    assert row(engine, "ann@example.org").paused_until is not None
+    assert client.post(f"{page}/pause", data={"until": ""}).status_code == 303
+    assert row(engine, "ann@example.org").paused_until is None
+    assert 'name="until" min=' in client.get(page).text  # the page offers a pause again

@@ -111,12 +111,24 @@ def open_campaigns(engine: Engine) -> list[Campaign]:
     return [Campaign.model_validate(dict(row)) for row in rows]
 
 
+PAUSED_BY_READER = "paused by the reader"  # the skipped row's error: counted apart
+
+
 def audience_size(engine: Engine) -> int:
-    """Readers a new campaign would go to right now."""
+    """Readers a new campaign would go to right now (active, and not paused)."""
     with engine.connect() as connection:
         return connection.execute(
-            select(func.count()).select_from(S).where(S.c.status == SubscriberStatus.ACTIVE.value)
+            select(func.count()).select_from(S).where(_receiving(utcnow()))
         ).scalar_one()
+
+
+def _receiving(now: datetime):
+    return and_(S.c.status == SubscriberStatus.ACTIVE.value,
+                or_(S.c.paused_until.is_(None), S.c.paused_until <= now))
+
+
+def _paused(now: datetime):
+    return and_(S.c.status == SubscriberStatus.ACTIVE.value, S.c.paused_until > now)
 
 
 def begin_campaign(
@@ -165,15 +177,17 @@ def _lock_issue(connection: Connection, issue_number: int) -> None:
 
 
 def _enqueue_audience(connection: Connection, campaign_id: int) -> None:
-    """The audience is the active readers at this instant, copied in one INSERT … SELECT."""
-    source = select(
-        literal(campaign_id, Integer), S.c.id, S.c.email,
-        literal(DeliveryStatus.QUEUED.value, String), literal(0, Integer),
-    ).where(S.c.status == SubscriberStatus.ACTIVE.value).order_by(S.c.id)
-    connection.execute(
-        insert(D).from_select(["campaign_id", "subscriber_id", "email", "status", "attempts"],
-                              source)
-    )
+    """The audience is the active readers at this instant, copied in one INSERT … SELECT;
+    readers who paused themselves get their row too, skipped, so they are counted apart."""
+    now = utcnow()
+    for status, error, readers in ((DeliveryStatus.QUEUED, None, _receiving(now)),
+                                   (DeliveryStatus.SKIPPED, PAUSED_BY_READER, _paused(now))):
+        source = select(
+            literal(campaign_id, Integer), S.c.id, S.c.email,
+            literal(status.value, String), literal(0, Integer), literal(error, String),
+        ).where(readers).order_by(S.c.id)
+        connection.execute(insert(D).from_select(
+            ["campaign_id", "subscriber_id", "email", "status", "attempts", "error"], source))
 
 
 def resume_campaign(engine: Engine, campaign_id: int, *, content_sha256: str | None = None) -> None:

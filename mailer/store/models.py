@@ -39,6 +39,8 @@ class Subscriber(SQLModel, table=True):
     signup_ip: str | None = Field(default=None, max_length=64)
     confirm_ip: str | None = Field(default=None, max_length=64)
     attrs: str | None = Field(default=None, sa_column=Column(Text))  # JSON: extra import columns
+    # The reader's own pause (issue 26): campaigns begun before this skip them. Migration 0012.
+    paused_until: datetime | None = None
 
 
 class SubscriberChange(SQLModel, table=True):

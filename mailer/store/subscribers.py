@@ -105,13 +105,28 @@ def is_forgotten(session: Session, email: str, *, secret: str | None = None) -> 
 # -- state changes -----------------------------------------------------------------------------
 
 
+def set_pause(session: Session, subscriber: Subscriber, until: datetime | None,
+              *, source: str) -> None:
+    """The reader pauses until ``until`` (None: the pause ends now), kept in their history."""
+    subscriber.paused_until = until
+    subscriber.updated_at = utcnow()
+    session.add(subscriber)
+    session.add(SubscriberChange(
+        subscriber_id=subscriber.id, from_status=subscriber.status, to_status=subscriber.status,
+        source=source, detail=json.dumps({"paused_until": until.isoformat() if until else None})))
+    session.commit()
+
+
 def status_since(session: Session, subscriber: Subscriber) -> datetime:
     """When the subscriber entered its current status (the reader's page shows it)."""
     # Rows older than the history (early versions' imports) fall back to their last change.
     at = session.execute(
         select(SubscriberChange.at)
         .where(SubscriberChange.subscriber_id == subscriber.id,
-               SubscriberChange.to_status == subscriber.status)
+               SubscriberChange.to_status == subscriber.status,
+               # a pause or its end is history, not a new status
+               or_(SubscriberChange.from_status.is_(None),
+                   SubscriberChange.from_status != SubscriberChange.to_status))
         .order_by(SubscriberChange.at.desc(), SubscriberChange.id.desc())
         .limit(1)
     ).scalar_one_or_none()

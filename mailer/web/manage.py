@@ -9,12 +9,14 @@ the other public limits.
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 from fastapi import APIRouter, HTTPException, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from mailer import subscriptions
-from mailer.domain import SubscriberStatus
+from mailer.domain import SubscriberStatus, utcnow
+from mailer.errors import BadPause
 from mailer.web.security import rate_limit_key
 from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
 from mailer.web.state import client_address as _client_ip
@@ -45,7 +47,35 @@ def manage_page(request: Request, token: str) -> Response:
         unsubscribe_token=page.unsubscribe_token,
         can_unsubscribe=state in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING),
         token=token,
+        paused_until=_paused_until(page.subscriber.paused_until),
+        pause_min=(utcnow().date() + timedelta(days=1)).isoformat(),
+        pause_max=(utcnow().date() + subscriptions.MAX_PAUSE).isoformat(),
     )
+
+
+def _paused_until(value) -> str | None:
+    if value is None or value <= utcnow():  # over: the page offers a new pause
+        return None
+    return value.strftime("%-d %B %Y")
+
+
+@router.post(f"{MANAGE_PATH}/{{token}}/pause")
+async def pause(request: Request, token: str) -> Response:
+    """Pause until the picked day (field ``until``, YYYY-MM-DD), or resume (``until`` empty)."""
+    _check_rate(request)
+    form = await request.form()
+    until = _day(str(form.get("until") or ""))
+    subscriptions.pause_reader(_engine(request), _settings(request), token, until)
+    return RedirectResponse(f"{MANAGE_PATH}/{token}", status_code=303)
+
+
+def _day(text: str) -> date | None:
+    if not text.strip():
+        return None
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise BadPause("Pick the day the pause ends, as a date (YYYY-MM-DD).") from None
 
 
 @router.post(f"{MANAGE_PATH}/{{token}}/export")

@@ -1,0 +1,29 @@
+"""reader pause: a reader skips issues until a date they pick on their own page (issue 26)
+
+``subscriber.paused_until``: while it is in the future, a new campaign records the reader's
+ledger row as skipped ("paused by the reader") instead of queueing it, so the issues of the
+window are skipped and counted apart, and the next issue after it is sent as usual.
+
+Revision ID: 0012_reader_pause
+Revises: 0010_issue_hold
+Create Date: 2026-12-03 08:10:00
+"""
+from alembic import op
+import sqlalchemy as sa
+import sqlmodel
+
+revision = '0012_reader_pause'
+down_revision = '0010_issue_hold'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('subscriber') as batch:
+        batch.add_column(sa.Column('paused_until', sqlmodel.sql.sqltypes.UTCDateTime(),
+                                   nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('subscriber') as batch:
+        batch.drop_column('paused_until')
