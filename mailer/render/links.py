@@ -82,3 +82,29 @@ def count_links(html: str, *, base_url: str, issue_number: int) -> tuple[str, tu
         return f'<a{match.group("before")}href="{href}"{match.group("after")}>{match.group("inner")}</a>'
 
     return ANCHOR.sub(rewrite, html), tuple(links)
+
+
+# -- who followed a counted link: a person, or a machine ---------------------------------------
+
+# Parts of a User-Agent that mark a link scanner, a preview bot or a script, compared without
+# case. Short on purpose: a scanner that sends a browser's User-Agent cannot be told apart, and a
+# longer list would only guess. An empty User-Agent counts as a machine too.
+MACHINE_AGENTS = (
+    "bot", "spider", "crawl", "preview", "scanner", "slurp", "facebookexternalhit",
+    "barracuda", "mimecast", "proofpoint", "safelinks", "symantec", "forcepoint",
+    "python-requests", "python-urllib", "aiohttp", "httpx", "curl", "wget", "go-http-client",
+    "okhttp", "java/", "libwww-perl", "headlesschrome",
+)
+
+
+def is_machine(method: str, user_agent: str | None, purpose: str | None = None,
+               sec_purpose: str | None = None) -> bool:
+    """Whether a request for a counted link is a machine's, not a reader's click: a HEAD, a
+    prefetch (``Purpose: prefetch``, ``Sec-Purpose`` naming prefetch) or a known machine's
+    User-Agent (:data:`MACHINE_AGENTS`, or none at all)."""
+    if method.upper() == "HEAD":
+        return True
+    if (purpose or "").strip().lower() == "prefetch" or "prefetch" in (sec_purpose or "").lower():
+        return True
+    agent = (user_agent or "").strip().lower()
+    return not agent or any(part in agent for part in MACHINE_AGENTS)
