@@ -96,3 +96,161 @@ def test_own_host_mailto_and_fragment_links_stay():
     assert [(ln.n, ln.url, ln.text, ln.section) for ln in links] == [(1, "https://x.example/a", "A", "News")]
     assert f'href="{BASE}/l/7/1"' in out
     assert 'href="mailto:e@x.example"' in out and 'href="#top"' in out and f"{BASE}/confirm/abc" in out
+
+
+# -- the redirect, end to end: send 644 with counts on, follow its links ------------------------
+
+READER = "ann@example.org"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def _client(env: dict):
+    from fastapi.testclient import TestClient
+
+    from mailer.config import get_settings
+    from mailer.web.app import create_app
+
+    get_settings.cache_clear()
+    return TestClient(create_app(get_settings()), base_url=env["MAILER_BASE_URL"],
+                      follow_redirects=False, headers={"user-agent": BROWSER})
+
+
+def _sent_with_counts(env: dict, monkeypatch) -> dict:
+    from tests.mailer_cli import mailer, outbox
+
+    env = {**env, "MAILER_CLICK_COUNTS": "1"}
+    monkeypatch.setenv("MAILER_CLICK_COUNTS", "1")  # for the web app in process
+    assert mailer(env, "subscribers", "add", READER, "--confirmed").returncode == 0
+    result = mailer(env, "send", "--issue", "644", "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    [message] = [m for m in outbox(env) if m["To"] == READER]
+    counted = re.compile(re.escape(env["MAILER_BASE_URL"]) + r"/l/644/(\d+)$")
+    env["links"] = [h for h in hrefs(message.get_body(("html",)).get_content()) if counted.match(h)]
+    return env
+
+
+@pytest.fixture
+def sent(mailer_env, monkeypatch) -> dict:
+    return _sent_with_counts(mailer_env, monkeypatch)
+
+
+def _clicks(engine) -> list[tuple]:
+    from sqlalchemy import text
+
+    with engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(text(
+            "SELECT issue_number, n, machine, clicks FROM link_clicks ORDER BY n, machine"))]
+
+
+def _path(env: dict, url: str) -> str:
+    return url.removeprefix(env["MAILER_BASE_URL"])
+
+
+def _json_stats(env: dict) -> dict:
+    import json
+
+    from tests.mailer_cli import mailer
+
+    result = mailer({k: v for k, v in env.items() if k != "links"}, "stats", "--issue", "644",
+                    "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.slow
+def test_a_counted_link_redirects_to_its_url_without_a_referrer(sent, engine, off):
+    assert len(sent["links"]) > 50  # every outside link of 644 points at the counter
+    first = sent["links"][0]
+    with _client(sent) as client:
+        answer = client.get(_path(sent, first))
+    outside = [h for h in hrefs(off.html) if h.startswith("http") and not h.startswith(BASE)]
+    assert answer.status_code == 302
+    assert answer.headers["location"] == outside[0]
+    assert answer.headers["referrer-policy"] == "no-referrer"
+    assert answer.headers["cache-control"] == "no-store"
+    assert _clicks(engine) == [(644, 1, False, 1)]
+
+
+@pytest.mark.slow
+def test_ids_never_issued_are_a_plain_404_and_count_nothing(sent, engine):
+    with _client(sent) as client:
+        for path in ("/l/644/99999", "/l/1/1", "/l/644/0", "/l/644/x", "/l/644/1" + "0" * 30):
+            answer = client.get(path)
+            assert answer.status_code == 404, path
+            assert answer.text == "Not Found" and "644" not in answer.text
+    assert _clicks(engine) == []
+
+
+@pytest.mark.slow
+def test_head_prefetch_and_scanners_count_as_machine_not_clicks(sent, engine):
+    path = _path(sent, sent["links"][1])
+    with _client(sent) as client:
+        assert client.head(path).status_code == 302
+        assert client.get(path, headers={"sec-purpose": "prefetch;prerender"}).status_code == 302
+        assert client.get(path, headers={"purpose": "prefetch"}).status_code == 302
+        assert client.get(path, headers={"user-agent": "python-requests/2.32"}).status_code == 302
+        assert client.get(path, headers={"user-agent": ""}).status_code == 302
+    assert _clicks(engine) == [(644, 2, True, 5)]
+
+
+@pytest.mark.slow
+def test_clicks_in_one_hour_are_one_counter_row_and_stats_sort_them(sent, engine):
+    with _client(sent) as client:
+        for _ in range(5):
+            assert client.get(_path(sent, sent["links"][2])).status_code == 302
+        for _ in range(2):
+            assert client.get(_path(sent, sent["links"][0])).status_code == 302
+        client.head(_path(sent, sent["links"][0]))
+    assert _clicks(engine) == [(644, 1, False, 2), (644, 1, True, 1), (644, 3, False, 5)]
+    links = _json_stats(sent)["links"]
+    assert len(links) == len(sent["links"])
+    assert [(f["n"], f["clicks"], f["machine"]) for f in links[:3]] == [(3, 5, 0), (1, 2, 1),
+                                                                        (2, 0, 0)]
+    assert set(links[0]) == {"n", "url", "text", "section", "clicks", "machine"}
+    assert links[0]["url"].startswith("http") and links[0]["text"]
+
+
+@pytest.mark.slow
+def test_sending_again_records_the_same_table(sent, engine):
+    from mailer.render.links import IssueLink
+    from mailer.store.link_counts import link_target, record_links
+
+    before = link_target(engine, 644, 1)
+    count = len(sent["links"])
+    assert record_links(engine, 644, [IssueLink(1, "https://x.example/new", "new", "S")]) == 1
+    assert link_target(engine, 644, 1) == "https://x.example/new"
+    assert link_target(engine, 644, count) is None  # numbers a re-render no longer has are gone
+    assert before != "https://x.example/new"
+
+
+def test_machine_rules():
+    from mailer.render.links import is_machine
+
+    assert not is_machine("GET", BROWSER)
+    assert is_machine("HEAD", BROWSER)
+    assert is_machine("GET", BROWSER, purpose="prefetch")
+    assert is_machine("GET", BROWSER, sec_purpose="prefetch;prerender")
+    assert is_machine("GET", "")
+    assert is_machine("GET", None)
+    for agent in ("Googlebot/2.1", "Mozilla/5.0 (compatible; Barracuda Sentinel)", "curl/8.5",
+                  "Go-http-client/1.1", "python-requests/2.32", "Mimecast-LinkScanner",
+                  "Proofpoint URL Defense", "Slackbot-LinkExpanding 1.0", "SkypeUriPreview"):
+        assert is_machine("GET", agent), agent
+
+
+@pytest.mark.postgres
+@pytest.mark.slow
+def test_counts_on_postgresql(mailer_env, pg_url, monkeypatch):
+    from mailer.store.db import get_engine, reset_engines
+
+    monkeypatch.setenv("MAILER_DATABASE_URL", pg_url)
+    reset_engines()
+    env = _sent_with_counts({**mailer_env, "MAILER_DATABASE_URL": pg_url}, monkeypatch)
+    engine = get_engine(pg_url)
+    with _client(env) as client:
+        for _ in range(5):
+            assert client.get(_path(env, env["links"][0])).status_code == 302
+        assert client.head(_path(env, env["links"][0])).status_code == 302
+        assert client.get("/l/644/99999").status_code == 404
+    assert _clicks(engine) == [(644, 1, False, 5), (644, 1, True, 1)]
+    assert [(f["n"], f["clicks"]) for f in _json_stats(env)["links"][:2]] == [(1, 5), (2, 0)]
