@@ -254,3 +254,35 @@ def test_counts_on_postgresql(mailer_env, pg_url, monkeypatch):
         assert client.get("/l/644/99999").status_code == 404
     assert _clicks(engine) == [(644, 1, False, 5), (644, 1, True, 1)]
     assert [(f["n"], f["clicks"]) for f in _json_stats(env)["links"][:2]] == [(1, 5), (2, 0)]
+
+
+def test_one_row_per_hour_utc_whatever_the_clock_zone(engine):
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from sqlalchemy import text
+
+    from mailer.render.links import IssueLink
+    from mailer.store.link_counts import count_click, link_figures, record_links
+
+    record_links(engine, 7, [IssueLink(1, "https://x.example/a", "A", "News")])
+    paris = timezone(timedelta(hours=1))
+    for at in (datetime(2026, 12, 3, 8, 0, tzinfo=UTC), datetime(2026, 12, 3, 8, 59, 59, tzinfo=UTC),
+               datetime(2026, 12, 3, 9, 30, tzinfo=paris), datetime(2026, 12, 3, 9, 0, tzinfo=UTC)):
+        count_click(engine, 7, 1, False, at)
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT hour, clicks FROM link_clicks ORDER BY hour")).all()
+    assert [clicks for _, clicks in rows] == [3, 1]
+    assert link_figures(engine, 7)[0]["clicks"] == 4
+
+
+@pytest.mark.slow
+def test_the_counter_is_rate_limited_per_network_and_gets_the_public_headers(sent, monkeypatch):
+    from mailer.web import clicks
+
+    monkeypatch.setattr(clicks, "CLICKS_PER_MINUTE", 3)
+    path = _path(sent, sent["links"][0])
+    with _client(sent) as client:
+        answers = [client.get(path) for _ in range(4)]
+    assert [a.status_code for a in answers] == [302, 302, 302, 429]
+    assert answers[3].headers["retry-after"]
+    assert answers[0].headers["x-content-type-options"] == "nosniff"
