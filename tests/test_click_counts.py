@@ -286,3 +286,21 @@ def test_the_counter_is_rate_limited_per_network_and_gets_the_public_headers(sen
     assert [a.status_code for a in answers] == [302, 302, 302, 429]
     assert answers[3].headers["retry-after"]
     assert answers[0].headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.slow
+def test_the_admin_issue_page_lists_the_links_by_clicks(sent, monkeypatch):
+    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+
+    for key, value in ADMIN_ENV.items():
+        monkeypatch.setenv(key, value)
+    with _client(sent) as client:
+        for _ in range(3):
+            client.get(_path(sent, sent["links"][4]))
+        page = client.get("/admin/issues/644", headers=_basic(USER, PASSWORD))
+    assert page.status_code == 200
+    table = BeautifulSoup(page.text, "html.parser").find("table", id="links")
+    first = table.find("tbody").find("tr")
+    cells = [td.get_text() for td in first.find_all("td")]
+    assert cells[0] == "5" and cells[2:] == ["3", "0"]  # number, section, clicks, machine
+    assert len(table.find("tbody").find_all("tr")) == len(sent["links"])
