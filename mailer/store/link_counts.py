@@ -49,8 +49,8 @@ def record_links(engine: Engine, issue_number: int, links: Iterable[RenderedLink
     rows = [{"issue": issue_number, "n": link.n, "url": link.url, "text": link.text,
              "section": link.section} for link in links]
     with engine.begin() as connection:
-        for row in rows:
-            connection.execute(UPSERT_LINK, row)
+        if rows:
+            connection.execute(UPSERT_LINK, rows)  # one executemany for the issue's few hundred
         connection.execute(DROP_LATER, {"issue": issue_number,
                                         "last": max((r["n"] for r in rows), default=0)})
     return len(rows)
