@@ -220,6 +220,11 @@ class Settings(BaseSettings):
     source_atproto_repo: str | None = None  # DID (or handle) owning the site.standard.document records
     preview_to: str | None = None  # editors' address for `mailer send --preview-to`
 
+    # -- link counts, aggregate only (issue 25 §1) ----------------------------------------------
+    # On, each outside link in the HTML part points at BASE_URL/l/<issue>/<n>, the same URL for
+    # every reader; off (the default), links are exactly as written. Plaintext keeps its URLs.
+    click_counts: bool = False
+
     # -- where the network issue sources may connect (issue 19) -------------------------------
     # Off (the default), a source never connects to a loopback, private or link-local address,
     # whatever the feed, its redirects or DNS say; on, for a site or PDS on the local network.

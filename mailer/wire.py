@@ -34,6 +34,7 @@ HOLD_PATH = "/hold"  # + /<token>: "Hold the send" in the editors' preview mail
 PREVIEW_PAGE_PATH = "/preview"  # + /<token>: the preview page (the issue, its planned send)
 UNSUBSCRIBE_PATH = "/unsubscribe"  # + /<token>: the link in every issue and in List-Unsubscribe
 MANAGE_PATH = "/manage"  # + /<token>: the reader's own page (the footer's "Manage" link)
+CLICK_PATH = "/l"  # + /<issue>/<n>: a counted link (MAILER_CLICK_COUNTS), redirects to its URL
 
 # -- SES's mailbox simulator (`mailer doctor --live`) ----------------------------------------------
 SIMULATOR_DOMAIN = "simulator.amazonses.com"

@@ -302,7 +302,7 @@ def test_stats_command_prints_table_json_and_warnings(mailer_env, engine):
 
     detail = json.loads(_mailer(mailer_env, "--issue", "644", "--json").stdout)
     assert set(detail) == {"issue_number", "summary", "campaigns", "bounce_reasons", "domains",
-                           "sent_per_minute"}
+                           "sent_per_minute", "links"}
     assert detail["sent_per_minute"] == [{"minute": "2026-11-18T10:00:00+00:00", "sent": 20},
                                          {"minute": "2026-11-18T10:02:00+00:00", "sent": 16}]
     assert detail["domains"][2] == {"domain": "example.net", "recipients": 10, "sent": 6,

@@ -14,6 +14,7 @@ from mailer.domain import CampaignStatus, SendQuota
 from mailer.errors import Rejected, SendError
 from mailer.message import build_mime, header_text
 from mailer.store import ledger
+from mailer.store.link_counts import record_links
 from mailer.store.models import Campaign
 
 if TYPE_CHECKING:
@@ -120,6 +121,8 @@ def start_send(db, rendered, number: int, *, transport_name: str, flags: SendFla
                                   transport=transport_name, content_sha256=sha,
                                   again=flags.again)
     campaign = start.campaign
+    if getattr(rendered, "links", ()):  # link counts on: what each /l/<issue>/<n> stands for
+        record_links(db, number, rendered.links)
     if start.created:
         if canary_sample:
             ledger.choose_canary(db, id_of(campaign), canary_sample)

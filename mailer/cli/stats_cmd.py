@@ -56,7 +56,9 @@ Gmail's 0.3 % spam line.
      "bounce_reasons": [{"bounce_type", "bounce_subtype", "diagnostic", "count"}],
      "domains": [{"domain", "recipients", "sent", "delivered", "bounced", "bounced_hard",
                   "complained", "bounce_rate"}],
-     "sent_per_minute": [{"minute", "sent"}]}
+     "sent_per_minute": [{"minute", "sent"}],
+     "links": [{"n", "url", "text", "section", "clicks", "machine"}] (link counts, most clicked
+              first; clicks are people's, machine the HEADs, prefetches and scanners')}
   mailer stats --subscribers --json
     {"totals": {"pending", "active", "unsubscribed", "bounced", "complained"},
      "weeks": [{"week_start", "new", "imported", "confirmed", "unsubscribed", "suppressed", "net"}]}

@@ -21,6 +21,7 @@ from mailer.domain import Issue
 from mailer.errors import RenderError
 from mailer.render.allowlist import enforce_allow_list
 from mailer.render.body import Body, build_body
+from mailer.render.links import IssueLink, count_links
 from mailer.render.mjml import mjml_to_lean_email_html
 from mailer.figures import GMAIL_CLIP_BYTES, NEAR_CLIP_BYTES, near_gmail_clip
 from mailer.render.palette import DARK, LIGHT
@@ -56,6 +57,7 @@ class RenderOptions:
     newsletter_name: str
     sender_line: str
     templates_dir: Path
+    click_counts: bool = False
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "RenderOptions":
@@ -65,6 +67,7 @@ class RenderOptions:
             newsletter_name=settings.newsletter_name,
             sender_line=settings.sender_line,
             templates_dir=Path(settings.templates_dir),
+            click_counts=settings.click_counts,
         )
 
 
@@ -77,6 +80,8 @@ class RenderedIssue:
     html: str
     text: str
     warnings: tuple[str, ...]
+    # What each BASE_URL/l/<issue>/<n> in the HTML part stands for; empty with counts off.
+    links: tuple[IssueLink, ...] = ()
 
     @property
     def html_bytes(self) -> int:
@@ -98,11 +103,18 @@ def render_issue(issue: Issue, options: RenderOptions) -> RenderedIssue:
     # Last, over the mail as it goes out: no stage after the sanitizer can add what it removed.
     html, removed = enforce_allow_list(finish_document(mjml_to_lean_email_html(mjml_source)))
     warnings.extend(removed)
+    links: tuple[IssueLink, ...] = ()
+    if options.click_counts and issue.number is None:
+        warnings.append("link counts are on but the issue has no number: its links are left as written")
+    elif options.click_counts:
+        # After the sanitizer, which would keep these same-host links anyway; before the size
+        # check, so the budget is measured on the mail as it goes out.
+        html, links = count_links(html, base_url=options.base_url, issue_number=issue.number)
     text = render_text(issue, options, body, web_url, context["issue_line"])
     warnings.extend(size_warnings(len(html.encode("utf-8"))))
     return RenderedIssue(
         issue=issue, subject=context["subject"], preheader=context["preheader"],
-        mjml=mjml_source, html=html, text=text, warnings=tuple(warnings),
+        mjml=mjml_source, html=html, text=text, warnings=tuple(warnings), links=links,
     )
 
 

@@ -238,3 +238,29 @@ class IssueEvent(SQLModel, table=True):
     kind: str = Field(max_length=32)
     actor: str | None = Field(default=None, max_length=320)
     detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class IssueLink(SQLModel, table=True):
+    """What ``/l/<issue>/<n>`` stands for: the link's URL, words and ``##`` section, recorded
+    when a campaign with link counts starts. Migration 0011."""
+
+    __tablename__ = "issue_link"
+
+    issue_number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    n: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    url: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
+    section: str = Field(sa_type=Text)
+
+
+class LinkClicks(SQLModel, table=True):
+    """Clicks of one link within one UTC hour, people and machines apart: a click adds one to
+    its row, never a row of its own; nothing about who clicked is kept. Migration 0011."""
+
+    __tablename__ = "link_clicks"
+
+    issue_number: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    n: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hour: datetime = Field(primary_key=True)  # truncated to the hour, UTC
+    machine: bool = Field(primary_key=True)
+    clicks: int = 0

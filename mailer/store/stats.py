@@ -20,6 +20,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
 from mailer.errors import StoreError
 from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
+from mailer.store.link_counts import link_figures
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, SubscriberChange
 from mailer.store.sql_figures import count_where, domain_of, minute_bucket
 from mailer.wire import SIMULATOR_DOMAIN
@@ -133,6 +134,7 @@ class IssueDetail:
     bounce_reasons: list[BounceReason] = field(default_factory=list)
     domains: list[DomainStats] = field(default_factory=list)
     timeline: list[TimeBucket] = field(default_factory=list)  # sent per minute, empty minutes left out
+    links: list[dict] = field(default_factory=list)  # link counts (store.link_counts.link_figures)
 
     def as_dict(self) -> dict:
         return {
@@ -142,6 +144,7 @@ class IssueDetail:
             "bounce_reasons": [asdict(r) for r in self.bounce_reasons],
             "domains": [d.as_dict() for d in self.domains],
             "sent_per_minute": [{"minute": _iso(b.start), "sent": b.sent} for b in self.timeline],
+            "links": list(self.links),
         }
 
 
@@ -319,6 +322,7 @@ def issue_detail(session: Session, issue_number: int) -> IssueDetail:
         bounce_reasons=bounce_reasons(session, ids),
         domains=domain_stats(session, ids),
         timeline=sent_per_minute(session, ids),
+        links=link_figures(session.get_bind(), issue_number),
     )
 
 

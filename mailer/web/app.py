@@ -36,7 +36,9 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.store.db import get_engine
-from mailer.web import admin, console, editor_links, embed, links, manage, public, webhook
+from mailer.web import (
+    admin, clicks, console, editor_links, embed, links, manage, public, webhook,
+)
 from mailer.web.client_body import ClientBodyMiddleware
 from mailer.web.console.render import ACTIONS_PER_MINUTE
 from mailer.web.limiter import DatabaseWindowLimiter, FailedLoginGuard
@@ -53,14 +55,15 @@ from mailer.web.security import (
     security_headers,
 )
 from mailer.wire import (
-    CONFIRM_PATH, HOLD_PATH, MANAGE_PATH, PREVIEW_PAGE_PATH, SUBSCRIBE_PATH, UNSUBSCRIBE_PATH,
+    CLICK_PATH, CONFIRM_PATH, HOLD_PATH, MANAGE_PATH, PREVIEW_PAGE_PATH, SUBSCRIBE_PATH,
+    UNSUBSCRIBE_PATH,
     WEBHOOK_PATH,
 )
 
 log = logging.getLogger("mailer.web")
 
 PUBLIC_PREFIXES = (SUBSCRIBE_PATH, CONFIRM_PATH, UNSUBSCRIBE_PATH, MANAGE_PATH, HOLD_PATH,
-                   PREVIEW_PAGE_PATH)
+                   PREVIEW_PAGE_PATH, CLICK_PATH + "/")  # "/l/": counted links, not "/login"
 # A POST to an unsubscribe link unsubscribes whatever its body (RFC 8058 one-click): the route
 # reads at most MAILER_MAX_BODY_BYTES of it itself instead of refusing a large one with a 413.
 READS_OWN_BODY_PREFIX = UNSUBSCRIBE_PATH + "/"
@@ -116,6 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(links.router)
     app.include_router(manage.router)
     app.include_router(editor_links.router)
+    app.include_router(clicks.router)
     app.include_router(webhook.router)
     app.include_router(admin.router)
     app.include_router(console.router)  # the operator pages, behind admin's checks
@@ -165,6 +169,7 @@ def _init_limiters(app: FastAPI, settings: Settings) -> None:
     state.console_write_limiter = limiter("console-write", ACTIONS_PER_MINUTE, 60.0)
     state.editor_link_limiter = limiter("editor-link", editor_links.EDITOR_LINKS_PER_MINUTE, 60.0)
     state.manage_limiter = limiter("manage", manage.MANAGE_REQUESTS_PER_MINUTE, 60.0)
+    state.click_limiter = limiter("click", clicks.CLICKS_PER_MINUTE, 60.0)
 
 
 def _add_middleware(app: FastAPI, settings: Settings) -> None:

@@ -31,6 +31,7 @@ from mailer.store.console import (
 from mailer.store.console_issue import SendBucket, issue_progress, progress_of, rebin
 from mailer.store.console_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
+from mailer.store.link_counts import link_figures
 from mailer.store.stats import CampaignStats, TimeBucket
 from mailer.web.admin import require_operator
 from mailer.web.public import signup_pressure
@@ -296,7 +297,9 @@ def issue_page(request: Request, number: int) -> HTMLResponse:
                 funnel=funnel(detail.summary), chart=send_chart(number, buckets, seconds),
                 chart_text=send_description(buckets, seconds), providers=bundle.providers,
                 unsubscribed=bundle.unsubscribes, states=bundle.states, progress=progress,
-                live=progress.running, **issue_hold.timeline_context(request, number))
+                live=progress.running, **issue_hold.timeline_context(request, number),
+                # read fresh, not from the figure cache: clicks come in while deliveries stay
+                links=link_figures(get_engine(settings_of(request).database_url), number))
 
 
 def _settling(request: Request, campaign_list: list[CampaignStats]) -> dict:

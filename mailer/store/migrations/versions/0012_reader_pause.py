@@ -5,7 +5,7 @@ ledger row as skipped ("paused by the reader") instead of queueing it, so the is
 window are skipped and counted apart, and the next issue after it is sent as usual.
 
 Revision ID: 0012_reader_pause
-Revises: 0010_issue_hold
+Revises: 0011_link_counts
 Create Date: 2026-12-03 08:10:00
 """
 from alembic import op
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 import sqlmodel
 
 revision = '0012_reader_pause'
-down_revision = '0010_issue_hold'
+down_revision = '0011_link_counts'
 branch_labels = None
 depends_on = None
 
