@@ -104,12 +104,12 @@ def render_issue(issue: Issue, options: RenderOptions) -> RenderedIssue:
     html, removed = enforce_allow_list(finish_document(mjml_to_lean_email_html(mjml_source)))
     warnings.extend(removed)
     links: tuple[IssueLink, ...] = ()
-    if options.click_counts and issue.number is None:
-        warnings.append("link counts are on but the issue has no number: its links are left as written")
-    elif options.click_counts:
+    if options.click_counts and issue.number is not None:
         # After the sanitizer, which would keep these same-host links anyway; before the size
         # check, so the budget is measured on the mail as it goes out.
         html, links = count_links(html, base_url=options.base_url, issue_number=issue.number)
+    elif options.click_counts:
+        warnings.append("link counts are on but the issue has no number: its links are left as written")
     text = render_text(issue, options, body, web_url, context["issue_line"])
     warnings.extend(size_warnings(len(html.encode("utf-8"))))
     return RenderedIssue(
