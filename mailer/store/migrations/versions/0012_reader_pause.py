@@ -18,12 +18,12 @@ branch_labels = None
 depends_on = None
 
 
+# Plain ALTER TABLE on both databases (SQLite 3.35+ drops columns): a batch copy of
+# ``subscriber`` would lose its expression index on lower(email) (0002) on SQLite.
 def upgrade() -> None:
-    with op.batch_alter_table('subscriber') as batch:
-        batch.add_column(sa.Column('paused_until', sqlmodel.sql.sqltypes.UTCDateTime(),
-                                   nullable=True))
+    op.add_column('subscriber', sa.Column('paused_until', sqlmodel.sql.sqltypes.UTCDateTime(),
+                                          nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('subscriber') as batch:
-        batch.drop_column('paused_until')
+    op.execute('ALTER TABLE subscriber DROP COLUMN paused_until')
