@@ -41,6 +41,7 @@ class Outcome:
     counts: dict[DeliveryStatus, int]
     failures: list[tuple[str, str]]  # (address, reason), the first few
     settling: Settling | None = None  # where the unknown rows left stand, if any
+    paused: int = 0  # of the skipped rows: readers who paused themselves (issue 26)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,9 @@ def finish_send(db, report: SendReport, settle_after: timedelta | None = None) -
         standing = settling(db, report.campaign_id, settle_after)
     return Outcome(report=report, campaign=ledger.get_campaign(db, report.campaign_id),
                    counts=counts, failures=ledger.failures(db, report.campaign_id, limit=5),
-                   settling=standing)
+                   settling=standing,
+                   paused=ledger.paused_by_readers(db, report.campaign_id)
+                   if counts[DeliveryStatus.SKIPPED] else 0)
 
 
 def recovered(db, campaign_id: int, recovery: Recovery) -> Recovered:

@@ -157,6 +157,10 @@ def _follow_with_bar(dispatcher: Dispatcher, thread: threading.Thread, total: in
                        description=_progress_line(dispatcher, total))
 
 
+def _paused_part(paused: int) -> str:
+    return f" ({paused} paused by the reader)" if paused else ""
+
+
 def print_summary(outcome: Outcome) -> None:
     """The end of a run (a ``campaigns.Outcome``): this run, then the whole campaign."""
     report, counts, campaign = outcome.report, outcome.counts, outcome.campaign
@@ -167,7 +171,8 @@ def print_summary(outcome: Outcome) -> None:
     waiting = counts[DeliveryStatus.QUEUED] + counts[DeliveryStatus.SENDING]
     _out(f"campaign {report.campaign_id}: {counts[DeliveryStatus.SENT]} sent, "
                   f"{counts[DeliveryStatus.FAILED]} failed, {counts[DeliveryStatus.SKIPPED]} "
-                  f"skipped, {waiting} waiting, {counts[DeliveryStatus.UNKNOWN]} unknown",
+                  f"skipped{_paused_part(outcome.paused)}, {waiting} waiting, "
+                  f"{counts[DeliveryStatus.UNKNOWN]} unknown",
                   highlight=False)
     for address, reason in outcome.failures:
         _err(f"  failed: {address}: {reason}", highlight=False)

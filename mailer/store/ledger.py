@@ -313,6 +313,14 @@ def count_by_status(engine: Engine, campaign_id: int) -> dict[DeliveryStatus, in
     return counts
 
 
+def paused_by_readers(engine: Engine, campaign_id: int) -> int:
+    """The campaign's rows skipped because their reader had paused (counted apart)."""
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).where(
+            D.c.campaign_id == campaign_id, D.c.status == DeliveryStatus.SKIPPED.value,
+            D.c.error == PAUSED_BY_READER)).scalar_one()
+
+
 def failures(engine: Engine, campaign_id: int, limit: int = 10) -> list[tuple[str, str]]:
     """(address, reason) of some failed rows, for the summary."""
     with engine.connect() as connection:
