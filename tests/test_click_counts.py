@@ -304,3 +304,43 @@ def test_the_admin_issue_page_lists_the_links_by_clicks(sent, monkeypatch):
     cells = [td.get_text() for td in first.find_all("td")]
     assert cells[0] == "5" and cells[2:] == ["3", "0"]  # number, section, clicks, machine
     assert len(table.find("tbody").find_all("tr")) == len(sent["links"])
+
+
+def test_sections_that_draw_readers_across_issues(engine):
+    from datetime import UTC, datetime
+
+    from mailer.render.links import IssueLink
+    from mailer.store.link_counts import count_click, record_links, section_figures
+
+    at = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)
+    record_links(engine, 7, [IssueLink(1, "https://x.example/a", "A", "Crate of the Week"),
+                             IssueLink(2, "https://x.example/b", "B", "Jobs"),
+                             IssueLink(3, "https://x.example/c", "C", "Jobs")])
+    record_links(engine, 8, [IssueLink(1, "https://x.example/d", "D", "Crate of the Week")])
+    for issue, n, machine, times in ((7, 1, False, 2), (8, 1, False, 3), (7, 2, False, 1),
+                                     (7, 3, True, 9)):  # the scanner's 9 hits are not readers
+        for _ in range(times):
+            count_click(engine, issue, n, machine, at)
+    assert [(s["section"], s["issues"], s["links"], s["clicks"], s["per_link"])
+            for s in section_figures(engine)] == [("Crate of the Week", 2, 2, 5, 2.5),
+                                                  ("Jobs", 1, 2, 1, 0.5)]
+
+
+@pytest.mark.slow
+def test_the_overview_shows_which_sections_draw_readers(sent, monkeypatch):
+    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+
+    for key, value in ADMIN_ENV.items():
+        monkeypatch.setenv(key, value)
+    with _client(sent) as client:
+        for _ in range(3):
+            client.get(_path(sent, sent["links"][4]))
+        page = client.get("/admin", headers=_basic(USER, PASSWORD))
+    assert page.status_code == 200
+    table = BeautifulSoup(page.text, "html.parser").find("table", id="sections")
+    first = table.find("tbody").find("tr")
+    clicked = next(f for f in _json_stats(sent)["links"] if f["clicks"])
+    assert clicked["n"] == 5
+    # the clicked link's section first (644's fifth link comes before its first heading)
+    assert first.find("th").get_text() == (clicked["section"] or "(before the first section)")
+    assert [td.get_text() for td in first.find_all("td")][2] == "3"  # with its clicks

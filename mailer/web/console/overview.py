@@ -31,7 +31,7 @@ from mailer.store.console import (
 from mailer.store.console_issue import SendBucket, issue_progress, progress_of, rebin
 from mailer.store.console_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
-from mailer.store.link_counts import link_figures
+from mailer.store.link_counts import link_figures, section_figures
 from mailer.store.stats import CampaignStats, TimeBucket
 from mailer.web.admin import require_operator
 from mailer.web.public import signup_pressure
@@ -186,7 +186,8 @@ def overview(request: Request) -> HTMLResponse:
                 attention=[c for c in campaigns if needs_attention(c)],
                 running=[s for s in states.values() if s.running], states=states,
                 warned=[c for c in campaigns if c.issue_number in shown],
-                signup_pause=signup_pressure(request.app))
+                signup_pause=signup_pressure(request.app),
+                sections=section_figures(get_engine(settings_of(request).database_url)))
 
 
 @router.get("/admin/stats.json")
