@@ -64,3 +64,18 @@ def test_a_sent_issue_scores_at_most_one_point(spamassassin, mailer_env, tmp_pat
     assert b"\nList-Unsubscribe: " in message  # the headers of a real send are in it
     points, rules = score(spamassassin, message, tmp_path / "home")
     assert points <= MAX_SCORE, f"issue {number}: {points} points from {rules}"
+
+
+def test_counted_links_score_the_same_as_links_as_written(spamassassin, mailer_env, tmp_path):
+    """Issue 25 §1: rewriting every link to the newsletter's own counter (MAILER_CLICK_COUNTS)
+    leaves SpamAssassin's score as it was. BASE_URL is a name, as in production: a bare IP
+    address there would be a numeric-URL link to any filter."""
+    env = {**mailer_env, "MAILER_BASE_URL": "https://newsletter.example.org"}
+    as_written = sent_message({**env, "MAILER_OUTBOX_DIR": str(tmp_path / "off")}, 644)
+    counted = sent_message({**env, "MAILER_OUTBOX_DIR": str(tmp_path / "on"),
+                            "MAILER_DATABASE_URL": f"sqlite:///{tmp_path / 'on.db'}",
+                            "MAILER_CLICK_COUNTS": "on"}, 644)
+    assert b"newsletter.example.org/l/644/" in counted.replace(b"=\r\n", b"")
+    off, off_rules = score(spamassassin, as_written, tmp_path / "home-off")
+    on, on_rules = score(spamassassin, counted, tmp_path / "home-on")
+    assert on <= off, f"counted links: {on} points from {on_rules}; as written {off} from {off_rules}"
