@@ -44,21 +44,23 @@ def parse_standard_site(record: dict | str, *, source_path: Path | None = None) 
     )
 
 
-def _record_dict(record: dict | str, source: str) -> dict:
-    if isinstance(record, str):
+def _record_dict(given: dict | str, source: str) -> dict:
+    record: object = given
+    if isinstance(given, str):
         try:
-            record = json.loads(record)
+            record = json.loads(given)
         except json.JSONDecodeError as exc:
             raise MalformedIssue(f"{source} is not valid JSON (line {exc.lineno}: {exc.msg})") from exc
     if not isinstance(record, dict):
         raise MalformedIssue(f"{source} is not a JSON object (a site.standard.document record is one)")
+    document: dict = record
     # com.atproto.repo.getRecord wraps the record: {"uri": ..., "cid": ..., "value": {...}}
-    if "$type" not in record and isinstance(record.get("value"), dict):
-        record = record["value"]
-    record_type = record.get("$type")
+    if "$type" not in document and isinstance(document.get("value"), dict):
+        document = document["value"]
+    record_type = document.get("$type")
     if record_type is not None and record_type != STANDARD_DOCUMENT_TYPE:
         raise MalformedIssue(f"{source} is a {record_type!r} record, not a {STANDARD_DOCUMENT_TYPE}")
-    return record
+    return document
 
 
 def _required_text(data: dict, key: str, source: str) -> str:

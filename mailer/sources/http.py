@@ -56,8 +56,8 @@ class Fetcher:
         self.network_fetches = 0  # 200 answers; 304s cost nothing to parse
 
     def get(self, url: str) -> bytes:
-        self.site = self.site or Site(url)
-        if not self.site.holds(url):
+        site = self.site = self.site or Site(url)
+        if not site.holds(url):
             raise SourceError(f"issue source {self.source}: {url} is not on the configured site "
                               f"({self.site.host}); issue sources fetch only from it")
         cached = self._cached(url)
@@ -79,7 +79,7 @@ class Fetcher:
         problem, retry_after = "no answer", 0.0
         for attempt in range(1, self.policy.tries + 1):
             try:
-                response = _guarded_get(url, headers, self.policy, self.site)
+                response = _guarded_get(url, headers, self.policy, self._site(url))
             except (httpx.HTTPError, httpcore.ConnectError) as error:
                 problem = _describe(error)
             except DeadlineExceeded:
@@ -97,6 +97,12 @@ class Fetcher:
                 time.sleep(min(max(retry_after, self._backoff(attempt)), MAX_RETRY_AFTER))
         raise SourceError(f"issue source {self.source}: cannot fetch {url}: {problem} "
                           f"({self.policy.tries} tr{'ies' if self.policy.tries > 1 else 'y'})")
+
+    def _site(self, url: str) -> Site:
+        """The one site this fetcher may reach: the configured one, or the first URL's."""
+        if self.site is None:
+            self.site = Site(url)
+        return self.site
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, base=self.policy.backoff, cap=MAX_RETRY_AFTER)

@@ -189,6 +189,7 @@ class SmtpTransport:
     def _connect(self) -> smtplib.SMTP:
         config = self.config
         try:
+            connection: smtplib.SMTP
             if config.implicit_tls:
                 connection = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
                                               context=self._tls)
