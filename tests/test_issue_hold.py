@@ -317,7 +317,9 @@ def test_a_hold_is_one_row_and_a_release_lifts_it_once_on_postgresql(pg_url):
 def test_the_hold_migration_goes_down_and_up_on_postgresql(pg_url):
     from alembic import command
 
-    from mailer.store.db import alembic_config, current_revision, make_engine, upgrade
+    from mailer.store.db import (
+        alembic_config, current_revision, head_revision, make_engine, upgrade,
+    )
 
     engine = make_engine(pg_url)
     upgrade(engine)
@@ -328,7 +330,7 @@ def test_the_hold_migration_goes_down_and_up_on_postgresql(pg_url):
             command.downgrade(cfg, "0007_rate_limit_hits")
     assert current_revision(engine) == "0007_rate_limit_hits"
     upgrade(engine)
-    assert current_revision(engine) == "0010_issue_hold"
+    assert current_revision(engine) == head_revision()  # the newest migration, whichever
     engine.dispose()
 
 

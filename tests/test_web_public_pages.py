@@ -12,7 +12,7 @@ from mailer.domain import SubscriberStatus
 from mailer.store import subscribers as subs
 from mailer.store.db import session
 from mailer.store.models import SubscriberChange
-from mailer.tokens import make_unsubscribe_token
+from mailer.tokens import make_manage_token, make_unsubscribe_token
 from mailer.web.app import create_app
 from tests.fakes import RecordingTransport
 from tests.test_web_app import (client, confirm_token_from, subscribe,  # noqa: F401
@@ -61,7 +61,7 @@ def test_a_second_click_on_the_confirm_link_says_you_are_subscribed(client, engi
 
     assert again.status_code == 200 and "You are subscribed" in again.text
     assert "twice@example.org" in again.text
-    manage = f"/unsubscribe/{make_unsubscribe_token(settings.secret_key, row.id)}"
+    manage = f"/manage/{make_manage_token(settings.secret_key, row.id)}"  # the reader's own page
     assert f'href="{manage}"' in again.text
     assert len(changes(engine, row.id)) == len(before)  # nothing recorded twice
     assert subscriber(engine, "twice@example.org").status == SubscriberStatus.ACTIVE
