@@ -142,18 +142,19 @@ class ReaderPage:
 
 def reader_page(engine, settings: Settings, token: str) -> ReaderPage:
     """Whose page this is (a forged or unsubscribe token raises TokenInvalid); reads only."""
-    subscriber_id = read_manage_token(settings.secret_key, token)
     with session(engine) as db:
-        subscriber = db.get(Subscriber, subscriber_id)
-        if subscriber is None:
-            raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
+        subscriber = _page_owner(db, settings, token)
         since = store.status_since(db, subscriber)
     return ReaderPage(subscriber, since,
                       make_unsubscribe_token(settings.secret_key, subscriber.id))
 
 
 def _page_owner(db, settings: Settings, token: str) -> Subscriber:
-    subscriber = db.get(Subscriber, read_manage_token(settings.secret_key, token))
+    return _existing(db.get(Subscriber, read_manage_token(settings.secret_key, token)))
+
+
+def _existing(subscriber: Subscriber | None) -> Subscriber:
+    """The reader a link names; one that is gone (erased) is reported without any detail."""
     if subscriber is None:
         raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
     return subscriber
@@ -179,11 +180,10 @@ def pause_reader(engine, settings: Settings, token: str, until: date | None,
     return ends
 
 
-def export_reader(engine, settings: Settings, token: str) -> tuple[str, dict]:
-    """Download my data: the page's reader's address and everything held about them."""
+def export_reader(engine, settings: Settings, token: str) -> dict:
+    """Download my data: everything held about the page's reader."""
     with session(engine) as db:
-        subscriber = _page_owner(db, settings, token)
-        return subscriber.email, reader_record(db, subscriber)
+        return reader_record(db, _page_owner(db, settings, token))
 
 
 def erase_reader(engine, settings: Settings, token: str) -> ForgetReport:
@@ -202,9 +202,7 @@ def subscriber_of(engine, settings: Settings, token: str) -> Subscriber:
     subscriber_id = read_unsubscribe_token(settings.secret_key, token)
     with session(engine) as db:
         subscriber = db.get(Subscriber, subscriber_id)
-    if subscriber is None:
-        raise UnknownSubscriber("This address is not on our list: you get no mail from us.")
-    return subscriber
+    return _existing(subscriber)
 
 
 def unsubscribe(engine, settings: Settings, token: str, source: str) -> Subscriber:

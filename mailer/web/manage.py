@@ -83,7 +83,7 @@ def download_my_data(request: Request, token: str) -> Response:
     """A JSON file of everything held about the reader. A POST (the page's button), so a mail
     scanner following links never fetches anyone's data."""
     _check_rate(request)
-    _, record = subscriptions.export_reader(_engine(request), _settings(request), token)
+    record = subscriptions.export_reader(_engine(request), _settings(request), token)
     body = json.dumps(record, indent=2, ensure_ascii=False) + "\n"
     return Response(body, media_type="application/json", headers={
         "content-disposition": 'attachment; filename="my-newsletter-data.json"',
