@@ -14,15 +14,14 @@ Rules the route keeps:
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from mailer.domain import utcnow
 from mailer.render.links import is_machine
 from mailer.store.link_counts import count_click, link_target
-from mailer.web.security import rate_limit_key
 from mailer.web.state import app_engine as _engine
-from mailer.web.state import client_address as _client_ip
+from mailer.web.state import check_network_rate
 from mailer.wire import CLICK_PATH
 
 router = APIRouter()
@@ -35,10 +34,7 @@ NO_STORE = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
 
 def _check_rate(request: Request) -> None:
-    retry_after = request.app.state.click_limiter.hit(rate_limit_key(_client_ip(request)))
-    if retry_after is not None:
-        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
-                            headers={"Retry-After": str(max(1, round(retry_after)))})
+    check_network_rate(request, request.app.state.click_limiter)
 
 
 def _number(part: str) -> int | None:

@@ -11,14 +11,13 @@ Rules every route keeps (as mailer.web.links):
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import HTMLResponse, Response
 
 from mailer import advance_copy
-from mailer.web.security import rate_limit_key
-from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
-from mailer.web.state import client_address as _client_ip
+from mailer.web.state import app_engine as _engine
+from mailer.web.state import check_network_rate, app_pages as _pages, app_settings as _settings
 from mailer.wire import HOLD_PATH, PREVIEW_PAGE_PATH
 
 router = APIRouter()
@@ -36,10 +35,7 @@ EDITOR_LINKS_PER_MINUTE = 30  # a few editors clicking about; far below any gues
 
 
 def _check_rate(request: Request) -> None:
-    retry_after = request.app.state.editor_link_limiter.hit(rate_limit_key(_client_ip(request)))
-    if retry_after is not None:
-        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
-                            headers={"Retry-After": str(max(1, round(retry_after)))})
+    check_network_rate(request, request.app.state.editor_link_limiter)
 
 
 @router.get(f"{HOLD_PATH}/{{token}}")

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from mailer import subscriptions
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import BadPause
-from mailer.web.security import rate_limit_key
-from mailer.web.state import app_engine as _engine, app_pages as _pages, app_settings as _settings
-from mailer.web.state import client_address as _client_ip
+from mailer.web.state import app_engine as _engine
+from mailer.web.state import check_network_rate, app_pages as _pages, app_settings as _settings
 from mailer.wire import MANAGE_PATH
 
 router = APIRouter()
@@ -28,10 +27,7 @@ MANAGE_REQUESTS_PER_MINUTE = 30  # a reader clicking through their page; far bel
 
 
 def _check_rate(request: Request) -> None:
-    retry_after = request.app.state.manage_limiter.hit(rate_limit_key(_client_ip(request)))
-    if retry_after is not None:
-        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
-                            headers={"Retry-After": str(max(1, round(retry_after)))})
+    check_network_rate(request, request.app.state.manage_limiter)
 
 
 @router.get(f"{MANAGE_PATH}/{{token}}")

@@ -3,12 +3,12 @@ the facts of a request they all need (its media type, the client's address behin
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import HTTPException, Request
 
 from mailer.config import Settings
 from mailer.store.db import get_engine
 from mailer.web.pages import Pages
-from mailer.web.security import client_ip
+from mailer.web.security import client_ip, rate_limit_key
 
 
 def app_settings(request: Request) -> Settings:
@@ -29,3 +29,12 @@ def media_type(request: Request) -> str:
 
 def client_address(request: Request) -> str:
     return client_ip(request, request.app.state.trusted_proxies)
+
+
+def check_network_rate(request: Request, limiter) -> None:
+    """One hit of ``limiter`` for the request's network; over its allowance, a 429 with
+    Retry-After (the public link pages: the reader's page, editors' links, counted links)."""
+    retry_after = limiter.hit(rate_limit_key(client_address(request)))
+    if retry_after is not None:
+        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
+                            headers={"Retry-After": str(max(1, round(retry_after)))})
