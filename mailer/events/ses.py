@@ -183,7 +183,7 @@ def recipient_entries(kind: EventKind, payload: dict, detail: dict) -> list[dict
         listed = None
     if not isinstance(listed, list) or not listed:
         listed = payload.get("mail", {}).get("destination")
-    entries = []
+    entries: list[dict[str, str | None]] = []
     for item in listed if isinstance(listed, list) else []:
         if isinstance(item, str):
             entries.append({"address": item})
@@ -193,7 +193,7 @@ def recipient_entries(kind: EventKind, payload: dict, detail: dict) -> list[dict
                 "diagnostic": text_or_none(item.get("diagnosticCode")),
                 "status": text_or_none(item.get("status")),
             })
-    return [entry for entry in entries if entry["address"].strip()]
+    return [entry for entry in entries if (entry["address"] or "").strip()]
 
 
 # The one field of each event type's detail that says what happened to all its recipients.
@@ -253,26 +253,21 @@ def parse_notification(
         raise MalformedEvent("the SES notification names no recipient")
     tags = flatten_tags(mail)
     message_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else None
-    common = {
-        "kind": kind,
-        "occurred_at": occurred_at,
-        "provider_message_id": message_id,
-        "tags": tags,
-        "delivery_id": delivery_id_of(mail, tags),
-        "campaign_id": as_id(tags.get(CAMPAIGN_TAG)),
-        "bounce_type": bounce_type_of(detail) if kind is EventKind.BOUNCE else None,
-        "bounce_subtype": (text_or_none(detail.get("bounceSubType"), 64)
-                           if kind is EventKind.BOUNCE else None),
-        "raw": document,
-        "event_id": event_id or f"sha256:{payload_digest(document)}",
-    }
+    delivery_id = delivery_id_of(mail, tags)
+    campaign_id = as_id(tags.get(CAMPAIGN_TAG))
+    bounce_type = bounce_type_of(detail) if kind is EventKind.BOUNCE else None
+    bounce_subtype = (text_or_none(detail.get("bounceSubType"), 64)
+                      if kind is EventKind.BOUNCE else None)
+    dedup_id = event_id or f"sha256:{payload_digest(document)}"
     shared_diagnostic = (f"SES event type {name[:60]!r}, unknown to mailer: kept, not acted on"
                          if kind is EventKind.OTHER else kind_diagnostic(kind, detail))
     return [
         DeliveryEvent(
-            recipient=entry["address"].strip(),
+            kind=kind, recipient=(entry["address"] or "").strip(), occurred_at=occurred_at,
             diagnostic=entry.get("diagnostic") or entry.get("status") or shared_diagnostic,
-            **common,
+            provider_message_id=message_id, tags=tags, delivery_id=delivery_id,
+            campaign_id=campaign_id, bounce_type=bounce_type, bounce_subtype=bounce_subtype,
+            raw=document, event_id=dedup_id,
         )
         for entry in entries
     ]
@@ -322,7 +317,8 @@ def recipient_parts(payload: dict) -> Callable[[str], dict]:
     3,000 copies of every recipient, and forgetting one reader leaves no trace of them on the
     other readers' events. Grouping once makes it linear in the recipients.
     """
-    places = []  # (path to the dict holding the list, key, entries by address)
+    # (path to the dict holding the list, key, entries by address)
+    places: list[tuple[tuple[str, ...], str, dict[str, list]]] = []
     for holder, key in RECIPIENT_LISTS:
         owner = payload.get(holder)
         if isinstance(owner, dict) and isinstance(owner.get(key), list):
@@ -330,6 +326,7 @@ def recipient_parts(payload: dict) -> Callable[[str], dict]:
     mail = payload.get("mail")
     common = mail.get("commonHeaders") if isinstance(mail, dict) else None
     for key in COMMON_HEADER_LISTS if isinstance(common, dict) else ():
+        assert isinstance(common, dict)  # narrowed by the loop's guard; mypy cannot see it
         if isinstance(common.get(key), list):
             places.append((("mail", "commonHeaders"), key, _by_address(common[key])))
 
