@@ -57,6 +57,25 @@ def test_a_new_database_gets_the_newest_schema_and_safe_sqlite_settings(engine):
             assert pragma("foreign_keys") == 1
 
 
+def test_the_quick_schema_check_finds_the_same_head_as_alembic():
+    # A command that only reads trusts the head read off the migration files, without alembic:
+    # if the two ever disagreed, an outdated database would be read as if it were current.
+    from mailer.store.db import head_from_files
+
+    assert head_from_files() == head_revision()
+
+
+def test_an_outdated_database_is_still_refused_with_the_quick_check(tmp_path):
+    from mailer.errors import StoreError
+    from mailer.store.db import ensure_schema
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0001")
+    with pytest.raises(StoreError, match="out of date"):
+        ensure_schema(engine)
+    engine.dispose()
+
+
 def test_foreign_keys_are_enforced(engine):
     from sqlalchemy.exc import IntegrityError
 
