@@ -126,6 +126,7 @@ def test_a_change_waits_for_the_new_addresss_click_then_moves_the_same_reader(
     assert "a***@example.org" in confirm_mail.text and "ann@example.org" not in confirm_mail.text
     assert "/manage/" not in confirm_mail.text  # the new address gets no key to the page
     assert "waits for the link mailed there" in client.get(page).text
+    assert client.post(f"{page}/export").json()["pending_address"] == "Nova@example.net"
 
     get_settings.cache_clear()  # until the click, the old address keeps getting the issues
     sent = CliRunner().invoke(app, ["send", "--issue", "644", "--yes"])
