@@ -12,13 +12,18 @@ from datetime import UTC, date, datetime, time, timedelta
 from mailer.config import Settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import BadPause, TokenUsed, UnknownSubscriber
+from mailer.render.address_mail import (
+    address_changed_email,
+    address_taken_email,
+    confirm_new_address_email,
+    masked,
+)
 from mailer.render.confirm import confirmation_email
-from mailer.store import signups
+from mailer.store import address_changes, signups
 from mailer.store import subscribers as store
+from mailer.store.address_changes import ChangeRequest, MailKind
 from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
-from mailer.store import address_changes
-from mailer.store.address_changes import ChangeRequest, MailKind
 from mailer.store.forgotten import ForgetReport
 from mailer.store.models import Subscriber
 from mailer.store.reader_data import reader_record
@@ -28,11 +33,6 @@ from mailer.tokens import (
     make_unsubscribe_token,
     read_manage_token,
     read_unsubscribe_token,
-)
-from mailer.render.address_mail import (
-    address_changed_email,
-    address_taken_email,
-    confirm_new_address_email,
 )
 from mailer.wire import CONFIRM_ADDRESS_PATH, MANAGE_PATH
 
@@ -238,6 +238,12 @@ class AddressChange:
     old: str
     new: str
     manage_url: str
+
+    @property
+    def old_shown(self) -> str:
+        """The old address as the link's page shows it: whoever holds the new mailbox learns
+        no more of it than the mail told them."""
+        return masked(self.old)
 
 
 def address_change_link(engine, settings: Settings, token: str) -> AddressChange:

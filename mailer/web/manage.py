@@ -174,7 +174,7 @@ def confirm_address_page(request: Request, token: str) -> Response:
     """What the link would change, and one button; this GET changes nothing (mail scanners)."""
     _check_rate(request)
     change = subscriptions.address_change_link(_engine(request), _settings(request), token)
-    return _pages(request).response("confirm_address", old=change.old, new=change.new,
+    return _pages(request).response("confirm_address", old=change.old_shown, new=change.new,
                                     token=token)
 
 
