@@ -223,6 +223,13 @@ def test_a_bad_or_the_same_address_is_a_clear_form_error_and_changes_nothing(
     assert client.get(f"{page}/address").status_code == 200  # the form alone: a GET
     assert reader(engine, "ann@example.org").new_email is None
 
+    unsubscribe = re.search(r'action="(/unsubscribe/[^"]+)"', client.get(page).text)[1]
+    client.post(unsubscribe)  # a reader who gets no newsletter has no address to move
+    assert 'action="' + page + '/address"' not in client.get(page).text
+    refused = client.post(f"{page}/address", data={"email": "new@example.net"})
+    assert refused.status_code == 400 and "Only a subscription that receives" in refused.text
+    assert len(transport.sent) == mails and reader(engine, "ann@example.org").new_email is None
+
 
 def test_a_reader_asks_a_few_times_an_hour_then_is_told_to_wait(
         client, transport, engine, settings):
