@@ -101,6 +101,11 @@ class BadPause(SubscriberError):
     """The reader's pause cannot be set as asked (a past day, more than three months ahead)."""
 
 
+class AddressChangeRefused(SubscriberError):
+    """A reader's change of address cannot be asked for or confirmed as it stands (the same
+    address, a reader who gets no newsletter, a new address taken since): nothing changed."""
+
+
 class TokenError(SubscriberError):
     pass
 

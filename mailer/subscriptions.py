@@ -12,9 +12,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from mailer.config import Settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import BadPause, TokenUsed, UnknownSubscriber
+from mailer.render.address_mail import (
+    address_changed_email,
+    address_taken_email,
+    confirm_new_address_email,
+    masked,
+)
 from mailer.render.confirm import confirmation_email
-from mailer.store import signups
+from mailer.store import address_changes, signups
 from mailer.store import subscribers as store
+from mailer.store.address_changes import ChangeRequest, MailKind
 from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
 from mailer.store.forgotten import ForgetReport
@@ -27,7 +34,7 @@ from mailer.tokens import (
     read_manage_token,
     read_unsubscribe_token,
 )
-from mailer.wire import MANAGE_PATH
+from mailer.wire import CONFIRM_ADDRESS_PATH, MANAGE_PATH
 
 
 # -- subscribe ---------------------------------------------------------------------------------
@@ -193,6 +200,71 @@ def erase_reader(engine, settings: Settings, token: str) -> ForgetReport:
         subscriber = _page_owner(db, settings, token)
         return store.forget_subscriber(db, subscriber.email,
                                        secret=settings.require_secret_key())
+
+
+# -- change my address (issue 26) ----------------------------------------------------------------
+
+def request_address_change(engine, settings: Settings, token: str,
+                           raw_new: str) -> ChangeRequest:
+    """Record the pending change on the page's reader; the same work for any new address.
+    The mail follows with :func:`mail_address_change`, after the answer."""
+    with session(engine) as db:
+        subscriber = _page_owner(db, settings, token)
+        return address_changes.request_change(db, subscriber, raw_new,
+                                              secret=settings.require_secret_key())
+
+
+def mail_address_change(engine, settings: Settings, transport, request: ChangeRequest) -> MailKind:
+    """The mail for a change asked for: the link to a free address, a notice (no link) to one
+    already on the list, nothing to a forgotten, unsubscribed or suppressed one. Each mail is
+    built either way, so the three cases cost the same."""
+    with session(engine) as db:
+        kind, to = address_changes.mail_for_request(db, request.new,
+                                                    secret=settings.require_secret_key())
+    url = f"{settings.base_url.rstrip('/')}{CONFIRM_ADDRESS_PATH}/{request.token}"
+    confirm = confirm_new_address_email(settings, to=request.new, old=request.old,
+                                        confirm_url=url)
+    notice = address_taken_email(settings, to=to)
+    if kind is MailKind.CONFIRM:
+        transport.send(confirm)
+    elif kind is MailKind.TAKEN:
+        transport.send(notice)
+    return kind
+
+
+@dataclass(frozen=True)
+class AddressChange:
+    """A change of address a link makes (or made), and the reader's page afterwards."""
+    old: str
+    new: str
+    manage_url: str
+
+    @property
+    def old_shown(self) -> str:
+        """The old address as the link's page shows it: whoever holds the new mailbox learns
+        no more of it than the mail told them."""
+        return masked(self.old)
+
+
+def address_change_link(engine, settings: Settings, token: str) -> AddressChange:
+    """What the link in the new address's mail would change; reads only."""
+    with session(engine) as db:
+        link = address_changes.check_link(db, token, secret=settings.require_secret_key(),
+                                          max_age=settings.confirm_token_max_age)
+    return AddressChange(link.old, link.new, _manage_url(settings, link.subscriber))
+
+
+def confirm_address_change(engine, settings: Settings, token: str, ip: str) -> AddressChange:
+    """Spend the link: the new address replaces the old on the reader's one row."""
+    with session(engine) as db:
+        link = address_changes.confirm_change(db, token, secret=settings.require_secret_key(),
+                                              max_age=settings.confirm_token_max_age, ip=ip)
+    return AddressChange(link.old, link.new, _manage_url(settings, link.subscriber))
+
+
+def mail_address_changed(settings: Settings, transport, change: AddressChange) -> None:
+    """The short notice to the old address once the change is made."""
+    transport.send(address_changed_email(settings, to=change.old, new=change.new))
 
 
 # -- unsubscribe -------------------------------------------------------------------------------

@@ -9,6 +9,10 @@
 - Manage tokens (the reader's own page) have the unsubscribe token's shape and lifetime but a
   key of their own: an old issue's "Manage" link must still reach the page, yet a leaked
   List-Unsubscribe URL must not open the page that can change the address or erase the reader.
+- Address-change tokens (the reader's page, "Change my address") carry (subscriber id, old
+  address, new address, nonce), are timestamped and expire like confirm tokens, with a salt of
+  their own; the store makes them single-use by clearing the nonce, and refuses one whose old
+  address is no longer the reader's.
 - Forget hashes are keyed by the database's own pepper, not by the signing key, so rotating
   MAILER_SECRET_KEY never lets a forgotten address back in.
 """
@@ -28,6 +32,7 @@ from mailer.errors import TokenExpired, TokenInvalid
 _CONFIRM_SALT = "mailer.confirm.v1"
 _UNSUBSCRIBE_SALT = "mailer.unsubscribe.v1"
 _MANAGE_SALT = "mailer.manage.v1"
+_ADDRESS_SALT = "mailer.address-change.v1"
 _FORGET_SALT = b"mailer.forget.v2\0"
 # Marks hashes keyed by the pepper; rows without it are earlier versions' address_hash().
 FORGET_HASH_PREFIX = "f2:"
@@ -54,6 +59,33 @@ def read_confirm_token(secret: str, token: str, max_age: int) -> tuple[int, str]
             and isinstance(value[1], str)):
         raise TokenInvalid("this confirmation link is not valid")
     return value[0], value[1]
+
+
+def make_address_token(secret: str, subscriber_id: int, old: str, new: str, nonce: str) -> str:
+    """The link mailed to the new address: bound to the reader, both addresses and one nonce."""
+    require_real_secret(secret)
+    return URLSafeTimedSerializer(secret, salt=_ADDRESS_SALT).dumps(
+        [int(subscriber_id), old, new, nonce])
+
+
+def read_address_token(secret: str, token: str, max_age: int) -> tuple[int, str, str, str]:
+    """Return (subscriber id, old address, new address, nonce); raise TokenExpired or
+    TokenInvalid (a sign-up confirm token is invalid here, and this one there)."""
+    require_real_secret(secret)
+    invalid = "this address change link is not valid"
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise TokenInvalid(invalid)
+    try:
+        value = URLSafeTimedSerializer(secret, salt=_ADDRESS_SALT).loads(token, max_age=max_age)
+    except SignatureExpired:
+        raise TokenExpired("this address change link has expired; nothing was changed. "
+                           "Ask for a new one on your subscription page.") from None
+    except (BadSignature, ValueError, TypeError):
+        raise TokenInvalid(invalid) from None
+    if not (isinstance(value, list) and len(value) == 4 and isinstance(value[0], int)
+            and all(isinstance(part, str) for part in value[1:])):
+        raise TokenInvalid(invalid)
+    return value[0], value[1], value[2], value[3]
 
 
 @lru_cache(maxsize=8)

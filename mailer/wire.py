@@ -30,6 +30,8 @@ SNS_TYPE_HEADER = "x-amz-sns-message-type"
 WEBHOOK_PATH = "/webhooks/ses"  # the SNS subscription's endpoint
 SUBSCRIBE_PATH = "/subscribe"
 CONFIRM_PATH = "/confirm"  # + /<token>: the link in the confirmation mail
+# + /<token>: the link mailed to a reader's new address (a sign-up token never has a slash)
+CONFIRM_ADDRESS_PATH = "/confirm/address"
 HOLD_PATH = "/hold"  # + /<token>: "Hold the send" in the editors' preview mail
 PREVIEW_PAGE_PATH = "/preview"  # + /<token>: the preview page (the issue, its planned send)
 UNSUBSCRIBE_PATH = "/unsubscribe"  # + /<token>: the link in every issue and in List-Unsubscribe

@@ -81,3 +81,53 @@ def test_every_public_page_reads_well(browser, web_server, mailer_env, width, sc
         _check(page, "used-link", width, scheme, problems)
     finally:
         context.close()
+
+
+def _address_link_from_outbox(mailer_env, base_url: str) -> str:
+    import email
+    import email.policy
+    import mailbox
+    import re
+    import time
+
+    deadline = time.monotonic() + 15
+    folder = Path(mailer_env["MAILER_OUTBOX_DIR"])
+    while time.monotonic() < deadline:
+        box = mailbox.Maildir(folder, factory=None, create=False)
+        for key in box.keys():
+            message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+            text = message.get_body(preferencelist=("plain",)).get_content()
+            found = re.search(re.escape(base_url) + r"/confirm/address/\S+", text)
+            if found:
+                return found.group(0)
+        time.sleep(0.05)
+    raise AssertionError("no address change mail arrived in the outbox")
+
+
+def test_changing_the_address_reads_well_at_320_px(browser, web_server, mailer_env):
+    """Change my address (issue 26) on the narrowest phone: the form, the answer, the link's
+    page and the page after it, each without a CSP violation or a sideways scroll."""
+    context = browser.new_context(viewport={"width": 320, "height": 800})
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    try:
+        page.goto(web_server + "/subscribe")
+        page.get_by_label("Your e-mail address").fill("narrow-old@example.org")
+        page.get_by_role("button", name="Subscribe").click()
+        page.goto(confirm_link_from_outbox(mailer_env, web_server))
+        page.get_by_role("button", name="Confirm").click()
+        page.get_by_role("link", name="manage your subscription").click()
+        _check(page, "manage-address", 320, "light", problems)
+        page.get_by_label("New address").fill("a-rather-long-new-address-for-a-phone@example.net")
+        page.get_by_role("button", name="Change my address").click()
+        expect(page.get_by_role("heading", name="Check your inbox at the new address")).to_be_visible()
+        _check(page, "manage-address-sent", 320, "light", problems)
+        page.goto(_address_link_from_outbox(mailer_env, web_server))
+        _check(page, "confirm-address", 320, "light", problems)
+        page.get_by_role("button", name="Confirm the new address").click()
+        expect(page.get_by_role("heading", name="Your address is changed")).to_be_visible()
+        _check(page, "address-changed", 320, "light", problems)
+    finally:
+        context.close()

@@ -89,6 +89,7 @@ def test_tokens_are_redacted_from_access_log_lines():
     assert redact_token_path("/confirm/abc.def-ghi") == "/confirm/…"
     assert redact_token_path("/unsubscribe/xyz?utm=1") == "/unsubscribe/…?utm=1"
     assert redact_token_path("/manage/12.sig/export") == "/manage/…/export"
+    assert redact_token_path("/confirm/address/eyJ.abc-def") == "/confirm/address/…"
     assert redact_token_path("/subscribe") == "/subscribe"
     record = logging.LogRecord("uvicorn.access", logging.INFO, __file__, 1,
                                '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "POST", "/confirm/SECRET", "1.1", 200), None)

@@ -156,6 +156,8 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 
 def _change_text(change: SubscriberChange) -> str:
+    if change.from_status == change.to_status and "address_changed_from" in (change.detail or ""):
+        return f"address changed ({change.to_status})"  # the reader's page (issue 26)
     before = f"{change.from_status} → " if change.from_status else "created as "
     return f"{before}{change.to_status}"
 

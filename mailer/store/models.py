@@ -41,6 +41,12 @@ class Subscriber(SQLModel, table=True):
     attrs: str | None = Field(default=None, sa_column=Column(Text))  # JSON: extra import columns
     # The reader's own pause (issue 26): campaigns begun before this skip them. Migration 0012.
     paused_until: datetime | None = None
+    # A change of address the reader asked for on their page, waiting for the link mailed to
+    # the new address (issue 26); the newsletter keeps going to ``email`` until it is clicked.
+    # Confirming clears the nonce (single use) and moves ``new_email`` into ``email``. 0013.
+    new_email: str | None = Field(default=None, max_length=320)
+    new_email_nonce: str | None = Field(default=None, max_length=64)
+    new_email_requested_at: datetime | None = None
 
 
 class SubscriberChange(SQLModel, table=True):

@@ -42,6 +42,8 @@ def reader_record(session: Session, subscriber: Subscriber,
             "confirm_network": subscriber.confirm_ip,
             "imported_columns": json.loads(subscriber.attrs) if subscriber.attrs else None,
         },
+        # a change of address asked for on the reader's page, not confirmed yet
+        "pending_address": subscriber.new_email if subscriber.new_email_nonce else None,
         "status_history": _history(session, subscriber),
         "deliveries_since": _time(since),
         "deliveries": deliveries,

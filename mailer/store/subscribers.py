@@ -159,6 +159,9 @@ def _apply_status(session: Session, subscriber: Subscriber, to: SubscriberStatus
         subscriber.confirmed_at = now
     if to is not SubscriberStatus.PENDING:
         subscriber.confirm_nonce = None  # a pending link must not revive a changed subscriber
+    if to is not current:  # a change of address asked for before no longer stands (issue 26)
+        subscriber.new_email = subscriber.new_email_nonce = None
+        subscriber.new_email_requested_at = None
     subscriber.status = to
     subscriber.updated_at = now
     session.add(subscriber)

@@ -116,8 +116,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _init_state(app, settings)
     app.include_router(embed.router)  # before public: /subscribe/embed is not a form post
     app.include_router(public.router)
-    app.include_router(links.router)
+    # before links: /confirm/address/<token> is the reader's page's, never a sign-up's token
     app.include_router(manage.router)
+    app.include_router(links.router)
     app.include_router(editor_links.router)
     app.include_router(clicks.router)
     app.include_router(webhook.router)
@@ -169,6 +170,7 @@ def _init_limiters(app: FastAPI, settings: Settings) -> None:
     state.console_write_limiter = limiter("console-write", ACTIONS_PER_MINUTE, 60.0)
     state.editor_link_limiter = limiter("editor-link", editor_links.EDITOR_LINKS_PER_MINUTE, 60.0)
     state.manage_limiter = limiter("manage", manage.MANAGE_REQUESTS_PER_MINUTE, 60.0)
+    state.address_mail_limiter = limiter("address-mail", manage.ADDRESS_MAILS_PER_HOUR, 3600.0)
     state.click_limiter = limiter("click", clicks.CLICKS_PER_MINUTE, 60.0)
 
 

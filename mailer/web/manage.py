@@ -4,26 +4,39 @@ A GET never changes anything (mail scanners follow links); the page's actions ar
 a confirmation. The one-click unsubscribe stays on its own link (List-Unsubscribe).
 Each network gets MANAGE_REQUESTS_PER_MINUTE requests a minute, counted in the database like
 the other public limits.
+
+Change my address: the POST records the pending change (the same work for any address) and
+answers the same whether the new address is free or already on the list; the mail (a link to a
+free address, a notice to a taken one) is built and sent after the answer for both. Each
+reader asks at most ADDRESS_MAILS_PER_HOUR times an hour, so the page mails nobody in bulk.
+The link lands on ``/confirm/address/<token>``: a GET shows what it would change, the POST
+makes the change and tells the old address.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, timedelta
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, BackgroundTasks, HTTPException, Request
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
 from mailer import subscriptions
 from mailer.domain import SubscriberStatus, utcnow
-from mailer.errors import BadPause
-from mailer.web.state import app_engine as _engine
+from mailer.errors import AddressChangeRefused, BadPause, InvalidAddress
+from mailer.store.db import get_engine
+from mailer.web.public import app_transport, clean_address_field
+from mailer.web.state import app_engine as _engine, client_address as _client_ip
 from mailer.web.state import check_network_rate, app_pages as _pages, app_settings as _settings
-from mailer.wire import MANAGE_PATH
+from mailer.wire import CONFIRM_ADDRESS_PATH, MANAGE_PATH
 
+log = logging.getLogger("mailer.web")
 router = APIRouter()
 
 MANAGE_REQUESTS_PER_MINUTE = 30  # a reader clicking through their page; far below any guessing
+ADDRESS_MAILS_PER_HOUR = 3  # "Change my address" per reader: a typo fixed, never a mail cannon
 
 
 def _check_rate(request: Request) -> None:
@@ -46,6 +59,7 @@ def manage_page(request: Request, token: str) -> Response:
         paused_until=_paused_until(page.subscriber.paused_until),
         pause_min=(utcnow().date() + timedelta(days=1)).isoformat(),
         pause_max=(utcnow().date() + subscriptions.MAX_PAUSE).isoformat(),
+        pending_email=page.subscriber.new_email if page.subscriber.new_email_nonce else None,
     )
 
 
@@ -103,3 +117,79 @@ def erase_me(request: Request, token: str) -> Response:
                                     history_rows=report.history_rows,
                                     deliveries=report.deliveries,
                                     events=report.events_redacted)
+
+
+# -- change my address -------------------------------------------------------------------------
+
+@router.get(f"{MANAGE_PATH}/{{token}}/address")
+def address_form(request: Request, token: str) -> Response:
+    """The form alone (the page has it too); this GET changes nothing."""
+    _check_rate(request)
+    page = subscriptions.reader_page(_engine(request), _settings(request), token)
+    return _pages(request).response("manage_address", email=page.subscriber.email, token=token,
+                                    typed="", error=None)
+
+
+@router.post(f"{MANAGE_PATH}/{{token}}/address")
+async def change_address(request: Request, token: str, background: BackgroundTasks) -> Response:
+    _check_rate(request)
+    typed = (await request.form()).get("email")
+    try:
+        raw = clean_address_field(typed)
+        _check_address_allowance(request, token)
+        change = await run_in_threadpool(subscriptions.request_address_change, _engine(request),
+                                         _settings(request), token, raw)
+    except (InvalidAddress, AddressChangeRefused) as error:
+        page = await run_in_threadpool(subscriptions.reader_page, _engine(request),
+                                       _settings(request), token)
+        shown = typed if isinstance(typed, str) and len(typed) <= 320 else ""
+        status = 422 if isinstance(error, InvalidAddress) else 400
+        return _pages(request).response("manage_address", status, email=page.subscriber.email,
+                                        token=token, typed=shown, error=str(error))
+    # free or taken, the same answer now and the same work after it (see the module docstring)
+    background.add_task(mail_address_change, request.app, change)
+    return _pages(request).response("manage_address_sent", email=change.old, token=token)
+
+
+def _check_address_allowance(request: Request, token: str) -> None:
+    """The reader's hourly allowance, keyed by their page: the same for any new address."""
+    retry_after = request.app.state.address_mail_limiter.hit(f"reader-page:{token}")
+    if retry_after is not None:
+        raise HTTPException(429, "You asked to change the address several times in the last "
+                                 "hour. Please use the link already mailed, or try again later.",
+                            headers={"Retry-After": str(max(1, round(retry_after)))})
+
+
+def mail_address_change(app, change: subscriptions.ChangeRequest) -> None:
+    settings = app.state.settings
+    try:
+        subscriptions.mail_address_change(get_engine(settings.database_url), settings,
+                                          app_transport(app), change)
+    except Exception:
+        log.exception("address change mail for subscriber %s was not sent", change.subscriber_id)
+
+
+@router.get(f"{CONFIRM_ADDRESS_PATH}/{{token}}")
+def confirm_address_page(request: Request, token: str) -> Response:
+    """What the link would change, and one button; this GET changes nothing (mail scanners)."""
+    _check_rate(request)
+    change = subscriptions.address_change_link(_engine(request), _settings(request), token)
+    return _pages(request).response("confirm_address", old=change.old_shown, new=change.new,
+                                    token=token)
+
+
+@router.post(f"{CONFIRM_ADDRESS_PATH}/{{token}}")
+def confirm_address(request: Request, token: str, background: BackgroundTasks) -> Response:
+    _check_rate(request)
+    change = subscriptions.confirm_address_change(_engine(request), _settings(request), token,
+                                                  _client_ip(request))
+    background.add_task(mail_address_changed, request.app, change)
+    return _pages(request).response("address_changed", new=change.new,
+                                    manage_url=change.manage_url)
+
+
+def mail_address_changed(app, change: subscriptions.AddressChange) -> None:
+    try:
+        subscriptions.mail_address_changed(app.state.settings, app_transport(app), change)
+    except Exception:
+        log.exception("the notice to the old address of a changed subscription was not sent")

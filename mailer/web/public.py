@@ -176,7 +176,8 @@ def _invalid_address(request: Request, error: InvalidAddress, typed: object) -> 
     return _pages(request).response("subscribe", 422, email=shown, error=message)
 
 
-def _transport(app):
+def app_transport(app):
+    """The app's transport, opened on first use (the reader's page mails through it too)."""
     state = app.state
     with state.transport_lock:
         if state.transport is None:
@@ -187,7 +188,7 @@ def _transport(app):
 def send_confirmation(app, subscriber_id: int | None, to: str, token: str) -> None:
     """Render and hand over the confirmation mail; runs after the response has gone out."""
     try:
-        subscriptions.send_confirmation(app.state.settings, _transport(app), to, token)
+        subscriptions.send_confirmation(app.state.settings, app_transport(app), to, token)
     except Exception:
         log.exception("confirmation mail for subscriber %s was not sent", subscriber_id)
 

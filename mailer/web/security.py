@@ -227,7 +227,8 @@ class UntrustedForwardedForWarning:
 
 # -- logs --------------------------------------------------------------------------------------
 
-_TOKEN_PATH = re.compile(r"^(/(?:confirm|unsubscribe|manage)/)[^/?#\s]+")
+# /confirm/address/<token> (a reader's new address) before /confirm/<token> (a sign-up)
+_TOKEN_PATH = re.compile(r"^(/(?:confirm/address|confirm|unsubscribe|manage)/)[^/?#\s]+")
 
 
 def redact_token_path(path: str) -> str:
