@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import column, func, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from mailer.domain import BounceType, SubscriberStatus
@@ -49,9 +50,45 @@ class ReaderPage:
     exact: bool = False  # the first reader's address is the one searched for
 
 
-def _contains(text: str):
-    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _contains(needle: str):
+    pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     return func.lower(Subscriber.email).like(pattern, escape="\\")
+
+
+# The trigram index of migration 0015 (SQLite's FTS5): rowid is the reader's id.
+_SEARCH = table("subscriber_search", column("rowid"), column("email"))
+_HAS_SEARCH: dict[str, bool] = {}
+_WILDCARDS = re.compile(r"[%_\\]")
+
+
+def _search_index(session: Session) -> bool:
+    """Whether this SQLite database has the trigram table (a SQLite without the tokenizer
+    makes none), asked once per database."""
+    bind = session.get_bind()
+    if bind.dialect.name != "sqlite":
+        return False
+    key = bind.url.render_as_string(hide_password=False)
+    if key not in _HAS_SEARCH:
+        _HAS_SEARCH[key] = session.execute(text(
+            "SELECT 1 FROM sqlite_master WHERE name = 'subscriber_search'")).first() is not None
+    return _HAS_SEARCH[key]
+
+
+def _indexable(needle: str) -> bool:
+    """A trigram index finds a part with three characters in a row that are not wildcards."""
+    return any(len(run) >= 3 for run in _WILDCARDS.split(needle))
+
+
+def _readers_containing(needle: str):
+    """Readers whose address contains ``needle``, newest first, found through the trigram
+    index: FTS5 answers LIKE from the index only without an ESCAPE clause, so the index is asked
+    with each wildcard character standing for itself or any other (a few more rows), and the
+    exact, escaped test then keeps only the true ones."""
+    loose = "%" + _WILDCARDS.sub("_", needle) + "%"
+    return (select(Subscriber).select_from(_SEARCH)
+            .join(Subscriber, Subscriber.id == _SEARCH.c.rowid)
+            .where(_SEARCH.c.email.like(loose), _contains(needle))
+            .order_by(_SEARCH.c.rowid.desc()))
 
 
 def list_readers(session: Session, text: str = "", status: str | None = None,
@@ -61,15 +98,22 @@ def list_readers(session: Session, text: str = "", status: str | None = None,
     that stops after ``limit`` rows, however long the list; the reader whose address is exactly
     ``text`` comes first, on the first page only."""
     needle = text.strip().lower()
-    query = select(Subscriber).order_by(Subscriber.id.desc())
+    indexed = bool(needle) and _indexable(needle) and _search_index(session)
+    # Through the index, the walk goes by its rowid (the reader's id), so `before` is asked of
+    # it too: that is what lets FTS5 start at the right place and stop after `limit` rows.
+    newest_first = _SEARCH.c.rowid if indexed else Subscriber.id
+    query = _readers_containing(needle) if indexed else select(Subscriber).order_by(
+        Subscriber.id.desc())
     exact = None
     if needle:
-        query = query.where(_contains(needle), func.lower(Subscriber.email) != needle)
+        if not indexed:  # PostgreSQL's GIN index (0015) serves this same LIKE
+            query = query.where(_contains(needle))
+        query = query.where(func.lower(Subscriber.email) != needle)
         exact = None if before is not None else _exact_reader(session, needle, status)
     if status:
         query = query.where(Subscriber.status == status)
     if before is not None:
-        query = query.where(Subscriber.id < min(before, MAX_STORE_INT))
+        query = query.where(newest_first < min(before, MAX_STORE_INT))
     room = limit - (1 if exact else 0)
     rows = list(session.execute(query.limit(room + 1)).scalars())
     older = rows[room - 1].id if len(rows) > room else None
