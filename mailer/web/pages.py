@@ -15,6 +15,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from mailer.render.templates import template_environment
+from mailer.wire import MANAGE_PATH, UNSUBSCRIBE_PATH
+
+# a link of a reader's own that did not work: its error page offers "Mail me my link"
+READER_LINK_PREFIXES = (f"{MANAGE_PATH}/", f"{UNSUBSCRIBE_PATH}/")
 
 # Colours meet WCAG AA contrast in both schemes (text #1a1a1a on #fdfdfd, links #0b57a4).
 PAGE_CSS = """
@@ -96,4 +100,5 @@ def error_response(
             {"status": "error", "error": message}, status_code=status_code, headers=headers
         )
     pages: Pages = request.app.state.pages
-    return pages.response("error", status_code, headers=headers, title=title, message=message)
+    return pages.response("error", status_code, headers=headers, title=title, message=message,
+                          lost_link=request.url.path.startswith(READER_LINK_PREFIXES))
