@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
+from mailer.addresses import limit_mailbox, normalise_address
 from mailer.config import Settings
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import BadPause, TokenUsed, UnknownSubscriber
@@ -16,6 +17,7 @@ from mailer.render.address_mail import (
     address_changed_email,
     address_taken_email,
     confirm_new_address_email,
+    manage_link_email,
     masked,
 )
 from mailer.render.confirm import confirmation_email
@@ -200,6 +202,42 @@ def erase_reader(engine, settings: Settings, token: str) -> ForgetReport:
         subscriber = _page_owner(db, settings, token)
         return store.forget_subscriber(db, subscriber.email,
                                        secret=settings.require_secret_key())
+
+
+# -- mail me my link (issue 26) -----------------------------------------------------------------
+
+# The statuses whose reader is mailed their page's link on request: those we still mail.
+# Unsubscribed, bounced and complained readers get nothing (they asked for, or get, no mail),
+# and neither does an address that is not on the list or was forgotten.
+LINK_MAILED_STATUSES = (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING)
+
+
+def link_request_address(raw: str) -> str:
+    """The address typed on ``/manage``, normalised; InvalidAddress for one that is no address
+    at all (the same check whether or not it is on the list)."""
+    return normalise_address(raw)
+
+
+def link_mail_key(address: str) -> str:
+    """What the hourly allowance of link mails counts by: the mailbox (its spellings, ``+tag``s
+    and Gmail's dots alike), whatever the address's state."""
+    return f"manage-link:{limit_mailbox(address)}"
+
+
+def mail_manage_link(engine, settings: Settings, transport, address: str) -> bool:
+    """After the answer: the link to their page, to an address on the list that is still
+    mailed, at that address (as the list spells it) only; nothing to anyone else. The mail is
+    built either way, so the work after the answer is the same too. True when one was sent."""
+    with session(engine) as db:
+        holder = store.get_by_email(db, address)  # a forgotten address has no row
+        to = holder.email if holder is not None else address
+        token = make_manage_token(settings.secret_key, holder.id if holder is not None else 0)
+        mailed = holder is not None and SubscriberStatus(holder.status) in LINK_MAILED_STATUSES
+    url = f"{settings.base_url.rstrip('/')}{MANAGE_PATH}/{token}"
+    mail = manage_link_email(settings, to=to, manage_url=url)
+    if mailed:
+        transport.send(mail)
+    return mailed
 
 
 # -- change my address (issue 26) ----------------------------------------------------------------

@@ -40,7 +40,8 @@ def test_every_public_page_reads_well(browser, web_server, mailer_env, width, sc
     try:
         for name, path in (("embed", "/subscribe/embed"),
                            ("embed-refused", "/subscribe/embed?return=https://evil.example/"),
-                           ("bad-link", "/confirm/not-a-link")):
+                           ("bad-link", "/confirm/not-a-link"),
+                           ("mail-me-my-link", "/manage")):
             page.goto(web_server + path)
             if name == "bad-link":
                 problems.clear()  # the 400 answer itself is logged as a failed resource

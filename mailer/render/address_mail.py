@@ -1,5 +1,6 @@
-"""The three short mails of a change of address (issue 26): the link to the new address, the
-notice to an address already on the list, the notice to the old address once it is done.
+"""The short mails of the reader's own page (issue 26): for a change of address, the link to
+the new address, the notice to an address already on the list and the notice to the old
+address once it is done; and the link to the page itself, mailed on request ("Mail me my link").
 
 Pure: the caller makes the URLs and hands the result to a transport. Each is plain text with
 the same short HTML around it (escaped), so the three cost the same to build.
@@ -68,4 +69,19 @@ def address_changed_email(settings: Settings, *, to: str, new: str) -> OutgoingE
                       "issues now go there and no longer here.",
                       "If this was not you, reply to this message and we will look into it "
                       "and put it back.",
+                  ])
+
+
+def manage_link_email(settings: Settings, *, to: str, manage_url: str) -> OutgoingEmail:
+    """The link to the reader's own page, asked for on ``/manage`` by someone who typed ``to``."""
+    name = settings.newsletter_name
+    return _email(settings, to=to, subject=f"The link to your {name} subscription",
+                  kind="manage-link", paragraphs=[
+                      f"Someone, hopefully you, asked for the link to the page of the {name} "
+                      f"subscription of this address, {to}.",
+                      "Open it to see your subscription, pause it, change your address, "
+                      f"download your data, erase it or unsubscribe:\n{manage_url}",
+                      "The link keeps working; keep this message, or ask for a new one at any "
+                      "time. If you did not ask for it, ignore this message: nothing changes "
+                      "without a click.",
                   ])

@@ -171,6 +171,8 @@ def _init_limiters(app: FastAPI, settings: Settings) -> None:
     state.editor_link_limiter = limiter("editor-link", editor_links.EDITOR_LINKS_PER_MINUTE, 60.0)
     state.manage_limiter = limiter("manage", manage.MANAGE_REQUESTS_PER_MINUTE, 60.0)
     state.address_mail_limiter = limiter("address-mail", manage.ADDRESS_MAILS_PER_HOUR, 3600.0)
+    state.link_request_limiter = limiter("manage-link", manage.LINK_REQUESTS_PER_HOUR, 3600.0)
+    state.link_mail_limiter = limiter("manage-link-mail", manage.LINK_MAILS_PER_HOUR, 3600.0)
     state.click_limiter = limiter("click", clicks.CLICKS_PER_MINUTE, 60.0)
 
 

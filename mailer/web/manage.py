@@ -11,6 +11,14 @@ free address, a notice to a taken one) is built and sent after the answer for bo
 reader asks at most ADDRESS_MAILS_PER_HOUR times an hour, so the page mails nobody in bulk.
 The link lands on ``/confirm/address/<token>``: a GET shows what it would change, the POST
 makes the change and tells the old address.
+
+Mail me my link (``/manage``): a reader whose mails with the link are gone types their
+address. The answer is one page whatever the address (on the list, unknown, unsubscribed,
+forgotten); only text that is no address at all gets the sign-up form's error. The mail (to an
+address still mailed, at that address only) is decided, built and sent after the answer for
+every address. Each network asks LINK_REQUESTS_PER_HOUR times an hour (a 429 that says nothing
+about the address); each mailbox gets at most LINK_MAILS_PER_HOUR such mails an hour, beyond
+which further requests are dropped silently.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from mailer import subscriptions
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import AddressChangeRefused, BadPause, InvalidAddress
 from mailer.store.db import get_engine
-from mailer.web.public import app_transport, clean_address_field
+from mailer.web.public import BAD_ADDRESS_MESSAGE, app_transport, clean_address_field
 from mailer.web.state import app_engine as _engine, client_address as _client_ip
 from mailer.web.state import check_network_rate, app_pages as _pages, app_settings as _settings
 from mailer.wire import CONFIRM_ADDRESS_PATH, MANAGE_PATH
@@ -37,11 +45,59 @@ router = APIRouter()
 
 MANAGE_REQUESTS_PER_MINUTE = 30  # a reader clicking through their page; far below any guessing
 ADDRESS_MAILS_PER_HOUR = 3  # "Change my address" per reader: a typo fixed, never a mail cannon
+LINK_REQUESTS_PER_HOUR = 10  # "Mail me my link" per network: a household's readers, not a list
+LINK_MAILS_PER_HOUR = 3  # link mails per mailbox: asked again after a slow inbox, never a flood
+HONEYPOT_FIELD = "website"  # the sign-up form's trap: a bot fills it, a reader never sees it
 
 
 def _check_rate(request: Request) -> None:
     check_network_rate(request, request.app.state.manage_limiter)
 
+
+# -- mail me my link --------------------------------------------------------------------------
+
+@router.get(MANAGE_PATH)
+def link_form(request: Request) -> Response:
+    """The form to ask for the link to one's page; this GET changes nothing."""
+    _check_rate(request)
+    return _pages(request).response("manage_link", email="", error=None)
+
+
+@router.post(MANAGE_PATH)
+async def mail_me_my_link(request: Request, background: BackgroundTasks) -> Response:
+    _check_rate(request)
+    check_network_rate(request, request.app.state.link_request_limiter,
+                       "Your network asked for many links in the last hour. Please use a link "
+                       "already mailed, or try again later.")
+    form = await request.form()
+    typed = form.get("email")
+    if str(form.get(HONEYPOT_FIELD) or "").strip():
+        return _pages(request).response("manage_link_sent")  # a bot: the same answer, no mail
+    try:
+        address = subscriptions.link_request_address(clean_address_field(typed))
+    except InvalidAddress as error:
+        shown = typed if isinstance(typed, str) and len(typed) <= 320 else ""
+        return _pages(request).response("manage_link", 422, email=shown,
+                                        error=str(error) or BAD_ADDRESS_MESSAGE)
+    # on the list or not, the same answer now and the same work after it
+    background.add_task(mail_manage_link, request.app, address)
+    return _pages(request).response("manage_link_sent")
+
+
+def mail_manage_link(app, address: str) -> None:
+    """After the answer: one hit of the mailbox's hourly allowance, then the mail if it is due
+    (over the allowance, nothing, and nobody is told)."""
+    settings = app.state.settings
+    try:
+        if app.state.link_mail_limiter.hit(subscriptions.link_mail_key(address)) is not None:
+            return
+        subscriptions.mail_manage_link(get_engine(settings.database_url), settings,
+                                       app_transport(app), address)
+    except Exception:
+        log.exception("a requested link to a reader's page was not sent")
+
+
+# -- the reader's page --------------------------------------------------------------------------
 
 @router.get(f"{MANAGE_PATH}/{{token}}")
 def manage_page(request: Request, token: str) -> Response:

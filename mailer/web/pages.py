@@ -15,6 +15,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from mailer.render.templates import template_environment
+from mailer.wire import MANAGE_PATH, UNSUBSCRIBE_PATH
+
+# a link of a reader's own that did not work: its error page offers "Mail me my link"
+READER_LINK_PREFIXES = (f"{MANAGE_PATH}/", f"{UNSUBSCRIBE_PATH}/")
 
 # Colours meet WCAG AA contrast in both schemes (text #1a1a1a on #fdfdfd, links #0b57a4).
 PAGE_CSS = """
@@ -24,7 +28,8 @@ main{max-width:34rem;margin:0 auto;padding:2.5rem 1.25rem}
 h1{font-size:1.6rem;line-height:1.25;margin:0 0 1rem}
 a{color:#0b57a4}
 label{display:block;font-weight:600;margin:1rem 0 .35rem}
-input[type=email]{box-sizing:border-box;width:100%;font:inherit;padding:.6rem .7rem;border:2px solid #555;border-radius:6px;background:#fff;color:#1a1a1a}
+input[type=email],input[type=date]{box-sizing:border-box;width:100%;font:inherit;padding:.6rem .7rem;border:2px solid #555;border-radius:6px;background:#fff;color:#1a1a1a}
+input[type=date]{width:auto;max-width:100%}
 input:focus,button:focus{outline:3px solid #f0a000;outline-offset:2px}
 button{font:inherit;font-weight:600;margin-top:1rem;padding:.65rem 1.3rem;border:0;border-radius:6px;background:#0b57a4;color:#fff;cursor:pointer}
 button.danger{background:#a4160b}
@@ -38,7 +43,7 @@ code{overflow-wrap:anywhere}
 @media (prefers-color-scheme:dark){
 body{background:#161616;color:#ececec}
 a{color:#8ab8ff}
-input[type=email]{background:#222;color:#ececec;border-color:#aaa}
+input[type=email],input[type=date]{background:#222;color:#ececec;border-color:#aaa}
 button{background:#2f6fc0}
 button.danger{background:#c0392b}
 .error{background:#3a1512;color:#ffd9d4}
@@ -96,4 +101,5 @@ def error_response(
             {"status": "error", "error": message}, status_code=status_code, headers=headers
         )
     pages: Pages = request.app.state.pages
-    return pages.response("error", status_code, headers=headers, title=title, message=message)
+    return pages.response("error", status_code, headers=headers, title=title, message=message,
+                          lost_link=request.url.path.startswith(READER_LINK_PREFIXES))

@@ -31,10 +31,12 @@ def client_address(request: Request) -> str:
     return client_ip(request, request.app.state.trusted_proxies)
 
 
-def check_network_rate(request: Request, limiter) -> None:
+def check_network_rate(request: Request, limiter,
+                       message: str = "Too many requests from your network. Please wait a "
+                                      "minute.") -> None:
     """One hit of ``limiter`` for the request's network; over its allowance, a 429 with
     Retry-After (the public link pages: the reader's page, editors' links, counted links)."""
     retry_after = limiter.hit(rate_limit_key(client_address(request)))
     if retry_after is not None:
-        raise HTTPException(429, "Too many requests from your network. Please wait a minute.",
+        raise HTTPException(429, message,
                             headers={"Retry-After": str(max(1, round(retry_after)))})
