@@ -290,14 +290,14 @@ def test_the_counter_is_rate_limited_per_network_and_gets_the_public_headers(sen
 
 @pytest.mark.slow
 def test_the_admin_issue_page_lists_the_links_by_clicks(sent, monkeypatch):
-    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth
 
     for key, value in ADMIN_ENV.items():
         monkeypatch.setenv(key, value)
     with _client(sent) as client:
         for _ in range(3):
             client.get(_path(sent, sent["links"][4]))
-        page = client.get("/admin/issues/644", headers=_basic(USER, PASSWORD))
+        page = client.get("/admin/issues/644", headers=basic_auth(USER, PASSWORD))
     assert page.status_code == 200
     table = BeautifulSoup(page.text, "html.parser").find("table", id="links")
     first = table.find("tbody").find("tr")
@@ -328,14 +328,14 @@ def test_sections_that_draw_readers_across_issues(engine):
 
 @pytest.mark.slow
 def test_the_overview_shows_which_sections_draw_readers(sent, monkeypatch):
-    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth
 
     for key, value in ADMIN_ENV.items():
         monkeypatch.setenv(key, value)
     with _client(sent) as client:
         for _ in range(3):
             client.get(_path(sent, sent["links"][4]))
-        page = client.get("/admin", headers=_basic(USER, PASSWORD))
+        page = client.get("/admin", headers=basic_auth(USER, PASSWORD))
     assert page.status_code == 200
     table = BeautifulSoup(page.text, "html.parser").find("table", id="sections")
     first = table.find("tbody").find("tr")

@@ -17,8 +17,8 @@ from mailer.store.db import get_engine
 from mailer.store.models import Campaign
 from tests.fakes import add_readers
 from tests.mailer_cli import MAILER, mailer
-from tests.test_send_cli import campaigns, outbox_messages
-from tests.test_send_ses import ledger_rows, readers, run_send, start_send, wait_for_accepted
+from tests.send_runs import campaigns, outbox_messages
+from tests.send_runs import ledger_rows, readers, run_send, start_send, wait_for_accepted
 
 pytestmark = pytest.mark.slow
 

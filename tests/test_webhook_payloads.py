@@ -115,8 +115,6 @@ def test_the_samples_unmutated_all_apply(client, sns_signer):
         assert reply.status_code == 200, (name, reply.text)
 
 
-
-
 def test_replay_reports_each_bad_line_and_applies_the_rest(tmp_path, mailer_env, engine, readers):
     """Odd types that still name a recipient are read (the odd field ignored); the others are
     reported by line number, and every valid line after them still applies."""
