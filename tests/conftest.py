@@ -13,6 +13,9 @@ pytest_plugins = [
     "tests.plugins.web_peer",
     "tests.plugins.browser",
     "tests.plugins.sns_signing",
+    "tests.plugins.webhook",
+    "tests.plugins.ses_events",
+    "tests.plugins.web_app",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,15 +14,8 @@ from typer.testing import CliRunner
 from mailer.domain import SubscriberStatus
 from mailer.cli import app as cli
 from tests.conftest import FIXTURES
-from tests.test_events_cli import about, envelope, event_count, readers, statuses, twin  # noqa: F401
-from tests.test_webhook import (  # noqa: F401  (fixtures)
-    app,
-    hook_settings,
-    post,
-    reader,
-    reader_status,
-    ses_payload,
-)
+from tests.event_support import about, envelope, event_count, statuses, twin
+from tests.event_support import post, reader_status, ses_payload
 
 SAMPLES = sorted(path.stem for path in (FIXTURES / "ses").glob("*.json")
                  if not path.stem.startswith("sns-envelope"))

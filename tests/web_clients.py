@@ -1,12 +1,25 @@
 """The operator's credentials and the in-process web clients tests log in with.
 
 `admin_client` is the app as `mailer web` builds it from the environment, for the /admin pages;
-`basic_auth` is the header a browser sends after the log-in prompt.
+`basic_auth` is the header a browser sends after the log-in prompt. The public pages' helpers:
+subscribe, find a subscriber, and the confirm link from the recorded mail or the outbox.
 """
 
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
+import mailbox
+import re
+import time
+from pathlib import Path
+
+from sqlmodel import select
+
+from mailer.store.db import session
+from mailer.store.models import Subscriber
+from tests.fakes import RecordingTransport
 
 USER, PASSWORD, TOKEN = "operator", "a long operator password", "operator-token-0123456789abcdefghij"
 ADMIN_ENV = {"MAILER_ADMIN_USER": USER, "MAILER_ADMIN_PASSWORD": PASSWORD,
@@ -31,3 +44,34 @@ def admin_client(monkeypatch, env: dict[str, str]):
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()
     return TestClient(create_app(get_settings()))
+
+
+def subscriber(engine, email: str) -> Subscriber | None:
+    with session(engine) as db:
+        return db.exec(select(Subscriber).where(Subscriber.email == email)).first()
+
+
+def confirm_token_from(transport: RecordingTransport) -> str:
+    text = transport.sent[-1].text
+    line = next(line for line in text.splitlines() if "/confirm/" in line)
+    return line.rsplit("/confirm/", 1)[1].strip()
+
+
+def subscribe(client, email: str, **extra):
+    return client.post("/subscribe", json={"email": email, **extra})
+
+
+def confirm_link_from_outbox(mailer_env, base_url: str) -> str:
+    deadline = time.monotonic() + 15
+    folder = Path(mailer_env["MAILER_OUTBOX_DIR"])
+    while time.monotonic() < deadline:
+        if (folder / "new").is_dir():
+            box = mailbox.Maildir(folder, factory=None, create=False)
+            for key in box.keys():
+                message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+                text = message.get_body(preferencelist=("plain",)).get_content()
+                found = re.search(re.escape(base_url) + r"/confirm/\S+", text)
+                if found:
+                    return found.group(0)
+        time.sleep(0.05)
+    raise AssertionError("no confirmation mail arrived in the outbox")
