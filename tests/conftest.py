@@ -16,6 +16,7 @@ pytest_plugins = [
     "tests.plugins.webhook",
     "tests.plugins.ses_events",
     "tests.plugins.web_app",
+    "tests.plugins.aws_account",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.test_stats import build_ledger
+from tests.stats_ledger import build_ledger
 from tests.web_clients import ADMIN_ENV, PASSWORD, TOKEN, USER, admin_client, basic_auth
 
 @pytest.fixture

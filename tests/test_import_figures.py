@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
-from tests.test_mailchimp_import import changes as history, subscribers as readers
+from tests.subscriber_rows import changes as history, subscribers as readers
 from tests.mailchimp_export import csv_bytes, file_name, member, write_large_export, write_zip
 
 MAILER = str(Path(sys.executable).parent / "mailer")

@@ -90,7 +90,7 @@ def test_permanently_rejected_readers_exit_1_with_one_failed_line_each(
 
 @pytest.mark.peer
 def test_send_over_smtp_end_to_end(mailer_env, engine, tmp_path):
-    from tests.test_transport_smtp import smtp_server
+    from tests.smtp_peer import smtp_server
 
     add_readers(engine, *readers(12))
     with smtp_server(tmp_path, "--lose-answer", "reader0005@*") as peer:
