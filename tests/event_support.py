@@ -108,3 +108,15 @@ def reader_status(settings) -> SubscriberStatus:
     with session(get_engine(settings.database_url)) as db:
         return SubscriberStatus(db.exec(select(Subscriber.status)
                                         .where(Subscriber.email == READER)).one())
+
+
+def many_recipient_bounce(count: int) -> dict:
+    payload = json.loads((FIXTURES / "ses" / "event-bounce.json").read_text())
+    addresses = [f"gone{n:04d}@example.net" for n in range(count)]
+    template = payload["bounce"]["bouncedRecipients"][0]
+    payload["bounce"]["bouncedRecipients"] = [
+        dict(template, emailAddress=address, diagnosticCode=f"smtp; 550 5.1.1 <{address}>: no such user")
+        for address in addresses]
+    payload["mail"]["destination"] = addresses
+    payload["mail"]["commonHeaders"]["to"] = [f"Reader {n} <{a}>" for n, a in enumerate(addresses)]
+    return payload

@@ -20,11 +20,11 @@ from mailer.domain import DeliveryStatus
 from mailer.store.models import Campaign, Delivery
 from tests.fakes import add_readers
 
-
 MAILER = str(Path(sys.executable).with_name("mailer"))
 
 
 def command(env: dict, *args: str) -> list[str]:
+    """`mailer send` of issue 644 without the confirmation prompt, plus `args`."""
     return [MAILER, "send", "--issue", "644", "--yes", *args]
 
 
@@ -71,11 +71,14 @@ def campaigns(engine) -> list[Campaign]:
                 connection.execute(select(Campaign.__table__)).mappings()]
 
 
+# The worker count the crash scenarios send with; at most this many messages are in flight.
 CONCURRENCY = 8
 
 
 def sigkill_mid_send_then_restart(engine, env: dict, fake_ses) -> None:
-    """Shared by the SQLite test here and the PostgreSQL one in test_send_postgres."""
+    """SIGKILL a send of 300 readers mid-way, restart it, then resend the unknowns: everyone gets
+    one copy except reported unknowns (at most one). Shared by test_send_crash (SQLite) and
+    test_send_postgres."""
     fake_ses.control(latency=0.05, max_send_rate=100)
     everyone = readers(300)
     add_readers(engine, *everyone)
@@ -108,5 +111,7 @@ def sigkill_mid_send_then_restart(engine, env: dict, fake_ses) -> None:
 
 
 def mailer_subprocess(env: dict, *args: str) -> subprocess.CompletedProcess:
+    """Any `mailer` command as a subprocess of the installed script (unlike tests.mailer_cli.mailer,
+    which runs in process), from the folder above the outbox, with a 120 s limit."""
     return subprocess.run([MAILER, *args], env=env, capture_output=True, text=True, timeout=120,
                           cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT
-from tests.web_clients import basic_auth
+from tests.web_clients import USER, admin_client, basic_auth
 
-USER = "operator"
 STRONG_PASSWORD = "a long operator password"
 STRONG_TOKEN = "Zq3-operator-token-7fK2mN9pR4sT8vW1xY6"
 
@@ -42,18 +41,7 @@ def _bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def client_with(mailer_env, engine, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from mailer.config import get_settings
-    from mailer.web.app import create_app
-
-    def make(**env: str) -> TestClient:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        return TestClient(create_app(get_settings()))
-
-    return make
+    return lambda **env: admin_client(monkeypatch, env)
 
 
 @pytest.mark.parametrize("password", list(WEAK_PASSWORDS.values()), ids=list(WEAK_PASSWORDS))

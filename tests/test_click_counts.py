@@ -17,6 +17,7 @@ from mailer.figures import GMAIL_CLIP_BYTES
 from mailer.issues import load_issue
 from mailer.render import RenderOptions, personalise, render_issue
 from mailer.render.links import count_links
+from tests.web_clients import site_client
 
 ISSUE_644 = DEFAULT_ISSUES_DIR / "2026-03-25-this-week-in-rust.md"
 BASE = "https://twir.example.org"
@@ -105,14 +106,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.
 
 
 def _client(env: dict):
-    from fastapi.testclient import TestClient
-
-    from mailer.config import get_settings
-    from mailer.web.app import create_app
-
-    get_settings.cache_clear()
-    return TestClient(create_app(get_settings()), base_url=env["MAILER_BASE_URL"],
-                      follow_redirects=False, headers={"user-agent": BROWSER})
+    return site_client(env["MAILER_BASE_URL"], BROWSER)
 
 
 def _sent_with_counts(env: dict, monkeypatch) -> dict:

@@ -1,4 +1,5 @@
-"""Rules for the test suite itself (issue 22 §4): no module under tests/ imports from a test module.
+"""Rules for the test suite itself (issue 22 §4): no module under tests/ or benchmarks/ imports
+from a test module.
 
 Shared helpers live in support modules named for what they hold (tests/send_runs.py,
 tests/web_clients.py, ...) and shared fixtures in tests/plugins/, registered in conftest.py, so a
@@ -37,8 +38,9 @@ def imports_of_test_modules(path: Path) -> list[str]:
     return found
 
 
-def test_no_module_under_tests_imports_from_a_test_module():
-    offenders = {str(path.relative_to(TESTS)): found for path in sorted(TESTS.rglob("*.py"))
+def test_no_module_under_tests_or_benchmarks_imports_from_a_test_module():
+    modules = sorted(TESTS.rglob("*.py")) + sorted((TESTS.parent / "benchmarks").rglob("*.py"))
+    offenders = {str(path.relative_to(TESTS.parent)): found for path in modules
                  if (found := imports_of_test_modules(path))}
     assert offenders == {}, "move the shared helper into a support module or tests/plugins/"
 

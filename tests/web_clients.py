@@ -51,6 +51,19 @@ def subscriber(engine, email: str) -> Subscriber | None:
         return db.exec(select(Subscriber).where(Subscriber.email == email)).first()
 
 
+def site_client(base_url: str, user_agent: str):
+    """A TestClient of the app built from the settings already in the environment, as a reader's
+    browser at `base_url` meets it: redirects are answered, not followed (the tests read them)."""
+    from fastapi.testclient import TestClient
+
+    from mailer.config import get_settings
+    from mailer.web.app import create_app
+
+    get_settings.cache_clear()
+    return TestClient(create_app(get_settings()), base_url=base_url, follow_redirects=False,
+                      headers={"user-agent": user_agent})
+
+
 def confirm_token_from(transport: RecordingTransport) -> str:
     text = transport.sent[-1].text
     line = next(line for line in text.splitlines() if "/confirm/" in line)
