@@ -9,7 +9,7 @@ import re
 import pytest
 
 from tests.console_seed import ANGRY, HARD, SOFT, STOP_REASON, add_running_campaign, build_console_data
-from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth, admin_client
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 from tests.mailer_cli import mailer
 
 AUTH = basic_auth(USER, PASSWORD)

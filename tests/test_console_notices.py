@@ -12,7 +12,7 @@ from tests.console_seed import (
     add_paused_campaign,
     build_console_data,
 )
-from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth, admin_client
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 
 AUTH = basic_auth(USER, PASSWORD)
 

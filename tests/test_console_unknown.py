@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth, admin_client
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 from tests.fakes import add_readers
 from tests.send_runs import readers, run_send
 from tests.send_runs import mailer_subprocess

@@ -23,7 +23,7 @@ from mailer.tokens import read_unsubscribe_token
 from tests.fakes import add_reader_rows
 from tests.ledger_support import rows, set_status, start
 from tests.fakes import FakeClock, RecordingTransport
-from tests.dispatch_support import fake_personalise, FakeRendered, run, statuses
+from tests.dispatch_support import FakeRendered, fake_personalise, run, statuses
 
 
 # -- every reader once, with the headers that let them leave and SES map events back -----------

@@ -95,7 +95,7 @@ def test_imported_readers_are_counted_apart_from_sign_ups(run, engine, tmp_path)
 
 
 def test_the_console_overview_shows_imports_apart_from_sign_ups(run, monkeypatch, tmp_path):
-    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth, admin_client
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 
     assert run("subscribers", "import-mailchimp", str(small_export(tmp_path))).exit_code == 0
     page = admin_client(monkeypatch, ADMIN_ENV).get("/admin", headers=basic_auth(USER, PASSWORD)).text

@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 from mailer.cli import app
 from mailer.store.db import current_revision, get_engine, head_revision, make_engine, upgrade
 from tests.mailer_cli import mailer
-from tests.migration_seed import fill_at_first_revision, NOW
+from tests.migration_seed import NOW, fill_at_first_revision
 
 
 def table_rows(url: str, query: str) -> list[tuple]:

@@ -14,7 +14,7 @@ from mailer.dispatch import (
 )
 from mailer.domain import SendQuota
 from mailer.ratelimit import ConcurrencyGate
-from tests.dispatch_support import fake_personalise, FakeRendered
+from tests.dispatch_support import FakeRendered, fake_personalise
 from tests.fakes import add_reader_rows
 from tests.ledger_support import start
 

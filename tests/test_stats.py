@@ -15,7 +15,7 @@ import pytest
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
 from tests.mailer_cli import mailer
-from tests.stats_ledger import after_start, build_ledger, HARD_BOUNCE
+from tests.stats_ledger import HARD_BOUNCE, after_start, build_ledger
 
 
 def check_issue_644(row) -> None:

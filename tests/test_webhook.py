@@ -16,7 +16,7 @@ from mailer.events.sns import CertificateCache
 from mailer.web.app import create_app
 from mailer.web.webhook import MAX_BODY_BYTES, SnsUnreachable
 from tests.plugins.sns_signing import TOPIC_ARN, serve_app
-from tests.event_support import post, reader_status, ses_payload, snapshot, URL
+from tests.event_support import URL, post, reader_status, ses_payload, snapshot
 
 
 @pytest.fixture
