@@ -30,7 +30,7 @@ from mailer.dispatch.compose import MessageComposer  # noqa: E402
 from mailer.issues import load_issue  # noqa: E402
 from mailer.message import build_mime  # noqa: E402
 from mailer.render import GMAIL_CLIP_BYTES, RenderOptions, render_issue  # noqa: E402
-from tests.test_render_clients import CLIENTS  # noqa: E402
+from tests.email_clients import CLIENTS  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "twir" / "content"
 OLD = ["2013-06-07-this-week-in-rust.markdown", "2015-01-02-this-week-in-rust.md",

@@ -26,7 +26,7 @@ from mailer.config import get_settings  # noqa: E402
 from mailer.events.apply import ingest_document  # noqa: E402
 from mailer.store.db import get_engine, session  # noqa: E402
 from mailer.store.models import DeliveryEventRecord  # noqa: E402
-from tests.test_events_storage import many_recipient_bounce  # noqa: E402
+from tests.event_support import many_recipient_bounce  # noqa: E402
 
 
 def main(recipients: int) -> None:

@@ -13,6 +13,10 @@ pytest_plugins = [
     "tests.plugins.web_peer",
     "tests.plugins.browser",
     "tests.plugins.sns_signing",
+    "tests.plugins.webhook",
+    "tests.plugins.ses_events",
+    "tests.plugins.web_app",
+    "tests.plugins.aws_account",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from mailer.domain import DeliveryStatus, SubscriberStatus
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber, SubscriberChange
-from tests.test_stats import START_643, build_ledger
+from tests.stats_ledger import START_643, build_ledger
 
 SOFT = "soft@example.com"
 HARD = "hard@example.com"

@@ -169,7 +169,6 @@ def run(env: dict, *args: str) -> subprocess.CompletedProcess:
 SEND = ("send", "--issue", "644", "--yes", "--concurrency", "4")
 
 
-
 def replay_events(env: dict, peer) -> subprocess.CompletedProcess:
     """Send and Delivery events for every message the peer accepted, through `events replay`."""
     now = datetime.now(UTC)

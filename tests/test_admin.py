@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import re
 
 import pytest
 
-from tests.test_stats import build_ledger
-
-USER, PASSWORD, TOKEN = "operator", "a long operator password", "operator-token-0123456789abcdefghij"
-ADMIN_ENV = {"MAILER_ADMIN_USER": USER, "MAILER_ADMIN_PASSWORD": PASSWORD,
-             "MAILER_ADMIN_TOKEN": TOKEN}
-
-
-def _basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-def _client(monkeypatch, env: dict[str, str]):
-    from fastapi.testclient import TestClient
-
-    from mailer.config import get_settings
-    from mailer.web.app import create_app
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    return TestClient(create_app(get_settings()))
-
+from tests.stats_ledger import build_ledger
+from tests.web_clients import ADMIN_ENV, PASSWORD, TOKEN, USER, admin_client, basic_auth
 
 @pytest.fixture
 def admin(mailer_env, engine, monkeypatch):
     build_ledger(engine)
-    return _client(monkeypatch, ADMIN_ENV)
+    return admin_client(monkeypatch, ADMIN_ENV)
 
 
 def test_without_credentials_the_browser_is_asked_to_log_in(admin):
@@ -46,15 +24,15 @@ def test_without_credentials_the_browser_is_asked_to_log_in(admin):
 
 
 def test_a_wrong_password_or_user_is_refused(admin):
-    assert admin.get("/admin", headers=_basic(USER, "wrong")).status_code == 401
-    assert admin.get("/admin", headers=_basic("root", PASSWORD)).status_code == 401
-    assert admin.get("/admin", headers=_basic(USER, PASSWORD + "x")).status_code == 401
+    assert admin.get("/admin", headers=basic_auth(USER, "wrong")).status_code == 401
+    assert admin.get("/admin", headers=basic_auth("root", PASSWORD)).status_code == 401
+    assert admin.get("/admin", headers=basic_auth(USER, PASSWORD + "x")).status_code == 401
     assert admin.get("/admin", headers={"Authorization": "Basic !!not base64!!"}).status_code == 401
     assert admin.get("/admin", headers={"Authorization": "Bearer wrong"}).status_code == 401
 
 
 def test_the_right_password_shows_the_issue_table(admin):
-    response = admin.get("/admin", headers=_basic(USER, PASSWORD))
+    response = admin.get("/admin", headers=basic_auth(USER, PASSWORD))
     assert response.status_code == 200
     assert response.headers["cache-control"] == "no-store"
     row = re.search(r'<tr data-issue="644">(.*?)</tr>', response.text, re.S).group(1)
@@ -78,8 +56,8 @@ def test_a_bearer_token_opens_the_json(admin):
 
 def test_the_pages_stay_shut_when_no_credentials_are_configured(mailer_env, engine, monkeypatch):
     build_ledger(engine)
-    client = _client(monkeypatch, {"MAILER_ADMIN_USER": USER})  # a user without a password
-    for headers in ({}, _basic(USER, ""), {"Authorization": "Bearer "}):
+    client = admin_client(monkeypatch, {"MAILER_ADMIN_USER": USER})  # a user without a password
+    for headers in ({}, basic_auth(USER, ""), {"Authorization": "Bearer "}):
         response = client.get("/admin/stats.json", headers=headers)
         assert response.status_code == 403
         assert "MAILER_ADMIN_PASSWORD" in response.text
@@ -88,15 +66,15 @@ def test_the_pages_stay_shut_when_no_credentials_are_configured(mailer_env, engi
 
 def test_password_guessing_is_slowed_down(admin):
     for _ in range(10):
-        assert admin.get("/admin", headers=_basic(USER, "guess")).status_code == 401
-    blocked = admin.get("/admin", headers=_basic(USER, "guess"))
+        assert admin.get("/admin", headers=basic_auth(USER, "guess")).status_code == 401
+    blocked = admin.get("/admin", headers=basic_auth(USER, "guess"))
     assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) >= 1
     # even the right password waits: a lucky guess after the limit must not get in
-    assert admin.get("/admin", headers=_basic(USER, PASSWORD)).status_code == 429
+    assert admin.get("/admin", headers=basic_auth(USER, PASSWORD)).status_code == 429
 
 
 def test_issue_page_has_an_accessible_svg_chart_and_no_script(admin):
-    response = admin.get("/admin/issues/644", headers=_basic(USER, PASSWORD))
+    response = admin.get("/admin/issues/644", headers=basic_auth(USER, PASSWORD))
     assert response.status_code == 200
     html = response.text
     svgs = re.findall(r"<svg[^>]*>.*?</svg>", html, re.S)
@@ -113,7 +91,7 @@ def test_issue_page_has_an_accessible_svg_chart_and_no_script(admin):
     csp = response.headers["content-security-policy"]
     assert "default-src 'none'" in csp and "script-src 'sha256-" in csp and "unsafe" not in csp
     assert "smtp; 550 5.1.1 user unknown" in html and "example.net" in html
-    assert admin.get("/admin/issues/999", headers=_basic(USER, PASSWORD)).status_code == 404
+    assert admin.get("/admin/issues/999", headers=basic_auth(USER, PASSWORD)).status_code == 404
 
 
 def test_what_the_database_holds_is_escaped(admin, engine):
@@ -127,7 +105,7 @@ def test_what_the_database_holds_is_escaped(admin, engine):
         campaign.subject = "<script>alert(1)</script>"
         db.add(campaign)
         db.commit()
-    html = admin.get("/admin/issues/644", headers=_basic(USER, PASSWORD)).text
+    html = admin.get("/admin/issues/644", headers=basic_auth(USER, PASSWORD)).text
     assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)" in html
 
 

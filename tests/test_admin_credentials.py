@@ -7,15 +7,14 @@ line when it starts, and `mailer doctor` fails the check with the fix.
 
 from __future__ import annotations
 
-import base64
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT
+from tests.web_clients import USER, admin_client, basic_auth
 
-USER = "operator"
 STRONG_PASSWORD = "a long operator password"
 STRONG_TOKEN = "Zq3-operator-token-7fK2mN9pR4sT8vW1xY6"
 
@@ -36,34 +35,19 @@ WEAK_TOKENS = {
 }
 
 
-def _basic(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
-
-
 def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
 @pytest.fixture
 def client_with(mailer_env, engine, monkeypatch):
-    from fastapi.testclient import TestClient
-
-    from mailer.config import get_settings
-    from mailer.web.app import create_app
-
-    def make(**env: str) -> TestClient:
-        for name, value in env.items():
-            monkeypatch.setenv(name, value)
-        get_settings.cache_clear()
-        return TestClient(create_app(get_settings()))
-
-    return make
+    return lambda **env: admin_client(monkeypatch, env)
 
 
 @pytest.mark.parametrize("password", list(WEAK_PASSWORDS.values()), ids=list(WEAK_PASSWORDS))
 def test_a_weak_or_example_password_does_not_open_admin(client_with, password):
     client = client_with(MAILER_ADMIN_USER=USER, MAILER_ADMIN_PASSWORD=password)
-    response = client.get("/admin/stats.json", headers=_basic(USER, password))
+    response = client.get("/admin/stats.json", headers=basic_auth(USER, password))
     assert response.status_code == 403
     assert "switched off" in response.text and "MAILER_ADMIN_PASSWORD" in response.text
     assert "campaigns" not in response.text
@@ -80,14 +64,14 @@ def test_a_weak_or_example_token_does_not_open_admin(client_with, token):
 def test_strong_credentials_still_open_admin(client_with):
     client = client_with(MAILER_ADMIN_USER=USER, MAILER_ADMIN_PASSWORD=STRONG_PASSWORD,
                          MAILER_ADMIN_TOKEN=STRONG_TOKEN)
-    assert client.get("/admin/stats.json", headers=_basic(USER, STRONG_PASSWORD)).status_code == 200
+    assert client.get("/admin/stats.json", headers=basic_auth(USER, STRONG_PASSWORD)).status_code == 200
     assert client.get("/admin/stats.json", headers=_bearer(STRONG_TOKEN)).status_code == 200
 
 
 def test_a_weak_password_beside_a_strong_token_leaves_only_the_token(client_with):
     client = client_with(MAILER_ADMIN_USER=USER, MAILER_ADMIN_PASSWORD="change-me-too",
                          MAILER_ADMIN_TOKEN=STRONG_TOKEN)
-    assert client.get("/admin/stats.json", headers=_basic(USER, "change-me-too")).status_code == 401
+    assert client.get("/admin/stats.json", headers=basic_auth(USER, "change-me-too")).status_code == 401
     assert client.get("/admin/stats.json", headers=_bearer(STRONG_TOKEN)).status_code == 200
 
 
@@ -111,7 +95,7 @@ def test_serve_says_in_one_line_that_admin_is_off(mailer_env, web_server_factory
     import httpx
 
     url = web_server_factory({"MAILER_ADMIN_USER": USER, "MAILER_ADMIN_PASSWORD": "x"})
-    assert httpx.get(f"{url}/admin", headers=_basic(USER, "x")).status_code == 403
+    assert httpx.get(f"{url}/admin", headers=basic_auth(USER, "x")).status_code == 403
     log = "".join(p.read_text() for p in tmp_path.glob("web-*.log"))
     said = [line for line in log.splitlines() if "/admin" in line and "off" in line]
     assert len(said) == 1, log
@@ -150,7 +134,7 @@ def test_every_credential_shown_in_the_docs_is_refused(client_with, name, value)
         return
     if name == "MAILER_ADMIN_PASSWORD":
         client = client_with(MAILER_ADMIN_USER=USER, MAILER_ADMIN_PASSWORD=value)
-        headers = _basic(USER, value)
+        headers = basic_auth(USER, value)
     else:
         client = client_with(MAILER_ADMIN_TOKEN=value)
         headers = _bearer(value)
@@ -163,5 +147,5 @@ def test_the_deploy_file_keeps_admin_shut_until_edited(client_with, monkeypatch,
     deploy = dotenv_values(Path(ROOT / "deploy" / "mailer.env"))
     client = client_with(MAILER_ADMIN_USER=deploy["MAILER_ADMIN_USER"],
                          MAILER_ADMIN_PASSWORD=deploy["MAILER_ADMIN_PASSWORD"])
-    headers = _basic(deploy["MAILER_ADMIN_USER"], deploy["MAILER_ADMIN_PASSWORD"])
+    headers = basic_auth(deploy["MAILER_ADMIN_USER"], deploy["MAILER_ADMIN_PASSWORD"])
     assert client.get("/admin", headers=headers).status_code == 403

@@ -16,7 +16,7 @@ from sqlalchemy import text
 
 from mailer.store.backup import backup_sqlite
 from mailer.store.db import head_revision, make_engine, upgrade
-from tests.test_migrations import fill_at_first_revision
+from tests.migration_seed import fill_at_first_revision
 from tests.mailer_cli import mailer
 
 NOW = "2026-01-05 10:00:00.000000"

@@ -82,7 +82,7 @@ def test_the_steps_check_only_the_issues_a_pull_request_changes(mailer_env, tmp_
 def test_a_pull_requests_file_names_are_listed_but_never_obeyed(mailer_env, tmp_path):
     """A file named `content/##[add-mask]…` (or `::error …`) in a pull request is printed by the
     listing step: the runner must read it as text, not as a command."""
-    from tests.test_check_injection import runner_commands
+    from tests.runner_commands import runner_commands
 
     origin, repo, temp = tmp_path / "origin.git", tmp_path / "twir", tmp_path / "runner"
     temp.mkdir()

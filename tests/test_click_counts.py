@@ -17,6 +17,7 @@ from mailer.figures import GMAIL_CLIP_BYTES
 from mailer.issues import load_issue
 from mailer.render import RenderOptions, personalise, render_issue
 from mailer.render.links import count_links
+from tests.web_clients import site_client
 
 ISSUE_644 = DEFAULT_ISSUES_DIR / "2026-03-25-this-week-in-rust.md"
 BASE = "https://twir.example.org"
@@ -105,14 +106,7 @@ BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.
 
 
 def _client(env: dict):
-    from fastapi.testclient import TestClient
-
-    from mailer.config import get_settings
-    from mailer.web.app import create_app
-
-    get_settings.cache_clear()
-    return TestClient(create_app(get_settings()), base_url=env["MAILER_BASE_URL"],
-                      follow_redirects=False, headers={"user-agent": BROWSER})
+    return site_client(env["MAILER_BASE_URL"], BROWSER)
 
 
 def _sent_with_counts(env: dict, monkeypatch) -> dict:
@@ -290,14 +284,14 @@ def test_the_counter_is_rate_limited_per_network_and_gets_the_public_headers(sen
 
 @pytest.mark.slow
 def test_the_admin_issue_page_lists_the_links_by_clicks(sent, monkeypatch):
-    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth
 
     for key, value in ADMIN_ENV.items():
         monkeypatch.setenv(key, value)
     with _client(sent) as client:
         for _ in range(3):
             client.get(_path(sent, sent["links"][4]))
-        page = client.get("/admin/issues/644", headers=_basic(USER, PASSWORD))
+        page = client.get("/admin/issues/644", headers=basic_auth(USER, PASSWORD))
     assert page.status_code == 200
     table = BeautifulSoup(page.text, "html.parser").find("table", id="links")
     first = table.find("tbody").find("tr")
@@ -328,14 +322,14 @@ def test_sections_that_draw_readers_across_issues(engine):
 
 @pytest.mark.slow
 def test_the_overview_shows_which_sections_draw_readers(sent, monkeypatch):
-    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth
 
     for key, value in ADMIN_ENV.items():
         monkeypatch.setenv(key, value)
     with _client(sent) as client:
         for _ in range(3):
             client.get(_path(sent, sent["links"][4]))
-        page = client.get("/admin", headers=_basic(USER, PASSWORD))
+        page = client.get("/admin", headers=basic_auth(USER, PASSWORD))
     assert page.status_code == 200
     table = BeautifulSoup(page.text, "html.parser").find("table", id="sections")
     first = table.find("tbody").find("tr")

@@ -14,7 +14,7 @@ from mailer.config import get_settings
 from mailer.store.models import Campaign, Delivery
 from tests.conftest import ROOT
 from tests.fakes import add_readers
-from tests.test_send_cli import outbox_messages
+from tests.send_runs import outbox_messages
 
 
 def run(*args: str):

@@ -9,16 +9,16 @@ import re
 import pytest
 
 from tests.console_seed import ANGRY, HARD, SOFT, STOP_REASON, add_running_campaign, build_console_data
-from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 from tests.mailer_cli import mailer
 
-AUTH = _basic(USER, PASSWORD)
+AUTH = basic_auth(USER, PASSWORD)
 
 
 @pytest.fixture
 def console(mailer_env, engine, monkeypatch):
     build_console_data(engine)
-    return _client(monkeypatch, ADMIN_ENV)
+    return admin_client(monkeypatch, ADMIN_ENV)
 
 
 def _reader_id(engine, email: str) -> int | None:
@@ -232,7 +232,7 @@ def test_a_cross_site_post_is_refused(console, engine):
         assert response.status_code == 403, attempt
     assert _status_and_history(engine, "r7@gmail.com")[0] == "active"
     # another operator's token does not fit either
-    other = _basic(USER, PASSWORD + " but another")
+    other = basic_auth(USER, PASSWORD + " but another")
     assert console.get(path, headers=other).status_code == 401
 
 

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.console_seed import SOFT, add_paused_campaign, add_running_campaign, build_console_data
-from tests.test_admin import PASSWORD, USER
+from tests.web_clients import PASSWORD, USER
 from tests.mailer_cli import mailer
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]

@@ -12,16 +12,16 @@ from datetime import timedelta
 import pytest
 
 from tests.console_seed import SOFT, START_643, build_console_data
-from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 
-AUTH = _basic(USER, PASSWORD)
+AUTH = basic_auth(USER, PASSWORD)
 BULK = "paging.example"
 
 
 @pytest.fixture
 def console(mailer_env, engine, monkeypatch):
     build_console_data(engine)
-    return _client(monkeypatch, ADMIN_ENV)
+    return admin_client(monkeypatch, ADMIN_ENV)
 
 
 def _db(engine):

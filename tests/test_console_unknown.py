@@ -13,20 +13,20 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
-from tests.test_send_cli import add_readers
-from tests.test_send_ses import readers, run_send
-from tests.test_send_lost_answers import mailer
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
+from tests.fakes import add_readers
+from tests.send_runs import readers, run_send
+from tests.send_runs import mailer_subprocess
 from tests.fakes import ses_event
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
-AUTH = _basic(USER, PASSWORD)
+AUTH = basic_auth(USER, PASSWORD)
 
 
 def why_unknown(monkeypatch, settle_after: str) -> str:
     """The issue page's explanation of campaign 1's unknown rows, tags stripped."""
-    console = _client(monkeypatch, {**ADMIN_ENV, "MAILER_UNKNOWN_SETTLE_AFTER": settle_after})
+    console = admin_client(monkeypatch, {**ADMIN_ENV, "MAILER_UNKNOWN_SETTLE_AFTER": settle_after})
     page = console.get("/admin/issues/644", headers=AUTH).text
     found = re.search(r'<span data-unknown-why="1">(.*?)</span>\s*</li>', page, re.S)
     assert found, page
@@ -58,6 +58,6 @@ def test_the_issue_page_says_whether_unknown_rows_will_settle_and_what_to_fix(
     events = tmp_path / "events.jsonl"
     events.write_text("".join(json.dumps(ses_event("Send", m, datetime.now(UTC))) + "\n"
                               for m in later))
-    assert mailer(env, "events", "replay", str(events)).returncode == 0
+    assert mailer_subprocess(env, "events", "replay", str(events)).returncode == 0
     due = why_unknown(monkeypatch, "1s")
     assert "1 row will be re-sent by the next mailer send --issue 644 --yes" in due

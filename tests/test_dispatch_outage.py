@@ -10,9 +10,9 @@ from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.errors import TemporaryFailure
 from mailer.store import ledger
 from tests.fakes import RecordingTransport
-from tests.test_dispatch import run, statuses
+from tests.dispatch_support import run, statuses
 from tests.fakes import add_reader_rows
-from tests.test_ledger import rows, start
+from tests.ledger_support import rows, start
 
 
 class FlakyProvider(RecordingTransport):

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.plugins.aws_account import BREAKAGES
+
 pytestmark = pytest.mark.peer
 
 MAILER = str(Path(sys.executable).parent / "mailer")
@@ -96,8 +98,6 @@ def test_live_needs_the_ses_transport(mailer_env):
 
 
 # -- the likeliest cause, read from a real (moto_server) SES + SNS set-up ------------------------
-
-from tests.test_doctor import BREAKAGES, aws  # noqa: E402, F401 - fixture
 
 CAUSES = {
     "no event destination": "no SNS event destination",

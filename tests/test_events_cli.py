@@ -3,74 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 
 import pytest
 from sqlmodel import select
 
-from mailer.domain import DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store.db import session
-from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber
-from tests.conftest import FIXTURES
-from tests.mailer_cli import mailer
-
-
-def run(env: dict, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess:
-    return mailer(env, *args, stdin=stdin, text=False)
-
-
-def twin(name: str) -> dict:
-    return json.loads((FIXTURES / "ses" / f"{name}.json").read_text())
-
-
-def about(payload: dict, to: str, message_id: str) -> dict:
-    payload["mail"]["messageId"] = message_id
-    payload["mail"]["destination"] = [to]
-    for key, listed in (("bounce", "bouncedRecipients"), ("complaint", "complainedRecipients")):
-        if key in payload:
-            payload[key][listed] = [dict(payload[key][listed][0], emailAddress=to)]
-    if "delivery" in payload:
-        payload["delivery"]["recipients"] = [to]
-    return payload
-
-
-def envelope(payload: dict, message_id: str) -> dict:
-    """What SNS puts in an SQS message body or a saved file (unsigned is fine there)."""
-    return {"Type": "Notification", "MessageId": message_id,
-            "TopicArn": "arn:aws:sns:eu-west-1:210987654321:twir-ses-events",
-            "Message": json.dumps(payload), "Timestamp": "2026-03-04T09:13:00.000Z",
-            "SignatureVersion": "1", "Signature": "c2ln",
-            "SigningCertURL": "https://sns.eu-west-1.amazonaws.com/x.pem"}
-
-
-@pytest.fixture
-def readers(engine) -> dict[str, str]:
-    """Three active readers, each with a sent delivery: address → SES message id."""
-    ids = {"bounce@example.net": "m-bounce", "complain@example.net": "m-complain",
-           "deliver@example.net": "m-deliver"}
-    with session(engine) as db:
-        campaign = Campaign(issue_number=644, subject="TWiR 644", transport="ses",
-                            content_sha256="0" * 64)
-        db.add(campaign)
-        db.flush()
-        for email, message_id in ids.items():
-            reader = Subscriber(email=email, status=SubscriberStatus.ACTIVE, confirmed_at=utcnow())
-            db.add(reader)
-            db.flush()
-            db.add(Delivery(campaign_id=campaign.id, subscriber_id=reader.id, email=email,
-                            status=DeliveryStatus.SENT, provider_message_id=message_id))
-        db.commit()
-    return ids
-
-
-def statuses(engine) -> dict[str, str]:
-    with session(engine) as db:
-        return {s.email: s.status for s in db.exec(select(Subscriber)).all()}
-
-
-def event_count(engine) -> int:
-    with session(engine) as db:
-        return len(db.exec(select(DeliveryEventRecord)).all())
+from mailer.store.models import Delivery
+from tests.event_support import about, envelope, event_count, queued, run, statuses, twin
 
 
 def test_replay_applies_good_lines_and_reports_bad_ones(tmp_path, mailer_env, engine, readers):
@@ -123,22 +62,6 @@ def test_replay_reads_stdin_and_a_missing_file_is_one_error_line(mailer_env, eng
     assert missing.returncode != 0
     assert "error:" in err and "cannot read" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
-
-
-@pytest.fixture
-def queue(moto_ses):
-    import boto3
-
-    sqs = boto3.client("sqs", region_name=moto_ses.region, endpoint_url=moto_ses.endpoint_url)
-    url = sqs.create_queue(QueueName="twir-ses-events")["QueueUrl"]
-    return sqs, url
-
-
-def queued(sqs, url: str) -> int:
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages",
-                                      "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
-    return sum(int(value) for value in attributes.values())
 
 
 @pytest.mark.peer

@@ -11,21 +11,11 @@ from mailer.config import get_settings
 from mailer.events.apply import ingest_document
 from mailer.store.db import session
 from mailer.store.models import DeliveryEventRecord
-from tests.conftest import FIXTURES
+from tests.event_support import many_recipient_bounce
 
 RECIPIENTS = 300  # the 3,000 costs main 3,000 x the payload; benchmarks/event_storage.py
 
 
-def many_recipient_bounce(count: int) -> dict:
-    payload = json.loads((FIXTURES / "ses" / "event-bounce.json").read_text())
-    addresses = [f"gone{n:04d}@example.net" for n in range(count)]
-    template = payload["bounce"]["bouncedRecipients"][0]
-    payload["bounce"]["bouncedRecipients"] = [
-        dict(template, emailAddress=address, diagnosticCode=f"smtp; 550 5.1.1 <{address}>: no such user")
-        for address in addresses]
-    payload["mail"]["destination"] = addresses
-    payload["mail"]["commonHeaders"]["to"] = [f"Reader {n} <{a}>" for n, a in enumerate(addresses)]
-    return payload
 
 
 def stored(engine) -> tuple[int, int, int]:

@@ -15,7 +15,7 @@ from mailer import audience_files
 from mailer.cli import app
 from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
 from tests.mailchimp_export import csv_bytes, file_name, member, write_zip
-from tests.test_mailchimp_import import subscribers
+from tests.subscriber_rows import subscribers
 
 LONG_LINE = 20 * 1024 * 1024  # 20 MiB: far over the 1 MiB line cap, small for the test machine
 

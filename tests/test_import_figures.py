@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.store.subscriber_files import IMPORT_CHUNK_ROWS
-from tests.test_mailchimp_import import changes as history, subscribers as readers
+from tests.subscriber_rows import changes as history, subscribers as readers
 from tests.mailchimp_export import csv_bytes, file_name, member, write_large_export, write_zip
 
 MAILER = str(Path(sys.executable).parent / "mailer")
@@ -94,12 +94,11 @@ def test_imported_readers_are_counted_apart_from_sign_ups(run, engine, tmp_path)
     assert overview["signups"]["signups"] == 0  # nobody used the form
 
 
-
 def test_the_console_overview_shows_imports_apart_from_sign_ups(run, monkeypatch, tmp_path):
-    from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic, _client
+    from tests.web_clients import ADMIN_ENV, PASSWORD, USER, admin_client, basic_auth
 
     assert run("subscribers", "import-mailchimp", str(small_export(tmp_path))).exit_code == 0
-    page = _client(monkeypatch, ADMIN_ENV).get("/admin", headers=_basic(USER, PASSWORD)).text
+    page = admin_client(monkeypatch, ADMIN_ENV).get("/admin", headers=basic_auth(USER, PASSWORD)).text
     rows = re.findall(r'<tr data-week="[^"]+">(.*?)</tr>', page)
     this_week = re.findall(r"<td[^>]*>([^<]*)</td>", rows[0])  # newest first
     assert this_week[0] == "0"  # sign-ups

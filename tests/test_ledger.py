@@ -13,28 +13,9 @@ from sqlalchemy import select, update
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store import ledger, ledger_writes
 from mailer.store.db import make_engine
-from mailer.store.models import Campaign, Delivery, SendWorker, Subscriber
+from mailer.store.models import Campaign, Delivery, SendWorker
 from tests.fakes import add_reader_rows
-
-
-def set_status(engine, subscriber_id: int, status: SubscriberStatus) -> None:
-    with engine.begin() as connection:
-        connection.execute(update(Subscriber.__table__)
-                           .where(Subscriber.__table__.c.id == subscriber_id)
-                           .values(status=status.value))
-
-
-def start(engine, issue: int = 644, **kwargs) -> ledger.CampaignStart:
-    return ledger.begin_campaign(engine, issue_number=issue, subject="TWiR 644",
-                                 transport="outbox", content_sha256="0" * 64, **kwargs)
-
-
-def rows(engine, campaign_id: int) -> list[Delivery]:
-    with engine.connect() as connection:
-        found = connection.execute(select(Delivery.__table__)
-                                   .where(Delivery.__table__.c.campaign_id == campaign_id)
-                                   .order_by(Delivery.__table__.c.id)).mappings().all()
-    return [Delivery.model_validate(dict(row)) for row in found]
+from tests.ledger_support import claim_from_four_connections, rows, set_status, start
 
 
 def test_audience_is_the_active_readers_when_the_send_starts(engine):
@@ -87,26 +68,6 @@ def test_workers_lease_disjoint_batches_that_cover_everyone(engine):
     claimed_ids = seen["a"] + seen["b"] + seen["c"]
     assert sorted(claimed_ids) == everyone
     assert len(set(claimed_ids)) == len(claimed_ids)
-
-
-def claim_from_four_connections(url: str, campaign_id: int, batch: int) -> dict[int, list[int]]:
-    """Four threads, each with its own engine (as another process would have), claim until the
-    campaign is drained; returns the row ids each one got. Shared with the PostgreSQL test."""
-    results: dict[int, list[int]] = {}
-
-    def claim_all(n: int) -> None:
-        own = make_engine(url)
-        got = results.setdefault(n, [])
-        while claimed := ledger.claim_batch(own, campaign_id, f"worker-{n}", batch):
-            got.extend(row.id for row in claimed)
-        own.dispose()
-
-    threads = [threading.Thread(target=claim_all, args=(n,)) for n in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
 
 
 def test_claims_from_separate_connections_at_once_never_overlap(settings, engine):

@@ -13,7 +13,7 @@ from mailer.events.apply import ingest_events
 from mailer.store import ledger
 from mailer.store.models import Delivery
 from tests.fakes import add_reader_rows
-from tests.test_ledger import rows, start
+from tests.ledger_support import rows, start
 
 D = Delivery.__table__
 WINDOW = timedelta(minutes=15)

@@ -9,14 +9,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert
 from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.domain import utcnow
-from mailer.store.models import Subscriber, SubscriberChange
+from mailer.store.models import Subscriber
 from tests.mailchimp_export import csv_bytes, file_name, member, write_dir, write_zip
 from tests.mailer_cli import mailer as run_mailer
+from tests.subscriber_rows import changes, subscribers
 
 
 @pytest.fixture
@@ -49,19 +50,6 @@ def the_export() -> dict[str, bytes]:
         ]),
         file_name("nonsubscribed"): csv_bytes("nonsubscribed", [member(7)]),
     }
-
-
-def subscribers(engine) -> dict[str, Subscriber]:
-    with engine.connect() as connection:
-        return {row.email: row for row in connection.execute(select(Subscriber.__table__))}
-
-
-def changes(engine, email: str) -> list:
-    with engine.connect() as connection:
-        return list(connection.execute(
-            select(SubscriberChange.__table__).join(Subscriber.__table__)
-            .where(Subscriber.__table__.c.email == email)
-            .order_by(SubscriberChange.__table__.c.id)))
 
 
 def add_existing(engine, **states: str) -> None:

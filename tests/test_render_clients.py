@@ -3,7 +3,7 @@
 caniemail lists which clients drop what: Yahoo web and the iOS and Android apps ignore
 ``word-break``; Outlook's Word engine, Samsung Mail and the Gmail apps with other accounts
 ignore ``white-space``; many webmails drop every ``<style>`` element. Each simulated client
-below removes that from the rendered HTML, and the mail must still fit a phone's width.
+(tests/email_clients.py) removes that from the rendered HTML, and the mail must still fit a phone's width.
 
 The screenshots (light and dark) go to tests/output/render-clients/ (gitignored): look at them
 after a template change.
@@ -11,7 +11,6 @@ after a template change.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ import pytest
 from mailer.config import load_settings
 from mailer.issues import load_issue
 from mailer.render import RenderOptions, personalise, render_issue
+from tests.email_clients import CLIENTS
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer]
 
@@ -38,22 +38,10 @@ ISSUES = [FIXTURES / "clients-long-lines.md", FIXTURES / "clients-2014-style.md"
 WIDTHS = [320, 375]
 SCREENSHOT_HEIGHT = 3000
 
-DECLARATION = r"(?<![\w-]){name}\s*:[^;\"'}}]*;?"
-STYLE_ELEMENT = re.compile(r"<style\b[^>]*>.*?</style>", re.DOTALL | re.IGNORECASE)
 
 
-def without_property(name: str):
-    """A client that ignores one CSS property, in style attributes and style sheets alike."""
-    pattern = re.compile(DECLARATION.format(name=re.escape(name)), re.IGNORECASE)
-    return lambda html: pattern.sub("", html)
 
 
-CLIENTS = {
-    "as-sent": lambda html: html,
-    "no-word-break": without_property("word-break"),  # Yahoo web, iOS, Android
-    "no-white-space": without_property("white-space"),  # Outlook (Word), Samsung, Gmail apps
-    "no-style-element": lambda html: STYLE_ELEMENT.sub("", html),  # webmails that drop <style>
-}
 
 
 def rendered_html(issue_path: Path) -> str:

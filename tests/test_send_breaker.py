@@ -23,7 +23,7 @@ from mailer.store.db import get_engine
 from mailer.store.models import Campaign, Delivery, Subscriber
 from tests.conftest import FIXTURES
 from tests.fakes import add_readers
-from tests.test_send_ses import MAILER, readers, start_send
+from tests.send_runs import MAILER, readers, start_send
 
 READERS = 5000
 FIRST_DELIVERED = 600

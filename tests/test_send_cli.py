@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -13,22 +10,9 @@ from mailer.domain import DeliveryStatus
 from mailer.store.models import Campaign, Delivery, SendWorker
 from tests.mailer_cli import mailer
 from tests.fakes import add_readers
+from tests.send_runs import campaigns, outbox_messages
 
 pytestmark = pytest.mark.slow
-
-
-def outbox_messages(env: dict) -> list[email.message.EmailMessage]:
-    folder = Path(env["MAILER_OUTBOX_DIR"]) / "new"
-    if not folder.is_dir():
-        return []
-    return [email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            for path in sorted(folder.iterdir())]
-
-
-def campaigns(engine) -> list[Campaign]:
-    with engine.connect() as connection:
-        return [Campaign.model_validate(dict(row)) for row in
-                connection.execute(select(Campaign.__table__)).mappings()]
 
 
 def test_make_demo_sends_once_and_a_second_run_says_it_is_done(mailer_env):

@@ -17,8 +17,8 @@ from mailer.store.db import get_engine
 from mailer.store.models import Campaign
 from tests.fakes import add_readers
 from tests.mailer_cli import MAILER, mailer
-from tests.test_send_cli import campaigns, outbox_messages
-from tests.test_send_ses import ledger_rows, readers, run_send, start_send, wait_for_accepted
+from tests.send_runs import campaigns, outbox_messages
+from tests.send_runs import ledger_rows, readers, run_send, start_send, wait_for_accepted
 
 pytestmark = pytest.mark.slow
 
@@ -90,7 +90,7 @@ def test_permanently_rejected_readers_exit_1_with_one_failed_line_each(
 
 @pytest.mark.peer
 def test_send_over_smtp_end_to_end(mailer_env, engine, tmp_path):
-    from tests.test_transport_smtp import smtp_server
+    from tests.smtp_peer import smtp_server
 
     add_readers(engine, *readers(12))
     with smtp_server(tmp_path, "--lose-answer", "reader0005@*") as peer:

@@ -11,49 +11,15 @@ import pytest
 
 from mailer.domain import DeliveryStatus
 from tests.fakes import add_readers
-from tests.test_send_ses import ledger_rows, readers, run_send, start_send, wait_for_accepted
+from tests.send_runs import ledger_rows, readers, run_send, start_send, wait_for_accepted
+from tests.send_runs import CONCURRENCY, sigkill_mid_send_then_restart
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
-
-CONCURRENCY = 8
 
 
 def test_sigkill_mid_send_then_restart_sends_everyone_once_except_reported_unknowns(
         mailer_env, engine, fake_ses):
     sigkill_mid_send_then_restart(engine, {**os.environ, **mailer_env, **fake_ses.env}, fake_ses)
-
-
-def sigkill_mid_send_then_restart(engine, env: dict, fake_ses) -> None:
-    """Shared by the SQLite test here and the PostgreSQL one in test_send_postgres."""
-    fake_ses.control(latency=0.05, max_send_rate=100)
-    everyone = readers(300)
-    add_readers(engine, *everyone)
-
-    process = start_send(env, "--concurrency", str(CONCURRENCY))
-    wait_for_accepted(fake_ses, 60, process)
-    os.kill(process.pid, signal.SIGKILL)
-    process.communicate(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-
-    restart = run_send(env, "--concurrency", str(CONCURRENCY))
-    assert restart.returncode == 4, restart.stderr  # 4: rows left unknown, not finished
-    unknown = {address for address, row in ledger_rows(engine).items()
-               if row.status == DeliveryStatus.UNKNOWN}
-    # ~5 messages are in flight at any moment (100/s x 50 ms), so the kill catches some.
-    assert 1 <= len(unknown) <= CONCURRENCY
-    assert f"{len(unknown)} deliveries are unknown" in restart.stderr
-    copies = fake_ses.stats()["per_recipient"]
-    for address in everyone:
-        if address in unknown:
-            assert copies.get(address, 0) <= 1  # maybe it left before the kill, never twice
-        else:
-            assert copies.get(address) == 1, address
-
-    resend = run_send(env, "--resend-unknown")
-    assert resend.returncode == 0, resend.stderr
-    copies = fake_ses.stats()["per_recipient"]
-    assert set(copies) == set(everyone)
-    assert all(count == 1 or address in unknown for address, count in copies.items())
 
 
 def test_sigterm_finishes_in_flight_messages_and_leaves_nothing_uncertain(

@@ -24,7 +24,7 @@ from mailer.store.models import Campaign, Delivery
 from tests.mailer_cli import outbox
 from tests.plugins.processes import free_port, stop_process
 from tests.fakes import add_readers
-from tests.test_sources import start_peer
+from tests.source_peers import start_peer
 
 pytestmark = [pytest.mark.peer]
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,8 @@ import pytest
 from mailer.domain import DeliveryStatus
 from mailer.store.db import get_engine
 from tests.fakes import add_readers
-from tests.test_send_ses import MAILER, ledger_rows, readers, run_send, start_send
+from tests.send_runs import ledger_rows, readers, run_send, start_send
+from tests.send_runs import mailer_subprocess
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
@@ -32,11 +32,6 @@ def ses_send_event(message: dict) -> dict:
             "mail": {"timestamp": "2026-03-04T09:12:29.990Z", "messageId": message["id"],
                      "source": "newsletter@example.org", "destination": message["destinations"],
                      "tags": tags}}
-
-
-def mailer(env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MAILER, *args], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
 
 
 def assert_no_duplicates_and_every_unknown_accounted_for(engine, fake_ses, everyone, outputs):
@@ -62,7 +57,7 @@ def settle_with_send_events(env: dict, fake_ses, unknown: set[str], tmp_path: Pa
     lost = [m for m in fake_ses.messages() if m["destinations"][0] in unknown]
     events = tmp_path / "send-events.jsonl"
     events.write_text("".join(json.dumps(ses_send_event(m)) + "\n" for m in lost))
-    replayed = mailer(env, "events", "replay", str(events))
+    replayed = mailer_subprocess(env, "events", "replay", str(events))
     assert replayed.returncode == 0, replayed.stderr
 
 
@@ -79,7 +74,7 @@ def test_lost_answers_on_sqlite_make_unknown_rows_not_duplicates(
     assert "Traceback" not in result.stderr
     unknown = assert_no_duplicates_and_every_unknown_accounted_for(
         engine, fake_ses, everyone, result.stdout + result.stderr)
-    stats = json.loads(mailer(env, "stats", "--issue", "644", "--json").stdout)
+    stats = json.loads(mailer_subprocess(env, "stats", "--issue", "644", "--json").stdout)
     assert stats["summary"]["unknown"] == len(unknown)
 
     # A later run inside the settle window sends nothing again on its own.
@@ -90,7 +85,7 @@ def test_lost_answers_on_sqlite_make_unknown_rows_not_duplicates(
     settle_with_send_events(env, fake_ses, unknown, tmp_path)
     rows = ledger_rows(engine)
     assert {rows[address].status for address in unknown} == {DeliveryStatus.SENT}
-    stats = json.loads(mailer(env, "stats", "--issue", "644", "--json").stdout)
+    stats = json.loads(mailer_subprocess(env, "stats", "--issue", "644", "--json").stdout)
     assert stats["summary"]["unknown"] == 0 and stats["summary"]["sent"] == READERS
 
 

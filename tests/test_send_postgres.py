@@ -11,9 +11,9 @@ from mailer.domain import CampaignStatus, DeliveryStatus
 from mailer.store.db import get_engine
 from mailer.store.models import Campaign, SendWorker
 from tests.fakes import add_reader_rows
-from tests.test_ledger import claim_from_four_connections, start
+from tests.ledger_support import claim_from_four_connections, start
 from tests.fakes import add_readers
-from tests.test_send_ses import ledger_rows, readers, start_send
+from tests.send_runs import ledger_rows, readers, start_send
 
 pytestmark = [pytest.mark.postgres]
 
@@ -68,7 +68,7 @@ def test_three_processes_share_one_campaign_without_duplicates_or_gaps(
 
 @pytest.mark.slow
 def test_sigkill_mid_send_then_restart_on_postgres(pg_env, pg_url, fake_ses):
-    from tests.test_send_crash import sigkill_mid_send_then_restart
+    from tests.send_runs import sigkill_mid_send_then_restart
 
     sigkill_mid_send_then_restart(get_engine(pg_url), {**os.environ, **pg_env, **fake_ses.env},
                                   fake_ses)

@@ -14,9 +14,9 @@ from mailer.dispatch import (
 )
 from mailer.domain import SendQuota
 from mailer.ratelimit import ConcurrencyGate
-from tests.test_dispatch import FakeRendered, fake_personalise
+from tests.dispatch_support import FakeRendered, fake_personalise
 from tests.fakes import add_reader_rows
-from tests.test_ledger import start
+from tests.ledger_support import start
 
 
 def quota(rate: float | None) -> SendQuota:
@@ -139,7 +139,7 @@ def test_the_dispatcher_grows_its_in_flight_count_when_the_provider_slows(engine
 def test_mailer_send_uses_the_accounts_rate_and_a_setting_only_lowers_it(
         mailer_env, engine, fake_ses):
     from tests.fakes import add_readers
-    from tests.test_send_ses import readers, run_send
+    from tests.send_runs import readers, run_send
 
     fake_ses.control(max_send_rate=200, rate=200)
     add_readers(engine, *readers(20))

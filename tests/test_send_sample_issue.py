@@ -15,7 +15,7 @@ from mailer.config import Settings, get_settings
 from mailer.errors import SendError
 from mailer.store.models import Campaign, Delivery
 from tests.fakes import add_readers
-from tests.test_send_cli import outbox_messages
+from tests.send_runs import outbox_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 

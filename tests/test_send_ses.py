@@ -4,55 +4,18 @@ moto_server (messages read back whole) and fake_ses (throttling, 5xx, latency, p
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
-from mailer.store.models import Campaign, Delivery, Subscriber
+from mailer.store.models import Campaign, Subscriber
 from mailer.tokens import read_unsubscribe_token
 from tests.fakes import add_readers
+from tests.send_runs import ledger_rows, readers, run_send, start_send, wait_for_accepted
 
-MAILER = str(Path(sys.executable).with_name("mailer"))
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
-
-
-def command(env: dict, *args: str) -> list[str]:
-    return [MAILER, "send", "--issue", "644", "--yes", *args]
-
-
-def run_send(env: dict, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run(command(env, *args), env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
-
-
-def start_send(env: dict, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(command(env, *args), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
-                            cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
-
-
-def wait_for_accepted(fake_ses, count: int, process: subprocess.Popen, limit: float = 120) -> None:
-    deadline = time.monotonic() + limit
-    while fake_ses.stats()["accepted"] < count:
-        assert process.poll() is None, process.communicate()
-        assert time.monotonic() < deadline, "the send did not get going"
-        time.sleep(0.05)
-
-
-def readers(count: int) -> list[str]:
-    return [f"reader{n:04d}@example.org" for n in range(count)]
-
-
-def ledger_rows(engine) -> dict[str, Delivery]:
-    with engine.connect() as connection:
-        found = connection.execute(select(Delivery.__table__)).mappings().all()
-    return {row["email"]: Delivery.model_validate(dict(row)) for row in found}
 
 
 def subscriber_ids(engine) -> dict[str, int]:

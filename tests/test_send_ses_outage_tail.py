@@ -11,7 +11,7 @@ import pytest
 
 from mailer.domain import DeliveryStatus
 from tests.fakes import add_readers
-from tests.test_send_ses import ledger_rows, readers, run_send
+from tests.send_runs import ledger_rows, readers, run_send
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 

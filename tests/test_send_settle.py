@@ -17,14 +17,13 @@ import pytest
 
 from mailer.domain import DeliveryStatus
 from tests.fakes import add_readers, ses_event
-from tests.test_send_lost_answers import mailer
-from tests.test_send_ses import ledger_rows, readers, run_send
+from tests.send_runs import mailer_subprocess
+from tests.send_runs import ledger_rows, readers, run_send
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
 READERS = 500
 SETTLE = "1s"
-
 
 
 def replay_events_for_accepted(env: dict, fake_ses, tmp_path: Path, name: str) -> None:
@@ -34,7 +33,7 @@ def replay_events_for_accepted(env: dict, fake_ses, tmp_path: Path, name: str) -
              for message in fake_ses.messages() for kind in ("Send", "Delivery")]
     events = tmp_path / name
     events.write_text("".join(lines))
-    replayed = mailer(env, "events", "replay", str(events))
+    replayed = mailer_subprocess(env, "events", "replay", str(events))
     assert replayed.returncode == 0, replayed.stderr
 
 

@@ -149,7 +149,6 @@ def test_a_sign_up_accepted_before_a_stop_is_handled_at_the_next_start(make_clie
         assert recipients(client) == ["patient@example.org"]
 
 
-
 def test_two_serve_processes_handling_the_same_leftover_mail_it_once(engine, settings, monkeypatch):
     """Several `serve` processes each handle the leftover sign-ups at start-up. When both pick up
     the same queued request at the same moment, one handles it: one confirmation, not two."""

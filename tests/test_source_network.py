@@ -18,7 +18,7 @@ import pytest
 
 from tests.mailer_cli import mailer
 from tests.plugins.processes import free_port, stop_process
-from tests.test_sources import DID, FIXTURES, Peer, start_peer
+from tests.source_peers import DID, FIXTURES, Peer, start_peer
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 

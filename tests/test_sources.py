@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,33 +15,11 @@ import pytest
 from tests.mailer_cli import mailer, outbox
 
 from tests.plugins.processes import free_port, stop_process
+from tests.source_peers import DID, FIXTURES, Peer, start_peer
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
-ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures" / "sources"
-DID = "did:plc:twirtestpublication"
 CRON = ("send", "--issue", "latest", "--yes", "--not-before", "0h")
-
-
-@dataclass
-class Peer:
-    url: str
-    root: Path
-    log: Path
-    process: subprocess.Popen
-
-    def requests(self) -> list[str]:
-        return self.log.read_text().splitlines() if self.log.exists() else []
-
-
-def start_peer(module: str, *args: str) -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    if process.stdout.readline().strip() != "ready":
-        stop_process(process)
-        pytest.fail(f"{module} did not start: {process.stderr.read()}")
-    return process
 
 
 @pytest.fixture

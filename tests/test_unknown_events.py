@@ -17,11 +17,11 @@ from mailer.config import get_settings
 from mailer.store.db import get_engine, session
 from mailer.store.models import Delivery, DeliveryEventRecord, Subscriber
 from mailer.web.app import create_app
-from tests.test_admin import ADMIN_ENV, PASSWORD, USER, _basic
-from tests.test_events_cli import about, envelope, queue, queued, readers, run, twin  # noqa: F401
-from tests.test_webhook import hook_settings, post, reader, ses_payload  # noqa: F401
+from tests.web_clients import ADMIN_ENV, PASSWORD, USER, basic_auth
+from tests.event_support import about, envelope, queued, run, twin
+from tests.event_support import post, ses_payload
 
-AUTH = _basic(USER, PASSWORD)
+AUTH = basic_auth(USER, PASSWORD)
 KNOWN_BUT_NOT_ACTED_ON = ["event-open", "event-click", "event-subscription",
                           "event-rendering-failure", "event-reject"]
 

@@ -18,41 +18,14 @@ from mailer.store.models import Subscriber, SubscriberChange
 from mailer.tokens import make_confirm_token, make_unsubscribe_token
 from mailer.web.app import create_app
 from tests.fakes import RecordingTransport
+from tests.web_clients import confirm_token_from, subscribe, subscriber
 
 FORM = {"content-type": "application/x-www-form-urlencoded"}
-
-
-@pytest.fixture
-def transport():
-    return RecordingTransport()
-
-
-@pytest.fixture
-def client(settings, engine, transport):
-    app = create_app(settings)
-    app.state.transport = transport
-    with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
-        yield test_client
 
 
 def rows(engine) -> list[Subscriber]:
     with session(engine) as db:
         return list(db.exec(select(Subscriber)))
-
-
-def subscriber(engine, email: str) -> Subscriber | None:
-    with session(engine) as db:
-        return db.exec(select(Subscriber).where(Subscriber.email == email)).first()
-
-
-def confirm_token_from(transport: RecordingTransport) -> str:
-    text = transport.sent[-1].text
-    line = next(line for line in text.splitlines() if "/confirm/" in line)
-    return line.rsplit("/confirm/", 1)[1].strip()
-
-
-def subscribe(client, email: str, **extra):
-    return client.post("/subscribe", json={"email": email, **extra})
 
 
 # -- subscribe ------------------------------------------------------------------------------------

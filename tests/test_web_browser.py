@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
-import mailbox
-import re
 import sqlite3
-import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from tests.web_clients import confirm_link_from_outbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]
 
@@ -20,22 +15,6 @@ def read_status(mailer_env, address: str) -> str:
     path = mailer_env["MAILER_DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path) as connection:
         return connection.execute("SELECT status FROM subscriber WHERE email = ?", (address,)).fetchone()[0]
-
-
-def confirm_link_from_outbox(mailer_env, base_url: str) -> str:
-    deadline = time.monotonic() + 15
-    folder = Path(mailer_env["MAILER_OUTBOX_DIR"])
-    while time.monotonic() < deadline:
-        if (folder / "new").is_dir():
-            box = mailbox.Maildir(folder, factory=None, create=False)
-            for key in box.keys():
-                message = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
-                text = message.get_body(preferencelist=("plain",)).get_content()
-                found = re.search(re.escape(base_url) + r"/confirm/\S+", text)
-                if found:
-                    return found.group(0)
-        time.sleep(0.05)
-    raise AssertionError("no confirmation mail arrived in the outbox")
 
 
 def test_subscribe_confirm_unsubscribe_in_chromium(page, web_server, mailer_env):

@@ -5,7 +5,6 @@ on PostgreSQL. The client's network comes in X-Forwarded-For, as from Caddy in f
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import itertools
@@ -14,6 +13,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.web_clients import basic_auth
 
 pytestmark = pytest.mark.slow
 
@@ -46,17 +46,12 @@ def two_servers(web_server_factory, database_url, monkeypatch) -> list[str]:
     return [web_server_factory(env), web_server_factory(env)]
 
 
-def _basic(user: str, password: str) -> dict[str, str]:
-    token = base64.b64encode(f"{user}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
 def _from(network: str) -> dict[str, str]:
     return {"X-Forwarded-For": network}
 
 
 def _log_in(url: str, password: str, network: str) -> int:
-    return httpx.get(f"{url}/admin", headers={**_basic(USER, password), **_from(network)},
+    return httpx.get(f"{url}/admin", headers={**basic_auth(USER, password), **_from(network)},
                      timeout=30).status_code
 
 
@@ -93,7 +88,7 @@ def test_the_subscribe_limit_holds_across_two_processes(two_servers):
 
 
 def _figures(url: str) -> dict:
-    response = httpx.get(f"{url}/admin/stats.json", headers=_basic(USER, PASSWORD), timeout=60)
+    response = httpx.get(f"{url}/admin/stats.json", headers=basic_auth(USER, PASSWORD), timeout=60)
     assert response.status_code == 200
     return response.json()
 
@@ -105,7 +100,7 @@ def _csrf(authorization: str) -> str:
 
 
 def _unsubscribe_through(url: str, reader_id: int) -> None:
-    headers = _basic(USER, PASSWORD)
+    headers = basic_auth(USER, PASSWORD)
     response = httpx.post(f"{url}/admin/readers/{reader_id}/unsubscribe",
                           data={"reason": "asked by mail", "csrf_token": _csrf(headers["Authorization"])},
                           headers=headers, timeout=60)

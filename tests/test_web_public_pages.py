@@ -15,8 +15,7 @@ from mailer.store.models import SubscriberChange
 from mailer.tokens import make_manage_token, make_unsubscribe_token
 from mailer.web.app import create_app
 from tests.fakes import RecordingTransport
-from tests.test_web_app import (client, confirm_token_from, subscribe,  # noqa: F401
-                                subscriber, transport)
+from tests.web_clients import confirm_token_from, subscribe, subscriber
 
 RETURN_SITES = ["https://this-week-in-rust.org/newsletter/", "https://staging.internal:8443/x/"]
 

@@ -8,106 +8,21 @@ import logging
 import httpx
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import func, select
 
-from mailer.config import get_settings, load_settings
-from mailer.domain import SubscriberStatus, utcnow
+from mailer.config import load_settings
+from mailer.domain import SubscriberStatus
 from mailer.errors import WebhookRejected
 from mailer.events.sns import CertificateCache
-from mailer.store.db import get_engine, session
-from mailer.store.models import (
-    Campaign,
-    Delivery,
-    DeliveryEventRecord,
-    SnsMessage,
-    Subscriber,
-    SubscriberChange,
-)
 from mailer.web.app import create_app
 from mailer.web.webhook import MAX_BODY_BYTES, SnsUnreachable
-from tests.conftest import FIXTURES
 from tests.plugins.sns_signing import TOPIC_ARN, serve_app
-
-URL = "/webhooks/ses"
-READER = "reader@example.net"
-MESSAGE_ID = "0102019a-webhook-test-000001-000000"
-
-
-@pytest.fixture
-def hook_settings(mailer_env, monkeypatch):
-    monkeypatch.setenv("MAILER_SNS_TOPIC_ARNS", f"{TOPIC_ARN},arn:aws:sns:us-east-1:1:other")
-    get_settings.cache_clear()
-    return get_settings()
-
-
-@pytest.fixture
-def reader(hook_settings) -> int:
-    """One active subscriber with one sent delivery whose SES message id is MESSAGE_ID."""
-    engine = get_engine(hook_settings.database_url)
-    with session(engine) as db:
-        subscriber = Subscriber(email=READER, status=SubscriberStatus.ACTIVE, confirmed_at=utcnow())
-        campaign = Campaign(issue_number=644, subject="TWiR 644", transport="ses",
-                            content_sha256="0" * 64)
-        db.add(subscriber)
-        db.add(campaign)
-        db.flush()
-        db.add(Delivery(campaign_id=campaign.id, subscriber_id=subscriber.id, email=READER,
-                        status="sent", provider_message_id=MESSAGE_ID, sent_at=utcnow()))
-        db.commit()
-        return subscriber.id
-
-
-@pytest.fixture
-def app(hook_settings, sns_signer, reader):
-    app = create_app(hook_settings)
-    app.state.sns_cert_fetcher = sns_signer.fetcher
-    app.state.confirmed = []
-    app.state.sns_subscription_confirmer = app.state.confirmed.append
-    return app
+from tests.event_support import URL, post, reader_status, ses_payload, snapshot
 
 
 @pytest.fixture
 def client(app):
     with TestClient(app) as client:
         yield client
-
-
-def ses_payload(name: str = "event-bounce") -> dict:
-    payload = json.loads((FIXTURES / "ses" / f"{name}.json").read_text())
-    payload["mail"]["messageId"] = MESSAGE_ID
-    payload["mail"]["destination"] = [READER]
-    if "bounce" in payload:
-        payload["bounce"]["bouncedRecipients"][0]["emailAddress"] = READER
-    if "complaint" in payload:
-        payload["complaint"]["complainedRecipients"][0]["emailAddress"] = READER
-    if "delivery" in payload:
-        payload["delivery"]["recipients"] = [READER]
-    return payload
-
-
-def post(client, document, *, message_type: str | None = None):
-    body = document if isinstance(document, (bytes, str)) else json.dumps(document)
-    headers = {"content-type": "text/plain; charset=UTF-8"}
-    if message_type or isinstance(document, dict) and "Type" in document:
-        headers["x-amz-sns-message-type"] = message_type or document["Type"]
-    return client.post(URL, content=body, headers=headers)
-
-
-def snapshot(settings) -> tuple:
-    """Everything a message could change."""
-    with session(get_engine(settings.database_url)) as db:
-        counts = tuple(db.exec(select(func.count()).select_from(model)).one()
-                       for model in (DeliveryEventRecord, SnsMessage, SubscriberChange))
-        statuses = tuple(db.exec(select(Subscriber.email, Subscriber.status)).all())
-        rows = tuple(db.exec(select(Delivery.bounce_type, Delivery.status,
-                                    Delivery.delivered_at)).all())
-        return counts, statuses, rows
-
-
-def reader_status(settings) -> SubscriberStatus:
-    with session(get_engine(settings.database_url)) as db:
-        return SubscriberStatus(db.exec(select(Subscriber.status)
-                                        .where(Subscriber.email == READER)).one())
 
 
 @pytest.mark.parametrize("version", [1, 2])

@@ -23,14 +23,7 @@ from mailer.events.sns import CertificateCache
 from mailer.web.app import create_app
 from mailer.web.webhook import MAX_CERT_BYTES, SnsUnreachable, fetch_https
 from tests.plugins.processes import free_port
-from tests.test_webhook import (  # noqa: F401 - fixtures
-    hook_settings,
-    post,
-    reader,
-    reader_status,
-    ses_payload,
-    snapshot,
-)
+from tests.event_support import post, reader_status, ses_payload, snapshot
 
 
 class CertServer:

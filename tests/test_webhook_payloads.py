@@ -14,15 +14,8 @@ from typer.testing import CliRunner
 from mailer.domain import SubscriberStatus
 from mailer.cli import app as cli
 from tests.conftest import FIXTURES
-from tests.test_events_cli import about, envelope, event_count, readers, statuses, twin  # noqa: F401
-from tests.test_webhook import (  # noqa: F401  (fixtures)
-    app,
-    hook_settings,
-    post,
-    reader,
-    reader_status,
-    ses_payload,
-)
+from tests.event_support import about, envelope, event_count, statuses, twin
+from tests.event_support import post, reader_status, ses_payload
 
 SAMPLES = sorted(path.stem for path in (FIXTURES / "ses").glob("*.json")
                  if not path.stem.startswith("sns-envelope"))
@@ -113,8 +106,6 @@ def test_the_samples_unmutated_all_apply(client, sns_signer):
     for name in SAMPLES:
         reply = post(client, sns_signer.notification(ses_payload(name)))
         assert reply.status_code == 200, (name, reply.text)
-
-
 
 
 def test_replay_reports_each_bad_line_and_applies_the_rest(tmp_path, mailer_env, engine, readers):
