@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.test_web_browser import confirm_link_from_outbox
+from tests.web_clients import confirm_link_from_outbox
 
 pytestmark = [pytest.mark.browser, pytest.mark.peer, pytest.mark.slow]
 
