@@ -247,3 +247,16 @@ def test_recount_repairs_a_counter_a_write_around_mailer_left_wrong(mailer_env, 
     assert json.loads(mailer(mailer_env, "subscribers", "count", "--json").stdout)["active"] == 3
     again = mailer(mailer_env, "db", "recount")
     assert "nothing changed" in again.stdout
+
+
+def test_an_upgraded_database_starts_with_counters_that_match_its_rows(mailer_env):
+    from tests.test_migrations import fill_at_first_revision
+
+    fill_at_first_revision(mailer_env["MAILER_DATABASE_URL"])  # 30 readers, issue 630 sent
+
+    assert mailer(mailer_env, "db", "upgrade").returncode == 0
+
+    [campaign] = json.loads(mailer(mailer_env, "stats", "--json").stdout)["campaigns"]
+    assert (campaign["issue_number"], campaign["recipients"], campaign["sent"]) == (630, 30, 30)
+    assert json.loads(mailer(mailer_env, "subscribers", "count", "--json").stdout)["active"] == 30
+    assert "nothing changed" in mailer(mailer_env, "db", "recount").stdout

@@ -61,7 +61,9 @@ def current() -> None:
 
 
 @db_app.command("recount", short_help="Count every figure again from the rows.",
-                epilog=examples("mailer db recount"))
+                epilog=examples(
+                    "mailer db recount",
+                    "MAILER_DATABASE_URL=postgresql+psycopg://mailer@db/twir mailer db recount"))
 def recount() -> None:
     """Rebuild the figures `mailer stats`, `subscribers count` and the console read (kept on
     every write) by counting the ledger and the list again, in one transaction, and print
