@@ -60,6 +60,29 @@ def current() -> None:
     console.print(f"database schema: {revision or 'empty'}; newest known: {head_revision()}")
 
 
+@db_app.command("recount", short_help="Count every figure again from the rows.",
+                epilog=examples(
+                    "mailer db recount",
+                    "MAILER_DATABASE_URL=postgresql+psycopg://mailer@db/twir mailer db recount"))
+def recount() -> None:
+    """Rebuild the figures `mailer stats`, `subscribers count` and the console read (kept on
+    every write) by counting the ledger and the list again, in one transaction, and print
+    what changed. Nothing changes unless a write went around mailer."""
+    from mailer.store.counters import recount as run_recount
+    from mailer.store.db import get_existing_engine, session
+
+    with session(get_existing_engine(settings().database_url)) as db:
+        changes = run_recount(db)
+        db.commit()
+    if not changes:
+        console.print("counters match the rows: nothing changed")
+        return
+    for change in changes:
+        console.print(f"{change.table} {change.key} {change.column}: "
+                      f"{change.before} -> {change.after}", highlight=False)
+    console.print(f"{len(changes)} counters corrected")
+
+
 @db_app.command("backup", short_help="Copy the SQLite database safely while the app runs.",
                 epilog=examples("mailer db backup backups/",
                                 "mailer db backup /var/backups/mailer/subscribers-2026-11-29.db"))

@@ -1,21 +1,14 @@
-"""Figures the console has already counted, kept until the rows under them may have changed.
+"""The issue pages' breakdowns the console has already counted, kept until the rows under them
+may have changed.
 
-A finished campaign's ledger rows change in only two ways: an SES event updates a row (and is
-always stored as a ``delivery_event`` row pointing at it, see ``events.apply``), or a reader is
-forgotten (a ``forgotten_address`` row). So the console keeps each finished campaign's counts
-and each settled issue's page, and before answering it asks a few cheap questions: which
-campaigns did the events since last time touch, did any reader change status, was anyone
-forgotten, was a campaign added? Only what those answers touch is counted again; campaigns
-still sending are always counted afresh. Every ``FULL_REFRESH_SECONDS`` it forgets everything,
-a safety net for writes that bypass the application.
-
-Each `mailer serve` process keeps its own cache, but the questions go to the database on every
-request, so a write by any process (another `serve`, `events poll`, the CLI) is seen by all of
-them, and two processes behind the proxy show the same figures.
-
-With 1,000,000 deliveries this turns the overview from a scan of the whole ledger into a scan
-of the one campaign whose events are arriving (or of nothing, between sends). The CLI does not
-use it: ``mailer stats`` always counts from scratch, and tests compare the two.
+The campaigns' figures (the overview, each issue's headline) are not cached any more: they are
+read from the counters kept on write (migration 0013, ``store.counters``), a few rows whatever
+the ledger's size, so every `serve` process shows the same numbers at once. What is kept here
+are a settled issue's breakdowns (providers, bounce reasons, the minute timeline, unsubscribes)
+and the list's weeks: before answering, the cache asks a few cheap questions (which campaigns
+did the events since last time touch, did any reader change status, was anyone forgotten, was a
+campaign added) and a cached issue page is dropped as soon as its counters differ from the ones
+it was built with. Every ``FULL_REFRESH_SECONDS`` it forgets everything.
 """
 
 from __future__ import annotations
@@ -29,7 +22,7 @@ from datetime import date
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import CampaignStatus, SubscriberStatus, utcnow
+from mailer.domain import SubscriberStatus, utcnow
 from mailer.store.console import ListWeek, list_weeks, overview_from
 from mailer.store.console_issue import IssueBundle, issue_bundle
 from mailer.store.models import (
@@ -40,12 +33,7 @@ from mailer.store.models import (
     Subscriber,
     SubscriberChange,
 )
-from mailer.store.stats import (
-    COUNT_FIELDS,
-    CampaignStats,
-    _delivery_counts,
-    _unsubscribed_after,
-)
+from mailer.store.stats import CampaignStats, campaign_stats
 from mailer.store.subscriber_reads import subscribers_by_status
 
 FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
@@ -116,26 +104,8 @@ def new_unsubscribes(session: Session, after_change_id: int) -> bool:
     return session.execute(query).first() is not None
 
 
-def delivery_counts(session: Session, campaign_ids: list[int]) -> dict[int, dict[str, int]]:
-    """The ledger's counts per campaign: the same expressions as ``stats.campaign_stats``."""
-    if not campaign_ids:
-        return {}
-    counts = _delivery_counts()
-    query = (select(Delivery.campaign_id, *counts)
-             .where(Delivery.campaign_id.in_(campaign_ids))
-             .group_by(Delivery.campaign_id))
-    names = [c.name for c in counts]
-    found = {row[0]: {name: int(value) for name, value in zip(names, row[1:], strict=True)}
-             for row in session.execute(query)}
-    empty = dict.fromkeys(names, 0)
-    return {cid: found.get(cid, empty) for cid in campaign_ids}
-
-
 @dataclass
 class _Store:
-    counts: dict[int, dict[str, int]] = field(default_factory=dict)  # finished campaigns only
-    unsubscribed: dict[int, int] | None = None
-    unsubscribed_for: tuple[int, ...] = ()
     bundles: dict[int, IssueBundle] = field(default_factory=dict)  # settled issues only
     list_parts: tuple[date, list[ListWeek], dict[str, int]] | None = None
 
@@ -162,15 +132,12 @@ class ConsoleCache:
             return
         if _events_moved(marks, previous):
             touched = touched_campaigns(session, max(0, previous.event_id - EVENT_SLACK))
-            for campaign_id in touched:
-                store.counts.pop(campaign_id, None)
             store.bundles = {n: b for n, b in store.bundles.items()
                              if not touched & {c.campaign_id for c in b.detail.campaigns}}
         if marks.campaign_id != previous.campaign_id or (
                 _changes_moved(marks, previous)
                 and new_unsubscribes(session, previous.change_id)):
-            store.unsubscribed = None  # who unsubscribed after which campaign
-            store.bundles.clear()
+            store.bundles.clear()  # who unsubscribed after which campaign
         if _changes_moved(marks, previous) or _subscribers_moved(marks, previous):
             store.list_parts = None
         self._marks = marks
@@ -178,40 +145,21 @@ class ConsoleCache:
     # -- what the pages ask for ----------------------------------------------------------------
 
     def campaign_stats(self, session: Session) -> list[CampaignStats]:
-        """``stats.campaign_stats(session)``, counting only what may have changed."""
-        with self._lock:
-            self._forget_stale(session)
-            return self._campaign_stats(session)
-
-    def _campaign_stats(self, session: Session) -> list[CampaignStats]:
-        store = self._store
-        rows = session.execute(
-            select(Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
-                   Campaign.started_at, Campaign.created_at, Campaign.finished_at)
-            .order_by(Campaign.issue_number.desc(), Campaign.id.desc())).mappings().all()
-        finished = {r["id"] for r in rows if str(r["status"]) == CampaignStatus.FINISHED.value}
-        counts = delivery_counts(session, [r["id"] for r in rows
-                                           if r["id"] not in finished or r["id"] not in store.counts])
-        store.counts.update({cid: c for cid, c in counts.items() if cid in finished})
-        ids = tuple(r["id"] for r in rows)
-        if store.unsubscribed is None or store.unsubscribed_for != ids:
-            store.unsubscribed, store.unsubscribed_for = _unsubscribed_after(session, list(ids)), ids
-        return [
-            CampaignStats(
-                campaign_id=r["id"], issue_number=r["issue_number"], subject=r["subject"],
-                status=str(r["status"]), started_at=r["started_at"] or r["created_at"],
-                finished_at=r["finished_at"], unsubscribed=store.unsubscribed.get(r["id"], 0),
-                **{name: (counts.get(r["id"]) or store.counts[r["id"]])[name]
-                   for name in COUNT_FIELDS if name != "unsubscribed"})
-            for r in rows
-        ]
+        """``stats.campaign_stats(session)``: read from the counters kept on write (migration
+        0013), never cached, so every `serve` process shows the same figures at once."""
+        return campaign_stats(session)
 
     def issue_bundle(self, session: Session, issue_number: int) -> IssueBundle | None:
         with self._lock:
             self._forget_stale(session)
             cached = self._store.bundles.get(issue_number)
             if cached is not None:
-                return cached
+                # the headline figures come from the counters, always current; a change in
+                # them (an event committed late under a lower id, say) drops the breakdowns
+                campaigns = campaign_stats(session, issue_number)
+                if campaigns == cached.detail.campaigns:
+                    return cached
+                del self._store.bundles[issue_number]
             bundle = issue_bundle(session, issue_number)
             if bundle is not None and bundle.settled:
                 self._store.bundles[issue_number] = bundle
@@ -237,4 +185,4 @@ def cached_overview_document(session: Session, cache: ConsoleCache) -> dict:
 
 
 __all__ = ["ConsoleCache", "Marks", "cached_overview_document", "current_marks",
-           "delivery_counts", "touched_campaigns"]
+           "touched_campaigns"]

@@ -270,3 +270,53 @@ class LinkClicks(SQLModel, table=True):
     hour: datetime = Field(primary_key=True)  # truncated to the hour, UTC
     machine: bool = Field(primary_key=True)
     clicks: int = 0
+
+
+# -- counters (issue 23 §1, migration 0013): the figures kept on write by database triggers ----
+# Every write to delivery, subscriber_change, subscriber and campaign.started_at adjusts them
+# in its own transaction; `mailer db recount` (store.counters) rebuilds them from the rows.
+
+
+class CampaignCounts(SQLModel, table=True):
+    """One campaign's figures, as ``stats.counted_campaign_stats`` counts them from the ledger."""
+
+    __tablename__ = "campaign_counts"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True,
+                             sa_column_kwargs={"autoincrement": False})
+    recipients: int = 0
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+    delivered: int = 0
+    bounced: int = 0
+    bounced_hard: int = 0
+    bounced_soft: int = 0
+    bounced_undetermined: int = 0
+    complained: int = 0
+    unsubscribed: int = 0
+
+
+class SubscriberCounts(SQLModel, table=True):
+    """How many subscribers are in one status."""
+
+    __tablename__ = "subscriber_counts"
+
+    status: str = Field(primary_key=True, max_length=16)
+    n: int = 0
+
+
+class WeekCounts(SQLModel, table=True):
+    """One ISO week of the list (``subscriber_reads.WeekGrowth``): the Monday, YYYY-MM-DD."""
+
+    __tablename__ = "week_counts"
+
+    week: str = Field(primary_key=True, max_length=10)
+    new: int = 0
+    imported: int = 0
+    confirmed: int = 0
+    unsubscribed: int = 0
+    suppressed: int = 0

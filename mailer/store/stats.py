@@ -21,7 +21,7 @@ from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatu
 from mailer.errors import StoreError
 from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
 from mailer.store.link_counts import link_figures
-from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, SubscriberChange
+from mailer.store.models import Campaign, CampaignCounts, Delivery, DeliveryEventRecord, SubscriberChange
 from mailer.store.sql_figures import count_where, domain_of, minute_bucket
 from mailer.wire import SIMULATOR_DOMAIN
 
@@ -209,7 +209,39 @@ _NOT_SIMULATOR = ~func.lower(Delivery.email).like(f"%@{SIMULATOR_DOMAIN}")
 
 
 def campaign_stats(session: Session, issue_number: int | None = None) -> list[CampaignStats]:
-    """One row per campaign, newest issue first; only that issue's campaigns when given."""
+    """One row per campaign, newest issue first; only that issue's campaigns when given.
+
+    Read from ``campaign_counts`` (kept on write, migration 0013): one row per campaign
+    whatever the size of its ledger. :func:`counted_campaign_stats` counts the same from the
+    rows, for ``mailer db recount``."""
+    campaign_columns = [Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
+                        Campaign.started_at, Campaign.created_at, Campaign.finished_at]
+    counts = [func.coalesce(getattr(CampaignCounts, name), 0).label(name) for name in COUNT_FIELDS]
+    query = (
+        select(*campaign_columns, *counts)
+        .select_from(Campaign)
+        .outerjoin(CampaignCounts, CampaignCounts.campaign_id == Campaign.id)
+        .order_by(Campaign.issue_number.desc(), Campaign.id.desc())
+    )
+    if issue_number is not None:
+        query = query.where(Campaign.issue_number == issue_number)
+    return [
+        CampaignStats(
+            campaign_id=row["id"],
+            issue_number=row["issue_number"],
+            subject=row["subject"],
+            status=str(row["status"]),
+            started_at=row["started_at"] or row["created_at"],
+            finished_at=row["finished_at"],
+            **{name: int(row[name]) for name in COUNT_FIELDS},
+        )
+        for row in session.execute(query).mappings()
+    ]
+
+
+def counted_campaign_stats(session: Session,
+                           issue_number: int | None = None) -> list[CampaignStats]:
+    """:func:`campaign_stats` counted from the ledger rows (the recount and its benchmark)."""
     campaign_columns = [Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
                         Campaign.started_at, Campaign.created_at, Campaign.finished_at]
     query = (
@@ -329,5 +361,6 @@ def issue_detail(session: Session, issue_number: int) -> IssueDetail:
 __all__ = [
     "RECIPIENT_COUNTS", "BounceReason", "CampaignStats", "DomainStats", "IssueDetail",
     "RecipientCounts", "TimeBucket", "bounce_reasons", "campaign_stats", "combine",
+    "counted_campaign_stats",
     "domain_stats", "issue_detail", "sent_per_minute",
 ]

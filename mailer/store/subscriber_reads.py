@@ -13,14 +13,22 @@ from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import SubscriberStatus
-from mailer.store.models import Subscriber, SubscriberChange
+from mailer.store.models import Subscriber, SubscriberChange, SubscriberCounts, WeekCounts
 from mailer.store.sql_figures import week_bucket
 from mailer.store.subscriber_files import IMPORT_SOURCES
 from mailer.store.subscribers import require_subscriber
 
 
 def subscribers_by_status(session: Session) -> dict[str, int]:
-    """How many subscribers are in each status now (every status present, zero when none)."""
+    """How many subscribers are in each status now (every status present, zero when none),
+    read from ``subscriber_counts`` (kept on write, migration 0013)."""
+    query = select(SubscriberCounts.status, SubscriberCounts.n)
+    counts = {str(status): int(n) for status, n in session.execute(query)}
+    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+
+
+def counted_subscribers_by_status(session: Session) -> dict[str, int]:
+    """:func:`subscribers_by_status` counted from the subscriber rows (``mailer db recount``)."""
     query = select(Subscriber.status, func.count(Subscriber.id)).group_by(Subscriber.status)
     counts = {str(status): int(n) for status, n in session.execute(query)}
     return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
@@ -83,7 +91,25 @@ def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:
     return {str(key): int(n) for key, n in session.execute(query)}
 
 
+GROWTH_COLUMNS = ("new", "imported", "confirmed", "unsubscribed", "suppressed")
+
+
 def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:
+    """:func:`counted_subscriber_growth`, read from ``week_counts`` (kept on write, migration
+    0013): one row per week whatever the size of the list."""
+    columns = [getattr(WeekCounts, name) for name in GROWTH_COLUMNS]
+    query = (select(WeekCounts.week, *columns)
+             .where(or_(*[column != 0 for column in columns]))
+             .order_by(WeekCounts.week.desc()))
+    if weeks:
+        query = query.limit(weeks)
+    rows = list(session.execute(query))[::-1]
+    return [WeekGrowth(date.fromisoformat(week), **dict(zip(GROWTH_COLUMNS, map(int, counts),
+                                                             strict=True)))
+            for week, *counts in rows]
+
+
+def counted_subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:
     """Per ISO week (Monday, UTC): sign-ups, imports, confirmations, unsubscribes and
     suppressions. A reader an import brought in counts as imported in the week of the import,
     whatever Mailchimp's times say, and nowhere else.
@@ -112,5 +138,6 @@ def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGr
     ]
 
 
-__all__ = ["WeekGrowth", "subscribers_by_status", "history", "imported_here", "list_subscribers",
+__all__ = ["GROWTH_COLUMNS", "WeekGrowth", "counted_subscriber_growth",
+           "counted_subscribers_by_status", "subscribers_by_status", "history", "imported_here", "list_subscribers",
            "signed_up_here", "subscriber_growth"]
