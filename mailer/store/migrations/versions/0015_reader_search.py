@@ -14,7 +14,7 @@ A later migration that rebuilds ``subscriber`` on SQLite (a batch copy) drops th
 them again there, as ``upgrade`` does here.
 
 Revision ID: 0015_reader_search
-Revises: 0013_address_change
+Revises: 0014_counters
 Create Date: 2026-12-03 12:50:00
 """
 import sqlite3
@@ -23,7 +23,7 @@ from alembic import op
 import sqlalchemy as sa
 
 revision = '0015_reader_search'
-down_revision = '0013_address_change'
+down_revision = '0014_counters'
 branch_labels = None
 depends_on = None
 

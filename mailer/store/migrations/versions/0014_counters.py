@@ -18,15 +18,15 @@ PostgreSQL stay exact. The upgrade then fills them by ``mailer db recount`` (one
 The trigger SQL is frozen here on purpose: a later change to a figure's definition is a new
 migration (and ``mailer db recount`` shows whether rows and counters agree).
 
-Revision ID: 0013_counters
-Revises: 0012_reader_pause
+Revision ID: 0014_counters
+Revises: 0013_address_change
 Create Date: 2026-12-03 12:30:00
 """
 from alembic import op
 import sqlalchemy as sa
 
-revision = '0013_counters'
-down_revision = '0012_reader_pause'
+revision = '0014_counters'
+down_revision = '0013_address_change'
 branch_labels = None
 depends_on = None
 
