@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from stats import build_issues, build_readers, timed
 
 from mailer.domain import utcnow
-from mailer.store.console import list_weeks, overview_document, overview_from
-from mailer.store.counters import recount
+from mailer.reads.list_health import list_weeks, overview_document, overview_from
+from mailer.reads.counters import recount
 from mailer.store.db import get_engine, reset_engines
-from mailer.store.stats import campaign_stats, counted_campaign_stats
-from mailer.store.subscriber_reads import (
+from mailer.reads.delivery_figures import campaign_stats, counted_campaign_stats
+from mailer.reads.subscriber_figures import (
     counted_subscriber_growth,
     counted_subscribers_by_status,
     subscriber_growth,

@@ -112,8 +112,8 @@ def test_what_the_database_holds_is_escaped(admin, engine):
 def test_a_long_send_is_drawn_in_wider_bars_of_a_readable_unit():
     from datetime import UTC, datetime, timedelta
 
-    from mailer.store.console_issue import rebin
-    from mailer.store.stats import TimeBucket
+    from mailer.reads.issue_report import rebin
+    from mailer.reads.delivery_figures import TimeBucket
     from mailer.web.console.overview import bucket_width, unit_name
 
     start = datetime(2026, 11, 18, 10, tzinfo=UTC)

@@ -32,7 +32,7 @@ def _reader_id(engine, email: str) -> int | None:
 
 def _status_and_history(engine, email: str) -> tuple[str, list]:
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import history
+    from mailer.reads.subscriber_figures import history
 
     with session(engine) as db:
         reader, changes = history(db, email)
@@ -93,7 +93,7 @@ def test_stats_json_and_the_cli_give_one_document(console, mailer_env):
 def test_list_size_is_counted_back_from_today(mailer_env, engine):
     from datetime import UTC, date, datetime
 
-    from mailer.store.console import list_weeks
+    from mailer.reads.list_health import list_weeks
     from mailer.store.db import session
 
     build_console_data(engine, now=datetime(2026, 11, 27, 12, tzinfo=UTC))

@@ -23,13 +23,13 @@ def console_engine(request, mailer_env):
 
 
 def _fresh(db):
-    from mailer.store.console import overview_document
+    from mailer.reads.list_health import overview_document
 
     return overview_document(db)
 
 
 def _cached(db, cache):
-    from mailer.store.console_cache import cached_overview_document
+    from mailer.reads.page_cache import cached_overview_document
 
     return cached_overview_document(db, cache)
 
@@ -54,7 +54,7 @@ def test_cached_figures_follow_every_kind_of_write(console_engine):
     from sqlmodel import select
 
     from mailer.domain import SubscriberStatus
-    from mailer.store.console_cache import ConsoleCache
+    from mailer.reads.page_cache import ConsoleCache
     from mailer.store.db import session
     from mailer.store.models import Campaign, Delivery
     from mailer.store.subscribers import change_status, forget_subscriber, get_by_email
@@ -98,7 +98,7 @@ def test_an_event_committed_late_under_a_lower_id_is_seen(console_engine):
     from sqlalchemy import func
     from sqlmodel import select
 
-    from mailer.store.console_cache import ConsoleCache
+    from mailer.reads.page_cache import ConsoleCache
     from mailer.store.db import session
     from mailer.store.models import Campaign, Delivery, DeliveryEventRecord
 
@@ -131,7 +131,7 @@ def test_an_event_committed_late_under_a_lower_id_is_seen(console_engine):
 def test_a_quiet_console_counts_nothing_again(console_engine):
     from sqlalchemy import event
 
-    from mailer.store.console_cache import ConsoleCache
+    from mailer.reads.page_cache import ConsoleCache
     from mailer.store.db import session
 
     build_console_data(console_engine, now=NOW)
@@ -155,8 +155,8 @@ def test_a_quiet_console_counts_nothing_again(console_engine):
 
 
 def test_console_queries_agree_on_both_databases(console_engine):
-    from mailer.store.console import list_weeks
-    from mailer.store.console_issue import issue_bundle, provider_stats
+    from mailer.reads.list_health import list_weeks
+    from mailer.reads.issue_report import issue_bundle, provider_stats
     from mailer.store.db import session
 
     build_console_data(console_engine, now=NOW)

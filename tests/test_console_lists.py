@@ -76,7 +76,7 @@ def _emails_newest_first(engine, *conditions) -> list[str]:
 
 def test_readers_lists_the_latest_sign_ups_before_any_search(console, engine):
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import subscribers_by_status
+    from mailer.reads.subscriber_figures import subscribers_by_status
 
     _add_readers(engine, 70)
     page = console.get("/admin/readers", headers=AUTH).text

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from mailer.events.apply import ingest_events
 from mailer.events.ses import parse_notification
 from mailer.store import ledger
-from mailer.store.counters import counted_figures, differences, stored_figures
+from mailer.reads.counters import counted_figures, differences, stored_figures
 from mailer.store.db import get_engine, session
 from mailer.store.subscriber_files import import_csv
 from mailer.store.subscribers import add_subscriber, forget_subscriber, remove_subscriber

@@ -131,8 +131,8 @@ def test_the_breaker_the_console_and_stats_json_give_one_bounce_and_complaint_ra
         campaign, engine):
     from mailer.breaker import Thresholds
     from mailer.figures import percent
-    from mailer.store.console import issue_trends
-    from mailer.store.stats import campaign_stats
+    from mailer.reads.list_health import issue_trends
+    from mailer.reads.delivery_figures import campaign_stats
 
     figures = _breaker_figures(engine, campaign)
     assert (figures.sent, figures.delivered, figures.hard_bounces, figures.complaints) == (

@@ -10,7 +10,7 @@ from sqlmodel import Session
 
 from mailer.domain import SubscriberStatus
 from mailer.store import subscribers
-from mailer.store.console_readers import list_readers
+from mailer.reads.reader_records import list_readers
 from tests.fakes import add_readers
 
 ADDRESSES = ["ann_lee@example.org", "annalee@example.org", "bob.smith@gmail.com",

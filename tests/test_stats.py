@@ -71,7 +71,7 @@ def test_warnings_start_at_half_the_review_thresholds():
 
 def test_per_campaign_figures_on_sqlite(engine):
     from mailer.store.db import session
-    from mailer.store.stats import campaign_stats
+    from mailer.reads.delivery_figures import campaign_stats
 
     build_ledger(engine)
     with session(engine) as db:
@@ -86,7 +86,7 @@ def test_per_campaign_figures_on_sqlite(engine):
 
 def test_issue_detail_on_sqlite(engine):
     from mailer.store.db import session
-    from mailer.store.stats import issue_detail
+    from mailer.reads.delivery_figures import issue_detail
 
     build_ledger(engine)
     with session(engine) as db:
@@ -95,7 +95,7 @@ def test_issue_detail_on_sqlite(engine):
 
 def test_a_campaign_with_nothing_sent_has_no_rates(engine):
     from mailer.store.db import session
-    from mailer.store.stats import campaign_stats
+    from mailer.reads.delivery_figures import campaign_stats
 
     with session(engine) as db:
         db.add(Campaign(issue_number=700, subject="s", transport="outbox", content_sha256="c"))
@@ -148,7 +148,7 @@ def check_growth(weeks, totals) -> None:
 
 def test_subscriber_growth_per_week_on_sqlite(engine):
     from mailer.store.db import session
-    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
+    from mailer.reads.subscriber_figures import subscribers_by_status, subscriber_growth
 
     _build_growth(engine)
     with session(engine) as db:
@@ -159,7 +159,7 @@ def test_subscriber_growth_per_week_on_sqlite(engine):
 @pytest.mark.postgres
 def test_the_same_figures_on_postgresql(pg_url):
     from mailer.store.db import get_engine, session
-    from mailer.store.stats import campaign_stats, issue_detail
+    from mailer.reads.delivery_figures import campaign_stats, issue_detail
 
     engine = get_engine(pg_url)
     build_ledger(engine)
@@ -173,7 +173,7 @@ def test_the_same_figures_on_postgresql(pg_url):
 @pytest.mark.postgres
 def test_subscriber_growth_on_postgresql(pg_url):
     from mailer.store.db import get_engine, session
-    from mailer.store.subscriber_reads import subscribers_by_status, subscriber_growth
+    from mailer.reads.subscriber_figures import subscribers_by_status, subscriber_growth
 
     engine = get_engine(pg_url)
     _build_growth(engine)

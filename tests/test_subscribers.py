@@ -22,7 +22,7 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.store import subscribers as subs
-from mailer.store.subscriber_reads import subscribers_by_status
+from mailer.reads.subscriber_figures import subscribers_by_status
 from mailer.store.db import get_engine, reset_engines, session
 from mailer.store.models import (
     Campaign,

@@ -68,7 +68,7 @@ def recount() -> None:
     """Rebuild the figures `mailer stats`, `subscribers count` and the console read (kept on
     every write) by counting the ledger and the list again, in one transaction, and print
     what changed. Nothing changes unless a write went around mailer."""
-    from mailer.store.counters import recount as run_recount
+    from mailer.reads.counters import recount as run_recount
     from mailer.store.db import get_existing_engine, session
 
     with session(get_existing_engine(settings().database_url)) as db:

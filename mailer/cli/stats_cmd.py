@@ -11,10 +11,10 @@ from rich.table import Table
 from mailer.cli._app import app, console, examples, json_text, needs, read_engine, shown
 from mailer.errors import MailerError
 from mailer.figures import percent
-from mailer.store.console import overview_document
+from mailer.reads.list_health import overview_document
 from mailer.store.db import session
-from mailer.store.stats import CampaignStats, IssueDetail, campaign_stats, issue_detail
-from mailer.store.subscriber_reads import WeekGrowth, subscribers_by_status, subscriber_growth
+from mailer.reads.delivery_figures import CampaignStats, IssueDetail, campaign_stats, issue_detail
+from mailer.reads.subscriber_figures import WeekGrowth, subscribers_by_status, subscriber_growth
 
 GROWTH_WEEKS = 12  # --weeks when not given
 WATCH_EVERY = 5.0  # --every when not given

@@ -226,7 +226,7 @@ def export(
 
 
 def _export_total(db, status: SubscriberStatus | None) -> int:
-    from mailer.store.subscriber_reads import subscribers_by_status
+    from mailer.reads.subscriber_figures import subscribers_by_status
 
     counts = subscribers_by_status(db)
     return counts[status.value] if status is not None else sum(counts.values())
@@ -267,7 +267,7 @@ def list_(
     as_json: JsonOption = False,
 ) -> None:
     """Show subscribers, oldest first."""
-    from mailer.store.subscriber_reads import list_subscribers
+    from mailer.reads.subscriber_figures import list_subscribers
 
     with _read_session() as db:
         subscribers = list_subscribers(db, status=status, limit=limit)
@@ -289,7 +289,7 @@ def list_(
                                          "mailer subscribers count --json"))
 def count(as_json: JsonOption = False) -> None:
     """How many subscribers are in each state."""
-    from mailer.store.subscriber_reads import subscribers_by_status
+    from mailer.reads.subscriber_figures import subscribers_by_status
 
     with _read_session() as db:
         counts = subscribers_by_status(db)
@@ -308,7 +308,7 @@ def count(as_json: JsonOption = False) -> None:
                                          "mailer subscribers show ann@example.org --json"))
 def show(email: str, as_json: JsonOption = False) -> None:
     """One subscriber and the history of its changes (the consent record)."""
-    from mailer.store.subscriber_reads import history
+    from mailer.reads.subscriber_figures import history
 
     with _read_session() as db:
         subscriber, changes = history(db, email)

@@ -1,7 +1,7 @@
 """Subscribers: double opt-in, the consent record, operator commands and erasure.
 
 Reading the list (counts per status, listings, one subscriber's history, growth) is
-:mod:`mailer.store.subscriber_reads`.
+:mod:`mailer.reads.subscriber_figures`.
 
 Address normalisation is :mod:`mailer.addresses`, forgotten-address hashes
 :mod:`mailer.store.forgotten`, CSV import and export :mod:`mailer.store.subscriber_files`; their

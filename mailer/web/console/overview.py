@@ -19,7 +19,7 @@ from mailer.rate_warnings import (
     COMPLAINT_REVIEW,
     GMAIL_SPAM_LINE,
 )
-from mailer.store.console import (
+from mailer.reads.list_health import (
     IssueTrend,
     ListWeek,
     campaign_states,
@@ -28,11 +28,11 @@ from mailer.store.console import (
     signup_health,
     storable_id,
 )
-from mailer.store.console_issue import SendBucket, issue_progress, progress_of, rebin
-from mailer.store.console_cache import ConsoleCache, cached_overview_document
+from mailer.reads.issue_report import SendBucket, issue_progress, progress_of, rebin
+from mailer.reads.page_cache import ConsoleCache, cached_overview_document
 from mailer.store.db import get_engine, session
 from mailer.store.link_counts import link_figures, section_figures
-from mailer.store.stats import CampaignStats, TimeBucket
+from mailer.reads.delivery_figures import CampaignStats, TimeBucket
 from mailer.web.admin import require_operator
 from mailer.web.public import signup_pressure
 from mailer.web.console.charts import (

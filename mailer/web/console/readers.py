@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailer.errors import SubscriberError
-from mailer.store.console_readers import (
+from mailer.reads.reader_records import (
     ACTIONS,
     allowed_actions,
     consent_record,
@@ -25,7 +25,7 @@ from mailer.store.console_readers import (
     reader_record,
 )
 from mailer.store.db import get_engine, session
-from mailer.store.subscriber_reads import subscribers_by_status
+from mailer.reads.subscriber_figures import subscribers_by_status
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
 

@@ -223,7 +223,7 @@ def upgrade() -> None:
     _create_triggers(dialect)
     from sqlalchemy.orm import Session
 
-    from mailer.store.counters import recount
+    from mailer.reads.counters import recount
     recount(Session(bind=op.get_bind()))
 
 

@@ -19,9 +19,9 @@ from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
 from mailer.store.ledger import breaker_baseline
 from mailer.store.models import Campaign, Subscriber, SubscriberChange
-from mailer.store.sql_figures import count_where, week_bucket
-from mailer.store.stats import CampaignStats, _iso, campaign_stats, combine
-from mailer.store.subscriber_reads import subscribers_by_status, imported_here, signed_up_here
+from mailer.reads.sql_figures import count_where, week_bucket
+from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
+from mailer.reads.subscriber_figures import subscribers_by_status, imported_here, signed_up_here
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart

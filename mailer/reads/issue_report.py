@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
-from mailer.store.console import MAILBOX_PROVIDERS, CampaignState, campaign_states
+from mailer.reads.list_health import MAILBOX_PROVIDERS, CampaignState, campaign_states
 from mailer.store.models import Campaign, Delivery, Subscriber, SubscriberChange
-from mailer.store.stats import (
+from mailer.reads.delivery_figures import (
     RECIPIENT_COUNTS,
     CampaignStats,
     IssueDetail,

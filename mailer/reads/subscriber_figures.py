@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange, SubscriberCounts, WeekCounts
-from mailer.store.sql_figures import week_bucket
+from mailer.reads.sql_figures import week_bucket
 from mailer.store.subscriber_files import IMPORT_SOURCES
 from mailer.store.subscribers import require_subscriber
 

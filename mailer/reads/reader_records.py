@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from mailer.domain import BounceType, SubscriberStatus
 from mailer.errors import SubscriberError
 from mailer.store import subscribers
-from mailer.store.console import MAX_STORE_INT, storable_id
+from mailer.reads.list_health import MAX_STORE_INT, storable_id
 from mailer.store.models import (
     Campaign,
     Delivery,

@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from mailer.domain import SubscriberStatus, utcnow
-from mailer.store.console import ListWeek, list_weeks, overview_from
-from mailer.store.console_issue import IssueBundle, issue_bundle
+from mailer.reads.list_health import ListWeek, list_weeks, overview_from
+from mailer.reads.issue_report import IssueBundle, issue_bundle
 from mailer.store.models import (
     Campaign,
     Delivery,
@@ -33,8 +33,8 @@ from mailer.store.models import (
     Subscriber,
     SubscriberChange,
 )
-from mailer.store.stats import CampaignStats, campaign_stats
-from mailer.store.subscriber_reads import subscribers_by_status
+from mailer.reads.delivery_figures import CampaignStats, campaign_stats
+from mailer.reads.subscriber_figures import subscribers_by_status
 
 FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
 # Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction

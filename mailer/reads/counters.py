@@ -16,8 +16,8 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
 
 from mailer.store.models import CampaignCounts, SubscriberCounts, WeekCounts
-from mailer.store.stats import COUNT_FIELDS, counted_campaign_stats
-from mailer.store.subscriber_reads import (
+from mailer.reads.delivery_figures import COUNT_FIELDS, counted_campaign_stats
+from mailer.reads.subscriber_figures import (
     GROWTH_COLUMNS,
     counted_subscriber_growth,
     counted_subscribers_by_status,

@@ -3,9 +3,9 @@
 Every figure is aggregated in SQL (``GROUP BY``), so a campaign of 100,000 deliveries costs a few
 index scans, never a Python loop over rows. The queries run unchanged on SQLite and PostgreSQL;
 the few dialect differences (time buckets, the domain of an address) sit in
-:mod:`mailer.store.sql_figures`. The rates are defined once, in :mod:`mailer.figures` (bounce
+:mod:`mailer.reads.sql_figures`. The rates are defined once, in :mod:`mailer.figures` (bounce
 rate = hard bounces ÷ sent, complaint rate = complaints ÷ delivered); their warnings are
-:mod:`mailer.rate_warnings`; the list over time is :mod:`mailer.store.subscriber_reads`.
+:mod:`mailer.rate_warnings`; the list over time is :mod:`mailer.reads.subscriber_figures`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from mailer.errors import StoreError
 from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
 from mailer.store.link_counts import link_figures
 from mailer.store.models import Campaign, CampaignCounts, Delivery, DeliveryEventRecord, SubscriberChange
-from mailer.store.sql_figures import count_where, domain_of, minute_bucket
+from mailer.reads.sql_figures import count_where, domain_of, minute_bucket
 from mailer.wire import SIMULATOR_DOMAIN
 
 TOP_BOUNCE_REASONS = 10
