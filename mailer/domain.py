@@ -125,6 +125,27 @@ class OutgoingEmail:
     reply_to: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # List-Unsubscribe, List-Id, ...
     tags: dict[str, str] = field(default_factory=dict)  # campaign / delivery ids for SES events
+    # The same message as the campaign's shared template plus this reader's values, for a
+    # transport that sends many readers in one call (SES SendBulkEmail); None: send it whole.
+    template: MessageTemplate | None = None
+    template_data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A campaign's message with each reader's parts left as ``{{name}}`` variables.
+
+    Every literal ``{`` and ``}`` of the issue is itself written as a variable (``{{lb}}``,
+    ``{{rb}}``, in ``data``), so code in an issue cannot be read as a variable; a reader's own
+    values are URL-safe (``[A-Za-z0-9._-]``), unchanged by HTML escaping, so the result is the
+    same whether the template engine escapes them or not. ``headers`` are the headers every
+    reader's copy carries; the rest of an :class:`OutgoingEmail`'s headers are its own."""
+
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
