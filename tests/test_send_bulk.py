@@ -92,6 +92,22 @@ def test_braces_in_the_issue_reach_the_reader_as_written(mailer_env, engine, fak
         assert marker in message.get_body(("html",)).get_content()
 
 
+def test_throttling_and_5xx_on_whole_calls_still_give_everyone_one_copy(
+        mailer_env, engine, fake_ses):
+    # The account claims 1000/s, the endpoint allows 40/s (each entry counted) and the first
+    # two calls answer 500.
+    fake_ses.control(rate=40, max_send_rate=1000, errors=2, latency=0.02)
+    add_readers(engine, *readers(150))
+
+    result = run_send(bulk_env(mailer_env, fake_ses), "--rate", "120", "--concurrency", "4")
+
+    assert result.returncode == 0, result.stderr
+    stats = fake_ses.stats()
+    assert stats["throttled"] > 0 and stats["errors"] == 2  # the faults really happened
+    assert stats["per_recipient"] == {address: 1 for address in readers(150)}
+    assert "campaign 1 finished" in result.stdout
+
+
 def test_a_refused_reader_in_a_batch_fails_alone(mailer_env, engine, fake_ses):
     refused = "reader0007@example.org"
     fake_ses.control(max_send_rate=1000, reject=[refused])
@@ -185,7 +201,8 @@ def peer():
 def test_a_batch_lost_or_cut_off_ends_unknown_then_settles_with_nobody_doubled(
         cell, peer, tmp_path, aws_credentials):
     fault, moment = cell
-    outcome = matrix.sqlite_run(peer, matrix.base_env(peer.env), tmp_path / "run", fault, moment)
+    env = {**matrix.base_env(peer.env), "MAILER_SES_BULK": "auto"}
+    outcome = matrix.sqlite_run(peer, env, tmp_path / "run", fault, moment)
 
     assert outcome.happened, outcome.outputs
     assert "Traceback" not in outcome.outputs

@@ -22,6 +22,13 @@ AnswerLost (the request went out, its answer did not come back) → the row beco
 with the reason and is never retried here: SES has no idempotency key, so only a later Send or
 Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
 mean the path to the provider is broken: the send stops instead of making every row unknown.
+Many readers per call (issue 23 §3): with a :class:`~mailer.transports.base.BatchTransport`
+(SES SendBulkEmail) the feeder queues a call's worth of rows (up to 50, at most half a second
+of the rate) and a sender claims all of them (``sending``, one ledger transaction) before the
+call, waits for one rate slot per message, and records each entry's own answer (sent with its
+message id, refused, or tried again one by one); a whole call that fails is handled as above
+for every row in it, so a lost answer leaves all of them ``unknown``. A transport that turns
+out to lack batching (an account without SendBulkEmail) is used one message per call from then.
 A full disk (the outbox's or the database's) or a database that cannot be written stops the
 send with one line and the rows not yet sent still queued (``mailer.dispatch.faults``).
 """
@@ -352,6 +359,7 @@ class Dispatcher:
                                          fresh=row.attempts == 0), result)
             elif isinstance(result, AccountError):
                 self.lease.retry(row, f"account: {result}")
+                self._give_back_quota()
                 self.stop(str(result), account_error=True)
             else:  # Throttled, TemporaryFailure: this reader alone, tried again one by one
                 if isinstance(result, Throttled):
