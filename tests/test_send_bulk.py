@@ -142,7 +142,7 @@ def test_a_reader_ses_cannot_take_right_now_is_retried_and_sent_once(
 @pytest.mark.parametrize("lacking", ["absent", "refused"])
 def test_without_bulk_the_send_falls_back_to_one_call_per_reader_with_a_notice(
         mailer_env, engine, fake_ses, lacking):
-    fake_ses.control(max_send_rate=1000, bulk=lacking)
+    fake_ses.control(max_send_rate=1000, bulk=lacking, keep=True)
     add_readers(engine, *readers(80))
 
     result = run_send(bulk_env(mailer_env, fake_ses))
@@ -153,6 +153,13 @@ def test_without_bulk_the_send_falls_back_to_one_call_per_reader_with_a_notice(
     assert stats["per_recipient"] == {address: 1 for address in readers(80)}
     assert stats["bulk_requests"] <= 16  # tried once per sender thread at most, then never
     assert all(row.status == DeliveryStatus.SENT for row in ledger_rows(engine).values())
+    ids, secret = subscriber_ids(engine), mailer_env["MAILER_SECRET_KEY"]
+    for kept in fake_ses.messages():  # whole messages, each with the reader's own links
+        message = parsed(kept)
+        for part in (message.get_body(("plain",)), message.get_body(("html",))):
+            found = dict(TOKEN.findall(part.get_content()))
+            assert read_unsubscribe_token(secret, found["unsubscribe"]) == ids[str(message["To"])]
+            assert "{{" not in part.get_content()
 
 
 def test_bulk_off_sends_one_call_per_reader(mailer_env, engine, fake_ses):

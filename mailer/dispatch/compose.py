@@ -130,11 +130,15 @@ class MessageComposer:
     def compose_templated(self, delivery: ClaimedDelivery) -> OutgoingEmail:
         """:meth:`compose` with the campaign's :meth:`template` and this reader's values in it,
         for a transport that sends many readers in one call (it may still send it whole)."""
-        message = self.compose(delivery)
         data = self._template_data(delivery.subscriber_id)
         if data is None:
-            return message
-        return dataclasses.replace(message, template=self.template(), template_data=data)
+            return self.compose(delivery)
+        # Not the whole HTML and text for each reader (a join of ~100 KB): the template holds
+        # them, and OutgoingEmail.whole() fills them in if the message goes alone after all.
+        headers = {wire.DELIVERY_HEADER: str(delivery.id)}
+        tags = {wire.CAMPAIGN_TAG: self._campaign_id, wire.DELIVERY_TAG: str(delivery.id)}
+        return self._build(delivery.email, delivery.subscriber_id, headers, tags,
+                           template=self.template(), template_data=data)
 
     def template(self) -> MessageTemplate:
         """The campaign's message as one template (made once): the same parts as
@@ -175,15 +179,20 @@ class MessageComposer:
         return self._build(address, subscriber_id or 0, {}, {wire.CAMPAIGN_TAG: "test"})
 
     def _build(self, to: str, subscriber_id: int, headers: dict[str, str],
-               tags: dict[str, str]) -> OutgoingEmail:
+               tags: dict[str, str], *, template: MessageTemplate | None = None,
+               template_data: dict[str, str] | None = None) -> OutgoingEmail:
         url = self.unsubscribe_url(subscriber_id)
-        html, text = self._fill(unsubscribe_url=url, manage_url=self.manage_url(subscriber_id))
+        if template is None:
+            html, text = self._fill(unsubscribe_url=url,
+                                    manage_url=self.manage_url(subscriber_id))
+        else:
+            html = text = ""
         list_unsubscribe = f"<{url}>" + (f", <{self._mailto}>" if self._mailto else "")
         return OutgoingEmail(
             to=to, sender=self._settings.from_, subject=self._subject, html=html,
             text=text, reply_to=self._settings.reply_to,
             headers={wire.LIST_UNSUBSCRIBE_HEADER: list_unsubscribe, **self._static_headers, **headers},
-            tags=tags,
+            tags=tags, template=template, template_data=template_data or {},
         )
 
 

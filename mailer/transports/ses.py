@@ -192,7 +192,7 @@ class SesTransport:
 
     def _send_one(self, message: OutgoingEmail) -> str | TransportError:
         try:
-            return self.send(message)
+            return self.send(message.whole())
         except (Rejected, TemporaryFailure, AccountError, AnswerLost) as error:
             return error
 
