@@ -514,6 +514,18 @@ def _render(template: str, data: dict, *, html: bool) -> str:
     return _VARIABLE.sub(value, template)
 
 
+def _variables(request: dict) -> set[str]:
+    """The template's variable names (read once per call; refuses a malformed tag)."""
+    cached = request.get("_variables")
+    if cached is None:
+        content = request["DefaultContent"]["Template"]["TemplateContent"]
+        parts = [content.get(k) or "" for k in ("Subject", "Html", "Text")]
+        if any("{{" in _VARIABLE.sub("", part) for part in parts):
+            raise RenderingFailure("Template has an unbalanced or malformed variable.")
+        cached = request["_variables"] = {m for part in parts for m in _VARIABLE.findall(part)}
+    return cached
+
+
 def _bulk_mime(sender: str, to: str, subject: str, html: str, text: str,
                headers: list[dict], reply_to: list[str]) -> str:
     from email.message import EmailMessage
@@ -599,9 +611,15 @@ def _bulk_entry_result(state: State, request: dict, entry: dict, attempt: str) -
         replacement = ((entry.get("ReplacementEmailContent") or {})
                        .get("ReplacementTemplate") or {}).get("ReplacementTemplateData")
         data.update(json.loads(replacement or "{}"))
-        subject = _render(content.get("Subject") or "", data, html=False)
-        html = _render(content.get("Html") or "", data, html=True)
-        text = _render(content.get("Text") or "", data, html=False)
+        if options["keep"]:  # the whole message, kept for the test to read
+            subject = _render(content.get("Subject") or "", data, html=False)
+            html = _render(content.get("Html") or "", data, html=True)
+            text = _render(content.get("Text") or "", data, html=False)
+        else:  # SES renders on its own machines: only check what rendering would refuse
+            missing = _variables(request) - data.keys()
+            if missing:
+                raise RenderingFailure(f"Attribute '{sorted(missing)[0]}' is not present in "
+                                       "the rendering data.")
     except (ValueError, RenderingFailure) as error:
         return {"Status": "FAILED", "Error": f"Rendering failure: {error}"}
     message_id = f"{uuid.uuid4().hex}-fake-ses"
