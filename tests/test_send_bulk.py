@@ -186,6 +186,21 @@ def test_a_slow_account_is_not_sent_bursts_above_its_rate(mailer_env, engine, fa
     assert stats["bulk_requests"] >= 4 and stats["throttled"] == 0
 
 
+def test_every_bulk_answer_lost_stops_the_send_after_two_calls(mailer_env, engine, fake_ses):
+    fake_ses.control(max_send_rate=1000, lose_answer_rate=1.0)
+    add_readers(engine, *readers(600))
+
+    result = run_send(bulk_env(mailer_env, fake_ses), "--concurrency", "2")
+
+    assert result.returncode == 1
+    assert "answers in a row were lost" in result.stderr and "Traceback" not in result.stderr
+    statuses = [row.status for row in ledger_rows(engine).values()]
+    unknown = statuses.count(DeliveryStatus.UNKNOWN)
+    assert unknown == len(fake_ses.stats()["lost_recipients"])  # unknown: exactly those taken
+    assert 100 <= unknown <= 200  # two lost calls, and what was in flight meanwhile
+    assert statuses.count(DeliveryStatus.QUEUED) >= 400  # the rest waits for a resume
+
+
 # -- a lost answer and a crash mid-batch: unknown, then settled, never doubled ----------------
 
 BULK_FAULTS = [

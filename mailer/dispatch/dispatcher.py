@@ -277,7 +277,7 @@ class Dispatcher:
                 for row in rows:
                     self.lease.unknown(row, f"answer lost: {error}")
                 self._count("unknown", len(rows))
-                self._note_lost_answer(error)
+                self._note_lost_answer(error, len(rows))
                 return
             except AccountError as error:
                 for row in rows:
@@ -447,13 +447,20 @@ class Dispatcher:
     def _stop_held(self, reason: str) -> None:
         self.stop(reason, account_error=True, outage=True)
 
-    def _note_lost_answer(self, error: AnswerLost) -> None:
+    def _note_lost_answer(self, error: AnswerLost, rows: int = 1) -> None:
+        """``rows``: the messages the lost answer was for. Counted in messages, so a path
+        that loses every answer stops the send after about as many unknown rows with batching
+        as without (two lost calls at least: one lost call is not a broken path)."""
+        limit = self.options.max_lost_in_a_row
+        if self._per_call > 1:
+            limit = max(limit, 2 * self._per_call)
         with self._lock:
-            self._lost_in_a_row += 1
-            broken = self._lost_in_a_row >= self.options.max_lost_in_a_row
+            self._lost_in_a_row += rows
+            broken = self._lost_in_a_row >= limit
+            lost = self._lost_in_a_row
         if broken:
-            self.stop(f"{self.options.max_lost_in_a_row} answers in a row were lost after the "
-                      f"request was sent ({error}); the connection to the provider is failing",
+            self.stop(f"{lost} answers in a row were lost after the request was sent "
+                      f"({error}); the connection to the provider is failing",
                       account_error=True)
 
     def _take_quota(self) -> bool:
