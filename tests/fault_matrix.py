@@ -418,6 +418,4 @@ def base_env(peer_env: dict) -> dict:
     from tests.conftest import TEST_SECRET
 
     keep = {k: v for k, v in os.environ.items() if not k.startswith("MAILER_")}
-    # One SendEmail per reader: the moments count requests, one per message (the
-    # SendBulkEmail cells are in tests/test_send_bulk.py).
-    return {**keep, **peer_env, "MAILER_SECRET_KEY": TEST_SECRET, "MAILER_SES_BULK": "off"}
+    return {**keep, **peer_env, "MAILER_SECRET_KEY": TEST_SECRET}

@@ -24,7 +24,7 @@ TOKEN = re.compile(r"/(unsubscribe|manage)/([A-Za-z0-9._-]+)")
 
 
 def bulk_env(mailer_env, fake_ses, **extra: str) -> dict:
-    return {**os.environ, **mailer_env, **fake_ses.env, **extra}
+    return {**os.environ, **mailer_env, **fake_ses.env, "MAILER_SES_BULK": "auto", **extra}
 
 
 def parsed(message: dict) -> email.message.EmailMessage:
@@ -119,7 +119,7 @@ def test_a_refused_reader_in_a_batch_fails_alone(mailer_env, engine, fake_ses):
     assert "Traceback" not in result.stderr and "campaign 1 finished" in result.stdout
     rows = ledger_rows(engine)
     assert rows[refused].status == DeliveryStatus.FAILED
-    assert "MESSAGE_REJECTED" in rows[refused].error
+    assert "rejected: SES MessageRejected: Address rejected" in rows[refused].error
     assert {a for a, r in rows.items() if r.status != DeliveryStatus.SENT} == {refused}
     assert fake_ses.stats()["per_recipient"] == {a: 1 for a in readers(60) if a != refused}
 

@@ -21,13 +21,6 @@ from tests.test_send_ses import MAILER, ledger_rows, readers, run_send, start_se
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
-
-@pytest.fixture(autouse=True)
-def one_sendemail_per_reader(monkeypatch):
-    """These tests count SendEmail requests and lost answers one per reader (SendBulkEmail's
-    own are in tests/test_send_bulk.py)."""
-    monkeypatch.setenv("MAILER_SES_BULK", "off")
-
 READERS = 500
 LOSS = 0.02
 

@@ -102,8 +102,7 @@ def test_throttling_and_5xx_from_the_endpoint_still_give_everyone_one_copy(
     # seed fixes which try of which message fails, so thread timing cannot change the outcome.
     fake_ses.control(rate=40, max_send_rate=1000, error_rate=0.1, latency=0.02, seed=7)
     add_readers(engine, *readers(150))
-    # One SendEmail per reader (tests/test_send_bulk.py has the same faults for SendBulkEmail).
-    env = {**os.environ, **mailer_env, **fake_ses.env, "MAILER_SES_BULK": "off"}
+    env = {**os.environ, **mailer_env, **fake_ses.env}
 
     result = run_send(env, "--rate", "120", "--concurrency", "8")
 

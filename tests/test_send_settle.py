@@ -22,13 +22,6 @@ from tests.test_send_ses import ledger_rows, readers, run_send
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 
-
-@pytest.fixture(autouse=True)
-def one_sendemail_per_reader(monkeypatch):
-    """These tests count SendEmail requests and lost answers one per reader (SendBulkEmail's
-    own are in tests/test_send_bulk.py)."""
-    monkeypatch.setenv("MAILER_SES_BULK", "off")
-
 READERS = 500
 SETTLE = "1s"
 

@@ -105,7 +105,7 @@ class Dispatcher:
         # rate, and never more than the transport takes.
         self._batcher = transport if isinstance(transport, BatchTransport) else None
         self._per_call = 1
-        if self._batcher is not None:
+        if self._batcher is not None and self._batcher.can_batch:
             self._per_call = max(1, min(int(self._batcher.max_batch), int(options.rate // 2)))
         # Each item is one provider call's rows (one row when not batching).
         self._queue: queue.Queue[list[ClaimedDelivery] | None] = queue.Queue(
@@ -452,7 +452,7 @@ class Dispatcher:
         that loses every answer stops the send after about as many unknown rows with batching
         as without (two lost calls at least: one lost call is not a broken path)."""
         limit = self.options.max_lost_in_a_row
-        if self._per_call > 1:
+        if self._batching():
             limit = max(limit, 2 * self._per_call)
         with self._lock:
             self._lost_in_a_row += rows

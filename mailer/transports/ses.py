@@ -74,6 +74,14 @@ _BULK_ACCOUNT = {"MAIL_FROM_DOMAIN_NOT_VERIFIED", "CONFIGURATION_SET_NOT_FOUND",
                  "TEMPLATE_NOT_FOUND", "ACCOUNT_SUSPENDED", "INVALID_SENDING_POOL_NAME",
                  "ACCOUNT_SENDING_PAUSED", "CONFIGURATION_SET_SENDING_PAUSED"}
 _BULK_REJECTED = {"MESSAGE_REJECTED", "INVALID_PARAMETER"}
+# An entry's status written as SendEmail's error code for the same cause, so a reader's
+# failure reads the same whichever call it went in.
+_BULK_CODES = {"MESSAGE_REJECTED": "MessageRejected", "ACCOUNT_THROTTLED": "TooManyRequestsException",
+               "ACCOUNT_DAILY_QUOTA_EXCEEDED": "LimitExceededException",
+               "ACCOUNT_SENDING_PAUSED": "SendingPausedException",
+               "ACCOUNT_SUSPENDED": "AccountSuspendedException",
+               "MAIL_FROM_DOMAIN_NOT_VERIFIED": "MailFromDomainNotVerifiedException",
+               "TRANSIENT_FAILURE": "InternalFailure"}
 MAX_BULK = 50  # SES's limit of BulkEmailEntries per SendBulkEmail
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 _TAG_MAX = 256
@@ -333,7 +341,8 @@ def _bulk_result(entry: dict) -> str | TransportError:
     status = str(entry.get("Status") or "")
     if status == "SUCCESS" and entry.get("MessageId"):
         return str(entry["MessageId"])
-    line = f"SES {status or 'no status'}: {_one_line(str(entry.get('Error') or status))}"
+    code = _BULK_CODES.get(status, status or "no status")
+    line = f"SES {code}: {_one_line(str(entry.get('Error') or status))}"
     error: TransportError
     if status in _BULK_THROTTLED:
         error = Throttled(line)
@@ -345,7 +354,7 @@ def _bulk_result(entry: dict) -> str | TransportError:
         error = Rejected(line)
     else:  # TRANSIENT_FAILURE, FAILED, SUCCESS without an id: SES did not take it
         error = TemporaryFailure(line)
-    error.ses_code = status
+    error.ses_code = code
     return error
 
 
