@@ -14,7 +14,12 @@ Prints, all measured in this one run:
    the message and the connection drops before its answer), each row counting, at the endpoint,
    readers with two copies and readers with none, next to a naive loop that retries every error
    (what mailer did before issue 14) against the same lost answers;
-4. memory: peak RSS of a child process that queues and sends ``--memory-recipients`` (100,000)
+4. bulk (issue 23 §3): with no flags and no latency, a bare 16-thread boto3 ``send_email``
+   loop, today's one-call-per-reader path and the SendBulkEmail path (50 readers a call), in
+   messages/s and as a ratio of the bare loop (goal: bulk >= 1,000/s and >= 2x bare), each with
+   readers doubled and missed counted at the endpoint; the fault rows below run through the
+   default transport, so SendBulkEmail too;
+5. memory: peak RSS of a child process that queues and sends ``--memory-recipients`` (100,000)
    through the whole pipeline into a transport that builds each MIME message and drops it
    (goal < 150 MB; boto3 is imported and a client created, so its footprint counts too).
 
@@ -233,6 +238,62 @@ def measure_ceiling(args, fake, workdir: Path, transport, rendered) -> dict:
             "ratio_to_bare": round(pipeline / bare, 3)}
 
 
+def measure_bulk(args, fake, workdir: Path, rendered) -> dict:
+    """Issue 23 §3, one run against the same peer (no latency, no cap): a bare 16-thread boto3
+    send_email loop, today's one-call-per-reader path and the SendBulkEmail path, both with no
+    flags (the account's rate, concurrency sized as `mailer send` sizes it)."""
+    from mailer.config import get_settings
+    from mailer.dispatch import choose_concurrency, choose_rate
+    from mailer.store.db import get_engine
+    from mailer.transports.ses import SesTransport
+
+    fake.reset()
+    fake.control(latency=0, rate=0, max_send_rate=1e6)
+    client = boto_client(fake.endpoint_url, 16 + 2)
+    requests = prebuilt_requests(rendered, 50)
+    bare_loop(client, requests, 200, threads=16)  # warm connections and caches
+    bare = bare_loop(client, requests, args.bulk_messages, threads=16)
+    settings = get_settings()
+    threads, sized = choose_concurrency(None, None)
+    row: dict = {"messages": args.bulk_messages, "bare_boto3_16_threads_per_s": round(bare, 1)}
+    for label, bulk in (("single", False), ("bulk", True)):
+        transport = SesTransport(sender=settings.from_, region=settings.ses_region,
+                                 endpoint_url=fake.endpoint_url, max_connections=threads + 4,
+                                 bulk=bulk)
+        try:
+            engine = get_engine(f"sqlite:///{workdir / f'bulk-{label}.db'}")
+            add_readers(engine, args.bulk_messages)
+            fake.reset()
+            fake.control(latency=0, rate=0, max_send_rate=1e6)
+            quota = transport.preflight()
+            rate, _ = choose_rate(quota, requested=None, configured=None, default=14)
+            campaign = new_campaign(engine, rendered, 644)
+            report, elapsed, _ = dispatch(engine, transport, rendered, campaign, rate=rate,
+                                          concurrency=threads, quota=quota,
+                                          size_concurrency=sized)
+            stats = fake.stats()
+            copies = stats["per_recipient"]
+            row[f"{label}_per_s"] = round(report.sent / elapsed, 1)
+            row[f"{label}_ratio_to_bare"] = round(report.sent / elapsed / bare, 2)
+            row[f"{label}_calls"] = stats["requests"]
+            row[f"{label}_doubled"] = sum(1 for n in copies.values() if n > 1)
+            row[f"{label}_missed"] = args.bulk_messages - len(copies)
+        finally:
+            transport.close()
+    return row
+
+
+def report_bulk(r: dict) -> None:
+    print(f"bulk:    {r['messages']} readers, no latency, no flags; bare boto3 send_email, 16 "
+          f"threads: {r['bare_boto3_16_threads_per_s']}/s")
+    for label, name in (("single", "one SendEmail per reader (today)"),
+                        ("bulk", "SendBulkEmail, 50 a call")):
+        print(f"  {name:<34} {r[f'{label}_per_s']:>8}/s  = {r[f'{label}_ratio_to_bare']:.2f}x "
+              f"bare  ({r[f'{label}_calls']} calls, {r[f'{label}_doubled']} doubled, "
+              f"{r[f'{label}_missed']} missed)")
+    print("  goal: bulk >= 1,000/s and >= 2x bare")
+
+
 def cost_breakdown(workdir: Path, rendered, count: int) -> dict:
     """Microseconds per message of each step the pipeline adds to boto3, one thread, no network:
     where the gap between the pipeline and a bare boto3 loop comes from."""
@@ -413,8 +474,9 @@ def main() -> None:
     parser.add_argument("--ceiling-messages", type=int, default=3000)
     parser.add_argument("--memory-recipients", type=int, default=100_000)
     parser.add_argument("--fault-recipients", type=int, default=1000)
+    parser.add_argument("--bulk-messages", type=int, default=6000)
     parser.add_argument("--skip", action="append", default=[],
-                        choices=["rate", "ceiling", "faults", "memory"])
+                        choices=["rate", "ceiling", "bulk", "faults", "memory"])
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
@@ -442,6 +504,9 @@ def main() -> None:
             if "ceiling" not in args.skip:
                 results["ceiling"] = measure_ceiling(args, fake, Path(tmp), transport, rendered)
                 report_ceiling(results["ceiling"])
+            if "bulk" not in args.skip:
+                results["bulk"] = measure_bulk(args, fake, Path(tmp), rendered)
+                report_bulk(results["bulk"])
             if "faults" not in args.skip:
                 results["faults"] = measure_faults(args, fake, Path(tmp), transport, rendered)
                 report_faults(results["faults"])

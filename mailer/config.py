@@ -137,6 +137,8 @@ class Settings(BaseSettings):
     ses_region: str = "us-east-1"
     ses_configuration_set: str | None = None
     ses_endpoint_url: str | None = None
+    # SendBulkEmail, up to 50 readers a call (auto: where the account has it, else one by one)
+    ses_bulk: Literal["auto", "off"] = "auto"
     smtp_url: str | None = None
 
     # -- sending -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ refuse naive ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -125,6 +126,48 @@ class OutgoingEmail:
     reply_to: str | None = None
     headers: dict[str, str] = field(default_factory=dict)  # List-Unsubscribe, List-Id, ...
     tags: dict[str, str] = field(default_factory=dict)  # campaign / delivery ids for SES events
+    # The same message as the campaign's shared template plus this reader's values, for a
+    # transport that sends many readers in one call (SES SendBulkEmail); None: send it whole.
+    # ``html`` and ``text`` may then be empty: :meth:`whole` fills them from the template.
+    template: MessageTemplate | None = None
+    template_data: dict[str, str] = field(default_factory=dict)
+
+    def whole(self) -> OutgoingEmail:
+        """This message with its HTML and text parts, for a transport that sends it alone."""
+        if self.template is None or (self.html and self.text):
+            return self
+        html, text = self.template.fill(self.template_data)
+        return replace(self, html=html, text=text)
+
+
+@dataclass(frozen=True)
+class MessageTemplate:
+    """A campaign's message with each reader's parts left as ``{{name}}`` variables.
+
+    Every literal ``{`` and ``}`` of the issue is itself written as a variable (``{{lb}}``,
+    ``{{rb}}``, in ``data``), so code in an issue cannot be read as a variable; a reader's own
+    values are URL-safe (``[A-Za-z0-9._-]``), unchanged by HTML escaping, so the result is the
+    same whether the template engine escapes them or not. ``headers`` are the headers every
+    reader's copy carries; the rest of an :class:`OutgoingEmail`'s headers are its own."""
+
+    subject: str
+    html: str
+    text: str
+    headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, str] = field(default_factory=dict)
+
+    def fill(self, values: dict[str, str]) -> tuple[str, str]:
+        """The HTML and text one reader gets (what the provider's template engine makes of
+        it): every ``{{name}}`` replaced by its value."""
+        data = {**self.data, **values}
+
+        def value(match: re.Match[str]) -> str:
+            return data[match.group(1)]
+
+        return _TEMPLATE_VARIABLE.sub(value, self.html), _TEMPLATE_VARIABLE.sub(value, self.text)
+
+
+_TEMPLATE_VARIABLE = re.compile(r"\{\{([A-Za-z0-9_]+)\}\}")
 
 
 @dataclass(frozen=True)

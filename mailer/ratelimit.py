@@ -79,6 +79,18 @@ class RateLimiter:
             time.sleep(delay)
         return not (stop is not None and stop.is_set())
 
+    def acquire_many(self, count: int, stop: threading.Event | None = None) -> bool:
+        """Wait for ``count`` slots (messages handed over in one call): the call goes when the
+        last of them is due, so the rate counts messages, not calls."""
+        delay = 0.0
+        for _ in range(max(1, count)):
+            delay = self.reserve()
+        if delay > 0:
+            if stop is not None:
+                return not stop.wait(delay)
+            time.sleep(delay)
+        return not (stop is not None and stop.is_set())
+
     def throttled(self) -> None:
         """The provider said slow down: halve the rate and push the schedule back.
 

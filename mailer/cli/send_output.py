@@ -174,6 +174,8 @@ def print_summary(outcome: Outcome) -> None:
                   f"skipped{_paused_part(outcome.paused)}, {waiting} waiting, "
                   f"{counts[DeliveryStatus.UNKNOWN]} unknown",
                   highlight=False)
+    for notice in getattr(report, "notices", ()):
+        _err(f"notice: {notice}", highlight=False)
     for address, reason in outcome.failures:
         _err(f"  failed: {address}: {reason}", highlight=False)
     if counts[DeliveryStatus.UNKNOWN]:

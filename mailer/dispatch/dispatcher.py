@@ -22,6 +22,13 @@ AnswerLost (the request went out, its answer did not come back) → the row beco
 with the reason and is never retried here: SES has no idempotency key, so only a later Send or
 Delivery event (or the operator's ``--resend-unknown``) settles it. Many lost answers in a row
 mean the path to the provider is broken: the send stops instead of making every row unknown.
+Many readers per call (issue 23 §3): with a :class:`~mailer.transports.base.BatchTransport`
+(SES SendBulkEmail) the feeder queues a call's worth of rows (up to 50, at most half a second
+of the rate) and a sender claims all of them (``sending``, one ledger transaction) before the
+call, waits for one rate slot per message, and records each entry's own answer (sent with its
+message id, refused, or tried again one by one); a whole call that fails is handled as above
+for every row in it, so a lost answer leaves all of them ``unknown``. A transport that turns
+out to lack batching (an account without SendBulkEmail) is used one message per call from then.
 A full disk (the outbox's or the database's) or a database that cannot be written stops the
 send with one line and the rows not yet sent still queued (``mailer.dispatch.faults``).
 """
@@ -42,9 +49,16 @@ from mailer.dispatch.lease import Lease
 from mailer.dispatch.options import RunCounts, SendOptions, SendReport, limit_malloc_arenas
 from mailer.dispatch.outage import GiveUp
 from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
-from mailer.errors import AccountError, AnswerLost, Rejected, TemporaryFailure, Throttled
+from mailer.errors import (
+    AccountError,
+    AnswerLost,
+    Rejected,
+    TemporaryFailure,
+    Throttled,
+    TransportError,
+)
 from mailer.ratelimit import ConcurrencyGate, RateLimiter, backoff_delay
-from mailer.transports.base import Transport
+from mailer.transports.base import BatchTransport, Transport
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -86,8 +100,16 @@ class Dispatcher:
         self._stop_reason: str | None = None
         self._account_error = False
         self._quota_left = quota.remaining_24h if quota is not None else None
-        self._queue: queue.Queue[ClaimedDelivery | None] = queue.Queue(
-            maxsize=options.concurrency + options.batch_size)
+        # Many readers per provider call (SES SendBulkEmail) when the transport can: at most
+        # half a second of the rate per call, so one call is never a burst over the account's
+        # rate, and never more than the transport takes.
+        self._batcher = transport if isinstance(transport, BatchTransport) else None
+        self._per_call = 1
+        if self._batcher is not None and self._batcher.can_batch:
+            self._per_call = max(1, min(int(self._batcher.max_batch), int(options.rate // 2)))
+        # Each item is one provider call's rows (one row when not batching).
+        self._queue: queue.Queue[list[ClaimedDelivery] | None] = queue.Queue(
+            maxsize=options.concurrency + max(1, options.batch_size // self._per_call))
         self._claimed = 0
         self._limit_reached = False
         self._stop_heartbeat = threading.Event()
@@ -156,7 +178,10 @@ class Dispatcher:
 
     def _feed(self) -> None:
         while not self._stop.is_set():
-            want = self.options.batch_size
+            # While batching, a few calls' worth per claim (one claim per call would be a
+            # ledger write for every call).
+            want = max(self.options.batch_size, 4 * self._per_call) if self._batching() \
+                else self.options.batch_size
             if self.options.limit is not None:
                 want = min(want, self.options.limit - self._claimed)
                 if want <= 0:
@@ -166,35 +191,189 @@ class Dispatcher:
             if not batch:
                 return
             self._claimed += len(batch)
-            for row in batch:
-                if not self._put(row):
+            step = self._per_call if self._batching() else 1
+            for start in range(0, len(batch), step):
+                if not self._put(batch[start:start + step]):
                     return
 
-    def _put(self, row: ClaimedDelivery) -> bool:
+    def _put(self, rows: list[ClaimedDelivery]) -> bool:
         while not self._stop.is_set():
             try:
-                self._queue.put(row, timeout=0.2)
+                self._queue.put(rows, timeout=0.2)
                 return True
             except queue.Full:
                 continue
         return False
 
+    def _batching(self) -> bool:
+        return self._batcher is not None and self._per_call > 1 and self._batcher.can_batch
+
     def _sender_loop(self) -> None:
         while True:
-            row = self._queue.get()
-            if row is None:
+            rows = self._queue.get()
+            if rows is None:
                 return
-            if self._stop.is_set() or not self.gate.acquire(self._stop):
-                continue  # left leased and queued; released when the run ends
+            if not self._stop.is_set() and self.gate.acquire(self._stop):
+                try:
+                    if len(rows) > 1 and self._batching():
+                        self._deliver_batch(rows)
+                    else:  # batching turned off meanwhile: these rows one by one
+                        for row in rows:
+                            if self._stop.is_set():
+                                break
+                            self._deliver(row)
+                except Exception as error:  # a bug, not a provider answer: stop, keep the traceback
+                    if not self._store_failed(error):
+                        log.exception("unexpected error while sending deliveries %s",
+                                      ", ".join(str(row.id) for row in rows))
+                        self.stop(f"unexpected error: {type(error).__name__}: {error}",
+                                  account_error=True)
+                finally:
+                    self.gate.release()
+            # else: left leased and queued; released when the run ends
+
+    def _deliver_batch(self, rows: list[ClaimedDelivery]) -> None:
+        """Many readers in one provider call. Each row is claimed (``sending``) in the ledger
+        before the call and gets its own outcome after it, as one by one; a whole call that
+        failed is handled as one message's failure would be, for every row in it."""
+        assert self._batcher is not None
+        messages = {row.id: self.composer.compose_templated(row) for row in rows}
+        temporary_failures = 0
+        first_failure: float | None = None
+        while rows:
+            if not self.limiter.acquire_many(len(rows), self._stop):
+                return
+            rows = self._take_quota_for(rows)
+            if not rows:
+                return
+            began = time.monotonic()
+            rows = self._start_batch(rows)
+            if not rows:
+                return
             try:
-                self._deliver(row)
-            except Exception as error:  # a bug, not a provider answer: stop, keep the traceback
-                if not self._store_failed(error):
-                    log.exception("unexpected error while sending delivery %s", row.id)
-                    self.stop(f"unexpected error: {type(error).__name__}: {error}",
-                              account_error=True)
-            finally:
-                self.gate.release()
+                results = self._batcher.send_batch([messages[row.id] for row in rows])
+            except Throttled as error:
+                self.limiter.throttled()
+                self._count("throttled", len(rows))
+                self._retry_all_later(rows, f"throttled: {error}", 1)
+            except TemporaryFailure as error:
+                temporary_failures += 1
+                first_failure = first_failure or time.monotonic()
+                if temporary_failures >= self.options.max_attempts:
+                    for row in rows:
+                        self.held.gave_up(GiveUp(
+                            row, f"gave up after {temporary_failures} attempts: {error}",
+                            first_failure, fresh=row.attempts < self.options.max_attempts),
+                            error)
+                    return
+                self._count("retried", len(rows))
+                self._retry_all_later(rows, f"temporary failure: {error}", temporary_failures)
+            except Rejected as error:
+                for row in rows:
+                    self.held.refused(GiveUp(row, f"rejected: {error}", began,
+                                             fresh=row.attempts == 0), error)
+                return
+            except AnswerLost as error:
+                for row in rows:
+                    self.lease.unknown(row, f"answer lost: {error}")
+                self._count("unknown", len(rows))
+                self._note_lost_answer(error, len(rows))
+                return
+            except AccountError as error:
+                for row in rows:
+                    self.lease.retry(row, f"account: {error}")
+                self.stop(str(error), account_error=True, disk_full=faults.disk_full(error))
+                return
+            except BaseException as error:
+                for row in rows:
+                    self.lease.unknown(row, f"unexpected error in the transport: {error!r}")
+                raise
+            else:
+                self._settle_batch(rows, results, began)
+                return
+            for _ in rows:
+                self._give_back_quota()
+            if self._stop.is_set():
+                return
+
+    def _take_quota_for(self, rows: list[ClaimedDelivery]) -> list[ClaimedDelivery]:
+        """The rows the account's 24-hour quota still covers (the rest stay queued)."""
+        taken = []
+        for row in rows:
+            if not self._take_quota():
+                break
+            taken.append(row)
+        return taken
+
+    def _start_batch(self, rows: list[ClaimedDelivery]) -> list[ClaimedDelivery]:
+        """Claim every row in the ledger (one transaction); the rows to send now."""
+        many = getattr(self.lease, "start_sending_batch", None)
+        started = many(rows) if many else [self.lease.start_sending(row) for row in rows]
+        going = []
+        for row, state in zip(rows, started, strict=True):
+            if state is DeliveryStatus.SENDING:
+                going.append(row)
+                continue
+            self._count("skipped" if state is DeliveryStatus.SKIPPED else "lost_lease")
+            self._give_back_quota()
+        return going
+
+    def _retry_all_later(self, rows: list[ClaimedDelivery], reason: str, attempt: int) -> None:
+        for row in rows:
+            self.lease.retry(row, reason)
+        self._stop.wait(backoff_delay(attempt, base=self.options.backoff_base,
+                                      cap=self.options.backoff_cap))
+
+    def _settle_batch(self, rows: list[ClaimedDelivery], results: list[str | TransportError],
+                      began: float) -> None:
+        """Each row's own outcome from the call's per-message answers."""
+        if len(results) != len(rows):  # a transport bug: which row got which answer is unknown
+            for row in rows:
+                self.lease.unknown(row, "the transport answered a batch with the wrong count")
+            self._count("unknown", len(rows))
+            raise RuntimeError(f"send_batch returned {len(results)} results for {len(rows)}")
+        sent = [(row, result) for row, result in zip(rows, results, strict=True)
+                if isinstance(result, str)]
+        if sent:
+            many = getattr(self.lease, "sent_batch", None)
+            if many:
+                many(sent)
+            else:
+                for row, provider_id in sent:
+                    self.lease.sent(row, provider_id)
+            self.gate.observe(time.monotonic() - began)
+            self._count("sent", len(sent))
+            with self._lock:
+                self._lost_in_a_row = 0
+            self.held.succeeded(began)
+        again = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, str):
+                continue
+            if isinstance(result, AnswerLost):
+                self.lease.unknown(row, f"answer lost: {result}")
+                self._count("unknown")
+                self._note_lost_answer(result)
+            elif isinstance(result, Rejected):
+                self.held.refused(GiveUp(row, f"rejected: {result}", began,
+                                         fresh=row.attempts == 0), result)
+            elif isinstance(result, AccountError):
+                self.lease.retry(row, f"account: {result}")
+                self._give_back_quota()
+                self.stop(str(result), account_error=True)
+            else:  # Throttled, TemporaryFailure: this reader alone, tried again one by one
+                if isinstance(result, Throttled):
+                    self.limiter.throttled()
+                    self._count("throttled")
+                else:
+                    self._count("retried")
+                self.lease.retry(row, f"temporary failure: {result}")
+                self._give_back_quota()
+                again.append(row)
+        for row in again:
+            if self._stop.is_set():
+                return
+            self._deliver(row)
 
     def _deliver(self, row: ClaimedDelivery) -> None:
         temporary_failures = 0
@@ -268,13 +447,20 @@ class Dispatcher:
     def _stop_held(self, reason: str) -> None:
         self.stop(reason, account_error=True, outage=True)
 
-    def _note_lost_answer(self, error: AnswerLost) -> None:
+    def _note_lost_answer(self, error: AnswerLost, rows: int = 1) -> None:
+        """``rows``: the messages the lost answer was for. Counted in messages, so a path
+        that loses every answer stops the send after about as many unknown rows with batching
+        as without (two lost calls at least: one lost call is not a broken path)."""
+        limit = self.options.max_lost_in_a_row
+        if self._batching():
+            limit = max(limit, 2 * self._per_call)
         with self._lock:
-            self._lost_in_a_row += 1
-            broken = self._lost_in_a_row >= self.options.max_lost_in_a_row
+            self._lost_in_a_row += rows
+            broken = self._lost_in_a_row >= limit
+            lost = self._lost_in_a_row
         if broken:
-            self.stop(f"{self.options.max_lost_in_a_row} answers in a row were lost after the "
-                      f"request was sent ({error}); the connection to the provider is failing",
+            self.stop(f"{lost} answers in a row were lost after the request was sent "
+                      f"({error}); the connection to the provider is failing",
                       account_error=True)
 
     def _take_quota(self) -> bool:
@@ -293,9 +479,9 @@ class Dispatcher:
             if self._quota_left is not None:
                 self._quota_left += 1
 
-    def _count(self, name: str) -> None:
+    def _count(self, name: str, n: int = 1) -> None:
         with self._lock:
-            setattr(self.progress, name, getattr(self.progress, name) + 1)
+            setattr(self.progress, name, getattr(self.progress, name) + n)
 
     # -- heartbeat -------------------------------------------------------------------------
     def _heartbeat_loop(self) -> None:
@@ -376,6 +562,8 @@ class Dispatcher:
             limit_reached=self._limit_reached, unknown=p.unknown,
             paused=self._paused and not finished, outage=self._outage and not finished,
             disk_full=self._disk_full and not finished,
+            notices=tuple(notice for notice in (
+                getattr(self._batcher, "batch_notice", None),) if notice),
         )
 
     def _campaign_sent_any(self) -> bool:

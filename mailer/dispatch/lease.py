@@ -46,6 +46,10 @@ class Lease(Protocol):
 
     def sent(self, row: ClaimedDelivery, provider_message_id: str) -> bool: ...
 
+    # Optional, for many readers per provider call: ``start_sending_batch(rows)`` and
+    # ``sent_batch([(row, provider id)])``, the same writes for each row in one transaction.
+    # A lease without them is written one row at a time.
+
     def failed(self, row: ClaimedDelivery, reason: str) -> bool: ...
 
     def failed_held(self, row: ClaimedDelivery, reason: str) -> bool:

@@ -101,6 +101,7 @@ class SendReport:
     paused: bool = False  # the reputation breaker paused the campaign (this worker or a peer)
     outage: bool = False  # the provider kept answering with temporary errors: rows still queued
     disk_full: bool = False  # the outbox's or the database's disk is full: rows still queued
+    notices: tuple[str, ...] = ()  # for the operator, not failures (no SendBulkEmail: one by one)
 
     @property
     def ok(self) -> bool:

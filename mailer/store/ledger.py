@@ -44,8 +44,10 @@ from mailer.store.ledger_writes import (  # the hot path, under the names dispat
     mark_failed_held as mark_failed_held,
     mark_retry as mark_retry,
     mark_sent as mark_sent,
+    mark_sent_many as mark_sent_many,
     mark_unknown as mark_unknown,
     start_sending as start_sending,
+    start_sending_many as start_sending_many,
     writing,
 )
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber

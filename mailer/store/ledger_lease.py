@@ -59,6 +59,15 @@ class LedgerLease:
     def sent(self, row: ClaimedDelivery, provider_message_id: str) -> bool:
         return ledger.mark_sent(self.engine, row.id, self.worker_id, provider_message_id)
 
+    def start_sending_batch(self, rows: list[ClaimedDelivery]) -> list[DeliveryStatus | None]:
+        """:meth:`start_sending` for each row, in one ledger transaction."""
+        return ledger.start_sending_many(self.engine, [row.id for row in rows], self.worker_id)
+
+    def sent_batch(self, sent: list[tuple[ClaimedDelivery, str]]) -> list[bool]:
+        """:meth:`sent` for each (row, provider message id), in one ledger transaction."""
+        return ledger.mark_sent_many(self.engine, self.worker_id,
+                                     [(row.id, provider_id) for row, provider_id in sent])
+
     def failed(self, row: ClaimedDelivery, reason: str) -> bool:
         return ledger.mark_failed(self.engine, row.id, self.worker_id, reason)
 

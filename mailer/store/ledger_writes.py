@@ -229,6 +229,45 @@ def start_sending(engine: Engine, delivery_id: int, worker_id: str) -> DeliveryS
     return group_commit(engine).run(statement)
 
 
+def start_sending_many(engine: Engine, delivery_ids: list[int],
+                       worker_id: str) -> list[DeliveryStatus | None]:
+    """:func:`start_sending` for a batch of rows in one transaction (one commit, not one per
+    row): each row is claimed, or skipped, on its own, exactly as one by one."""
+    at = _bind_time(engine)(utcnow())
+    start_sql, skip_sql = _hot(engine, "start"), _hot(engine, "skip")
+
+    def statement(cursor: Any) -> list[DeliveryStatus | None]:
+        outcome: list[DeliveryStatus | None] = []
+        for delivery_id in delivery_ids:
+            params = {"id": delivery_id, "worker": worker_id, "at": at}
+            cursor.execute(start_sql, params)
+            if cursor.rowcount:
+                outcome.append(DeliveryStatus.SENDING)
+                continue
+            cursor.execute(skip_sql, params)
+            outcome.append(DeliveryStatus.SKIPPED if cursor.rowcount else None)
+        return outcome
+
+    return group_commit(engine).run(statement)
+
+
+def mark_sent_many(engine: Engine, worker_id: str,
+                   sent: list[tuple[int, str]]) -> list[bool]:
+    """:func:`mark_sent` for ``(delivery id, provider message id)`` pairs in one transaction."""
+    sql = _hot(engine, "sent")
+    sent_at = _bind_time(engine)(utcnow())
+
+    def statement(cursor: Any) -> list[bool]:
+        outcome = []
+        for delivery_id, provider_id in sent:
+            cursor.execute(sql, {"id": delivery_id, "worker": worker_id, "sent_at": sent_at,
+                                 "provider_id": provider_id[:255]})
+            outcome.append(bool(cursor.rowcount))
+        return outcome
+
+    return group_commit(engine).run(statement)
+
+
 def mark_sent(engine: Engine, delivery_id: int, worker_id: str, provider_message_id: str) -> bool:
     params = {"id": delivery_id, "worker": worker_id,
               "sent_at": _bind_time(engine)(utcnow()), "provider_id": provider_message_id[:255]}

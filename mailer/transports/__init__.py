@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mailer.errors import ConfigError
-from mailer.transports.base import Transport
+from mailer.transports.base import BatchTransport, Transport
 
 if TYPE_CHECKING:
     from mailer.config import Settings
 
-__all__ = ["Transport", "get_transport", "transport_notice"]
+__all__ = ["BatchTransport", "Transport", "get_transport", "transport_notice"]
 
 # Pooled connections beyond the dispatcher's workers, for preflight and heartbeat calls.
 _SPARE_CONNECTIONS = 4
@@ -37,6 +37,7 @@ def get_transport(settings: Settings, *, max_connections: int | None = None) -> 
             configuration_set=settings.ses_configuration_set,
             endpoint_url=settings.ses_endpoint_url,
             max_connections=connections,
+            bulk=settings.ses_bulk != "off",
         )
     if settings.transport == "smtp":
         from mailer.transports.smtp import SmtpTransport

@@ -16,8 +16,11 @@ retried: the row becomes ``unknown`` until an SES event settles it.
 
 from __future__ import annotations
 
+import json
 import re
-from email.utils import parseaddr
+import threading
+from collections.abc import Sequence
+from email.utils import formataddr, parseaddr
 
 import boto3
 from botocore.parsers import ResponseParserError
@@ -33,7 +36,7 @@ from botocore.exceptions import (
     SSLError,
 )
 
-from mailer.domain import OutgoingEmail, SendQuota
+from mailer.domain import MessageTemplate, OutgoingEmail, SendQuota
 from mailer.errors import (
     AccountError,
     AnswerLost,
@@ -64,6 +67,22 @@ _ACCOUNT_CODES = {
     "SendingPausedException", "AccountSuspendedException", "MailFromDomainNotVerifiedException",
     "NotFoundException", *REFUSED_CREDENTIALS,
 }
+# SendBulkEmail's answer per entry, as mailer's errors (SUCCESS is the message id).
+_BULK_THROTTLED = {"ACCOUNT_THROTTLED"}
+_BULK_QUOTA = {"ACCOUNT_DAILY_QUOTA_EXCEEDED"}
+_BULK_ACCOUNT = {"MAIL_FROM_DOMAIN_NOT_VERIFIED", "CONFIGURATION_SET_NOT_FOUND",
+                 "TEMPLATE_NOT_FOUND", "ACCOUNT_SUSPENDED", "INVALID_SENDING_POOL_NAME",
+                 "ACCOUNT_SENDING_PAUSED", "CONFIGURATION_SET_SENDING_PAUSED"}
+_BULK_REJECTED = {"MESSAGE_REJECTED", "INVALID_PARAMETER"}
+# An entry's status written as SendEmail's error code for the same cause, so a reader's
+# failure reads the same whichever call it went in.
+_BULK_CODES = {"MESSAGE_REJECTED": "MessageRejected", "ACCOUNT_THROTTLED": "TooManyRequestsException",
+               "ACCOUNT_DAILY_QUOTA_EXCEEDED": "LimitExceededException",
+               "ACCOUNT_SENDING_PAUSED": "SendingPausedException",
+               "ACCOUNT_SUSPENDED": "AccountSuspendedException",
+               "MAIL_FROM_DOMAIN_NOT_VERIFIED": "MailFromDomainNotVerifiedException",
+               "TRANSIENT_FAILURE": "InternalFailure"}
+MAX_BULK = 50  # SES's limit of BulkEmailEntries per SendBulkEmail
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 _TAG_MAX = 256
 
@@ -81,8 +100,13 @@ class SesTransport:
         endpoint_url: str | None = None,
         max_connections: int = 32,
         read_timeout: float = 30,
+        bulk: bool = True,
     ) -> None:
         self.sender = sender
+        self.can_batch = bulk
+        self.batch_notice: str | None = None
+        self.max_batch = MAX_BULK
+        self._batch_lock = threading.Lock()
         self.region = region
         self.configuration_set = configuration_set
         self.endpoint_url = endpoint_url
@@ -151,6 +175,81 @@ class SesTransport:
             request["ConfigurationSetName"] = self.configuration_set
         response = self._call(self._client.send_email, sender=mime.envelope_from, **request)
         return response["MessageId"]
+
+    def send_batch(self, messages: Sequence[OutgoingEmail]) -> list[str | TransportError]:
+        """SendBulkEmail for messages sharing one template, 50 a call; the rest one by one.
+        An account or endpoint without SendBulkEmail (404, BadRequest: nothing was sent) turns
+        batching off for good, with a notice, and these messages go one by one."""
+        results: list[str | TransportError | None] = [None] * len(messages)
+        groups: dict[int, list[int]] = {}
+        for index, message in enumerate(messages):
+            if message.template is not None and self.can_batch:
+                groups.setdefault(id(message.template), []).append(index)
+        for indexes in groups.values():
+            for start in range(0, len(indexes), MAX_BULK):
+                chunk = indexes[start:start + MAX_BULK]
+                answers = self._send_bulk([messages[i] for i in chunk])
+                if answers is None:
+                    break  # no SendBulkEmail here: these go one by one below
+                for index, answer in zip(chunk, answers, strict=True):
+                    results[index] = answer
+        for index, message in enumerate(messages):
+            if results[index] is None:
+                results[index] = self._send_one(message)
+        return [result for result in results if result is not None]
+
+    def _send_one(self, message: OutgoingEmail) -> str | TransportError:
+        try:
+            return self.send(message.whole())
+        except (Rejected, TemporaryFailure, AccountError, AnswerLost) as error:
+            return error
+
+    def _send_bulk(self, messages: list[OutgoingEmail]) -> list[str | TransportError] | None:
+        template = messages[0].template
+        assert template is not None
+        first = messages[0]
+        request = {
+            "FromEmailAddress": _from_address(first.sender),
+            "DefaultContent": {"Template": {
+                "TemplateContent": {"Subject": template.subject, "Html": template.html,
+                                    "Text": template.text},
+                "TemplateData": json.dumps(template.data),
+                "Headers": [{"Name": name, "Value": value}
+                            for name, value in template.headers.items()],
+            }},
+            "BulkEmailEntries": [_bulk_entry(message, template) for message in messages],
+        }
+        if first.reply_to:
+            request["ReplyToAddresses"] = [first.reply_to]
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
+        try:
+            response = self._call(self._client.send_bulk_email,
+                                  sender=_bare_address(first.sender), **request)
+        except AccountError as error:
+            if not _no_bulk(error):
+                raise
+            self._turn_batching_off(str(error))
+            return None
+        except Rejected as error:
+            if getattr(error, "ses_code", "") != "BadRequestException":
+                raise
+            self._turn_batching_off(str(error))
+            return None
+        entries = response.get("BulkEmailEntryResults") or []
+        if len(entries) != len(messages):
+            # Cannot tell which reader each answer is for: as good as no answer.
+            raise AnswerLost(f"SES SendBulkEmail answered {len(entries)} results for "
+                             f"{len(messages)} messages")
+        return [_bulk_result(entry) for entry in entries]
+
+    def _turn_batching_off(self, reason: str) -> None:
+        with self._batch_lock:
+            if self.can_batch:
+                self.can_batch = False
+                self.batch_notice = (
+                    f"SendBulkEmail is not available ({reason}); sending one message per "
+                    "call instead (set MAILER_SES_BULK=off to skip the try)")
 
     def close(self) -> None:
         self._client.close()
@@ -221,6 +320,53 @@ def _rejected_or_account(line: str, text: str, sender: str | None) -> TransportE
                                                  or "authority" in lowered):
         return AccountError(line)
     return Rejected(line)
+
+
+def _bulk_entry(message: OutgoingEmail, template: MessageTemplate) -> dict:
+    own = {name: value for name, value in message.headers.items()
+           if template.headers.get(name) != value}
+    entry: dict = {
+        "Destination": {"ToAddresses": [message.to]},
+        "ReplacementEmailContent": {"ReplacementTemplate": {
+            "ReplacementTemplateData": json.dumps(message.template_data)}},
+        "ReplacementHeaders": [{"Name": name, "Value": value} for name, value in own.items()],
+    }
+    tags = ses_tags(message.tags)
+    if tags:
+        entry["ReplacementTags"] = tags
+    return entry
+
+
+def _bulk_result(entry: dict) -> str | TransportError:
+    status = str(entry.get("Status") or "")
+    if status == "SUCCESS" and entry.get("MessageId"):
+        return str(entry["MessageId"])
+    code = _BULK_CODES.get(status, status or "no status")
+    line = f"SES {code}: {_one_line(str(entry.get('Error') or status))}"
+    error: TransportError
+    if status in _BULK_THROTTLED:
+        error = Throttled(line)
+    elif status in _BULK_QUOTA:
+        error = QuotaExhausted(line)
+    elif status in _BULK_ACCOUNT:
+        error = AccountError(line)
+    elif status in _BULK_REJECTED:
+        error = Rejected(line)
+    else:  # TRANSIENT_FAILURE, FAILED, SUCCESS without an id: SES did not take it
+        error = TemporaryFailure(line)
+    error.ses_code = code
+    return error
+
+
+def _no_bulk(error: TransportError) -> bool:
+    """The account or endpoint has no SendBulkEmail (not: a named resource is missing)."""
+    code = getattr(error, "ses_code", "")
+    return code in UNKNOWN_OPERATION or code == "404"
+
+
+def _from_address(sender: str) -> str:
+    name, address = parseaddr(sender)
+    return formataddr((name, address), charset="utf-8") if address else sender
 
 
 def ses_tags(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -11,6 +11,9 @@ SES v2 operations (the REST paths and JSON shapes of botocore's sesv2 model, err
 ``x-amzn-ErrorType`` header so botocore raises the right modelled exception):
 
 * ``POST /v2/email/outbound-emails`` SendEmail → ``{"MessageId": ...}``
+* ``POST /v2/email/outbound-bulk-emails`` SendBulkEmail → ``{"BulkEmailEntryResults": [...]}``
+  (inline template, up to 50 entries, per-entry faults; ``bulk`` ``absent`` / ``refused``
+  makes it an endpoint or account without it: see the section "SendBulkEmail" below)
 * ``GET  /v2/email/account`` GetAccount (SendQuota, SendingEnabled, EnforcementStatus)
 * ``GET  /v2/email/identities/{identity}`` GetEmailIdentity
 * ``GET  /v2/email/configuration-sets/{name}`` GetConfigurationSet
@@ -126,6 +129,7 @@ class State:
         self.requests_dropped = 0
         self.dropped_recipients: list[str] = []
         self.sendemail_requests = 0
+        self.bulk_requests = 0
         self.kill_claimed = False  # a request was picked for the kill (one kill per reset)
         self.killed: list[int] = []
         self.disk_filled = 0
@@ -183,6 +187,16 @@ class State:
         self._tokens -= 1.0
         return True
 
+    def take_tokens(self, count: int) -> bool:
+        """The bucket for a call of ``count`` messages (SES counts each against the rate): it
+        goes when a token is left, and the rest is a debt the next calls wait for, so a call
+        bigger than the burst is not refused for ever (called with the lock)."""
+        if not self.take_token():
+            return False
+        if float(self.options["rate"] or 0) > 0:
+            self._tokens -= max(0, count - 1)
+        return True
+
     def stats(self) -> dict:
         with self.lock:
             return {
@@ -195,6 +209,7 @@ class State:
                 "paused_refused": self.paused_refused,
                 "requests": self.requests,
                 "sendemail_requests": self.sendemail_requests,
+                "bulk_requests": self.bulk_requests,
                 "max_in_flight": self.max_in_flight,
                 "first_accepted": self.first_accepted,
                 "last_accepted": self.last_accepted,
@@ -462,6 +477,201 @@ def _fill_disk_if_due(state: State) -> None:
 # -- end of kills and a full disk -----------------------------------------------------------
 
 
+# -- SendBulkEmail ----------------------------------------------------------------------------
+# ``POST /v2/email/outbound-bulk-emails``, as SES v2 answers it: one inline template
+# (DefaultContent.Template: TemplateContent Subject/Html/Text, TemplateData, Headers) and up to
+# 50 BulkEmailEntries (Destination, ReplacementTemplateData, ReplacementHeaders,
+# ReplacementTags), answered with one BulkEmailEntryResult (Status, Error, MessageId) per entry.
+# The template is rendered per entry as SES's Handlebars does (``{{name}}`` from the entry's data
+# over the default data, HTML-escaped in Html; a variable missing from both fails that entry).
+# Faults: for the whole call, as SendEmail meets them (a dropped request, paused, 5xx, the rate
+# cap counting every entry, an unverified sender, a lost answer after every entry was taken,
+# the kills); for one entry, ``reject`` → MESSAGE_REJECTED, ``fail`` → TRANSIENT_FAILURE,
+# ``daily_quota`` → ACCOUNT_DAILY_QUOTA_EXCEEDED. ``bulk``: ``on`` (default), ``absent`` (404
+# UnknownOperationException: an endpoint without the operation, as moto_server) or ``refused``
+# (400 BadRequestException: an account that may not use it).
+DEFAULTS.update({"bulk": "on"})
+BULK_MAX = 50
+_VARIABLE = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")
+_HTML_ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;",
+                 "`": "&#x60;", "=": "&#x3D;"}  # Handlebars' own escaping
+
+
+class RenderingFailure(Exception):
+    pass
+
+
+def _render(template: str, data: dict, *, html: bool) -> str:
+    def value(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in data:
+            raise RenderingFailure(f"Attribute '{name}' is not present in the rendering data.")
+        text = str(data[name])
+        return "".join(_HTML_ESCAPES.get(c, c) for c in text) if html else text
+
+    if "{{" in _VARIABLE.sub("", template):  # a tag that is not a plain variable
+        raise RenderingFailure("Template has an unbalanced or malformed variable.")
+    return _VARIABLE.sub(value, template)
+
+
+def _variables(request: dict) -> set[str]:
+    """The template's variable names (read once per call; refuses a malformed tag)."""
+    cached = request.get("_variables")
+    if cached is None:
+        content = request["DefaultContent"]["Template"]["TemplateContent"]
+        parts = [content.get(k) or "" for k in ("Subject", "Html", "Text")]
+        if any("{{" in _VARIABLE.sub("", part) for part in parts):
+            raise RenderingFailure("Template has an unbalanced or malformed variable.")
+        cached = request["_variables"] = {m for part in parts for m in _VARIABLE.findall(part)}
+    return cached
+
+
+def _bulk_mime(sender: str, to: str, subject: str, html: str, text: str,
+               headers: list[dict], reply_to: list[str]) -> str:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    if reply_to:
+        message["Reply-To"] = ", ".join(reply_to)
+    for header in headers:
+        message[header["Name"]] = header["Value"]
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    return message.as_string()
+
+
+def _bulk_request_faults(state: State, request: dict, recipients: list[str], attempt: str):
+    """The faults that refuse the whole call (with the lock held)."""
+    options = state.options
+    if options["bulk"] == "absent":
+        raise SesError(404, "UnknownOperationException",
+                       "no operation at /v2/email/outbound-bulk-emails")
+    if options["bulk"] == "refused":
+        raise SesError(400, "BadRequestException",
+                       "SendBulkEmail is not enabled for this account.")
+    if options["drop_request_rate"] and \
+            state.chance(attempt, "drop") < options["drop_request_rate"]:
+        state.requests_dropped += 1
+        state.dropped_recipients.extend(recipients)
+        raise AnswerLost(options["drop_how"])
+    entries = request.get("BulkEmailEntries") or []
+    if not entries or len(entries) > BULK_MAX:
+        raise SesError(400, "BadRequestException",
+                       f"BulkEmailEntries must hold 1 to {BULK_MAX} entries")
+    if not ((request.get("DefaultContent") or {}).get("Template") or {}).get("TemplateContent"):
+        raise SesError(400, "BadRequestException", "DefaultContent.Template is required")
+    if options["paused"]:
+        state.paused_refused += 1
+        raise SesError(400, "SendingPausedException", "Sending is paused for this account.")
+    config_set = request.get("ConfigurationSetName")
+    if config_set and options["configuration_sets"] is not None \
+            and config_set not in options["configuration_sets"]:
+        raise SesError(404, "NotFoundException",
+                       f"Configuration set <{config_set}> does not exist.")
+    if options["errors"] > 0 or (options["error_rate"]
+                                 and state.chance(attempt, "5xx") < options["error_rate"]):
+        options["errors"] = max(0, options["errors"] - 1)
+        state.errors += 1
+        raise SesError(500, "InternalFailure", "Internal failure (injected).")
+    if not state.take_tokens(len(entries)):
+        state.throttled += 1
+        raise SesError(429, "TooManyRequestsException", "Maximum sending rate exceeded.")
+    sender = request.get("FromEmailAddress") or ""
+    if options["identities"] is not None and \
+            not _verified(getaddresses([sender])[0][1] or sender, options["identities"]):
+        state.rejected += 1
+        raise SesError(400, "MessageRejected",
+                       "Email address is not verified. The following identities failed "
+                       f"the check in region US-EAST-1: {sender}")
+
+
+def _bulk_entry_result(state: State, request: dict, entry: dict, attempt: str) -> dict:
+    """One entry's outcome (with the lock held)."""
+    options = state.options
+    recipients = [a.lower() for a in (entry.get("Destination") or {}).get("ToAddresses") or []]
+    if _matching(recipients, options["fail"]):
+        state.errors += 1
+        return {"Status": "TRANSIENT_FAILURE", "Error": "Internal failure for this message."}
+    quota = options["daily_quota"]
+    if quota is not None and quota >= 0 and state.accepted + options["sent_last_24h"] >= quota:
+        state.quota_refused += 1
+        return {"Status": "ACCOUNT_DAILY_QUOTA_EXCEEDED",
+                "Error": "Daily message quota exceeded."}
+    refused = _matching(recipients, options["reject"])
+    if refused:
+        state.rejected += 1
+        return {"Status": "MESSAGE_REJECTED", "Error": f"Address rejected: {refused[0]}"}
+    template = request["DefaultContent"]["Template"]
+    content = template["TemplateContent"]
+    try:
+        data = json.loads(template.get("TemplateData") or "{}")
+        replacement = ((entry.get("ReplacementEmailContent") or {})
+                       .get("ReplacementTemplate") or {}).get("ReplacementTemplateData")
+        data.update(json.loads(replacement or "{}"))
+        if options["keep"]:  # the whole message, kept for the test to read
+            subject = _render(content.get("Subject") or "", data, html=False)
+            html = _render(content.get("Html") or "", data, html=True)
+            text = _render(content.get("Text") or "", data, html=False)
+        else:  # SES renders on its own machines: only check what rendering would refuse
+            missing = _variables(request) - data.keys()
+            if missing:
+                raise RenderingFailure(f"Attribute '{sorted(missing)[0]}' is not present in "
+                                       "the rendering data.")
+    except (ValueError, RenderingFailure) as error:
+        return {"Status": "FAILED", "Error": f"Rendering failure: {error}"}
+    message_id = f"{uuid.uuid4().hex}-fake-ses"
+    _count_accepted(state, recipients)
+    if options["keep"]:
+        headers = (template.get("Headers") or []) + (entry.get("ReplacementHeaders") or [])
+        tags = {t["Name"]: t["Value"] for t in request.get("DefaultEmailTags") or []}
+        tags.update({t["Name"]: t["Value"] for t in entry.get("ReplacementTags") or []})
+        state.messages.append({
+            "id": message_id, "destinations": recipients, "source": request["FromEmailAddress"],
+            "raw": _bulk_mime(request["FromEmailAddress"], ", ".join(recipients), subject, html,
+                              text, headers, request.get("ReplyToAddresses") or []),
+            "tags": [{"Name": k, "Value": v} for k, v in tags.items()],
+            "configuration_set": request.get("ConfigurationSetName"), "bulk": True,
+        })
+    return {"Status": "SUCCESS", "MessageId": message_id}
+
+
+def send_bulk_email(state: State, request: dict, client_port: int | None = None) -> dict:
+    entries = request.get("BulkEmailEntries") or []
+    recipients = sorted(a.lower() for e in entries
+                        for a in (e.get("Destination") or {}).get("ToAddresses") or [])
+    with state.lock:
+        state.bulk_requests += 1
+    kill_here = state.options["bulk"] == "on" and _picked_for_the_kill(state, client_port)
+    moment = state.options["kill_at"]
+    if kill_here and moment == "request":
+        _kill_sender(state, client_port)
+        raise AnswerLost("close")
+    with state.lock:
+        attempt = state.next_try(recipients)
+        _bulk_request_faults(state, request, recipients, attempt)
+        results = [_bulk_entry_result(state, request, entry, attempt) for entry in entries]
+        lost = _answer_is_lost(state, attempt)
+        if lost:
+            state.answers_lost += 1
+            state.lost_recipients.extend(
+                r for e, result in zip(entries, results, strict=True) if result["Status"] == "SUCCESS"
+                for r in (e.get("Destination") or {}).get("ToAddresses") or [])
+    _fill_disk_if_due(state)
+    if kill_here and moment == "accepted":
+        _kill_sender(state, client_port)
+        raise AnswerLost("close")
+    if lost:
+        raise AnswerLost(state.options["lose_how"])
+    reply: dict = {"BulkEmailEntryResults": results}
+    if kill_here:
+        reply["_kill_after_answer"] = client_port
+    return reply
+# -- end of SendBulkEmail ---------------------------------------------------------------------
+
+
 class AnswerLost(Exception):
     """The message was accepted; the handler closes the connection instead of answering."""
 
@@ -572,6 +782,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if path == "/v2/email/outbound-emails":
                 self._send_email(payload)
+            elif path == "/v2/email/outbound-bulk-emails":
+                self._send_email(payload, operation=send_bulk_email)
             elif path == "/_control":
                 self.state.update(payload)
                 self._reply(200, dict(self.state.options))
@@ -585,7 +797,8 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError as error:
             self._error(SesError(400, "BadRequestException", str(error)))
 
-    def _send_email(self, payload: dict) -> None:
+    def _send_email(self, payload: dict, operation=None) -> None:
+        operation = operation or send_email
         state = self.state
         with state.lock:
             state.requests += 1
@@ -593,7 +806,7 @@ class Handler(BaseHTTPRequestHandler):
             state.max_in_flight = max(state.max_in_flight, state.in_flight)
         try:
             try:
-                answer = send_email(state, payload, self.client_address[1])
+                answer = operation(state, payload, self.client_address[1])
             except AnswerLost as lost:
                 self._hang_up(reset=str(lost) == "reset")
                 return

@@ -22,7 +22,8 @@ Fixtures (names are stable; other engineers' tests use them):
     each test: an SES v2 endpoint with injectable latency, rate cap (429), 5xx, daily quota,
     sending paused, per-recipient rejections. The handle has ``.endpoint_url``, ``.env``,
     ``.client()``, ``.control(**options)`` (change faults at run time), ``.stats()``,
-    ``.messages()`` (with ``control(keep=True)``) and ``.reset()``.
+    ``.messages()`` (with ``control(keep=True)``) and ``.reset()``. Its ``.env`` sets
+    MAILER_SES_BULK=off (one SendEmail per reader); tests of SendBulkEmail set ``auto``.
 
 ``start_fake_ses(*args)`` starts another private instance (a context manager yielding the
 same handle) for a test or a benchmark that needs its own start options.
@@ -110,6 +111,13 @@ class MotoSes(_SesEndpoint):
 
 class FakeSes(_SesEndpoint):
     pid: int | None = None  # of the fake_ses process (benchmarks read its CPU time)
+
+    @property
+    def env(self) -> dict[str, str]:
+        # One SendEmail per reader for the tests written for it (they count requests, kill at
+        # the n-th, share a campaign among workers); tests/test_send_bulk.py sets
+        # MAILER_SES_BULK=auto, the default outside the tests.
+        return {**super().env, "MAILER_SES_BULK": "off"}
 
     def control(self, **options: object) -> dict:
         return json.loads(_http("POST", f"{self.endpoint_url}/_control", options))
