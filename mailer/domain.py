@@ -27,6 +27,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# The sources of a reader's row that are imports, not sign-ups: the figures tell them apart.
+CSV_IMPORT_SOURCE = "import"
+IMPORT_SOURCES = frozenset({CSV_IMPORT_SOURCE, "mailchimp"})
+
+
 class SubscriberStatus(StrEnum):
     PENDING = "pending"  # signed up, confirmation mail sent, not confirmed yet
     ACTIVE = "active"  # confirmed: receives the newsletter

@@ -12,11 +12,9 @@ from datetime import date
 from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from mailer.domain import SubscriberStatus
+from mailer.domain import IMPORT_SOURCES, SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange, SubscriberCounts, WeekCounts
 from mailer.reads.sql_figures import week_bucket
-from mailer.store.subscriber_files import IMPORT_SOURCES
-from mailer.store.subscribers import require_subscriber
 
 
 def subscribers_by_status(session: Session) -> dict[str, int]:
@@ -46,6 +44,10 @@ def list_subscribers(session: Session, *, status: SubscriberStatus | None = None
 
 def history(session: Session, raw_email: str) -> tuple[Subscriber, list[SubscriberChange]]:
     """A subscriber and its changes, oldest first: the consent record."""
+    # the subscribers module (address checks, tokens, CSV) loads only for a single reader's
+    # history: a count does not pay for it
+    from mailer.store.subscribers import require_subscriber
+
     subscriber = require_subscriber(session, raw_email)
     changes = session.execute(
         select(SubscriberChange).where(SubscriberChange.subscriber_id == subscriber.id)

@@ -30,10 +30,6 @@ IMPORT_CHUNK_ROWS = 2_000
 # Rows per INSERT … VALUES … RETURNING: 11 columns × 500 stays far under the parameter caps of
 # SQLite (32,766) and PostgreSQL (65,535).
 _INSERT_BATCH = 500
-# The sources that bring readers in from a file: the figures count them as imports, apart from
-# sign-ups (the Mailchimp import records suppression.MAILCHIMP, "mailchimp").
-CSV_IMPORT_SOURCE = "import"
-IMPORT_SOURCES = frozenset({CSV_IMPORT_SOURCE, "mailchimp"})
 # Columns `export` writes that an import of that file must not copy into attrs.
 _EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "confirmed_at",
                                   "source"})

@@ -36,7 +36,7 @@ CAMPAIGN_COLUMNS = (
     'unsubscribed',
 )
 WEEK_COLUMNS = ('new', 'imported', 'confirmed', 'unsubscribed', 'suppressed')
-IMPORT_SOURCES = "('import', 'mailchimp')"  # mailer.store.subscriber_files.IMPORT_SOURCES
+IMPORT_SOURCES = "('import', 'mailchimp')"  # mailer.domain.IMPORT_SOURCES, frozen here
 SIMULATOR = "'%@simulator.amazonses.com'"  # mailer.wire.SIMULATOR_DOMAIN
 
 
