@@ -6,8 +6,10 @@ makes; `ses_payload` addresses a sample to them, `about` to any reader."""
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
+import uuid
 
 from sqlmodel import func, select
 
@@ -24,6 +26,36 @@ def run(env: dict, *args: str, stdin: bytes | None = None) -> subprocess.Complet
 
 def twin(name: str) -> dict:
     return json.loads((FIXTURES / "ses" / f"{name}.json").read_text())
+
+
+RECIPIENT_LISTS = {"bounce": "bouncedRecipients", "complaint": "complainedRecipients",
+                   "deliveryDelay": "delayedRecipients"}
+
+
+def retarget(payload: dict, to: str, message_id: str | None, *, delivery: int | None = None,
+             campaign: int | None = None, header_delivery: int | None = None) -> dict:
+    """The twin, about ``to`` and our message ``message_id``, with or without our ids."""
+    payload = copy.deepcopy(payload)
+    mail = payload["mail"]
+    mail["messageId"] = message_id or f"unknown-{uuid.uuid4()}"
+    mail["destination"] = [to]
+    for key, listed in RECIPIENT_LISTS.items():
+        if key in payload:
+            payload[key][listed] = [dict(payload[key][listed][0], emailAddress=to)]
+    if "delivery" in payload:
+        payload["delivery"]["recipients"] = [to]
+    tags = mail.setdefault("tags", {})
+    tags.pop("delivery", None)
+    tags.pop("campaign", None)
+    if delivery is not None:
+        tags["delivery"] = [str(delivery)]
+    if campaign is not None:
+        tags["campaign"] = [str(campaign)]
+    headers = [h for h in mail.get("headers", []) if h["name"] != "X-Mailer-Delivery"]
+    if header_delivery is not None:
+        headers.append({"name": "X-Mailer-Delivery", "value": str(header_delivery)})
+    mail["headers"] = headers
+    return payload
 
 
 def about(payload: dict, to: str, message_id: str) -> dict:

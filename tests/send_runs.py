@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from mailer.domain import DeliveryStatus
-from mailer.store.models import Campaign, Delivery
+from mailer.store.models import Campaign, Delivery, Subscriber
 from tests.fakes import add_readers
 
 MAILER = str(Path(sys.executable).with_name("mailer"))
@@ -115,3 +115,9 @@ def mailer_subprocess(env: dict, *args: str) -> subprocess.CompletedProcess:
     which runs in process), from the folder above the outbox, with a 120 s limit."""
     return subprocess.run([MAILER, *args], env=env, capture_output=True, text=True, timeout=120,
                           cwd=Path(env["MAILER_OUTBOX_DIR"]).parent)
+
+
+def subscriber_ids(engine) -> dict[str, int]:
+    with engine.connect() as connection:
+        table = Subscriber.__table__
+        return dict(connection.execute(select(table.c.email, table.c.id)).all())

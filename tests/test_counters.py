@@ -28,7 +28,7 @@ from mailer.store.subscribers import add_subscriber, forget_subscriber, remove_s
 from tests.conftest import TEST_SECRET
 from tests.fakes import add_reader_rows
 from tests.mailer_cli import mailer
-from tests.test_events_apply import retarget, twin
+from tests.event_support import retarget, twin
 
 SEEDS = range(30)
 
@@ -250,7 +250,7 @@ def test_recount_repairs_a_counter_a_write_around_mailer_left_wrong(mailer_env, 
 
 
 def test_an_upgraded_database_starts_with_counters_that_match_its_rows(mailer_env):
-    from tests.test_migrations import fill_at_first_revision
+    from tests.migration_seed import fill_at_first_revision
 
     fill_at_first_revision(mailer_env["MAILER_DATABASE_URL"])  # 30 readers, issue 630 sent
 

@@ -16,7 +16,7 @@ from mailer.tokens import read_manage_token, read_unsubscribe_token
 from tests import fault_matrix as matrix
 from tests.fakes import add_readers
 from tests.plugins.ses_peer import start_fake_ses
-from tests.test_send_ses import ledger_rows, readers, run_send, subscriber_ids
+from tests.send_runs import ledger_rows, readers, run_send, subscriber_ids
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
 

@@ -12,16 +12,11 @@ from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
 from mailer.store.models import Campaign, Subscriber
 from mailer.tokens import read_unsubscribe_token
 from tests.fakes import add_readers
-from tests.send_runs import ledger_rows, readers, run_send, start_send, wait_for_accepted
+from tests.send_runs import (ledger_rows, readers, run_send, start_send, subscriber_ids,
+                              wait_for_accepted)
 
 
 pytestmark = [pytest.mark.slow, pytest.mark.peer]
-
-
-def subscriber_ids(engine) -> dict[str, int]:
-    with engine.connect() as connection:
-        table = Subscriber.__table__
-        return dict(connection.execute(select(table.c.email, table.c.id)).all())
 
 
 def test_messages_read_back_from_moto_carry_per_reader_links_and_list_headers(
