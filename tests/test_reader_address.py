@@ -10,7 +10,6 @@ import time as real_time
 from types import SimpleNamespace
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import func
 from sqlmodel import select
 
@@ -18,9 +17,8 @@ from mailer.domain import SubscriberStatus
 from mailer.store.db import session
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.tokens import make_manage_token
-from mailer.web.app import create_app
 from mailer.web.manage import ADDRESS_MAILS_PER_HOUR
-from tests.fakes import RecordingTransport, add_readers
+from tests.fakes import add_readers
 
 ADMIN_USER, ADMIN_PASSWORD = "operator", "Quartz-lantern-9 harbour"
 CHECK_INBOX = "Check your inbox at the new address"
@@ -51,19 +49,6 @@ def settings(database):
     from mailer.config import get_settings
 
     return get_settings()
-
-
-@pytest.fixture
-def transport():
-    return RecordingTransport()
-
-
-@pytest.fixture
-def client(settings, engine, transport):
-    app = create_app(settings)
-    app.state.transport = transport
-    with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
-        yield test_client
 
 
 def rows(engine) -> list[tuple[int, str, str]]:

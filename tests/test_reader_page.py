@@ -3,30 +3,13 @@
 
 from __future__ import annotations
 
-import pytest
-from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from mailer.domain import SubscriberStatus
 from mailer.store.db import session
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.tokens import make_manage_token, make_unsubscribe_token
-from mailer.web.app import create_app
 from mailer.web.manage import MANAGE_REQUESTS_PER_MINUTE
-from tests.fakes import RecordingTransport
-
-
-@pytest.fixture
-def transport():
-    return RecordingTransport()
-
-
-@pytest.fixture
-def client(settings, engine, transport):
-    app = create_app(settings)
-    app.state.transport = transport
-    with TestClient(app, base_url="http://testserver", follow_redirects=False) as test_client:
-        yield test_client
 
 
 def row(engine, email: str) -> Subscriber:
