@@ -6,8 +6,9 @@ them (0.5 % hard bounces, each with its SES event; 0.05 % complaints). It is bui
 in benchmarks/output/, named by backend, size and schema version (the migration head), so a
 second run measures at once and a new migration builds a new one. Each command runs as the
 operator runs it: a new `mailer` process, start-up included; its peak memory is the process's
-own (wait4). Console pages go through the app in process: "first request" is a server that has
-served nothing yet, "again" the same server, best of three. Run:
+own, taken in a small launcher (a child forked from this process would inherit our peak).
+Console pages go through the app in process: "first request" is a server that has served nothing
+yet, "again" the same server, best of three. Run:
 
     .venv/bin/python benchmarks/scale.py [READERS] [DATABASE_URL]
 
@@ -182,20 +183,41 @@ def environment(url: str, folder: Path | None = None) -> dict[str, str]:
     return env
 
 
+# Linux carries a process's peak RSS over to its children (fork copies the counter, exec keeps
+# it), so a command started straight from this process, hundreds of MB after the baseline, would
+# report our peak as its own. A tiny launcher forks the command from a few-MB interpreter and
+# writes the command's own rusage peak (KiB) to a pipe.
+PEAK_LAUNCHER = """import os, sys
+fd = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(fd)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(fd, str(usage.ru_maxrss).encode())
+os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+"""
+
+
 def run(args: list[str], url: str, folder: Path | None = None) -> Ran:
     """One command as its own process: wall time, start-up included, and its own peak RSS."""
+    peak_read, peak_write = os.pipe()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         started = time.perf_counter()
-        process = subprocess.Popen(args, env=environment(url, folder), stdout=out, stderr=err,
-                                   cwd=folder or tempfile.gettempdir())
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-c", PEAK_LAUNCHER, str(peak_write), *args],
+            env=environment(url, folder), stdout=out, stderr=err, pass_fds=(peak_write,),
+            cwd=folder or tempfile.gettempdir())
+        os.close(peak_write)
+        process.wait()
         seconds = time.perf_counter() - started
-        process.returncode = os.waitstatus_to_exitcode(status)
+        with os.fdopen(peak_read, "rb") as peak:
+            peak_kib = int(peak.read() or 0)
         out.seek(0)
         err.seek(0)
         ran = Ran(args, process.returncode, out.read(), err.read())
     ran.seconds = seconds
-    ran.peak_mb = usage.ru_maxrss / 1024
+    ran.peak_mb = peak_kib / 1024
     return ran
 
 
