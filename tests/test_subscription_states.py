@@ -182,8 +182,7 @@ def test_add_confirmed_asks_the_table(monkeypatch, db, settings, engine):
     assert outcome == "existing" and status_of(engine, pending.id) is P
 
 
-def test_the_csv_import_confirms_only_what_the_table_allows(monkeypatch, db, settings, engine,
-                                                            tmp_path):
+def test_the_csv_import_asks_the_table(monkeypatch, db, settings, engine, tmp_path):
     from mailer.store.subscriber_files import import_csv
     from mailer.subscriptions import workflow
 
