@@ -17,6 +17,7 @@ non-zero, the web app turns it into a 4xx page. Anything else is a bug and keeps
     │   ├── UnknownSubscriber    no such subscriber
     │   ├── SignupRefused        too many sign-ups right now: carries retry_after and paused
     │   ├── BadPause             a pause date out of range, or a reader who cannot pause
+    │   ├── TransitionRefused    a status change the subscription workflow does not allow
     │   └── TokenError           a confirm / unsubscribe token that cannot be used
     │       ├── TokenInvalid     forged, truncated or for something else
     │       ├── TokenExpired     signed by us, but too old
@@ -99,6 +100,11 @@ class SignupRefused(SubscriberError):
 
 class BadPause(SubscriberError):
     """The reader's pause cannot be set as asked (a past day, more than three months ahead)."""
+
+
+class TransitionRefused(SubscriberError):
+    """A reader cannot go from their status to the one asked for by that event and source
+    (mailer.subscription_states): nothing changed."""
 
 
 class AddressChangeRefused(SubscriberError):

@@ -1,7 +1,8 @@
 """The one suppression policy: who may move a subscriber from one status to another.
 
-Every status change (the store's ``change_status``, SES events, the Mailchimp import) asks
-:func:`may_change`. Pure: it knows statuses and the source of a change, nothing else.
+Every status change asks :func:`may_change` through :func:`mailer.subscription_states.allows`,
+which first finds the move in the workflow's table (what each event does; this module says
+who may). Pure: it knows statuses and the source of a change, nothing else.
 
 Who asks decides the rule:
 

@@ -24,7 +24,8 @@ from mailer.store import ledger
 from mailer.reads.counters import counted_figures, differences, stored_figures
 from mailer.store.db import get_engine, session
 from mailer.store.subscriber_files import import_csv
-from mailer.store.subscribers import add_subscriber, forget_subscriber, remove_subscriber
+from mailer.store.subscribers import forget_subscriber
+from mailer.subscriptions.workflow import add_subscriber, remove_subscriber
 from tests.conftest import TEST_SECRET
 from tests.fakes import add_reader_rows
 from tests.mailer_cli import mailer

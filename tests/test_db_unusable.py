@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mailer.store.db import session
-from mailer.store.subscribers import add_subscriber
+from mailer.subscriptions.workflow import add_subscriber
 from tests.conftest import FIXTURES
 from tests.plugins.processes import free_port
 from tests.mailer_cli import mailer, mailer_process

@@ -20,6 +20,7 @@ from mailer.cli import app
 from mailer.config import DEV_SECRET_KEY, EXAMPLE_SECRET_KEY, get_settings
 from mailer.errors import ConfigError
 from mailer.store import subscribers as subs
+from mailer.subscriptions import workflow
 from mailer.store.db import session
 from mailer.store.models import Campaign, ForgottenAddress, Subscriber
 from mailer.tokens import (
@@ -57,7 +58,7 @@ def assert_key_error(stderr: str) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(NOT_REAL_KEYS.values()), ids=list(NOT_REAL_KEYS))
 def test_send_without_a_real_key_fails_in_one_line_and_sends_nothing(mailer_env, engine, key):
-    subs.add_subscriber(session(engine), "reader@example.org", confirmed=True,
+    workflow.add_subscriber(session(engine), "reader@example.org", confirmed=True,
                         secret=mailer_env["MAILER_SECRET_KEY"])
     env = {k: v for k, v in {**os.environ, **mailer_env}.items() if k != "MAILER_SECRET_KEY"}
     if key is not None:
@@ -82,7 +83,7 @@ def test_send_without_a_real_key_fails_in_one_line_and_sends_nothing(mailer_env,
 def test_every_command_that_signs_or_forgets_refuses_without_a_key(
         mailer_env, engine, monkeypatch, tmp_path, args):
     (tmp_path / "readers.csv").write_text("email\nnew@example.org\n")
-    subs.add_subscriber(session(engine), "kept@example.org", confirmed=True,
+    workflow.add_subscriber(session(engine), "kept@example.org", confirmed=True,
                         secret=mailer_env["MAILER_SECRET_KEY"])
     use_key(monkeypatch, None)
 

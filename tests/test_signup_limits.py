@@ -156,13 +156,14 @@ def test_two_serve_processes_handling_the_same_leftover_mail_it_once(engine, set
 
     from mailer.store import signups
     from mailer.store.db import session
+    from mailer.subscriptions import workflow
 
     with session(engine) as db:
         request_id = signups.queue_signup(db, "twice@example.org", ip="192.0.2.9",
                                           secret=settings.secret_key,
                                           limits=signups.SignupLimits(2, 100, 500))
     inside = threading.Barrier(2, timeout=3)  # both processes inside the handling at once
-    real = signups.request_subscription
+    real = workflow.request_subscription
 
     def meet_then_subscribe(*args, **kwargs):
         try:
@@ -171,13 +172,13 @@ def test_two_serve_processes_handling_the_same_leftover_mail_it_once(engine, set
             pass
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(signups, "request_subscription", meet_then_subscribe)
+    monkeypatch.setattr(workflow, "request_subscription", meet_then_subscribe)
     outcomes = []
 
     def handle():
         with session(engine) as db:
-            outcomes.append(signups.handle_signup(db, request_id, secret=settings.secret_key,
-                                                  min_interval=0))
+            outcomes.append(workflow.handle_signup(db, request_id, secret=settings.secret_key,
+                                                   min_interval=0))
 
     workers = [threading.Thread(target=handle) for _ in range(2)]
     for worker in workers:

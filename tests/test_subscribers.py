@@ -22,6 +22,7 @@ from mailer.errors import (
     UnknownSubscriber,
 )
 from mailer.store import subscribers as subs
+from mailer.subscriptions import workflow
 from mailer.reads.subscriber_figures import subscribers_by_status
 from mailer.store.db import get_engine, reset_engines, session
 from mailer.store.models import (
@@ -138,18 +139,18 @@ def test_the_fast_path_answers_exactly_as_email_validator(raw):
 
 
 def test_sign_up_is_pending_until_the_link_is_confirmed(store, db):
-    outcome = subs.request_subscription(db, " Reader@Example.org ", secret=SECRET, ip="192.0.2.1")
+    outcome = workflow.request_subscription(db, " Reader@Example.org ", secret=SECRET, ip="192.0.2.1")
     assert outcome.confirm_token
     row = fresh_row(store, outcome.subscriber.id)
     assert (row.email, row.status, row.signup_ip, row.source) == (
         "Reader@example.org", SubscriberStatus.PENDING, "192.0.2.1", "web")
 
     # The GET page validates only: a mail scanner following the link confirms nothing.
-    assert subs.check_confirm_token(db, outcome.confirm_token, secret=SECRET,
+    assert workflow.check_confirm_token(db, outcome.confirm_token, secret=SECRET,
                                     max_age=MAX_AGE).id == row.id
     assert fresh_row(store, row.id).status == SubscriberStatus.PENDING
 
-    confirmed = subs.confirm_subscription(db, outcome.confirm_token, secret=SECRET,
+    confirmed = workflow.confirm_subscription(db, outcome.confirm_token, secret=SECRET,
                                           max_age=MAX_AGE, ip="198.51.100.7")
     row = fresh_row(store, confirmed.id)
     assert row.status == SubscriberStatus.ACTIVE and row.confirmed_at is not None
@@ -166,16 +167,16 @@ def test_sign_up_is_pending_until_the_link_is_confirmed(store, db):
 
 
 def test_a_confirm_link_works_once(db):
-    token = subs.request_subscription(db, "once@example.org", secret=SECRET).confirm_token
-    subs.confirm_subscription(db, token, secret=SECRET, max_age=MAX_AGE)
+    token = workflow.request_subscription(db, "once@example.org", secret=SECRET).confirm_token
+    workflow.confirm_subscription(db, token, secret=SECRET, max_age=MAX_AGE)
     with pytest.raises(TokenUsed):
-        subs.confirm_subscription(db, token, secret=SECRET, max_age=MAX_AGE)
+        workflow.confirm_subscription(db, token, secret=SECRET, max_age=MAX_AGE)
     with pytest.raises(TokenUsed):
-        subs.check_confirm_token(db, token, secret=SECRET, max_age=MAX_AGE)
+        workflow.check_confirm_token(db, token, secret=SECRET, max_age=MAX_AGE)
 
 
 def test_two_simultaneous_clicks_confirm_once(store, db):
-    token = subs.request_subscription(db, "race@example.org", secret=SECRET).confirm_token
+    token = workflow.request_subscription(db, "race@example.org", secret=SECRET).confirm_token
     results: list[str] = []
     barrier = threading.Barrier(4)
 
@@ -183,7 +184,7 @@ def test_two_simultaneous_clicks_confirm_once(store, db):
         with session(store) as own:
             barrier.wait()
             try:
-                subs.confirm_subscription(own, token, secret=SECRET, max_age=MAX_AGE)
+                workflow.confirm_subscription(own, token, secret=SECRET, max_age=MAX_AGE)
                 results.append("confirmed")
             except TokenUsed:
                 results.append("used")
@@ -200,14 +201,14 @@ def test_two_simultaneous_clicks_confirm_once(store, db):
 
 
 def test_forged_truncated_and_foreign_confirm_tokens_change_nothing(store, db):
-    outcome = subs.request_subscription(db, "target@example.org", secret=SECRET)
+    outcome = workflow.request_subscription(db, "target@example.org", secret=SECRET)
     token = outcome.confirm_token
     forged = [token[:-3], token + "x", make_confirm_token("another-secret-0123456789", outcome.subscriber.id, "nonce"),
               make_confirm_token(SECRET, outcome.subscriber.id, "guessed-nonce"),
               make_confirm_token(SECRET, 999_999, "nonce"), ""]
     for bad in forged:
         with pytest.raises(TokenInvalid):
-            subs.confirm_subscription(db, bad, secret=SECRET, max_age=MAX_AGE)
+            workflow.confirm_subscription(db, bad, secret=SECRET, max_age=MAX_AGE)
     assert fresh_row(store, outcome.subscriber.id).status == SubscriberStatus.PENDING
 
 
@@ -216,66 +217,66 @@ def test_an_expired_confirm_link_is_refused(store, db, monkeypatch):
 
     real = TimestampSigner.get_timestamp
     monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 8 * 24 * 3600)
-    outcome = subs.request_subscription(db, "late@example.org", secret=SECRET)
+    outcome = workflow.request_subscription(db, "late@example.org", secret=SECRET)
     monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
     with pytest.raises(TokenExpired):
-        subs.confirm_subscription(db, outcome.confirm_token, secret=SECRET, max_age=MAX_AGE)
+        workflow.confirm_subscription(db, outcome.confirm_token, secret=SECRET, max_age=MAX_AGE)
     assert fresh_row(store, outcome.subscriber.id).status == SubscriberStatus.PENDING
 
 
 def test_repeated_sign_ups_mail_at_most_once_per_interval(db):
-    first = subs.request_subscription(db, "again@example.org", secret=SECRET)
-    assert subs.request_subscription(db, "again@example.org", secret=SECRET).confirm_token is None
+    first = workflow.request_subscription(db, "again@example.org", secret=SECRET)
+    assert workflow.request_subscription(db, "again@example.org", secret=SECRET).confirm_token is None
     # Once the interval has passed a new link goes out and the old one stops working.
-    second = subs.request_subscription(db, "AGAIN@example.org", secret=SECRET, min_interval=0)
+    second = workflow.request_subscription(db, "AGAIN@example.org", secret=SECRET, min_interval=0)
     assert second.confirm_token and second.subscriber.id == first.subscriber.id
     with pytest.raises(TokenInvalid, match="newer"):
-        subs.confirm_subscription(db, first.confirm_token, secret=SECRET, max_age=MAX_AGE)
-    subs.confirm_subscription(db, second.confirm_token, secret=SECRET, max_age=MAX_AGE)
+        workflow.confirm_subscription(db, first.confirm_token, secret=SECRET, max_age=MAX_AGE)
+    workflow.confirm_subscription(db, second.confirm_token, secret=SECRET, max_age=MAX_AGE)
     assert subscriber_count(db) == 1
 
 
 @pytest.mark.parametrize("status", [SubscriberStatus.ACTIVE, SubscriberStatus.BOUNCED,
                                     SubscriberStatus.COMPLAINED])
 def test_sign_up_of_a_reader_or_a_suppressed_address_sends_nothing(store, db, status):
-    subscriber, _ = subs.add_subscriber(db, "known@example.org", confirmed=True, secret=SECRET)
+    subscriber, _ = workflow.add_subscriber(db, "known@example.org", confirmed=True, secret=SECRET)
     subs.change_status(db, subscriber, status, source="ses-test")
-    outcome = subs.request_subscription(db, "known@example.org", secret=SECRET, min_interval=0)
+    outcome = workflow.request_subscription(db, "known@example.org", secret=SECRET, min_interval=0)
     assert outcome.confirm_token is None
     assert fresh_row(store, subscriber.id).status == status
 
 
 def test_resubscribing_after_unsubscribe_needs_a_new_confirmation(store, db):
-    subscriber, _ = subs.add_subscriber(db, "back@example.org", confirmed=True, secret=SECRET)
+    subscriber, _ = workflow.add_subscriber(db, "back@example.org", confirmed=True, secret=SECRET)
     unsubscribe = make_unsubscribe_token(SECRET, subscriber.id)
-    subs.unsubscribe_with_token(db, unsubscribe, secret=SECRET, source="one-click")
-    subs.unsubscribe_with_token(db, unsubscribe, secret=SECRET, source="one-click")  # idempotent
+    workflow.unsubscribe_with_token(db, unsubscribe, secret=SECRET, source="one-click")
+    workflow.unsubscribe_with_token(db, unsubscribe, secret=SECRET, source="one-click")  # idempotent
     assert fresh_row(store, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
 
-    outcome = subs.request_subscription(db, "back@example.org", secret=SECRET, min_interval=0)
+    outcome = workflow.request_subscription(db, "back@example.org", secret=SECRET, min_interval=0)
     assert outcome.confirm_token
     assert fresh_row(store, subscriber.id).status == SubscriberStatus.PENDING
-    subs.confirm_subscription(db, outcome.confirm_token, secret=SECRET, max_age=MAX_AGE)
+    workflow.confirm_subscription(db, outcome.confirm_token, secret=SECRET, max_age=MAX_AGE)
     assert [c.to_status for c in changes_of(db, subscriber)] == [
         "active", "unsubscribed", "pending", "active"]
     assert [c.source for c in changes_of(db, subscriber)][:2] == ["cli", "one-click"]
 
 
 def test_a_complaint_holds_against_everything_but_an_operator(store, db):
-    subscriber, _ = subs.add_subscriber(db, "angry@example.org", confirmed=True, secret=SECRET)
+    subscriber, _ = workflow.add_subscriber(db, "angry@example.org", confirmed=True, secret=SECRET)
     assert subs.change_status(db, subscriber, SubscriberStatus.COMPLAINED, source="ses-complaint",
                               detail={"feedback": "abuse"})
     for to in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED,
                SubscriberStatus.BOUNCED):
         assert not subs.change_status(db, subscriber, to, source="web")
-    subs.unsubscribe_with_token(db, make_unsubscribe_token(SECRET, subscriber.id), secret=SECRET)
+    workflow.unsubscribe_with_token(db, make_unsubscribe_token(SECRET, subscriber.id), secret=SECRET)
     assert fresh_row(store, subscriber.id).status == SubscriberStatus.COMPLAINED
     assert subs.change_status(db, subscriber, SubscriberStatus.ACTIVE, source="cli")
     assert fresh_row(store, subscriber.id).status == SubscriberStatus.ACTIVE
 
 
 def test_a_change_to_the_same_status_records_nothing(db):
-    subscriber, _ = subs.add_subscriber(db, "same@example.org", confirmed=True, secret=SECRET)
+    subscriber, _ = workflow.add_subscriber(db, "same@example.org", confirmed=True, secret=SECRET)
     assert not subs.change_status(db, subscriber, SubscriberStatus.ACTIVE, source="cli")
     assert len(changes_of(db, subscriber)) == 1
 
@@ -283,9 +284,9 @@ def test_a_change_to_the_same_status_records_nothing(db):
 def test_an_invalid_address_changes_nothing(db):
     for raw in ("bad@@example.org", "a@example.org\r\nBcc: b@example.org", "x" * 1000):
         with pytest.raises(InvalidAddress):
-            subs.request_subscription(db, raw, secret=SECRET)
+            workflow.request_subscription(db, raw, secret=SECRET)
         with pytest.raises(InvalidAddress):
-            subs.add_subscriber(db, raw, secret=SECRET)
+            workflow.add_subscriber(db, raw, secret=SECRET)
     assert subscriber_count(db) == 0
     assert subs.get_by_email(db, "bad@@example.org") is None
 
@@ -294,32 +295,32 @@ def test_an_invalid_address_changes_nothing(db):
 
 
 def test_one_row_per_address_whatever_its_case(db):
-    first, created = subs.add_subscriber(db, "Ann@Example.org", confirmed=True, secret=SECRET)
-    again, created_again = subs.add_subscriber(db, "ann@EXAMPLE.ORG", secret=SECRET)
+    first, created = workflow.add_subscriber(db, "Ann@Example.org", confirmed=True, secret=SECRET)
+    again, created_again = workflow.add_subscriber(db, "ann@EXAMPLE.ORG", secret=SECRET)
     assert created == "added" and created_again == "existing" and again.id == first.id
-    assert subs.request_subscription(db, "ANN@example.org", secret=SECRET).subscriber.id == first.id
+    assert workflow.request_subscription(db, "ANN@example.org", secret=SECRET).subscriber.id == first.id
     assert subs.get_by_email(db, "aNN@example.org").id == first.id
     assert subscriber_count(db) == 1
 
 
 def test_add_confirmed_activates_a_pending_row(store, db):
-    pending = subs.request_subscription(db, "wait@example.org", secret=SECRET).subscriber
-    row, created = subs.add_subscriber(db, "wait@example.org", confirmed=True, secret=SECRET)
+    pending = workflow.request_subscription(db, "wait@example.org", secret=SECRET).subscriber
+    row, created = workflow.add_subscriber(db, "wait@example.org", confirmed=True, secret=SECRET)
     assert created == "confirmed" and fresh_row(store, pending.id).status == SubscriberStatus.ACTIVE
 
 
 def test_remove_unsubscribes_and_needs_a_known_address(store, db):
-    subscriber, _ = subs.add_subscriber(db, "leave@example.org", confirmed=True, secret=SECRET)
-    subs.remove_subscriber(db, "Leave@Example.org")
+    subscriber, _ = workflow.add_subscriber(db, "leave@example.org", confirmed=True, secret=SECRET)
+    workflow.remove_subscriber(db, "Leave@Example.org")
     assert fresh_row(store, subscriber.id).status == SubscriberStatus.UNSUBSCRIBED
     with pytest.raises(UnknownSubscriber):
-        subs.remove_subscriber(db, "stranger@example.org")
+        workflow.remove_subscriber(db, "stranger@example.org")
 
 
 def test_subscribers_by_status_lists_every_status(db):
-    subs.add_subscriber(db, "a@example.org", confirmed=True, secret=SECRET)
-    subs.add_subscriber(db, "b@example.org", confirmed=True, secret=SECRET)
-    subs.add_subscriber(db, "c@example.org", secret=SECRET)
+    workflow.add_subscriber(db, "a@example.org", confirmed=True, secret=SECRET)
+    workflow.add_subscriber(db, "b@example.org", confirmed=True, secret=SECRET)
+    workflow.add_subscriber(db, "c@example.org", secret=SECRET)
     assert subscribers_by_status(db) == {"pending": 1, "active": 2, "unsubscribed": 0,
                                    "bounced": 0, "complained": 0}
 
@@ -344,7 +345,7 @@ def _delivered(db, subscriber) -> None:
 
 
 def test_forget_erases_the_person_and_keeps_only_a_hash(store, db, tmp_path):
-    subscriber, _ = subs.add_subscriber(db, "gone@example.org", confirmed=True, secret=SECRET)
+    subscriber, _ = workflow.add_subscriber(db, "gone@example.org", confirmed=True, secret=SECRET)
     _delivered(db, subscriber)
     subs.forget_subscriber(db, "Gone@example.org", secret=SECRET)
 
@@ -361,7 +362,7 @@ def test_forget_erases_the_person_and_keeps_only_a_hash(store, db, tmp_path):
 
     # never re-imported or re-added by accident
     with pytest.raises(SubscriberError, match="forgotten"):
-        subs.add_subscriber(db, "gone@example.org", secret=SECRET)
+        workflow.add_subscriber(db, "gone@example.org", secret=SECRET)
     csv_file = tmp_path / "list.csv"
     csv_file.write_text("email\nGONE@example.org\nnew@example.org\n")
     report = subs.import_csv(store, csv_file, secret=SECRET)
@@ -369,31 +370,31 @@ def test_forget_erases_the_person_and_keeps_only_a_hash(store, db, tmp_path):
     assert subs.get_by_email(db, "gone@example.org") is None
 
     # ... but they may come back by asking, which puts them through double opt-in again
-    row, created = subs.add_subscriber(db, "gone@example.org", secret=SECRET, allow_forgotten=True)
+    row, created = workflow.add_subscriber(db, "gone@example.org", secret=SECRET, allow_forgotten=True)
     assert created == "added" and row.status == SubscriberStatus.PENDING
     assert db.execute(select(func.count()).select_from(ForgottenAddress)).scalar_one() == 0
 
 
 def test_a_sign_up_of_a_forgotten_address_stores_and_mails_nothing(store, db):
     subs.forget_subscriber(db, "returns@example.org", secret=SECRET)  # never subscribed: kept too
-    outcome = subs.request_subscription(db, "returns@example.org", secret=SECRET)
+    outcome = workflow.request_subscription(db, "returns@example.org", secret=SECRET)
     assert outcome.confirm_token is None and outcome.subscriber is None
     assert subs.get_by_email(db, "returns@example.org") is None
     # the way back is the operator's, who heard it from them: a new double opt-in
-    row, _ = subs.add_subscriber(db, "returns@example.org", secret=SECRET, allow_forgotten=True)
+    row, _ = workflow.add_subscriber(db, "returns@example.org", secret=SECRET, allow_forgotten=True)
     assert row.status == SubscriberStatus.PENDING
     assert db.execute(select(func.count()).select_from(ForgottenAddress)).scalar_one() == 0
 
 
 def test_an_old_unsubscribe_link_never_reaches_a_newcomer(store, db):
-    subs.add_subscriber(db, "first@example.org", confirmed=True, secret=SECRET)
-    last, _ = subs.add_subscriber(db, "last@example.org", confirmed=True, secret=SECRET)
+    workflow.add_subscriber(db, "first@example.org", confirmed=True, secret=SECRET)
+    last, _ = workflow.add_subscriber(db, "last@example.org", confirmed=True, secret=SECRET)
     old_link = make_unsubscribe_token(SECRET, last.id)
     subs.forget_subscriber(db, "last@example.org", secret=SECRET)
-    newcomer, _ = subs.add_subscriber(db, "newcomer@example.org", confirmed=True, secret=SECRET)
+    newcomer, _ = workflow.add_subscriber(db, "newcomer@example.org", confirmed=True, secret=SECRET)
     assert newcomer.id != last.id
     with pytest.raises(TokenInvalid):
-        subs.unsubscribe_with_token(db, old_link, secret=SECRET)
+        workflow.unsubscribe_with_token(db, old_link, secret=SECRET)
     assert fresh_row(store, newcomer.id).status == SubscriberStatus.ACTIVE
 
 
@@ -431,8 +432,8 @@ def test_import_reports_every_row_and_keeps_other_columns(store, db, tmp_path):
 
 
 def test_import_leaves_existing_subscribers_as_they_are(store, db, tmp_path):
-    subscriber, _ = subs.add_subscriber(db, "left@example.org", confirmed=True, secret=SECRET)
-    subs.remove_subscriber(db, "left@example.org")
+    subscriber, _ = workflow.add_subscriber(db, "left@example.org", confirmed=True, secret=SECRET)
+    workflow.remove_subscriber(db, "left@example.org")
     csv_file = tmp_path / "old.csv"
     csv_file.write_text("email\nLEFT@example.org\n")
     report = subs.import_csv(store, csv_file, confirmed=True, secret=SECRET)
@@ -465,7 +466,7 @@ def test_export_streams_everyone_or_one_status(store, db, tmp_path):
     csv_file = tmp_path / "many.csv"
     csv_file.write_text("email\n" + "".join(f"r{n}@example.org\n" for n in range(2_500)))
     subs.import_csv(store, csv_file, confirmed=True, secret=SECRET)
-    subs.remove_subscriber(db, "r7@example.org")
+    workflow.remove_subscriber(db, "r7@example.org")
     everyone = list(subs.export_subscribers(db))
     assert len(everyone) == 2_500 and len({row["email"] for row in everyone}) == 2_500
     assert {"email", "status", "created_at", "confirmed_at", "source", "attrs"} <= set(everyone[0])

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from mailer.cli import app
 from mailer.domain import utcnow
-from mailer.store import subscribers as subs
+from mailer.subscriptions import workflow
 from mailer.store.db import get_engine, session
 from mailer.store.models import Campaign, Delivery, DeliveryEventRecord
 
@@ -29,7 +29,7 @@ def forget(mailer_env):
 
 def _reader_with_two_deliveries(database_url: str, address: str) -> None:
     with session(get_engine(database_url)) as db:
-        reader, _ = subs.add_subscriber(db, address, confirmed=True)
+        reader, _ = workflow.add_subscriber(db, address, confirmed=True)
         for issue in (644, 645):
             campaign = Campaign(issue_number=issue, subject=f"TWiR {issue}", transport="outbox",
                                 content_sha256="0" * 64)
@@ -43,7 +43,7 @@ def _reader_with_two_deliveries(database_url: str, address: str) -> None:
                                    occurred_at=utcnow(), delivery_id=delivery.id,
                                    raw=json.dumps({"to": address})))
         db.commit()
-        subs.remove_subscriber(db, address)  # a second history row: unsubscribed
+        workflow.remove_subscriber(db, address)  # a second history row: unsubscribed
 
 
 def test_forgetting_an_address_nobody_had_says_so(forget):

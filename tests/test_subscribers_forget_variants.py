@@ -13,6 +13,7 @@ from mailer.cli import app as cli_app
 from mailer.config import get_settings
 from mailer.errors import SubscriberError
 from mailer.store import subscribers as subs
+from mailer.subscriptions import workflow
 from mailer.store.db import session
 from mailer.store.models import ForgottenAddress, Subscriber
 from mailer.tokens import forget_hash
@@ -34,7 +35,7 @@ def db(engine):
 def test_no_variant_of_a_forgotten_mailbox_is_added_or_imported(db, settings, tmp_path, variant):
     subs.forget_subscriber(db, FORGOTTEN, secret=settings.secret_key)
     with pytest.raises(SubscriberError, match="forgotten"):
-        subs.add_subscriber(db, variant, secret=settings.secret_key)
+        workflow.add_subscriber(db, variant, secret=settings.secret_key)
     csv_file = tmp_path / "list.csv"
     csv_file.write_text(f"email\n{variant}\nsomeone@example.org\n")
     report = subs.import_csv(db.get_bind(), csv_file, secret=settings.secret_key)
@@ -44,7 +45,7 @@ def test_no_variant_of_a_forgotten_mailbox_is_added_or_imported(db, settings, tm
 def test_hyphens_and_other_mailboxes_are_not_forgotten_with_it(db, settings):
     subs.forget_subscriber(db, "ann@example.org", secret=settings.secret_key)
     for other in ("ann-smith@example.org", "ann.smith@example.org", "ann@example.net"):
-        assert subs.add_subscriber(db, other, secret=settings.secret_key)[1]
+        assert workflow.add_subscriber(db, other, secret=settings.secret_key)[1]
 
 
 def test_the_cli_says_a_variant_was_forgotten(mailer_env):
@@ -63,7 +64,7 @@ def test_an_older_literal_hash_still_forgets_its_address(db, settings, engine):
                                 "VALUES (:h, CURRENT_TIMESTAMP)"),
                            {"h": forget_hash(pepper, "Old.Reader+x@gmail.com")})
     with pytest.raises(SubscriberError, match="forgotten"):
-        subs.add_subscriber(db, "old.reader+x@gmail.com", secret=settings.secret_key)
+        workflow.add_subscriber(db, "old.reader+x@gmail.com", secret=settings.secret_key)
 
 
 def test_a_web_sign_up_of_a_forgotten_mailbox_answers_as_usual_and_mails_nothing(

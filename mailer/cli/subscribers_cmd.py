@@ -61,7 +61,7 @@ def add(
     """Add one address. With --confirmed a pending address is confirmed; any other address
     already there is left as it is (exit 0): an unsubscribed or bounced one is never made
     active again here."""
-    from mailer.store.subscribers import AddOutcome, add_subscriber
+    from mailer.subscriptions.workflow import AddOutcome, add_subscriber
 
     with _session() as db:
         subscriber, outcome = add_subscriber(db, email, confirmed=confirmed, source="cli",
@@ -333,7 +333,7 @@ def show(email: str, as_json: JsonOption = False) -> None:
                                          "mailer subscribers remove Ann@Example.org   # any case"))
 def remove(email: str) -> None:
     """Unsubscribe an address (bounced and complained ones stay suppressed)."""
-    from mailer.store.subscribers import remove_subscriber
+    from mailer.subscriptions.workflow import remove_subscriber
 
     with _session() as db:
         subscriber = remove_subscriber(db, email, source="cli")

@@ -43,6 +43,7 @@ from mailer.store import subscribers
 from mailer.store.db import session as open_session
 from mailer.store.ledger import SETTLE_REQUEUED
 from mailer.store.models import Delivery, DeliveryEventRecord, SnsMessage, Subscriber
+from mailer.subscription_states import Event as Move  # the workflow's events, not SES's
 from mailer.suppression import SES_BOUNCE, SES_COMPLAINT, SES_SUBSCRIPTION
 from mailer.wire import is_simulator
 
@@ -289,41 +290,44 @@ def apply_policy(db: Session, event: DeliveryEvent, delivery: Delivery | None,
     target = policy_target(db, event, delivery, settings)
     if target is None:
         return None
-    status, source, reason = target
+    status, cause, source, reason = target
     subscriber = subscriber_for(db, event, delivery)
     if subscriber is None:
         return None
     detail = {"reason": reason, "message_id": event.provider_message_id,
               "delivery": delivery.id if delivery else None,
               "campaign": delivery.campaign_id if delivery else None}
-    # mailer.suppression decides: evidence from SES only ever tightens a suppression.
-    if not subscribers.change_status(db, subscriber, status, source=source, detail=detail,
-                                     commit=False):
+    # mailer.subscription_states decides: evidence from SES only ever tightens a suppression.
+    if not subscribers.change_status(db, subscriber, status, event=cause, source=source,
+                                     detail=detail, commit=False):
         return None
     log.info("%s is now %s (%s)", subscriber.email, status.value, reason)
     return f"{subscriber.email} → {status.value}"
 
 
 def policy_target(db: Session, event: DeliveryEvent, delivery: Delivery | None,
-                  settings: Settings) -> tuple[SubscriberStatus, str, str] | None:
+                  settings: Settings) -> tuple[SubscriberStatus, Move, str, str] | None:
+    """The status an SES event calls for, the workflow's event that takes the reader there,
+    the source it is recorded under and the reason; None: the event changes no status."""
     if event.kind is EventKind.BOUNCE and event.bounce_type is BounceType.PERMANENT:
         # OnAccountSuppressionList included: SES will not deliver there anyway
-        return SubscriberStatus.BOUNCED, SES_BOUNCE, bounce_reason(event)
+        return SubscriberStatus.BOUNCED, Move.BOUNCE, SES_BOUNCE, bounce_reason(event)
     if event.kind is EventKind.BOUNCE and event.bounce_type is BounceType.TRANSIENT:
         if delivery is None:
             return None
         count = recent_transient_bounces(db, delivery.subscriber_id,
                                          settings.transient_bounce_window)
         if count >= settings.transient_bounce_limit:
-            return (SubscriberStatus.BOUNCED, SES_BOUNCE,
+            return (SubscriberStatus.BOUNCED, Move.BOUNCE, SES_BOUNCE,
                     f"{count} of the last {settings.transient_bounce_window} sends bounced "
                     f"(transient: {bounce_reason(event)})")
         return None
     if event.kind is EventKind.COMPLAINT and not is_not_spam(event):
-        return (SubscriberStatus.COMPLAINED, SES_COMPLAINT,
+        return (SubscriberStatus.COMPLAINED, Move.COMPLAINT, SES_COMPLAINT,
                 f"complaint ({event.diagnostic or 'no feedback type'})")
     if event.kind is EventKind.SUBSCRIPTION and event.diagnostic == "unsubscribeAll":
-        return SubscriberStatus.UNSUBSCRIBED, SES_SUBSCRIPTION, "unsubscribed through SES"
+        return (SubscriberStatus.UNSUBSCRIBED, Move.UNSUBSCRIBE, SES_SUBSCRIPTION,
+                "unsubscribed through SES")
     return None
 
 

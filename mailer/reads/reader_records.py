@@ -1,14 +1,10 @@
 """Readers and events for the operator console: search, one reader's whole record, the event
-log, and the operator's actions on a reader.
-
-Every action goes through ``subscribers.change_status`` (or ``forget_subscriber``), the one door
-for status changes, and carries the operator's reason into the reader's history.
+log. Reads only: the operator's actions on a reader are a use case, :mod:`mailer.reader_actions`.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +13,6 @@ from sqlalchemy import column, func, or_, select, table, text
 from sqlalchemy.orm import Session
 
 from mailer.domain import BounceType, SubscriberStatus
-from mailer.errors import SubscriberError
-from mailer.store import subscribers
 from mailer.reads.list_health import MAX_STORE_INT, storable_id
 from mailer.store.models import (
     Campaign,
@@ -28,17 +22,10 @@ from mailer.store.models import (
     SubscriberChange,
 )
 
-log = logging.getLogger("mailer.admin")
-
 SEARCH_LIMIT = 50
 EVENTS_PAGE = 50
 READER_DELIVERIES = 100
 READER_EVENTS = 100
-ADMIN_SOURCE = "admin"  # one of suppression.OPERATOR_SOURCES
-MAX_REASON_LENGTH = 500
-MIN_REASON_LENGTH = 3
-ACTIONS = ("unsuppress", "unsubscribe", "forget")
-
 
 
 @dataclass(frozen=True)
@@ -313,83 +300,8 @@ def event_payload(session: Session, event_id: int) -> DeliveryEventRecord | None
     return session.get(DeliveryEventRecord, event_id)
 
 
-
-
-# -- operator actions -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ActionOutcome:
-    action: str
-    subscriber_id: int
-    message: str
-
-
-def allowed_actions(record: ReaderRecord) -> list[str]:
-    """What the console offers for this reader. A complaint is never lifted here (CLI only)."""
-    status = str(record.subscriber.status)
-    actions = []
-    if record.soft_bounced:
-        actions.append("unsuppress")
-    if status in (SubscriberStatus.PENDING.value, SubscriberStatus.ACTIVE.value):
-        actions.append("unsubscribe")
-    actions.append("forget")
-    return actions
-
-
-def clean_reason(reason: str) -> str:
-    text = " ".join((reason or "").split())
-    if len(text) < MIN_REASON_LENGTH:
-        raise SubscriberError("give a reason (a few words) for the record")
-    if len(text) > MAX_REASON_LENGTH:
-        raise SubscriberError(f"the reason is too long (at most {MAX_REASON_LENGTH} characters)")
-    return text
-
-
-def perform_action(session: Session, subscriber_id: int, action: str, *, reason: str,
-                   operator: str, secret: str) -> ActionOutcome:
-    """Carry out one operator action, or raise SubscriberError and change nothing."""
-    if action not in ACTIONS:
-        raise SubscriberError(f"unknown action {action!r}")
-    reason = clean_reason(reason)
-    record = reader_record(session, subscriber_id)
-    if record is None:
-        raise SubscriberError("there is no such reader (forgotten, or never there)")
-    if action not in allowed_actions(record):
-        raise SubscriberError(_refusal(record, action))
-    subscriber = record.subscriber
-    detail = {"reason": reason, "operator": operator, "action": action}
-    if action == "forget":
-        log.info("operator %s forgot reader #%s: %s", operator, subscriber.id, reason)
-        subscribers.forget_subscriber(session, subscriber.email, secret=secret)
-        return ActionOutcome(action, subscriber_id, "Forgotten: only a keyed hash of the "
-                                                    "address remains, so it is never re-added.")
-    target = _target_status(subscriber, action)
-    subscribers.change_status(session, subscriber, target, source=ADMIN_SOURCE, detail=detail)
-    log.info("operator %s: reader #%s %s (%s)", operator, subscriber.id, action, reason)
-    return ActionOutcome(action, subscriber_id, f"The reader is now {target.value}.")
-
-
-def _target_status(subscriber: Subscriber, action: str) -> SubscriberStatus:
-    if action == "unsubscribe":
-        return SubscriberStatus.UNSUBSCRIBED
-    # back to where they were before the bounces: active if they had confirmed
-    return SubscriberStatus.ACTIVE if subscriber.confirmed_at else SubscriberStatus.PENDING
-
-
-def _refusal(record: ReaderRecord, action: str) -> str:
-    status = str(record.subscriber.status)
-    if status == SubscriberStatus.COMPLAINED.value:
-        return "a complaint can only be lifted from the command line"
-    if action == "unsuppress":
-        return ("only a reader suppressed for soft (transient) bounces can be unsuppressed "
-                f"here; this one is {status}")
-    return f"this reader is {status}: nothing to unsubscribe"
-
-
 __all__ = [
-    "ACTIONS", "ActionOutcome", "EventPage", "EventRow", "HistoryEntry", "ReaderDelivery",
-    "ReaderPage", "ReaderRecord", "allowed_actions", "clean_reason", "consent_record",
-    "event_kinds", "event_payload", "latest_events", "list_readers", "perform_action",
+    "EventPage", "EventRow", "HistoryEntry", "ReaderDelivery", "ReaderPage", "ReaderRecord",
+    "consent_record", "event_kinds", "event_payload", "latest_events", "list_readers",
     "reader_record",
 ]

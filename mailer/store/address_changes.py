@@ -25,7 +25,8 @@ from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import AddressChangeRefused, TokenInvalid, TokenUsed
 from mailer.store.forgotten import forget_keys, forgotten_hash
 from mailer.store.models import Subscriber, SubscriberChange
-from mailer.store.subscribers import _json_or_none, _unforget, get_by_email, normalise_address
+from mailer.store.subscribers import _json_or_none, get_by_email, normalise_address, unforget
+from mailer.subscription_states import Event, allows
 from mailer.tokens import make_address_token, read_address_token
 
 SOURCE = "reader page"  # the history entry's source, as the operator console shows it
@@ -35,6 +36,15 @@ class MailKind(StrEnum):
     CONFIRM = "confirm"  # the new address is free: the link that makes the change
     TAKEN = "taken"  # a reader of the list has it: a notice, no link
     NONE = "none"  # forgotten, unsubscribed or suppressed: nothing is mailed there
+
+
+def _may_change_address(status: SubscriberStatus | str) -> bool:
+    """Only a reader who gets the newsletter moves it (mailer.subscription_states)."""
+    return allows(status, status, Event.CHANGE_ADDRESS, source=SOURCE)
+
+
+# The same rule for the statement that makes the change: the statuses it may find the row in.
+_CHANGING_STATUSES = [status.value for status in SubscriberStatus if _may_change_address(status)]
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ def request_change(session: Session, subscriber: Subscriber, raw_new: str, *,
     new = normalise_address(raw_new)
     if new.casefold() == subscriber.email.casefold():
         raise AddressChangeRefused(f"{new} is already the address of this subscription.")
-    if subscriber.status != SubscriberStatus.ACTIVE:
+    if not _may_change_address(subscriber.status):
         raise AddressChangeRefused(
             "Only a subscription that receives the newsletter can change its address.")
     nonce = secrets.token_urlsafe(18)
@@ -106,7 +116,7 @@ def check_link(session: Session, token: str, *, secret: str, max_age: int) -> Ch
     if subscriber.email.casefold() != old.casefold():
         raise TokenInvalid("This subscription's address has changed since this link was "
                            "mailed; nothing was changed.")
-    if subscriber.status != SubscriberStatus.ACTIVE:
+    if not _may_change_address(subscriber.status):
         raise TokenInvalid("This subscription no longer receives the newsletter, so its "
                            "address cannot be changed; nothing was changed.")
     current = subscriber.new_email_nonce
@@ -131,7 +141,7 @@ def confirm_change(session: Session, token: str, *, secret: str, max_age: int,
         claimed = session.execute(
             update(Subscriber)
             .where(Subscriber.id == subscriber.id, Subscriber.new_email_nonce == link.nonce,
-                   Subscriber.status == SubscriberStatus.ACTIVE,
+                   Subscriber.status.in_(_CHANGING_STATUSES),
                    func.lower(Subscriber.email) == link.old.lower())
             .values(email=link.new, new_email=None, new_email_nonce=None,
                     new_email_requested_at=None, updated_at=now)
@@ -149,7 +159,7 @@ def confirm_change(session: Session, token: str, *, secret: str, max_age: int,
         to_status=subscriber.status, source=SOURCE,
         detail=_json_or_none({"address_changed_from": link.old, "to": link.new, "ip": ip})))
     # the new mailbox's owner clicked: as a sign-up's confirmation, their wish lifts an erasure
-    _unforget(session, link.new, secret=secret)
+    unforget(session, link.new, secret=secret)
     session.commit()
     session.refresh(subscriber)
     return ChangeLink(subscriber, link.old, link.new, link.nonce)

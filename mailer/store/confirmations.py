@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange
-# the fingerprint and source confirm_subscription records (kept there, where they are written)
+# the fingerprint and source a confirmation records (kept where they are written)
 from mailer.store.subscribers import CONFIRM_SOURCE, nonce_fingerprint
 from mailer.tokens import read_confirm_token
 

@@ -40,11 +40,15 @@ from mailer.store.subscriber_files import (
 )
 from mailer.store.subscriber_files import _drop_forgotten as _drop_forgotten_candidates
 from mailer.store.subscribers import change_status, normalise_address
+from mailer.subscription_states import Event, allows
 
 SOURCE = suppression.MAILCHIMP
 TARGET = {MemberKind.SUBSCRIBED: SubscriberStatus.ACTIVE,
           MemberKind.UNSUBSCRIBED: SubscriberStatus.UNSUBSCRIBED,
           MemberKind.CLEANED: SubscriberStatus.BOUNCED}
+# The workflow's event each kind of member stands for (mailer.subscription_states).
+EVENT = {MemberKind.SUBSCRIBED: Event.CONFIRM, MemberKind.UNSUBSCRIBED: Event.UNSUBSCRIBE,
+         MemberKind.CLEANED: Event.BOUNCE}
 @dataclass(frozen=True)
 class TwoFiles:
     email: str
@@ -228,14 +232,14 @@ def _update_existing(session: Session, existing: tuple[int, str], row: _Row,
                      report: MailchimpReport, *, dry_run: bool) -> None:
     subscriber_id, status = existing
     current = SubscriberStatus(status)
-    target = TARGET[row.member.kind]
+    target, event = TARGET[row.member.kind], EVENT[row.member.kind]
     if current is target:
         report.unchanged += 1
-    elif suppression.may_change(current, target, source=SOURCE):
+    elif allows(current, target, event, source=SOURCE):
         # pending is no decision yet: Mailchimp's consent or refusal settles it; else only tighten
         report.changed[f"{current.value} → {target.value}"] += 1
         if not dry_run:
-            change_status(session, session.get(Subscriber, subscriber_id), target,
+            change_status(session, session.get(Subscriber, subscriber_id), target, event=event,
                           source=SOURCE, detail=consent_detail(row.member), commit=False)
     else:
         report.kept[current.value] += 1

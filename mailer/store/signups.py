@@ -15,8 +15,9 @@ who reads the newsletter, and it enforces the limits on confirmation mails:
 The domain and hourly limits count sign-up requests rather than mails actually sent: a count that
 moved only for new addresses would itself tell known from new.
 
-``handle_signup`` then does what the request asked for (the subscriber row, a confirmation mail
-when one is due) after the answer has gone out.
+:func:`claim_request` then hands the request to the opt-in workflow
+(``mailer.subscriptions.workflow.handle_signup``: the subscriber row, a confirmation mail when
+one is due) after the answer has gone out.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from mailer.addresses import limit_mailbox
 from mailer.domain import utcnow
 from mailer.errors import SignupRefused
 from mailer.store.models import SignupRequest
-from mailer.store.subscribers import SubscribeOutcome, normalise_address, request_subscription
+from mailer.store.subscribers import normalise_address
 
 WINDOW = timedelta(hours=1)
 KEEP = timedelta(days=1)
@@ -126,9 +127,9 @@ def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: st
     return row.id if state == QUEUED else None
 
 
-def handle_signup(session: Session, request_id: int, *, secret: str,
-                  min_interval: int) -> SubscribeOutcome | None:
-    """Do what a queued request asked for; None when it was handled already."""
+def claim_request(session: Session, request_id: int) -> tuple[str, str | None] | None:
+    """Claim a queued request in this transaction: its (address, ip) to handle, or None when
+    it was handled already (the caller commits the claim with what it does)."""
     row = session.get(SignupRequest, request_id)
     if row is None or row.state != QUEUED or row.email is None:
         return None
@@ -136,10 +137,7 @@ def handle_signup(session: Session, request_id: int, *, secret: str,
     if not _claim(session, request_id):
         session.rollback()  # another serve process took it between our read and now
         return None
-    outcome = request_subscription(session, email, secret=secret, source="web", ip=ip,
-                                   min_interval=min_interval)
-    session.commit()
-    return outcome
+    return email, ip
 
 
 def _claim(session: Session, request_id: int) -> bool:

@@ -24,6 +24,7 @@ from mailer.errors import InvalidAddress, SubscriberError
 from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
 from mailer.store.import_seen import SeenAddresses
 from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
+from mailer.subscription_states import Event, from_states
 from mailer.tokens import FORGET_HASH_PREFIX
 
 IMPORT_CHUNK_ROWS = 2_000
@@ -348,28 +349,30 @@ def _bound(values: list[tuple], index: int, processor: Callable) -> list[tuple]:
 
 def _confirm_pending(session: Session, already: list[_Candidate], run: _ImportRun,
                      now: datetime) -> int:
-    """Confirm the addresses of ``already`` (here before this chunk) that are pending; how many.
+    """Confirm the addresses of ``already`` (here before this chunk) that are pending (those the
+    workflow's CONFIRM may take to active, mailer.subscription_states); how many.
 
     In bulk, one update and one insert per chunk, so a re-run over a large file stays quick."""
     if not already:
         return 0
     table = Subscriber.__table__
     by_email = {c.email.lower(): c for c in already}
-    pending = session.execute(select(table.c.id, table.c.email).where(
+    confirmable = from_states(SubscriberStatus.ACTIVE, Event.CONFIRM, source=run.source)
+    pending = session.execute(select(table.c.id, table.c.email, table.c.status).where(
         func.lower(table.c.email).in_(list(by_email)),
-        table.c.status == SubscriberStatus.PENDING.value)).all()
+        table.c.status.in_([status.value for status in confirmable]))).all()
     if not pending:
         return 0
-    session.execute(update(table).where(table.c.id.in_([i for i, _e in pending])).values(
+    session.execute(update(table).where(table.c.id.in_([i for i, _e, _s in pending])).values(
         status=SubscriberStatus.ACTIVE.value, confirmed_at=now, updated_at=now,
         confirm_nonce=None))  # an old confirmation link must not act on them again
     session.execute(insert(SubscriberChange.__table__), [
         {"subscriber_id": subscriber_id, "at": now,
-         "from_status": SubscriberStatus.PENDING.value,
+         "from_status": status,
          "to_status": SubscriberStatus.ACTIVE.value, "source": run.source,
          "detail": json.dumps({"file": run.file_name, "line": by_email[email.lower()].line,
                                "confirmed_by": "operator"})}
-        for subscriber_id, email in pending])
+        for subscriber_id, email, status in pending])
     return len(pending)
 
 

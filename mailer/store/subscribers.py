@@ -1,7 +1,9 @@
-"""Subscribers: double opt-in, the consent record, operator commands and erasure.
+"""Subscribers' rows: find one, create one, write a status with its history row, erase one.
 
-Reading the list (counts per status, listings, one subscriber's history, growth) is
-:mod:`mailer.reads.subscriber_figures`.
+This is persistence only. The opt-in workflow (request, confirm, unsubscribe, add, remove) is a
+use case, :mod:`mailer.subscriptions.workflow`; the moves it and everyone else may make are the
+one table of :mod:`mailer.subscription_states`. Reading the list (counts per status, listings,
+one subscriber's history, growth) is :mod:`mailer.reads.subscriber_figures`.
 
 Address normalisation is :mod:`mailer.addresses`, forgotten-address hashes
 :mod:`mailer.store.forgotten`, CSV import and export :mod:`mailer.store.subscriber_files`; their
@@ -9,22 +11,18 @@ public names stay importable from here.
 
 Every state change goes through :func:`change_status`, which writes a ``SubscriberChange`` row
 (when, from which source, with what detail): that history is the consent and suppression
-record. Each public function commits its own unit of work before it returns.
+record; it writes no move the table does not allow.
 """
 
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from mailer.addresses import (  # re-exported: every caller normalises through this module
@@ -35,13 +33,7 @@ from mailer.addresses import (  # re-exported: every caller normalises through t
     normalise_address as normalise_address,
 )
 from mailer.domain import SubscriberStatus, utcnow
-from mailer.errors import (
-    InvalidAddress,
-    SubscriberError,
-    TokenInvalid,
-    TokenUsed,
-    UnknownSubscriber,
-)
+from mailer.errors import InvalidAddress, UnknownSubscriber
 from mailer.store.forgotten import (
     ForgetReport,
     forget_keys,
@@ -59,13 +51,11 @@ from mailer.store.models import (
 from mailer.store.subscriber_files import (  # CSV import and export, under their old names
     IMPORT_CHUNK_ROWS as IMPORT_CHUNK_ROWS,
     ImportReport as ImportReport,
-    _iso,
     export_subscribers as export_subscribers,
     import_csv as import_csv,
     spreadsheet_safe as spreadsheet_safe,
 )
-from mailer.suppression import may_change
-from mailer.tokens import read_confirm_token, read_unsubscribe_token
+from mailer.subscription_states import Event, allows
 
 
 # -- addresses ---------------------------------------------------------------------------------
@@ -134,34 +124,36 @@ def status_since(session: Session, subscriber: Subscriber) -> datetime:
 
 
 def change_status(session: Session, subscriber: Subscriber, to: SubscriberStatus, *,
-                  source: str, detail: dict | None = None, commit: bool = True) -> bool:
-    """Move ``subscriber`` to ``to`` and record why; False when nothing changed.
+                  source: str, event: Event | None = None, detail: dict | None = None,
+                  commit: bool = True) -> bool:
+    """Move ``subscriber`` to ``to`` by ``event`` and record why; False when nothing changed.
 
-    Whether it may is :func:`mailer.suppression.may_change`'s answer for ``source``: only an
-    operator lifts a suppression, provider evidence only tightens one.
-    ``commit=False`` leaves the change in the caller's transaction (events/apply keeps an SES
-    event, its ledger row and the suppression in one).
+    Whether it may is :func:`mailer.subscription_states.allows`' answer: the move must be in
+    the workflow's table (under ``event``; None: under any) and ``source`` one who may make it
+    (only an operator lifts a suppression, provider evidence only tightens one). A change to
+    the same status records nothing. ``commit=False`` leaves the change in the caller's
+    transaction (events/apply keeps an SES event, its ledger row and the suppression in one).
     """
     changed = _apply_status(session, subscriber, SubscriberStatus(to), source=source,
-                            detail=detail)
+                            event=event, detail=detail)
     if commit:
         session.commit()
     return changed
 
 
 def _apply_status(session: Session, subscriber: Subscriber, to: SubscriberStatus, *,
-                  source: str, detail: dict | None) -> bool:
+                  source: str, event: Event | None, detail: dict | None) -> bool:
     current = SubscriberStatus(subscriber.status)
-    if not may_change(current, to, source=source):
+    if to is current or not allows(current, to, event, source=source):
         return False
     now = utcnow()
     if to is SubscriberStatus.ACTIVE:
         subscriber.confirmed_at = now
     if to is not SubscriberStatus.PENDING:
         subscriber.confirm_nonce = None  # a pending link must not revive a changed subscriber
-    if to is not current:  # a change of address asked for before no longer stands (issue 26)
-        subscriber.new_email = subscriber.new_email_nonce = None
-        subscriber.new_email_requested_at = None
+    # a change of address asked for before no longer stands (issue 26)
+    subscriber.new_email = subscriber.new_email_nonce = None
+    subscriber.new_email_requested_at = None
     subscriber.status = to
     subscriber.updated_at = now
     session.add(subscriber)
@@ -175,93 +167,39 @@ def _json_or_none(detail: dict | None) -> str | None:
     return json.dumps(detail, sort_keys=True, default=str) if detail else None
 
 
-def _record_creation(session: Session, subscriber: Subscriber, *, source: str,
-                     detail: dict | None) -> None:
+def create_subscriber(session: Session, email: str, status: SubscriberStatus, *, source: str,
+                      at: datetime, detail: dict | None = None, **columns) -> Subscriber:
+    """A new row for the normalised ``email`` in ``status``, made ``at`` (``columns``: its
+    other fields), with its creation in the history; flushed, not committed (IntegrityError:
+    the address is there already)."""
+    subscriber = Subscriber(email=email, status=status, created_at=at, updated_at=at,
+                            source=source, **columns)
+    session.add(subscriber)
+    session.flush()
     session.add(SubscriberChange(subscriber_id=subscriber.id, at=subscriber.created_at,
                                  from_status=None, to_status=subscriber.status, source=source,
                                  detail=_json_or_none(detail)))
+    return subscriber
 
 
-# -- double opt-in -----------------------------------------------------------------------------
+# -- confirmation links ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SubscribeOutcome:
-    subscriber: Subscriber | None  # None: a forgotten address, nothing stored
-    confirm_token: str | None  # set only when a confirmation mail must be sent now
+def new_nonce() -> str:
+    return secrets.token_urlsafe(18)
 
 
-def request_subscription(session: Session, raw_email: str, *, secret: str, source: str = "web",
-                         ip: str | None = None, min_interval: int = 3600) -> SubscribeOutcome:
-    """Someone asked to subscribe ``raw_email``: decide whether a confirmation mail goes out.
-
-    The caller must answer the same way whatever happens here, so nobody can learn from the
-    answer who reads the newsletter.
-    """
-    email = normalise_address(raw_email)
-    subscriber = get_by_email(session, email)
-    if subscriber is None and is_forgotten(session, email, secret=secret):
-        # they asked to be forgotten: a sign-up (by anyone) stores and mails nothing; the
-        # operator can add them back with `subscribers add --allow-forgotten`
-        return SubscribeOutcome(None, None)
-    if subscriber is None:
-        try:
-            return _new_pending(session, email, secret=secret, source=source, ip=ip)
-        except IntegrityError:  # the same address arrived twice at once: the other one won
-            session.rollback()
-            subscriber = get_by_email(session, email)
-            assert subscriber is not None
-    return _repeat_request(session, subscriber, secret=secret, source=source, ip=ip,
-                           min_interval=min_interval)
-
-
-def _new_pending(session: Session, email: str, *, secret: str, source: str,
-                 ip: str | None) -> SubscribeOutcome:
+def renew_confirmation(session: Session, subscriber: Subscriber, *, source: str,
+                       ip: str | None) -> None:
+    """A new confirmation nonce on the row (earlier links stop working), sent now; not
+    committed."""
     now = utcnow()
-    subscriber = Subscriber(email=email, status=SubscriberStatus.PENDING, created_at=now,
-                            updated_at=now, confirm_nonce=_new_nonce(), confirm_sent_at=now,
-                            source=source, signup_ip=ip)
-    session.add(subscriber)
-    session.flush()
-    _record_creation(session, subscriber, source=source, detail={"ip": ip})
-    session.commit()
-    return SubscribeOutcome(subscriber, _confirm_token(secret, subscriber))
-
-
-def _repeat_request(session: Session, subscriber: Subscriber, *, secret: str, source: str,
-                    ip: str | None, min_interval: int) -> SubscribeOutcome:
-    status = SubscriberStatus(subscriber.status)
-    if status not in (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED):
-        return SubscribeOutcome(subscriber, None)  # active, or suppressed: no mail, no change
-    if _mailed_recently(subscriber, min_interval):
-        return SubscribeOutcome(subscriber, None)
-    now = utcnow()
-    _apply_status(session, subscriber, SubscriberStatus.PENDING, source=source,
-                  detail={"ip": ip, "resubscribe": True})
-    subscriber.confirm_nonce = _new_nonce()  # earlier links stop working
+    subscriber.confirm_nonce = new_nonce()
     subscriber.confirm_sent_at = now
     subscriber.signup_ip = ip
     subscriber.source = source
     subscriber.updated_at = now
     session.add(subscriber)
-    session.commit()
-    return SubscribeOutcome(subscriber, _confirm_token(secret, subscriber))
-
-
-def _mailed_recently(subscriber: Subscriber, min_interval: int) -> bool:
-    sent = subscriber.confirm_sent_at
-    return sent is not None and (utcnow() - sent).total_seconds() < min_interval
-
-
-def _new_nonce() -> str:
-    return secrets.token_urlsafe(18)
-
-
-def _confirm_token(secret: str, subscriber: Subscriber) -> str:
-    from mailer.tokens import make_confirm_token
-
-    assert subscriber.id is not None and subscriber.confirm_nonce is not None
-    return make_confirm_token(secret, subscriber.id, subscriber.confirm_nonce)
 
 
 CONFIRM_SOURCE = "web-confirm"  # the history source of a confirmation through the link
@@ -272,32 +210,19 @@ def nonce_fingerprint(nonce: str) -> str:
     return hashlib.sha256(nonce.encode()).hexdigest()[:16]
 
 
-def check_confirm_token(session: Session, token: str, *, secret: str, max_age: int) -> Subscriber:
-    """The pending subscriber this confirm link is for; changes nothing (mail scanners GET)."""
-    subscriber, _nonce = _confirmable(session, token, secret=secret, max_age=max_age)
-    return subscriber
+def confirmation_detail(subscriber: Subscriber, nonce: str, ip: str | None) -> dict:
+    """What a confirmation through the link writes in the history: the consent record, and
+    which mail was answered (mailer.store.confirmations reads it back)."""
+    sent = subscriber.confirm_sent_at
+    return {"ip": ip, "signup_ip": subscriber.signup_ip,
+            "confirm_sent_at": sent.isoformat() if sent is not None else None,
+            "confirmation": nonce_fingerprint(nonce)}
 
 
-def _confirmable(session: Session, token: str, *, secret: str,
-                 max_age: int) -> tuple[Subscriber, str]:
-    subscriber_id, nonce = read_confirm_token(secret, token, max_age)
-    subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
-    if subscriber is None:
-        raise TokenInvalid("this confirmation link is not valid")
-    current = subscriber.confirm_nonce
-    if current is None or subscriber.status != SubscriberStatus.PENDING:
-        raise TokenUsed("this confirmation link has already been used")
-    if not hmac.compare_digest(current, nonce):
-        raise TokenInvalid("this confirmation link was replaced by a newer one; "
-                           "please use the link in the latest mail")
-    return subscriber, nonce
-
-
-def confirm_subscription(session: Session, token: str, *, secret: str, max_age: int,
-                         ip: str | None = None) -> Subscriber:
-    """Spend a confirm link: the subscriber becomes active. A second use raises TokenUsed."""
-    subscriber, nonce = _confirmable(session, token, secret=secret, max_age=max_age)
-    # Claim the nonce atomically, so two simultaneous clicks cannot both confirm.
+def claim_confirm_nonce(session: Session, subscriber: Subscriber, nonce: str, *,
+                        ip: str | None) -> bool:
+    """Spend the row's confirmation nonce atomically, so two simultaneous clicks cannot both
+    confirm; True for the one that did (its ``ip`` noted), False when it was spent already."""
     claimed = session.execute(
         update(Subscriber)
         .where(Subscriber.id == subscriber.id, Subscriber.confirm_nonce == nonce)
@@ -305,93 +230,20 @@ def confirm_subscription(session: Session, token: str, *, secret: str, max_age: 
         .execution_options(synchronize_session=False)
     ).rowcount
     if claimed != 1:
-        session.rollback()
-        raise TokenUsed("this confirmation link has already been used")
+        return False
     subscriber.confirm_nonce = None
     subscriber.confirm_ip = ip
-    detail = {"ip": ip, "signup_ip": subscriber.signup_ip,
-              "confirm_sent_at": _iso(subscriber.confirm_sent_at),
-              "confirmation": nonce_fingerprint(nonce)}
-    _apply_status(session, subscriber, SubscriberStatus.ACTIVE, source=CONFIRM_SOURCE,
-                  detail=detail)
-    _unforget(session, subscriber.email, secret=secret)
-    session.commit()
-    return subscriber
+    return True
 
 
-def _unforget(session: Session, email: str, *, secret: str) -> None:
-    # They confirmed anew: the erasure no longer stands in the way of their own wish.
+def unforget(session: Session, email: str, *, secret: str) -> None:
+    """Drop the erasure hashes of ``email``: its owner asked to come back (not committed)."""
     hashes = forget_keys(session, secret).hashes(email)
     if hashes:
         session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(hashes)))
 
 
-def unsubscribe_with_token(session: Session, token: str, *, secret: str,
-                           source: str = "web") -> Subscriber:
-    """Unsubscribe the subscriber an unsubscribe link names. Idempotent."""
-    subscriber_id = read_unsubscribe_token(secret, token)
-    subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
-    if subscriber is None:
-        raise TokenInvalid("this address is no longer on the list")
-    _unsubscribe(session, subscriber, source=source)
-    return subscriber
-
-
-def _unsubscribe(session: Session, subscriber: Subscriber, *, source: str) -> None:
-    if subscriber.status in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE):
-        change_status(session, subscriber, SubscriberStatus.UNSUBSCRIBED, source=source)
-
-
-# -- operator commands -------------------------------------------------------------------------
-
-
-class AddOutcome(StrEnum):
-    """What ``add_subscriber`` did, for the operator to be told truthfully."""
-
-    ADDED = "added"
-    CONFIRMED = "confirmed"  # ``confirmed`` and the address was pending: now active
-    EXISTING = "existing"  # already there, left as it is
-
-
-def add_subscriber(session: Session, raw_email: str, *, confirmed: bool = False,
-                   source: str = "cli", secret: str | None = None,
-                   allow_forgotten: bool = False) -> tuple[Subscriber, AddOutcome]:
-    """Add an address by hand; returns (row, what was done). An existing row is left as it is,
-    except that ``confirmed`` confirms a pending one (the rule ``import --confirmed`` follows
-    too); an unsubscribed, bounced or complained one is never made active here.
-
-    A forgotten address is refused unless ``allow_forgotten`` (the person asked again).
-    """
-    email = normalise_address(raw_email)
-    existing = get_by_email(session, email)
-    if existing is not None:
-        if confirmed and existing.status == SubscriberStatus.PENDING:
-            change_status(session, existing, SubscriberStatus.ACTIVE, source=source,
-                          detail={"confirmed_by": "operator"})
-            return existing, AddOutcome.CONFIRMED
-        return existing, AddOutcome.EXISTING
-    if forgotten_hash(session, email, forget_keys(session, secret_or_configured(secret))) is not None:
-        if not allow_forgotten:
-            raise SubscriberError(f"{email} was forgotten at their request and is not added "
-                                  "again (pass --allow-forgotten if they asked to return)")
-        _unforget(session, email, secret=secret_or_configured(secret))
-    now = utcnow()
-    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
-    subscriber = Subscriber(email=email, status=status, created_at=now, updated_at=now,
-                            confirmed_at=now if confirmed else None, source=source)
-    session.add(subscriber)
-    session.flush()
-    _record_creation(session, subscriber, source=source,
-                     detail={"confirmed_by": "operator"} if confirmed else None)
-    session.commit()
-    return subscriber, AddOutcome.ADDED
-
-
-def remove_subscriber(session: Session, raw_email: str, *, source: str = "cli") -> Subscriber:
-    """Unsubscribe an address (a bounced or complained one stays suppressed as it is)."""
-    subscriber = require_subscriber(session, raw_email)
-    _unsubscribe(session, subscriber, source=source)
-    return subscriber
+# -- erasure -----------------------------------------------------------------------------------
 
 
 def forget_subscriber(session: Session, raw_email: str, *, secret: str) -> ForgetReport:

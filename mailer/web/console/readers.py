@@ -13,19 +13,17 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from mailer.errors import SubscriberError
+from mailer.reader_actions import ACTIONS, allowed_actions, perform_action
 from mailer.reads.reader_records import (
-    ACTIONS,
-    allowed_actions,
     consent_record,
     event_kinds,
     event_payload,
     latest_events,
     list_readers,
-    perform_action,
     reader_record,
 )
-from mailer.store.db import get_engine, session
 from mailer.reads.subscriber_figures import subscribers_by_status
+from mailer.store.db import get_engine, session
 from mailer.web.admin import require_operator
 from mailer.web.console.render import check_write, operator_name, page, settings_of
 

@@ -1,7 +1,10 @@
-"""The readers' use cases: subscribe (double opt-in), confirm, unsubscribe (issue 10).
+"""The readers' use cases: subscribe (double opt-in), confirm, unsubscribe (issue 10), their
+own page (issue 26).
 
 The web app parses the request, calls one of these with its engine and settings (and, for a
-confirmation mail, its transport) and presents the result; nothing here knows about HTTP.
+confirmation mail, its transport) and presents the result; nothing here knows about HTTP. The
+opt-in steps themselves, one session each, are :mod:`mailer.subscriptions.workflow`; the moves
+they may make, :mod:`mailer.subscription_states`.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from mailer.store.forgotten import ForgetReport
 from mailer.store.models import Subscriber
 from mailer.store.reader_data import reader_record
 from mailer.store.signups import SignupLimits
+from mailer.subscription_states import Event, allows
+from mailer.subscriptions import workflow
 from mailer.tokens import (
     make_manage_token,
     make_unsubscribe_token,
@@ -75,8 +80,8 @@ def queue_signup(engine, settings: Settings, raw_email: str, ip: str, *,
 def handle_signup(engine, settings: Settings, request_id: int):
     """After the answer: the subscriber row; its ``confirm_token`` when a mail is due."""
     with session(engine) as db:
-        return signups.handle_signup(db, request_id, secret=settings.secret_key,
-                                     min_interval=settings.confirm_mail_interval)
+        return workflow.handle_signup(db, request_id, secret=settings.secret_key,
+                                      min_interval=settings.confirm_mail_interval)
 
 
 def queued_requests(engine) -> list[int]:
@@ -107,8 +112,8 @@ def confirm_link(engine, settings: Settings, token: str) -> ConfirmLink:
     """
     with session(engine) as db:
         try:
-            return ConfirmLink(store.check_confirm_token(db, token, secret=settings.secret_key,
-                                                         max_age=settings.confirm_token_max_age))
+            return ConfirmLink(workflow.check_confirm_token(
+                db, token, secret=settings.secret_key, max_age=settings.confirm_token_max_age))
         except TokenUsed:
             subscriber = _confirmed_by(db, settings, token)
     return ConfirmLink(subscriber, _manage_url(settings, subscriber))
@@ -119,8 +124,9 @@ def confirm(engine, settings: Settings, token: str, ip: str) -> ConfirmLink:
     answers the same, while that confirmation stands."""
     with session(engine) as db:
         try:
-            subscriber = store.confirm_subscription(db, token, secret=settings.secret_key,
-                                                    max_age=settings.confirm_token_max_age, ip=ip)
+            subscriber = workflow.confirm_subscription(
+                db, token, secret=settings.secret_key, max_age=settings.confirm_token_max_age,
+                ip=ip)
         except TokenUsed:
             subscriber = _confirmed_by(db, settings, token)
     return ConfirmLink(subscriber, _manage_url(settings, subscriber))
@@ -183,9 +189,10 @@ def pause_reader(engine, settings: Settings, token: str, until: date | None,
     ends = datetime.combine(until, time(0), tzinfo=UTC) if until is not None else None
     with session(engine) as db:
         subscriber = _page_owner(db, settings, token)
-        if subscriber.status != SubscriberStatus.ACTIVE:
+        source = "manage-pause" if ends else "manage-resume"
+        if not allows(subscriber.status, subscriber.status, Event.PAUSE, source=source):
             raise BadPause("Only a subscription that receives the newsletter can be paused.")
-        store.set_pause(db, subscriber, ends, source="manage-pause" if ends else "manage-resume")
+        store.set_pause(db, subscriber, ends, source=source)
     return ends
 
 
@@ -321,4 +328,5 @@ def unsubscribe(engine, settings: Settings, token: str, source: str) -> Subscrib
     with session(engine) as db:
         if db.get(Subscriber, subscriber_id) is None:
             raise UnknownSubscriber("this address is no longer on the list")
-        return store.unsubscribe_with_token(db, token, secret=settings.secret_key, source=source)
+        return workflow.unsubscribe_with_token(db, token, secret=settings.secret_key,
+                                               source=source)
