@@ -300,6 +300,50 @@ class CampaignCounts(SQLModel, table=True):
     unsubscribed: int = 0
 
 
+# -- a finished send's breakdowns (migration 0017), kept by reads.send_figures -------------------
+
+
+class SendFigures(SQLModel, table=True):
+    """The campaign's rows by status (``campaign_counts``) when its minutes and domains below
+    were counted: they hold while the counters still show these numbers."""
+
+    __tablename__ = "send_figures"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    recipients: int = 0
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+    kept_at: datetime
+
+
+class SendMinute(SQLModel, table=True):
+    """Rows of one campaign sent in one minute (UTC, ``YYYY-MM-DDTHH:MM``)."""
+
+    __tablename__ = "send_minutes"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    minute: str = Field(primary_key=True, max_length=16)
+    sent: int = 0
+
+
+class SendDomain(SQLModel, table=True):
+    """Rows of one campaign to one recipient domain, and how many of them were sent."""
+
+    __tablename__ = "send_domains"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    domain: str = Field(primary_key=True, max_length=320)
+    recipients: int = 0
+    sent: int = 0
+
+
 class SubscriberCounts(SQLModel, table=True):
     """How many subscribers are in one status."""
 
