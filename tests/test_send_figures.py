@@ -128,3 +128,24 @@ def test_recount_keeps_every_finished_send_again(engine):
                           .where(SendMinute.campaign_id == campaign)
                           .order_by(SendMinute.minute)).all() == [
             ("2026-11-18T10:00", 20), ("2026-11-18T10:02", 16)]
+
+
+@pytest.mark.slow
+def test_a_send_that_ends_keeps_its_breakdowns(mailer_env, engine):
+    from mailer.store.db import session
+    from tests.fakes import add_readers
+    from tests.mailer_cli import mailer
+
+    add_readers(engine, "one@example.org", "two@Example.NET", "three@example.org")
+    limited = mailer(mailer_env, "send", "--issue", "644", "--yes", "--limit", "2")
+    assert limited.returncode == 0, limited.stderr
+    with session(engine) as db:
+        campaign = _campaign_644(db)
+        assert _kept_at(db, campaign) is None  # one reader still queued
+    rest = mailer(mailer_env, "send", "--issue", "644", "--yes", "--resume")
+    assert rest.returncode == 0, rest.stderr
+    with session(engine) as db:
+        assert _kept_at(db, campaign) is not None  # kept as the send ended, before any read
+        assert dict(db.execute(select(SendDomain.domain, SendDomain.sent)
+                               .where(SendDomain.campaign_id == campaign)).all()) == {
+            "example.org": 2, "example.net": 1}

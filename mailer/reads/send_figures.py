@@ -19,6 +19,7 @@ Delivered per domain is then the domain's rows less its undelivered ones.
 from __future__ import annotations
 
 from sqlalchemy import Integer, delete, func, insert, literal, or_, select, union_all
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
@@ -105,6 +106,13 @@ def keep(session: Session, campaign_id: int, key: tuple[int, ...]) -> bool:
     except OperationalError:
         return False
     return True
+
+
+def keep_finished_send(engine: Engine, campaign_id: int) -> None:
+    """Keep a campaign's breakdowns as its send ends (nothing when rows are still queued or
+    sending, or its figures are kept already), so the first read after it does not count."""
+    with Session(engine) as session:
+        held_campaigns(session, [campaign_id])
 
 
 def keep_all_finished(session: Session) -> int:
@@ -202,4 +210,4 @@ def minute_rows(session: Session, campaign_ids: list[int]) -> list[tuple[str, in
 
 
 __all__ = ["NOT_SIMULATOR", "domain_rows", "hard_bounce", "held_campaigns", "keep",
-           "keep_all_finished", "marked", "minute_rows"]
+           "keep_all_finished", "keep_finished_send", "marked", "minute_rows"]

@@ -344,6 +344,38 @@ class SendDomain(SQLModel, table=True):
     sent: int = 0
 
 
+class WeekFigures(SQLModel, table=True):
+    """One closed ISO week of the list, as the overview shows it (but the list's size)."""
+
+    __tablename__ = "week_figures"
+
+    week: str = Field(primary_key=True, max_length=10)  # the Monday, YYYY-MM-DD
+    new: int = 0
+    confirmed: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+    imported: int = 0
+    net: int = 0
+    signups: int = 0
+    signups_confirmed: int = 0
+    signups_pending: int = 0
+
+
+class WeekFiguresMark(SQLModel, table=True):
+    """The newest history and subscriber rows, how many sat just below them, and the erasures,
+    when the kept weeks were last checked (one row, id 1)."""
+
+    __tablename__ = "week_figures_mark"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    change_id: int = 0
+    change_tail: int = 0
+    subscriber_id: int = 0
+    subscriber_tail: int = 0
+    forgotten: int = 0
+
+
 class SubscriberCounts(SQLModel, table=True):
     """How many subscribers are in one status."""
 
