@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from mailer.domain import DeliveryStatus, Reputation
+from mailer.reads.send_figures import keep_finished_send
 from mailer.store import ledger
 from mailer.store.ledger import Recovery, Settling
 from mailer.store.models import Campaign
@@ -95,6 +96,8 @@ def finish_send(db, report: SendReport, settle_after: timedelta | None = None) -
     """The figures a run ends with: this run's report and the whole campaign's counts, and
     where its unknown rows stand against the settle rule (``settle_after`` given)."""
     counts = ledger.count_by_status(db, report.campaign_id)
+    if report.finished:  # its timeline and domains are final: counted now, not on a first read
+        keep_finished_send(db, report.campaign_id)
     standing = None
     if settle_after is not None and counts[DeliveryStatus.UNKNOWN]:
         standing = settling(db, report.campaign_id, settle_after)

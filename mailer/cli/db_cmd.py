@@ -67,13 +67,17 @@ def current() -> None:
 def recount() -> None:
     """Rebuild the figures `mailer stats`, `subscribers count` and the console read (kept on
     every write) by counting the ledger and the list again, in one transaction, and print
-    what changed. Nothing changes unless a write went around mailer."""
+    what changed. Nothing changes unless a write went around mailer. Then count the finished
+    sends' timelines and recipient domains again (kept once a send is over)."""
     from mailer.reads.counters import recount as run_recount
+    from mailer.reads.send_figures import keep_all_finished
     from mailer.store.db import get_existing_engine, session
 
     with session(get_existing_engine(settings().database_url)) as db:
         changes = run_recount(db)
         db.commit()
+        # the finished sends' breakdowns, counted again against the counters just rebuilt
+        keep_all_finished(db)
     if not changes:
         console.print("counters match the rows: nothing changed")
         return

@@ -22,8 +22,8 @@ from mailer.errors import StoreError
 from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
 from mailer.store.link_counts import link_figures
 from mailer.store.models import Campaign, CampaignCounts, Delivery, DeliveryEventRecord, SubscriberChange
-from mailer.reads.sql_figures import count_where, domain_of, minute_bucket
-from mailer.wire import SIMULATOR_DOMAIN
+from mailer.reads.send_figures import NOT_SIMULATOR, domain_rows, hard_bounce, minute_rows
+from mailer.reads.sql_figures import count_where
 
 TOP_BOUNCE_REASONS = 10
 TOP_DOMAINS = 20
@@ -155,12 +155,6 @@ def _iso(value: datetime | None) -> str | None:
 # -- per-campaign figures ---------------------------------------------------------------------
 
 
-def _hard_bounce() -> ColumnElement[bool]:
-    """A row the bounce rate counts (the breaker's ``ledger.reputation`` counts the same)."""
-    return and_(Delivery.bounced_at.is_not(None),
-                Delivery.bounce_type == BounceType.PERMANENT.value)
-
-
 def _delivery_counts() -> list[ColumnElement]:
     status = Delivery.status
     return [
@@ -173,7 +167,7 @@ def _delivery_counts() -> list[ColumnElement]:
         count_where(status == DeliveryStatus.UNKNOWN.value).label("unknown"),
         count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
         count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
-        count_where(_hard_bounce()).label("bounced_hard"),
+        count_where(hard_bounce()).label("bounced_hard"),
         count_where(and_(Delivery.bounced_at.is_not(None),
                           Delivery.bounce_type == BounceType.TRANSIENT.value)).label("bounced_soft"),
         count_where(and_(Delivery.bounced_at.is_not(None),
@@ -201,11 +195,6 @@ def _unsubscribed_after(session: Session, campaign_ids: list[int]) -> dict[int, 
         .group_by(Delivery.campaign_id)
     )
     return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
-
-
-# SES's mailbox simulator (`mailer doctor --live`, mailer.doctor.live): its deliveries
-# are tests, never part of an issue's figures, even when an operator put one on the list.
-_NOT_SIMULATOR = ~func.lower(Delivery.email).like(f"%@{SIMULATOR_DOMAIN}")
 
 
 def campaign_stats(session: Session, issue_number: int | None = None) -> list[CampaignStats]:
@@ -247,7 +236,7 @@ def counted_campaign_stats(session: Session,
     query = (
         select(*campaign_columns, *_delivery_counts())
         .select_from(Campaign)
-        .outerjoin(Delivery, (Delivery.campaign_id == Campaign.id) & _NOT_SIMULATOR)
+        .outerjoin(Delivery, (Delivery.campaign_id == Campaign.id) & NOT_SIMULATOR)
         .group_by(*campaign_columns)
         .order_by(Campaign.issue_number.desc(), Campaign.id.desc())
     )
@@ -297,7 +286,7 @@ def bounce_reasons(session: Session, campaign_ids: list[int],
                DeliveryEventRecord.diagnostic, count)
         .join(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
         .where(Delivery.campaign_id.in_(campaign_ids),
-               DeliveryEventRecord.kind == EventKind.BOUNCE.value, _NOT_SIMULATOR)
+               DeliveryEventRecord.kind == EventKind.BOUNCE.value, NOT_SIMULATOR)
         .group_by(DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
                   DeliveryEventRecord.diagnostic)
         .order_by(count.desc(), DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype)
@@ -308,39 +297,18 @@ def bounce_reasons(session: Session, campaign_ids: list[int],
 
 
 def domain_stats(session: Session, campaign_ids: list[int],
-                 limit: int = TOP_DOMAINS) -> list[DomainStats]:
-    domain = domain_of(session, Delivery.email).label("domain")
-    recipients = func.count(Delivery.id)
-    query = (
-        select(
-            domain,
-            recipients,
-            count_where(Delivery.status == DeliveryStatus.SENT.value),
-            count_where(Delivery.delivered_at.is_not(None)),
-            count_where(Delivery.bounced_at.is_not(None)),
-            count_where(_hard_bounce()),
-            count_where(Delivery.complained_at.is_not(None)),
-        )
-        .where(Delivery.campaign_id.in_(campaign_ids), _NOT_SIMULATOR)
-        .group_by(domain)
-        .order_by(recipients.desc(), domain)
-        .limit(limit)
-    )
-    return [DomainStats(name, **{key: int(n) for key, n in zip(RECIPIENT_COUNTS, counts, strict=True)})
-            for name, *counts in session.execute(query)]
+                 limit: int | None = TOP_DOMAINS) -> list[DomainStats]:
+    """Per recipient domain, most recipients first. A finished send's rows and sent per domain
+    are kept once counted (``send_figures``); delivered, bounced and complained come from the
+    rows the events marked: neither reads every delivery of the issue."""
+    return [DomainStats(name, **counts) for name, counts in domain_rows(session, campaign_ids, limit)]
 
 
 def sent_per_minute(session: Session, campaign_ids: list[int]) -> list[TimeBucket]:
-    minute = minute_bucket(session, Delivery.sent_at).label("minute")
-    query = (
-        select(minute, func.count(Delivery.id))
-        .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None),
-               _NOT_SIMULATOR)
-        .group_by(minute)
-        .order_by(minute)
-    )
-    return [TimeBucket(datetime.fromisoformat(text).replace(tzinfo=UTC), int(n))
-            for text, n in session.execute(query)]
+    """Rows sent per minute. A finished send's minutes do not change: they are counted once
+    and kept (``send_figures``); a send still running is counted from its rows."""
+    return [TimeBucket(datetime.fromisoformat(text).replace(tzinfo=UTC), n)
+            for text, n in minute_rows(session, campaign_ids)]
 
 
 def issue_detail(session: Session, issue_number: int) -> IssueDetail:

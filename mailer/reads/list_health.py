@@ -10,28 +10,22 @@ ledger. ``overview_document`` is the one source of ``mailer stats --json`` and
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
 from mailer.store.ledger import breaker_baseline
-from mailer.store.models import Campaign, Subscriber, SubscriberChange
-from mailer.reads.sql_figures import count_where, week_bucket
+from mailer.store.models import Campaign
 from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
-from mailer.reads.subscriber_figures import subscribers_by_status, imported_here, signed_up_here
+from mailer.reads.subscriber_figures import subscribers_by_status
+from mailer.reads.week_figures import week_series
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
 SIGNUP_WINDOW_WEEKS = 4  # the headline confirmation rate covers the last four weeks
-# subscriber_change.to_status → the ListWeek field counting arrivals in that status
-STATUS_SERIES = {SubscriberStatus.ACTIVE.value: "confirmed",
-                 SubscriberStatus.UNSUBSCRIBED.value: "unsubscribed",
-                 SubscriberStatus.BOUNCED.value: "bounced",
-                 SubscriberStatus.COMPLAINED.value: "complained"}
-SIGNUP_SOURCE = "web"  # the public form: its confirmation rate falls when it is abused
 # Column names a campaign may carry to say why it is paused (added by the send path).
 PAUSE_REASON_COLUMNS = ("pause_reason", "paused_reason", "stop_reason", "note")
 # Mailbox providers shown first on an issue's domain table, in this order.
@@ -113,54 +107,6 @@ class ListWeek:
                 "confirmation_rate": self.confirmation_rate}
 
 
-def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
-    """One pass over the window's status changes: per week, arrivals in each status, readers
-    imported, and the net change of the active list.
-
-    An import's own rows count as "imported" (when active) and in no other series: a reader
-    who left Mailchimp years ago did not unsubscribe from this list this week."""
-    week = week_bucket(session, SubscriberChange.at).label("week")
-    left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
-    imported = imported_here().label("imported")
-    query = (select(week, SubscriberChange.to_status, left_active, imported, func.count())
-             .where(SubscriberChange.at >= since)
-             .group_by(week, SubscriberChange.to_status, left_active, imported))
-    names = (*STATUS_SERIES.values(), "imported", "net")
-    series: dict[str, dict[str, int]] = {name: {} for name in names}
-    for key, to_status, left, by_import, n in session.execute(query):
-        key, n = str(key), int(n)
-        name = _arrival_series(str(to_status), bool(by_import))
-        if name:
-            series[name][key] = series[name].get(key, 0) + n
-        delta = (n if str(to_status) == SubscriberStatus.ACTIVE.value else 0) - (n if left else 0)
-        series["net"][key] = series["net"].get(key, 0) + delta
-    return series
-
-
-def _arrival_series(to_status: str, by_import: bool) -> str | None:
-    if by_import:
-        return "imported" if to_status == SubscriberStatus.ACTIVE.value else None
-    return STATUS_SERIES.get(to_status)
-
-
-def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
-    """Per week: new readers (not imported ones), and the sign-ups through the form: confirmed,
-    still pending."""
-    week = week_bucket(session, Subscriber.created_at).label("week")
-    form = Subscriber.source == SIGNUP_SOURCE
-    query = (select(week, count_where(signed_up_here()), count_where(form),
-                    count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
-                    count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
-             .where(Subscriber.created_at >= since)
-             .group_by(week))
-    names = ("new", "signups", "signups_confirmed", "signups_pending")
-    series: dict[str, dict[str, int]] = {name: {} for name in names}
-    for key, *counts in session.execute(query):
-        for name, n in zip(names, counts, strict=True):
-            series[name][str(key)] = int(n)
-    return series
-
-
 def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
@@ -169,13 +115,14 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
                today: date | None = None) -> list[ListWeek]:
     """The last ``weeks`` weeks up to this one, every week listed (quiet ones with zeros).
 
-    Only the window's rows are read. The list size is counted back from today's active
-    readers, so it always ends at the true figure, even for readers imported without a history.
+    The weeks that are over are kept once counted (``week_figures``): a read counts this
+    week's rows and those of any week written to since. The list size is counted back from
+    today's active readers, so it always ends at the true figure, even for readers imported
+    without a history.
     """
     this_monday = _monday(today or utcnow().date())
     first = this_monday - timedelta(weeks=weeks - 1)
-    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
-    series = {**_change_series(session, since), **_signup_series(session, since)}
+    series = week_series(session, first, this_monday)
     net = series.pop("net")
     keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]
     size = subscribers_by_status(session)[SubscriberStatus.ACTIVE.value]

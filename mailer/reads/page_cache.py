@@ -34,12 +34,10 @@ from mailer.store.models import (
     SubscriberChange,
 )
 from mailer.reads.delivery_figures import CampaignStats, campaign_stats
+from mailer.reads.sql_figures import EVENT_SLACK, newest_and_tail
 from mailer.reads.subscriber_figures import subscribers_by_status
 
 FULL_REFRESH_SECONDS = 3600.0  # a cold count of 1,000,000 rows takes seconds: not often
-# Events and changes are re-examined this far below the last mark: on PostgreSQL a transaction
-# holding a lower id may commit after a higher one was read.
-EVENT_SLACK = 100
 
 
 @dataclass(frozen=True)
@@ -59,16 +57,10 @@ class Marks:
     subscriber_tail: int = 0
 
 
-def _newest_and_tail(session: Session, column) -> tuple[int, int]:
-    newest = int(session.execute(select(func.max(column))).scalar() or 0)
-    tail = session.execute(select(func.count()).where(column > newest - EVENT_SLACK)).scalar()
-    return newest, int(tail or 0)
-
-
 def current_marks(session: Session) -> Marks:
-    event_id, event_tail = _newest_and_tail(session, DeliveryEventRecord.id)
-    change_id, change_tail = _newest_and_tail(session, SubscriberChange.id)
-    subscriber_id, subscriber_tail = _newest_and_tail(session, Subscriber.id)
+    event_id, event_tail = newest_and_tail(session, DeliveryEventRecord.id)
+    change_id, change_tail = newest_and_tail(session, SubscriberChange.id)
+    subscriber_id, subscriber_tail = newest_and_tail(session, Subscriber.id)
     campaign_id = int(session.execute(select(func.max(Campaign.id))).scalar() or 0)
     forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress)).scalar())
     return Marks(event_id, change_id, subscriber_id, campaign_id, forgotten,

@@ -7,9 +7,13 @@ dialects differ are these helpers.
 
 from __future__ import annotations
 
-from sqlalchemy import case, func
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
+
+# Rows are looked at again this far below the newest id seen: on PostgreSQL a transaction
+# holding a lower id may commit after a higher one was read.
+EVENT_SLACK = 100
 
 
 def _dialect(session: Session) -> str:
@@ -40,4 +44,18 @@ def domain_of(session: Session, column) -> ColumnElement[str]:
     return func.lower(func.substr(column, func.instr(column, "@") + 1))
 
 
-__all__ = ["count_where", "domain_of", "minute_bucket", "week_bucket"]
+def tail_below(session: Session, column, newest: int) -> int:
+    """How many rows sit within ``EVENT_SLACK`` below ``newest`` (it included): a row committed
+    late under a lower id changes this count while the newest id stays the same."""
+    return int(session.execute(select(func.count()).where(
+        column > newest - EVENT_SLACK, column <= newest)).scalar() or 0)
+
+
+def newest_and_tail(session: Session, column) -> tuple[int, int]:
+    """The newest id of a table that grows by id, and :func:`tail_below` it."""
+    newest = int(session.execute(select(func.max(column))).scalar() or 0)
+    return newest, tail_below(session, column, newest)
+
+
+__all__ = ["EVENT_SLACK", "count_where", "domain_of", "minute_bucket", "newest_and_tail",
+           "tail_below", "week_bucket"]

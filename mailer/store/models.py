@@ -300,6 +300,82 @@ class CampaignCounts(SQLModel, table=True):
     unsubscribed: int = 0
 
 
+# -- a finished send's breakdowns (migration 0017), kept by reads.send_figures -------------------
+
+
+class SendFigures(SQLModel, table=True):
+    """The campaign's rows by status (``campaign_counts``) when its minutes and domains below
+    were counted: they hold while the counters still show these numbers."""
+
+    __tablename__ = "send_figures"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    recipients: int = 0
+    queued: int = 0
+    sending: int = 0
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    unknown: int = 0
+    kept_at: datetime
+
+
+class SendMinute(SQLModel, table=True):
+    """Rows of one campaign sent in one minute (UTC, ``YYYY-MM-DDTHH:MM``)."""
+
+    __tablename__ = "send_minutes"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    minute: str = Field(primary_key=True, max_length=16)
+    sent: int = 0
+
+
+class SendDomain(SQLModel, table=True):
+    """Rows of one campaign to one recipient domain, and how many of them were sent."""
+
+    __tablename__ = "send_domains"
+
+    campaign_id: int = Field(foreign_key="campaign.id", primary_key=True, ondelete="CASCADE",
+                             sa_column_kwargs={"autoincrement": False})
+    domain: str = Field(primary_key=True, max_length=320)
+    recipients: int = 0
+    sent: int = 0
+
+
+class WeekFigures(SQLModel, table=True):
+    """One closed ISO week of the list, as the overview shows it (but the list's size)."""
+
+    __tablename__ = "week_figures"
+
+    week: str = Field(primary_key=True, max_length=10)  # the Monday, YYYY-MM-DD
+    new: int = 0
+    confirmed: int = 0
+    unsubscribed: int = 0
+    bounced: int = 0
+    complained: int = 0
+    imported: int = 0
+    net: int = 0
+    signups: int = 0
+    signups_confirmed: int = 0
+    signups_pending: int = 0
+
+
+class WeekFiguresMark(SQLModel, table=True):
+    """The newest history and subscriber rows, how many sat just below them, and the erasures,
+    when the kept weeks were last checked (one row, id 1)."""
+
+    __tablename__ = "week_figures_mark"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    change_id: int = 0
+    change_tail: int = 0
+    subscriber_id: int = 0
+    subscriber_tail: int = 0
+    forgotten: int = 0
+
+
 class SubscriberCounts(SQLModel, table=True):
     """How many subscribers are in one status."""
 
