@@ -14,22 +14,20 @@ from sqlalchemy.orm import Session
 
 from mailer.domain import IMPORT_SOURCES, SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange, SubscriberCounts, WeekCounts
+from mailer.reads.quick_counts import every_status
 from mailer.reads.sql_figures import week_bucket
 
 
 def subscribers_by_status(session: Session) -> dict[str, int]:
     """How many subscribers are in each status now (every status present, zero when none),
     read from ``subscriber_counts`` (kept on write, migration 0013)."""
-    query = select(SubscriberCounts.status, SubscriberCounts.n)
-    counts = {str(status): int(n) for status, n in session.execute(query)}
-    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+    return every_status(session.execute(select(SubscriberCounts.status, SubscriberCounts.n)))
 
 
 def counted_subscribers_by_status(session: Session) -> dict[str, int]:
     """:func:`subscribers_by_status` counted from the subscriber rows (``mailer db recount``)."""
     query = select(Subscriber.status, func.count(Subscriber.id)).group_by(Subscriber.status)
-    counts = {str(status): int(n) for status, n in session.execute(query)}
-    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+    return every_status(session.execute(query))
 
 
 def list_subscribers(session: Session, *, status: SubscriberStatus | None = None,
