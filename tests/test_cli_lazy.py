@@ -55,3 +55,23 @@ def test_the_command_list_says_what_each_command_says_of_itself():
     assert sorted(commands) == sorted(COMMANDS)  # a new command is named in the table too
     for name, command in commands.items():
         assert COMMANDS[name][1] == command.get_short_help_str(limit=200), name
+
+
+@pytest.mark.parametrize("args", [("subscribers", "count", "--json"),
+                                  ("stats", "--subscribers", "--json")])
+def test_the_list_counts_read_a_current_sqlite_file_without_sqlalchemy(mailer_env, tmp_path,
+                                                                       args):
+    # Issue 23: at a million readers these are two small counter tables; importing SQLAlchemy,
+    # SQLModel and the models was most of their second. A file at the schema head is read with
+    # sqlite3 alone, and says the same.
+    from tests.mailer_cli import mailer, mailer_process
+
+    assert mailer(mailer_env, "subscribers", "add", "ann@example.org", "--confirmed").returncode == 0
+    loaded = heavy_libraries_loaded_by(*args, cwd=tmp_path, env=mailer_env)
+    assert "sqlalchemy" not in loaded and "sqlmodel" not in loaded
+    result = json.loads(mailer_process(mailer_env, *args, cwd=tmp_path).stdout)
+    totals = result.get("totals", result)
+    assert {status: totals[status] for status in ("pending", "active", "unsubscribed")} == {
+        "pending": 0, "active": 1, "unsubscribed": 0}
+    if "weeks" in result:
+        assert [week["confirmed"] for week in result["weeks"]] == [1]

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
 from rich.table import Table
 
-from mailer.cli._app import app, console, examples, json_text, needs, read_engine, shown
+from mailer.cli._app import app, console, examples, json_text, needs, read_engine, settings, shown
 from mailer.errors import MailerError
 from mailer.figures import percent
-from mailer.reads.list_health import overview_document
-from mailer.store.db import session
-from mailer.reads.delivery_figures import CampaignStats, IssueDetail, campaign_stats, issue_detail
-from mailer.reads.subscriber_figures import WeekGrowth, subscribers_by_status, subscriber_growth
+
+if TYPE_CHECKING:  # SQLAlchemy and the models load where a figure is read through them
+    from mailer.reads.delivery_figures import CampaignStats, IssueDetail
 
 GROWTH_WEEKS = 12  # --weeks when not given
 WATCH_EVERY = 5.0  # --every when not given
@@ -116,6 +115,10 @@ def _print_warnings(campaigns: list[CampaignStats]) -> None:
 
 
 def _show_overview(as_json: bool) -> None:
+    from mailer.reads.delivery_figures import campaign_stats
+    from mailer.reads.list_health import overview_document
+    from mailer.store.db import session
+
     if as_json:  # the same document as /admin/stats.json
         with session(read_engine()) as db:
             _print_json(overview_document(db))
@@ -131,6 +134,9 @@ def _show_overview(as_json: bool) -> None:
 
 
 def _show_issue(number: int, as_json: bool) -> None:
+    from mailer.reads.delivery_figures import issue_detail
+    from mailer.store.db import session
+
     with session(read_engine()) as db:
         detail = issue_detail(db, number)
     if as_json:
@@ -169,9 +175,16 @@ def _print_issue_tables(detail: IssueDetail) -> None:
 
 
 def _show_subscribers(weeks: int, as_json: bool) -> None:
-    with session(read_engine()) as db:
-        growth: list[WeekGrowth] = subscriber_growth(db, weeks or None)
-        totals = subscribers_by_status(db)
+    from mailer.reads.quick_counts import subscriber_growth_quickly
+
+    quick = subscriber_growth_quickly(settings().database_url, weeks or None)
+    if quick is None:  # not a current SQLite file: the full path reads it, or says why not
+        from mailer.reads.subscriber_figures import subscribers_by_status, subscriber_growth
+        from mailer.store.db import session
+
+        with session(read_engine()) as db:
+            quick = subscriber_growth(db, weeks or None), subscribers_by_status(db)
+    growth, totals = quick
     if as_json:
         _print_json({"totals": totals, "weeks": [w.as_dict() for w in growth]})
         return

@@ -6,7 +6,6 @@ Changes go through :mod:`mailer.store.subscribers`; nothing here writes.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import date
 
 from sqlalchemy import and_, func, not_, or_, select
@@ -14,22 +13,20 @@ from sqlalchemy.orm import Session
 
 from mailer.domain import IMPORT_SOURCES, SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange, SubscriberCounts, WeekCounts
+from mailer.reads.quick_counts import GROWTH_COLUMNS, WeekGrowth, every_status, weeks_oldest_first
 from mailer.reads.sql_figures import week_bucket
 
 
 def subscribers_by_status(session: Session) -> dict[str, int]:
     """How many subscribers are in each status now (every status present, zero when none),
     read from ``subscriber_counts`` (kept on write, migration 0013)."""
-    query = select(SubscriberCounts.status, SubscriberCounts.n)
-    counts = {str(status): int(n) for status, n in session.execute(query)}
-    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+    return every_status(session.execute(select(SubscriberCounts.status, SubscriberCounts.n)))
 
 
 def counted_subscribers_by_status(session: Session) -> dict[str, int]:
     """:func:`subscribers_by_status` counted from the subscriber rows (``mailer db recount``)."""
     query = select(Subscriber.status, func.count(Subscriber.id)).group_by(Subscriber.status)
-    counts = {str(status): int(n) for status, n in session.execute(query)}
-    return {status.value: counts.get(status.value, 0) for status in SubscriberStatus}
+    return every_status(session.execute(query))
 
 
 def list_subscribers(session: Session, *, status: SubscriberStatus | None = None,
@@ -70,30 +67,10 @@ def signed_up_here():
     return or_(Subscriber.source.is_(None), Subscriber.source.not_in(sorted(IMPORT_SOURCES)))
 
 
-@dataclass(frozen=True)
-class WeekGrowth:
-    week_start: date  # the Monday (UTC) the week begins
-    new: int = 0  # sign-ups (the form, or by hand); imported readers are not
-    imported: int = 0  # readers an import added as active
-    confirmed: int = 0
-    unsubscribed: int = 0
-    suppressed: int = 0
-
-    @property
-    def net(self) -> int:
-        return self.confirmed + self.imported - self.unsubscribed - self.suppressed
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "week_start": self.week_start.isoformat(), "net": self.net}
-
-
 def _weekly_counts(session: Session, column, *conditions) -> dict[str, int]:
     week = week_bucket(session, column).label("week")
     query = select(week, func.count()).where(*conditions).group_by(week)
     return {str(key): int(n) for key, n in session.execute(query)}
-
-
-GROWTH_COLUMNS = ("new", "imported", "confirmed", "unsubscribed", "suppressed")
 
 
 def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:
@@ -105,10 +82,7 @@ def subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGr
              .order_by(WeekCounts.week.desc()))
     if weeks:
         query = query.limit(weeks)
-    rows = list(session.execute(query))[::-1]
-    return [WeekGrowth(date.fromisoformat(week), **dict(zip(GROWTH_COLUMNS, map(int, counts),
-                                                             strict=True)))
-            for week, *counts in rows]
+    return weeks_oldest_first(session.execute(query))
 
 
 def counted_subscriber_growth(session: Session, weeks: int | None = None) -> list[WeekGrowth]:

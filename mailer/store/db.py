@@ -7,9 +7,7 @@ send can write at the same time. PostgreSQL URLs (``postgresql+psycopg://``) wor
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,13 +17,10 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
 from mailer.errors import ConfigError, DatabaseTooNew, StoreError
+from mailer.store.quick_read import MIGRATIONS_DIR, SQLITE_BUSY_TIMEOUT_MS, head_from_files
 
 if TYPE_CHECKING:  # alembic costs a fifth of a second to import: only a migration needs it
     from alembic.config import Config
-
-MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
@@ -85,25 +80,6 @@ def head_revision() -> str:
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head() or ""
-
-
-_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*=\s*['\"]?([\w.-]+|None)['\"]?\s*$", re.M)
-
-
-@cache
-def head_from_files() -> str | None:
-    """The head revision read off the migration files' ``revision``/``down_revision`` lines:
-    the one revision no other names as its parent. None when that is not one revision (a
-    branch, an unreadable file): then only alembic's own answer counts."""
-    revisions, parents = set(), set()
-    for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict(_REVISION_LINE.findall(path.read_text(encoding="utf-8")))
-        if "revision" not in found:
-            return None
-        revisions.add(found["revision"])
-        parents.add(found.get("down_revision", "None"))
-    heads = revisions - parents
-    return heads.pop() if len(heads) == 1 else None
 
 
 def _recorded_revision(engine: Engine) -> str | None:

@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from operator import itemgetter
 from pathlib import Path
 
 from sqlalchemy import Table, func, insert, select, update
@@ -37,6 +36,7 @@ _EXPORT_ONLY_COLUMNS = frozenset({"id", "status", "created_at", "updated_at", "c
 _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # json.dumps(attrs, ensure_ascii=False, sort_keys=True), without building an encoder per row
 _ATTRS_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
+_QUOTED = json.encoder.encode_basestring  # a str as JSON (ensure_ascii=False), in C
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -248,7 +248,16 @@ def _attrs(cells: list[str], header: list[str], email_index: int) -> str | None:
             attrs.update(_json_object(value))
         elif name and name not in _EXPORT_ONLY_COLUMNS:
             attrs[name] = value
-    return _ATTRS_JSON(attrs) if attrs else None
+    return _attrs_json(attrs) if attrs else None
+
+
+def _attrs_json(attrs: dict) -> str:
+    """:data:`_ATTRS_JSON` of ``attrs``; text values (a CSV's cells) are written out directly,
+    the same characters as the encoder's, at a third of its cost over a million rows."""
+    if not all(type(value) is str for value in attrs.values()):
+        return _ATTRS_JSON(attrs)
+    return "{" + ", ".join(f"{_QUOTED(name)}: {_QUOTED(value)}"
+                           for name, value in sorted(attrs.items())) + "}"
 
 
 def _json_object(value: str) -> dict:
@@ -265,10 +274,9 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
     if not fresh:
         return
     now = utcnow()
-    status = run.status
-    rows = [{"email": c.email, "status": status.value, "created_at": now, "updated_at": now,
-             "confirmed_at": now if run.confirmed else None, "source": run.source,
-             "attrs": c.attrs}
+    status, confirmed_at, source = run.status.value, now if run.confirmed else None, run.source
+    rows = [{"email": c.email, "status": status, "created_at": now, "updated_at": now,
+             "confirmed_at": confirmed_at, "source": source, "attrs": c.attrs}
             for c in fresh]
     # ON CONFLICT DO NOTHING (on either unique index: the address or its lower case): an
     # address already there, or arriving meanwhile from the web form, counts as "existing".
@@ -280,7 +288,7 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
         file_json = json.dumps(run.file_name)
         insert_rows(session, SubscriberChange.__table__, [
             {"subscriber_id": subscriber_id, "at": now, "from_status": None,
-             "to_status": status.value, "source": run.source,
+             "to_status": status, "source": source,
              "detail": f'{{"file": {file_json}, "line": {lines[email]}}}'}
             for subscriber_id, email in inserted
         ])
@@ -308,12 +316,10 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
     connection = session.connection()
     dialect = connection.dialect
     columns = list(rows[0])
-    values = list(map(itemgetter(*columns), rows)) if len(columns) > 1 else [
-        (row[columns[0]],) for row in rows]
-    for index, name in enumerate(columns):
-        processor = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        if processor is not None:
-            values = _bound(values, index, processor)
+    # column by column: each converted as its type binds it, then zipped into rows once
+    values = list(zip(*(_bound([row[name] for row in rows],
+                               table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+                         for name in columns), strict=True))
     quote = dialect.identifier_preparer.quote
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     head = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
@@ -339,12 +345,13 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
         cursor.close()
 
 
-def _bound(values: list[tuple], index: int, processor: Callable) -> list[tuple]:
-    """``values`` with column ``index`` converted as its type binds it (SQLite: a datetime to
-    text); a chunk repeats the same times, so each distinct value is converted once."""
-    converted = {value: None if value is None else processor(value)
-                 for value in {row[index] for row in values}}
-    return [(*row[:index], converted[row[index]], *row[index + 1:]) for row in values]
+def _bound(column: list, processor: Callable | None) -> list:
+    """One column's values converted as its type binds them (SQLite: a datetime to text); a
+    chunk repeats the same times, so each distinct value is converted once."""
+    if processor is None:
+        return column
+    converted = {value: None if value is None else processor(value) for value in set(column)}
+    return list(map(converted.__getitem__, column))
 
 
 def _confirm_pending(session: Session, already: list[_Candidate], run: _ImportRun,
