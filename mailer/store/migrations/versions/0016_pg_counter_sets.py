@@ -85,6 +85,9 @@ COUNTERS = {  # counter table: (key, columns), in the order a commit folds them
     'week_counts': ('week', list(C14.WEEK_COLUMNS)),
 }
 DELTAS = {table: f"{table[:-1]}_deltas" for table in COUNTERS}  # campaign_count_deltas…
+# a campaign deleted in the transaction takes its deltas with it (its counter row went too)
+STILL_THERE = {'campaign_counts':
+               " WHERE EXISTS (SELECT 1 FROM campaign c WHERE c.id = gone.campaign_id)"}
 
 
 def _grouped(key: str, columns: list[str], source: str) -> str:
@@ -114,7 +117,7 @@ def fold(table: str) -> str:
     return (f"WITH gone AS (DELETE FROM {deltas} WHERE tx = txid_current() "
             f"RETURNING {returned})\n"
             f"INSERT INTO {table} ({key}, {', '.join(columns)})\n"
-            + _grouped(key, columns, "SELECT * FROM gone")
+            + _grouped(key, columns, f"SELECT * FROM gone{STILL_THERE.get(table, '')}")
             + f"\nON CONFLICT ({key}) DO UPDATE SET {added}")
 
 
