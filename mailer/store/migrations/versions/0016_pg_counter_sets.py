@@ -205,6 +205,17 @@ def _transition_tables(event: str) -> str:
             'UPDATE': f"OLD TABLE AS {OLD} NEW TABLE AS {NEW}"}[event]
 
 
+# Whether this transaction has deltas to fold: set by every statement trigger, cleared by the
+# fold. The fold runs once per delta row at commit (a constraint trigger is per row): every run
+# after the first returns at once, instead of looking for deltas again (its index would walk
+# past every delta row the first run deleted: N runs of N entries). Local to the transaction,
+# and undone with a savepoint rolled back, as the deltas are.
+PENDING = "mailer.counter_deltas"
+MARK_PENDING = f"PERFORM set_config('{PENDING}', 'on', true)"
+FOLD_ONCE = (f"IF current_setting('{PENDING}', true) IS DISTINCT FROM 'on' THEN RETURN NULL; "
+             f"END IF;\nPERFORM set_config('{PENDING}', 'off', true)")
+
+
 def _plpgsql(name: str, body: list[str]) -> str:
     return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\n"
             f"BEGIN\n{';'.join(body)};\nRETURN NULL;\nEND $$")
@@ -215,7 +226,7 @@ def create_delta_tables() -> None:
         op.execute(f"CREATE UNLOGGED TABLE {deltas} (LIKE {table} INCLUDING DEFAULTS, "
                    f"tx bigint NOT NULL DEFAULT txid_current())")
         op.execute(f"CREATE INDEX ix_{deltas}_tx ON {deltas} (tx)")
-    op.execute(_plpgsql('counters_fold', [fold(table) for table in COUNTERS]))
+    op.execute(_plpgsql('counters_fold', [FOLD_ONCE, *(fold(table) for table in COUNTERS)]))
     for deltas in DELTAS.values():
         op.execute(f"CREATE CONSTRAINT TRIGGER counters_fold AFTER INSERT ON {deltas} "
                    f"DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION counters_fold()")
@@ -226,7 +237,7 @@ def create_statement_triggers() -> None:
         table, event, _when = C14.TRIGGERS[name]
         event = event.split()[0]  # no column list with transition tables
         trigger = f"counters_{name}"
-        op.execute(_plpgsql(trigger, body))
+        op.execute(_plpgsql(trigger, [*body, MARK_PENDING]))
         op.execute(f"CREATE TRIGGER {trigger} AFTER {event} ON {table} "
                    f"REFERENCING {_transition_tables(event)} FOR EACH STATEMENT "
                    f"EXECUTE FUNCTION {trigger}()")
