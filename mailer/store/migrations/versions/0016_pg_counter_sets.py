@@ -122,13 +122,17 @@ def fold(table: str) -> str:
 
 
 def _delivery_rows(sign: str, rows: str, with_unsubscribed: bool) -> str:
-    terms = [f"{sign}{C14._delivery_term('r', c)}" for c in DELIVERY_COLUMNS]
+    # 0014's terms, with the mailbox simulator test made once a row instead of once a column
+    conditions = C14._delivery_conditions('r')
+    terms = [f"{sign}{C14._one(f'r.counted AND {conditions[c]}')}" for c in DELIVERY_COLUMNS]
+    counted = (f"(SELECT x.*, lower(x.email) NOT LIKE {C14.SIMULATOR} AS counted "
+               f"FROM {rows} x) AS r")
     if not with_unsubscribed:
-        return f"SELECT r.campaign_id, {', '.join(terms)} FROM {rows} r"
+        return f"SELECT r.campaign_id, {', '.join(terms)} FROM {counted}"
     # a recipient who had unsubscribed after the campaign began comes (or goes) with the row
     unsubscribed = C14._one(C14._unsubscribed_since('r.subscriber_id', 'c'))
     return (f"SELECT r.campaign_id, {', '.join(terms)}, {sign}{unsubscribed} "
-            f"FROM {rows} r JOIN campaign c ON c.id = r.campaign_id")
+            f"FROM {counted} JOIN campaign c ON c.id = r.campaign_id")
 
 
 def _unsubscribed_change(sign: str, rows: str, exclude: str) -> str:
