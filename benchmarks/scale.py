@@ -314,7 +314,7 @@ def import_row(base: str | None, readers: int, folder: Path) -> None:
     reading = time.perf_counter() - started
     assert rows == readers
     url = (f"sqlite:///{folder / 'import.db'}" if base is None or base.startswith("sqlite")
-           else fresh_postgres_database(base, "mailer_scale_import"))
+           else fresh_postgres_database(base, f"mailer_scale_import_{head_revision()}".lower()))
     assert run([MAILER, "db", "upgrade"], url, folder).returncode == 0
     ran = run([MAILER, "subscribers", "import", str(source), "--confirmed"], url, folder)
     assert ran.returncode == 0, ran.stderr[-2000:]

@@ -172,3 +172,88 @@ def test_downgrade_and_upgrade_again_keep_the_rows(tmp_path):
     assert upgrade(engine) == ("0001", head_revision())
     assert table_rows(url, "SELECT count(*) FROM subscriber_change") == [(30,)]
     engine.dispose()
+
+
+PG_COUNTED_WRITES = [  # rows of every kind the counters count, written as plain SQL
+    "INSERT INTO subscriber (email, status, created_at, updated_at, source) SELECT "
+    "'r' || :issue || '-' || g || '@example.org', CASE WHEN g % 5 = 0 THEN 'unsubscribed' ELSE 'active' END, "
+    ":at, :at, CASE WHEN g % 3 = 0 THEN 'import' ELSE 'web' END FROM generate_series(1, 40) g",
+    "INSERT INTO subscriber_change (subscriber_id, at, from_status, to_status, source) "
+    "SELECT id, :at, NULL, 'active', source FROM subscriber WHERE email LIKE :batch",
+    "INSERT INTO campaign (issue_number, subject, status, transport, content_sha256, "
+    "created_at, started_at) VALUES (:issue, 's', 'sending', 'outbox', 'abc', :at, :at)",
+    "INSERT INTO delivery (campaign_id, subscriber_id, email, status, attempts) "
+    "SELECT (SELECT max(id) FROM campaign), id, email, 'queued', 0 FROM subscriber",
+    "UPDATE delivery SET status = 'sent', delivered_at = :at WHERE id % 2 = 0",
+    "UPDATE delivery SET status = 'sent', bounced_at = :at, bounce_type = 'permanent' "
+    "WHERE id % 7 = 1",
+    "INSERT INTO subscriber_change (subscriber_id, at, from_status, to_status, source) "
+    "SELECT id, :later, 'active', 'unsubscribed', 'web' FROM subscriber WHERE status = 'unsubscribed'",
+    "UPDATE subscriber SET status = 'bounced' WHERE id % 11 = 2",
+    "DELETE FROM delivery WHERE id % 13 = 3",
+]
+
+
+def write_counted_rows(url: str, issue: int) -> None:
+    engine = make_engine(url)
+    with engine.begin() as connection:
+        for statement in PG_COUNTED_WRITES:
+            connection.execute(text(statement), {"at": f"2026-02-0{issue} 10:00:00",
+                                                 "later": f"2026-02-0{issue} 12:00:00",
+                                                 "issue": issue, "batch": "%"})
+        # an update of no counted column: the statement triggers find all-zero deltas
+        connection.execute(text("UPDATE subscriber SET updated_at = :at"), {"at": NOW})
+    engine.dispose()
+
+
+def counter_mismatches(url: str) -> list:
+    from mailer.reads.counters import counted_figures, differences, stored_figures
+    from mailer.store.db import session
+
+    engine = make_engine(url)
+    try:
+        with session(engine) as db:
+            return differences(stored_figures(db), counted_figures(db))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_postgresql_counters_stay_exact_through_the_statement_trigger_upgrade_and_back(pg_url):
+    engine = make_engine(pg_url)
+    upgrade(engine, "0015_reader_search")
+    write_counted_rows(pg_url, 1)  # kept by 0014's row triggers
+    assert counter_mismatches(pg_url) == []
+
+    assert upgrade(engine) == ("0015_reader_search", head_revision())
+    row_triggers = ("SELECT count(*) FROM pg_trigger WHERE tgname LIKE 'counters_%' AND "
+                    "tgtype & 1 = 1 AND tgrelid::regclass::text IN "
+                    "('delivery', 'subscriber', 'subscriber_change', 'campaign')")
+    assert table_rows(pg_url, row_triggers) == [(0,)]  # none FOR EACH ROW left on the tables
+    assert counter_mismatches(pg_url) == []
+    write_counted_rows(pg_url, 2)  # kept by 0016's statement triggers, added at commit
+    assert counter_mismatches(pg_url) == []
+    assert table_rows(pg_url, "SELECT count(*) FROM campaign_count_deltas") == [(0,)]
+    with engine.begin() as connection:  # a campaign dropped whole in one transaction
+        for table in ("delivery", "campaign_counts"):
+            connection.execute(text(f"DELETE FROM {table} WHERE campaign_id = 2"))
+        connection.execute(text("DELETE FROM campaign WHERE id = 2"))
+    assert counter_mismatches(pg_url) == []
+
+    from alembic import command
+
+    from mailer.store.db import alembic_config
+
+    with engine.connect() as connection:
+        cfg = alembic_config(pg_url)
+        cfg.attributes["connection"] = connection
+        with connection.begin():
+            command.downgrade(cfg, "0015_reader_search")
+    assert current_revision(engine) == "0015_reader_search"
+    assert table_rows(pg_url, row_triggers) == [(9,)]
+    write_counted_rows(pg_url, 3)  # 0014's row triggers again
+    assert counter_mismatches(pg_url) == []
+    assert upgrade(engine) == ("0015_reader_search", head_revision())
+    write_counted_rows(pg_url, 4)
+    assert counter_mismatches(pg_url) == []
+    engine.dispose()

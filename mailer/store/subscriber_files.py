@@ -308,7 +308,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
 
     SQLAlchemy's per-row parameter handling cost more than the database's own work on a large
     import (cProfile, 100,000 rows); this binds each column's value the way its type does, with
-    one conversion per distinct value, and sends multi-row VALUES (executemany when nothing is
+    one conversion per distinct value, and sends multi-row VALUES (on SQLite executemany when nothing is
     returned). ON CONFLICT DO NOTHING skips a row that breaks any unique index.
     """
     if not rows:
@@ -330,16 +330,20 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
     # processing (a driver error still rolls the session back when it ends).
     cursor = connection.connection.cursor()
     try:
-        if not returning:
+        if not returning and dialect.name == "sqlite":
             cursor.executemany(head + one + tail, values)
             return []
-        tail += f" RETURNING {', '.join(quote(name) for name in returning)}"
+        # PostgreSQL: multi-row statements even with nothing returned, so the counters'
+        # statement-level triggers (migration 0016) run once per batch, not once per row
+        if returning:
+            tail += f" RETURNING {', '.join(quote(name) for name in returning)}"
         found: list[tuple] = []
         for start in range(0, len(values), _INSERT_BATCH):
             batch = values[start:start + _INSERT_BATCH]
             cursor.execute(head + ", ".join([one] * len(batch)) + tail,
                            [value for row in batch for value in row])
-            found.extend(map(tuple, cursor.fetchall()))
+            if returning:
+                found.extend(map(tuple, cursor.fetchall()))
         return found
     finally:
         cursor.close()
