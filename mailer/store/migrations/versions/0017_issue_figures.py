@@ -22,14 +22,14 @@ complained about: after a send, a few per thousand; the per-domain delivered, bo
 complained figures are counted from it.
 
 Revision ID: 0017_issue_figures
-Revises: 0015_reader_search
+Revises: 0016_pg_counter_sets
 Create Date: 2026-12-03 15:40:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 revision = '0017_issue_figures'
-down_revision = '0015_reader_search'
+down_revision = '0016_pg_counter_sets'
 branch_labels = None
 depends_on = None
 
