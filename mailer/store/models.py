@@ -13,6 +13,15 @@ from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.errors import StoreError
+
+
+def stored_id(value: int | None) -> int:
+    """A row's id as read from the database: always set (the models type ``id`` as optional
+    only for a row not saved yet), so a missing one is a bug, never an id None passed on."""
+    if value is None:
+        raise StoreError("a row read from the database has no id")
+    return value
 
 
 class Subscriber(SQLModel, table=True):
