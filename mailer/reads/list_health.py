@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
 from mailer.store.ledger import breaker_baseline
-from mailer.store.models import Campaign, Subscriber, SubscriberChange
+from mailer.store.models import Campaign, Subscriber, SubscriberChange, stored_id
 from mailer.reads.sql_figures import count_where, week_bucket
 from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
 from mailer.reads.subscriber_figures import subscribers_by_status, imported_here, signed_up_here
@@ -119,12 +120,12 @@ def _change_series(session: Session, since: datetime) -> dict[str, dict[str, int
 
     An import's own rows count as "imported" (when active) and in no other series: a reader
     who left Mailchimp years ago did not unsubscribe from this list this week."""
-    week = week_bucket(session, SubscriberChange.at).label("week")
-    left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
+    week = week_bucket(session, col(SubscriberChange.at)).label("week")
+    left_active = (col(SubscriberChange.from_status) == SubscriberStatus.ACTIVE.value).label("left")
     imported = imported_here().label("imported")
-    query = (select(week, SubscriberChange.to_status, left_active, imported, func.count())
-             .where(SubscriberChange.at >= since)
-             .group_by(week, SubscriberChange.to_status, left_active, imported))
+    query = (select(week, col(SubscriberChange.to_status), left_active, imported, func.count())
+             .where(col(SubscriberChange.at) >= since)
+             .group_by(week, col(SubscriberChange.to_status), left_active, imported))
     names = (*STATUS_SERIES.values(), "imported", "net")
     series: dict[str, dict[str, int]] = {name: {} for name in names}
     for key, to_status, left, by_import, n in session.execute(query):
@@ -146,12 +147,12 @@ def _arrival_series(to_status: str, by_import: bool) -> str | None:
 def _signup_series(session: Session, since: datetime) -> dict[str, dict[str, int]]:
     """Per week: new readers (not imported ones), and the sign-ups through the form: confirmed,
     still pending."""
-    week = week_bucket(session, Subscriber.created_at).label("week")
-    form = Subscriber.source == SIGNUP_SOURCE
+    week = week_bucket(session, col(Subscriber.created_at)).label("week")
+    form = col(Subscriber.source) == SIGNUP_SOURCE
     query = (select(week, count_where(signed_up_here()), count_where(form),
-                    count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
-                    count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
-             .where(Subscriber.created_at >= since)
+                    count_where(and_(form, col(Subscriber.confirmed_at).is_not(None))),
+                    count_where(and_(form, col(Subscriber.status) == SubscriberStatus.PENDING.value)))
+             .where(col(Subscriber.created_at) >= since)
              .group_by(week))
     names = ("new", "signups", "signups_confirmed", "signups_pending")
     series: dict[str, dict[str, int]] = {name: {} for name in names}
@@ -255,12 +256,15 @@ def campaign_states(session: Session, ids: list[int]) -> dict[int, CampaignState
     campaign table has."""
     if not ids:
         return {}
-    rows = session.execute(select(Campaign).where(Campaign.id.in_(ids))).scalars()
-    return {c.id: CampaignState(c.id, c.issue_number, str(c.status), pause_reason(c),
-                                str(c.status) == CampaignStatus.SENDING.value
-                                and c.finished_at is None,
-                                c.paused_at, breaker_baseline(c))
-            for c in rows}
+    rows = session.execute(select(Campaign).where(col(Campaign.id).in_(ids))).scalars()
+    states = (_state_of(campaign) for campaign in rows)
+    return {state.campaign_id: state for state in states}
+
+
+def _state_of(c: Campaign) -> CampaignState:
+    return CampaignState(stored_id(c.id), c.issue_number, str(c.status), pause_reason(c),
+                         str(c.status) == CampaignStatus.SENDING.value and c.finished_at is None,
+                         c.paused_at, breaker_baseline(c))
 
 
 def needs_attention(campaign: CampaignStats) -> bool:

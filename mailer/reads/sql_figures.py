@@ -7,13 +7,19 @@ dialects differ are these helpers.
 
 from __future__ import annotations
 
-from sqlalchemy import case, func
+from sqlalchemy import Engine, case, func
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def engine_of(session: Session) -> Engine:
+    """The engine behind ``session``, also when it is bound to one connection (a migration's)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -40,4 +46,4 @@ def domain_of(session: Session, column) -> ColumnElement[str]:
     return func.lower(func.substr(column, func.instr(column, "@") + 1))
 
 
-__all__ = ["count_where", "domain_of", "minute_bucket", "week_bucket"]
+__all__ = ["count_where", "domain_of", "engine_of", "minute_bucket", "week_bucket"]
