@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
 from mailer.store import ledger, ledger_writes
 from mailer.store.db import make_engine
-from mailer.store.models import Campaign, Delivery, SendWorker
+from mailer.errors import StoreError
+from mailer.store.models import Campaign, Delivery, SendWorker, stored_id
 from tests.fakes import add_reader_rows
 from tests.ledger_support import claim_from_four_connections, rows, set_status, start
 
@@ -252,3 +253,10 @@ def test_an_engine_let_go_is_not_kept_alive_by_the_write_machinery(engine, setti
     del own
     gc.collect()
     assert gone() is None
+
+
+def test_an_id_read_back_is_never_passed_on_as_none():
+    # models type ``id`` as optional for a row not saved yet; one read from the database has it
+    assert stored_id(7) == 7
+    with pytest.raises(StoreError, match="has no id"):
+        stored_id(Campaign(issue_number=1, subject="s", transport="outbox", content_sha256="x").id)

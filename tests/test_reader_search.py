@@ -46,6 +46,14 @@ def test_sqlite_answers_from_the_trigram_index(engine):
     assert any("VIRTUAL TABLE" in str(step) for step in plan), plan
 
 
+def test_a_session_bound_to_one_connection_still_answers_from_the_index(engine):
+    # the index check names the database by its engine's URL, which a connection has not
+    add_readers(engine, *ADDRESSES)
+    with engine.connect() as connection, Session(bind=connection) as db:
+        assert [reader.email for reader in list_readers(db, "smith").readers] == scanned(
+            engine, "smith")
+
+
 def test_an_underscore_is_a_character_not_a_wildcard(engine):
     add_readers(engine, *ADDRESSES)
     assert found(engine, "ann_") == ["ann_lee@example.org"]  # not annalee

@@ -481,3 +481,13 @@ def test_the_breaker_pauses_through_the_ledger_interface_before_the_first_messag
     assert lease.state.status == CampaignStatus.PAUSED
     assert lease.state.pause_reason.startswith("hard bounces 10 of 10 sent")
     assert lease.status[1] == DeliveryStatus.QUEUED
+
+
+def test_a_dispatcher_without_thresholds_has_no_reputation_to_check(settings):
+    # check_reputation is public: with no breaker set it answers "nothing crossed" rather than
+    # failing on the missing thresholds
+    lease = InMemoryLease(["reader@example.org"], reputation=Reputation(sent=10, hard_bounces=10))
+    dispatcher = dispatcher_on(lease, RecordingTransport(), settings)
+
+    assert dispatcher.check_reputation() is None
+    assert lease.state.status != CampaignStatus.PAUSED

@@ -93,6 +93,18 @@ def test_issue_detail_on_sqlite(engine):
         check_detail(issue_detail(db, 644))
 
 
+def test_issue_detail_through_a_session_bound_to_one_connection(engine):
+    # as a migration's session is (0014 recounts through one): the link figures are read from
+    # the engine behind that connection, which has no connect() of its own
+    from sqlalchemy.orm import Session
+
+    from mailer.reads.delivery_figures import issue_detail
+
+    build_ledger(engine)
+    with engine.connect() as connection, Session(bind=connection) as db:
+        check_detail(issue_detail(db, 644))
+
+
 def test_a_campaign_with_nothing_sent_has_no_rates(engine):
     from mailer.store.db import session
     from mailer.reads.delivery_figures import campaign_stats

@@ -10,7 +10,7 @@ from mailer.domain import DeliveryStatus, Reputation
 from mailer.reads.send_figures import keep_finished_send
 from mailer.store import ledger
 from mailer.store.ledger import Recovery, Settling
-from mailer.store.models import Campaign
+from mailer.store.models import Campaign, stored_id
 
 if TYPE_CHECKING:
     from mailer.dispatch import SendReport
@@ -55,11 +55,8 @@ class Look:
 
 
 def id_of(campaign: Campaign) -> int:
-    """The id of a campaign read from the ledger: always there (only a new, unsaved row has
-    none), so a missing one is a bug, not a campaign 0 or None passed on."""
-    if campaign.id is None:
-        raise ValueError("a campaign read from the ledger has no id")
-    return campaign.id
+    """The id of a campaign read from the ledger (``store.models.stored_id``)."""
+    return stored_id(campaign.id)
 
 
 def get_campaign(db, campaign_id: int) -> Campaign | None:

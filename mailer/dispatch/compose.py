@@ -7,8 +7,7 @@ import dataclasses
 import re
 import threading
 import uuid
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from mailer import wire
 from mailer.config import Settings
@@ -16,6 +15,10 @@ from mailer.domain import MessageTemplate, OutgoingEmail
 from mailer.message import header_text
 from mailer.store.ledger import ClaimedDelivery
 from mailer.tokens import make_manage_token, make_unsubscribe_token
+
+if TYPE_CHECKING:
+    # Only named here: mailer.render (premailer, mjml) loads when a composer is first built.
+    from mailer.render import RenderedIssue
 
 ONE_CLICK = wire.ONE_CLICK
 
@@ -33,6 +36,19 @@ def _literal_braces(text: str) -> str:
     return _BRACE.sub(lambda brace: _BRACE_VARIABLE[brace.group()], text)
 
 
+class Personalise(Protocol):
+    """``mailer.render.personalise``: one reader's links filled into the rendered parts."""
+
+    def __call__(self, rendered: RenderedIssue, *, unsubscribe_url: str,
+                 manage_url: str) -> tuple[str, str]: ...
+
+
+class _Fill(Protocol):
+    """Personalise bound to the campaign's rendered issue: ``(html, text)`` for one reader."""
+
+    def __call__(self, *, unsubscribe_url: str, manage_url: str) -> tuple[str, str]: ...
+
+
 # -- messages ----------------------------------------------------------------------------------
 
 class _SplitIssue:
@@ -44,7 +60,7 @@ class _SplitIssue:
     holding only the placeholders.
     """
 
-    def __init__(self, rendered: Any, personalise: Callable[..., tuple[str, str]]) -> None:
+    def __init__(self, rendered: RenderedIssue, personalise: Personalise) -> None:
         from mailer.render import MANAGE_PLACEHOLDER, UNSUBSCRIBE_PLACEHOLDER
 
         nonce = uuid.uuid4().hex
@@ -69,10 +85,10 @@ class _SplitIssue:
         return "".join(by_mark.get(part, part) for part in parts)
 
 
-def _fast_personalise(rendered: Any, personalise: Callable[..., tuple[str, str]]):
+def _fast_personalise(rendered: RenderedIssue, personalise: Personalise) -> _Fill:
     """``personalise`` bound to ``rendered``, through :class:`_SplitIssue` when possible."""
-    def direct(**links: str) -> tuple[str, str]:
-        return personalise(rendered, **links)
+    def direct(*, unsubscribe_url: str, manage_url: str) -> tuple[str, str]:
+        return personalise(rendered, unsubscribe_url=unsubscribe_url, manage_url=manage_url)
 
     if not dataclasses.is_dataclass(rendered):
         return direct
@@ -92,10 +108,11 @@ class MessageComposer:
     ``mailer.render.personalise`` (injected in unit tests).
     """
 
-    def __init__(self, rendered: Any, settings: Settings, *, campaign_id: int | str,
-                 issue_number: int, personalise: Callable[..., tuple[str, str]] | None = None):
+    def __init__(self, rendered: RenderedIssue, settings: Settings, *, campaign_id: int | str,
+                 issue_number: int, personalise: Personalise | None = None):
         if personalise is None:
-            from mailer.render import personalise as personalise
+            from mailer.render import personalise as render_personalise
+            personalise = render_personalise
         self._rendered = rendered
         # A title may hold a line break (an AT Protocol record can): one Subject line all the same.
         self._subject = header_text(rendered.subject)

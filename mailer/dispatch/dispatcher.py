@@ -48,7 +48,7 @@ from mailer.dispatch.held import HeldRows
 from mailer.dispatch.lease import Lease
 from mailer.dispatch.options import RunCounts, SendOptions, SendReport, limit_malloc_arenas
 from mailer.dispatch.outage import GiveUp
-from mailer.domain import CampaignStatus, DeliveryStatus, SendQuota
+from mailer.domain import CampaignStatus, DeliveryStatus, Reputation, SendQuota
 from mailer.errors import (
     AccountError,
     AnswerLost,
@@ -119,7 +119,7 @@ class Dispatcher:
         self._outage = False
         self._paused = False
         self._disk_full = False
-        self._baseline = None  # the figures an operator reviewed before resuming
+        self._baseline: Reputation | None = None  # the figures an operator reviewed before resuming
 
     # -- control ---------------------------------------------------------------------------
     def stop(self, reason: str, *, account_error: bool = False, paused: bool = False,
@@ -520,8 +520,11 @@ class Dispatcher:
     def check_reputation(self) -> str | None:
         """Pause the campaign (every worker follows at its next beat) when the figures that
         arrived since the last review cross a threshold; returns the reason."""
+        breaker = self.options.breaker
+        if breaker is None:
+            return None  # no thresholds for this send: nothing to cross
         figures = self.lease.reputation()
-        reason = self.options.breaker.crossed(figures.since(self._baseline))
+        reason = breaker.crossed(figures.since(self._baseline))
         if reason is None:
             return None
         self.lease.pause(reason, figures)

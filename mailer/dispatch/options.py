@@ -5,8 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
-
+from mailer.breaker import Thresholds
 from mailer.domain import SendQuota
 from mailer.store.ledger import DEFAULT_STALE_AFTER
 
@@ -25,7 +24,7 @@ class SendOptions:
     max_lost_in_a_row: int = 20  # lost answers with no success between them: stop the send
     max_gave_up_in_a_row: int = 3  # rows out of temporary tries, none taken meanwhile: outage
     max_refused_in_a_row: int = 5  # rows refused for good, none taken meanwhile: the message's
-    breaker: Any = None  # mailer.breaker.Thresholds: pause the campaign when one is crossed
+    breaker: Thresholds | None = None  # pause the campaign when one is crossed
     breaker_interval: float = 5.0  # seconds between reputation checks
     canary_only: bool = False  # send only the campaign's canary sample
 

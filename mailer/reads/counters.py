@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.store.models import CampaignCounts, SubscriberCounts, WeekCounts
 from mailer.reads.delivery_figures import COUNT_FIELDS, counted_campaign_stats
@@ -55,14 +56,15 @@ def stored_figures(session: Session) -> Figures:
     return {
         "campaign_counts": {
             str(key): dict(zip(COUNT_FIELDS, map(int, values), strict=True))
-            for key, *values in session.execute(select(CampaignCounts.campaign_id,
+            for key, *values in session.execute(select(col(CampaignCounts.campaign_id),
                                                        *campaign_columns))},
         "subscriber_counts": {
             str(key): {"n": int(n)}
-            for key, n in session.execute(select(SubscriberCounts.status, SubscriberCounts.n))},
+            for key, n in session.execute(select(col(SubscriberCounts.status),
+                                                 col(SubscriberCounts.n)))},
         "week_counts": {
             str(key): dict(zip(GROWTH_COLUMNS, map(int, values), strict=True))
-            for key, *values in session.execute(select(WeekCounts.week, *week_columns))},
+            for key, *values in session.execute(select(col(WeekCounts.week), *week_columns))},
     }
 
 
@@ -100,12 +102,13 @@ def recount(session: Session) -> list[CounterChange]:
     session.execute(delete(CampaignCounts))
     session.execute(delete(SubscriberCounts))
     session.execute(delete(WeekCounts))
-    rows = {"campaign_counts": [{"campaign_id": int(key), **values}
-                                for key, values in counted["campaign_counts"].items()],
-            "subscriber_counts": [{"status": key, **values}
-                                  for key, values in counted["subscriber_counts"].items()],
-            "week_counts": [{"week": key, **values}
-                            for key, values in counted["week_counts"].items()]}
+    rows: dict[str, list[dict[str, int | str]]] = {
+        "campaign_counts": [{"campaign_id": int(key), **values}
+                            for key, values in counted["campaign_counts"].items()],
+        "subscriber_counts": [{"status": key, **values}
+                              for key, values in counted["subscriber_counts"].items()],
+        "week_counts": [{"week": key, **values}
+                        for key, values in counted["week_counts"].items()]}
     for model, table_rows in ((CampaignCounts, rows["campaign_counts"]),
                               (SubscriberCounts, rows["subscriber_counts"]),
                               (WeekCounts, rows["week_counts"])):

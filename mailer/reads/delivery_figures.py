@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Mapped, Session
+from sqlmodel import col
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
@@ -23,7 +24,7 @@ from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warning
 from mailer.store.link_counts import link_figures
 from mailer.store.models import Campaign, CampaignCounts, Delivery, DeliveryEventRecord, SubscriberChange
 from mailer.reads.send_figures import NOT_SIMULATOR, domain_rows, hard_bounce, minute_rows
-from mailer.reads.sql_figures import count_where
+from mailer.reads.sql_figures import count_where, engine_of
 
 TOP_BOUNCE_REASONS = 10
 TOP_DOMAINS = 20
@@ -156,25 +157,26 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _delivery_counts() -> list[ColumnElement]:
-    status = Delivery.status
+    status = col(Delivery.status)
     return [
-        func.count(Delivery.id).label("recipients"),
+        func.count(col(Delivery.id)).label("recipients"),
         count_where(status == DeliveryStatus.QUEUED.value).label("queued"),
         count_where(status == DeliveryStatus.SENDING.value).label("sending"),
         count_where(status == DeliveryStatus.SENT.value).label("sent"),
         count_where(status == DeliveryStatus.FAILED.value).label("failed"),
         count_where(status == DeliveryStatus.SKIPPED.value).label("skipped"),
         count_where(status == DeliveryStatus.UNKNOWN.value).label("unknown"),
-        count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
-        count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
+        count_where(col(Delivery.delivered_at).is_not(None)).label("delivered"),
+        count_where(col(Delivery.bounced_at).is_not(None)).label("bounced"),
         count_where(hard_bounce()).label("bounced_hard"),
-        count_where(and_(Delivery.bounced_at.is_not(None),
-                          Delivery.bounce_type == BounceType.TRANSIENT.value)).label("bounced_soft"),
-        count_where(and_(Delivery.bounced_at.is_not(None),
-                          or_(Delivery.bounce_type.is_(None),
-                              Delivery.bounce_type == BounceType.UNDETERMINED.value))
+        count_where(and_(col(Delivery.bounced_at).is_not(None),
+                          col(Delivery.bounce_type) == BounceType.TRANSIENT.value)
+                     ).label("bounced_soft"),
+        count_where(and_(col(Delivery.bounced_at).is_not(None),
+                          or_(col(Delivery.bounce_type).is_(None),
+                              col(Delivery.bounce_type) == BounceType.UNDETERMINED.value))
                      ).label("bounced_undetermined"),
-        count_where(Delivery.complained_at.is_not(None)).label("complained"),
+        count_where(col(Delivery.complained_at).is_not(None)).label("complained"),
     ]
 
 
@@ -182,19 +184,26 @@ def _unsubscribed_after(session: Session, campaign_ids: list[int]) -> dict[int, 
     """Recipients of each campaign who moved to ``unsubscribed`` after it started."""
     if not campaign_ids:
         return {}
-    campaign_start = func.coalesce(Campaign.started_at, Campaign.created_at)
+    campaign_start = func.coalesce(col(Campaign.started_at), col(Campaign.created_at))
     query = (
-        select(Delivery.campaign_id, func.count(func.distinct(Delivery.subscriber_id)))
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
+        select(col(Delivery.campaign_id), func.count(func.distinct(col(Delivery.subscriber_id))))
+        .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
         .join(SubscriberChange, and_(
-            SubscriberChange.subscriber_id == Delivery.subscriber_id,
-            SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value,
-            SubscriberChange.at >= campaign_start,
+            col(SubscriberChange.subscriber_id) == col(Delivery.subscriber_id),
+            col(SubscriberChange.to_status) == SubscriberStatus.UNSUBSCRIBED.value,
+            col(SubscriberChange.at) >= campaign_start,
         ))
-        .where(Delivery.campaign_id.in_(campaign_ids))
-        .group_by(Delivery.campaign_id)
+        .where(col(Delivery.campaign_id).in_(campaign_ids))
+        .group_by(col(Delivery.campaign_id))
     )
     return {campaign_id: int(count) for campaign_id, count in session.execute(query)}
+
+
+def _campaign_columns() -> list[Mapped[object]]:
+    """The campaign's own columns each row of :func:`campaign_stats` starts with."""
+    return [col(Campaign.id), col(Campaign.issue_number), col(Campaign.subject),
+            col(Campaign.status), col(Campaign.started_at), col(Campaign.created_at),
+            col(Campaign.finished_at)]
 
 
 def campaign_stats(session: Session, issue_number: int | None = None) -> list[CampaignStats]:
@@ -203,17 +212,16 @@ def campaign_stats(session: Session, issue_number: int | None = None) -> list[Ca
     Read from ``campaign_counts`` (kept on write, migration 0013): one row per campaign
     whatever the size of its ledger. :func:`counted_campaign_stats` counts the same from the
     rows, for ``mailer db recount``."""
-    campaign_columns = [Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
-                        Campaign.started_at, Campaign.created_at, Campaign.finished_at]
+    campaign_columns = _campaign_columns()
     counts = [func.coalesce(getattr(CampaignCounts, name), 0).label(name) for name in COUNT_FIELDS]
     query = (
         select(*campaign_columns, *counts)
         .select_from(Campaign)
-        .outerjoin(CampaignCounts, CampaignCounts.campaign_id == Campaign.id)
-        .order_by(Campaign.issue_number.desc(), Campaign.id.desc())
+        .outerjoin(CampaignCounts, col(CampaignCounts.campaign_id) == col(Campaign.id))
+        .order_by(col(Campaign.issue_number).desc(), col(Campaign.id).desc())
     )
     if issue_number is not None:
-        query = query.where(Campaign.issue_number == issue_number)
+        query = query.where(col(Campaign.issue_number) == issue_number)
     return [
         CampaignStats(
             campaign_id=row["id"],
@@ -231,17 +239,16 @@ def campaign_stats(session: Session, issue_number: int | None = None) -> list[Ca
 def counted_campaign_stats(session: Session,
                            issue_number: int | None = None) -> list[CampaignStats]:
     """:func:`campaign_stats` counted from the ledger rows (the recount and its benchmark)."""
-    campaign_columns = [Campaign.id, Campaign.issue_number, Campaign.subject, Campaign.status,
-                        Campaign.started_at, Campaign.created_at, Campaign.finished_at]
+    campaign_columns = _campaign_columns()
     query = (
         select(*campaign_columns, *_delivery_counts())
         .select_from(Campaign)
-        .outerjoin(Delivery, (Delivery.campaign_id == Campaign.id) & NOT_SIMULATOR)
+        .outerjoin(Delivery, (col(Delivery.campaign_id) == col(Campaign.id)) & NOT_SIMULATOR)
         .group_by(*campaign_columns)
-        .order_by(Campaign.issue_number.desc(), Campaign.id.desc())
+        .order_by(col(Campaign.issue_number).desc(), col(Campaign.id).desc())
     )
     if issue_number is not None:
-        query = query.where(Campaign.issue_number == issue_number)
+        query = query.where(col(Campaign.issue_number) == issue_number)
     rows = session.execute(query).mappings().all()
     unsubscribed = _unsubscribed_after(session, [row["id"] for row in rows])
     return [
@@ -280,16 +287,17 @@ def combine(campaigns: list[CampaignStats]) -> CampaignStats:
 
 def bounce_reasons(session: Session, campaign_ids: list[int],
                    limit: int = TOP_BOUNCE_REASONS) -> list[BounceReason]:
-    count = func.count(DeliveryEventRecord.id)
+    count = func.count(col(DeliveryEventRecord.id))
     query = (
-        select(DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
-               DeliveryEventRecord.diagnostic, count)
-        .join(Delivery, Delivery.id == DeliveryEventRecord.delivery_id)
-        .where(Delivery.campaign_id.in_(campaign_ids),
-               DeliveryEventRecord.kind == EventKind.BOUNCE.value, NOT_SIMULATOR)
-        .group_by(DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
-                  DeliveryEventRecord.diagnostic)
-        .order_by(count.desc(), DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype)
+        select(col(DeliveryEventRecord.bounce_type), col(DeliveryEventRecord.bounce_subtype),
+               col(DeliveryEventRecord.diagnostic), count)
+        .join(Delivery, col(Delivery.id) == col(DeliveryEventRecord.delivery_id))
+        .where(col(Delivery.campaign_id).in_(campaign_ids),
+               col(DeliveryEventRecord.kind) == EventKind.BOUNCE.value, NOT_SIMULATOR)
+        .group_by(col(DeliveryEventRecord.bounce_type), col(DeliveryEventRecord.bounce_subtype),
+                  col(DeliveryEventRecord.diagnostic))
+        .order_by(count.desc(), col(DeliveryEventRecord.bounce_type),
+                  col(DeliveryEventRecord.bounce_subtype))
         .limit(limit)
     )
     return [BounceReason(kind, subtype, diagnostic, int(n))
@@ -322,7 +330,7 @@ def issue_detail(session: Session, issue_number: int) -> IssueDetail:
         bounce_reasons=bounce_reasons(session, ids),
         domains=domain_stats(session, ids),
         timeline=sent_per_minute(session, ids),
-        links=link_figures(session.get_bind(), issue_number),
+        links=link_figures(engine_of(session), issue_number),
     )
 
 

@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus
 from mailer.reads.list_health import MAILBOX_PROVIDERS, CampaignState, campaign_states
-from mailer.store.models import Campaign, Delivery, Subscriber, SubscriberChange
+from mailer.store.models import Campaign, Delivery, Subscriber, SubscriberChange, stored_id
 from mailer.reads.delivery_figures import (
     RECIPIENT_COUNTS,
     CampaignStats,
@@ -71,9 +72,9 @@ class Unsubscribe:
 
 
 def _next_issue_start(session: Session, issue_number: int) -> datetime | None:
-    start = func.coalesce(Campaign.started_at, Campaign.created_at)
+    start = func.coalesce(col(Campaign.started_at), col(Campaign.created_at))
     return session.execute(select(func.min(start))
-                           .where(Campaign.issue_number > issue_number)).scalar()
+                           .where(col(Campaign.issue_number) > issue_number)).scalar()
 
 
 def issue_unsubscribes(session: Session, issue_number: int, campaign_ids: list[int],
@@ -85,22 +86,24 @@ def issue_unsubscribes(session: Session, issue_number: int, campaign_ids: list[i
     against the ledger, so the cost follows the unsubscribes, not the size of the send."""
     if not campaign_ids or started_at is None:
         return 0, {}, []
-    conditions = [SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value,
-                  SubscriberChange.at >= started_at]
+    conditions = [col(SubscriberChange.to_status) == SubscriberStatus.UNSUBSCRIBED.value,
+                  col(SubscriberChange.at) >= started_at]
     until = _next_issue_start(session, issue_number)
     if until is not None:
-        conditions.append(SubscriberChange.at < until)
-    received = (select(Delivery.id)
-                .where(Delivery.subscriber_id == SubscriberChange.subscriber_id,
-                       Delivery.campaign_id.in_(campaign_ids)).exists())
+        conditions.append(col(SubscriberChange.at) < until)
+    received = (select(col(Delivery.id))
+                .where(col(Delivery.subscriber_id) == col(SubscriberChange.subscriber_id),
+                       col(Delivery.campaign_id).in_(campaign_ids)).exists())
     rows = session.execute(
-        select(Subscriber.id, Subscriber.email, SubscriberChange.at, SubscriberChange.source)
-        .join(Subscriber, Subscriber.id == SubscriberChange.subscriber_id)
-        .where(*conditions, received).order_by(SubscriberChange.at.desc()))
+        select(col(Subscriber.id), col(Subscriber.email), col(SubscriberChange.at),
+               col(SubscriberChange.source))
+        .join(Subscriber, col(Subscriber.id) == col(SubscriberChange.subscriber_id))
+        .where(*conditions, received).order_by(col(SubscriberChange.at).desc()))
     seen: set[int] = set()
     per_source: dict[str, int] = {}
     latest: list[Unsubscribe] = []
-    for reader_id, email, at, source in rows:
+    for row_id, email, at, source in rows:
+        reader_id = stored_id(row_id)
         if reader_id in seen:
             continue  # unsubscribed twice in the window (re-subscribed between): once here
         seen.add(reader_id)
@@ -187,11 +190,16 @@ class IssueProgress:
 
 def _progress(issue_number: int, by_status: dict[str, int],
               states: dict[int, CampaignState], status: str) -> IssueProgress:
+    def rows_in(state: DeliveryStatus) -> int:
+        return by_status.get(state.value, 0)
+
     return IssueProgress(issue_number, sum(by_status.values()),
-                    *(by_status.get(s.value, 0) for s in (
-                        DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.SENT,
-                        DeliveryStatus.FAILED, DeliveryStatus.SKIPPED, DeliveryStatus.UNKNOWN)),
-                    running=any(state.running for state in states.values()), status=status)
+                         queued=rows_in(DeliveryStatus.QUEUED),
+                         sending=rows_in(DeliveryStatus.SENDING), sent=rows_in(DeliveryStatus.SENT),
+                         failed=rows_in(DeliveryStatus.FAILED),
+                         skipped=rows_in(DeliveryStatus.SKIPPED),
+                         unknown=rows_in(DeliveryStatus.UNKNOWN),
+                         running=any(state.running for state in states.values()), status=status)
 
 
 def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]) -> IssueProgress:
@@ -203,15 +211,15 @@ def progress_of(campaigns: list[CampaignStats], states: dict[int, CampaignState]
 def issue_progress(session: Session, issue_number: int) -> IssueProgress | None:
     """Rows per state from the (campaign, status) index alone: cheap enough to poll every few
     seconds during a send of 200,000."""
-    campaigns = session.execute(select(Campaign.id, Campaign.status)
-                                .where(Campaign.issue_number == issue_number)
-                                .order_by(Campaign.id.desc())).all()
+    campaigns = session.execute(select(col(Campaign.id), col(Campaign.status))
+                                .where(col(Campaign.issue_number) == issue_number)
+                                .order_by(col(Campaign.id).desc())).all()
     if not campaigns:
         return None
-    ids = [cid for cid, _ in campaigns]
+    ids = [stored_id(cid) for cid, _ in campaigns]
     by_status = {str(status): int(n) for status, n in session.execute(
-        select(Delivery.status, func.count()).where(Delivery.campaign_id.in_(ids))
-        .group_by(Delivery.status))}
+        select(col(Delivery.status), func.count()).where(col(Delivery.campaign_id).in_(ids))
+        .group_by(col(Delivery.status)))}
     return _progress(issue_number, by_status, campaign_states(session, ids), str(campaigns[0][1]))
 
 

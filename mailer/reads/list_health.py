@@ -14,11 +14,12 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
 from mailer.store.ledger import breaker_baseline
-from mailer.store.models import Campaign
+from mailer.store.models import Campaign, stored_id
 from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
 from mailer.reads.subscriber_figures import subscribers_by_status
 from mailer.reads.week_figures import week_series
@@ -202,12 +203,15 @@ def campaign_states(session: Session, ids: list[int]) -> dict[int, CampaignState
     campaign table has."""
     if not ids:
         return {}
-    rows = session.execute(select(Campaign).where(Campaign.id.in_(ids))).scalars()
-    return {c.id: CampaignState(c.id, c.issue_number, str(c.status), pause_reason(c),
-                                str(c.status) == CampaignStatus.SENDING.value
-                                and c.finished_at is None,
-                                c.paused_at, breaker_baseline(c))
-            for c in rows}
+    rows = session.execute(select(Campaign).where(col(Campaign.id).in_(ids))).scalars()
+    states = (_state_of(campaign) for campaign in rows)
+    return {state.campaign_id: state for state in states}
+
+
+def _state_of(c: Campaign) -> CampaignState:
+    return CampaignState(stored_id(c.id), c.issue_number, str(c.status), pause_reason(c),
+                         str(c.status) == CampaignStatus.SENDING.value and c.finished_at is None,
+                         c.paused_at, breaker_baseline(c))
 
 
 def needs_attention(campaign: CampaignStats) -> bool:

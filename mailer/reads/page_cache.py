@@ -21,6 +21,7 @@ from datetime import date
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.reads.list_health import ListWeek, list_weeks, overview_from
@@ -62,7 +63,8 @@ def current_marks(session: Session) -> Marks:
     change_id, change_tail = newest_and_tail(session, SubscriberChange.id)
     subscriber_id, subscriber_tail = newest_and_tail(session, Subscriber.id)
     campaign_id = int(session.execute(select(func.max(Campaign.id))).scalar() or 0)
-    forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress)).scalar())
+    forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress))
+                    .scalar_one())
     return Marks(event_id, change_id, subscriber_id, campaign_id, forgotten,
                  event_tail, change_tail, subscriber_tail)
 
@@ -82,17 +84,17 @@ def _subscribers_moved(marks: Marks, previous: Marks) -> bool:
 
 def touched_campaigns(session: Session, after_event_id: int) -> set[int]:
     """Campaigns whose rows the events stored after ``after_event_id`` may have changed."""
-    query = (select(Delivery.campaign_id).distinct()
-             .join(DeliveryEventRecord, DeliveryEventRecord.delivery_id == Delivery.id)
-             .where(DeliveryEventRecord.id > after_event_id))
+    query = (select(col(Delivery.campaign_id)).distinct()
+             .join(DeliveryEventRecord, col(DeliveryEventRecord.delivery_id) == col(Delivery.id))
+             .where(col(DeliveryEventRecord.id) > after_event_id))
     return set(session.execute(query).scalars())
 
 
 def new_unsubscribes(session: Session, after_change_id: int) -> bool:
     """Did anyone unsubscribe since ``after_change_id``? (Only that moves "unsubscribed after".)"""
-    query = (select(SubscriberChange.id)
-             .where(SubscriberChange.id > max(0, after_change_id - EVENT_SLACK),
-                    SubscriberChange.to_status == SubscriberStatus.UNSUBSCRIBED.value).limit(1))
+    query = (select(col(SubscriberChange.id))
+             .where(col(SubscriberChange.id) > max(0, after_change_id - EVENT_SLACK),
+                    col(SubscriberChange.to_status) == SubscriberStatus.UNSUBSCRIBED.value).limit(1))
     return session.execute(query).first() is not None
 
 

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import column, func, or_, select, table, text
-from sqlalchemy.orm import Session
+from sqlmodel import Session, col
 
 from mailer.domain import BounceType, SubscriberStatus
 from mailer.reads.list_health import MAX_STORE_INT, storable_id
+from mailer.reads.sql_figures import engine_of
 from mailer.store.models import (
     Campaign,
     Delivery,
     DeliveryEventRecord,
     Subscriber,
     SubscriberChange,
+    stored_id,
 )
 
 SEARCH_LIMIT = 50
@@ -39,7 +41,7 @@ class ReaderPage:
 
 def _contains(needle: str):
     pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-    return func.lower(Subscriber.email).like(pattern, escape="\\")
+    return func.lower(col(Subscriber.email)).like(pattern, escape="\\")
 
 
 # The trigram index of migration 0015 (SQLite's FTS5): rowid is the reader's id.
@@ -51,10 +53,10 @@ _WILDCARDS = re.compile(r"[%_\\]")
 def _search_index(session: Session) -> bool:
     """Whether this SQLite database has the trigram table (a SQLite without the tokenizer
     makes none), asked once per database."""
-    bind = session.get_bind()
-    if bind.dialect.name != "sqlite":
+    engine = engine_of(session)
+    if engine.dialect.name != "sqlite":
         return False
-    key = bind.url.render_as_string(hide_password=False)
+    key = engine.url.render_as_string(hide_password=False)
     if key not in _HAS_SEARCH:
         _HAS_SEARCH[key] = session.execute(text(
             "SELECT 1 FROM sqlite_master WHERE name = 'subscriber_search'")).first() is not None
@@ -73,7 +75,7 @@ def _readers_containing(needle: str):
     exact, escaped test then keeps only the true ones."""
     loose = "%" + _WILDCARDS.sub("_", needle) + "%"
     return (select(Subscriber).select_from(_SEARCH)
-            .join(Subscriber, Subscriber.id == _SEARCH.c.rowid)
+            .join(Subscriber, col(Subscriber.id) == _SEARCH.c.rowid)
             .where(_SEARCH.c.email.like(loose), _contains(needle))
             .order_by(_SEARCH.c.rowid.desc()))
 
@@ -88,17 +90,17 @@ def list_readers(session: Session, text: str = "", status: str | None = None,
     indexed = bool(needle) and _indexable(needle) and _search_index(session)
     # Through the index, the walk goes by its rowid (the reader's id), so `before` is asked of
     # it too: that is what lets FTS5 start at the right place and stop after `limit` rows.
-    newest_first = _SEARCH.c.rowid if indexed else Subscriber.id
+    newest_first = _SEARCH.c.rowid if indexed else col(Subscriber.id)
     query = _readers_containing(needle) if indexed else select(Subscriber).order_by(
-        Subscriber.id.desc())
+        col(Subscriber.id).desc())
     exact = None
     if needle:
         if not indexed:  # PostgreSQL's GIN index (0015) serves this same LIKE
             query = query.where(_contains(needle))
-        query = query.where(func.lower(Subscriber.email) != needle)
+        query = query.where(func.lower(col(Subscriber.email)) != needle)
         exact = None if before is not None else _exact_reader(session, needle, status)
     if status:
-        query = query.where(Subscriber.status == status)
+        query = query.where(col(Subscriber.status) == status)
     if before is not None:
         query = query.where(newest_first < min(before, MAX_STORE_INT))
     room = limit - (1 if exact else 0)
@@ -109,9 +111,9 @@ def list_readers(session: Session, text: str = "", status: str | None = None,
 
 def _exact_reader(session: Session, needle: str, status: str | None) -> Subscriber | None:
     # one lookup on the lower(email) unique index
-    query = select(Subscriber).where(func.lower(Subscriber.email) == needle)
+    query = select(Subscriber).where(func.lower(col(Subscriber.email)) == needle)
     if status:
-        query = query.where(Subscriber.status == status)
+        query = query.where(col(Subscriber.status) == status)
     return session.execute(query).scalars().first()
 
 
@@ -156,13 +158,16 @@ class ReaderRecord:
 
 
 def _reader_deliveries(session: Session, subscriber_id: int) -> list[ReaderDelivery]:
-    query = (select(Delivery.id, Campaign.issue_number, Delivery.status, Delivery.sent_at,
-                    Delivery.delivered_at, Delivery.bounced_at, Delivery.bounce_type,
-                    Delivery.complained_at, Delivery.error)
-             .join(Campaign, Campaign.id == Delivery.campaign_id)
-             .where(Delivery.subscriber_id == subscriber_id)
-             .order_by(Delivery.id.desc()).limit(READER_DELIVERIES))
-    return [ReaderDelivery(*row) for row in session.execute(query)]
+    query = (select(col(Delivery.id), col(Campaign.issue_number), col(Delivery.status),
+                    col(Delivery.sent_at), col(Delivery.delivered_at), col(Delivery.bounced_at),
+                    col(Delivery.bounce_type), col(Delivery.complained_at), col(Delivery.error))
+             .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
+             .where(col(Delivery.subscriber_id) == subscriber_id)
+             .order_by(col(Delivery.id).desc()).limit(READER_DELIVERIES))
+    return [ReaderDelivery(stored_id(delivery_id), issue, status, sent, delivered, bounced,
+                           bounce_type, complained, error)
+            for delivery_id, issue, status, sent, delivered, bounced, bounce_type, complained, error
+            in session.execute(query)]
 
 
 def detail_text(detail: str | None) -> str | None:
@@ -196,17 +201,17 @@ def _change_text(change: SubscriberChange) -> str:
 def _reader_history(session: Session, subscriber: Subscriber,
                     delivery_ids: list[int]) -> list[HistoryEntry]:
     changes = session.execute(select(SubscriberChange)
-                              .where(SubscriberChange.subscriber_id == subscriber.id)).scalars()
+                              .where(col(SubscriberChange.subscriber_id) == subscriber.id)).scalars()
     entries = [HistoryEntry(c.at, "change", _change_text(c), c.source, detail_text(c.detail))
                for c in changes]
-    matches = [func.lower(DeliveryEventRecord.recipient) == subscriber.email.lower()]
+    matches = [func.lower(col(DeliveryEventRecord.recipient)) == subscriber.email.lower()]
     if delivery_ids:
-        matches.append(DeliveryEventRecord.delivery_id.in_(delivery_ids))
+        matches.append(col(DeliveryEventRecord.delivery_id).in_(delivery_ids))
     events = session.execute(
-        select(DeliveryEventRecord.id, DeliveryEventRecord.occurred_at, DeliveryEventRecord.kind,
-               DeliveryEventRecord.bounce_type, DeliveryEventRecord.bounce_subtype,
-               DeliveryEventRecord.diagnostic)
-        .where(or_(*matches)).order_by(DeliveryEventRecord.id.desc()).limit(READER_EVENTS))
+        select(col(DeliveryEventRecord.id), col(DeliveryEventRecord.occurred_at),
+               col(DeliveryEventRecord.kind), col(DeliveryEventRecord.bounce_type),
+               col(DeliveryEventRecord.bounce_subtype), col(DeliveryEventRecord.diagnostic))
+        .where(or_(*matches)).order_by(col(DeliveryEventRecord.id).desc()).limit(READER_EVENTS))
     for event_id, at, kind, bounce_type, subtype, diagnostic in events:
         words = " ".join(w for w in (bounce_type, subtype) if w)
         entries.append(HistoryEntry(at, str(kind), f"{kind} {words}".strip(), "ses", diagnostic,
@@ -221,12 +226,12 @@ def reader_record(session: Session, subscriber_id: int) -> ReaderRecord | None:
     subscriber = session.get(Subscriber, subscriber_id, populate_existing=True)
     if subscriber is None:
         return None
-    deliveries = _reader_deliveries(session, subscriber.id)
-    all_ids = list(session.execute(select(Delivery.id)
-                                   .where(Delivery.subscriber_id == subscriber.id)).scalars())
+    deliveries = _reader_deliveries(session, subscriber_id)
+    all_ids = [stored_id(delivery_id) for delivery_id in session.execute(
+        select(col(Delivery.id)).where(col(Delivery.subscriber_id) == subscriber_id)).scalars()]
     kinds = {d.bounce_type for d in session.execute(
-        select(Delivery.bounce_type).where(Delivery.subscriber_id == subscriber.id,
-                                           Delivery.bounced_at.is_not(None)))}
+        select(col(Delivery.bounce_type)).where(col(Delivery.subscriber_id) == subscriber_id,
+                                                col(Delivery.bounced_at).is_not(None)))}
     return ReaderRecord(subscriber, deliveries, _reader_history(session, subscriber, all_ids),
                         has_soft_bounces=BounceType.TRANSIENT.value in kinds,
                         has_hard_bounces=BounceType.PERMANENT.value in kinds)
@@ -274,24 +279,27 @@ def latest_events(session: Session, kind: str | None = None, before: int | None 
     event ``before``. Arrival order, not occurred time: the kind index holds it, so a page of
     the commonest kind among millions is an index walk, not a sort."""
     E = DeliveryEventRecord
-    query = (select(E.id, E.received_at, E.occurred_at, E.kind, E.recipient,
-                    Delivery.subscriber_id, Campaign.issue_number, E.bounce_type,
-                    E.bounce_subtype, E.diagnostic)
-             .outerjoin(Delivery, Delivery.id == E.delivery_id)
-             .outerjoin(Campaign, Campaign.id == Delivery.campaign_id)
-             .order_by(E.id.desc()).limit(limit + 1))
+    query = (select(col(E.id), col(E.received_at), col(E.occurred_at), col(E.kind),
+                    col(E.recipient), col(Delivery.subscriber_id), col(Campaign.issue_number),
+                    col(E.bounce_type), col(E.bounce_subtype), col(E.diagnostic))
+             .outerjoin(Delivery, col(Delivery.id) == col(E.delivery_id))
+             .outerjoin(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
+             .order_by(col(E.id).desc()).limit(limit + 1))
     if kind:
-        query = query.where(E.kind == kind)
+        query = query.where(col(E.kind) == kind)
     if before is not None:
-        query = query.where(E.id < min(before, MAX_STORE_INT))
-    rows = [EventRow(*row) for row in session.execute(query)]
+        query = query.where(col(E.id) < min(before, MAX_STORE_INT))
+    rows = [EventRow(stored_id(event_id), received_at, occurred_at, kind, recipient, subscriber_id,
+                     issue_number, bounce_type, subtype, diagnostic)
+            for (event_id, received_at, occurred_at, kind, recipient, subscriber_id, issue_number,
+                 bounce_type, subtype, diagnostic) in session.execute(query)]
     return EventPage(rows[:limit], rows[limit - 1].id if len(rows) > limit else None)
 
 
 def event_kinds(session: Session) -> list[str]:
     return [str(k) for k in session.execute(
-        select(DeliveryEventRecord.kind).group_by(DeliveryEventRecord.kind)
-        .order_by(DeliveryEventRecord.kind)).scalars()]
+        select(col(DeliveryEventRecord.kind)).group_by(col(DeliveryEventRecord.kind))
+        .order_by(col(DeliveryEventRecord.kind))).scalars()]
 
 
 def event_payload(session: Session, event_id: int) -> DeliveryEventRecord | None:

@@ -24,10 +24,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
 
 from mailer.domain import BounceType, DeliveryStatus, utcnow
 from mailer.store.models import CampaignCounts, Delivery, SendDomain, SendFigures, SendMinute
-from mailer.reads.sql_figures import count_where, domain_of, minute_bucket
+from mailer.reads.sql_figures import count_where, domain_of, engine_of, minute_bucket
 from mailer.wire import SIMULATOR_DOMAIN
 
 # The counters a campaign's breakdowns were counted at: they hold while these stay the same.
@@ -36,19 +37,19 @@ DOMAIN_COUNTS = ("recipients", "sent", "delivered", "bounced", "bounced_hard", "
 
 # SES's mailbox simulator (`mailer doctor --live`): its deliveries are tests, never part of an
 # issue's figures (the counters leave them out the same way).
-NOT_SIMULATOR = ~func.lower(Delivery.email).like(f"%@{SIMULATOR_DOMAIN}")
+NOT_SIMULATOR = ~func.lower(col(Delivery.email)).like(f"%@{SIMULATOR_DOMAIN}")
 
 
 def marked() -> ColumnElement[bool]:
     """The rows ``ix_delivery_marked`` holds: the condition of migration 0017, written the same
     so the database reads them from that index."""
-    return or_(Delivery.delivered_at.is_(None), Delivery.bounced_at.is_not(None),
-               Delivery.complained_at.is_not(None))
+    return or_(col(Delivery.delivered_at).is_(None), col(Delivery.bounced_at).is_not(None),
+               col(Delivery.complained_at).is_not(None))
 
 
 def hard_bounce() -> ColumnElement[bool]:
     """A row the bounce rate counts (the breaker's ``ledger.reputation`` counts the same)."""
-    return Delivery.bounced_at.is_not(None) & (Delivery.bounce_type == BounceType.PERMANENT.value)
+    return col(Delivery.bounced_at).is_not(None) & (col(Delivery.bounce_type) == BounceType.PERMANENT.value)
 
 
 # -- keeping ------------------------------------------------------------------------------------
@@ -56,8 +57,8 @@ def hard_bounce() -> ColumnElement[bool]:
 
 def _keys(session: Session, table, campaign_ids: list[int]) -> dict[int, tuple[int, ...]]:
     columns = [getattr(table, name) for name in STATUS_KEY]
-    rows = session.execute(select(table.campaign_id, *columns)
-                           .where(table.campaign_id.in_(campaign_ids)))
+    rows = session.execute(select(col(table.campaign_id), *columns)
+                           .where(col(table.campaign_id).in_(campaign_ids)))
     return {campaign_id: tuple(int(n) for n in counts) for campaign_id, *counts in rows}
 
 
@@ -96,9 +97,9 @@ def keep(session: Session, campaign_id: int, key: tuple[int, ...]) -> bool:
     try:
         # its own short transaction: the reading session may not write (on SQLite it could
         # not take the write lock after reading), and the count above held no lock
-        with session.get_bind().connect() as connection, connection.begin():
+        with engine_of(session).connect() as connection, connection.begin():
             for table in (SendFigures, SendDomain, SendMinute):
-                connection.execute(delete(table).where(table.campaign_id == campaign_id))
+                connection.execute(delete(table).where(col(table.campaign_id) == campaign_id))
             for table, rows in ((SendDomain, domains), (SendMinute, minutes)):
                 if rows:
                     connection.execute(insert(table), rows)
@@ -119,7 +120,7 @@ def keep_all_finished(session: Session) -> int:
     """Count and keep the breakdowns of every finished campaign again (``mailer db recount``);
     how many campaigns."""
     key_columns = [getattr(CampaignCounts, name) for name in STATUS_KEY]
-    rows = session.execute(select(CampaignCounts.campaign_id, *key_columns)).all()
+    rows = session.execute(select(col(CampaignCounts.campaign_id), *key_columns)).all()
     finished = [(campaign_id, tuple(int(n) for n in key)) for campaign_id, *key in rows
                 if _finished(tuple(int(n) for n in key))]
     return sum(keep(session, campaign_id, key) for campaign_id, key in finished)
@@ -129,23 +130,23 @@ def keep_all_finished(session: Session) -> int:
 
 
 def _counted_domains(session: Session, campaign_ids: list[int]) -> Select:
-    domain = domain_of(session, Delivery.email).label("domain")
+    domain = domain_of(session, col(Delivery.email)).label("domain")
     return (
-        select(domain, func.count(Delivery.id).label("recipients"),
-               count_where(Delivery.status == DeliveryStatus.SENT.value).label("sent"),
-               count_where(Delivery.delivered_at.is_not(None)).label("delivered"),
-               count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
+        select(domain, func.count(col(Delivery.id)).label("recipients"),
+               count_where(col(Delivery.status) == DeliveryStatus.SENT.value).label("sent"),
+               count_where(col(Delivery.delivered_at).is_not(None)).label("delivered"),
+               count_where(col(Delivery.bounced_at).is_not(None)).label("bounced"),
                count_where(hard_bounce()).label("bounced_hard"),
-               count_where(Delivery.complained_at.is_not(None)).label("complained"))
-        .where(Delivery.campaign_id.in_(campaign_ids), NOT_SIMULATOR)
+               count_where(col(Delivery.complained_at).is_not(None)).label("complained"))
+        .where(col(Delivery.campaign_id).in_(campaign_ids), NOT_SIMULATOR)
         .group_by(domain)
     )
 
 
 def _counted_minutes(session: Session, campaign_ids: list[int]) -> Select:
-    minute = minute_bucket(session, Delivery.sent_at).label("minute")
-    return (select(minute, func.count(Delivery.id).label("sent"))
-            .where(Delivery.campaign_id.in_(campaign_ids), Delivery.sent_at.is_not(None),
+    minute = minute_bucket(session, col(Delivery.sent_at)).label("minute")
+    return (select(minute, func.count(col(Delivery.id)).label("sent"))
+            .where(col(Delivery.campaign_id).in_(campaign_ids), col(Delivery.sent_at).is_not(None),
                    NOT_SIMULATOR)
             .group_by(minute))
 
@@ -158,17 +159,19 @@ def _held_domains(session: Session, campaign_ids: list[int]) -> list[Select]:
     """The kept rows and sent per domain (every row counted as delivered), and what the
     events changed, from the marked rows: the undelivered taken off, the bounces and
     complaints."""
-    kept = (select(SendDomain.domain.label("domain"), SendDomain.recipients.label("recipients"),
-                   SendDomain.sent.label("sent"), SendDomain.recipients.label("delivered"),
-                   _zero("bounced"), _zero("bounced_hard"), _zero("complained"))
-            .where(SendDomain.campaign_id.in_(campaign_ids)))
-    domain = domain_of(session, Delivery.email).label("domain")
+    kept: Select = (
+        select(col(SendDomain.domain).label("domain"),
+               col(SendDomain.recipients).label("recipients"),
+               col(SendDomain.sent).label("sent"), col(SendDomain.recipients).label("delivered"),
+               _zero("bounced"), _zero("bounced_hard"), _zero("complained"))
+        .where(col(SendDomain.campaign_id).in_(campaign_ids)))
+    domain = domain_of(session, col(Delivery.email)).label("domain")
     events = (select(domain, _zero("recipients"), _zero("sent"),
-                     (-count_where(Delivery.delivered_at.is_(None))).label("delivered"),
-                     count_where(Delivery.bounced_at.is_not(None)).label("bounced"),
+                     (-count_where(col(Delivery.delivered_at).is_(None))).label("delivered"),
+                     count_where(col(Delivery.bounced_at).is_not(None)).label("bounced"),
                      count_where(hard_bounce()).label("bounced_hard"),
-                     count_where(Delivery.complained_at.is_not(None)).label("complained"))
-              .where(Delivery.campaign_id.in_(campaign_ids), marked(), NOT_SIMULATOR)
+                     count_where(col(Delivery.complained_at).is_not(None)).label("complained"))
+              .where(col(Delivery.campaign_id).in_(campaign_ids), marked(), NOT_SIMULATOR)
               .group_by(domain))
     return [kept, events]
 
@@ -197,8 +200,8 @@ def minute_rows(session: Session, campaign_ids: list[int]) -> list[tuple[str, in
     counting = [campaign_id for campaign_id in campaign_ids if campaign_id not in held]
     parts: list[Select] = []
     if held:
-        parts.append(select(SendMinute.minute.label("minute"), SendMinute.sent.label("sent"))
-                     .where(SendMinute.campaign_id.in_(sorted(held))))
+        parts.append(select(col(SendMinute.minute).label("minute"), col(SendMinute.sent).label("sent"))
+                     .where(col(SendMinute.campaign_id).in_(sorted(held))))
     if counting:
         parts.append(_counted_minutes(session, counting))
     if not parts:

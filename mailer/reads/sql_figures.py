@@ -7,7 +7,7 @@ dialects differ are these helpers.
 
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import Engine, case, func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -18,6 +18,12 @@ EVENT_SLACK = 100
 
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
+
+
+def engine_of(session: Session) -> Engine:
+    """The engine behind ``session``, also when it is bound to one connection (a migration's)."""
+    bind = session.get_bind()
+    return bind if isinstance(bind, Engine) else bind.engine
 
 
 def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
@@ -57,5 +63,5 @@ def newest_and_tail(session: Session, column) -> tuple[int, int]:
     return newest, tail_below(session, column, newest)
 
 
-__all__ = ["EVENT_SLACK", "count_where", "domain_of", "minute_bucket", "newest_and_tail",
+__all__ = ["EVENT_SLACK", "count_where", "domain_of", "engine_of", "minute_bucket", "newest_and_tail",
            "tail_below", "week_bucket"]

@@ -20,6 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import and_, delete, func, insert, or_, select, union
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
+from sqlmodel import col
 
 from mailer.domain import SubscriberStatus
 from mailer.store.models import (
@@ -32,6 +33,7 @@ from mailer.store.models import (
 from mailer.reads.sql_figures import (
     EVENT_SLACK,
     count_where,
+    engine_of,
     newest_and_tail,
     tail_below,
     week_bucket,
@@ -65,13 +67,13 @@ def _change_series(session: Session, since: datetime, until: datetime | None) ->
 
     An import's own rows count as "imported" (when active) and in no other series: a reader
     who left Mailchimp years ago did not unsubscribe from this list this week."""
-    week = week_bucket(session, SubscriberChange.at).label("week")
-    left_active = (SubscriberChange.from_status == SubscriberStatus.ACTIVE.value).label("left")
+    week = week_bucket(session, col(SubscriberChange.at)).label("week")
+    left_active = (col(SubscriberChange.from_status) == SubscriberStatus.ACTIVE.value).label("left")
     imported = imported_here().label("imported")
-    window = [SubscriberChange.at >= since] + ([SubscriberChange.at < until] if until else [])
-    query = (select(week, SubscriberChange.to_status, left_active, imported, func.count())
+    window = [col(SubscriberChange.at) >= since] + ([col(SubscriberChange.at) < until] if until else [])
+    query = (select(week, col(SubscriberChange.to_status), left_active, imported, func.count())
              .where(*window)
-             .group_by(week, SubscriberChange.to_status, left_active, imported))
+             .group_by(week, col(SubscriberChange.to_status), left_active, imported))
     series: Series = {name: {} for name in CHANGE_SERIES}
     for key, to_status, left, by_import, n in session.execute(query):
         key, n = str(key), int(n)
@@ -92,12 +94,12 @@ def _arrival_series(to_status: str, by_import: bool) -> str | None:
 def _signup_series(session: Session, since: datetime, until: datetime | None) -> Series:
     """Per week: new readers (not imported ones), and the sign-ups through the form: confirmed,
     still pending."""
-    week = week_bucket(session, Subscriber.created_at).label("week")
-    form = Subscriber.source == SIGNUP_SOURCE
-    window = [Subscriber.created_at >= since] + ([Subscriber.created_at < until] if until else [])
+    week = week_bucket(session, col(Subscriber.created_at)).label("week")
+    form = col(Subscriber.source) == SIGNUP_SOURCE
+    window = [col(Subscriber.created_at) >= since] + ([col(Subscriber.created_at) < until] if until else [])
     query = (select(week, count_where(signed_up_here()), count_where(form),
-                    count_where(and_(form, Subscriber.confirmed_at.is_not(None))),
-                    count_where(and_(form, Subscriber.status == SubscriberStatus.PENDING.value)))
+                    count_where(and_(form, col(Subscriber.confirmed_at).is_not(None))),
+                    count_where(and_(form, col(Subscriber.status) == SubscriberStatus.PENDING.value)))
              .where(*window)
              .group_by(week))
     series: Series = {name: {} for name in SIGNUP_SERIES}
@@ -125,9 +127,10 @@ class Mark:
 
 
 def _current_mark(session: Session) -> Mark:
-    change_id, change_tail = newest_and_tail(session, SubscriberChange.id)
-    subscriber_id, subscriber_tail = newest_and_tail(session, Subscriber.id)
-    forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress)).scalar())
+    change_id, change_tail = newest_and_tail(session, col(SubscriberChange.id))
+    subscriber_id, subscriber_tail = newest_and_tail(session, col(Subscriber.id))
+    forgotten = int(session.execute(select(func.count()).select_from(ForgottenAddress))
+                    .scalar_one())
     return Mark(change_id, change_tail, subscriber_id, subscriber_tail, forgotten)
 
 
@@ -145,26 +148,26 @@ def _after(session: Session, column, newest: int, tail: int) -> int:
 
 def touched_weeks(session: Session, mark: Mark) -> set[str]:
     """The weeks whose figures the rows written since ``mark`` may have changed."""
-    after_change = _after(session, SubscriberChange.id, mark.change_id, mark.change_tail)
-    after_subscriber = _after(session, Subscriber.id, mark.subscriber_id, mark.subscriber_tail)
+    after_change = _after(session, col(SubscriberChange.id), mark.change_id, mark.change_tail)
+    after_subscriber = _after(session, col(Subscriber.id), mark.subscriber_id, mark.subscriber_tail)
     pending = SubscriberStatus.PENDING.value
-    dated = select(week_bucket(session, SubscriberChange.at).label("week")).where(
-        SubscriberChange.id > after_change)
-    signed_up = (select(week_bucket(session, Subscriber.created_at).label("week"))
-                 .join(SubscriberChange, SubscriberChange.subscriber_id == Subscriber.id)
-                 .where(SubscriberChange.id > after_change,
-                        or_(SubscriberChange.from_status == pending,
-                            SubscriberChange.to_status == pending)))
-    added = select(week_bucket(session, Subscriber.created_at).label("week")).where(
-        Subscriber.id > after_subscriber)
+    dated = select(week_bucket(session, col(SubscriberChange.at)).label("week")).where(
+        col(SubscriberChange.id) > after_change)
+    signed_up = (select(week_bucket(session, col(Subscriber.created_at)).label("week"))
+                 .join(SubscriberChange, col(SubscriberChange.subscriber_id) == col(Subscriber.id))
+                 .where(col(SubscriberChange.id) > after_change,
+                        or_(col(SubscriberChange.from_status) == pending,
+                            col(SubscriberChange.to_status) == pending)))
+    added = select(week_bucket(session, col(Subscriber.created_at)).label("week")).where(
+        col(Subscriber.id) > after_subscriber)
     return {str(week) for week in session.execute(union(dated, signed_up, added)).scalars()}
 
 
 def _kept(session: Session, weeks: list[str]) -> Series:
     columns = [getattr(WeekFigures, name) for name in WEEK_SERIES]
     series: Series = {name: {} for name in WEEK_SERIES}
-    for week, *counts in session.execute(select(WeekFigures.week, *columns)
-                                         .where(WeekFigures.week.in_(weeks))):
+    for week, *counts in session.execute(select(col(WeekFigures.week), *columns)
+                                         .where(col(WeekFigures.week).in_(weeks))):
         for name, n in zip(WEEK_SERIES, counts, strict=True):
             series[name][week] = int(n)
     return series
@@ -202,8 +205,8 @@ def _keep(session: Session, weeks: list[str], counted: Series, mark: Mark) -> No
             for week in weeks]
     try:
         # its own short transaction, as reads.send_figures.keep: the reading session may not write
-        with session.get_bind().connect() as connection, connection.begin():
-            connection.execute(delete(WeekFigures).where(WeekFigures.week.in_(weeks)))
+        with engine_of(session).connect() as connection, connection.begin():
+            connection.execute(delete(WeekFigures).where(col(WeekFigures.week).in_(weeks)))
             connection.execute(insert(WeekFigures), rows)
             connection.execute(delete(WeekFiguresMark))
             values = dict(zip(("change_id", "change_tail", "subscriber_id", "subscriber_tail",

@@ -19,12 +19,12 @@ from enum import StrEnum
 
 from sqlalchemy import func, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import AddressChangeRefused, TokenInvalid, TokenUsed
 from mailer.store.forgotten import forget_keys, forgotten_hash
-from mailer.store.models import Subscriber, SubscriberChange
+from mailer.store.models import Subscriber, SubscriberChange, rows_changed, stored_id
 from mailer.store.subscribers import _json_or_none, get_by_email, normalise_address, unforget
 from mailer.subscription_states import Event, allows
 from mailer.tokens import make_address_token, read_address_token
@@ -138,15 +138,15 @@ def confirm_change(session: Session, token: str, *, secret: str, max_age: int,
     subscriber = link.subscriber
     now = utcnow()
     try:
-        claimed = session.execute(
+        claimed = rows_changed(session.execute(
             update(Subscriber)
-            .where(Subscriber.id == subscriber.id, Subscriber.new_email_nonce == link.nonce,
-                   Subscriber.status.in_(_CHANGING_STATUSES),
-                   func.lower(Subscriber.email) == link.old.lower())
+            .where(col(Subscriber.id) == subscriber.id, col(Subscriber.new_email_nonce) == link.nonce,
+                   col(Subscriber.status).in_(_CHANGING_STATUSES),
+                   func.lower(col(Subscriber.email)) == link.old.lower())
             .values(email=link.new, new_email=None, new_email_nonce=None,
                     new_email_requested_at=None, updated_at=now)
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ))
     except IntegrityError:  # the address arrived on the list between the check and now
         session.rollback()
         raise AddressChangeRefused(f"{link.new} is already on our list, so this subscription "
@@ -155,7 +155,7 @@ def confirm_change(session: Session, token: str, *, secret: str, max_age: int,
         session.rollback()
         raise TokenUsed("This address change link was already used; nothing more changed.")
     session.add(SubscriberChange(
-        subscriber_id=subscriber.id, at=now, from_status=subscriber.status,
+        subscriber_id=stored_id(subscriber.id), at=now, from_status=subscriber.status,
         to_status=subscriber.status, source=SOURCE,
         detail=_json_or_none({"address_changed_from": link.old, "to": link.new, "ip": ip})))
     # the new mailbox's owner clicked: as a sign-up's confirmation, their wish lifts an erasure

@@ -10,9 +10,9 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from mailer.domain import DeliveryStatus, utcnow
-from mailer.store.models import IssuePreview
+from mailer.store.models import IssuePreview, table_of
 
-P = IssuePreview.__table__
+P = table_of(IssuePreview)
 
 
 def claim(engine: Engine, issue_number: int, address: str, version: str | None = None,

@@ -13,7 +13,7 @@ import hmac
 import json
 
 from sqlalchemy import select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.domain import SubscriberStatus
 from mailer.store.models import Subscriber, SubscriberChange
@@ -41,8 +41,8 @@ def reader_confirmed_by(session: Session, token: str, *, secret: str,
 
 def _latest_change(session: Session, subscriber_id: int) -> SubscriberChange | None:
     return session.execute(
-        select(SubscriberChange).where(SubscriberChange.subscriber_id == subscriber_id)
-        .order_by(SubscriberChange.at.desc(), SubscriberChange.id.desc()).limit(1)
+        select(SubscriberChange).where(col(SubscriberChange.subscriber_id) == subscriber_id)
+        .order_by(col(SubscriberChange.at).desc(), col(SubscriberChange.id).desc()).limit(1)
     ).scalars().first()
 
 

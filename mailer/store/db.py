@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError
 from sqlmodel import Session, create_engine
 
@@ -261,7 +261,7 @@ _RESTORE_HINT = (
 )
 
 
-def _describe(url: object) -> str:
+def _describe(url: str | URL) -> str:
     """The file of a SQLite URL (absolute), or the URL without its password."""
     parsed = make_url(url) if isinstance(url, str) else url
     if parsed.get_backend_name() == "sqlite":

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.addresses import canonical_mailbox
 from mailer.config import INSECURE_SECRET_KEYS, get_settings
 from mailer.domain import utcnow
-from mailer.store.models import ForgottenAddress, StoreSecret
+from mailer.store.models import ForgottenAddress, StoreSecret, table_of
 from mailer.tokens import FORGET_HASH_PREFIX, address_hash, forget_hash
 
 
@@ -71,8 +71,8 @@ class ForgetKeys:
 
 def forget_keys(session: Session, secret: str | None, *, create: bool = False) -> ForgetKeys:
     legacy: tuple[str, ...] = ()
-    if session.execute(select(ForgottenAddress.address_hash).where(
-            ~ForgottenAddress.address_hash.startswith(FORGET_HASH_PREFIX)).limit(1)).first():
+    if session.execute(select(col(ForgottenAddress.address_hash)).where(
+            ~col(ForgottenAddress.address_hash).startswith(FORGET_HASH_PREFIX)).limit(1)).first():
         legacy = tuple(dict.fromkeys(k for k in (secret, *sorted(INSECURE_SECRET_KEYS)) if k))
     return ForgetKeys(_forget_pepper(session, create=create), legacy)
 
@@ -83,7 +83,7 @@ def _forget_pepper(session: Session, *, create: bool) -> str | None:
         dialect = session.get_bind().dialect.name
         builder = pg_insert if dialect == "postgresql" else sqlite_insert
         # Two processes forgetting at once: the first pepper written wins, both use it.
-        session.execute(builder(StoreSecret.__table__).values(
+        session.execute(builder(table_of(StoreSecret)).values(
             name=FORGET_PEPPER, value=secrets.token_hex(32), created_at=utcnow(),
         ).on_conflict_do_nothing())
         row = session.get(StoreSecret, FORGET_PEPPER)
@@ -95,8 +95,8 @@ def forgotten_hash(session: Session, email: str, keys: ForgetKeys) -> str | None
     hashes = keys.hashes(email)
     if not hashes:
         return None
-    return session.execute(select(ForgottenAddress.address_hash).where(
-        ForgottenAddress.address_hash.in_(hashes)).limit(1)).scalars().first()
+    return session.execute(select(col(ForgottenAddress.address_hash)).where(
+        col(ForgottenAddress.address_hash).in_(hashes)).limit(1)).scalars().first()
 
 
 def remember_forgotten(session: Session, email: str, keys: ForgetKeys) -> None:
@@ -104,7 +104,7 @@ def remember_forgotten(session: Session, email: str, keys: ForgetKeys) -> None:
     current = keys.current_hashes(email)
     legacy = keys.hashes(email)[len(current):]
     if legacy:
-        session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(legacy)))
+        session.execute(delete(ForgottenAddress).where(col(ForgottenAddress.address_hash).in_(legacy)))
     for digest in current:
         if session.get(ForgottenAddress, digest) is None:
             session.add(ForgottenAddress(address_hash=digest, forgotten_at=utcnow()))

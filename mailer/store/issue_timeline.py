@@ -16,12 +16,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from mailer.domain import utcnow
-from mailer.store.models import Campaign, IssueEvent, IssueHold, IssuePreview
+from mailer.store.models import Campaign, IssueEvent, IssueHold, IssuePreview, table_of
 
-H = IssueHold.__table__
-E = IssueEvent.__table__
-C = Campaign.__table__
-P = IssuePreview.__table__
+H = table_of(IssueHold)
+E = table_of(IssueEvent)
+C = table_of(Campaign)
+P = table_of(IssuePreview)
 
 FOUND, PREVIEW, CORRECTION, HELD, RELEASED = "found", "preview", "correction", "held", "released"
 

@@ -50,7 +50,7 @@ from mailer.store.ledger_writes import (  # the hot path, under the names dispat
     start_sending_many as start_sending_many,
     writing,
 )
-from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber
+from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, Subscriber, table_of
 from mailer.store.workers import (  # worker identity, heartbeats and recovery
     DEFAULT_STALE_AFTER as DEFAULT_STALE_AFTER,
     Recovery as Recovery,
@@ -63,9 +63,9 @@ from mailer.store.workers import (  # worker identity, heartbeats and recovery
     worker_is_dead_locally as worker_is_dead_locally,
 )
 
-D = Delivery.__table__
-C = Campaign.__table__
-S = Subscriber.__table__
+D = table_of(Delivery)
+C = table_of(Campaign)
+S = table_of(Subscriber)
 
 OPEN_STATUSES = (CampaignStatus.SENDING.value, CampaignStatus.STOPPED.value,
                  CampaignStatus.PAUSED.value)
@@ -393,7 +393,7 @@ def settle_unknown(engine: Engine, campaign_id: int, settle_after: timedelta, *,
 
 def _settle_due(campaign_id: int, deadline: datetime):
     """The rule as one condition on a delivery row (see :func:`settle_unknown`)."""
-    E = DeliveryEventRecord.__table__
+    E = table_of(DeliveryEventRecord)
     later = D.alias("later")
     heard_of = exists().where(E.c.delivery_id == D.c.id)
     # An event for another row whose request came later, or that SES itself stamped later

@@ -18,9 +18,9 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Connection, Engine
 
 from mailer.domain import DeliveryStatus, SubscriberStatus, utcnow
-from mailer.store.models import Delivery
+from mailer.store.models import Delivery, table_of
 
-D = Delivery.__table__
+D = table_of(Delivery)
 
 
 @dataclass(frozen=True)

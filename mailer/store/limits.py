@@ -21,6 +21,8 @@ from sqlalchemy import BigInteger, Column, Index, Integer, delete, func, select,
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, SQLModel
 
+from mailer.store.models import table_of
+
 
 class RateLimitHit(SQLModel, table=True):
     """Hits of one client against one limit within one time bucket (migration 0007)."""
@@ -140,7 +142,7 @@ def recent_buckets(engine: Engine, scope: str, hashed: str, window: Window,
 
 def prune(engine: Engine, scope: str, window: Window, now: float) -> int:
     """Forget the buckets of ``scope`` that no longer count; returns how many rows went."""
-    table = RateLimitHit.__table__
+    table = table_of(RateLimitHit)
     with engine.begin() as connection:
         result = connection.execute(delete(table).where(
             table.c.scope == scope, table.c.bucket < window.oldest_counted(now)))
@@ -149,7 +151,7 @@ def prune(engine: Engine, scope: str, window: Window, now: float) -> int:
 
 def row_count(engine: Engine) -> int:
     with engine.connect() as connection:
-        return int(connection.execute(select(func.count()).select_from(RateLimitHit.__table__))
+        return int(connection.execute(select(func.count()).select_from(table_of(RateLimitHit)))
                    .scalar() or 0)
 
 

@@ -15,7 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from mailer.render.links import IssueLink as RenderedLink
-from mailer.store.models import LinkClicks
+from mailer.store.models import LinkClicks, table_of
 
 UPSERT_LINK = text(
     "INSERT INTO issue_link (issue_number, n, url, text, section) "
@@ -28,8 +28,8 @@ COUNT = text(
     "INSERT INTO link_clicks (issue_number, n, hour, machine, clicks) "
     "VALUES (:issue, :n, :hour, :machine, 1) "
     "ON CONFLICT (issue_number, n, hour, machine) DO UPDATE SET clicks = link_clicks.clicks + 1"
-).bindparams(bindparam("hour", type_=LinkClicks.__table__.c.hour.type),
-             bindparam("machine", type_=LinkClicks.__table__.c.machine.type))
+).bindparams(bindparam("hour", type_=table_of(LinkClicks).c.hour.type),
+             bindparam("machine", type_=table_of(LinkClicks).c.machine.type))
 FIGURES = text(
     "SELECT l.n, l.url, l.text, l.section, "
     "COALESCE(SUM(CASE WHEN c.machine THEN 0 ELSE c.clicks END), 0) AS clicks, "
@@ -46,13 +46,14 @@ def hour_of(now: datetime) -> datetime:
 def record_links(engine: Engine, issue_number: int, links: Iterable[RenderedLink]) -> int:
     """Write (or rewrite) the link table of an issue; a re-render replaces the rows with the same
     ``n`` and drops numbers it no longer has. Their counters stay. Returns how many links."""
+    links = list(links)
     rows = [{"issue": issue_number, "n": link.n, "url": link.url, "text": link.text,
              "section": link.section} for link in links]
     with engine.begin() as connection:
         if rows:
             connection.execute(UPSERT_LINK, rows)  # one executemany for the issue's few hundred
         connection.execute(DROP_LATER, {"issue": issue_number,
-                                        "last": max((r["n"] for r in rows), default=0)})
+                                        "last": max((link.n for link in links), default=0)})
     return len(rows)
 
 
@@ -86,7 +87,7 @@ def section_figures(engine: Engine) -> list[dict]:
                 "links": int(links), "clicks": int(clicks),
                 "per_link": round(int(clicks) / int(links), 2) if links else 0.0}
                for section, issues, links, clicks in rows]
-    figures.sort(key=lambda f: (-f["clicks"], f["section"]))
+    figures.sort(key=lambda f: (-int(f["clicks"]), str(f["section"])))
     return figures
 
 

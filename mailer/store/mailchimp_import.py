@@ -29,9 +29,9 @@ from sqlmodel import Session
 from mailer import suppression
 from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mailchimp_export
 from mailer.domain import SubscriberStatus, utcnow
-from mailer.errors import InvalidAddress
+from mailer.errors import InvalidAddress, StoreError
 from mailer.store.import_seen import First, SeenAddresses
-from mailer.store.models import Subscriber, SubscriberChange
+from mailer.store.models import Subscriber, SubscriberChange, table_of
 from mailer.store.subscriber_files import (
     IMPORT_CHUNK_ROWS,
     ImportReport,
@@ -222,7 +222,7 @@ def _existing(session: Session, emails: list[str]) -> dict[str, tuple[int, str]]
     (a re-run reads every address once)."""
     if not emails:
         return {}
-    table = Subscriber.__table__
+    table = table_of(Subscriber)
     found = session.execute(select(table.c.id, table.c.email, table.c.status).where(
         func.lower(table.c.email).in_([e.lower() for e in emails])))
     return {email.lower(): (subscriber_id, status) for subscriber_id, email, status in found}
@@ -239,10 +239,19 @@ def _update_existing(session: Session, existing: tuple[int, str], row: _Row,
         # pending is no decision yet: Mailchimp's consent or refusal settles it; else only tighten
         report.changed[f"{current.value} → {target.value}"] += 1
         if not dry_run:
-            change_status(session, session.get(Subscriber, subscriber_id), target, event=event,
+            change_status(session, _reader(session, subscriber_id), target, event=event,
                           source=SOURCE, detail=consent_detail(row.member), commit=False)
     else:
         report.kept[current.value] += 1
+
+
+def _reader(session: Session, subscriber_id: int) -> Subscriber:
+    """A reader the import found a moment ago (a forget in between would have removed it)."""
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise StoreError(f"reader #{subscriber_id} left the database during the import; "
+                         "run the same command again to finish it")
+    return subscriber
 
 
 def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> None:
@@ -250,11 +259,11 @@ def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> N
         return
     now = utcnow()
     by_email = {row.email: row for row in new}
-    inserted = insert_rows(session, Subscriber.__table__,
+    inserted = insert_rows(session, table_of(Subscriber),
                            [_subscriber_values(row, now) for row in new],
                            ignore_conflicts=True, returning=("id", "email"))
     if inserted:
-        insert_rows(session, SubscriberChange.__table__, [
+        insert_rows(session, table_of(SubscriberChange), [
             _creation_values(subscriber_id, by_email[email].member, now)
             for subscriber_id, email in inserted])
     for _id, email in inserted:

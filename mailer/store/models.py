@@ -9,10 +9,37 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import Column, CursorResult, Index, Result, String, Table, Text, UniqueConstraint, text
+from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Field, SQLModel
 
 from mailer.domain import CampaignStatus, DeliveryStatus, SubscriberStatus, utcnow
+from mailer.errors import StoreError
+
+
+def stored_id(value: int | None) -> int:
+    """A row's id as read from the database: always set (the models type ``id`` as optional
+    only for a row not saved yet), so a missing one is a bug, never an id None passed on."""
+    if value is None:
+        raise StoreError("a row read from the database has no id")
+    return value
+
+
+def rows_changed(result: Result) -> int:
+    """How many rows an UPDATE or DELETE run through a session changed: the session answers
+    it with a ``CursorResult``, typed only as the ``Result`` a SELECT gives."""
+    if not isinstance(result, CursorResult):
+        raise TypeError("rows_changed takes the result of an UPDATE or a DELETE")
+    return result.rowcount
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """A table model's Core ``Table``, for bulk and dialect statements: sqlmodel sets
+    ``__table__`` on every table model but declares it nowhere the type checker sees."""
+    table = sa_inspect(model).local_table
+    if not isinstance(table, Table):
+        raise TypeError(f"{model.__name__} is not a table model")
+    return table
 
 
 class Subscriber(SQLModel, table=True):

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.domain import utcnow
 from mailer.store.models import (
@@ -54,8 +54,8 @@ def reader_record(session: Session, subscriber: Subscriber,
 
 def _history(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
     rows = session.execute(select(SubscriberChange)
-                           .where(SubscriberChange.subscriber_id == subscriber.id)
-                           .order_by(SubscriberChange.at, SubscriberChange.id)).scalars()
+                           .where(col(SubscriberChange.subscriber_id) == subscriber.id)
+                           .order_by(col(SubscriberChange.at), col(SubscriberChange.id))).scalars()
     return [{"at": _time(row.at), "from": row.from_status and str(row.from_status),
              "to": str(row.to_status), "source": row.source,
              "detail": json.loads(row.detail) if row.detail else None} for row in rows]
@@ -63,11 +63,11 @@ def _history(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
 
 def _deliveries(session: Session, subscriber: Subscriber, since: datetime) -> list[dict[str, Any]]:
     rows = session.execute(
-        select(Delivery, Campaign.issue_number, Campaign.subject)
-        .join(Campaign, Campaign.id == Delivery.campaign_id)
-        .where(Delivery.subscriber_id == subscriber.id)
-        .where(or_(Campaign.created_at >= since, Delivery.sent_at >= since))
-        .order_by(Delivery.id)).all()
+        select(Delivery, col(Campaign.issue_number), col(Campaign.subject))
+        .join(Campaign, col(Campaign.id) == col(Delivery.campaign_id))
+        .where(col(Delivery.subscriber_id) == subscriber.id)
+        .where(or_(col(Campaign.created_at) >= since, col(Delivery.sent_at) >= since))
+        .order_by(col(Delivery.id))).all()
     return [{"delivery": row.id, "issue": issue, "subject": subject, "address": row.email,
              "status": str(row.status), "sent_at": _time(row.sent_at),
              "delivered_at": _time(row.delivered_at), "bounce_type": row.bounce_type,
@@ -77,13 +77,13 @@ def _deliveries(session: Session, subscriber: Subscriber, since: datetime) -> li
 
 def _events(session: Session, subscriber: Subscriber, delivery_ids: list[int],
             since: datetime) -> list[dict[str, Any]]:
-    about = [func.lower(DeliveryEventRecord.recipient) == subscriber.email.lower()]
+    about = [func.lower(col(DeliveryEventRecord.recipient)) == subscriber.email.lower()]
     if delivery_ids:
-        about.append(DeliveryEventRecord.delivery_id.in_(delivery_ids))
+        about.append(col(DeliveryEventRecord.delivery_id).in_(delivery_ids))
     rows = session.execute(select(DeliveryEventRecord)
-                           .where(or_(*about), DeliveryEventRecord.occurred_at >= since)
-                           .order_by(DeliveryEventRecord.occurred_at,
-                                     DeliveryEventRecord.id)).scalars()
+                           .where(or_(*about), col(DeliveryEventRecord.occurred_at) >= since)
+                           .order_by(col(DeliveryEventRecord.occurred_at),
+                                     col(DeliveryEventRecord.id))).scalars()
     return [{"kind": row.kind, "occurred_at": _time(row.occurred_at), "delivery": row.delivery_id,
              "bounce_type": row.bounce_type, "bounce_subtype": row.bounce_subtype,
              "diagnostic": row.diagnostic} for row in rows]
@@ -91,8 +91,8 @@ def _events(session: Session, subscriber: Subscriber, delivery_ids: list[int],
 
 def _signup_requests(session: Session, subscriber: Subscriber) -> list[dict[str, Any]]:
     rows = session.execute(select(SignupRequest)
-                           .where(func.lower(SignupRequest.email) == subscriber.email.lower())
-                           .order_by(SignupRequest.at)).scalars()
+                           .where(func.lower(col(SignupRequest.email)) == subscriber.email.lower())
+                           .order_by(col(SignupRequest.at))).scalars()
     return [{"at": _time(row.at), "state": row.state, "network": row.ip} for row in rows]
 
 

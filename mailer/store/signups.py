@@ -28,13 +28,13 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import case, delete, func, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.addresses import canonical_mailbox as canonical_mailbox  # re-exported
 from mailer.addresses import limit_mailbox
 from mailer.domain import utcnow
 from mailer.errors import SignupRefused
-from mailer.store.models import SignupRequest
+from mailer.store.models import SignupRequest, rows_changed
 from mailer.store.subscribers import normalise_address
 
 WINDOW = timedelta(hours=1)
@@ -70,15 +70,15 @@ def _counts(session: Session, mailbox_key: str, domain: str, ip: str | None,
     """(all counted requests, those for ``domain`` from ``ip``, all rows for the mailbox, the
     oldest time). The domain count is per source: counted for everyone, 100 junk sign-ups at
     gmail.com would close the form to every Gmail reader."""
-    counted = SignupRequest.state != LIMITED
-    same_source = SignupRequest.ip.is_(None) if ip is None else SignupRequest.ip == ip
+    counted = col(SignupRequest.state) != LIMITED
+    same_source = col(SignupRequest.ip).is_(None) if ip is None else col(SignupRequest.ip) == ip
     row = session.execute(
         select(
             func.sum(case((counted, 1), else_=0)),
-            func.sum(case((counted & (SignupRequest.domain == domain) & same_source, 1), else_=0)),
-            func.sum(case((SignupRequest.mailbox_key == mailbox_key, 1), else_=0)),
-            func.min(SignupRequest.at),
-        ).where(SignupRequest.at >= since)
+            func.sum(case((counted & (col(SignupRequest.domain) == domain) & same_source, 1), else_=0)),
+            func.sum(case((col(SignupRequest.mailbox_key) == mailbox_key, 1), else_=0)),
+            func.min(col(SignupRequest.at)),
+        ).where(col(SignupRequest.at) >= since)
     ).one()
     return int(row[0] or 0), int(row[1] or 0), int(row[2] or 0), row[3]
 
@@ -122,7 +122,7 @@ def queue_signup(session: Session, raw_email: str, *, ip: str | None, secret: st
     row = SignupRequest(at=now, state=state, email=email if state == QUEUED else None, ip=ip,
                         mailbox_key=key, domain=domain)
     session.add(row)
-    session.execute(delete(SignupRequest).where(SignupRequest.at < now - KEEP))
+    session.execute(delete(SignupRequest).where(col(SignupRequest.at) < now - KEEP))
     session.commit()
     return row.id if state == QUEUED else None
 
@@ -147,21 +147,21 @@ def _claim(session: Session, request_id: int) -> bool:
     the claim back, so the request stays queued."""
     claimed = session.execute(
         update(SignupRequest)
-        .where(SignupRequest.id == request_id, SignupRequest.state == QUEUED)
+        .where(col(SignupRequest.id) == request_id, col(SignupRequest.state) == QUEUED)
         .values(state=DONE, email=None)
         .execution_options(synchronize_session=False))
     session.expire_all()
-    return claimed.rowcount == 1
+    return rows_changed(claimed) == 1
 
 
 def queued_requests(session: Session) -> list[int]:
     """Requests accepted but not handled (the app stopped in between): handled at start-up."""
-    return list(session.scalars(select(SignupRequest.id).where(SignupRequest.state == QUEUED)
-                                .order_by(SignupRequest.id)))
+    return list(session.scalars(select(col(SignupRequest.id)).where(col(SignupRequest.state) == QUEUED)
+                                .order_by(col(SignupRequest.id))))
 
 
 def signup_pressure(session: Session, cap: int) -> SignupPressure:
     since = utcnow() - WINDOW
     count = session.scalar(select(func.count()).select_from(SignupRequest).where(
-        SignupRequest.at >= since, SignupRequest.state != LIMITED))
+        col(SignupRequest.at) >= since, col(SignupRequest.state) != LIMITED))
     return SignupPressure(int(count or 0), cap)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.addresses import normalise_address, shorten
 from mailer.audience_files import bounded_lines, data_rows, scan_lines
@@ -22,7 +22,7 @@ from mailer.domain import SubscriberStatus, address_key, utcnow
 from mailer.errors import InvalidAddress, SubscriberError
 from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
 from mailer.store.import_seen import SeenAddresses
-from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange
+from mailer.store.models import ForgottenAddress, Subscriber, SubscriberChange, table_of
 from mailer.subscription_states import Event, from_states
 from mailer.tokens import FORGET_HASH_PREFIX
 
@@ -47,9 +47,9 @@ def export_subscribers(session: Session, *,
     """Every subscriber (or those in ``status``) as a dict, streamed page by page by id."""
     last_id = 0
     while True:
-        query = select(Subscriber).where(Subscriber.id > last_id).order_by(Subscriber.id)
+        query = select(Subscriber).where(col(Subscriber.id) > last_id).order_by(col(Subscriber.id))
         if status is not None:
-            query = query.where(Subscriber.status == status)
+            query = query.where(col(Subscriber.status) == status)
         page = session.execute(query.limit(1_000)).scalars().all()
         if not page:
             return
@@ -280,13 +280,13 @@ def _import_chunk(session: Session, chunk: list[_Candidate], report: ImportRepor
             for c in fresh]
     # ON CONFLICT DO NOTHING (on either unique index: the address or its lower case): an
     # address already there, or arriving meanwhile from the web form, counts as "existing".
-    inserted = insert_rows(session, Subscriber.__table__, rows, ignore_conflicts=True,
+    inserted = insert_rows(session, table_of(Subscriber), rows, ignore_conflicts=True,
                            returning=("id", "email"))
     lines = {c.email: c.line for c in fresh}
     if inserted:
         # json.dumps of {"file", "line"}, written out: a million calls cost seconds
         file_json = json.dumps(run.file_name)
-        insert_rows(session, SubscriberChange.__table__, [
+        insert_rows(session, table_of(SubscriberChange), [
             {"subscriber_id": subscriber_id, "at": now, "from_status": None,
              "to_status": status, "source": source,
              "detail": f'{{"file": {file_json}, "line": {lines[email]}}}'}
@@ -366,7 +366,7 @@ def _confirm_pending(session: Session, already: list[_Candidate], run: _ImportRu
     In bulk, one update and one insert per chunk, so a re-run over a large file stays quick."""
     if not already:
         return 0
-    table = Subscriber.__table__
+    table = table_of(Subscriber)
     by_email = {c.email.lower(): c for c in already}
     confirmable = from_states(SubscriberStatus.ACTIVE, Event.CONFIRM, source=run.source)
     pending = session.execute(select(table.c.id, table.c.email, table.c.status).where(
@@ -377,7 +377,7 @@ def _confirm_pending(session: Session, already: list[_Candidate], run: _ImportRu
     session.execute(update(table).where(table.c.id.in_([i for i, _e, _s in pending])).values(
         status=SubscriberStatus.ACTIVE.value, confirmed_at=now, updated_at=now,
         confirm_nonce=None))  # an old confirmation link must not act on them again
-    session.execute(insert(SubscriberChange.__table__), [
+    session.execute(insert(table_of(SubscriberChange)), [
         {"subscriber_id": subscriber_id, "at": now,
          "from_status": status,
          "to_status": SubscriberStatus.ACTIVE.value, "source": run.source,
@@ -395,8 +395,8 @@ def _drop_forgotten(session: Session, chunk: list[_Candidate], report: ImportRep
     hashes = {h: c for c in chunk for h in keys.hashes(c.email)}
     if not hashes:
         return chunk
-    found = set(session.execute(select(ForgottenAddress.address_hash).where(
-        ForgottenAddress.address_hash.in_(list(hashes)))).scalars())
+    found = set(session.execute(select(col(ForgottenAddress.address_hash)).where(
+        col(ForgottenAddress.address_hash).in_(list(hashes)))).scalars())
     forgotten = {hashes[h].line: hashes[h] for h in found}
     for line in sorted(forgotten):
         report.forgotten.append((line, forgotten[line].email))

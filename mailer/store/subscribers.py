@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from mailer.addresses import (  # re-exported: every caller normalises through this module
     MAX_ADDRESS_LENGTH as MAX_ADDRESS_LENGTH,
@@ -47,6 +47,8 @@ from mailer.store.models import (
     ForgottenAddress,
     Subscriber,
     SubscriberChange,
+    rows_changed,
+    stored_id,
 )
 from mailer.store.subscriber_files import (  # CSV import and export, under their old names
     IMPORT_CHUNK_ROWS as IMPORT_CHUNK_ROWS,
@@ -76,7 +78,7 @@ def get_by_email(session: Session, raw_email: str) -> Subscriber | None:
         return None
     # lower() on both sides: the unique index on lower(email) makes this one row at most.
     return session.execute(select(Subscriber).where(
-        func.lower(Subscriber.email) == email.lower())).scalars().first()
+        func.lower(col(Subscriber.email)) == email.lower())).scalars().first()
 
 
 def require_subscriber(session: Session, raw_email: str) -> Subscriber:
@@ -102,8 +104,8 @@ def set_pause(session: Session, subscriber: Subscriber, until: datetime | None,
     subscriber.updated_at = utcnow()
     session.add(subscriber)
     session.add(SubscriberChange(
-        subscriber_id=subscriber.id, from_status=subscriber.status, to_status=subscriber.status,
-        source=source, detail=json.dumps({"paused_until": until.isoformat() if until else None})))
+        subscriber_id=stored_id(subscriber.id), from_status=subscriber.status,
+        to_status=subscriber.status, source=source, detail=json.dumps({"paused_until": until.isoformat() if until else None})))
     session.commit()
 
 
@@ -111,13 +113,13 @@ def status_since(session: Session, subscriber: Subscriber) -> datetime:
     """When the subscriber entered its current status (the reader's page shows it)."""
     # Rows older than the history (early versions' imports) fall back to their last change.
     at = session.execute(
-        select(SubscriberChange.at)
-        .where(SubscriberChange.subscriber_id == subscriber.id,
-               SubscriberChange.to_status == subscriber.status,
+        select(col(SubscriberChange.at))
+        .where(col(SubscriberChange.subscriber_id) == subscriber.id,
+               col(SubscriberChange.to_status) == subscriber.status,
                # a pause or its end is history, not a new status
-               or_(SubscriberChange.from_status.is_(None),
-                   SubscriberChange.from_status != SubscriberChange.to_status))
-        .order_by(SubscriberChange.at.desc(), SubscriberChange.id.desc())
+               or_(col(SubscriberChange.from_status).is_(None),
+                   col(SubscriberChange.from_status) != col(SubscriberChange.to_status)))
+        .order_by(col(SubscriberChange.at).desc(), col(SubscriberChange.id).desc())
         .limit(1)
     ).scalar_one_or_none()
     return at if at is not None else subscriber.updated_at
@@ -158,7 +160,7 @@ def _apply_status(session: Session, subscriber: Subscriber, to: SubscriberStatus
     subscriber.updated_at = now
     session.add(subscriber)
     session.flush()
-    session.add(SubscriberChange(subscriber_id=subscriber.id, at=now, from_status=current,
+    session.add(SubscriberChange(subscriber_id=stored_id(subscriber.id), at=now, from_status=current,
                                  to_status=to, source=source, detail=_json_or_none(detail)))
     return True
 
@@ -176,7 +178,7 @@ def create_subscriber(session: Session, email: str, status: SubscriberStatus, *,
                             source=source, **columns)
     session.add(subscriber)
     session.flush()
-    session.add(SubscriberChange(subscriber_id=subscriber.id, at=subscriber.created_at,
+    session.add(SubscriberChange(subscriber_id=stored_id(subscriber.id), at=subscriber.created_at,
                                  from_status=None, to_status=subscriber.status, source=source,
                                  detail=_json_or_none(detail)))
     return subscriber
@@ -223,12 +225,12 @@ def claim_confirm_nonce(session: Session, subscriber: Subscriber, nonce: str, *,
                         ip: str | None) -> bool:
     """Spend the row's confirmation nonce atomically, so two simultaneous clicks cannot both
     confirm; True for the one that did (its ``ip`` noted), False when it was spent already."""
-    claimed = session.execute(
+    claimed = rows_changed(session.execute(
         update(Subscriber)
-        .where(Subscriber.id == subscriber.id, Subscriber.confirm_nonce == nonce)
+        .where(col(Subscriber.id) == subscriber.id, col(Subscriber.confirm_nonce) == nonce)
         .values(confirm_nonce=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))
     if claimed != 1:
         return False
     subscriber.confirm_nonce = None
@@ -240,7 +242,7 @@ def unforget(session: Session, email: str, *, secret: str) -> None:
     """Drop the erasure hashes of ``email``: its owner asked to come back (not committed)."""
     hashes = forget_keys(session, secret).hashes(email)
     if hashes:
-        session.execute(delete(ForgottenAddress).where(ForgottenAddress.address_hash.in_(hashes)))
+        session.execute(delete(ForgottenAddress).where(col(ForgottenAddress.address_hash).in_(hashes)))
 
 
 # -- erasure -----------------------------------------------------------------------------------
@@ -257,37 +259,39 @@ def forget_subscriber(session: Session, raw_email: str, *, secret: str) -> Forge
     keys = forget_keys(session, secret, create=True)  # before the erasure's writes
     already = forgotten_hash(session, email, keys) is not None
     subscriber = get_by_email(session, email)
-    erased = _erase(session, subscriber) if subscriber is not None else (None, 0, 0, 0)
-    events = erased[3] + _redact_events(session, email=email, delivery_ids=())
+    status, history, deliveries, events = (_erase(session, subscriber) if subscriber is not None
+                                           else (None, 0, 0, 0))
+    events += _redact_events(session, email=email, delivery_ids=())
     remember_forgotten(session, email, keys)
     session.commit()
     shown_as = subscriber.email if subscriber is not None else email  # as the reader spelt it
-    return ForgetReport(shown_as, *erased[:3], events_redacted=events, already_forgotten=already)
+    return ForgetReport(shown_as, status, history, deliveries, events_redacted=events,
+                        already_forgotten=already)
 
 
 def _erase(session: Session, subscriber: Subscriber) -> tuple[str, int, int, int]:
     """(status, history rows, deliveries, events redacted) of the erased subscriber."""
     status = SubscriberStatus(subscriber.status).value
     delivery_ids = session.execute(
-        select(Delivery.id).where(Delivery.subscriber_id == subscriber.id)).scalars().all()
+        select(col(Delivery.id)).where(col(Delivery.subscriber_id) == subscriber.id)).scalars().all()
     events = _redact_events(session, email=subscriber.email, delivery_ids=delivery_ids)
-    deliveries = session.execute(
-        delete(Delivery).where(Delivery.subscriber_id == subscriber.id)).rowcount
-    history = session.execute(delete(SubscriberChange).where(
-        SubscriberChange.subscriber_id == subscriber.id)).rowcount
+    deliveries = rows_changed(session.execute(
+        delete(Delivery).where(col(Delivery.subscriber_id) == subscriber.id)))
+    history = rows_changed(session.execute(delete(SubscriberChange).where(
+        col(SubscriberChange.subscriber_id) == subscriber.id)))
     session.delete(subscriber)
     session.flush()
     return status, history, deliveries, events
 
 
 def _redact_events(session: Session, *, email: str, delivery_ids: Iterable[int]) -> int:
-    matches = [func.lower(DeliveryEventRecord.recipient) == email.lower()]
+    matches = [func.lower(col(DeliveryEventRecord.recipient)) == email.lower()]
     ids = list(delivery_ids)
     if ids:
-        matches.append(DeliveryEventRecord.delivery_id.in_(ids))
-    return session.execute(
+        matches.append(col(DeliveryEventRecord.delivery_id).in_(ids))
+    return rows_changed(session.execute(
         update(DeliveryEventRecord)
         .where(or_(*matches))
         .values(recipient="(forgotten)", raw="{}", diagnostic=None, delivery_id=None)
         .execution_options(synchronize_session=False)
-    ).rowcount
+    ))

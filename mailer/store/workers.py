@@ -18,10 +18,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from mailer.domain import DeliveryStatus, utcnow
 from mailer.store.ledger_writes import writing
-from mailer.store.models import Delivery, SendWorker
+from mailer.store.models import Delivery, SendWorker, table_of
 
-D = Delivery.__table__
-W = SendWorker.__table__
+D = table_of(Delivery)
+W = table_of(SendWorker)
 
 DEFAULT_STALE_AFTER = timedelta(seconds=60)
 

@@ -30,7 +30,7 @@ from mailer.store.address_changes import ChangeRequest, MailKind
 from mailer.store.confirmations import reader_confirmed_by
 from mailer.store.db import session
 from mailer.store.forgotten import ForgetReport
-from mailer.store.models import Subscriber
+from mailer.store.models import Subscriber, stored_id
 from mailer.store.reader_data import reader_record
 from mailer.store.signups import SignupLimits
 from mailer.subscription_states import Event, allows
@@ -141,7 +141,7 @@ def _confirmed_by(db, settings: Settings, token: str) -> Subscriber:
 
 
 def _manage_url(settings: Settings, subscriber: Subscriber) -> str:
-    return f"{MANAGE_PATH}/{make_manage_token(settings.secret_key, subscriber.id)}"
+    return f"{MANAGE_PATH}/{make_manage_token(settings.secret_key, stored_id(subscriber.id))}"
 
 
 # -- the reader's own page (issue 26) -------------------------------------------------------------
@@ -161,7 +161,7 @@ def reader_page(engine, settings: Settings, token: str) -> ReaderPage:
         subscriber = _page_owner(db, settings, token)
         since = store.status_since(db, subscriber)
     return ReaderPage(subscriber, since,
-                      make_unsubscribe_token(settings.secret_key, subscriber.id))
+                      make_unsubscribe_token(settings.secret_key, stored_id(subscriber.id)))
 
 
 def _page_owner(db, settings: Settings, token: str) -> Subscriber:
@@ -238,7 +238,8 @@ def mail_manage_link(engine, settings: Settings, transport, address: str) -> boo
     with session(engine) as db:
         holder = store.get_by_email(db, address)  # a forgotten address has no row
         to = holder.email if holder is not None else address
-        token = make_manage_token(settings.secret_key, holder.id if holder is not None else 0)
+        token = make_manage_token(settings.secret_key,
+                                  stored_id(holder.id) if holder is not None else 0)
         mailed = holder is not None and SubscriberStatus(holder.status) in LINK_MAILED_STATUSES
     url = f"{settings.base_url.rstrip('/')}{MANAGE_PATH}/{token}"
     mail = manage_link_email(settings, to=to, manage_url=url)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from email.utils import formataddr, parseaddr
+from typing import Required, TypedDict, TypeVar
 
 import boto3
 from botocore.parsers import ResponseParserError
@@ -85,6 +86,29 @@ _BULK_CODES = {"MESSAGE_REJECTED": "MessageRejected", "ACCOUNT_THROTTLED": "TooM
 MAX_BULK = 50  # SES's limit of BulkEmailEntries per SendBulkEmail
 _TAG_FORBIDDEN = re.compile(r"[^A-Za-z0-9_-]")
 _TAG_MAX = 256
+
+_Answer = TypeVar("_Answer")
+# SES's name/value pairs (EmailTags, Headers) and one BulkEmailEntries item, as boto3 takes them.
+_NameValue = dict[str, str]
+_BulkEntry = dict[str, object]
+
+
+class _SendEmailRequest(TypedDict, total=False):
+    """SES v2 SendEmail's parameters as mailer sends them: the whole message as Raw MIME."""
+    FromEmailAddress: Required[str]
+    Destination: Required[dict[str, list[str]]]
+    Content: Required[dict[str, dict[str, bytes]]]
+    EmailTags: list[_NameValue]
+    ConfigurationSetName: str
+
+
+class _SendBulkEmailRequest(TypedDict, total=False):
+    """SES v2 SendBulkEmail's parameters: one inline template, each reader's entry."""
+    FromEmailAddress: Required[str]
+    DefaultContent: Required[dict[str, dict[str, object]]]
+    BulkEmailEntries: Required[list[_BulkEntry]]
+    ReplyToAddresses: list[str]
+    ConfigurationSetName: str
 
 
 class SesTransport:
@@ -163,7 +187,7 @@ class SesTransport:
 
     def send(self, message: OutgoingEmail) -> str:
         mime = build_mime(message)
-        request = {
+        request: _SendEmailRequest = {
             "FromEmailAddress": mime.envelope_from,
             "Destination": {"ToAddresses": [mime.recipient]},
             "Content": {"Raw": {"Data": mime.data}},
@@ -208,7 +232,7 @@ class SesTransport:
         template = messages[0].template
         assert template is not None
         first = messages[0]
-        request = {
+        request: _SendBulkEmailRequest = {
             "FromEmailAddress": _from_address(first.sender),
             "DefaultContent": {"Template": {
                 "TemplateContent": {"Subject": template.subject, "Html": template.html,
@@ -256,7 +280,8 @@ class SesTransport:
 
     # -- errors --------------------------------------------------------------------------------
 
-    def _call(self, operation, sender: str | None = None, **kwargs):
+    def _call(self, operation: Callable[..., _Answer], sender: str | None = None,
+              **kwargs: object) -> _Answer:
         try:
             return operation(**kwargs)
         except ClientError as error:
@@ -322,10 +347,10 @@ def _rejected_or_account(line: str, text: str, sender: str | None) -> TransportE
     return Rejected(line)
 
 
-def _bulk_entry(message: OutgoingEmail, template: MessageTemplate) -> dict:
+def _bulk_entry(message: OutgoingEmail, template: MessageTemplate) -> _BulkEntry:
     own = {name: value for name, value in message.headers.items()
            if template.headers.get(name) != value}
-    entry: dict = {
+    entry: _BulkEntry = {
         "Destination": {"ToAddresses": [message.to]},
         "ReplacementEmailContent": {"ReplacementTemplate": {
             "ReplacementTemplateData": json.dumps(message.template_data)}},
@@ -337,7 +362,7 @@ def _bulk_entry(message: OutgoingEmail, template: MessageTemplate) -> dict:
     return entry
 
 
-def _bulk_result(entry: dict) -> str | TransportError:
+def _bulk_result(entry: dict[str, object]) -> str | TransportError:
     status = str(entry.get("Status") or "")
     if status == "SUCCESS" and entry.get("MessageId"):
         return str(entry["MessageId"])
@@ -369,7 +394,7 @@ def _from_address(sender: str) -> str:
     return formataddr((name, address), charset="utf-8") if address else sender
 
 
-def ses_tags(tags: dict[str, str]) -> list[dict[str, str]]:
+def ses_tags(tags: dict[str, str]) -> list[_NameValue]:
     """EmailTags from message tags, with characters SES refuses replaced by ``_``."""
     result = []
     for name, value in tags.items():

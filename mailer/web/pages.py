@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 from markupsafe import Markup
@@ -71,7 +72,7 @@ class Pages:
         self,
         name: str,
         status_code: int = 200,
-        headers: dict[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
         **context: object,
     ) -> HTMLResponse:
         response = HTMLResponse(self.render(name, **context), status_code=status_code, headers=headers)
@@ -94,7 +95,7 @@ def error_response(
     status_code: int,
     title: str,
     message: str,
-    headers: dict[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> Response:
     if wants_json(request):
         return JSONResponse(

@@ -113,6 +113,7 @@ def bar_chart(title: str, description: str, bars: Sequence[Bar], *,
     """Vertical bars from zero; ``lines`` are drawn across and the scale always shows them.
     ``counts``: the values are whole numbers, and so are the ticks."""
     peak = max([b.value for b in bars] + [line.value for line in lines] + [0.0])
+    top: float
     if counts:
         top = 2 * whole_step(max(peak * 1.05, 1) / 2)
     else:

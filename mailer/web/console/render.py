@@ -18,7 +18,7 @@ from markupsafe import Markup
 from mailer.config import Settings
 from mailer.domain import CampaignStatus
 from mailer.figures import percent
-from mailer.render.templates import template_environment
+from mailer.render.templates import Filter, template_environment
 from mailer.web.admin import require_operator
 from mailer.web.console.assets import CONSOLE_CSS, CONSOLE_HEADERS, CONSOLE_JS
 from mailer.web.security import SlidingWindowLimiter, client_ip, rate_limit_key
@@ -131,7 +131,7 @@ def why_unknown(settling, number: int) -> Markup:
     return Markup(" ").join(parts)
 
 
-FILTERS = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time, "what_to_run": what_to_run,
+FILTERS: dict[str, Filter] = {"num": fmt_number, "pct": fmt_pct, "utc": fmt_time, "what_to_run": what_to_run,
            "why_unknown": why_unknown}
 # passed at each render, not set on the environment the public pages share
 LAYOUT = {"css": Markup(CONSOLE_CSS), "script": Markup(CONSOLE_JS)}
