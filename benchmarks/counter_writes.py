@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -39,18 +39,10 @@ from mailer.domain import utcnow
 from mailer.store.db import head_revision, make_engine, upgrade
 from mailer.store.models import Subscriber, SubscriberChange
 from mailer.store.subscriber_files import insert_rows
+from scale import fresh_postgres_database  # benchmarks/ is on the path of a script run from it
 
 PREFIX = "mailer_counter_writes"
 BATCH = 500
-
-
-def fresh_database(base: str, name: str) -> str:
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return make_url(base).set(database=name).render_as_string(hide_password=False)
 
 
 def drop_database(base: str, name: str) -> None:
@@ -147,7 +139,7 @@ def main() -> None:
     urls = {}
     for label, revision in schemas.items():
         name = f"{PREFIX}_{revision}".lower()
-        urls[label] = fresh_database(base, name)
+        urls[label] = fresh_postgres_database(base, name)
         upgrade(make_engine(urls[label]), revision)
     print("PostgreSQL, µs per row, N rows in one transaction; baseline: the counters' "
           "triggers disabled (ratio = with / without)\n")

@@ -326,7 +326,8 @@ def import_row(base: str | None, readers: int, folder: Path) -> None:
 def fresh_postgres_database(base: str, name: str) -> str:
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        # FORCE: a pool still open on the old copy (an earlier run's) must not stop the drop
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     admin.dispose()
     return make_url(base).set(database=name).render_as_string(hide_password=False)
