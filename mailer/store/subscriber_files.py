@@ -308,8 +308,8 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
 
     SQLAlchemy's per-row parameter handling cost more than the database's own work on a large
     import (cProfile, 100,000 rows); this binds each column's value the way its type does, with
-    one conversion per distinct value, and sends multi-row VALUES (on SQLite executemany when nothing is
-    returned). ON CONFLICT DO NOTHING skips a row that breaks any unique index.
+    one conversion per distinct value, and sends multi-row VALUES, ``_INSERT_BATCH`` rows a
+    statement. ON CONFLICT DO NOTHING skips a row that breaks any unique index.
     """
     if not rows:
         return []
@@ -330,11 +330,11 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
     # processing (a driver error still rolls the session back when it ends).
     cursor = connection.connection.cursor()
     try:
-        if not returning and dialect.name == "sqlite":
-            cursor.executemany(head + one + tail, values)
-            return []
-        # PostgreSQL: multi-row statements even with nothing returned, so the counters'
-        # statement-level triggers (migration 0016) run once per batch, not once per row
+        # Multi-row statements even with nothing returned. PostgreSQL: the counters'
+        # statement-level triggers (migration 0016) run once per batch, not once per row.
+        # SQLite: its row triggers (0014) cost a third as much inside one statement as over
+        # executemany's statement a row (200,000 history rows: 0.7 s against 2.3 s of
+        # sqlite3's time, cProfile; the whole import 9.5 → 6.2 s)
         if returning:
             tail += f" RETURNING {', '.join(quote(name) for name in returning)}"
         found: list[tuple] = []
