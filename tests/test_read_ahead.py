@@ -115,3 +115,25 @@ def test_a_file_without_an_email_column_stops_a_read_ahead_import_before_any_wri
         assert db.execute(select(Subscriber.id)).first() is None
     assert not multiprocessing.active_children()
     reset_engines()
+
+
+def test_reading_a_mailchimp_export_ahead_imports_what_reading_here_imports(
+        two_stores, tmp_path, monkeypatch):
+    from mailer.store import mailchimp_import
+    from tests.mailchimp_export import write_large_export
+
+    export = tmp_path / "audience.zip"
+    write_large_export(export, 5_000)  # three files (subscribed, unsubscribed, cleaned)
+    here, ahead = two_stores
+    monkeypatch.setattr(mailchimp_import, "READ_AHEAD_LINES", 10**9)
+    read_here = mailchimp_import.import_mailchimp(here, export, secret=SECRET)
+    monkeypatch.setattr(mailchimp_import, "READ_AHEAD_LINES", 0)
+    told: list[int] = []
+    read_ahead_report = mailchimp_import.import_mailchimp(ahead, export, secret=SECRET,
+                                                          on_rows=told.append)
+
+    assert read_ahead_report.as_dict() == read_here.as_dict()
+    assert read_here.rows == 5_000 and sum(read_here.added.values()) > 4_000
+    assert _rows_of(ahead) == _rows_of(here)
+    assert sum(told) == 5_000
+    assert not multiprocessing.active_children()

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,10 +31,12 @@ from mailer import suppression
 from mailer.audience_files import BadRow, MailchimpMember, MemberKind, open_mailchimp_export
 from mailer.domain import SubscriberStatus, utcnow
 from mailer.errors import InvalidAddress, StoreError
+from mailer.read_ahead import read_ahead
 from mailer.store.import_seen import First, SeenAddresses
 from mailer.store.models import Subscriber, SubscriberChange, table_of
 from mailer.store.subscriber_files import (
     IMPORT_CHUNK_ROWS,
+    READ_AHEAD_LINES,
     ImportReport,
     _Candidate,
     insert_rows,
@@ -77,6 +80,15 @@ class MailchimpReport:
     invalid: list[tuple[str, int, str]] = field(default_factory=list)  # file, line, reason
     dry_run: bool = False
 
+    def add(self, other: MailchimpReport) -> None:
+        """Count ``other`` (a part of the same import: one chunk's reading) in too."""
+        for name in ("rows", "unchanged", "nonsubscribed", "duplicates"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for counter in ("kinds", "added", "changed", "kept"):
+            getattr(self, counter).update(getattr(other, counter))
+        for rows in ("in_two_files", "forgotten", "invalid"):
+            getattr(self, rows).extend(getattr(other, rows))
+
     @property
     def changed_anything(self) -> bool:
         return bool(sum(self.added.values()) or sum(self.changed.values()))
@@ -117,15 +129,28 @@ def import_mailchimp(engine: Engine, path: Path, *, secret: str, dry_run: bool =
         total = export.count_rows()  # also refuses a line too long to read, before any write
         if on_total is not None:
             on_total(total)
-        with Session(engine, expire_on_commit=False) as session, SeenAddresses() as seen:
-            for export_file in export.files:
-                for chunk in _chunks(export.members(export_file)):
-                    rows = _admit(chunk, report, seen)
-                    _import_chunk(session, rows, report, secret=secret, dry_run=dry_run)
-                    session.expunge_all()  # keep memory flat on large exports
-                    if on_rows is not None:
-                        on_rows(len(chunk))
+    # a large export is read in a second process while this one writes (mailer.read_ahead)
+    admitted = (read_ahead(lambda: _admitted_chunks(path)) if total > READ_AHEAD_LINES
+                else _admitted_chunks(path))
+    with closing(admitted), Session(engine, expire_on_commit=False) as session:
+        for rows, found in admitted:
+            report.add(found)
+            _import_chunk(session, rows, report, secret=secret, dry_run=dry_run)
+            session.expunge_all()  # keep memory flat on large exports
+            if on_rows is not None:
+                on_rows(found.rows)
     return report
+
+
+def _admitted_chunks(path: Path) -> Generator[tuple[list[_Row], MailchimpReport], None, None]:
+    """Each chunk of every file read and admitted, with what reading it found (its rows,
+    repeats, bad rows): nothing here touches the database (it may run in a process of its
+    own)."""
+    with open_mailchimp_export(path) as export, SeenAddresses() as seen:
+        for export_file in export.files:
+            for chunk in _chunks(export.members(export_file)):
+                found = MailchimpReport()
+                yield _admit(chunk, found, seen), found
 
 
 def _chunks(records: Iterator[MailchimpMember | BadRow]) -> Iterator[list]:
