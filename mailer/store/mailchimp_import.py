@@ -112,10 +112,6 @@ class MailchimpReport:
 class _Row:
     member: MailchimpMember
     email: str  # normalised
-    # the row's subscriber values and its history row's detail, made where the file is read
-    # (the read-ahead process of a large import), so the writer only writes
-    values: dict
-    detail: str
 
 
 def import_mailchimp(engine: Engine, path: Path, *, secret: str, dry_run: bool = False,
@@ -171,7 +167,6 @@ def _chunks(records: Iterator[MailchimpMember | BadRow]) -> Iterator[list]:
 def _admit(chunk: list, report: MailchimpReport, seen: SeenAddresses) -> list[_Row]:
     """The rows of a chunk that may change mailer: valid, first of their address in the run
     (asked of ``seen`` for the chunks before: no set of every address in memory)."""
-    now = utcnow()  # when mailer takes them in
     valid: list[tuple[MailchimpMember, str, str]] = []  # (record, email, folded)
     for record in chunk:
         report.rows += 1
@@ -198,8 +193,7 @@ def _admit(chunk: list, report: MailchimpReport, seen: SeenAddresses) -> list[_R
         if target is None:
             report.nonsubscribed += 1
             continue
-        rows.append(_Row(record, email, _subscriber_values(record, email, now),
-                         _DETAIL_JSON(consent_detail(record))))
+        rows.append(_Row(record, email))
     seen.add((folded, *first) for folded, first in first_here.items())
     return rows
 
@@ -292,12 +286,15 @@ def _reader(session: Session, subscriber_id: int) -> Subscriber:
 def _insert_new(session: Session, new: list[_Row], report: MailchimpReport) -> None:
     if not new:
         return
+    now = utcnow()
     by_email = {row.email: row for row in new}
-    inserted = insert_rows(session, table_of(Subscriber), [row.values for row in new],
+    inserted = insert_rows(session, table_of(Subscriber),
+                           [_subscriber_values(row, now) for row in new],
                            ignore_conflicts=True, returning=("id", "email"))
     if inserted:
         insert_rows(session, table_of(SubscriberChange), [
-            _creation_values(subscriber_id, by_email[email]) for subscriber_id, email in inserted])
+            _creation_values(subscriber_id, by_email[email].member, now)
+            for subscriber_id, email in inserted])
     for _id, email in inserted:
         report.added[TARGET[by_email[email].member.kind].value] += 1
     # Inserted meanwhile by someone else (the web form): theirs stands.
@@ -315,13 +312,14 @@ def reader_times(member: MailchimpMember, now: datetime) -> tuple[datetime, date
     return min(known), member.confirm_time or member.optin_time or now
 
 
-def _subscriber_values(member: MailchimpMember, email: str, now: datetime) -> dict:
+def _subscriber_values(row: _Row, now: datetime) -> dict:
+    member = row.member
     status = TARGET[member.kind]
     signed_up, confirmed = reader_times(member, now)
     mailchimp = {k: v for k, v in (("leid", member.leid), ("euid", member.euid),
                                    ("tags", member.tags)) if v}
     attrs = {**member.merge_fields, "mailchimp": mailchimp} if mailchimp else member.merge_fields
-    return {"email": email, "status": status.value, "created_at": signed_up,
+    return {"email": row.email, "status": status.value, "created_at": signed_up,
             "updated_at": now,
             "confirmed_at": max(confirmed, signed_up) if status is SubscriberStatus.ACTIVE
             else None,
@@ -329,11 +327,13 @@ def _subscriber_values(member: MailchimpMember, email: str, now: datetime) -> di
             "attrs": _ATTRS_JSON(attrs) if attrs else None}
 
 
-def _creation_values(subscriber_id: int, row: _Row) -> dict:
+def _creation_values(subscriber_id: int, member: MailchimpMember, now: datetime) -> dict:
     # ``at`` is when mailer took the reader in (the figures count it as an import that week);
     # when they opted in, confirmed or left Mailchimp is in the detail, and on the reader.
-    return {"subscriber_id": subscriber_id, "at": row.values["updated_at"], "from_status": None,
-            "to_status": row.values["status"], "source": SOURCE, "detail": row.detail}
+    status = TARGET[member.kind]
+    return {"subscriber_id": subscriber_id, "at": now, "from_status": None,
+            "to_status": status.value, "source": SOURCE,
+            "detail": _DETAIL_JSON(consent_detail(member))}
 
 
 def consent_detail(member: MailchimpMember) -> dict:
