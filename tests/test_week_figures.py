@@ -161,3 +161,24 @@ def test_a_closed_week_is_read_from_its_kept_row(engine):
         db.execute(update(WeekFigures).where(WeekFigures.week == "2026-11-16").values(signups=99))
         db.commit()
         assert _shown(db)[-2].signups == 99  # no row of it written since: not counted again
+
+
+def test_recount_counts_and_keeps_the_overview_s_closed_weeks_again(mailer_env, engine):
+    """After `mailer db recount` the first console visit finds every closed week of the
+    overview kept, and a kept week that was wrong is counted right again."""
+    from mailer.reads.list_health import OVERVIEW_WEEKS
+    from mailer.store.db import session
+    from tests.mailer_cli import mailer
+
+    build_console_data(engine, now=NOW)
+    with session(engine) as db:
+        check_the_same_as_counted(db)  # keeps the six weeks' closed ones
+        db.execute(update(WeekFigures).where(WeekFigures.week == "2026-11-16").values(signups=99))
+        db.commit()
+    done = mailer(mailer_env, "db", "recount")
+    assert done.returncode == 0, done.stderr
+    with session(engine) as db:
+        assert _kept_weeks(db) == OVERVIEW_WEEKS - 1  # half a year of weeks that are over
+        kept = db.execute(select(WeekFigures.signups).where(WeekFigures.week == "2026-11-16"))
+        assert kept.scalar_one() != 99
+        check_the_same_as_counted(db)

@@ -68,16 +68,20 @@ def recount() -> None:
     """Rebuild the figures `mailer stats`, `subscribers count` and the console read (kept on
     every write) by counting the ledger and the list again, in one transaction, and print
     what changed. Nothing changes unless a write went around mailer. Then count the finished
-    sends' timelines and recipient domains again (kept once a send is over)."""
+    sends' timelines and recipient domains again (kept once a send is over), and the weeks
+    of the last half year that are over (kept once counted)."""
     from mailer.reads.counters import recount as run_recount
+    from mailer.reads.list_health import keep_overview_weeks
     from mailer.reads.send_figures import keep_all_finished
     from mailer.store.db import get_existing_engine, session
 
     with session(get_existing_engine(settings().database_url)) as db:
         changes = run_recount(db)
         db.commit()
-        # the finished sends' breakdowns, counted again against the counters just rebuilt
+        # the finished sends' breakdowns, counted again against the counters just rebuilt,
+        # and the overview's weeks that are over
         keep_all_finished(db)
+        keep_overview_weeks(db)
     if not changes:
         console.print("counters match the rows: nothing changed")
         return

@@ -22,7 +22,7 @@ from mailer.store.ledger import breaker_baseline
 from mailer.store.models import Campaign, stored_id
 from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
 from mailer.reads.subscriber_figures import subscribers_by_status
-from mailer.reads.week_figures import week_series
+from mailer.reads.week_figures import keep_weeks_again, week_series
 
 OVERVIEW_ISSUES = 12  # issues on the trend charts
 OVERVIEW_WEEKS = 26  # weeks on the list chart
@@ -112,6 +112,18 @@ def _monday(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
+def _window(weeks: int, today: date | None) -> tuple[date, date]:
+    """(the first Monday, this Monday) of the last ``weeks`` weeks up to this one."""
+    this_monday = _monday(today or utcnow().date())
+    return this_monday - timedelta(weeks=weeks - 1), this_monday
+
+
+def keep_overview_weeks(session: Session) -> None:
+    """Count the overview's closed weeks again and keep them (``mailer db recount``), so the
+    first console visit after it does not count half a year of the list."""
+    keep_weeks_again(session, *_window(OVERVIEW_WEEKS, None))
+
+
 def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
                today: date | None = None) -> list[ListWeek]:
     """The last ``weeks`` weeks up to this one, every week listed (quiet ones with zeros).
@@ -121,8 +133,7 @@ def list_weeks(session: Session, weeks: int = OVERVIEW_WEEKS,
     today's active readers, so it always ends at the true figure, even for readers imported
     without a history.
     """
-    this_monday = _monday(today or utcnow().date())
-    first = this_monday - timedelta(weeks=weeks - 1)
+    first, this_monday = _window(weeks, today)
     series = week_series(session, first, this_monday)
     net = series.pop("net")
     keys = [(first + timedelta(weeks=n)).isoformat() for n in range(weeks)]

@@ -216,6 +216,17 @@ def _keep(session: Session, weeks: list[str], counted: Series, mark: Mark) -> No
         return
 
 
+def keep_weeks_again(session: Session, first: date, this_monday: date) -> None:
+    """Count the closed weeks from ``first`` to this one's again and keep them, whatever was
+    kept (``mailer db recount``): the first read afterwards finds them kept."""
+    closed = [(first + timedelta(weeks=n)).isoformat()
+              for n in range((this_monday - first).days // 7)]
+    # no mark: every week counts as touched since (closed_weeks counts them all again)
+    session.execute(delete(WeekFiguresMark))
+    session.commit()
+    closed_weeks(session, closed)
+
+
 def week_series(session: Session, first: date, this_monday: date) -> Series:
     """Every series of the weeks from ``first`` to this one: the closed weeks kept, this week
     counted from its rows."""
@@ -227,4 +238,4 @@ def week_series(session: Session, first: date, this_monday: date) -> Series:
 
 
 __all__ = ["SIGNUP_SOURCE", "STATUS_SERIES", "WEEK_SERIES", "closed_weeks", "counted_series",
-           "touched_weeks", "week_series"]
+           "keep_weeks_again", "touched_weeks", "week_series"]
