@@ -75,3 +75,35 @@ def test_the_list_counts_read_a_current_sqlite_file_without_sqlalchemy(mailer_en
         "pending": 0, "active": 1, "unsubscribed": 0}
     if "weeks" in result:
         assert [week["confirmed"] for week in result["weeks"]] == [1]
+
+
+def test_the_overview_reads_a_current_sqlite_file_without_sqlalchemy_and_says_the_same(
+        mailer_env, engine, tmp_path, monkeypatch):
+    # Issue 23: `mailer stats` is one small query (the campaigns and their counters); through
+    # sqlite3 alone it prints what the store's path prints, warnings included.
+    from mailer.reads import quick_counts
+    from tests.mailer_cli import mailer
+    from tests.stats_ledger import build_ledger
+
+    build_ledger(engine)
+    env = {**mailer_env, "COLUMNS": "200"}
+    loaded = heavy_libraries_loaded_by("stats", cwd=tmp_path, env=env)
+    assert "sqlalchemy" not in loaded and "sqlmodel" not in loaded
+    quick = mailer(env, "stats")
+    monkeypatch.setattr(quick_counts, "campaigns_quickly", lambda _url: None)
+    through_the_store = mailer(env, "stats")
+    assert quick.returncode == through_the_store.returncode == 0, quick.stderr
+    assert quick.stdout == through_the_store.stdout
+    assert "644" in quick.stdout and "SES's 5 % review threshold" in quick.stdout
+
+
+def test_the_quick_overview_reads_the_same_campaigns_as_the_store(engine, settings):
+    from mailer.reads.delivery_figures import campaign_stats
+    from mailer.reads.quick_counts import campaigns_quickly
+    from mailer.store.db import session
+    from tests.stats_ledger import build_ledger
+
+    build_ledger(engine)
+    with session(engine) as db:
+        assert campaigns_quickly(settings.database_url) == campaign_stats(db)
+    assert campaigns_quickly("postgresql+psycopg://nobody@127.0.0.1:1/none") is None

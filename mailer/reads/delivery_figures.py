@@ -10,147 +10,35 @@ rate = hard bounces ÷ sent, complaint rate = complaints ÷ delivered); their wa
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Mapped, Session
 from sqlmodel import col
 from sqlalchemy.sql.elements import ColumnElement
 
 from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
 from mailer.errors import StoreError
-from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
+from mailer.issue_figures import (
+    COUNT_FIELDS,
+    RECIPIENT_COUNTS,
+    BounceReason,
+    CampaignStats,
+    DomainStats,
+    IssueDetail,
+    RecipientCounts,
+    TimeBucket,
+    campaign_from_row,
+    combine,
+)
 from mailer.store.link_counts import link_figures
-from mailer.store.models import Campaign, CampaignCounts, Delivery, DeliveryEventRecord, SubscriberChange
+from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, SubscriberChange, table_of
+from mailer.reads.quick_counts import CAMPAIGN_TIMES, campaign_rows_sql
 from mailer.reads.send_figures import NOT_SIMULATOR, domain_rows, hard_bounce, minute_rows
 from mailer.reads.sql_figures import count_where, engine_of
 
 TOP_BOUNCE_REASONS = 10
 TOP_DOMAINS = 20
-
-
-@dataclass(frozen=True)
-class CampaignStats:
-    """The figures of one campaign (one send of one issue), or of several combined."""
-
-    campaign_id: int | None
-    issue_number: int
-    subject: str
-    status: str
-    started_at: datetime | None
-    finished_at: datetime | None
-    recipients: int = 0
-    queued: int = 0
-    sending: int = 0
-    sent: int = 0
-    failed: int = 0
-    skipped: int = 0
-    unknown: int = 0
-    delivered: int = 0
-    bounced: int = 0
-    bounced_hard: int = 0
-    bounced_soft: int = 0
-    bounced_undetermined: int = 0
-    complained: int = 0
-    unsubscribed: int = 0  # recipients who unsubscribed after the campaign started
-
-    # The rates of mailer.figures, the ones the reputation breaker pauses on: SES's bounce rate
-    # counts hard bounces only, and only a delivered message can draw a complaint.
-    bounce_rate = rate_property("bounced_hard")
-    hard_bounce_rate = bounce_rate  # its older name in `stats --json` ("rates.hard_bounce")
-    any_bounce_rate = rate_property("bounced")  # soft and undetermined bounces too
-    complaint_rate = rate_property("complained", "delivered")
-    delivery_rate = rate_property("delivered")
-    unsubscribe_rate = rate_property("unsubscribed")
-
-    @property
-    def warnings(self) -> list[RateWarning]:
-        return bounce_warnings(self.bounce_rate) + complaint_warnings(self.complaint_rate)
-
-    def as_dict(self) -> dict:
-        data = asdict(self)
-        for key in ("started_at", "finished_at"):
-            data[key] = _iso(data[key])
-        data["rates"] = {
-            "delivery": self.delivery_rate,
-            "bounce": self.bounce_rate,
-            "hard_bounce": self.hard_bounce_rate,
-            "any_bounce": self.any_bounce_rate,
-            "complaint": self.complaint_rate,
-            "unsubscribe": self.unsubscribe_rate,
-        }
-        data["warnings"] = [asdict(warning) for warning in self.warnings]
-        return data
-
-
-COUNT_FIELDS = tuple(f.name for f in fields(CampaignStats)
-                     if f.type in ("int", int) and f.name != "issue_number")
-
-
-@dataclass(frozen=True)
-class BounceReason:
-    bounce_type: str | None
-    bounce_subtype: str | None
-    diagnostic: str | None
-    count: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class RecipientCounts:
-    """What became of the messages to one group of recipients (a domain, a mailbox provider)."""
-
-    recipients: int
-    sent: int
-    delivered: int
-    bounced: int
-    bounced_hard: int
-    complained: int
-
-    bounce_rate = rate_property("bounced_hard")  # mailer.figures' bounce rate, as for a campaign
-
-
-RECIPIENT_COUNTS = tuple(f.name for f in fields(RecipientCounts))
-
-
-@dataclass(frozen=True)
-class DomainStats(RecipientCounts):
-    domain: str
-
-    def as_dict(self) -> dict:
-        # the domain first, as before the counts moved to their own class
-        return {"domain": self.domain, **asdict(self), "bounce_rate": self.bounce_rate}
-
-
-@dataclass(frozen=True)
-class TimeBucket:
-    start: datetime  # aware UTC, the first second of the minute
-    sent: int
-
-
-@dataclass(frozen=True)
-class IssueDetail:
-    summary: CampaignStats  # every campaign of the issue combined
-    campaigns: list[CampaignStats]
-    bounce_reasons: list[BounceReason] = field(default_factory=list)
-    domains: list[DomainStats] = field(default_factory=list)
-    timeline: list[TimeBucket] = field(default_factory=list)  # sent per minute, empty minutes left out
-    links: list[dict] = field(default_factory=list)  # link counts (store.link_counts.link_figures)
-
-    def as_dict(self) -> dict:
-        return {
-            "issue_number": self.summary.issue_number,
-            "summary": self.summary.as_dict(),
-            "campaigns": [c.as_dict() for c in self.campaigns],
-            "bounce_reasons": [asdict(r) for r in self.bounce_reasons],
-            "domains": [d.as_dict() for d in self.domains],
-            "sent_per_minute": [{"minute": _iso(b.start), "sent": b.sent} for b in self.timeline],
-            "links": list(self.links),
-        }
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.astimezone(UTC).isoformat() if value else None
 
 
 # -- per-campaign figures ---------------------------------------------------------------------
@@ -212,28 +100,12 @@ def campaign_stats(session: Session, issue_number: int | None = None) -> list[Ca
     Read from ``campaign_counts`` (kept on write, migration 0013): one row per campaign
     whatever the size of its ledger. :func:`counted_campaign_stats` counts the same from the
     rows, for ``mailer db recount``."""
-    campaign_columns = _campaign_columns()
-    counts = [func.coalesce(getattr(CampaignCounts, name), 0).label(name) for name in COUNT_FIELDS]
-    query = (
-        select(*campaign_columns, *counts)
-        .select_from(Campaign)
-        .outerjoin(CampaignCounts, col(CampaignCounts.campaign_id) == col(Campaign.id))
-        .order_by(col(Campaign.issue_number).desc(), col(Campaign.id).desc())
-    )
-    if issue_number is not None:
-        query = query.where(col(Campaign.issue_number) == issue_number)
-    return [
-        CampaignStats(
-            campaign_id=row["id"],
-            issue_number=row["issue_number"],
-            subject=row["subject"],
-            status=str(row["status"]),
-            started_at=row["started_at"] or row["created_at"],
-            finished_at=row["finished_at"],
-            **{name: int(row[name]) for name in COUNT_FIELDS},
-        )
-        for row in session.execute(query).mappings()
-    ]
+    campaign = table_of(Campaign)
+    query = text(campaign_rows_sql(one_issue=issue_number is not None)).columns(
+        # the times as the model reads them (SQLite keeps them as text; aware, in UTC)
+        **{name: campaign.c[name].type for name in CAMPAIGN_TIMES})
+    rows = session.execute(query, {"issue": issue_number} if issue_number is not None else {})
+    return [campaign_from_row(row) for row in rows.mappings()]
 
 
 def counted_campaign_stats(session: Session,
@@ -264,22 +136,6 @@ def counted_campaign_stats(session: Session,
         )
         for row in rows
     ]
-
-
-def combine(campaigns: list[CampaignStats]) -> CampaignStats:
-    """The campaigns of one issue added up (a resend is its own campaign with its own rows)."""
-    first = campaigns[-1]  # oldest: the list is newest first
-    starts = [c.started_at for c in campaigns if c.started_at]
-    ends = [c.finished_at for c in campaigns if c.finished_at]
-    return CampaignStats(
-        campaign_id=campaigns[0].campaign_id if len(campaigns) == 1 else None,
-        issue_number=first.issue_number,
-        subject=campaigns[0].subject,
-        status=campaigns[0].status,
-        started_at=min(starts) if starts else None,
-        finished_at=max(ends) if ends and len(ends) == len(campaigns) else None,
-        **{name: sum(getattr(c, name) for c in campaigns) for name in COUNT_FIELDS},
-    )
 
 
 # -- one issue in detail ----------------------------------------------------------------------

@@ -20,7 +20,8 @@ from mailer.domain import CampaignStatus, Reputation, SubscriberStatus, utcnow
 from mailer.rate_warnings import rate_property
 from mailer.store.ledger import breaker_baseline
 from mailer.store.models import Campaign, stored_id
-from mailer.reads.delivery_figures import CampaignStats, _iso, campaign_stats, combine
+from mailer.issue_figures import iso_utc
+from mailer.reads.delivery_figures import CampaignStats, campaign_stats, combine
 from mailer.reads.subscriber_figures import subscribers_by_status
 from mailer.reads.week_figures import keep_weeks_again, week_series
 
@@ -66,7 +67,7 @@ class IssueTrend:
     complaint_rate: float | None
 
     def as_dict(self) -> dict:
-        return {**asdict(self), "started_at": _iso(self.started_at)}
+        return {**asdict(self), "started_at": iso_utc(self.started_at)}
 
 
 def issue_trends(campaigns: list[CampaignStats], limit: int = OVERVIEW_ISSUES) -> list[IssueTrend]:

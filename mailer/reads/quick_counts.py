@@ -13,12 +13,28 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
-from mailer.domain import SubscriberStatus
+from mailer.domain import CampaignStatus, SubscriberStatus
+from mailer.issue_figures import COUNT_FIELDS, CampaignStats, campaign_from_row
 from mailer.store.quick_read import read_if_current
 
 SUBSCRIBER_COUNTS = "SELECT status, n FROM subscriber_counts"
+# Every campaign with its counters (kept on write), newest issue first: the one query of
+# ``mailer stats`` and of :func:`mailer.reads.delivery_figures.campaign_stats` (which adds
+# ``WHERE c.issue_number = :issue`` for one issue); rows for issue_figures.campaign_from_row
+CAMPAIGN_TIMES = ("started_at", "created_at", "finished_at")
+_CAMPAIGN_ROWS = (
+    "SELECT c.id, c.issue_number, c.subject, c.status, "
+    + ", ".join(f"c.{name}" for name in CAMPAIGN_TIMES) + ", "
+    + ", ".join(f"coalesce(k.{name}, 0) AS {name}" for name in COUNT_FIELDS)
+    + " FROM campaign c LEFT OUTER JOIN campaign_counts k ON k.campaign_id = c.id{where} "
+    "ORDER BY c.issue_number DESC, c.id DESC")
+
+
+def campaign_rows_sql(one_issue: bool = False) -> str:
+    """The campaigns-with-counters query; ``one_issue`` adds the ``:issue`` filter."""
+    return _CAMPAIGN_ROWS.format(where=" WHERE c.issue_number = :issue" if one_issue else "")
 GROWTH_COLUMNS = ("new", "imported", "confirmed", "unsubscribed", "suppressed")
 # week_counts' weeks with some change, newest first (the SQL subscriber_figures builds, written
 # out for sqlite3)
@@ -74,3 +90,28 @@ def subscriber_growth_quickly(database_url: str,
         return weeks_oldest_first(rows), every_status(connection.execute(SUBSCRIBER_COUNTS))
 
     return read_if_current(database_url, read)
+
+
+def _sqlite_time(value: str | None) -> datetime | None:
+    """A time as the models write it to SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", UTC without an
+    offset), read back as they do (sqlmodel's UTCDateTime: aware, in UTC)."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment.astimezone(UTC)
+
+
+def campaigns_quickly(database_url: str) -> list[CampaignStats] | None:
+    """:func:`mailer.reads.delivery_figures.campaign_stats` of every campaign, straight from a
+    current SQLite file; None for the caller to ask that function, also when a campaign is
+    paused (its reason is read through the store)."""
+    def read(connection: sqlite3.Connection) -> list[CampaignStats]:
+        connection.row_factory = sqlite3.Row
+        rows = [{**dict(row), **{name: _sqlite_time(row[name]) for name in CAMPAIGN_TIMES}}
+                for row in connection.execute(campaign_rows_sql())]
+        return [campaign_from_row(row) for row in rows]
+
+    campaigns = read_if_current(database_url, read)
+    if campaigns is None or any(c.status == CampaignStatus.PAUSED for c in campaigns):
+        return None
+    return campaigns
