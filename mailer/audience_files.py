@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -179,7 +180,7 @@ def open_mailchimp_export(path: Path) -> MailchimpExport:
             ignored.append(info.filename)
             continue
         files.append(ExportFile(Path(info.filename).name, kind,
-                                lambda info=info: _CappedReader.open(path, archive, info)))
+                                partial(_CappedReader.open, path, archive, info)))
     return _checked(MailchimpExport(path, _by_restrictiveness(files), ignored, archive))
 
 
@@ -284,7 +285,7 @@ def _export_from_dir(path: Path) -> MailchimpExport:
         if kind is None:
             ignored.append(child.name)
             continue
-        files.append(ExportFile(child.name, kind, lambda child=child: child.open("rb")))
+        files.append(ExportFile(child.name, kind, _binary_opener(child)))
     return _checked(MailchimpExport(path, _by_restrictiveness(files), ignored))
 
 
@@ -298,6 +299,12 @@ def _checked(export: MailchimpExport) -> MailchimpExport:
 
 def _by_restrictiveness(files: list[ExportFile]) -> list[ExportFile]:
     return sorted(files, key=lambda f: (f.kind.order, f.name))
+
+
+def _binary_opener(path: Path) -> Callable[[], IO[bytes]]:
+    def open_binary() -> IO[bytes]:
+        return path.open("rb")
+    return open_binary
 
 
 def kind_of(file_name: str) -> MemberKind | None:

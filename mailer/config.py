@@ -263,7 +263,7 @@ class Settings(BaseSettings):
             return None  # `MAILER_SMTP_URL=` in a file: unset, as before
         for url in value if isinstance(value, list) else [value]:
             if url is not None:
-                _URL_SETTINGS[info.field_name](url)  # a ValueError says what is wrong
+                _URL_SETTINGS[info.field_name or ""](url)  # a ValueError says what is wrong
         return value
 
     def require_https_links(self) -> str:

@@ -287,6 +287,14 @@ def _encoded_part(body: str, subtype: str) -> bytes:
     return _part_cache.get(body, subtype)
 
 
+def _always(payload: bytes | None, encoding: str) -> bytes:
+    """The encoded body; only 7bit refuses one (a NUL, a long line): quoted-printable and
+    base64 take any bytes, so None from them is a bug, not a body to send as it is."""
+    if payload is None:
+        raise ValueError(f"{encoding} refused a body it encodes whatever its bytes")
+    return payload
+
+
 def _encode_part(body: str, subtype: str) -> bytes:
     """The MIME part (its headers and encoded body) for one body text."""
     raw = body.encode("utf-8")
@@ -305,12 +313,12 @@ def _encode_part(body: str, subtype: str) -> bytes:
         payload += b"\r\n"
     elif subtype == "plain" and "\x00" not in body:
         encoding = "quoted-printable"
-        payload = _quoted_printable_starts.encode(subtype, raw) + b"\r\n"
+        payload = _always(_quoted_printable_starts.encode(subtype, raw), encoding) + b"\r\n"
     else:
         encoding = "base64"
         # Line ends are insignificant in HTML, so only plain text pays for canonical CRLF.
-        payload = _base64_starts.encode(
-            subtype, raw if subtype == "html" else raw.replace(b"\n", b"\r\n"))
+        payload = _always(_base64_starts.encode(
+            subtype, raw if subtype == "html" else raw.replace(b"\n", b"\r\n")), encoding)
     head = (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n").encode("ascii")
     return head + payload

@@ -20,7 +20,7 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from typing import TypeVar
 
 Item = TypeVar("Item")
@@ -35,7 +35,7 @@ class _Failed:
         self.error = error
 
 
-def read_ahead(produce: Callable[[], Iterator[Item]]) -> Generator[Item, None, None]:
+def read_ahead(produce: Callable[[], Generator[Item, None, None]]) -> Generator[Item, None, None]:
     """The items of ``produce()``, made in a child process while the caller uses the last."""
     if "fork" not in multiprocessing.get_all_start_methods():
         yield from produce()
@@ -66,7 +66,8 @@ def read_ahead(produce: Callable[[], Iterator[Item]]) -> Generator[Item, None, N
         child.join()
 
 
-def _produce_into(produce: Callable[[], Iterator[object]], sending, receiving) -> None:
+def _produce_into(produce: Callable[[], Generator[object, None, None]], sending,
+                  receiving) -> None:
     # the parent's end of the pipe, inherited by the fork: closed, so that once the parent is
     # gone (even by SIGKILL) a send fails at once instead of waiting for a reader forever
     receiving.close()

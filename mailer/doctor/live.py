@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from mailer.config import Settings
 from mailer.doctor.checks import Check
@@ -94,9 +94,10 @@ def wait_for_events(database: Engine, probes: list[Probe],
         with session(database) as db:
             rows = db.exec(select(DeliveryEventRecord.provider_message_id,
                                   DeliveryEventRecord.kind)
-                           .where(DeliveryEventRecord.provider_message_id.in_(ids))).all()
+                           .where(col(DeliveryEventRecord.provider_message_id).in_(ids))).all()
         for message_id, kind in rows:
-            arrived.setdefault((message_id, kind), elapsed)
+            if message_id is not None:  # the query asked for these ids only
+                arrived.setdefault((message_id, kind), elapsed)
         if expected <= arrived.keys() or elapsed >= wait:
             return arrived
         time.sleep(min(POLL_SECONDS, max(0.0, wait - elapsed)))
