@@ -17,7 +17,7 @@ from sqlalchemy.orm import Mapped, Session
 from sqlmodel import col
 from sqlalchemy.sql.elements import ColumnElement
 
-from mailer.domain import BounceType, DeliveryStatus, EventKind, SubscriberStatus
+from mailer.domain import BounceType, DeliveryStatus, SubscriberStatus
 from mailer.errors import StoreError
 from mailer.issue_figures import (
     COUNT_FIELDS,
@@ -32,7 +32,8 @@ from mailer.issue_figures import (
     combine,
 )
 from mailer.store.link_counts import link_figures
-from mailer.store.models import Campaign, Delivery, DeliveryEventRecord, SubscriberChange, table_of
+from mailer.store.models import Campaign, Delivery, SubscriberChange, table_of
+from mailer.reads import issue_sql
 from mailer.reads.quick_counts import CAMPAIGN_TIMES, campaign_rows_sql
 from mailer.reads.send_figures import NOT_SIMULATOR, domain_rows, hard_bounce, minute_rows
 from mailer.reads.sql_figures import count_where, engine_of
@@ -143,21 +144,13 @@ def counted_campaign_stats(session: Session,
 
 def bounce_reasons(session: Session, campaign_ids: list[int],
                    limit: int = TOP_BOUNCE_REASONS) -> list[BounceReason]:
-    count = func.count(col(DeliveryEventRecord.id))
-    query = (
-        select(col(DeliveryEventRecord.bounce_type), col(DeliveryEventRecord.bounce_subtype),
-               col(DeliveryEventRecord.diagnostic), count)
-        .join(Delivery, col(Delivery.id) == col(DeliveryEventRecord.delivery_id))
-        .where(col(Delivery.campaign_id).in_(campaign_ids),
-               col(DeliveryEventRecord.kind) == EventKind.BOUNCE.value, NOT_SIMULATOR)
-        .group_by(col(DeliveryEventRecord.bounce_type), col(DeliveryEventRecord.bounce_subtype),
-                  col(DeliveryEventRecord.diagnostic))
-        .order_by(count.desc(), col(DeliveryEventRecord.bounce_type),
-                  col(DeliveryEventRecord.bounce_subtype))
-        .limit(limit)
-    )
+    """The campaigns' bounce reasons, most frequent first (:func:`issue_sql.bounce_reasons`,
+    the text `stats --issue` also reads through sqlite3)."""
+    if not campaign_ids:
+        return []
+    sql, params = issue_sql.bounce_reasons(campaign_ids, limit)
     return [BounceReason(kind, subtype, diagnostic, int(n))
-            for kind, subtype, diagnostic, n in session.execute(query)]
+            for kind, subtype, diagnostic, n in session.execute(text(sql), params)]
 
 
 def domain_stats(session: Session, campaign_ids: list[int],

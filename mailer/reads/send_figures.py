@@ -18,7 +18,7 @@ Delivered per domain is then the domain's rows less its undelivered ones.
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, delete, func, insert, literal, or_, select, union_all
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
@@ -28,23 +28,13 @@ from sqlmodel import col
 
 from mailer.domain import BounceType, DeliveryStatus, utcnow
 from mailer.store.models import CampaignCounts, Delivery, SendDomain, SendFigures, SendMinute
+from mailer.reads import issue_sql
+from mailer.reads.issue_sql import DOMAIN_COUNTS, SIMULATOR_PATTERN, STATUS_KEY
 from mailer.reads.sql_figures import count_where, domain_of, engine_of, minute_bucket
-from mailer.wire import SIMULATOR_DOMAIN
-
-# The counters a campaign's breakdowns were counted at: they hold while these stay the same.
-STATUS_KEY = ("recipients", "queued", "sending", "sent", "failed", "skipped", "unknown")
-DOMAIN_COUNTS = ("recipients", "sent", "delivered", "bounced", "bounced_hard", "complained")
 
 # SES's mailbox simulator (`mailer doctor --live`): its deliveries are tests, never part of an
 # issue's figures (the counters leave them out the same way).
-NOT_SIMULATOR = ~func.lower(col(Delivery.email)).like(f"%@{SIMULATOR_DOMAIN}")
-
-
-def marked() -> ColumnElement[bool]:
-    """The rows ``ix_delivery_marked`` holds: the condition of migration 0017, written the same
-    so the database reads them from that index."""
-    return or_(col(Delivery.delivered_at).is_(None), col(Delivery.bounced_at).is_not(None),
-               col(Delivery.complained_at).is_not(None))
+NOT_SIMULATOR = ~func.lower(col(Delivery.email)).like(SIMULATOR_PATTERN)
 
 
 def hard_bounce() -> ColumnElement[bool]:
@@ -151,66 +141,52 @@ def _counted_minutes(session: Session, campaign_ids: list[int]) -> Select:
             .group_by(minute))
 
 
-def _zero(name: str) -> ColumnElement[int]:
-    return literal(0, Integer).label(name)
+def _text_rows(session: Session, query: tuple[str, dict]) -> list:
+    sql, params = query
+    return list(session.execute(text(sql), params))
 
 
-def _held_domains(session: Session, campaign_ids: list[int]) -> list[Select]:
-    """The kept rows and sent per domain (every row counted as delivered), and what the
-    events changed, from the marked rows: the undelivered taken off, the bounces and
-    complaints."""
-    kept: Select = (
-        select(col(SendDomain.domain).label("domain"),
-               col(SendDomain.recipients).label("recipients"),
-               col(SendDomain.sent).label("sent"), col(SendDomain.recipients).label("delivered"),
-               _zero("bounced"), _zero("bounced_hard"), _zero("complained"))
-        .where(col(SendDomain.campaign_id).in_(campaign_ids)))
-    domain = domain_of(session, col(Delivery.email)).label("domain")
-    events = (select(domain, _zero("recipients"), _zero("sent"),
-                     (-count_where(col(Delivery.delivered_at).is_(None))).label("delivered"),
-                     count_where(col(Delivery.bounced_at).is_not(None)).label("bounced"),
-                     count_where(hard_bounce()).label("bounced_hard"),
-                     count_where(col(Delivery.complained_at).is_not(None)).label("complained"))
-              .where(col(Delivery.campaign_id).in_(campaign_ids), marked(), NOT_SIMULATOR)
-              .group_by(domain))
-    return [kept, events]
+def _merged(rows: list, limit: int | None) -> list[tuple[str, dict[str, int]]]:
+    """Per-domain rows (domain, then :data:`DOMAIN_COUNTS`) added up, most recipients first,
+    then by name."""
+    merged: dict[str, list[int]] = {}
+    for name, *counts in rows:
+        total = merged.setdefault(name, [0] * len(DOMAIN_COUNTS))
+        for index, n in enumerate(counts):
+            total[index] += int(n)
+    ordered = sorted(merged.items(), key=lambda item: (-item[1][0], item[0]))
+    return [(name, dict(zip(DOMAIN_COUNTS, counts, strict=True)))
+            for name, counts in ordered[:limit]]
 
 
 def domain_rows(session: Session, campaign_ids: list[int],
                 limit: int | None) -> list[tuple[str, dict[str, int]]]:
-    """(domain, its counts) for the campaigns together, most recipients first (then by name,
-    in the database's order): kept breakdowns where they hold, the rows counted otherwise."""
+    """(domain, its counts) for the campaigns together, most recipients first (then by name):
+    kept breakdowns where they hold (:func:`mailer.reads.issue_sql.held_domains`, the text
+    `stats --issue` also reads through sqlite3), the rows counted otherwise."""
     held = held_campaigns(session, campaign_ids)
     counting = [campaign_id for campaign_id in campaign_ids if campaign_id not in held]
-    parts = ((_held_domains(session, sorted(held)) if held else [])
-             + ([_counted_domains(session, counting)] if counting else []))
-    if not parts:
-        return []
-    every = union_all(*parts).subquery()
-    sums = [func.sum(every.c[name]).label(name) for name in DOMAIN_COUNTS]
-    query = (select(every.c.domain, *sums).group_by(every.c.domain)
-             .order_by(sums[0].desc(), every.c.domain).limit(limit))
-    return [(name, {key: int(n) for key, n in zip(DOMAIN_COUNTS, counts, strict=True)})
-            for name, *counts in session.execute(query)]
+    dialect = session.get_bind().dialect.name
+    if held and not counting:  # a finished send: ordered and cut in the database
+        return _merged(_text_rows(session, issue_sql.held_domains(dialect, sorted(held), limit)),
+                       limit)
+    rows = _text_rows(session, issue_sql.held_domains(dialect, sorted(held), None)) if held else []
+    rows += list(session.execute(_counted_domains(session, counting))) if counting else []
+    return _merged(rows, limit)
 
 
 def minute_rows(session: Session, campaign_ids: list[int]) -> list[tuple[str, int]]:
     """(minute, rows sent in it) for the campaigns together, in order, empty minutes left out."""
     held = held_campaigns(session, campaign_ids)
     counting = [campaign_id for campaign_id in campaign_ids if campaign_id not in held]
-    parts: list[Select] = []
-    if held:
-        parts.append(select(col(SendMinute.minute).label("minute"), col(SendMinute.sent).label("sent"))
-                     .where(col(SendMinute.campaign_id).in_(sorted(held))))
+    rows = _text_rows(session, issue_sql.kept_minutes(sorted(held))) if held else []
     if counting:
-        parts.append(_counted_minutes(session, counting))
-    if not parts:
-        return []
-    every = union_all(*parts).subquery()
-    query = (select(every.c.minute, func.sum(every.c.sent))
-             .group_by(every.c.minute).order_by(every.c.minute))
-    return [(str(minute), int(n)) for minute, n in session.execute(query)]
+        rows += list(session.execute(_counted_minutes(session, counting)))
+    minutes: dict[str, int] = {}
+    for minute, n in rows:
+        minutes[str(minute)] = minutes.get(str(minute), 0) + int(n)
+    return sorted(minutes.items())
 
 
 __all__ = ["NOT_SIMULATOR", "domain_rows", "hard_bounce", "held_campaigns", "keep",
-           "keep_all_finished", "keep_finished_send", "marked", "minute_rows"]
+           "keep_all_finished", "keep_finished_send", "minute_rows"]
