@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 
 from mailer.rate_warnings import RateWarning, bounce_warnings, complaint_warnings, rate_property
 
+TOP_BOUNCE_REASONS = 10
+TOP_DOMAINS = 20
+
 
 @dataclass(frozen=True)
 class CampaignStats:
@@ -138,6 +141,16 @@ def iso_utc(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value else None
 
 
+def time_buckets(minute_rows: list[tuple[str, int]]) -> list[TimeBucket]:
+    """(``YYYY-MM-DDTHH:MM`` UTC, sent) rows as the issue's timeline."""
+    return [TimeBucket(datetime.fromisoformat(minute).replace(tzinfo=UTC), n)
+            for minute, n in minute_rows]
+
+
+def domain_figures(rows: list[tuple[str, dict[str, int]]]) -> list[DomainStats]:
+    return [DomainStats(name, **counts) for name, counts in rows]
+
+
 def campaign_from_row(row: Mapping) -> CampaignStats:
     """A campaign's figures from a row of the campaign joined with its counters (its columns
     ``id``, ``issue_number``, ``subject``, ``status``, ``started_at``, ``created_at``,
@@ -169,6 +182,7 @@ def combine(campaigns: list[CampaignStats]) -> CampaignStats:
     )
 
 
-__all__ = ["COUNT_FIELDS", "RECIPIENT_COUNTS", "BounceReason", "CampaignStats", "DomainStats",
+__all__ = ["COUNT_FIELDS", "RECIPIENT_COUNTS", "TOP_BOUNCE_REASONS", "TOP_DOMAINS",
+           "domain_figures", "time_buckets", "BounceReason", "CampaignStats", "DomainStats",
            "IssueDetail", "RecipientCounts", "TimeBucket", "campaign_from_row", "combine",
            "iso_utc"]

@@ -107,3 +107,55 @@ def test_the_quick_overview_reads_the_same_campaigns_as_the_store(engine, settin
     with session(engine) as db:
         assert campaigns_quickly(settings.database_url) == campaign_stats(db)
     assert campaigns_quickly("postgresql+psycopg://nobody@127.0.0.1:1/none") is None
+
+
+def test_an_issue_whose_send_is_over_reads_without_sqlalchemy_and_says_the_same(
+        mailer_env, engine, tmp_path, monkeypatch):
+    # Issue 23: `stats --issue` of a finished send reads its kept breakdowns (the same SQL
+    # text as the store's path) through sqlite3 alone, once the store's path has kept them.
+    from mailer.reads import quick_counts
+    from tests.mailer_cli import mailer
+    from tests.stats_ledger import build_ledger
+
+    build_ledger(engine)
+    env = {**mailer_env, "COLUMNS": "200"}
+    monkeypatch.setattr(quick_counts, "issue_quickly", lambda _url, _number: None)
+    for args in (("stats", "--issue", "644", "--json"), ("stats", "--issue", "644")):
+        through_the_store = mailer(env, *args)  # the first read keeps the breakdowns
+        monkeypatch.undo()
+        loaded = heavy_libraries_loaded_by(*args, cwd=tmp_path, env=env)
+        assert "sqlalchemy" not in loaded and "sqlmodel" not in loaded
+        quick = mailer(env, *args)
+        assert quick.returncode == through_the_store.returncode == 0, quick.stderr
+        assert quick.stdout == through_the_store.stdout
+        monkeypatch.setattr(quick_counts, "issue_quickly", lambda _url, _number: None)
+    summary = json.loads(mailer(env, "stats", "--issue", "644", "--json").stdout)["summary"]
+    assert (summary["sent"], summary["bounced_hard"]) == (36, 2)
+
+
+def test_the_quick_issue_read_leaves_a_running_or_moved_send_to_the_store(engine, settings):
+    from sqlalchemy import update
+
+    from mailer.reads.delivery_figures import issue_detail
+    from mailer.reads.quick_counts import issue_quickly
+    from mailer.store.db import session
+    from mailer.store.models import Delivery
+    from tests.stats_ledger import build_ledger
+
+    build_ledger(engine)
+    url = settings.database_url
+    with session(engine) as db:
+        kept = issue_detail(db, 644)  # kept (when the send ended, or by this first read)
+    assert issue_quickly(url, 644) == kept
+    assert issue_quickly(url, 999) is None  # no such issue: the store's path says so
+    with session(engine) as db:
+        # an event's mark (delivered, bounced) is read live from the marked rows: still quick
+        db.execute(update(Delivery).where(Delivery.id == 1).values(delivered_at=None))
+        db.commit()
+        assert issue_quickly(url, 644) == issue_detail(db, 644) != kept
+        # a row's status moves the counters the breakdowns were kept at: the store counts again
+        db.execute(update(Delivery).where(Delivery.id == 2).values(status="failed"))
+        db.commit()
+        assert issue_quickly(url, 644) is None
+        moved = issue_detail(db, 644)  # counted and kept again
+    assert issue_quickly(url, 644) == moved

@@ -143,11 +143,16 @@ def _show_overview(as_json: bool) -> None:
 
 
 def _show_issue(number: int, as_json: bool) -> None:
-    from mailer.reads.delivery_figures import issue_detail
-    from mailer.store.db import session
+    from mailer.reads.quick_counts import issue_quickly
 
-    with session(read_engine()) as db:
-        detail = issue_detail(db, number)
+    # a finished, kept send on a current SQLite file: sqlite3 alone, as for the overview
+    detail = issue_quickly(settings().database_url, number)
+    if detail is None:
+        from mailer.reads.delivery_figures import issue_detail
+        from mailer.store.db import session
+
+        with session(read_engine()) as db:
+            detail = issue_detail(db, number)
     if as_json:
         _print_json(detail.as_dict())
         return

@@ -10,7 +10,6 @@ rate = hard bounces ÷ sent, complaint rate = complaints ÷ delivered); their wa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 
 from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import Mapped, Session
@@ -28,8 +27,12 @@ from mailer.issue_figures import (
     IssueDetail,
     RecipientCounts,
     TimeBucket,
+    TOP_BOUNCE_REASONS,
+    TOP_DOMAINS,
     campaign_from_row,
     combine,
+    domain_figures,
+    time_buckets,
 )
 from mailer.store.link_counts import link_figures
 from mailer.store.models import Campaign, Delivery, SubscriberChange, table_of
@@ -38,8 +41,6 @@ from mailer.reads.quick_counts import CAMPAIGN_TIMES, campaign_rows_sql
 from mailer.reads.send_figures import NOT_SIMULATOR, domain_rows, hard_bounce, minute_rows
 from mailer.reads.sql_figures import count_where, engine_of
 
-TOP_BOUNCE_REASONS = 10
-TOP_DOMAINS = 20
 
 
 # -- per-campaign figures ---------------------------------------------------------------------
@@ -158,14 +159,13 @@ def domain_stats(session: Session, campaign_ids: list[int],
     """Per recipient domain, most recipients first. A finished send's rows and sent per domain
     are kept once counted (``send_figures``); delivered, bounced and complained come from the
     rows the events marked: neither reads every delivery of the issue."""
-    return [DomainStats(name, **counts) for name, counts in domain_rows(session, campaign_ids, limit)]
+    return domain_figures(domain_rows(session, campaign_ids, limit))
 
 
 def sent_per_minute(session: Session, campaign_ids: list[int]) -> list[TimeBucket]:
     """Rows sent per minute. A finished send's minutes do not change: they are counted once
     and kept (``send_figures``); a send still running is counted from its rows."""
-    return [TimeBucket(datetime.fromisoformat(text).replace(tzinfo=UTC), n)
-            for text, n in minute_rows(session, campaign_ids)]
+    return time_buckets(minute_rows(session, campaign_ids))
 
 
 def issue_detail(session: Session, issue_number: int) -> IssueDetail:

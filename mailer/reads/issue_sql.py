@@ -84,6 +84,27 @@ def held_domains(dialect: str, ids: list[int], limit: int | None) -> tuple[str, 
     return query, {**params, "simulator": SIMULATOR_PATTERN}
 
 
+def add_up_domains(rows, limit: int | None) -> list[tuple[str, dict[str, int]]]:
+    """Per-domain rows (domain, then :data:`DOMAIN_COUNTS`) added up, most recipients first,
+    then by name, the first ``limit``."""
+    merged: dict[str, list[int]] = {}
+    for name, *counts in rows:
+        total = merged.setdefault(name, [0] * len(DOMAIN_COUNTS))
+        for index, n in enumerate(counts):
+            total[index] += int(n)
+    ordered = sorted(merged.items(), key=lambda item: (-item[1][0], item[0]))
+    return [(name, dict(zip(DOMAIN_COUNTS, counts, strict=True)))
+            for name, counts in ordered[:limit]]
+
+
+def add_up_minutes(rows) -> list[tuple[str, int]]:
+    """(minute, sent) rows added up per minute, in order."""
+    minutes: dict[str, int] = {}
+    for minute, n in rows:
+        minutes[str(minute)] = minutes.get(str(minute), 0) + int(n)
+    return sorted(minutes.items())
+
+
 def kept_minutes(ids: list[int]) -> tuple[str, dict]:
     """Rows sent per minute (UTC, ``YYYY-MM-DDTHH:MM``) of the campaigns whose minutes are
     kept, in order."""
@@ -92,6 +113,6 @@ def kept_minutes(ids: list[int]) -> tuple[str, dict]:
             "GROUP BY minute ORDER BY minute"), params
 
 
-__all__ = ["DOMAIN_COUNTS", "HARD_BOUNCE", "MARKED", "NOT_SIMULATOR", "SIMULATOR_PATTERN",
+__all__ = ["DOMAIN_COUNTS", "add_up_domains", "add_up_minutes", "HARD_BOUNCE", "MARKED", "NOT_SIMULATOR", "SIMULATOR_PATTERN",
            "STATUS_KEY", "bounce_reasons", "held_domains", "id_list", "kept_minutes",
            "status_keys"]

@@ -16,7 +16,20 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 
 from mailer.domain import CampaignStatus, SubscriberStatus
-from mailer.issue_figures import COUNT_FIELDS, CampaignStats, campaign_from_row
+from mailer.issue_figures import (
+    COUNT_FIELDS,
+    TOP_BOUNCE_REASONS,
+    TOP_DOMAINS,
+    BounceReason,
+    CampaignStats,
+    IssueDetail,
+    campaign_from_row,
+    combine,
+    domain_figures,
+    time_buckets,
+)
+from mailer.reads import issue_sql
+from mailer.store.link_sql import LINK_FIGURES, link_figures_of
 from mailer.store.quick_read import read_if_current
 
 SUBSCRIBER_COUNTS = "SELECT status, n FROM subscriber_counts"
@@ -101,17 +114,58 @@ def _sqlite_time(value: str | None) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment.astimezone(UTC)
 
 
+def _campaigns(connection: sqlite3.Connection, issue: int | None = None) -> list[CampaignStats]:
+    connection.row_factory = sqlite3.Row
+    params = {"issue": issue} if issue is not None else {}
+    rows = [{**dict(row), **{name: _sqlite_time(row[name]) for name in CAMPAIGN_TIMES}}
+            for row in connection.execute(campaign_rows_sql(issue is not None), params)]
+    connection.row_factory = None
+    return [campaign_from_row(row) for row in rows]
+
+
 def campaigns_quickly(database_url: str) -> list[CampaignStats] | None:
     """:func:`mailer.reads.delivery_figures.campaign_stats` of every campaign, straight from a
     current SQLite file; None for the caller to ask that function, also when a campaign is
     paused (its reason is read through the store)."""
-    def read(connection: sqlite3.Connection) -> list[CampaignStats]:
-        connection.row_factory = sqlite3.Row
-        rows = [{**dict(row), **{name: _sqlite_time(row[name]) for name in CAMPAIGN_TIMES}}
-                for row in connection.execute(campaign_rows_sql())]
-        return [campaign_from_row(row) for row in rows]
-
-    campaigns = read_if_current(database_url, read)
+    campaigns = read_if_current(database_url, _campaigns)
     if campaigns is None or any(c.status == CampaignStatus.PAUSED for c in campaigns):
         return None
     return campaigns
+
+
+def _keys(connection: sqlite3.Connection, table: str, ids: list[int]) -> dict[int, tuple]:
+    sql, params = issue_sql.status_keys(table, ids)
+    return {campaign_id: tuple(int(n) for n in key)
+            for campaign_id, *key in connection.execute(sql, params)}
+
+
+def _issue(connection: sqlite3.Connection, number: int) -> IssueDetail | None:
+    campaigns = _campaigns(connection, number)
+    ids = [c.campaign_id for c in campaigns if c.campaign_id is not None]
+    if not ids or any(c.status == CampaignStatus.PAUSED for c in campaigns):
+        return None  # no such issue (the store's path says so), or a pause to explain
+    counters, kept = _keys(connection, "campaign_counts", ids), _keys(connection, "send_figures", ids)
+    if any(cid not in kept or kept[cid] != counters.get(cid) for cid in ids):
+        return None  # a send still running, or one not kept since its counters moved
+    reasons_sql, reasons_params = issue_sql.bounce_reasons(ids, TOP_BOUNCE_REASONS)
+    domains_sql, domains_params = issue_sql.held_domains("sqlite", ids, TOP_DOMAINS)
+    minutes_sql, minutes_params = issue_sql.kept_minutes(ids)
+    return IssueDetail(
+        summary=combine(campaigns),
+        campaigns=campaigns,
+        bounce_reasons=[BounceReason(kind, subtype, diagnostic, int(n)) for kind, subtype, diagnostic, n
+                        in connection.execute(reasons_sql, reasons_params)],
+        domains=domain_figures(issue_sql.add_up_domains(
+            connection.execute(domains_sql, domains_params), TOP_DOMAINS)),
+        timeline=time_buckets(issue_sql.add_up_minutes(
+            connection.execute(minutes_sql, minutes_params))),
+        links=link_figures_of(connection.execute(LINK_FIGURES, {"issue": number})),
+    )
+
+
+def issue_quickly(database_url: str, number: int) -> IssueDetail | None:
+    """:func:`mailer.reads.delivery_figures.issue_detail` of an issue whose sends are over and
+    whose breakdowns are kept, straight from a current SQLite file; None for the caller to
+    ask that function (another database, a send still running or not kept yet, a paused
+    campaign, no such issue)."""
+    return read_if_current(database_url, lambda connection: _issue(connection, number))

@@ -146,19 +146,6 @@ def _text_rows(session: Session, query: tuple[str, dict]) -> list:
     return list(session.execute(text(sql), params))
 
 
-def _merged(rows: list, limit: int | None) -> list[tuple[str, dict[str, int]]]:
-    """Per-domain rows (domain, then :data:`DOMAIN_COUNTS`) added up, most recipients first,
-    then by name."""
-    merged: dict[str, list[int]] = {}
-    for name, *counts in rows:
-        total = merged.setdefault(name, [0] * len(DOMAIN_COUNTS))
-        for index, n in enumerate(counts):
-            total[index] += int(n)
-    ordered = sorted(merged.items(), key=lambda item: (-item[1][0], item[0]))
-    return [(name, dict(zip(DOMAIN_COUNTS, counts, strict=True)))
-            for name, counts in ordered[:limit]]
-
-
 def domain_rows(session: Session, campaign_ids: list[int],
                 limit: int | None) -> list[tuple[str, dict[str, int]]]:
     """(domain, its counts) for the campaigns together, most recipients first (then by name):
@@ -168,11 +155,11 @@ def domain_rows(session: Session, campaign_ids: list[int],
     counting = [campaign_id for campaign_id in campaign_ids if campaign_id not in held]
     dialect = session.get_bind().dialect.name
     if held and not counting:  # a finished send: ordered and cut in the database
-        return _merged(_text_rows(session, issue_sql.held_domains(dialect, sorted(held), limit)),
+        return issue_sql.add_up_domains(_text_rows(session, issue_sql.held_domains(dialect, sorted(held), limit)),
                        limit)
     rows = _text_rows(session, issue_sql.held_domains(dialect, sorted(held), None)) if held else []
     rows += list(session.execute(_counted_domains(session, counting))) if counting else []
-    return _merged(rows, limit)
+    return issue_sql.add_up_domains(rows, limit)
 
 
 def minute_rows(session: Session, campaign_ids: list[int]) -> list[tuple[str, int]]:
@@ -182,11 +169,8 @@ def minute_rows(session: Session, campaign_ids: list[int]) -> list[tuple[str, in
     rows = _text_rows(session, issue_sql.kept_minutes(sorted(held))) if held else []
     if counting:
         rows += list(session.execute(_counted_minutes(session, counting)))
-    minutes: dict[str, int] = {}
-    for minute, n in rows:
-        minutes[str(minute)] = minutes.get(str(minute), 0) + int(n)
-    return sorted(minutes.items())
+    return issue_sql.add_up_minutes(rows)
 
 
-__all__ = ["NOT_SIMULATOR", "domain_rows", "hard_bounce", "held_campaigns", "keep",
+__all__ = ["DOMAIN_COUNTS", "NOT_SIMULATOR", "STATUS_KEY", "domain_rows", "hard_bounce", "held_campaigns", "keep",
            "keep_all_finished", "keep_finished_send", "minute_rows"]

@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.engine import Engine
 
 from mailer.render.links import IssueLink as RenderedLink
+from mailer.store.link_sql import LINK_FIGURES, link_figures_of
 from mailer.store.models import LinkClicks, table_of
 
 UPSERT_LINK = text(
@@ -30,12 +31,7 @@ COUNT = text(
     "ON CONFLICT (issue_number, n, hour, machine) DO UPDATE SET clicks = link_clicks.clicks + 1"
 ).bindparams(bindparam("hour", type_=table_of(LinkClicks).c.hour.type),
              bindparam("machine", type_=table_of(LinkClicks).c.machine.type))
-FIGURES = text(
-    "SELECT l.n, l.url, l.text, l.section, "
-    "COALESCE(SUM(CASE WHEN c.machine THEN 0 ELSE c.clicks END), 0) AS clicks, "
-    "COALESCE(SUM(CASE WHEN c.machine THEN c.clicks ELSE 0 END), 0) AS machine "
-    "FROM issue_link l LEFT JOIN link_clicks c ON c.issue_number = l.issue_number AND c.n = l.n "
-    "WHERE l.issue_number = :issue GROUP BY l.n, l.url, l.text, l.section")
+FIGURES = text(LINK_FIGURES)
 
 
 def hour_of(now: datetime) -> datetime:
@@ -96,11 +92,7 @@ def link_figures(engine: Engine, issue: int) -> list[dict]:
     first (ties in the issue's order)."""
     with engine.connect() as connection:
         rows = connection.execute(FIGURES, {"issue": issue}).all()
-    figures = [{"n": int(n), "url": url, "text": words, "section": section,
-                "clicks": int(clicks), "machine": int(machine)}
-               for n, url, words, section, clicks, machine in rows]
-    figures.sort(key=lambda f: (-f["clicks"], -f["machine"], f["n"]))
-    return figures
+    return link_figures_of(rows)
 
 
 __all__ = ["count_click", "hour_of", "link_figures", "link_target", "record_links",
