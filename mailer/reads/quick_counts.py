@@ -1,16 +1,18 @@
-"""The counters a read-only command prints, read without SQLAlchemy when it can (issue 23 §B).
+"""The figures a read-only command prints, read without SQLAlchemy when it can (issue 23).
 
-`mailer subscribers count` and `mailer stats --subscribers` at a million readers read two small
-tables, ``subscriber_counts`` and ``week_counts``; what cost them a second was importing
-SQLAlchemy, SQLModel and every model. Through
-:func:`mailer.store.quick_read.read_if_current` the rows come from the standard library's
-:mod:`sqlite3`; None means "take the full path" (PostgreSQL, no file, another schema revision,
-an unreadable file), which reads the same rows through SQLAlchemy or says what is wrong.
+`mailer subscribers count`, `mailer stats --subscribers`, `mailer stats` and `stats --issue` of
+a finished send read a few small tables (the counters, the kept breakdowns); at a million
+readers what cost them most of a second was importing SQLAlchemy, SQLModel and every model.
+Through :func:`mailer.store.quick_read.read_if_current` the rows come from the standard
+library's :mod:`sqlite3` or from psycopg alone, with the same SQL texts the store's path runs
+(here, :mod:`mailer.reads.issue_sql`, :mod:`mailer.store.link_sql`), built into the same values
+(:mod:`mailer.issue_figures`). None means "take the full path" (no database, another schema
+revision, a send still running, a paused campaign, any driver error), which reads the same
+rows through SQLAlchemy or says what is wrong.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -30,7 +32,7 @@ from mailer.issue_figures import (
 )
 from mailer.reads import issue_sql
 from mailer.store.link_sql import LINK_FIGURES, link_figures_of
-from mailer.store.quick_read import read_if_current
+from mailer.store.quick_read import QuickConnection, read_if_current
 
 SUBSCRIBER_COUNTS = "SELECT status, n FROM subscriber_counts"
 # Every campaign with its counters (kept on write), newest issue first: the one query of
@@ -97,30 +99,31 @@ def subscriber_growth_quickly(database_url: str,
                               weeks: int | None) -> tuple[list[WeekGrowth], dict[str, int]] | None:
     """(:func:`~mailer.reads.subscriber_figures.subscriber_growth`, the counts by status) from a
     current SQLite file, in one read transaction; None for the caller to ask those functions."""
-    def read(connection: sqlite3.Connection) -> tuple[list[WeekGrowth], dict[str, int]]:
-        rows = (connection.execute(_GROWTH + " LIMIT ?", (weeks,)) if weeks
+    def read(connection: QuickConnection) -> tuple[list[WeekGrowth], dict[str, int]]:
+        rows = (connection.execute(_GROWTH + " LIMIT :weeks", {"weeks": weeks}) if weeks
                 else connection.execute(_GROWTH))
         return weeks_oldest_first(rows), every_status(connection.execute(SUBSCRIBER_COUNTS))
 
     return read_if_current(database_url, read)
 
 
-def _sqlite_time(value: str | None) -> datetime | None:
-    """A time as the models write it to SQLite ("YYYY-MM-DD HH:MM:SS.ffffff", UTC without an
-    offset), read back as they do (sqlmodel's UTCDateTime: aware, in UTC)."""
+def _utc(value: str | datetime | None) -> datetime | None:
+    """A time as the models read it back (sqlmodel's UTCDateTime: aware, in UTC), from what a
+    driver gives: SQLite's text ("YYYY-MM-DD HH:MM:SS.ffffff", UTC without an offset), or
+    psycopg's datetime."""
     if not value:
         return None
-    moment = datetime.fromisoformat(value)
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment.replace(tzinfo=UTC) if moment.utcoffset() is None else moment.astimezone(UTC)
 
 
-def _campaigns(connection: sqlite3.Connection, issue: int | None = None) -> list[CampaignStats]:
-    connection.row_factory = sqlite3.Row
+def _campaigns(connection: QuickConnection, issue: int | None = None) -> list[CampaignStats]:
     params = {"issue": issue} if issue is not None else {}
-    rows = [{**dict(row), **{name: _sqlite_time(row[name]) for name in CAMPAIGN_TIMES}}
-            for row in connection.execute(campaign_rows_sql(issue is not None), params)]
-    connection.row_factory = None
-    return [campaign_from_row(row) for row in rows]
+    cursor = connection.execute(campaign_rows_sql(issue is not None), params)
+    names = [column[0] for column in cursor.description]
+    rows = [dict(zip(names, row, strict=True)) for row in cursor]
+    return [campaign_from_row({**row, **{name: _utc(row[name]) for name in CAMPAIGN_TIMES}})
+            for row in rows]
 
 
 def campaigns_quickly(database_url: str) -> list[CampaignStats] | None:
@@ -133,13 +136,13 @@ def campaigns_quickly(database_url: str) -> list[CampaignStats] | None:
     return campaigns
 
 
-def _keys(connection: sqlite3.Connection, table: str, ids: list[int]) -> dict[int, tuple]:
+def _keys(connection: QuickConnection, table: str, ids: list[int]) -> dict[int, tuple]:
     sql, params = issue_sql.status_keys(table, ids)
     return {campaign_id: tuple(int(n) for n in key)
             for campaign_id, *key in connection.execute(sql, params)}
 
 
-def _issue(connection: sqlite3.Connection, number: int) -> IssueDetail | None:
+def _issue(connection: QuickConnection, number: int) -> IssueDetail | None:
     campaigns = _campaigns(connection, number)
     ids = [c.campaign_id for c in campaigns if c.campaign_id is not None]
     if not ids or any(c.status == CampaignStatus.PAUSED for c in campaigns):
@@ -148,7 +151,7 @@ def _issue(connection: sqlite3.Connection, number: int) -> IssueDetail | None:
     if any(cid not in kept or kept[cid] != counters.get(cid) for cid in ids):
         return None  # a send still running, or one not kept since its counters moved
     reasons_sql, reasons_params = issue_sql.bounce_reasons(ids, TOP_BOUNCE_REASONS)
-    domains_sql, domains_params = issue_sql.held_domains("sqlite", ids, TOP_DOMAINS)
+    domains_sql, domains_params = issue_sql.held_domains(connection.dialect, ids, TOP_DOMAINS)
     minutes_sql, minutes_params = issue_sql.kept_minutes(ids)
     return IssueDetail(
         summary=combine(campaigns),

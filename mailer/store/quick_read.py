@@ -1,21 +1,23 @@
-"""One quick read of a SQLite database with the standard library alone (issue 23 §B).
+"""One quick read of the database without SQLAlchemy (issue 23).
 
 ``mailer subscribers count`` reads a few counter rows; SQLAlchemy, SQLModel and the models take
-most of such a command's time just to import. :func:`read_if_current` opens the file read-only
-through :mod:`sqlite3` and runs the read when nothing needs saying: the file is there and at
-this mailer's schema head. In every other case (another back-end, no file, another revision,
-any SQLite error: damaged, busy past the timeout, unreadable) it answers None, and the caller
-takes the full path, which creates nothing for a read and says what is wrong, as before.
+most of such a command's time just to import. :func:`read_if_current` opens a SQLite file
+read-only through :mod:`sqlite3`, or a PostgreSQL database (``postgresql+psycopg://``) through
+psycopg in a read-only transaction, and runs the read when nothing needs saying: the database
+is there and at this mailer's schema head. In every other case (another back-end or driver, no
+file, another revision, any driver error: damaged, busy past the timeout, unreachable) it
+answers None, and the caller takes the full path, which creates nothing for a read and says
+what is wrong, as before.
 """
 
 from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Protocol, TypeVar
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -43,9 +45,20 @@ def head_from_files() -> str | None:
     return heads.pop() if len(heads) == 1 else None
 
 
-def read_if_current(url: str, read: Callable[[sqlite3.Connection], Result]) -> Result | None:
-    """``read(connection)`` on the SQLite file ``url`` names, opened read-only, when the file is
-    there and at the schema head; otherwise None (the caller's full path tells why)."""
+class QuickConnection(Protocol):
+    """What a quick read needs of a connection: sqlite3's, or :class:`_PostgresReader`'s."""
+
+    dialect: str
+
+    def execute(self, sql: str, parameters: Mapping | Sequence = ...) -> Any: ...
+
+
+def read_if_current(url: str, read: Callable[[Any], Result]) -> Result | None:
+    """``read(connection)`` on the database ``url`` names, read-only, when it is there and at
+    the schema head: a SQLite file through sqlite3, PostgreSQL through psycopg (parameters
+    written ``:name`` for both); otherwise None (the caller's full path tells why)."""
+    if _POSTGRES_URL.match(url):
+        return _read_postgres(url, read)
     path = _sqlite_file(url)
     if path is None:
         return None
@@ -58,11 +71,60 @@ def read_if_current(url: str, read: Callable[[sqlite3.Connection], Result]) -> R
         with connection:  # one read transaction: the revision and the figures agree
             if _revision(connection) != head_from_files():
                 return None
-            return read(connection)
+            return read(_Dialected(connection, "sqlite"))
     except sqlite3.Error:
         return None
     finally:
         connection.close()
+
+
+class _Dialected:
+    """sqlite3's connection, saying which SQL dialect it speaks."""
+
+    def __init__(self, connection: sqlite3.Connection, dialect: str) -> None:
+        self._connection, self.dialect = connection, dialect
+
+    def execute(self, sql: str, parameters: Mapping | Sequence = ()) -> Any:
+        return self._connection.execute(sql, parameters)
+
+
+# psycopg's URLs as SQLAlchemy writes them for it: the rest is libpq's own URI
+_POSTGRES_URL = re.compile(r"^postgresql\+psycopg://")
+_NAMED = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+POSTGRES_CONNECT_TIMEOUT_S = 5
+
+
+class _PostgresReader:
+    """A psycopg connection that takes the ``:name`` parameters sqlite3 and SQLAlchemy's
+    text() take (the SQL texts of the figures are shared; none holds a literal % or ::)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+
+    def execute(self, sql: str, parameters: Mapping | Sequence = ()) -> Any:
+        return self._connection.execute(_NAMED.sub(r"%(\1)s", sql), parameters or None)
+
+
+def _read_postgres(url: str, read: Callable[[Any], Result]) -> Result | None:
+    try:  # psycopg alone is a tenth of a second; SQLAlchemy and the models are not
+        import psycopg
+    except ImportError:
+        return None
+    try:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://", 1),
+                             connect_timeout=POSTGRES_CONNECT_TIMEOUT_S) as connection:
+            connection.read_only = True
+            with connection.transaction():  # one snapshot: the revision and the figures agree
+                cursor = connection.execute(
+                    "SELECT version_num FROM alembic_version")
+                rows = cursor.fetchall()
+                if len(rows) != 1 or rows[0][0] != head_from_files():
+                    return None
+                return read(_PostgresReader(connection))
+    except psycopg.Error:
+        return None
 
 
 def _sqlite_file(url: str) -> Path | None:
