@@ -326,8 +326,21 @@ def cost_breakdown(workdir: Path, rendered, count: int) -> dict:
     return {step: round(total / len(rows) * 1e6) for step, total in spent.items()}
 
 
+# Linux carries a process's peak RSS into the program it starts (fork copies the counter, exec
+# keeps it; see scale.py), so a child started from this process, hundreds of MB into the run,
+# would report our peak as its own. A few-MB interpreter forks it instead.
+SMALL_PARENT = """import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status = os.waitpid(pid, 0)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def measure_memory(args) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--memory-child",
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", SMALL_PARENT,
+                             sys.executable, __file__, "--memory-child",
                              "--memory-recipients", str(args.memory_recipients),
                              "--concurrency", str(args.concurrency)],
                             capture_output=True, text=True, cwd=ROOT, timeout=1800)
