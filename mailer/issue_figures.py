@@ -147,6 +147,11 @@ def time_buckets(minute_rows: list[tuple[str, int]]) -> list[TimeBucket]:
             for minute, n in minute_rows]
 
 
+def bounce_reasons_of(rows) -> list[BounceReason]:
+    """(bounce type, subtype, diagnostic, count) rows as the issue's bounce reasons."""
+    return [BounceReason(kind, subtype, diagnostic, int(n)) for kind, subtype, diagnostic, n in rows]
+
+
 def domain_figures(rows: list[tuple[str, dict[str, int]]]) -> list[DomainStats]:
     return [DomainStats(name, **counts) for name, counts in rows]
 
@@ -183,6 +188,6 @@ def combine(campaigns: list[CampaignStats]) -> CampaignStats:
 
 
 __all__ = ["COUNT_FIELDS", "RECIPIENT_COUNTS", "TOP_BOUNCE_REASONS", "TOP_DOMAINS",
-           "domain_figures", "time_buckets", "BounceReason", "CampaignStats", "DomainStats",
+           "bounce_reasons_of", "domain_figures", "time_buckets", "BounceReason", "CampaignStats", "DomainStats",
            "IssueDetail", "RecipientCounts", "TimeBucket", "campaign_from_row", "combine",
            "iso_utc"]

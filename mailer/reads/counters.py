@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from sqlmodel import col
 
 from mailer.store.models import CampaignCounts, SubscriberCounts, WeekCounts
-from mailer.reads.delivery_figures import COUNT_FIELDS, counted_campaign_stats
+from mailer.issue_figures import COUNT_FIELDS
+from mailer.reads.delivery_figures import counted_campaign_stats
 from mailer.reads.subscriber_figures import (
     GROWTH_COLUMNS,
     counted_subscriber_growth,

@@ -19,7 +19,6 @@ from sqlalchemy.sql.elements import ColumnElement
 from mailer.domain import BounceType, DeliveryStatus, SubscriberStatus
 from mailer.errors import StoreError
 from mailer.issue_figures import (
-    COUNT_FIELDS,
     RECIPIENT_COUNTS,
     BounceReason,
     CampaignStats,
@@ -29,6 +28,7 @@ from mailer.issue_figures import (
     TimeBucket,
     TOP_BOUNCE_REASONS,
     TOP_DOMAINS,
+    bounce_reasons_of,
     campaign_from_row,
     combine,
     domain_figures,
@@ -125,19 +125,8 @@ def counted_campaign_stats(session: Session,
         query = query.where(col(Campaign.issue_number) == issue_number)
     rows = session.execute(query).mappings().all()
     unsubscribed = _unsubscribed_after(session, [row["id"] for row in rows])
-    return [
-        CampaignStats(
-            campaign_id=row["id"],
-            issue_number=row["issue_number"],
-            subject=row["subject"],
-            status=str(row["status"]),
-            started_at=row["started_at"] or row["created_at"],
-            finished_at=row["finished_at"],
-            unsubscribed=unsubscribed.get(row["id"], 0),
-            **{name: int(row[name]) for name in COUNT_FIELDS if name != "unsubscribed"},
-        )
-        for row in rows
-    ]
+    return [campaign_from_row({**row, "unsubscribed": unsubscribed.get(row["id"], 0)})
+            for row in rows]
 
 
 # -- one issue in detail ----------------------------------------------------------------------
@@ -150,8 +139,7 @@ def bounce_reasons(session: Session, campaign_ids: list[int],
     if not campaign_ids:
         return []
     sql, params = issue_sql.bounce_reasons(campaign_ids, limit)
-    return [BounceReason(kind, subtype, diagnostic, int(n))
-            for kind, subtype, diagnostic, n in session.execute(text(sql), params)]
+    return bounce_reasons_of(session.execute(text(sql), params))
 
 
 def domain_stats(session: Session, campaign_ids: list[int],

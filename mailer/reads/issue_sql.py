@@ -48,13 +48,26 @@ def status_keys(table: str, ids: list[int]) -> tuple[str, dict]:
             f"WHERE campaign_id IN ({marks})"), params
 
 
+def key_rows(rows) -> dict[int, tuple[int, ...]]:
+    """:func:`status_keys`' rows as campaign id -> its key."""
+    return {campaign_id: tuple(int(n) for n in key) for campaign_id, *key in rows}
+
+
+def holding(ids: list[int], counters: dict[int, tuple[int, ...]],
+            kept: dict[int, tuple[int, ...]]) -> set[int]:
+    """Those of ``ids`` whose kept breakdowns hold: kept at the key their counters show now
+    (a campaign without rows has no counter row yet: all zeros)."""
+    nothing = (0,) * len(STATUS_KEY)
+    return {cid for cid in ids if kept.get(cid) == counters.get(cid, nothing)}
+
+
 def bounce_reasons(ids: list[int], limit: int) -> tuple[str, dict]:
     """The bounce events' reasons over the campaigns' deliveries, most frequent first."""
     marks, params = id_list(ids)
     return ("SELECT e.bounce_type, e.bounce_subtype, e.diagnostic, count(e.id) AS n "
             "FROM delivery_event e JOIN delivery d ON d.id = e.delivery_id "
             f"WHERE d.campaign_id IN ({marks}) AND e.kind = :bounce "
-            "AND lower(d.email) NOT LIKE :simulator "
+            f"AND {NOT_SIMULATOR.replace('email', 'd.email')} "
             "GROUP BY e.bounce_type, e.bounce_subtype, e.diagnostic "
             "ORDER BY n DESC, e.bounce_type, e.bounce_subtype LIMIT :limit"), {
         **params, "bounce": EventKind.BOUNCE.value, "simulator": SIMULATOR_PATTERN,
@@ -113,6 +126,6 @@ def kept_minutes(ids: list[int]) -> tuple[str, dict]:
             "GROUP BY minute ORDER BY minute"), params
 
 
-__all__ = ["DOMAIN_COUNTS", "add_up_domains", "add_up_minutes", "HARD_BOUNCE", "MARKED", "NOT_SIMULATOR", "SIMULATOR_PATTERN",
-           "STATUS_KEY", "bounce_reasons", "held_domains", "id_list", "kept_minutes",
-           "status_keys"]
+__all__ = ["DOMAIN_COUNTS", "HARD_BOUNCE", "MARKED", "NOT_SIMULATOR", "SIMULATOR_PATTERN",
+           "STATUS_KEY", "add_up_domains", "add_up_minutes", "bounce_reasons", "held_domains",
+           "holding", "id_list", "kept_minutes", "key_rows", "status_keys"]

@@ -22,9 +22,9 @@ from mailer.issue_figures import (
     COUNT_FIELDS,
     TOP_BOUNCE_REASONS,
     TOP_DOMAINS,
-    BounceReason,
     CampaignStats,
     IssueDetail,
+    bounce_reasons_of,
     campaign_from_row,
     combine,
     domain_figures,
@@ -136,10 +136,8 @@ def campaigns_quickly(database_url: str) -> list[CampaignStats] | None:
     return campaigns
 
 
-def _keys(connection: QuickConnection, table: str, ids: list[int]) -> dict[int, tuple]:
-    sql, params = issue_sql.status_keys(table, ids)
-    return {campaign_id: tuple(int(n) for n in key)
-            for campaign_id, *key in connection.execute(sql, params)}
+def _keys(connection: QuickConnection, table: str, ids: list[int]) -> dict[int, tuple[int, ...]]:
+    return issue_sql.key_rows(connection.execute(*issue_sql.status_keys(table, ids)))
 
 
 def _issue(connection: QuickConnection, number: int) -> IssueDetail | None:
@@ -148,7 +146,7 @@ def _issue(connection: QuickConnection, number: int) -> IssueDetail | None:
     if not ids or any(c.status == CampaignStatus.PAUSED for c in campaigns):
         return None  # no such issue (the store's path says so), or a pause to explain
     counters, kept = _keys(connection, "campaign_counts", ids), _keys(connection, "send_figures", ids)
-    if any(cid not in kept or kept[cid] != counters.get(cid) for cid in ids):
+    if issue_sql.holding(ids, counters, kept) != set(ids):
         return None  # a send still running, or one not kept since its counters moved
     reasons_sql, reasons_params = issue_sql.bounce_reasons(ids, TOP_BOUNCE_REASONS)
     domains_sql, domains_params = issue_sql.held_domains(connection.dialect, ids, TOP_DOMAINS)
@@ -156,8 +154,7 @@ def _issue(connection: QuickConnection, number: int) -> IssueDetail | None:
     return IssueDetail(
         summary=combine(campaigns),
         campaigns=campaigns,
-        bounce_reasons=[BounceReason(kind, subtype, diagnostic, int(n)) for kind, subtype, diagnostic, n
-                        in connection.execute(reasons_sql, reasons_params)],
+        bounce_reasons=bounce_reasons_of(connection.execute(reasons_sql, reasons_params)),
         domains=domain_figures(issue_sql.add_up_domains(
             connection.execute(domains_sql, domains_params), TOP_DOMAINS)),
         timeline=time_buckets(issue_sql.add_up_minutes(

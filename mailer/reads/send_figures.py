@@ -46,10 +46,8 @@ def hard_bounce() -> ColumnElement[bool]:
 
 
 def _keys(session: Session, table, campaign_ids: list[int]) -> dict[int, tuple[int, ...]]:
-    columns = [getattr(table, name) for name in STATUS_KEY]
-    rows = session.execute(select(col(table.campaign_id), *columns)
-                           .where(col(table.campaign_id).in_(campaign_ids)))
-    return {campaign_id: tuple(int(n) for n in counts) for campaign_id, *counts in rows}
+    return issue_sql.key_rows(_text_rows(session, issue_sql.status_keys(table.__tablename__,
+                                                                        campaign_ids)))
 
 
 def _finished(key: tuple[int, ...]) -> bool:
@@ -64,11 +62,11 @@ def held_campaigns(session: Session, campaign_ids: list[int]) -> set[int]:
     if not campaign_ids:
         return set()
     now, kept = _keys(session, CampaignCounts, campaign_ids), _keys(session, SendFigures, campaign_ids)
+    held = issue_sql.holding(campaign_ids, now, kept)
     nothing = (0,) * len(STATUS_KEY)  # a campaign without rows has no counter row yet
-    held = set()
     for campaign_id in campaign_ids:
         key = now.get(campaign_id, nothing)
-        if kept.get(campaign_id) == key or (_finished(key) and keep(session, campaign_id, key)):
+        if campaign_id not in held and _finished(key) and keep(session, campaign_id, key):
             held.add(campaign_id)
     return held
 

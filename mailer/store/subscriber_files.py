@@ -21,7 +21,7 @@ from sqlmodel import Session, col
 from mailer.addresses import normalise_address, shorten
 from mailer.audience_files import bounded_lines, data_rows, scan_lines
 from mailer.domain import SubscriberStatus, address_key, utcnow
-from mailer.errors import InvalidAddress, StoreError, SubscriberError
+from mailer.errors import InvalidAddress, SubscriberError
 from mailer.read_ahead import read_ahead
 from mailer.store.forgotten import forget_keys, remember_forgotten, secret_or_configured
 from mailer.store.import_seen import SeenAddresses
@@ -369,27 +369,18 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
     width = len(columns)
     # The driver's cursor on the session's connection: the same transaction, no result
     # processing (a driver error still rolls the session back when it ends).
-    if dialect.name == "postgresql":
-        # psycopg's RawCursor takes PostgreSQL's own $1, $2 … as they are: its usual cursor
-        # parses every %s of a statement in Python, and a statement of 500 rows × 11 columns
-        # is too long for its cache (200,000 rows: 13.8 s of a 29 s import, cProfile)
-        from psycopg import Connection as PsycopgConnection
-        from psycopg import RawCursor
-
-        driver = connection.connection.driver_connection
-        if not isinstance(driver, PsycopgConnection):
-            raise StoreError("PostgreSQL is reached through psycopg 3 (postgresql+psycopg://)")
-        cursor: Any = RawCursor(driver)
-
+    cursor: Any = _psycopg_raw_cursor(connection.connection.driver_connection)
+    if cursor is not None:
         def rows_of(count: int) -> str:
             return ", ".join("(" + ", ".join(f"${row * width + column + 1}"
                                              for column in range(width)) + ")"
                              for row in range(count))
-    else:
+    else:  # sqlite3, or another PostgreSQL driver: the driver's own parameter style
         cursor = connection.connection.cursor()
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
 
         def rows_of(count: int) -> str:
-            return ", ".join(["(" + ", ".join(["?"] * width) + ")"] * count)
+            return ", ".join(["(" + ", ".join([mark] * width) + ")"] * count)
     try:
         # Multi-row statements even with nothing returned. PostgreSQL: the counters'
         # statement-level triggers (migration 0016) run once per batch, not once per row.
@@ -408,6 +399,18 @@ def insert_rows(session: Session, table: Table, rows: list[dict], *,
         return found
     finally:
         cursor.close()
+
+
+def _psycopg_raw_cursor(driver: object) -> Any:
+    """psycopg's RawCursor on ``driver`` when it is a psycopg 3 connection, else None. It takes
+    PostgreSQL's own $1, $2 … as they are: psycopg's usual cursor parses every %s of a
+    statement in Python, and one of 500 rows × 11 columns is too long for its cache (200,000
+    rows: 13.8 s of a 29 s import, cProfile)."""
+    if type(driver).__module__.split(".", 1)[0] != "psycopg":
+        return None
+    from psycopg import Connection, RawCursor
+
+    return RawCursor(driver) if isinstance(driver, Connection) else None
 
 
 def _bound(column: list, processor: Callable | None) -> list:
